@@ -1,0 +1,40 @@
+# vfio-migd: everything a user types. Each target installs what is missing first.
+#   make demo    simulated migration demo
+#   make check   every test: normal build (warnings are errors), then ASan+UBSan
+BUILD      ?= build
+BUILD_SAN  ?= build-sanitize
+MESON_OPTS ?= -Dwerror=true
+
+.PHONY: all deps build demo check check-unit check-sanitize format format-check clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	$(BUILD)/tools/vfio-migd-demo
+
+check: deps
+	bash scripts/run-tests.sh
+
+check-unit: build
+	meson test -C $(BUILD) --print-errorlogs
+
+check-sanitize: deps
+	bash scripts/run-tests.sh --sanitize-only
+
+format: deps
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+format-check: deps
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

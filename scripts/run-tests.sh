@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every test of vfio-migd: formatting, the normal build (warnings are
+# errors), then the whole suite again under AddressSanitizer + UBSan.
+# Ends with one line "N passed, M failed" counting every test case of every run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+BUILD_SAN=${BUILD_SAN:-build-sanitize}
+sanitize_only=0
+[ "${1:-}" = "--sanitize-only" ] && sanitize_only=1
+
+passed=0
+failed=0
+status=0
+
+# Adds the TAP results of one meson run to the totals; a test binary that
+# crashed before printing its plan counts as one failure.
+count_run() {
+	local log="$1/meson-logs/testlog.json"
+	local counts
+	if [ ! -f "$log" ]; then
+		failed=$((failed + 1))
+		return
+	fi
+	counts=$(python3 scripts/tap-summary.py "$log") || counts="0 1"
+	passed=$((passed + ${counts% *}))
+	failed=$((failed + ${counts#* }))
+}
+
+run_suite() {
+	local dir="$1"
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" -Dwerror=true "$@" || { failed=$((failed + 1)); status=1; return; }
+	fi
+	if ! ninja -C "$dir"; then
+		failed=$((failed + 1))
+		status=1
+		return
+	fi
+	meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+	count_run "$dir"
+}
+
+if [ "$sanitize_only" -eq 0 ]; then
+	echo "== clang-format"
+	if git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror; then
+		passed=$((passed + 1))
+	else
+		echo "clang-format: files differ from .clang-format (run 'make format')"
+		failed=$((failed + 1))
+		status=1
+	fi
+	echo "== tests (werror build)"
+	run_suite "$BUILD"
+fi
+
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+run_suite "$BUILD_SAN" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ] || status=1
+exit "$status"
