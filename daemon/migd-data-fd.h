@@ -32,14 +32,15 @@ typedef struct {
 } MigdDataFdOps;
 
 typedef enum {
-	MIGD_DATA_FD_SAVE,   /* opened by RUNNING->PRE_COPY, RUNNING_P2P->PRE_COPY_P2P or STOP->STOP_COPY */
+	MIGD_DATA_FD_SAVE,   /* opened by RUNNING->PRE_COPY, RUNNING_P2P->PRE_COPY_P2P or
+				STOP->STOP_COPY */
 	MIGD_DATA_FD_RESUME, /* opened by STOP->RESUMING */
 } MigdDataFdDirection;
 
 typedef enum {
-	MIGD_DATA_READ_DATA,     /* *n_read > 0 bytes were read */
+	MIGD_DATA_READ_DATA,	 /* *n_read > 0 bytes were read */
 	MIGD_DATA_READ_TEMP_END, /* PRE_COPY: nothing more for now (ENOMSG or 0) */
-	MIGD_DATA_READ_END,      /* STOP_COPY: the whole device state has been read */
+	MIGD_DATA_READ_END,	 /* STOP_COPY: the whole device state has been read */
 } MigdDataReadStatus;
 
 typedef struct _MigdDataFd MigdDataFd;
@@ -48,15 +49,11 @@ typedef struct _MigdDataFd MigdDataFd;
  * Takes ownership of @fd. @ops NULL means the kernel's syscalls; @destroy is
  * called on @user_data after the fd is closed.
  */
-MigdDataFd *
-migd_data_fd_new(gint fd, MigdDataFdDirection direction, const MigdDataFdOps *ops,
-		 gpointer user_data, GDestroyNotify destroy);
-void
-migd_data_fd_free(MigdDataFd *self);
-gint
-migd_data_fd_get_fd(MigdDataFd *self);
-MigdDataFdDirection
-migd_data_fd_get_direction(MigdDataFd *self);
+MigdDataFd *migd_data_fd_new(gint fd, MigdDataFdDirection direction, const MigdDataFdOps *ops,
+			     gpointer user_data, GDestroyNotify destroy);
+void migd_data_fd_free(MigdDataFd *self);
+gint migd_data_fd_get_fd(MigdDataFd *self);
+MigdDataFdDirection migd_data_fd_get_direction(MigdDataFd *self);
 
 /*
  * One read of up to @len bytes in device state @phase (PRE_COPY, PRE_COPY_P2P or
@@ -66,19 +63,17 @@ migd_data_fd_get_direction(MigdDataFd *self);
  * in STOP_COPY (which the uAPI forbids) with MIGD_ERROR_PROTOCOL; any other
  * errno with MIGD_KERNEL_ERROR.
  */
-gboolean
-migd_data_fd_read_chunk(MigdDataFd *self, MigdState phase, void *buf, gsize len, gsize *n_read,
-			MigdDataReadStatus *status, GCancellable *cancellable, GError **error);
+gboolean migd_data_fd_read_chunk(MigdDataFd *self, MigdState phase, void *buf, gsize len,
+				 gsize *n_read, MigdDataReadStatus *status,
+				 GCancellable *cancellable, GError **error);
 
 /* writes all of @buf: resumes after partial writes, retries EINTR, waits on EAGAIN */
-gboolean
-migd_data_fd_write_all(MigdDataFd *self, const void *buf, gsize len, GCancellable *cancellable,
-		       GError **error);
+gboolean migd_data_fd_write_all(MigdDataFd *self, const void *buf, gsize len,
+				GCancellable *cancellable, GError **error);
 
 /* VFIO_MIG_GET_PRECOPY_INFO (PRE_COPY states only; elsewhere drivers answer EINVAL) */
-gboolean
-migd_data_fd_get_precopy_info(MigdDataFd *self, guint64 *initial_bytes, guint64 *dirty_bytes,
-			      GError **error);
+gboolean migd_data_fd_get_precopy_info(MigdDataFd *self, guint64 *initial_bytes,
+				       guint64 *dirty_bytes, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdDataFd, migd_data_fd_free)
 

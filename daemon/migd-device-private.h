@@ -9,7 +9,6 @@
 G_BEGIN_DECLS
 
 /* plans from @cur to @target and walks it, with no recovery on failure */
-gboolean
-migd_device_walk_to(MigdDevice *self, MigdState cur, MigdState target, GError **error);
+gboolean migd_device_walk_to(MigdDevice *self, MigdState cur, MigdState target, GError **error);
 
 G_END_DECLS

@@ -49,9 +49,9 @@ migd_recovery_action_to_string(MigdRecoveryAction action)
 	}
 }
 
-static void
-migd_recovery_report_set(MigdRecoveryReport *report, MigdRecoveryAction action,
-			 MigdState final_state, const gchar *fmt, ...) G_GNUC_PRINTF(4, 5);
+static void migd_recovery_report_set(MigdRecoveryReport *report, MigdRecoveryAction action,
+				     MigdState final_state, const gchar *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
 
 static void
 migd_recovery_report_set(MigdRecoveryReport *report, MigdRecoveryAction action,

@@ -104,7 +104,8 @@ migd_device_ensure_flags(MigdDevice *self, guint32 *flags, GError **error)
 	*flags = migd_device_get_mig_flags(self);
 	if ((*flags & MIGD_MIG_FLAG_STOP_COPY) == 0) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
-			    "%s: device does not support VFIO migration", migd_device_get_name(self));
+			    "%s: device does not support VFIO migration",
+			    migd_device_get_name(self));
 		return FALSE;
 	}
 	return TRUE;
@@ -174,8 +175,7 @@ migd_device_run_arc(MigdDevice *self, MigdState cur, MigdState next, MigdDataFd 
 }
 
 gboolean
-migd_device_set_state_arc(MigdDevice *self, MigdState next, MigdDataFd **data_fd,
-			  GError **error)
+migd_device_set_state_arc(MigdDevice *self, MigdState next, MigdDataFd **data_fd, GError **error)
 {
 	guint32 flags = 0;
 	MigdState cur = MIGD_STATE_ERROR;
@@ -188,9 +188,8 @@ migd_device_set_state_arc(MigdDevice *self, MigdState next, MigdDataFd **data_fd
 	if (!migd_device_get_state(self, &cur, error))
 		return FALSE;
 	if (cur == next) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s: already in %s", migd_device_get_name(self),
-			    migd_state_to_string(cur));
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: already in %s",
+			    migd_device_get_name(self), migd_state_to_string(cur));
 		return FALSE;
 	}
 	if (!migd_fsm_next_step(flags, cur, next, &step, error)) {
@@ -302,11 +301,11 @@ migd_device_transition(MigdDevice *self, MigdState target, MigdState recover_sta
 					   migd_state_to_string(target), error_recover->message);
 		return FALSE;
 	}
-	g_propagate_prefixed_error(error, g_steal_pointer(&error_local),
-				   "transition to %s failed (%s, now %s): ",
-				   migd_state_to_string(target),
-				   migd_recovery_action_to_string(report->action),
-				   migd_state_to_string(report->final_state));
+	g_propagate_prefixed_error(
+	    error, g_steal_pointer(&error_local),
+	    "transition to %s failed (%s, now %s): ", migd_state_to_string(target),
+	    migd_recovery_action_to_string(report->action),
+	    migd_state_to_string(report->final_state));
 	return FALSE;
 }
 
@@ -353,8 +352,8 @@ migd_device_dma_logging_stop(MigdDevice *self, GError **error)
 }
 
 gboolean
-migd_device_dma_logging_report(MigdDevice *self, guint64 iova, guint64 length,
-			       guint64 page_size, guint64 *bitmap, GError **error)
+migd_device_dma_logging_report(MigdDevice *self, guint64 iova, guint64 length, guint64 page_size,
+			       guint64 *bitmap, GError **error)
 {
 	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
 	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
@@ -436,8 +435,8 @@ migd_device_class_init(MigdDeviceClass *klass)
 	object_class->set_property = migd_device_set_property;
 	object_class->finalize = migd_device_finalize;
 
-	migd_device_props[PROP_NAME] =
-	    g_param_spec_string("name", NULL, NULL, NULL,
-				G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+	migd_device_props[PROP_NAME] = g_param_spec_string(
+	    "name", NULL, NULL, NULL,
+	    G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 	g_object_class_install_properties(object_class, PROP_LAST, migd_device_props);
 }

@@ -13,12 +13,12 @@ G_BEGIN_DECLS
 
 /* What one probe of a device found. */
 typedef struct {
-	gboolean migration;        /* VFIO_DEVICE_FEATURE_MIGRATION answered */
-	guint32 mig_flags;         /* its VFIO_MIGRATION_* flags */
-	gboolean dma_logging;      /* PROBE of DMA_LOGGING_START|SET succeeded */
-	gboolean low_power;        /* PROBE of LOW_POWER_ENTRY|SET succeeded */
+	gboolean migration;	   /* VFIO_DEVICE_FEATURE_MIGRATION answered */
+	guint32 mig_flags;	   /* its VFIO_MIGRATION_* flags */
+	gboolean dma_logging;	   /* PROBE of DMA_LOGGING_START|SET succeeded */
+	gboolean low_power;	   /* PROBE of LOW_POWER_ENTRY|SET succeeded */
 	gboolean low_power_wakeup; /* PROBE of LOW_POWER_ENTRY_WITH_WAKEUP|SET succeeded */
-	gboolean mig_data_size;    /* MIG_DATA_SIZE answered */
+	gboolean mig_data_size;	   /* MIG_DATA_SIZE answered */
 	guint64 stop_copy_length;  /* ... with this estimate */
 } MigdDeviceFeatures;
 
@@ -46,8 +46,8 @@ struct _MigdDeviceClass {
 	gboolean (*get_data_size)(MigdDevice *self, guint64 *stop_copy_length, GError **error);
 	gboolean (*reset)(MigdDevice *self, GError **error);
 	/* *page_size in: the hint; out: what the driver chose */
-	gboolean (*dma_logging_start)(MigdDevice *self, const MigdIovaRange *ranges,
-				      guint n_ranges, guint64 *page_size, GError **error);
+	gboolean (*dma_logging_start)(MigdDevice *self, const MigdIovaRange *ranges, guint n_ranges,
+				      guint64 *page_size, GError **error);
 	gboolean (*dma_logging_stop)(MigdDevice *self, GError **error);
 	/* sets bits in @bitmap (host-endian u64 words, bit n = iova + n * page_size) */
 	gboolean (*dma_logging_report)(MigdDevice *self, guint64 iova, guint64 length,
@@ -61,16 +61,16 @@ struct _MigdDeviceClass {
 
 /* What the recovery policy did after a failed SET. */
 typedef enum {
-	MIGD_RECOVERY_NONE,         /* the SET succeeded, nothing to recover */
+	MIGD_RECOVERY_NONE,	    /* the SET succeeded, nothing to recover */
 	MIGD_RECOVERY_ALREADY_SAFE, /* the device was already in the recover state */
 	MIGD_RECOVERY_RECOVERED,    /* a transition to the recover state succeeded */
-	MIGD_RECOVERY_RESET,        /* VFIO_DEVICE_RESET brought it back to RUNNING */
-	MIGD_RECOVERY_FAILED,       /* even reset failed, or left it elsewhere: loud */
+	MIGD_RECOVERY_RESET,	    /* VFIO_DEVICE_RESET brought it back to RUNNING */
+	MIGD_RECOVERY_FAILED,	    /* even reset failed, or left it elsewhere: loud */
 } MigdRecoveryAction;
 
 typedef struct {
-	MigdState requested;       /* the target of the failed transition */
-	MigdState failed_from;     /* the arc that failed */
+	MigdState requested;   /* the target of the failed transition */
+	MigdState failed_from; /* the arc that failed */
 	MigdState failed_to;
 	MigdState state_read_back; /* GET after the failure (the SET only echoes) */
 	MigdState recover_target;
@@ -80,35 +80,26 @@ typedef struct {
 } MigdRecoveryReport;
 
 /* a report must start zeroed: g_auto(MigdRecoveryReport) report = {0}; */
-void
-migd_recovery_report_clear(MigdRecoveryReport *report);
+void migd_recovery_report_clear(MigdRecoveryReport *report);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigdRecoveryReport, migd_recovery_report_clear)
-const gchar *
-migd_recovery_action_to_string(MigdRecoveryAction action);
+const gchar *migd_recovery_action_to_string(MigdRecoveryAction action);
 
-const gchar *
-migd_device_get_name(MigdDevice *self);
-void
-migd_device_set_name(MigdDevice *self, const gchar *name);
+const gchar *migd_device_get_name(MigdDevice *self);
+void migd_device_set_name(MigdDevice *self, const gchar *name);
 
 /* probes once and caches; later calls return the cached answer */
-gboolean
-migd_device_probe(MigdDevice *self, GError **error);
-const MigdDeviceFeatures *
-migd_device_get_features(MigdDevice *self);
-guint32
-migd_device_get_mig_flags(MigdDevice *self);
+gboolean migd_device_probe(MigdDevice *self, GError **error);
+const MigdDeviceFeatures *migd_device_get_features(MigdDevice *self);
+guint32 migd_device_get_mig_flags(MigdDevice *self);
 
-gboolean
-migd_device_get_state(MigdDevice *self, MigdState *state, GError **error);
+gboolean migd_device_get_state(MigdDevice *self, MigdState *state, GError **error);
 
 /*
  * One real arc: refused unless the planner agrees @next is the next step from
  * the device's current state. Returns the data fd the kernel handed out (if any).
  */
-gboolean
-migd_device_set_state_arc(MigdDevice *self, MigdState next, MigdDataFd **data_fd,
-			  GError **error);
+gboolean migd_device_set_state_arc(MigdDevice *self, MigdState next, MigdDataFd **data_fd,
+				   GError **error);
 
 /*
  * Walks the planned path to @target one arc at a time, reading the state first.
@@ -116,9 +107,8 @@ migd_device_set_state_arc(MigdDevice *self, MigdState next, MigdDataFd **data_fd
  * policy towards @recover_state (MIGD_STATE_ERROR: reset directly), fills
  * @report (may be NULL) and fails with the original error, prefixed.
  */
-gboolean
-migd_device_transition(MigdDevice *self, MigdState target, MigdState recover_state,
-		       MigdDataFd **data_fd, MigdRecoveryReport *report, GError **error);
+gboolean migd_device_transition(MigdDevice *self, MigdState target, MigdState recover_state,
+				MigdDataFd **data_fd, MigdRecoveryReport *report, GError **error);
 
 /*
  * The recovery policy on its own: GET the real state; if it is not
@@ -126,25 +116,17 @@ migd_device_transition(MigdDevice *self, MigdState target, MigdState recover_sta
  * VFIO_DEVICE_RESET and check for RUNNING. Returns FALSE only when the device
  * could not be brought back (MIGD_ERROR_RECOVERY_FAILED).
  */
-gboolean
-migd_device_recover(MigdDevice *self, MigdState recover_state, MigdRecoveryReport *report,
-		    GError **error);
+gboolean migd_device_recover(MigdDevice *self, MigdState recover_state, MigdRecoveryReport *report,
+			     GError **error);
 
-gboolean
-migd_device_get_data_size(MigdDevice *self, guint64 *stop_copy_length, GError **error);
-gboolean
-migd_device_reset(MigdDevice *self, GError **error);
-gboolean
-migd_device_dma_logging_start(MigdDevice *self, const MigdIovaRange *ranges, guint n_ranges,
-			      guint64 *page_size, GError **error);
-gboolean
-migd_device_dma_logging_stop(MigdDevice *self, GError **error);
-gboolean
-migd_device_dma_logging_report(MigdDevice *self, guint64 iova, guint64 length,
-			       guint64 page_size, guint64 *bitmap, GError **error);
-gboolean
-migd_device_low_power_entry(MigdDevice *self, gint wakeup_eventfd, GError **error);
-gboolean
-migd_device_low_power_exit(MigdDevice *self, GError **error);
+gboolean migd_device_get_data_size(MigdDevice *self, guint64 *stop_copy_length, GError **error);
+gboolean migd_device_reset(MigdDevice *self, GError **error);
+gboolean migd_device_dma_logging_start(MigdDevice *self, const MigdIovaRange *ranges,
+				       guint n_ranges, guint64 *page_size, GError **error);
+gboolean migd_device_dma_logging_stop(MigdDevice *self, GError **error);
+gboolean migd_device_dma_logging_report(MigdDevice *self, guint64 iova, guint64 length,
+					guint64 page_size, guint64 *bitmap, GError **error);
+gboolean migd_device_low_power_entry(MigdDevice *self, gint wakeup_eventfd, GError **error);
+gboolean migd_device_low_power_exit(MigdDevice *self, GError **error);
 
 G_END_DECLS

@@ -15,25 +15,23 @@ G_BEGIN_DECLS
 #define MIGD_ERROR (migd_error_quark())
 
 typedef enum {
-	MIGD_ERROR_FAILED,           /* generic, with a message */
+	MIGD_ERROR_FAILED,	     /* generic, with a message */
 	MIGD_ERROR_INVALID_ARGUMENT, /* bad input from a caller, a config file or a peer */
 	MIGD_ERROR_NOT_SUPPORTED,    /* the device or kernel lacks the feature */
-	MIGD_ERROR_REFUSED_ARC,      /* the planner refuses this transition */
-	MIGD_ERROR_DEVICE_GONE,      /* ENODEV / hot-unplug */
+	MIGD_ERROR_REFUSED_ARC,	     /* the planner refuses this transition */
+	MIGD_ERROR_DEVICE_GONE,	     /* ENODEV / hot-unplug */
 	MIGD_ERROR_SESSION_ENDED,    /* the data fd was disabled by the driver */
 	MIGD_ERROR_DEVICE_ERROR,     /* the device is in the ERROR state */
 	MIGD_ERROR_RECOVERY_FAILED,  /* even reset did not bring the device back */
-	MIGD_ERROR_BUSY,             /* another operation owns the device */
+	MIGD_ERROR_BUSY,	     /* another operation owns the device */
 	MIGD_ERROR_TIMED_OUT,
 	MIGD_ERROR_CANCELLED,
 	MIGD_ERROR_PROTOCOL, /* malformed or unexpected data from a peer or device */
 	MIGD_ERROR_LAST,
 } MigdError;
 
-GQuark
-migd_error_quark(void);
-const gchar *
-migd_error_to_dbus_name(MigdError code);
+GQuark migd_error_quark(void);
+const gchar *migd_error_to_dbus_name(MigdError code);
 
 /*
  * MIGD_KERNEL_ERROR: a call into the kernel (or the simulator standing in for
@@ -42,13 +40,11 @@ migd_error_to_dbus_name(MigdError code);
  */
 #define MIGD_KERNEL_ERROR (migd_kernel_error_quark())
 
-GQuark
-migd_kernel_error_quark(void);
+GQuark migd_kernel_error_quark(void);
 
 /* sets MIGD_KERNEL_ERROR with code @errnum and "@what: strerror" */
-void
-migd_set_errno_error(GError **error, gint errnum, const gchar *what_fmt, ...) G_GNUC_PRINTF(3, 4);
-gboolean
-migd_error_matches_errno(const GError *error, gint errnum);
+void migd_set_errno_error(GError **error, gint errnum, const gchar *what_fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+gboolean migd_error_matches_errno(const GError *error, gint errnum);
 
 G_END_DECLS

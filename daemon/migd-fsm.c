@@ -116,8 +116,7 @@ migd_fsm_check_endpoints(guint32 flags, MigdState cur, MigdState target, GError 
 }
 
 gboolean
-migd_fsm_next_step(guint32 flags, MigdState cur, MigdState target, MigdState *next,
-		   GError **error)
+migd_fsm_next_step(guint32 flags, MigdState cur, MigdState target, MigdState *next, GError **error)
 {
 	MigdState step;
 
@@ -135,9 +134,8 @@ migd_fsm_next_step(guint32 flags, MigdState cur, MigdState target, MigdState *ne
 	while (step != MIGD_STATE_ERROR && !migd_fsm_state_supported(flags, step))
 		step = migd_fsm_table[step][target];
 	if (step == MIGD_STATE_ERROR) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_REFUSED_ARC,
-			    "no path from %s to %s", migd_state_to_string(cur),
-			    migd_state_to_string(target));
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_REFUSED_ARC, "no path from %s to %s",
+			    migd_state_to_string(cur), migd_state_to_string(target));
 		return FALSE;
 	}
 	*next = step;

@@ -8,14 +8,10 @@
 #include "migd-state.h"
 
 static const gchar *const migd_state_names[MIGD_STATE_NR] = {
-    [MIGD_STATE_ERROR] = "ERROR",
-    [MIGD_STATE_STOP] = "STOP",
-    [MIGD_STATE_RUNNING] = "RUNNING",
-    [MIGD_STATE_STOP_COPY] = "STOP_COPY",
-    [MIGD_STATE_RESUMING] = "RESUMING",
-    [MIGD_STATE_RUNNING_P2P] = "RUNNING_P2P",
-    [MIGD_STATE_PRE_COPY] = "PRE_COPY",
-    [MIGD_STATE_PRE_COPY_P2P] = "PRE_COPY_P2P",
+    [MIGD_STATE_ERROR] = "ERROR",	[MIGD_STATE_STOP] = "STOP",
+    [MIGD_STATE_RUNNING] = "RUNNING",	[MIGD_STATE_STOP_COPY] = "STOP_COPY",
+    [MIGD_STATE_RESUMING] = "RESUMING", [MIGD_STATE_RUNNING_P2P] = "RUNNING_P2P",
+    [MIGD_STATE_PRE_COPY] = "PRE_COPY", [MIGD_STATE_PRE_COPY_P2P] = "PRE_COPY_P2P",
 };
 
 gboolean
@@ -50,10 +46,11 @@ migd_state_from_string(const gchar *str, MigdState *state, GError **error)
 			return TRUE;
 		}
 	}
-	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-		    "unknown device state '%s' (expected one of STOP, RUNNING, STOP_COPY, RESUMING, "
-		    "RUNNING_P2P, PRE_COPY, PRE_COPY_P2P)",
-		    str);
+	g_set_error(
+	    error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+	    "unknown device state '%s' (expected one of STOP, RUNNING, STOP_COPY, RESUMING, "
+	    "RUNNING_P2P, PRE_COPY, PRE_COPY_P2P)",
+	    str);
 	return FALSE;
 }
 

@@ -31,18 +31,13 @@ typedef enum {
 #define MIGD_MIG_FLAGS_KNOWN (MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_P2P | MIGD_MIG_FLAG_PRE_COPY)
 
 /* "RUNNING", "PRE_COPY_P2P", ...; "INVALID" for out-of-range values */
-const gchar *
-migd_state_to_string(MigdState state);
+const gchar *migd_state_to_string(MigdState state);
 /* accepts the names above, case-insensitively, with or without a "VFIO_DEVICE_STATE_" prefix */
-gboolean
-migd_state_from_string(const gchar *str, MigdState *state, GError **error);
-gboolean
-migd_state_is_valid(guint value);
+gboolean migd_state_from_string(const gchar *str, MigdState *state, GError **error);
+gboolean migd_state_is_valid(guint value);
 /* PRE_COPY, PRE_COPY_P2P or STOP_COPY: the states that share one save session */
-gboolean
-migd_state_is_saving(MigdState state);
+gboolean migd_state_is_saving(MigdState state);
 /* "STOP_COPY|P2P|PRE_COPY" */
-gchar *
-migd_mig_flags_to_string(guint32 flags);
+gchar *migd_mig_flags_to_string(guint32 flags);
 
 G_END_DECLS

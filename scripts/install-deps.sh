@@ -8,7 +8,7 @@ PACKAGES=(
   libglib2.0-dev libglib2.0-bin
   libprotobuf-c-dev protobuf-c-compiler
   libsystemd-dev libvirt-dev libcmocka-dev
-  clang-format
+  clang-format valgrind python3
 )
 
 missing=()

@@ -17,9 +17,10 @@ status=0
 # Adds the TAP results of one meson run to the totals; a test binary that
 # crashed before printing its plan counts as one failure.
 count_run() {
-	local log="$1/meson-logs/testlog.json"
-	local counts
-	if [ ! -f "$log" ]; then
+	local log counts
+	# meson appends the wrapper's name to a --logbase (valgrind -> valgrind-valgrind.json)
+	log=$(ls -t "$1/meson-logs/${2:-testlog}"*.json 2>/dev/null | head -n 1)
+	if [ -z "$log" ] || [ ! -f "$log" ]; then
 		failed=$((failed + 1))
 		return
 	fi
@@ -54,6 +55,17 @@ if [ "$sanitize_only" -eq 0 ]; then
 	fi
 	echo "== tests (werror build)"
 	run_suite "$BUILD"
+
+	# valgrind where it is cheap: the core suite, single-threaded and fast
+	echo "== core tests under valgrind"
+	if meson test -C "$BUILD" --suite core --print-errorlogs \
+		--wrapper 'valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite' \
+		--logbase valgrind; then
+		:
+	else
+		status=1
+	fi
+	count_run "$BUILD" valgrind
 fi
 
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -20,14 +20,14 @@
 #include "migd-fsm.h"
 
 typedef enum {
-	FAKE_FAIL_STAY,     /* the arc fails, state unchanged (mlx5: last state reached) */
+	FAKE_FAIL_STAY,	    /* the arc fails, state unchanged (mlx5: last state reached) */
 	FAKE_FAIL_TO_ERROR, /* the arc fails and the device lands in ERROR */
 } FakeFailMode;
 
 typedef enum {
-	FAKE_RESET_OK,      /* reset -> RUNNING */
-	FAKE_RESET_EIO,     /* the ioctl fails */
-	FAKE_RESET_NO_FSM,  /* the ioctl succeeds but the FSM stays put (hisi_acc quirk) */
+	FAKE_RESET_OK,	   /* reset -> RUNNING */
+	FAKE_RESET_EIO,	   /* the ioctl fails */
+	FAKE_RESET_NO_FSM, /* the ioctl succeeds but the FSM stays put (hisi_acc quirk) */
 } FakeResetMode;
 
 #define MIGD_TYPE_FAKE_DEVICE (migd_fake_device_get_type())
@@ -42,9 +42,9 @@ struct _MigdFakeDevice {
 	FakeFailMode fail_mode[4];
 	guint n_fail;
 	FakeResetMode reset_mode;
-	gboolean gone;          /* ENODEV on everything */
+	gboolean gone;		/* ENODEV on everything */
 	gboolean fd_everywhere; /* return a data fd on every arc (driver bug) */
-	gboolean never_fd;      /* never return a data fd (driver bug) */
+	gboolean never_fd;	/* never return a data fd (driver bug) */
 };
 
 G_DEFINE_TYPE(MigdFakeDevice, migd_fake_device, MIGD_TYPE_DEVICE)
@@ -101,10 +101,9 @@ fake_set_state(MigdDevice *device, MigdState state, MigdDataFd **data_fd, GError
 	    (self->fd_everywhere || migd_fsm_arc_opens_session(self->state, state))) {
 		assert_int_equal(pipe(fds), 0);
 		close(fds[1]);
-		*data_fd = migd_data_fd_new(fds[0],
-					    state == MIGD_STATE_RESUMING ? MIGD_DATA_FD_RESUME
-									 : MIGD_DATA_FD_SAVE,
-					    NULL, NULL, NULL);
+		*data_fd = migd_data_fd_new(
+		    fds[0], state == MIGD_STATE_RESUMING ? MIGD_DATA_FD_RESUME : MIGD_DATA_FD_SAVE,
+		    NULL, NULL, NULL);
 	}
 	self->state = state;
 	return TRUE;
@@ -239,8 +238,8 @@ test_error_state_resets(void **state)
 static void
 test_reset_that_does_not_reset_is_loud(void **state)
 {
-	g_autoptr(MigdFakeDevice) dev = fake_new(MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_PRE_COPY,
-						 MIGD_STATE_PRE_COPY);
+	g_autoptr(MigdFakeDevice) dev =
+	    fake_new(MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_PRE_COPY, MIGD_STATE_PRE_COPY);
 	g_auto(MigdRecoveryReport) report = {0};
 	g_autoptr(GError) error = NULL;
 
@@ -312,8 +311,8 @@ test_no_recover_state_resets(void **state)
 	g_autoptr(GError) error = NULL;
 
 	fake_fail(dev, MIGD_STATE_RESUMING, MIGD_STATE_STOP, EINVAL, FAKE_FAIL_STAY);
-	assert_true(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_RESUMING,
-					   MIGD_STATE_ERROR, NULL, NULL, NULL));
+	assert_true(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_RESUMING, MIGD_STATE_ERROR,
+					   NULL, NULL, NULL));
 	/* a bad stream on the destination: abort RESUMING by reset, as the uAPI says */
 	assert_false(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_STOP, MIGD_STATE_ERROR,
 					    NULL, &report, &error));
@@ -351,8 +350,8 @@ test_refused_plans_touch_nothing(void **state)
 	assert_false(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_PRE_COPY,
 					    MIGD_STATE_RUNNING, NULL, NULL, &e1));
 	assert_true(g_error_matches(e1, MIGD_ERROR, MIGD_ERROR_REFUSED_ARC));
-	assert_false(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_ERROR,
-					    MIGD_STATE_RUNNING, NULL, NULL, &e2));
+	assert_false(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_ERROR, MIGD_STATE_RUNNING,
+					    NULL, NULL, &e2));
 	assert_true(g_error_matches(e2, MIGD_ERROR, MIGD_ERROR_REFUSED_ARC));
 	assert_string_equal(dev->log->str, "");
 	assert_int_equal(dev->state, MIGD_STATE_STOP_COPY);
@@ -362,8 +361,8 @@ test_refused_plans_touch_nothing(void **state)
 	assert_true(g_error_matches(e3, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
 	assert_string_equal(hisi->log->str, "");
 
-	assert_false(migd_device_transition(MIGD_DEVICE(none), MIGD_STATE_STOP,
-					    MIGD_STATE_RUNNING, NULL, NULL, &e4));
+	assert_false(migd_device_transition(MIGD_DEVICE(none), MIGD_STATE_STOP, MIGD_STATE_RUNNING,
+					    NULL, NULL, &e4));
 	assert_true(g_error_matches(e4, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
 }
 
@@ -381,8 +380,7 @@ test_single_arc_api(void **state)
 	assert_non_null(strstr(e1->message, "RUNNING_P2P"));
 	assert_true(migd_device_set_state_arc(MIGD_DEVICE(dev), MIGD_STATE_PRE_COPY, &fd, NULL));
 	assert_non_null(fd);
-	assert_false(
-	    migd_device_set_state_arc(MIGD_DEVICE(dev), MIGD_STATE_PRE_COPY, NULL, &e2));
+	assert_false(migd_device_set_state_arc(MIGD_DEVICE(dev), MIGD_STATE_PRE_COPY, NULL, &e2));
 	assert_true(g_error_matches(e2, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 	assert_string_equal(dev->log->str, "RU>PC ");
 }
@@ -397,8 +395,8 @@ test_data_fd_out_of_sync(void **state)
 	g_auto(MigdRecoveryReport) report = {0};
 
 	dev->fd_everywhere = TRUE;
-	assert_false(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_STOP,
-					    MIGD_STATE_RUNNING, NULL, &report, &e1));
+	assert_false(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_STOP, MIGD_STATE_RUNNING,
+					    NULL, &report, &e1));
 	assert_true(g_error_matches(e1, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
 	assert_non_null(strstr(e1->message, "unexpected data fd"));
 	assert_int_equal(report.final_state, MIGD_STATE_RUNNING);

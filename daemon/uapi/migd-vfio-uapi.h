@@ -34,9 +34,9 @@
  * enum vfio_device_mig_state in 6.1 stops at RUNNING_P2P (5); the values are
  * ABI, so the later states are defined by number rather than by enum member.
  */
-#define MIGD_VFIO_DEVICE_STATE_PRE_COPY     6
+#define MIGD_VFIO_DEVICE_STATE_PRE_COPY	    6
 #define MIGD_VFIO_DEVICE_STATE_PRE_COPY_P2P 7
-#define MIGD_VFIO_DEVICE_STATE_NR           8
+#define MIGD_VFIO_DEVICE_STATE_NR	    8
 
 #ifndef VFIO_MIG_GET_PRECOPY_INFO
 struct vfio_precopy_info {
@@ -115,7 +115,7 @@ struct iommu_hwpt_alloc {
 #endif
 
 #ifndef IOMMU_HWPT_SET_DIRTY_TRACKING
-#define IOMMU_HWPT_ALLOC_DIRTY_TRACKING (1 << 1)
+#define IOMMU_HWPT_ALLOC_DIRTY_TRACKING	 (1 << 1)
 #define IOMMU_HWPT_DIRTY_TRACKING_ENABLE 1
 struct iommu_hwpt_set_dirty_tracking {
 	__u32 size;
@@ -167,15 +167,15 @@ _Static_assert(VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP == 7, "feature index");
 _Static_assert(VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT == 8, "feature index");
 _Static_assert(VFIO_DEVICE_FEATURE_MIG_DATA_SIZE == 9, "feature index");
 _Static_assert(VFIO_DEVICE_FEATURE_GET == (1 << 16) && VFIO_DEVICE_FEATURE_SET == (1 << 17) &&
-		       VFIO_DEVICE_FEATURE_PROBE == (1 << 18),
+		   VFIO_DEVICE_FEATURE_PROBE == (1 << 18),
 	       "feature flags");
 _Static_assert(VFIO_MIGRATION_STOP_COPY == 1 && VFIO_MIGRATION_P2P == 2 &&
-		       VFIO_MIGRATION_PRE_COPY == 4,
+		   VFIO_MIGRATION_PRE_COPY == 4,
 	       "migration flags");
 
 _Static_assert(VFIO_DEVICE_STATE_ERROR == 0 && VFIO_DEVICE_STATE_STOP == 1 &&
-		       VFIO_DEVICE_STATE_RUNNING == 2 && VFIO_DEVICE_STATE_STOP_COPY == 3 &&
-		       VFIO_DEVICE_STATE_RESUMING == 4 && VFIO_DEVICE_STATE_RUNNING_P2P == 5,
+		   VFIO_DEVICE_STATE_RUNNING == 2 && VFIO_DEVICE_STATE_STOP_COPY == 3 &&
+		   VFIO_DEVICE_STATE_RESUMING == 4 && VFIO_DEVICE_STATE_RUNNING_P2P == 5,
 	       "device states");
 
 _Static_assert(sizeof(struct vfio_device_feature) == 8, "vfio_device_feature");

@@ -1,0 +1,46 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-device.h"
+
+G_BEGIN_DECLS
+
+/*
+ * The real backend: each MigdDevice vfunc is one ioctl on a VFIO device fd.
+ * Kernel errors are MIGD_KERNEL_ERROR (code = errno, message names the ioctl,
+ * the feature and the device), except ENODEV, which is MIGD_ERROR_DEVICE_GONE.
+ */
+#define MIGD_TYPE_KERNEL_DEVICE (migd_kernel_device_get_type())
+G_DECLARE_FINAL_TYPE(MigdKernelDevice, migd_kernel_device, MIGD, KERNEL_DEVICE, MigdDevice)
+
+/* @device_name: a PCI address (0000:3b:00.1) or an mdev UUID; opened via its IOMMU group */
+MigdKernelDevice *migd_kernel_device_open_group(const gchar *device_name, GError **error);
+/* the same with /sys and /dev replaced by @sysfs_root and @dev_root (NULL: the real ones) */
+MigdKernelDevice *migd_kernel_device_open_group_full(const gchar *device_name,
+						     const gchar *sysfs_root, const gchar *dev_root,
+						     GError **error);
+
+/* a PCI device through /dev/vfio/devices/vfioX bound to a new iommufd and IOAS (6.6+) */
+MigdKernelDevice *migd_kernel_device_open_cdev(const gchar *device_name, GError **error);
+MigdKernelDevice *migd_kernel_device_open_cdev_full(const gchar *device_name,
+						    const gchar *sysfs_root, const gchar *dev_root,
+						    GError **error);
+
+/*
+ * Takes over a device fd opened by someone else (e.g. a VMM, over SCM_RIGHTS).
+ * Always takes ownership of @device_fd: on failure it has been closed.
+ */
+MigdKernelDevice *migd_kernel_device_adopt_fd(gint device_fd, const gchar *name, GError **error);
+
+gint migd_kernel_device_get_fd(MigdKernelDevice *self);
+/* -1 unless opened with open_cdev */
+gint migd_kernel_device_get_iommufd(MigdKernelDevice *self);
+/* the iommufd ids (0 unless opened with open_cdev) */
+guint32 migd_kernel_device_get_dev_id(MigdKernelDevice *self);
+guint32 migd_kernel_device_get_ioas_id(MigdKernelDevice *self);
+guint32 migd_kernel_device_get_hwpt_id(MigdKernelDevice *self);
+
+G_END_DECLS

@@ -1,0 +1,325 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Getting a VFIO device fd from the kernel: the legacy group + type1 container
+ * path, and the device cdev bound to an iommufd (6.6+). Both are exclusive, so
+ * this only works when vfio-migd owns the device (not while a VMM has it open).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "migd-error.h"
+#include "migd-kernel-open.h"
+#include "uapi/migd-vfio-uapi.h"
+
+/* offsetofend(struct vfio_device_attach_iommufd_pt, pt_id): accepted by 6.6 .. 6.19 */
+#define MIGD_VFIO_ATTACH_IOMMUFD_PT_MINSZ 12u
+
+void
+migd_close_fd(gint *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+void
+migd_kernel_handles_init(MigdKernelHandles *handles)
+{
+	memset(handles, 0, sizeof(*handles));
+	handles->device_fd = -1;
+	handles->container_fd = -1;
+	handles->group_fd = -1;
+	handles->iommufd = -1;
+}
+
+void
+migd_kernel_handles_clear(MigdKernelHandles *handles)
+{
+	migd_close_fd(&handles->device_fd);
+	migd_close_fd(&handles->group_fd);
+	migd_close_fd(&handles->container_fd);
+	migd_close_fd(&handles->iommufd);
+	migd_kernel_handles_init(handles);
+}
+
+/* the name ends up in paths: refuse anything that could walk out of sysfs */
+static gboolean
+migd_kernel_check_name(const gchar *device_name, GError **error)
+{
+	if (device_name == NULL || device_name[0] == '\0' || strchr(device_name, '/') != NULL ||
+	    g_strcmp0(device_name, ".") == 0 || g_strcmp0(device_name, "..") == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "invalid VFIO device name '%s'",
+			    device_name != NULL ? device_name : "(null)");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_kernel_open_path(const gchar *path, const gchar *hint, gint *fd, GError **error)
+{
+	*fd = open(path, O_RDWR | O_CLOEXEC);
+	if (*fd < 0) {
+		gint errsv = errno;
+		migd_set_errno_error(error, errsv, "open(%s)%s", path, hint != NULL ? hint : "");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* @arg is a pointer or a small integer, as each ioctl wants */
+static gboolean
+migd_kernel_ioctl(gint fd, gulong request, gulong arg, const gchar *what, const gchar *device_name,
+		  gint *ret, GError **error)
+{
+	gint rc;
+
+	do {
+		rc = ioctl(fd, request, arg);
+	} while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		gint errsv = errno;
+		if (errsv == ENODEV) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_DEVICE_GONE, "%s on %s: %s", what,
+				    device_name, g_strerror(errsv));
+			return FALSE;
+		}
+		migd_set_errno_error(error, errsv, "%s on %s", what, device_name);
+		return FALSE;
+	}
+	if (ret != NULL)
+		*ret = rc;
+	return TRUE;
+}
+
+/* /sys/bus/{pci,mdev}/devices/<name>/iommu_group -> ../../kernel/iommu_groups/<N> */
+static gchar *
+migd_kernel_find_group(const gchar *sysfs_root, const gchar *device_name, GError **error)
+{
+	const gchar *buses[] = {"pci", "mdev"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(buses); i++) {
+		g_autofree gchar *dev_dir =
+		    g_build_filename(sysfs_root, "bus", buses[i], "devices", device_name, NULL);
+		g_autofree gchar *link = NULL;
+		g_autofree gchar *target = NULL;
+		g_autofree gchar *group = NULL;
+		g_autoptr(GError) error_local = NULL;
+
+		if (!g_file_test(dev_dir, G_FILE_TEST_IS_DIR))
+			continue;
+		link = g_build_filename(dev_dir, "iommu_group", NULL);
+		target = g_file_read_link(link, &error_local);
+		if (target == NULL) {
+			/* no IOMMU, or IOMMU off: VFIO cannot isolate this device */
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+				    "%s has no IOMMU group (%s: %s); is the IOMMU enabled?",
+				    device_name, link, error_local->message);
+			return NULL;
+		}
+		group = g_path_get_basename(target);
+		for (const gchar *p = group; *p != '\0'; p++) {
+			if (!g_ascii_isdigit(*p)) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+					    "%s: unexpected IOMMU group '%s'", device_name, group);
+				return NULL;
+			}
+		}
+		return g_steal_pointer(&group);
+	}
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+		    "no PCI device or mdev named %s under %s/bus", device_name, sysfs_root);
+	return NULL;
+}
+
+static gboolean
+migd_kernel_setup_group(const gchar *dev_root, const gchar *device_name, const gchar *group,
+			MigdKernelHandles *h, GError **error)
+{
+	g_autofree gchar *container_path = g_build_filename(dev_root, "vfio", "vfio", NULL);
+	g_autofree gchar *group_path = g_build_filename(dev_root, "vfio", group, NULL);
+	struct vfio_group_status status = {.argsz = sizeof(status)};
+	gint version = -1;
+	gint has_type1v2 = 0;
+	gint device_fd = -1;
+
+	if (!migd_kernel_open_path(container_path, " (is vfio loaded?)", &h->container_fd, error))
+		return FALSE;
+	if (!migd_kernel_ioctl(h->container_fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION",
+			       device_name, &version, error))
+		return FALSE;
+	if (version != VFIO_API_VERSION) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "VFIO API version %d, expected %d", version, VFIO_API_VERSION);
+		return FALSE;
+	}
+	if (!migd_kernel_ioctl(h->container_fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU,
+			       "VFIO_CHECK_EXTENSION(VFIO_TYPE1v2_IOMMU)", device_name,
+			       &has_type1v2, error))
+		return FALSE;
+	if (has_type1v2 <= 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "%s: the VFIO container does not support VFIO_TYPE1v2_IOMMU",
+			    device_name);
+		return FALSE;
+	}
+	/* EBUSY here usually means a VMM already owns the group */
+	if (!migd_kernel_open_path(group_path, NULL, &h->group_fd, error))
+		return FALSE;
+	if (!migd_kernel_ioctl(h->group_fd, VFIO_GROUP_GET_STATUS, (gulong)&status,
+			       "VFIO_GROUP_GET_STATUS", device_name, NULL, error))
+		return FALSE;
+	if ((status.flags & VFIO_GROUP_FLAGS_VIABLE) == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "IOMMU group %s of %s is not viable: bind every device in it to "
+			    "vfio-pci (or unbind it)",
+			    group, device_name);
+		return FALSE;
+	}
+	if (!migd_kernel_ioctl(h->group_fd, VFIO_GROUP_SET_CONTAINER, (gulong)&h->container_fd,
+			       "VFIO_GROUP_SET_CONTAINER", device_name, NULL, error))
+		return FALSE;
+	if (!migd_kernel_ioctl(h->container_fd, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU,
+			       "VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", device_name, NULL, error))
+		return FALSE;
+	if (!migd_kernel_ioctl(h->group_fd, VFIO_GROUP_GET_DEVICE_FD, (gulong)device_name,
+			       "VFIO_GROUP_GET_DEVICE_FD", device_name, &device_fd, error))
+		return FALSE;
+	h->device_fd = device_fd;
+	return TRUE;
+}
+
+gboolean
+migd_kernel_open_group(const gchar *sysfs_root, const gchar *dev_root, const gchar *device_name,
+		       MigdKernelHandles *handles, GError **error)
+{
+	MigdKernelHandles h;
+	g_autofree gchar *group = NULL;
+
+	g_return_val_if_fail(handles != NULL, FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+	migd_kernel_handles_init(handles);
+	if (!migd_kernel_check_name(device_name, error))
+		return FALSE;
+	if (sysfs_root == NULL)
+		sysfs_root = MIGD_KERNEL_SYSFS_ROOT;
+	if (dev_root == NULL)
+		dev_root = MIGD_KERNEL_DEV_ROOT;
+	group = migd_kernel_find_group(sysfs_root, device_name, error);
+	if (group == NULL)
+		return FALSE;
+	migd_kernel_handles_init(&h);
+	if (!migd_kernel_setup_group(dev_root, device_name, group, &h, error)) {
+		migd_kernel_handles_clear(&h);
+		return FALSE;
+	}
+	g_debug("%s: opened through IOMMU group %s", device_name, group);
+	*handles = h;
+	return TRUE;
+}
+
+/* /sys/bus/pci/devices/<name>/vfio-dev/vfioX: present with CONFIG_VFIO_DEVICE_CDEV */
+static gchar *
+migd_kernel_find_cdev(const gchar *sysfs_root, const gchar *device_name, GError **error)
+{
+	g_autofree gchar *dir_path =
+	    g_build_filename(sysfs_root, "bus", "pci", "devices", device_name, "vfio-dev", NULL);
+	g_autoptr(GDir) dir = NULL;
+	g_autoptr(GError) error_local = NULL;
+	const gchar *entry;
+
+	dir = g_dir_open(dir_path, 0, &error_local);
+	if (dir == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "%s has no VFIO device cdev (%s); needs Linux 6.6+ with "
+			    "CONFIG_VFIO_DEVICE_CDEV and a vfio driver bound",
+			    device_name, error_local->message);
+		return NULL;
+	}
+	while ((entry = g_dir_read_name(dir)) != NULL) {
+		if (g_str_has_prefix(entry, "vfio") && strlen(entry) > 4)
+			return g_strdup(entry);
+	}
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED, "%s: %s holds no vfioX entry",
+		    device_name, dir_path);
+	return NULL;
+}
+
+static gboolean
+migd_kernel_setup_cdev(const gchar *dev_root, const gchar *device_name, const gchar *cdev,
+		       MigdKernelHandles *h, GError **error)
+{
+	g_autofree gchar *cdev_path = g_build_filename(dev_root, "vfio", "devices", cdev, NULL);
+	g_autofree gchar *iommu_path = g_build_filename(dev_root, "iommu", NULL);
+	struct vfio_device_bind_iommufd bind = {0};
+	struct iommu_ioas_alloc ioas = {.size = sizeof(ioas)};
+	struct vfio_device_attach_iommufd_pt attach = {0};
+
+	if (!migd_kernel_open_path(cdev_path, NULL, &h->device_fd, error))
+		return FALSE;
+	if (!migd_kernel_open_path(iommu_path, " (is iommufd loaded?)", &h->iommufd, error))
+		return FALSE;
+
+	/* minsz, not sizeof: 6.18 grew the struct, older kernels want exactly 16 */
+	bind.argsz = MIGD_VFIO_BIND_IOMMUFD_MINSZ;
+	bind.iommufd = h->iommufd;
+	if (!migd_kernel_ioctl(h->device_fd, VFIO_DEVICE_BIND_IOMMUFD, (gulong)&bind,
+			       "VFIO_DEVICE_BIND_IOMMUFD", device_name, NULL, error))
+		return FALSE;
+	h->dev_id = bind.out_devid;
+
+	if (!migd_kernel_ioctl(h->iommufd, IOMMU_IOAS_ALLOC, (gulong)&ioas, "IOMMU_IOAS_ALLOC",
+			       device_name, NULL, error))
+		return FALSE;
+	h->ioas_id = ioas.out_ioas_id;
+
+	attach.argsz = MIGD_VFIO_ATTACH_IOMMUFD_PT_MINSZ;
+	attach.pt_id = h->ioas_id;
+	if (!migd_kernel_ioctl(h->device_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, (gulong)&attach,
+			       "VFIO_DEVICE_ATTACH_IOMMUFD_PT", device_name, NULL, error))
+		return FALSE;
+	/* attaching an IOAS makes the kernel pick a HWPT and return its id */
+	h->hwpt_id = attach.pt_id;
+	return TRUE;
+}
+
+gboolean
+migd_kernel_open_cdev(const gchar *sysfs_root, const gchar *dev_root, const gchar *device_name,
+		      MigdKernelHandles *handles, GError **error)
+{
+	MigdKernelHandles h;
+	g_autofree gchar *cdev = NULL;
+
+	g_return_val_if_fail(handles != NULL, FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+	migd_kernel_handles_init(handles);
+	if (!migd_kernel_check_name(device_name, error))
+		return FALSE;
+	if (sysfs_root == NULL)
+		sysfs_root = MIGD_KERNEL_SYSFS_ROOT;
+	if (dev_root == NULL)
+		dev_root = MIGD_KERNEL_DEV_ROOT;
+	cdev = migd_kernel_find_cdev(sysfs_root, device_name, error);
+	if (cdev == NULL)
+		return FALSE;
+	migd_kernel_handles_init(&h);
+	if (!migd_kernel_setup_cdev(dev_root, device_name, cdev, &h, error)) {
+		migd_kernel_handles_clear(&h);
+		return FALSE;
+	}
+	g_debug("%s: opened %s, iommufd dev_id %u, IOAS %u, HWPT %u", device_name, cdev, h.dev_id,
+		h.ioas_id, h.hwpt_id);
+	*handles = h;
+	return TRUE;
+}

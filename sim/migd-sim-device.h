@@ -1,0 +1,47 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-device.h"
+#include "migd-sim-config.h"
+
+G_BEGIN_DECLS
+
+/*
+ * A MigdDevice backend that behaves like one of the kernel's variant drivers
+ * (mlx5, hisi_acc, mtty, pds), for the demo and the tests.
+ */
+#define MIGD_TYPE_SIM_DEVICE (migd_sim_device_get_type())
+G_DECLARE_FINAL_TYPE(MigdSimDevice, migd_sim_device, MIGD, SIM_DEVICE, MigdDevice)
+
+MigdSimDevice *migd_sim_device_new(const MigdSimConfig *config, GError **error);
+/* migd_sim_config_new_from_string() + migd_sim_device_new() */
+MigdSimDevice *migd_sim_device_new_from_string(const gchar *spec, GError **error);
+
+const MigdSimConfig *migd_sim_device_get_config(MigdSimDevice *self);
+/*
+ * the size of the device's internal state (what STOP_COPY streams, payload
+ * only); an mlx5 destination takes the size of the image it loaded
+ */
+guint64 migd_sim_device_get_state_size(MigdSimDevice *self);
+
+/*
+ * A 64-bit digest of the device's internal state, O(state / 4096) memory. Equal
+ * on a source (after STOP_COPY) and a destination (after RESUMING -> STOP) iff
+ * the destination loaded exactly the source's state.
+ */
+guint64 migd_sim_device_get_state_digest(MigdSimDevice *self);
+
+/*
+ * The guest uses the device: changes @n units of internal state (mlx5: pages,
+ * tracked as dirty in PRE_COPY; mtty: UART registers; hisi_acc/pds: registers).
+ */
+void migd_sim_device_touch_state(MigdSimDevice *self, guint64 n_units);
+/* the device DMA-writes @bytes of guest memory following its dma_pattern; returns writes */
+guint64 migd_sim_device_dma_write(MigdSimDevice *self, guint64 bytes);
+/* a host access wakes the device from low power (signals a wakeup eventfd) */
+void migd_sim_device_wake(MigdSimDevice *self);
+
+G_END_DECLS

@@ -1,0 +1,165 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The paged device state behind the mlx5 profile (a device image of GiBs).
+ */
+#include "config.h"
+
+#include "migd-sim-pages.h"
+#include "migd-sim-prng.h"
+
+#define BIT_WORD(n) ((n) / 64)
+#define BIT_MASK(n) (1ull << ((n) % 64))
+
+MigdSimPages *
+migd_sim_pages_new(guint64 size, guint64 seed)
+{
+	MigdSimPages *self = g_new0(MigdSimPages, 1);
+	guint64 words;
+
+	self->size = size;
+	self->n_pages = (size + MIGD_SIM_PAGE_SIZE - 1) / MIGD_SIM_PAGE_SIZE;
+	words = (self->n_pages + 63) / 64;
+	self->keys = g_new(guint64, self->n_pages);
+	self->hashes = g_new0(guint64, self->n_pages);
+	self->hash_valid = g_new0(guint64, words);
+	self->dirty = g_new0(guint64, words);
+	self->seed = seed;
+	self->rng = seed ^ 0x70616765735f7267ull;
+	for (guint64 p = 0; p < self->n_pages; p++)
+		self->keys[p] = migd_sim_mix64(seed ^ migd_sim_mix64(p));
+	return self;
+}
+
+void
+migd_sim_pages_free(MigdSimPages *self)
+{
+	if (self == NULL)
+		return;
+	g_free(self->keys);
+	g_free(self->hashes);
+	g_free(self->hash_valid);
+	g_free(self->dirty);
+	g_free(self);
+}
+
+gsize
+migd_sim_pages_page_len(guint64 state_size, guint64 page)
+{
+	guint64 off = page * MIGD_SIM_PAGE_SIZE;
+
+	if (off >= state_size)
+		return 0;
+	return (gsize)MIN((guint64)MIGD_SIM_PAGE_SIZE, state_size - off);
+}
+
+void
+migd_sim_pages_touch(MigdSimPages *self, guint64 n)
+{
+	for (guint64 i = 0; i < n; i++) {
+		guint64 p = migd_sim_prng_next(&self->rng) % self->n_pages;
+
+		self->keys[p] = migd_sim_mix64(self->keys[p] ^ ++self->generation);
+		self->hash_valid[BIT_WORD(p)] &= ~BIT_MASK(p);
+		if ((self->dirty[BIT_WORD(p)] & BIT_MASK(p)) == 0) {
+			self->dirty[BIT_WORD(p)] |= BIT_MASK(p);
+			self->n_dirty++;
+		}
+	}
+}
+
+void
+migd_sim_pages_resize(MigdSimPages *self, guint64 size)
+{
+	guint64 old_pages = self->n_pages;
+	guint64 keep;
+	guint64 words;
+	guint64 *valid;
+
+	self->size = size;
+	self->n_pages = (size + MIGD_SIM_PAGE_SIZE - 1) / MIGD_SIM_PAGE_SIZE;
+	words = (self->n_pages + 63) / 64;
+	self->keys = g_renew(guint64, self->keys, self->n_pages);
+	self->hashes = g_renew(guint64, self->hashes, self->n_pages);
+	/* loaded hashes stay, except where the last page's length may have changed */
+	keep = MIN(old_pages, self->n_pages);
+	keep = keep > 0 ? keep - 1 : 0;
+	valid = g_new0(guint64, words);
+	for (guint64 p = 0; p < keep; p++)
+		valid[BIT_WORD(p)] |= self->hash_valid[BIT_WORD(p)] & BIT_MASK(p);
+	g_free(self->hash_valid);
+	self->hash_valid = valid;
+	g_free(self->dirty);
+	self->dirty = g_new0(guint64, words);
+	self->n_dirty = 0;
+	for (guint64 p = old_pages; p < self->n_pages; p++)
+		self->keys[p] = migd_sim_mix64(self->seed ^ migd_sim_mix64(p));
+}
+
+void
+migd_sim_pages_clear_dirty(MigdSimPages *self)
+{
+	memset(self->dirty, 0, ((self->n_pages + 63) / 64) * sizeof(guint64));
+	self->n_dirty = 0;
+}
+
+GArray *
+migd_sim_pages_snapshot(MigdSimPages *self, gboolean dirty_only)
+{
+	GArray *entries = g_array_sized_new(FALSE, FALSE, sizeof(MigdSimPageEntry),
+					    (guint)(dirty_only ? self->n_dirty : self->n_pages));
+
+	for (guint64 p = 0; p < self->n_pages; p++) {
+		MigdSimPageEntry e = {.page = p, .key = self->keys[p]};
+		if (dirty_only) {
+			/* skip 64 clean pages at a time */
+			if (p % 64 == 0 && self->dirty[BIT_WORD(p)] == 0) {
+				p += 63;
+				continue;
+			}
+			if ((self->dirty[BIT_WORD(p)] & BIT_MASK(p)) == 0)
+				continue;
+		}
+		g_array_append_val(entries, e);
+	}
+	migd_sim_pages_clear_dirty(self);
+	return entries;
+}
+
+gboolean
+migd_sim_pages_load(MigdSimPages *self, guint64 page, guint64 key, guint64 content_hash)
+{
+	if (page >= self->n_pages)
+		return FALSE;
+	self->keys[page] = key;
+	self->hashes[page] = content_hash;
+	self->hash_valid[BIT_WORD(page)] |= BIT_MASK(page);
+	return TRUE;
+}
+
+guint64
+migd_sim_pages_content_hash(const void *content, gsize len)
+{
+	return migd_sim_hash(content, len, 0x636f6e74656e74ull);
+}
+
+guint64
+migd_sim_pages_digest(MigdSimPages *self)
+{
+	guint64 scratch[MIGD_SIM_PAGE_SIZE / 8];
+	guint64 digest = migd_sim_mix64(self->size);
+
+	for (guint64 p = 0; p < self->n_pages; p++) {
+		/* a source page's content is its key's stream: hash it once, then cache */
+		if ((self->hash_valid[BIT_WORD(p)] & BIT_MASK(p)) == 0) {
+			gsize len = migd_sim_pages_page_len(self->size, p);
+			migd_sim_fill_bytes(self->keys[p], 0, scratch, len);
+			self->hashes[p] = migd_sim_pages_content_hash(scratch, len);
+			self->hash_valid[BIT_WORD(p)] |= BIT_MASK(p);
+		}
+		digest = migd_sim_mix64(digest ^ self->keys[p]);
+		digest = migd_sim_mix64(digest ^ self->hashes[p]);
+	}
+	return digest;
+}

@@ -1,0 +1,55 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define MIGD_SIM_PAGE_SIZE 4096u
+
+/*
+ * A device state of up to GiBs without holding it: page p's content is the
+ * seeded stream of keys[p] (migd_sim_fill_bytes), so memory is O(pages). A
+ * destination remembers the key it was sent and the hash of the bytes it got.
+ */
+typedef struct {
+	guint64 size;
+	guint64 n_pages;
+	guint64 *keys;
+	guint64 *hashes;     /* content hash, valid where hash_valid is set */
+	guint64 *hash_valid; /* bitmap */
+	guint64 *dirty;	     /* bitmap: changed since the last snapshot */
+	guint64 n_dirty;
+	guint64 seed;
+	guint64 rng;
+	guint64 generation; /* bumped on each touch, so keys never repeat */
+} MigdSimPages;
+
+typedef struct {
+	guint64 page;
+	guint64 key;
+} MigdSimPageEntry;
+
+MigdSimPages *migd_sim_pages_new(guint64 size, guint64 seed);
+void migd_sim_pages_free(MigdSimPages *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdSimPages, migd_sim_pages_free)
+
+/* bytes in page @page (the last one may be short) */
+gsize migd_sim_pages_page_len(guint64 state_size, guint64 page);
+/* the guest changed @n random pages: new keys, marked dirty */
+void migd_sim_pages_touch(MigdSimPages *self, guint64 n);
+void migd_sim_pages_clear_dirty(MigdSimPages *self);
+/* a loaded image of another size: new pages get seeded content, dirty bits clear */
+void migd_sim_pages_resize(MigdSimPages *self, guint64 size);
+/* (page, key) of every page, or of the dirty ones; clears the dirty bits taken */
+GArray *migd_sim_pages_snapshot(MigdSimPages *self, gboolean dirty_only);
+/* a destination loaded @page: FALSE when @page is out of range */
+gboolean migd_sim_pages_load(MigdSimPages *self, guint64 page, guint64 key, guint64 content_hash);
+/* hash of @len bytes of page content */
+guint64 migd_sim_pages_content_hash(const void *content, gsize len);
+guint64 migd_sim_pages_digest(MigdSimPages *self);
+
+G_END_DECLS

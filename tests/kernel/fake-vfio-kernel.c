@@ -1,0 +1,459 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * A fake VFIO kernel for test-kernel-device: the binary is linked with
+ * -Wl,--wrap=ioctl, so every ioctl the library issues lands in __wrap_ioctl
+ * below, which checks argsz, flags, feature index and payload the way
+ * drivers/vfio/vfio_main.c does and answers like a driver. The fds themselves
+ * are real files in a temporary /sys and /dev tree, told apart by their path.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fake-vfio-kernel.h"
+
+FakeKernel fk;
+
+int __real_ioctl(int fd, unsigned long request, ...);
+int __wrap_ioctl(int fd, unsigned long request, ...);
+
+static FdKind
+fake_classify(gint fd)
+{
+	g_autofree gchar *proc = g_strdup_printf("/proc/self/fd/%d", fd);
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *base = NULL;
+
+	if (fk.tmpdir == NULL || fd < 0)
+		return FD_OTHER;
+	path = g_file_read_link(proc, NULL);
+	if (path == NULL || !g_str_has_prefix(path, fk.tmpdir))
+		return FD_OTHER;
+	if (g_strcmp0(path, fk.device_path) == 0)
+		return FD_DEVICE;
+	base = g_path_get_basename(path);
+	if (g_str_has_suffix(path, "/dev/vfio/vfio"))
+		return FD_CONTAINER;
+	if (g_str_has_suffix(path, "/dev/vfio/42"))
+		return FD_GROUP;
+	if (g_str_has_suffix(path, "/dev/iommu"))
+		return FD_IOMMU;
+	if (g_str_has_suffix(path, "/dev/vfio/devices/vfio3"))
+		return fk.cdev_bound ? FD_DEVICE : FD_CDEV;
+	return FD_OTHER;
+}
+
+static gint
+fake_fail(gint err)
+{
+	errno = err;
+	return -1;
+}
+
+/* the payload size each feature/op pair must carry (what the core's minsz checks) */
+static guint32
+fake_expected_payload(guint32 flags)
+{
+	if (flags & VFIO_DEVICE_FEATURE_PROBE)
+		return 0; /* we never send a payload with a probe */
+	switch (flags & VFIO_DEVICE_FEATURE_MASK) {
+	case VFIO_DEVICE_FEATURE_MIGRATION:
+	case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+	case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
+	case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP:
+		return 8;
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
+		return 24;
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
+		return 32;
+	default:
+		return 0;
+	}
+}
+
+static gint
+fake_mig_state(struct vfio_device_feature *f)
+{
+	struct vfio_device_feature_mig_state *ms = (void *)f->data;
+	gint pipefd[2];
+	MigdState target = ms->device_state;
+	gboolean opens;
+
+	if (f->flags & VFIO_DEVICE_FEATURE_GET) {
+		if (fk.get_errno != 0)
+			return fake_fail(fk.get_errno);
+		ms->device_state = fk.state;
+		ms->data_fd = -1;
+		return 0;
+	}
+	g_array_append_val(fk.set_targets, target);
+	if (fk.set_errno != 0) {
+		/* like the core: the requested state is echoed back, the fd is -1 */
+		ms->data_fd = -1;
+		return fake_fail(fk.set_errno);
+	}
+	opens = (migd_state_is_saving(target) && !migd_state_is_saving(fk.state)) ||
+		target == MIGD_STATE_RESUMING || fk.set_returns_bogus_fd;
+	fk.state = target;
+	ms->data_fd = -1;
+	if (!opens)
+		return 0;
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+	if (target == MIGD_STATE_RESUMING) {
+		ms->data_fd = pipefd[1];
+		fk.data_fd_peer = pipefd[0];
+	} else {
+		ms->data_fd = pipefd[0];
+		fk.data_fd_peer = pipefd[1];
+	}
+	fk.data_fd_given = ms->data_fd;
+	return 0;
+}
+
+static gint
+fake_feature(struct vfio_device_feature *f)
+{
+	guint32 index = f->flags & VFIO_DEVICE_FEATURE_MASK;
+	guint32 ops = f->flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET);
+	gboolean probe = (f->flags & VFIO_DEVICE_FEATURE_PROBE) != 0;
+
+	fk.last_argsz = f->argsz;
+	fk.last_flags = f->flags;
+	/* vfio_ioctl_device_feature() */
+	assert_true(f->argsz >= 8);
+	assert_int_equal(f->flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_GET |
+				      VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE),
+			 0);
+	assert_true(ops != (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET) || probe);
+	assert_int_equal(f->argsz, 8 + fake_expected_payload(f->flags));
+	if (fk.gone)
+		return fake_fail(ENODEV);
+
+	switch (index) {
+	case VFIO_DEVICE_FEATURE_MIGRATION:
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_GET);
+		if (fk.mig_errno != 0)
+			return fake_fail(fk.mig_errno);
+		((struct vfio_device_feature_migration *)(void *)f->data)->flags = fk.mig_flags;
+		return 0;
+	case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+		assert_false(probe);
+		assert_true(ops == VFIO_DEVICE_FEATURE_GET || ops == VFIO_DEVICE_FEATURE_SET);
+		return fake_mig_state(f);
+	case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_GET);
+		if (fk.size_errno != 0)
+			return fake_fail(fk.size_errno);
+		((struct vfio_device_feature_mig_data_size *)(void *)f->data)->stop_copy_length =
+		    fk.stop_copy_length;
+		return 0;
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_START: {
+		struct vfio_device_feature_dma_logging_control *c = (void *)f->data;
+		const struct vfio_device_feature_dma_logging_range *r;
+
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_SET);
+		if (probe)
+			return fk.dma_probe_errno != 0 ? fake_fail(fk.dma_probe_errno) : 0;
+		if (fk.dma_errno != 0)
+			return fake_fail(fk.dma_errno);
+		assert_int_equal(c->__reserved, 0);
+		assert_true(c->num_ranges <= G_N_ELEMENTS(fk.ranges));
+		if (c->num_ranges == 0)
+			return fake_fail(EINVAL);
+		r = (const void *)(guintptr)c->ranges;
+		assert_non_null(r);
+		memcpy(fk.ranges, r, c->num_ranges * sizeof(*r));
+		fk.n_ranges = c->num_ranges;
+		fk.page_size_hint = c->page_size;
+		/* mlx5 clamps to its tracker's range and writes the choice back */
+		c->page_size = fk.chosen_page_size;
+		return 0;
+	}
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_SET);
+		return 0;
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT: {
+		struct vfio_device_feature_dma_logging_report *rep = (void *)f->data;
+
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_GET);
+		fk.report_iova = rep->iova;
+		fk.report_length = rep->length;
+		fk.report_page_size = rep->page_size;
+		fk.report_bitmap = (guint64 *)(guintptr)rep->bitmap;
+		if (rep->page_size < 4096 || (rep->page_size & (rep->page_size - 1)) != 0)
+			return fake_fail(EINVAL);
+		/* pages 0, 3 and 64 were written */
+		fk.report_bitmap[0] |= (1ull << 0) | (1ull << 3);
+		fk.report_bitmap[1] |= 1ull << 0;
+		return 0;
+	}
+	case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY:
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_SET);
+		if (probe)
+			return fk.lp_probe_errno != 0 ? fake_fail(fk.lp_probe_errno) : 0;
+		fk.n_lp_entry++;
+		return 0;
+	case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: {
+		struct vfio_device_low_power_entry_with_wakeup *w = (void *)f->data;
+
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_SET);
+		if (probe)
+			return fk.lpw_probe_errno != 0 ? fake_fail(fk.lpw_probe_errno) : 0;
+		assert_int_equal(w->reserved, 0);
+		if (w->wakeup_eventfd < 0)
+			return fake_fail(EINVAL);
+		fk.lp_eventfd = w->wakeup_eventfd;
+		fk.n_lp_wakeup++;
+		return 0;
+	}
+	case VFIO_DEVICE_FEATURE_LOW_POWER_EXIT:
+		assert_int_equal(ops, VFIO_DEVICE_FEATURE_SET);
+		fk.n_lp_exit++;
+		return 0;
+	default:
+		return fake_fail(ENOTTY);
+	}
+}
+
+static gint
+fake_device_ioctl(unsigned long request, gulong arg)
+{
+	switch (request) {
+	case VFIO_DEVICE_GET_INFO: {
+		struct vfio_device_info *info = (void *)arg;
+		assert_true(info->argsz >= sizeof(*info));
+		info->flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+		return fk.gone ? fake_fail(ENODEV) : 0;
+	}
+	case VFIO_DEVICE_RESET:
+		if (fk.gone)
+			return fake_fail(ENODEV);
+		fk.n_reset++;
+		if (fk.reset_errno != 0)
+			return fake_fail(fk.reset_errno);
+		fk.state = MIGD_STATE_RUNNING;
+		return 0;
+	case VFIO_DEVICE_FEATURE:
+		return fake_feature((struct vfio_device_feature *)arg);
+	default:
+		return fake_fail(ENOTTY);
+	}
+}
+
+static gint
+fake_container_ioctl(gint fd, unsigned long request, gulong arg)
+{
+	switch (request) {
+	case VFIO_GET_API_VERSION:
+		return VFIO_API_VERSION;
+	case VFIO_CHECK_EXTENSION:
+		return arg == VFIO_TYPE1v2_IOMMU ? 1 : 0;
+	case VFIO_SET_IOMMU:
+		/* the kernel needs a group in the container first */
+		if (!fk.container_set)
+			return fake_fail(EINVAL);
+		assert_int_equal(arg, VFIO_TYPE1v2_IOMMU);
+		fk.iommu_set = TRUE;
+		return 0;
+	default:
+		return fake_fail(ENOTTY);
+	}
+}
+
+static gint
+fake_group_ioctl(unsigned long request, gulong arg)
+{
+	switch (request) {
+	case VFIO_GROUP_GET_STATUS: {
+		struct vfio_group_status *st = (void *)arg;
+		assert_int_equal(st->argsz, sizeof(*st));
+		st->flags = fk.group_not_viable ? 0 : VFIO_GROUP_FLAGS_VIABLE;
+		return 0;
+	}
+	case VFIO_GROUP_SET_CONTAINER: {
+		const gint *cfd = (const void *)arg;
+		assert_int_equal(fake_classify(*cfd), FD_CONTAINER);
+		fk.container_set = TRUE;
+		return 0;
+	}
+	case VFIO_GROUP_GET_DEVICE_FD:
+		assert_string_equal((const gchar *)arg, DEV_NAME);
+		if (!fk.iommu_set)
+			return fake_fail(EINVAL);
+		return open(fk.device_path, O_RDWR | O_CLOEXEC);
+	default:
+		return fake_fail(ENOTTY);
+	}
+}
+
+static gint
+fake_cdev_ioctl(unsigned long request, gulong arg)
+{
+	struct vfio_device_bind_iommufd *bind = (void *)arg;
+
+	/* an unbound cdev refuses everything but BIND */
+	if (request != VFIO_DEVICE_BIND_IOMMUFD)
+		return fake_fail(EINVAL);
+	assert_int_equal(bind->argsz, MIGD_VFIO_BIND_IOMMUFD_MINSZ);
+	assert_int_equal(bind->flags, 0);
+	assert_int_equal(fake_classify(bind->iommufd), FD_IOMMU);
+	if (fk.bind_errno != 0)
+		return fake_fail(fk.bind_errno);
+	fk.iommufd_seen = bind->iommufd;
+	bind->out_devid = 7;
+	fk.cdev_bound = TRUE;
+	return 0;
+}
+
+static gint
+fake_iommu_ioctl(unsigned long request, gulong arg)
+{
+	struct iommu_ioas_alloc *ioas = (void *)arg;
+
+	if (request != IOMMU_IOAS_ALLOC)
+		return fake_fail(ENOTTY);
+	assert_int_equal(ioas->size, sizeof(*ioas));
+	assert_int_equal(ioas->flags, 0);
+	ioas->out_ioas_id = fk.ioas_id = 5;
+	return 0;
+}
+
+int
+__wrap_ioctl(int fd, unsigned long request, ...)
+{
+	gulong arg = 0;
+	va_list ap;
+
+	/* these two are issued without an argument */
+	if (request != VFIO_DEVICE_RESET && request != VFIO_GET_API_VERSION) {
+		va_start(ap, request);
+		arg = va_arg(ap, gulong);
+		va_end(ap);
+	}
+	switch (fake_classify(fd)) {
+	case FD_DEVICE:
+		if (request == VFIO_DEVICE_ATTACH_IOMMUFD_PT) {
+			struct vfio_device_attach_iommufd_pt *at = (void *)arg;
+			assert_int_equal(at->argsz, 12);
+			assert_int_equal(at->flags, 0);
+			assert_int_equal(at->pt_id, fk.ioas_id);
+			fk.attached_pt = at->pt_id;
+			at->pt_id = 9; /* the auto-domain HWPT */
+			return 0;
+		}
+		return fake_device_ioctl(request, arg);
+	case FD_CDEV:
+		return fake_cdev_ioctl(request, arg);
+	case FD_CONTAINER:
+		return fake_container_ioctl(fd, request, arg);
+	case FD_GROUP:
+		return fake_group_ioctl(request, arg);
+	case FD_IOMMU:
+		return fake_iommu_ioctl(request, arg);
+	default:
+		return __real_ioctl(fd, request, arg);
+	}
+}
+
+/* --- fixtures --- */
+
+static void
+write_file(const gchar *dir, const gchar *name)
+{
+	g_autofree gchar *path = g_build_filename(dir, name, NULL);
+	g_autofree gchar *parent = g_path_get_dirname(path);
+
+	assert_int_equal(g_mkdir_with_parents(parent, 0755), 0);
+	assert_true(g_file_set_contents(path, "", 0, NULL));
+}
+
+gchar *
+tmp_path(const gchar *rel)
+{
+	return g_build_filename(fk.tmpdir, rel, NULL);
+}
+
+int
+fake_setup(void **state)
+{
+	g_autofree gchar *pci = NULL;
+
+	memset(&fk, 0, sizeof(fk));
+	fk.tmpdir = g_dir_make_tmp("migd-kdev-XXXXXX", NULL);
+	assert_non_null(fk.tmpdir);
+	fk.device_path = tmp_path("device-node");
+	write_file(fk.tmpdir, "device-node");
+	write_file(fk.tmpdir, "dev/vfio/vfio");
+	write_file(fk.tmpdir, "dev/vfio/42");
+	write_file(fk.tmpdir, "dev/vfio/devices/vfio3");
+	write_file(fk.tmpdir, "dev/iommu");
+	pci = tmp_path("sys/bus/pci/devices/" DEV_NAME);
+	assert_int_equal(g_mkdir_with_parents(pci, 0755), 0);
+	fk.set_targets = g_array_new(FALSE, FALSE, sizeof(MigdState));
+	fk.mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY;
+	fk.state = MIGD_STATE_RUNNING;
+	fk.stop_copy_length = 96;
+	fk.chosen_page_size = 65536;
+	fk.data_fd_peer = -1;
+	fk.data_fd_given = -1;
+	fk.lp_eventfd = -1;
+	return 0;
+}
+
+int
+fake_teardown(void **state)
+{
+	g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", fk.tmpdir);
+
+	if (fk.data_fd_peer >= 0)
+		close(fk.data_fd_peer);
+	g_array_unref(fk.set_targets);
+	assert_int_equal(system(cmd), 0);
+	g_free(fk.tmpdir);
+	g_free(fk.device_path);
+	memset(&fk, 0, sizeof(fk));
+	return 0;
+}
+
+void
+make_group_link(void)
+{
+	g_autofree gchar *link = tmp_path("sys/bus/pci/devices/" DEV_NAME "/iommu_group");
+	assert_int_equal(symlink("../../../../kernel/iommu_groups/42", link), 0);
+}
+
+guint
+count_open_fds(void)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+	guint n = 0;
+
+	assert_non_null(dir);
+	while (g_dir_read_name(dir) != NULL)
+		n++;
+	return n;
+}
+
+MigdKernelDevice *
+adopt_device(void)
+{
+	g_autoptr(GError) error = NULL;
+	gint fd = open(fk.device_path, O_RDWR | O_CLOEXEC);
+	MigdKernelDevice *kdev;
+
+	assert_true(fd >= 0);
+	kdev = migd_kernel_device_adopt_fd(fd, DEV_NAME, &error);
+	assert_null(error);
+	assert_non_null(kdev);
+	assert_int_equal(migd_kernel_device_get_fd(kdev), fd);
+	assert_string_equal(migd_device_get_name(MIGD_DEVICE(kdev)), DEV_NAME);
+	return kdev;
+}
