@@ -198,12 +198,19 @@ migd_kernel_setup_group(const gchar *dev_root, const gchar *device_name, const g
 	return TRUE;
 }
 
-gboolean
-migd_kernel_open_group(const gchar *sysfs_root, const gchar *dev_root, const gchar *device_name,
-		       MigdKernelHandles *handles, GError **error)
+typedef gchar *(*MigdKernelFindFunc)(const gchar *sysfs_root, const gchar *device_name,
+				     GError **error);
+typedef gboolean (*MigdKernelSetupFunc)(const gchar *dev_root, const gchar *device_name,
+					const gchar *node, MigdKernelHandles *h, GError **error);
+
+/* the shared frame of both ways in: check the name, find the node in sysfs, open it */
+static gboolean
+migd_kernel_open_with(const gchar *sysfs_root, const gchar *dev_root, const gchar *device_name,
+		      MigdKernelFindFunc find, MigdKernelSetupFunc setup,
+		      MigdKernelHandles *handles, GError **error)
 {
 	MigdKernelHandles h;
-	g_autofree gchar *group = NULL;
+	g_autofree gchar *node = NULL;
 
 	g_return_val_if_fail(handles != NULL, FALSE);
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
@@ -211,21 +218,27 @@ migd_kernel_open_group(const gchar *sysfs_root, const gchar *dev_root, const gch
 	migd_kernel_handles_init(handles);
 	if (!migd_kernel_check_name(device_name, error))
 		return FALSE;
-	if (sysfs_root == NULL)
-		sysfs_root = MIGD_KERNEL_SYSFS_ROOT;
-	if (dev_root == NULL)
-		dev_root = MIGD_KERNEL_DEV_ROOT;
-	group = migd_kernel_find_group(sysfs_root, device_name, error);
-	if (group == NULL)
+	node = find(sysfs_root != NULL ? sysfs_root : MIGD_KERNEL_SYSFS_ROOT, device_name, error);
+	if (node == NULL)
 		return FALSE;
 	migd_kernel_handles_init(&h);
-	if (!migd_kernel_setup_group(dev_root, device_name, group, &h, error)) {
+	if (!setup(dev_root != NULL ? dev_root : MIGD_KERNEL_DEV_ROOT, device_name, node, &h,
+		   error)) {
 		migd_kernel_handles_clear(&h);
 		return FALSE;
 	}
-	g_debug("%s: opened through IOMMU group %s", device_name, group);
+	g_debug("%s: opened through %s (iommufd dev_id %u, IOAS %u, HWPT %u)", device_name, node,
+		h.dev_id, h.ioas_id, h.hwpt_id);
 	*handles = h;
 	return TRUE;
+}
+
+gboolean
+migd_kernel_open_group(const gchar *sysfs_root, const gchar *dev_root, const gchar *device_name,
+		       MigdKernelHandles *handles, GError **error)
+{
+	return migd_kernel_open_with(sysfs_root, dev_root, device_name, migd_kernel_find_group,
+				     migd_kernel_setup_group, handles, error);
 }
 
 /* /sys/bus/pci/devices/<name>/vfio-dev/vfioX: present with CONFIG_VFIO_DEVICE_CDEV */
@@ -297,29 +310,6 @@ gboolean
 migd_kernel_open_cdev(const gchar *sysfs_root, const gchar *dev_root, const gchar *device_name,
 		      MigdKernelHandles *handles, GError **error)
 {
-	MigdKernelHandles h;
-	g_autofree gchar *cdev = NULL;
-
-	g_return_val_if_fail(handles != NULL, FALSE);
-	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-
-	migd_kernel_handles_init(handles);
-	if (!migd_kernel_check_name(device_name, error))
-		return FALSE;
-	if (sysfs_root == NULL)
-		sysfs_root = MIGD_KERNEL_SYSFS_ROOT;
-	if (dev_root == NULL)
-		dev_root = MIGD_KERNEL_DEV_ROOT;
-	cdev = migd_kernel_find_cdev(sysfs_root, device_name, error);
-	if (cdev == NULL)
-		return FALSE;
-	migd_kernel_handles_init(&h);
-	if (!migd_kernel_setup_cdev(dev_root, device_name, cdev, &h, error)) {
-		migd_kernel_handles_clear(&h);
-		return FALSE;
-	}
-	g_debug("%s: opened %s, iommufd dev_id %u, IOAS %u, HWPT %u", device_name, cdev, h.dev_id,
-		h.ioas_id, h.hwpt_id);
-	*handles = h;
-	return TRUE;
+	return migd_kernel_open_with(sysfs_root, dev_root, device_name, migd_kernel_find_cdev,
+				     migd_kernel_setup_cdev, handles, error);
 }
