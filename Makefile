@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build demo check check-unit check-sanitize format format-check clean
+.PHONY: all deps build demo check check-unit check-sanitize check-kernel format format-check clean
 
 all: build
 
@@ -29,6 +29,9 @@ check-unit: build
 
 check-sanitize: deps
 	bash scripts/run-tests.sh --sanitize-only
+
+check-kernel: deps
+	BUILD=$(BUILD) bash scripts/check-kernel.sh
 
 format: deps
 	git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -383,6 +383,30 @@ migd_device_low_power_exit(MigdDevice *self, GError **error)
 	return klass->low_power_exit(self, error);
 }
 
+gboolean
+migd_device_region_read(MigdDevice *self, guint index, guint64 offset, void *buf, gsize len,
+			GError **error)
+{
+	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
+	g_return_val_if_fail(buf != NULL || len == 0, FALSE);
+	if (klass->region_read == NULL)
+		return migd_device_not_supported(self, "region access", error);
+	return klass->region_read(self, index, offset, buf, len, error);
+}
+
+gboolean
+migd_device_region_write(MigdDevice *self, guint index, guint64 offset, const void *buf, gsize len,
+			 GError **error)
+{
+	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
+	g_return_val_if_fail(buf != NULL || len == 0, FALSE);
+	if (klass->region_write == NULL)
+		return migd_device_not_supported(self, "region access", error);
+	return klass->region_write(self, index, offset, buf, len, error);
+}
+
 static void
 migd_device_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
 {

@@ -55,8 +55,16 @@ struct _MigdDeviceClass {
 	/* @wakeup_eventfd < 0: plain LOW_POWER_ENTRY */
 	gboolean (*low_power_entry)(MigdDevice *self, gint wakeup_eventfd, GError **error);
 	gboolean (*low_power_exit)(MigdDevice *self, GError **error);
+	/*
+	 * Region access (VFIO_DEVICE_GET_REGION_INFO + pread/pwrite on the device
+	 * fd): @len bytes at @offset inside region @index (VFIO_PCI_*_REGION_INDEX)
+	 */
+	gboolean (*region_read)(MigdDevice *self, guint index, guint64 offset, void *buf, gsize len,
+				GError **error);
+	gboolean (*region_write)(MigdDevice *self, guint index, guint64 offset, const void *buf,
+				 gsize len, GError **error);
 
-	gpointer padding[8];
+	gpointer padding[6];
 };
 
 /* What the recovery policy did after a failed SET. */
@@ -128,5 +136,10 @@ gboolean migd_device_dma_logging_report(MigdDevice *self, guint64 iova, guint64 
 					guint64 page_size, guint64 *bitmap, GError **error);
 gboolean migd_device_low_power_entry(MigdDevice *self, gint wakeup_eventfd, GError **error);
 gboolean migd_device_low_power_exit(MigdDevice *self, GError **error);
+/* device region access; an access past the region's size fails without touching it */
+gboolean migd_device_region_read(MigdDevice *self, guint index, guint64 offset, void *buf,
+				 gsize len, GError **error);
+gboolean migd_device_region_write(MigdDevice *self, guint index, guint64 offset, const void *buf,
+				  gsize len, GError **error);
 
 G_END_DECLS

@@ -371,6 +371,92 @@ migd_kernel_device_low_power_exit(MigdDevice *device, GError **error)
 	    VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT, NULL, NULL, 0, error);
 }
 
+/* VFIO_DEVICE_GET_REGION_INFO, and the access must fit inside the region */
+static gboolean
+migd_kernel_device_region_locate(MigdKernelDevice *self, guint index, guint64 offset, gsize len,
+				 guint64 *file_offset, GError **error)
+{
+	struct vfio_region_info info = {.argsz = sizeof(info), .index = index};
+	g_autofree gchar *what = NULL;
+	gint rc;
+
+	do {
+		rc = ioctl(self->handles.device_fd, VFIO_DEVICE_GET_REGION_INFO, &info);
+	} while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		what = g_strdup_printf("VFIO_DEVICE_GET_REGION_INFO(%u)", index);
+		migd_kernel_device_set_error(self, errno, what, error);
+		return FALSE;
+	}
+	if (offset > info.size || len > info.size - offset) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: %" G_GSIZE_FORMAT " bytes at 0x%" G_GINT64_MODIFIER
+			    "x are outside region %u (size %" G_GUINT64_FORMAT ")",
+			    migd_device_get_name(MIGD_DEVICE(self)), len, offset, index,
+			    (guint64)info.size);
+		return FALSE;
+	}
+	*file_offset = info.offset + offset;
+	return TRUE;
+}
+
+static gboolean
+migd_kernel_device_region_read(MigdDevice *device, guint index, guint64 offset, void *buf,
+			       gsize len, GError **error)
+{
+	MigdKernelDevice *self = MIGD_KERNEL_DEVICE(device);
+	guint64 pos = 0;
+	gssize n;
+
+	if (!migd_kernel_device_region_locate(self, index, offset, len, &pos, error))
+		return FALSE;
+	do {
+		n = pread(self->handles.device_fd, buf, len, (off_t)pos);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		g_autofree gchar *what = g_strdup_printf("pread of region %u", index);
+		migd_kernel_device_set_error(self, errno, what, error);
+		return FALSE;
+	}
+	/* region accesses are all-or-nothing in every VFIO driver */
+	if ((gsize)n != len) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "%s: short pread of region %u (%" G_GSSIZE_FORMAT " of %" G_GSIZE_FORMAT
+			    ")",
+			    migd_device_get_name(device), index, n, len);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_kernel_device_region_write(MigdDevice *device, guint index, guint64 offset, const void *buf,
+				gsize len, GError **error)
+{
+	MigdKernelDevice *self = MIGD_KERNEL_DEVICE(device);
+	guint64 pos = 0;
+	gssize n;
+
+	if (!migd_kernel_device_region_locate(self, index, offset, len, &pos, error))
+		return FALSE;
+	do {
+		n = pwrite(self->handles.device_fd, buf, len, (off_t)pos);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		g_autofree gchar *what = g_strdup_printf("pwrite of region %u", index);
+		migd_kernel_device_set_error(self, errno, what, error);
+		return FALSE;
+	}
+	if ((gsize)n != len) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "%s: short pwrite of region %u (%" G_GSSIZE_FORMAT
+			    " of %" G_GSIZE_FORMAT ")",
+			    migd_device_get_name(device), index, n, len);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static MigdKernelDevice *
 migd_kernel_device_new_from_handles(const gchar *name, MigdKernelHandles *handles)
 {
@@ -518,4 +604,6 @@ migd_kernel_device_class_init(MigdKernelDeviceClass *klass)
 	device_class->dma_logging_report = migd_kernel_device_dma_logging_report;
 	device_class->low_power_entry = migd_kernel_device_low_power_entry;
 	device_class->low_power_exit = migd_kernel_device_low_power_exit;
+	device_class->region_read = migd_kernel_device_region_read;
+	device_class->region_write = migd_kernel_device_region_write;
 }

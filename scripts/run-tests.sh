@@ -73,6 +73,20 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 run_suite "$BUILD_SAN" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
+# Linux 6.12 + the mtty sample under QEMU; its last line is "N passed, M failed"
+if [ "$sanitize_only" -eq 0 ]; then
+	echo "== real-kernel tier"
+	kernel_log=$(mktemp)
+	BUILD="$BUILD" bash scripts/check-kernel.sh 2>&1 | tee "$kernel_log" || status=1
+	if [[ "$(tail -n 1 "$kernel_log")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2]))
+	else
+		failed=$((failed + 1))
+	fi
+	rm -f "$kernel_log"
+fi
+
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ] || status=1
 exit "$status"

@@ -33,7 +33,7 @@ static const MigdSimConfigKey migd_sim_config_keys[] = {
     {"fail_to_error", MIGD_SIM_KNOB_FAIL},     {"fail_count", MIGD_SIM_KNOB_FAIL},
     {"report_eio", MIGD_SIM_KNOB_REPORT_EIO},  {"short_reads", MIGD_SIM_KNOB_SHORT_READS},
     {"dev_id", MIGD_SIM_KNOB_HISI_MATCH},      {"qp_num", MIGD_SIM_KNOB_HISI_MATCH},
-    {"que_iso_cfg", MIGD_SIM_KNOB_HISI_MATCH},
+    {"que_iso_cfg", MIGD_SIM_KNOB_HISI_MATCH}, {"iommufd_driver", MIGD_SIM_KNOB_IOMMUFD_DRIVER},
 };
 
 static const struct {
@@ -304,6 +304,8 @@ migd_sim_config_set_value(MigdSimConfig *self, const gchar *key, const gchar *va
 	}
 	if (g_strcmp0(key, "report_eio") == 0)
 		return migd_sim_config_parse_bool(value, &self->report_eio, error);
+	if (g_strcmp0(key, "iommufd_driver") == 0)
+		return migd_sim_config_parse_bool(value, &self->iommufd_driver, error);
 	if (g_strcmp0(key, "short_reads") == 0)
 		return migd_sim_config_parse_bool(value, &self->short_reads, error);
 	if (g_strcmp0(key, "dev_id") == 0)

@@ -36,6 +36,11 @@ typedef struct {
 	guint fail_count; /* fail the first N walks of the arc; 0 = every time */
 	gboolean report_eio;
 	gboolean short_reads;
+	/*
+	 * mtty: the kernel was built with CONFIG_IOMMUFD_DRIVER (iova_bitmap);
+	 * without it, as in Debian 12's 6.12, DMA_LOGGING_REPORT is EOPNOTSUPP
+	 */
+	gboolean iommufd_driver;
 	/* hisi_acc match data (vf_qm_check_match): this device's own identity */
 	guint32 hisi_dev_id;
 	guint32 hisi_qp_num;

@@ -48,6 +48,8 @@ struct _MigdSimBackend {
 	void (*prefetch)(MigdSimDevice *self, MigdSimSession *session, gsize len);
 	gint (*write)(MigdSimDevice *self, MigdSimSession *session, const void *buf, gsize len,
 		      gsize *n_written);
+	/* NULL, or the checks a driver's write makes before it looks at "disabled" */
+	gint (*write_precheck)(MigdSimDevice *self, MigdSimSession *session, gsize len);
 	gint (*precopy_info)(MigdSimDevice *self, MigdSimSession *session, guint64 *initial_bytes,
 			     guint64 *dirty_bytes);
 	/* NULL: no .poll, the VFS default (always ready) */
@@ -62,6 +64,14 @@ struct _MigdSimBackend {
 	/* NULL: the configured size; mlx5 takes the size of the image it loads */
 	guint64 (*state_size)(MigdSimDevice *self);
 	void (*touch)(MigdSimDevice *self, guint64 n_units);
+	/* NULL: no device regions; else the size of region @index (0: none) */
+	guint64 (*region_size)(MigdSimDevice *self, guint index);
+	/*
+	 * one access of @len (1, 2 or 4) naturally aligned bytes inside region
+	 * @index, lock held (the driver's mdev_access()); 0 or a positive errno
+	 */
+	gint (*region_access)(MigdSimDevice *self, guint index, guint64 offset, guint8 *buf,
+			      gsize len, gboolean is_write);
 };
 
 extern const MigdSimBackend migd_sim_mlx5_backend;

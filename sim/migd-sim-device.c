@@ -107,6 +107,13 @@ migd_sim_device_fop_write(GObject *owner, MigdSimSession *session, const void *b
 	gint err;
 
 	g_mutex_lock(&self->lock);
+	err = self->backend->write_precheck != NULL
+		  ? self->backend->write_precheck(self, session, len)
+		  : 0;
+	if (err != 0) {
+		g_mutex_unlock(&self->lock);
+		return err;
+	}
 	if (migd_sim_session_is_disabled(session)) {
 		g_mutex_unlock(&self->lock);
 		return ENODEV;
@@ -125,13 +132,17 @@ migd_sim_device_fop_precopy_info(GObject *owner, MigdSimSession *session, guint6
 	MigdSimDevice *self = MIGD_SIM_DEVICE(owner);
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
 
-	if (migd_sim_session_is_disabled(session))
-		return ENODEV;
 	if (self->backend->precopy_info == NULL)
 		return ENOTTY;
-	/* every driver: valid only in the PRE_COPY states */
+	/*
+	 * every driver checks the device state under its state mutex before it
+	 * looks at the file: a disabled fd answers EINVAL once the device has left
+	 * PRE_COPY, ENODEV only while a newer PRE_COPY session runs
+	 */
 	if (self->state != MIGD_STATE_PRE_COPY && self->state != MIGD_STATE_PRE_COPY_P2P)
 		return EINVAL;
+	if (migd_sim_session_is_disabled(session))
+		return ENODEV;
 	return self->backend->precopy_info(self, session, initial_bytes, dirty_bytes);
 }
 
@@ -372,16 +383,18 @@ migd_sim_device_core_log_start_check(const MigdIovaRange *ranges, guint n_ranges
 		return EINVAL;
 	if (n_ranges > MIGD_SIM_LOG_MAX_RANGES)
 		return E2BIG;
-	if (page_size == 0)
-		return EINVAL;
 	for (guint i = 0; i < n_ranges; i++) {
-		if (ranges[i].iova % page_size != 0 || ranges[i].length % page_size != 0)
+		/* IS_ALIGNED(): a page size of 0 lets only 0 through */
+		if ((ranges[i].iova & (page_size - 1)) != 0 ||
+		    (ranges[i].length & (page_size - 1)) != 0)
 			return EINVAL;
 		if (ranges[i].iova + ranges[i].length < ranges[i].iova)
 			return EOVERFLOW;
+		/* the core's interval tree: [iova, iova + length - 1], so a 0-length range wraps */
 		for (guint j = 0; j < i; j++) {
-			if (ranges[i].iova < ranges[j].iova + ranges[j].length &&
-			    ranges[j].iova < ranges[i].iova + ranges[i].length)
+			guint64 last_i = ranges[i].iova + ranges[i].length - 1;
+			guint64 last_j = ranges[j].iova + ranges[j].length - 1;
+			if (ranges[j].iova <= last_i && last_j >= ranges[i].iova)
 				return EINVAL;
 		}
 	}
@@ -473,6 +486,17 @@ migd_sim_device_dma_logging_report(MigdDevice *device, guint64 iova, guint64 len
 					     self->info->name);
 			return FALSE;
 		}
+		/*
+		 * without CONFIG_IOMMUFD_DRIVER iova_bitmap_alloc() is a stub that
+		 * returns NULL and iova_bitmap_for_each() one that returns EOPNOTSUPP
+		 */
+		if (!self->config->iommufd_driver) {
+			migd_set_errno_error(error, EOPNOTSUPP,
+					     "%s: DMA_LOGGING_REPORT (kernel without "
+					     "CONFIG_IOMMUFD_DRIVER)",
+					     self->info->name);
+			return FALSE;
+		}
 		return TRUE;
 	}
 	migd_sim_device_advance_dma(self);
@@ -480,6 +504,86 @@ migd_sim_device_dma_logging_report(MigdDevice *device, guint64 iova, guint64 len
 		g_prefix_error(error, "%s: ", self->info->name);
 		return FALSE;
 	}
+	return TRUE;
+}
+
+/* lock held: VFIO_DEVICE_GET_REGION_INFO, then the bounds of the access */
+static gboolean
+migd_sim_device_region_check(MigdSimDevice *self, guint index, guint64 offset, gsize len,
+			     GError **error)
+{
+	guint64 size;
+
+	/* the variant drivers without region emulation here: vfio-pci's bad index */
+	if (self->backend->region_size == NULL || self->backend->region_access == NULL) {
+		migd_set_errno_error(error, EINVAL, "%s: VFIO_DEVICE_GET_REGION_INFO(%u)",
+				     self->info->name, index);
+		return FALSE;
+	}
+	size = self->backend->region_size(self, index);
+	if (offset > size || len > size - offset) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: %" G_GSIZE_FORMAT " bytes at 0x%" G_GINT64_MODIFIER
+			    "x are outside region %u (size %" G_GUINT64_FORMAT ")",
+			    self->info->name, len, offset, index, size);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* lock held: mtty_read()/mtty_write() split an access into aligned 4, 2 and 1 byte parts */
+static gboolean
+migd_sim_device_region_rw(MigdSimDevice *self, guint index, guint64 offset, guint8 *buf, gsize len,
+			  gboolean is_write, GError **error)
+{
+	while (len > 0) {
+		gsize part = 1;
+		gint err;
+
+		if (len >= 4 && offset % 4 == 0)
+			part = 4;
+		else if (len >= 2 && offset % 2 == 0)
+			part = 2;
+		err = self->backend->region_access(self, index, offset, buf, part, is_write);
+		if (err != 0) {
+			migd_set_errno_error(error, err, "%s: %s of region %u", self->info->name,
+					     is_write ? "pwrite" : "pread", index);
+			return FALSE;
+		}
+		buf += part;
+		offset += part;
+		len -= part;
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_sim_device_region_read(MigdDevice *device, guint index, guint64 offset, void *buf, gsize len,
+			    GError **error)
+{
+	MigdSimDevice *self = MIGD_SIM_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+
+	if (!migd_sim_device_region_check(self, index, offset, len, error))
+		return FALSE;
+	return migd_sim_device_region_rw(self, index, offset, buf, len, FALSE, error);
+}
+
+static gboolean
+migd_sim_device_region_write(MigdDevice *device, guint index, guint64 offset, const void *buf,
+			     gsize len, GError **error)
+{
+	MigdSimDevice *self = MIGD_SIM_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+	g_autofree guint8 *copy = NULL;
+
+	if (!migd_sim_device_region_check(self, index, offset, len, error))
+		return FALSE;
+	/* the access helper takes a writable buffer for both directions */
+	copy = g_memdup2(buf, len);
+	if (!migd_sim_device_region_rw(self, index, offset, copy, len, TRUE, error))
+		return FALSE;
+	g_cond_broadcast(&self->cond);
 	return TRUE;
 }
 
@@ -700,4 +804,6 @@ migd_sim_device_class_init(MigdSimDeviceClass *klass)
 	device_class->dma_logging_report = migd_sim_device_dma_logging_report;
 	device_class->low_power_entry = migd_sim_device_low_power_entry;
 	device_class->low_power_exit = migd_sim_device_low_power_exit;
+	device_class->region_read = migd_sim_device_region_read;
+	device_class->region_write = migd_sim_device_region_write;
 }

@@ -133,6 +133,7 @@ migd_sim_flat_write(MigdSimDevice *self, MigdSimSession *session, const void *bu
 	MigdSimFlat *flat = self->priv;
 	const MigdSimFlatSpec *spec = flat->spec;
 	MigdSimFlatFile *file = migd_sim_session_get_file(session);
+	gsize before = file->total;
 
 	if (len > file->size || file->pos > file->size - len)
 		return spec->overflow_errno;
@@ -140,12 +141,35 @@ migd_sim_flat_write(MigdSimDevice *self, MigdSimSession *session, const void *bu
 	file->pos += len;
 	file->total = file->pos;
 	*n_written = len;
+	/*
+	 * mtty_resume_write() validates the header only on the write that completes
+	 * it: later writes are taken unchecked, even after an EFAULT
+	 */
+	if (spec->check_at_crossing && (before >= spec->check_len || file->total < spec->check_len))
+		return 0;
 	/* the bytes are taken, but the write fails: hisi vf_qm_check_match(), mtty header */
 	if (spec->check != NULL && file->total >= spec->check_len && !flat->match_done) {
 		gint err = spec->check(self, file->data);
 		if (err != 0)
 			return err;
 	}
+	return 0;
+}
+
+gint
+migd_sim_flat_write_precheck(MigdSimDevice *self, MigdSimSession *session, gsize len)
+{
+	MigdSimFlat *flat = self->priv;
+	const MigdSimFlatSpec *spec = flat->spec;
+	MigdSimFlatFile *file = migd_sim_session_get_file(session);
+	gsize pos;
+
+	if (!spec->size_check_first)
+		return 0;
+	/* *_disable_fd() sets f_pos = 0 */
+	pos = migd_sim_session_is_disabled(session) ? 0 : file->pos;
+	if (len > file->size || pos > file->size - len)
+		return spec->overflow_errno;
 	return 0;
 }
 

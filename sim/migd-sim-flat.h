@@ -19,7 +19,14 @@ typedef struct {
 	gsize precopy_size; /* what a PRE_COPY file holds before STOP_COPY (0: no PRE_COPY) */
 	gsize check_len;    /* run @check once this many bytes were written (0: never) */
 	gint (*check)(MigdSimDevice *self, const guint8 *data);
+	/* mtty: @check runs once, on the write that crosses @check_len (else until it passes) */
+	gboolean check_at_crossing;
 	gint overflow_errno; /* a write past @size */
+	/*
+	 * hisi_acc, mtty: the size is checked before the lock and "disabled", and
+	 * disabling the file rewinds it (f_pos = 0)
+	 */
+	gboolean size_check_first;
 	/* RESUMING -> STOP with @len bytes written: 0 and load into @state, or an errno */
 	gint (*finish)(MigdSimDevice *self, const guint8 *data, gsize len, guint8 *state);
 	void (*generate)(MigdSimDevice *self, guint8 *state);
@@ -40,6 +47,7 @@ gint migd_sim_flat_read(MigdSimDevice *self, MigdSimSession *session, void *buf,
 			gboolean nonblock, gsize *n_read, const void **data);
 gint migd_sim_flat_write(MigdSimDevice *self, MigdSimSession *session, const void *buf, gsize len,
 			 gsize *n_written);
+gint migd_sim_flat_write_precheck(MigdSimDevice *self, MigdSimSession *session, gsize len);
 gint migd_sim_flat_precopy_info(MigdSimDevice *self, MigdSimSession *session,
 				guint64 *initial_bytes, guint64 *dirty_bytes);
 guint64 migd_sim_flat_data_size(MigdSimDevice *self);

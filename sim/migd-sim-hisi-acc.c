@@ -140,6 +140,7 @@ static const MigdSimFlatSpec migd_sim_hisi_acc_spec = {
     .check = migd_sim_hisi_acc_check,
     /* hisi_acc_vf_resume_write(): pos + len > sizeof(struct acc_vf_data) */
     .overflow_errno = ENOMEM,
+    .size_check_first = TRUE,
     .finish = migd_sim_hisi_acc_finish,
     .generate = migd_sim_hisi_acc_generate,
     .touch = migd_sim_hisi_acc_touch,
@@ -157,6 +158,7 @@ const MigdSimBackend migd_sim_hisi_acc_backend = {
     .arc = migd_sim_flat_arc,
     .read = migd_sim_flat_read,
     .write = migd_sim_flat_write,
+    .write_precheck = migd_sim_flat_write_precheck,
     .precopy_info = migd_sim_flat_precopy_info,
     .data_size = migd_sim_flat_data_size,
     .digest = migd_sim_flat_digest,

@@ -59,7 +59,7 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	    .log_ops_noop = TRUE,
 	    .reset_to_running = TRUE,
 	    .default_state_size = 96,
-	    .knobs = KNOBS_COMMON | MIGD_SIM_KNOB_PORTS,
+	    .knobs = KNOBS_COMMON | MIGD_SIM_KNOB_PORTS | MIGD_SIM_KNOB_IOMMUFD_DRIVER,
 	},
     [MIGD_SIM_PROFILE_PDS] =
 	{

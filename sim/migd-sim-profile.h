@@ -32,6 +32,7 @@ typedef enum {
 	MIGD_SIM_KNOB_REPORT_EIO = 1 << 9,
 	MIGD_SIM_KNOB_SHORT_READS = 1 << 10,
 	MIGD_SIM_KNOB_HISI_MATCH = 1 << 11, /* dev_id, qp_num, que_iso_cfg */
+	MIGD_SIM_KNOB_IOMMUFD_DRIVER = 1 << 12,
 } MigdSimKnob;
 
 /* What a variant driver looks like from userspace (vfio-uapi.md §6). */

@@ -287,8 +287,17 @@ test_reset(void **state)
 	sim_go(dev, MIGD_STATE_PRE_COPY, &fd);
 	assert_true(migd_device_reset(dev, &error));
 	assert_int_equal(sim_state(dev), MIGD_STATE_RUNNING);
+	/* mlx5vf_precopy_ioctl() checks the device state first: EINVAL, not ENODEV */
 	assert_false(migd_data_fd_get_precopy_info(fd, &initial, &dirty, &error));
-	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_SESSION_ENDED));
+	sim_assert_errno(error, EINVAL);
+	g_clear_error(&error);
+	/* the old, disabled file during a new PRE_COPY session: ENODEV */
+	{
+		g_autoptr(MigdDataFd) fd2 = NULL;
+		sim_go(dev, MIGD_STATE_PRE_COPY, &fd2);
+		assert_false(migd_data_fd_get_precopy_info(fd, &initial, &dirty, &error));
+		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_SESSION_ENDED));
+	}
 }
 
 static void

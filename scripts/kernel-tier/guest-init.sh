@@ -1,0 +1,113 @@
+#!/bin/busybox sh
+# shellcheck shell=sh
+# /init of the real-kernel tier's initramfs (runs under busybox sh in the guest).
+# Loads the modules listed in /kernel-tier.conf, mounts the host's root file
+# system read-only over 9p at /host, creates the mtty devices and runs the test
+# program chrooted into /host. Its output goes to the serial console between
+# the markers the host script looks for; then the guest powers off.
+PATH=/bin
+export PATH
+/bin/busybox --install -s /bin
+
+# Provides BEGIN_MARKER END_MARKER MODULES UUID_A UUID_B UUID_C GUEST_PROGRAM
+# GUEST_MODE (conformance | smoke).
+# shellcheck source=/dev/null
+. /kernel-tier.conf
+
+MDEV_TYPES=/sys/devices/virtual/mtty/mtty/mdev_supported_types
+
+say() {
+	echo "kernel-tier-guest: $*"
+}
+
+power_off() {
+	sync
+	poweroff -f
+	# poweroff -f does not return; if it did, exiting init panics the
+	# kernel and panic=-1 with -no-reboot ends QEMU.
+	exit 1
+}
+
+fail_boot() {
+	say "FAILED: $*"
+	dmesg | tail -n 40
+	echo "$END_MARKER rc=125"
+	power_off
+}
+
+mount_guest_basics() {
+	mount -t proc proc /proc || fail_boot "mount /proc"
+	mount -t sysfs sysfs /sys || fail_boot "mount /sys"
+	mount -t devtmpfs devtmpfs /dev || fail_boot "mount /dev"
+	exec </dev/console >/dev/console 2>&1
+	# keep kernel messages off the console so they cannot split output lines
+	echo 1 >/proc/sys/kernel/printk
+}
+
+load_modules() {
+	for m in $MODULES; do
+		insmod "/lib/modules/$m.ko" || fail_boot "insmod $m"
+	done
+}
+
+mount_host_root() {
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot /host ||
+		fail_boot "mount the host root over 9p"
+	mount -t proc proc /host/proc || fail_boot "mount /host/proc"
+	mount -t sysfs sysfs /host/sys || fail_boot "mount /host/sys"
+	mount -t devtmpfs devtmpfs /host/dev || fail_boot "mount /host/dev"
+	# writable space goes under /dev, never over /tmp or /run: the checkout
+	# (and so the program) may live there, as in a CI clone under /tmp
+	mkdir -p /host/dev/shm || fail_boot "mkdir /host/dev/shm"
+	mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm || fail_boot "mount /host/dev/shm"
+}
+
+create_mtty_device() { # uuid type
+	echo "$1" >"$MDEV_TYPES/$2/create" || fail_boot "create $2 device $1"
+	[ -e "/sys/bus/mdev/devices/$1" ] || fail_boot "device $1 did not appear"
+}
+
+create_mtty_devices() {
+	[ -d "$MDEV_TYPES" ] || fail_boot "$MDEV_TYPES missing (mtty not loaded?)"
+	create_mtty_device "$UUID_A" mtty-2
+	create_mtty_device "$UUID_B" mtty-2
+	create_mtty_device "$UUID_C" mtty-1
+}
+
+show_devices() {
+	# a host binary through the chroot proves the 9p root share and its libraries
+	chroot /host /bin/ls -l /dev/vfio || return 1
+	for d in /sys/bus/mdev/devices/*; do
+		echo "$(basename "$d") type=$(cat "$d/mdev_type/name")" \
+			"group=$(basename "$(readlink "$d/iommu_group")")"
+	done
+}
+
+run_guest_program() {
+	HOME=/dev/shm
+	TMPDIR=/dev/shm
+	G_DEBUG=fatal-criticals # as in the meson test environment
+	export HOME TMPDIR G_DEBUG
+	echo "$BEGIN_MARKER"
+	if [ "$GUEST_MODE" = smoke ]; then
+		show_devices
+		rc=$?
+	else
+		PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot /host "$GUEST_PROGRAM" \
+			--backend kernel --devices "$UUID_A,$UUID_B,$UUID_C" 2>&1
+		rc=$?
+	fi
+	echo "$END_MARKER rc=$rc"
+	if [ "$rc" -ne 0 ]; then
+		say "program exited with $rc; last kernel messages:"
+		dmesg | tail -n 40
+	fi
+}
+
+mount_guest_basics
+say "kernel $(uname -r) up"
+load_modules
+mount_host_root
+create_mtty_devices
+run_guest_program
+power_off
