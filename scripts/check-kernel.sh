@@ -27,7 +27,7 @@ BUILD=${BUILD:-build}
 TIMEOUT=${KERNEL_TIER_TIMEOUT:-300}
 CACHE_ROOT=${KERNEL_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfio-migd/kernel-tier}
 TIER_DIR=scripts/kernel-tier
-BASE_PACKAGES=(qemu-system-x86 busybox-static xz-utils cpio linux-source-6.12)
+BASE_PACKAGES=(qemu-system-x86 busybox-static xz-utils cpio kmod linux-source-6.12)
 SOURCE_TARBALL=/usr/src/linux-source-6.12.tar.xz
 MTTY_MEMBER=linux-source-6.12/samples/vfio-mdev/mtty.c
 # modules for the 9p root share, then the VFIO stack mtty needs
