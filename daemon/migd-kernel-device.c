@@ -400,61 +400,51 @@ migd_kernel_device_region_locate(MigdKernelDevice *self, guint index, guint64 of
 	return TRUE;
 }
 
+/* one pread/pwrite: region accesses are all-or-nothing in every VFIO driver */
 static gboolean
-migd_kernel_device_region_read(MigdDevice *device, guint index, guint64 offset, void *buf,
-			       gsize len, GError **error)
+migd_kernel_device_region_access(MigdKernelDevice *self, guint index, guint64 offset, void *buf,
+				 gsize len, gboolean is_write, GError **error)
 {
-	MigdKernelDevice *self = MIGD_KERNEL_DEVICE(device);
+	const gchar *op = is_write ? "pwrite" : "pread";
 	guint64 pos = 0;
 	gssize n;
 
 	if (!migd_kernel_device_region_locate(self, index, offset, len, &pos, error))
 		return FALSE;
 	do {
-		n = pread(self->handles.device_fd, buf, len, (off_t)pos);
+		n = is_write ? pwrite(self->handles.device_fd, buf, len, (off_t)pos)
+			     : pread(self->handles.device_fd, buf, len, (off_t)pos);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		g_autofree gchar *what = g_strdup_printf("pread of region %u", index);
+		g_autofree gchar *what = g_strdup_printf("%s of region %u", op, index);
 		migd_kernel_device_set_error(self, errno, what, error);
 		return FALSE;
 	}
-	/* region accesses are all-or-nothing in every VFIO driver */
 	if ((gsize)n != len) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
-			    "%s: short pread of region %u (%" G_GSSIZE_FORMAT " of %" G_GSIZE_FORMAT
+			    "%s: short %s of region %u (%" G_GSSIZE_FORMAT " of %" G_GSIZE_FORMAT
 			    ")",
-			    migd_device_get_name(device), index, n, len);
+			    migd_device_get_name(MIGD_DEVICE(self)), op, index, n, len);
 		return FALSE;
 	}
 	return TRUE;
 }
 
 static gboolean
+migd_kernel_device_region_read(MigdDevice *device, guint index, guint64 offset, void *buf,
+			       gsize len, GError **error)
+{
+	return migd_kernel_device_region_access(MIGD_KERNEL_DEVICE(device), index, offset, buf, len,
+						FALSE, error);
+}
+
+static gboolean
 migd_kernel_device_region_write(MigdDevice *device, guint index, guint64 offset, const void *buf,
 				gsize len, GError **error)
 {
-	MigdKernelDevice *self = MIGD_KERNEL_DEVICE(device);
-	guint64 pos = 0;
-	gssize n;
-
-	if (!migd_kernel_device_region_locate(self, index, offset, len, &pos, error))
-		return FALSE;
-	do {
-		n = pwrite(self->handles.device_fd, buf, len, (off_t)pos);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		g_autofree gchar *what = g_strdup_printf("pwrite of region %u", index);
-		migd_kernel_device_set_error(self, errno, what, error);
-		return FALSE;
-	}
-	if ((gsize)n != len) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
-			    "%s: short pwrite of region %u (%" G_GSSIZE_FORMAT
-			    " of %" G_GSIZE_FORMAT ")",
-			    migd_device_get_name(device), index, n, len);
-		return FALSE;
-	}
-	return TRUE;
+	/* pwrite only reads @buf; the shared helper takes a plain pointer */
+	return migd_kernel_device_region_access(MIGD_KERNEL_DEVICE(device), index, offset,
+						(void *)buf, len, TRUE, error);
 }
 
 static MigdKernelDevice *
