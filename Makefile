@@ -1,11 +1,11 @@
 # vfio-migd: everything a user types. Each target installs what is missing first.
-#   make demo    simulated migration demo
+#   make demo    simulated migration demo: two daemons on a private D-Bus, vfio-migctl
 #   make check   every test: normal build (warnings are errors), then ASan+UBSan
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build demo check check-unit check-sanitize check-kernel format format-check clean
+.PHONY: all deps build demo bench check check-unit check-sanitize check-kernel format format-check clean
 
 all: build
 
@@ -19,7 +19,11 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 demo: build
-	$(BUILD)/tools/vfio-migd-demo
+	bash scripts/demo.sh $(BUILD)
+
+# benchmarks: each prints its ratio against the reference measured in the same run
+bench: build
+	$(BUILD)/bench/migd-bench
 
 check: deps
 	bash scripts/run-tests.sh

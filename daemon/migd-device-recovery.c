@@ -100,6 +100,24 @@ migd_device_recover_by_reset(MigdDevice *self, MigdState read_back, const gchar 
 			    error_local->message);
 		return FALSE;
 	}
+	/* a reset that left the FSM alone (hisi_acc) may still allow the walk back */
+	if (after != MIGD_STATE_RUNNING && after != MIGD_STATE_ERROR) {
+		g_autoptr(GError) error_walk = NULL;
+		if (migd_device_walk_to(self, after, MIGD_STATE_RUNNING, &error_walk)) {
+			migd_recovery_report_set(report, MIGD_RECOVERY_RESET, MIGD_STATE_RUNNING,
+						 "%s; VFIO_DEVICE_RESET left it in %s, walked "
+						 "back to RUNNING",
+						 why, migd_state_to_string(after));
+			g_warning("%s: still %s after VFIO_DEVICE_RESET; walked back to RUNNING",
+				  name, migd_state_to_string(after));
+			return TRUE;
+		}
+		g_debug("%s: no way back from %s: %s", name, migd_state_to_string(after),
+			error_walk->message);
+		/* the failed walk may have moved it: report where it is now */
+		if (!migd_device_get_state(self, &after, NULL))
+			after = MIGD_STATE_ERROR;
+	}
 	if (after != MIGD_STATE_RUNNING) {
 		migd_recovery_report_set(report, MIGD_RECOVERY_FAILED, after,
 					 "%s; still %s after VFIO_DEVICE_RESET", why,

@@ -111,6 +111,30 @@ migd_device_ensure_flags(MigdDevice *self, guint32 *flags, GError **error)
 	return TRUE;
 }
 
+void
+migd_device_identity_clear(MigdDeviceIdentity *identity)
+{
+	g_clear_pointer(&identity->driver, g_free);
+	identity->vendor_id = identity->device_id = 0;
+	identity->subsystem_vendor_id = identity->subsystem_device_id = 0;
+}
+
+gboolean
+migd_device_get_identity(MigdDevice *self, MigdDeviceIdentity *identity, GError **error)
+{
+	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
+
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
+	g_return_val_if_fail(identity != NULL, FALSE);
+
+	migd_device_identity_clear(identity);
+	if (klass->get_identity != NULL && !klass->get_identity(self, identity, error))
+		return FALSE;
+	if (identity->driver == NULL)
+		identity->driver = g_strdup("unknown");
+	return TRUE;
+}
+
 gboolean
 migd_device_get_state(MigdDevice *self, MigdState *state, GError **error)
 {

@@ -27,6 +27,19 @@ typedef struct {
 	guint64 length;
 } MigdIovaRange;
 
+/* Who a device is, for the compatibility descriptor a migration offers. */
+typedef struct {
+	gchar *driver; /* the bound variant driver, e.g. "mlx5_vfio_pci"; "unknown" if unknown */
+	guint16 vendor_id;
+	guint16 device_id;
+	guint16 subsystem_vendor_id;
+	guint16 subsystem_device_id;
+} MigdDeviceIdentity;
+
+void
+migd_device_identity_clear(MigdDeviceIdentity *identity);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigdDeviceIdentity, migd_device_identity_clear)
+
 #define MIGD_TYPE_DEVICE (migd_device_get_type())
 G_DECLARE_DERIVABLE_TYPE(MigdDevice, migd_device, MIGD, DEVICE, GObject)
 
@@ -64,7 +77,10 @@ struct _MigdDeviceClass {
 	gboolean (*region_write)(MigdDevice *self, guint index, guint64 offset, const void *buf,
 				 gsize len, GError **error);
 
-	gpointer padding[6];
+	/* optional: fills @identity (driver name, PCI ids) */
+	gboolean (*get_identity)(MigdDevice *self, MigdDeviceIdentity *identity, GError **error);
+
+	gpointer padding[5];
 };
 
 /* What the recovery policy did after a failed SET. */
@@ -99,6 +115,9 @@ void migd_device_set_name(MigdDevice *self, const gchar *name);
 gboolean migd_device_probe(MigdDevice *self, GError **error);
 const MigdDeviceFeatures *migd_device_get_features(MigdDevice *self);
 guint32 migd_device_get_mig_flags(MigdDevice *self);
+
+/* a zeroed @identity is filled; backends without one answer driver "unknown", ids 0 */
+gboolean migd_device_get_identity(MigdDevice *self, MigdDeviceIdentity *identity, GError **error);
 
 gboolean migd_device_get_state(MigdDevice *self, MigdState *state, GError **error);
 

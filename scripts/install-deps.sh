@@ -9,6 +9,8 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler
   libsystemd-dev libvirt-dev libcmocka-dev
   clang-format valgrind python3
+  dbus-daemon
+  glib-networking openssl
 )
 
 missing=()

@@ -787,6 +787,21 @@ migd_sim_device_init(MigdSimDevice *self)
 	self->lp_eventfd = -1;
 }
 
+/* simulated PCI ids: a mtty-like mdev has none */
+static gboolean
+migd_sim_device_get_identity(MigdDevice *device, MigdDeviceIdentity *identity, GError **error)
+{
+	MigdSimDevice *self = MIGD_SIM_DEVICE(device);
+	const MigdSimProfileInfo *profile = self->config->profile;
+
+	identity->driver = g_strdup(profile->driver);
+	identity->vendor_id = profile->vendor_id;
+	identity->device_id = profile->device_id;
+	identity->subsystem_vendor_id = profile->subsystem_vendor_id;
+	identity->subsystem_device_id = profile->subsystem_device_id;
+	return TRUE;
+}
+
 static void
 migd_sim_device_class_init(MigdSimDeviceClass *klass)
 {
@@ -806,4 +821,5 @@ migd_sim_device_class_init(MigdSimDeviceClass *klass)
 	device_class->low_power_exit = migd_sim_device_low_power_exit;
 	device_class->region_read = migd_sim_device_region_read;
 	device_class->region_write = migd_sim_device_region_write;
+	device_class->get_identity = migd_sim_device_get_identity;
 }

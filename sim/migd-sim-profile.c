@@ -20,6 +20,11 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	{
 	    .id = MIGD_SIM_PROFILE_MLX5,
 	    .name = "mlx5",
+	    .driver = "mlx5_vfio_pci",
+	    .vendor_id = 0x15b3,
+	    .device_id = 0x101e,
+	    .subsystem_vendor_id = 0x15b3,
+	    .subsystem_device_id = 0x0026,
 	    .mig_flags = MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_P2P | MIGD_MIG_FLAG_PRE_COPY,
 	    .log_ops = TRUE,
 	    /*
@@ -43,6 +48,11 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	{
 	    .id = MIGD_SIM_PROFILE_HISI_ACC,
 	    .name = "hisi_acc",
+	    .driver = "hisi_acc_vfio_pci",
+	    .vendor_id = 0x19e5,
+	    .device_id = 0xa251,
+	    .subsystem_vendor_id = 0x19e5,
+	    .subsystem_device_id = 0x0000,
 	    .mig_flags = MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_PRE_COPY,
 	    .pci_core = TRUE,
 	    /* hisi_acc_vf_pci_aer_reset_done() returns early unless flags == STOP_COPY */
@@ -54,6 +64,11 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	{
 	    .id = MIGD_SIM_PROFILE_MTTY,
 	    .name = "mtty",
+	    .driver = "mtty",
+	    .vendor_id = 0,
+	    .device_id = 0,
+	    .subsystem_vendor_id = 0,
+	    .subsystem_device_id = 0,
 	    .mig_flags = MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_P2P | MIGD_MIG_FLAG_PRE_COPY,
 	    .log_ops = TRUE,
 	    .log_ops_noop = TRUE,
@@ -65,6 +80,11 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	{
 	    .id = MIGD_SIM_PROFILE_PDS,
 	    .name = "pds",
+	    .driver = "pds_vfio_pci",
+	    .vendor_id = 0x1dd8,
+	    .device_id = 0x1003,
+	    .subsystem_vendor_id = 0x1dd8,
+	    .subsystem_device_id = 0x5101,
 	    .mig_flags = MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_P2P,
 	    .log_ops = TRUE,
 	    /* max_regions comes from a device STATUS command: plausible value */

@@ -50,6 +50,9 @@ typedef struct {
 	gboolean error_gives_eio;  /* refuses to run in ERROR and returns EIO ending there (pds) */
 	guint64 default_state_size;
 	guint32 knobs;
+	/* what a real device of this driver would show in sysfs */
+	const gchar *driver;
+	guint16 vendor_id, device_id, subsystem_vendor_id, subsystem_device_id;
 } MigdSimProfileInfo;
 
 const MigdSimProfileInfo *migd_sim_profile_get(MigdSimProfileId id);

@@ -254,6 +254,23 @@ test_reset_that_does_not_reset_is_loud(void **state)
 }
 
 static void
+test_reset_without_fsm_reset_walks_back(void **state)
+{
+	g_autoptr(MigdFakeDevice) dev = fake_new(MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_PRE_COPY,
+						 MIGD_STATE_RESUMING);
+	g_auto(MigdRecoveryReport) report = {0};
+	g_autoptr(GError) error = NULL;
+
+	/* hisi_acc: the reset does not touch the FSM, but RESUMING -> STOP -> RUNNING works */
+	dev->reset_mode = FAKE_RESET_NO_FSM;
+	assert_true(migd_device_recover(MIGD_DEVICE(dev), MIGD_STATE_ERROR, &report, &error));
+	assert_string_equal(dev->log->str, "reset RE>ST ST>RU ");
+	assert_int_equal(report.action, MIGD_RECOVERY_RESET);
+	assert_int_equal(report.final_state, MIGD_STATE_RUNNING);
+	assert_non_null(strstr(report.detail, "left it in RESUMING"));
+}
+
+static void
 test_reset_failure(void **state)
 {
 	g_autoptr(MigdFakeDevice) dev = fake_new(MIGD_MIG_FLAGS_KNOWN, MIGD_STATE_STOP);
@@ -417,6 +434,7 @@ main(void)
 	    cmocka_unit_test(test_failed_arc_recovers_by_path),
 	    cmocka_unit_test(test_error_state_resets),
 	    cmocka_unit_test(test_reset_that_does_not_reset_is_loud),
+	    cmocka_unit_test(test_reset_without_fsm_reset_walks_back),
 	    cmocka_unit_test(test_reset_failure),
 	    cmocka_unit_test(test_recovery_path_fails_then_reset),
 	    cmocka_unit_test(test_first_arc_fails_already_safe),

@@ -1,0 +1,427 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "migd-connection.h"
+#include "migd-error.h"
+
+/* prefixes and small frames are read through this; big bodies go straight to the decoder */
+#define MIGD_CONNECTION_SMALL_READ (64u * 1024u)
+/* a close waits this long for queued frames (e.g. an Abort) to leave */
+#define MIGD_CONNECTION_FLUSH_TIMEOUT_S 10
+
+struct _MigdConnection {
+	GObject parent_instance;
+	GIOStream *stream;
+	GCancellable *cancellable;
+	MigdWireDecoder *decoder;
+	MigdWireSession *session;
+	gchar *peer_identity;
+	MigdConnectionCallbacks cb;
+	gpointer user_data;
+	guint8 *small_buf; /* MIGD_CONNECTION_SMALL_READ bytes */
+	gboolean read_direct;
+	gboolean reading_enabled;
+	gboolean read_pending;
+	GQueue send_queue; /* of GBytes, each one encoded frame */
+	gsize queued_bytes;
+	gboolean write_pending;
+	gboolean congested;
+	gboolean closing;
+	gboolean closed;
+	GError *close_reason;
+	guint tick_id;
+	guint flush_timeout_id;
+	gint64 last_rx_us;
+	gint64 last_tx_us;
+};
+
+G_DEFINE_TYPE(MigdConnection, migd_connection, G_TYPE_OBJECT)
+
+static void migd_connection_read_next(MigdConnection *self);
+static void migd_connection_write_next(MigdConnection *self);
+
+/* ends the connection once; the owner hears about it through the closed callback */
+static void
+migd_connection_finish(MigdConnection *self, const GError *error)
+{
+	if (self->closed)
+		return;
+	self->closed = TRUE;
+	g_cancellable_cancel(self->cancellable);
+	g_clear_handle_id(&self->tick_id, g_source_remove);
+	g_clear_handle_id(&self->flush_timeout_id, g_source_remove);
+	g_queue_clear_full(&self->send_queue, (GDestroyNotify)g_bytes_unref);
+	self->queued_bytes = 0;
+	/* closing a GIOStream with pending operations fails; ours were just cancelled */
+	g_io_stream_close_async(self->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+	if (self->cb.closed != NULL)
+		self->cb.closed(self, error, self->user_data);
+}
+
+static void
+migd_connection_fail(MigdConnection *self, const GError *error)
+{
+	if (!self->closed)
+		g_debug("connection to %s failed: %s", self->peer_identity, error->message);
+	migd_connection_finish(self, error);
+}
+
+static void
+migd_connection_deliver_frames(MigdConnection *self)
+{
+	for (;;) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MigdWireFrame) frame = migd_wire_decoder_next(self->decoder, &error);
+
+		if (frame == NULL) {
+			if (error != NULL)
+				migd_connection_fail(self, error);
+			return;
+		}
+		if (!migd_wire_session_check_received(self->session, frame, &error)) {
+			migd_connection_fail(self, error);
+			return;
+		}
+		if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
+			continue;
+		if (self->cb.frame != NULL)
+			self->cb.frame(self, frame, self->user_data);
+		/* the owner may have closed or paused us from its callback */
+		if (self->closed || !self->reading_enabled)
+			return;
+	}
+}
+
+static void
+migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(MigdConnection) self = MIGD_CONNECTION(user_data);
+	g_autoptr(GError) error = NULL;
+	gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), res, &error);
+
+	self->read_pending = FALSE;
+	if (self->closed)
+		return;
+	if (n < 0) {
+		g_prefix_error(&error, "reading from %s: ", self->peer_identity);
+		migd_connection_fail(self, error);
+		return;
+	}
+	if (n == 0) {
+		if (!migd_wire_decoder_finish(self->decoder, &error)) {
+			migd_connection_fail(self, error);
+			return;
+		}
+		if (self->closing || migd_wire_session_is_over(self->session)) {
+			migd_connection_finish(self, self->close_reason);
+			return;
+		}
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s closed the connection",
+			    self->peer_identity);
+		migd_connection_fail(self, error);
+		return;
+	}
+	self->last_rx_us = g_get_monotonic_time();
+	if (self->read_direct) {
+		migd_wire_decoder_advance(self->decoder, (gsize)n);
+	} else if (!migd_wire_decoder_feed(self->decoder, self->small_buf, (gsize)n, &error)) {
+		migd_connection_fail(self, error);
+		return;
+	}
+	migd_connection_deliver_frames(self);
+	migd_connection_read_next(self);
+}
+
+static void
+migd_connection_read_next(MigdConnection *self)
+{
+	GInputStream *input = g_io_stream_get_input_stream(self->stream);
+	gsize len = 0;
+	guint8 *buf;
+
+	if (self->closed || !self->reading_enabled || self->read_pending)
+		return;
+	buf = migd_wire_decoder_peek_space(self->decoder, &len);
+	self->read_direct = buf != NULL && len > 0;
+	if (!self->read_direct) {
+		buf = self->small_buf;
+		len = MIGD_CONNECTION_SMALL_READ;
+	}
+	self->read_pending = TRUE;
+	g_input_stream_read_async(input, buf, len, G_PRIORITY_DEFAULT, self->cancellable,
+				  migd_connection_read_cb, g_object_ref(self));
+}
+
+static void
+migd_connection_really_close(MigdConnection *self)
+{
+	g_autoptr(GError) reason = g_steal_pointer(&self->close_reason);
+	migd_connection_finish(self, reason);
+}
+
+static void
+migd_connection_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(MigdConnection) self = MIGD_CONNECTION(user_data);
+	g_autoptr(GError) error = NULL;
+	GBytes *sent;
+
+	self->write_pending = FALSE;
+	if (!g_output_stream_write_all_finish(G_OUTPUT_STREAM(source), res, NULL, &error)) {
+		if (!self->closed) {
+			g_prefix_error(&error, "writing to %s: ", self->peer_identity);
+			migd_connection_fail(self, error);
+		}
+		return;
+	}
+	if (self->closed)
+		return;
+	sent = g_queue_pop_head(&self->send_queue);
+	self->queued_bytes -= g_bytes_get_size(sent);
+	g_bytes_unref(sent);
+	self->last_tx_us = g_get_monotonic_time();
+	if (self->closing && g_queue_is_empty(&self->send_queue)) {
+		migd_connection_really_close(self);
+		return;
+	}
+	if (self->congested && self->queued_bytes <= MIGD_CONNECTION_SEND_LOW_WATER) {
+		self->congested = FALSE;
+		if (self->cb.drained != NULL)
+			self->cb.drained(self, self->user_data);
+		if (self->closed)
+			return;
+	}
+	migd_connection_write_next(self);
+}
+
+static void
+migd_connection_write_next(MigdConnection *self)
+{
+	GOutputStream *output = g_io_stream_get_output_stream(self->stream);
+	GBytes *head;
+
+	if (self->closed || self->write_pending || g_queue_is_empty(&self->send_queue))
+		return;
+	head = g_queue_peek_head(&self->send_queue);
+	self->write_pending = TRUE;
+	g_output_stream_write_all_async(
+	    output, g_bytes_get_data(head, NULL), g_bytes_get_size(head), G_PRIORITY_DEFAULT,
+	    self->cancellable, migd_connection_write_cb, g_object_ref(self));
+}
+
+gboolean
+migd_connection_send(MigdConnection *self, const MigdWireFrame *frame, GError **error)
+{
+	g_autoptr(GByteArray) buf = g_byte_array_new();
+	GBytes *bytes;
+
+	g_return_val_if_fail(MIGD_IS_CONNECTION(self), FALSE);
+
+	if (self->closed || self->closing) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED, "connection to %s is closed",
+			    self->peer_identity);
+		return FALSE;
+	}
+	if (!migd_wire_frame_append(frame, buf, error))
+		return FALSE;
+	if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO)
+		migd_wire_session_note_hello_sent(self->session, frame->hello);
+	else if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY)
+		migd_wire_session_note_hello_reply_sent(self->session, frame->hello_reply);
+	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&buf));
+	self->queued_bytes += g_bytes_get_size(bytes);
+	g_queue_push_tail(&self->send_queue, bytes);
+	migd_connection_write_next(self);
+	return TRUE;
+}
+
+gsize
+migd_connection_get_queued_bytes(MigdConnection *self)
+{
+	g_return_val_if_fail(MIGD_IS_CONNECTION(self), 0);
+	return self->queued_bytes;
+}
+
+gboolean
+migd_connection_is_congested(MigdConnection *self)
+{
+	g_return_val_if_fail(MIGD_IS_CONNECTION(self), TRUE);
+	if (self->queued_bytes > MIGD_CONNECTION_SEND_HIGH_WATER)
+		self->congested = TRUE;
+	return self->congested;
+}
+
+void
+migd_connection_set_reading(MigdConnection *self, gboolean enabled)
+{
+	g_return_if_fail(MIGD_IS_CONNECTION(self));
+	if (self->reading_enabled == enabled)
+		return;
+	self->reading_enabled = enabled;
+	if (!enabled)
+		return;
+	/* time spent paused by our own backpressure is not the peer's silence */
+	self->last_rx_us = g_get_monotonic_time();
+	/* frames that arrived while paused are already decoded: deliver them first */
+	migd_connection_deliver_frames(self);
+	migd_connection_read_next(self);
+}
+
+static gboolean
+migd_connection_flush_timeout_cb(gpointer user_data)
+{
+	MigdConnection *self = MIGD_CONNECTION(user_data);
+	self->flush_timeout_id = 0;
+	migd_connection_really_close(self);
+	return G_SOURCE_REMOVE;
+}
+
+void
+migd_connection_close(MigdConnection *self, const GError *reason)
+{
+	g_return_if_fail(MIGD_IS_CONNECTION(self));
+	if (self->closed || self->closing)
+		return;
+	self->closing = TRUE;
+	if (reason != NULL)
+		self->close_reason = g_error_copy(reason);
+	if (g_queue_is_empty(&self->send_queue)) {
+		migd_connection_really_close(self);
+		return;
+	}
+	/* a peer that stopped reading must not hold our close forever */
+	self->flush_timeout_id = g_timeout_add_seconds(MIGD_CONNECTION_FLUSH_TIMEOUT_S,
+						       migd_connection_flush_timeout_cb, self);
+}
+
+void
+migd_connection_detach(MigdConnection *self)
+{
+	g_return_if_fail(MIGD_IS_CONNECTION(self));
+	memset(&self->cb, 0, sizeof(self->cb));
+	self->user_data = NULL;
+	migd_connection_finish(self, NULL);
+}
+
+gboolean
+migd_connection_is_closed(MigdConnection *self)
+{
+	g_return_val_if_fail(MIGD_IS_CONNECTION(self), TRUE);
+	return self->closed;
+}
+
+static gboolean
+migd_connection_tick_cb(gpointer user_data)
+{
+	MigdConnection *self = MIGD_CONNECTION(user_data);
+	gint64 now = g_get_monotonic_time();
+
+	if (self->reading_enabled &&
+	    now - self->last_rx_us > MIGD_CONNECTION_IDLE_TIMEOUT_S * G_USEC_PER_SEC) {
+		g_autoptr(GError) error =
+		    g_error_new(MIGD_ERROR, MIGD_ERROR_TIMED_OUT, "%s sent nothing for %d s",
+				self->peer_identity, MIGD_CONNECTION_IDLE_TIMEOUT_S);
+		self->tick_id = 0;
+		migd_connection_fail(self, error);
+		return G_SOURCE_REMOVE;
+	}
+	if ((migd_wire_session_get_capabilities(self->session) & MIGD_WIRE_CAP_KEEPALIVE) != 0 &&
+	    !self->closing && g_queue_is_empty(&self->send_queue) &&
+	    now - self->last_tx_us > MIGD_CONNECTION_KEEPALIVE_INTERVAL_S * G_USEC_PER_SEC) {
+		Migd__Wire__Keepalive keepalive = MIGD__WIRE__KEEPALIVE__INIT;
+		MigdWireFrame frame;
+		keepalive.monotonic_usec = (guint64)now;
+		migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE, &keepalive);
+		/* a failed send means we are closing anyway */
+		migd_connection_send(self, &frame, NULL);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+void
+migd_connection_start(MigdConnection *self)
+{
+	g_return_if_fail(MIGD_IS_CONNECTION(self));
+	self->last_rx_us = self->last_tx_us = g_get_monotonic_time();
+	if (self->tick_id == 0)
+		self->tick_id = g_timeout_add_seconds(1, migd_connection_tick_cb, self);
+	migd_connection_read_next(self);
+}
+
+const gchar *
+migd_connection_get_peer_identity(MigdConnection *self)
+{
+	g_return_val_if_fail(MIGD_IS_CONNECTION(self), NULL);
+	return self->peer_identity;
+}
+
+MigdWireSession *
+migd_connection_get_session(MigdConnection *self)
+{
+	g_return_val_if_fail(MIGD_IS_CONNECTION(self), NULL);
+	return self->session;
+}
+
+MigdConnection *
+migd_connection_new(GIOStream *stream, MigdWireRole role, const gchar *peer_identity,
+		    const MigdConnectionCallbacks *callbacks, gpointer user_data)
+{
+	MigdConnection *self = g_object_new(MIGD_TYPE_CONNECTION, NULL);
+
+	self->stream = g_object_ref(stream);
+	self->session = migd_wire_session_new(role);
+	self->peer_identity = g_strdup(peer_identity != NULL ? peer_identity : "peer");
+	if (callbacks != NULL)
+		self->cb = *callbacks;
+	self->user_data = user_data;
+	return self;
+}
+
+static void
+migd_connection_dispose(GObject *object)
+{
+	MigdConnection *self = MIGD_CONNECTION(object);
+	/* no callbacks from a connection its owner dropped */
+	memset(&self->cb, 0, sizeof(self->cb));
+	if (!self->closed)
+		migd_connection_finish(self, NULL);
+	G_OBJECT_CLASS(migd_connection_parent_class)->dispose(object);
+}
+
+static void
+migd_connection_finalize(GObject *object)
+{
+	MigdConnection *self = MIGD_CONNECTION(object);
+	g_queue_clear_full(&self->send_queue, (GDestroyNotify)g_bytes_unref);
+	g_clear_object(&self->stream);
+	g_clear_object(&self->cancellable);
+	g_clear_pointer(&self->decoder, migd_wire_decoder_free);
+	g_clear_pointer(&self->session, migd_wire_session_free);
+	g_clear_error(&self->close_reason);
+	g_free(self->peer_identity);
+	g_free(self->small_buf);
+	G_OBJECT_CLASS(migd_connection_parent_class)->finalize(object);
+}
+
+static void
+migd_connection_init(MigdConnection *self)
+{
+	self->cancellable = g_cancellable_new();
+	self->small_buf = g_malloc(MIGD_CONNECTION_SMALL_READ);
+	self->decoder = migd_wire_decoder_new();
+	self->reading_enabled = TRUE;
+	g_queue_init(&self->send_queue);
+}
+
+static void
+migd_connection_class_init(MigdConnectionClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	object_class->dispose = migd_connection_dispose;
+	object_class->finalize = migd_connection_finalize;
+}

@@ -1,0 +1,54 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-dbus-generated.h"
+#include "migd-device.h"
+
+G_BEGIN_DECLS
+
+#define MIGD_DBUS_OBJECT_PATH "/org/vfiomigd/Migd1"
+#define MIGD_DBUS_JOBS_PATH   "/org/vfiomigd/Migd1/jobs"
+#define MIGD_DBUS_BUS_NAME    "org.vfiomigd.Migd1"
+/* how long, and how many, finished jobs stay exported so their result can be read */
+#define MIGD_DBUS_JOB_RETAIN_S	   600
+#define MIGD_DBUS_JOB_RETAIN_COUNT 64
+
+/*
+ * Exports org.vfiomigd.Migd1.Manager at MIGD_DBUS_OBJECT_PATH over a set of
+ * devices, and one Job object per migration, outgoing or incoming.
+ */
+#define MIGD_TYPE_DBUS_MANAGER_SERVICE (migd_dbus_manager_service_get_type())
+G_DECLARE_FINAL_TYPE(MigdDbusManagerService, migd_dbus_manager_service, MIGD, DBUS_MANAGER_SERVICE,
+		     MigdDbusManagerSkeleton)
+
+/*
+ * Adds backend-specific entries to a device's ListDevices properties; @busy:
+ * the device is in a job, so its state is in flux. Keeps backends (the
+ * simulator) out of the control plane.
+ */
+typedef void (*MigdDbusDeviceInfoFunc)(MigdDevice *device, gboolean busy, GVariantDict *dict,
+				       gpointer user_data);
+
+/* registers MIGD_ERROR's D-Bus names (idempotent); errors then cross D-Bus by name */
+void migd_dbus_error_register(void);
+
+/* @devices: MigdDevice, probed, with unique names */
+MigdDbusManagerService *migd_dbus_manager_service_new(GPtrArray *devices);
+void migd_dbus_manager_service_set_device_info_func(MigdDbusManagerService *self,
+						    MigdDbusDeviceInfoFunc func,
+						    gpointer user_data);
+void migd_dbus_manager_service_add_capability(MigdDbusManagerService *self,
+					      const gchar *capability);
+gboolean migd_dbus_manager_service_export(MigdDbusManagerService *self, GDBusConnection *connection,
+					  GError **error);
+/* unexports the Manager and every job object; stops listening */
+void migd_dbus_manager_service_unexport(MigdDbusManagerService *self);
+
+guint migd_dbus_manager_service_get_n_active_jobs(MigdDbusManagerService *self);
+/* asks every running job to cancel (shutdown); returns how many were running */
+guint migd_dbus_manager_service_cancel_all(MigdDbusManagerService *self);
+
+G_END_DECLS

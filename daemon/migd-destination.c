@@ -1,0 +1,785 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The destination engine: one session at a time. Offers are checked against
+ * the prepared local devices before the source touches anything; accepted
+ * devices go to RESUMING and get a writer thread each; a full writer pauses
+ * reading from the network (TCP carries the backpressure to the source). A
+ * device's initial pre-copy data, once written, is acknowledged (switchover-ack).
+ * Commit: every device RESUMING -> STOP (the driver validates); only if all
+ * pass do they go RUNNING. Anything else resets them.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "migd-connection.h"
+#include "migd-destination.h"
+#include "migd-error.h"
+#include "migd-stream-writer.h"
+#include "migd-wire-limits.h"
+
+/* while acks are owed, how often to look whether the writers have caught up */
+#define MIGD_DESTINATION_ACK_CHECK_MS 5
+
+typedef struct _MigdDestSession MigdDestSession;
+
+typedef struct {
+	MigdDestSession *session;
+	guint index;
+	MigdDevice *device;
+	gchar *name;
+	MigdStreamWriter *writer;
+	GQueue pending; /* chunks refused by the full writer, in order */
+	gboolean accepted;
+	gboolean touched; /* left its idle state: reset on failure */
+	gboolean initial_done;
+	gboolean acked;
+	gboolean last_received;
+	gboolean finish_requested;
+	gboolean finished;
+	guint64 chunks_received;
+	guint64 bytes_received;
+} MigdDestDevice;
+
+struct _MigdDestSession {
+	gint refcount;
+	MigdDestination *dest;
+	MigdConnection *conn;
+	MigdJob *job;
+	GPtrArray *devices; /* MigdDestDevice */
+	gboolean commit_received;
+	Migd__Wire__Commit *commit; /* copy of the counts, to check at the end */
+	guint ack_timer_id;
+	gulong cancel_handler;
+	gboolean finished;
+	guint64 total_bytes;
+};
+
+struct _MigdDestination {
+	GObject parent_instance;
+	GPtrArray *devices; /* MigdDevice */
+	MigdTransportListener *listener;
+	MigdDestSession *active;
+	guint job_counter;
+};
+
+G_DEFINE_TYPE(MigdDestination, migd_destination, G_TYPE_OBJECT)
+
+enum { SIGNAL_JOB_STARTED, SIGNAL_LAST };
+static guint migd_destination_signals[SIGNAL_LAST];
+
+static void migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell_peer);
+
+static void
+migd_dest_device_free(MigdDestDevice *dd)
+{
+	if (dd->writer != NULL) {
+		migd_stream_writer_cancel(dd->writer);
+		g_object_unref(dd->writer);
+	}
+	g_queue_clear_full(&dd->pending, (GDestroyNotify)g_bytes_unref);
+	g_object_unref(dd->device);
+	g_free(dd->name);
+	g_free(dd);
+}
+
+static void
+migd_dest_session_unref(MigdDestSession *self)
+{
+	if (--self->refcount > 0)
+		return;
+	g_clear_handle_id(&self->ack_timer_id, g_source_remove);
+	if (self->conn != NULL) {
+		migd_connection_detach(self->conn);
+		g_object_unref(self->conn);
+	}
+	if (self->job != NULL) {
+		if (self->cancel_handler != 0)
+			g_signal_handler_disconnect(self->job, self->cancel_handler);
+		g_object_unref(self->job);
+	}
+	g_ptr_array_unref(self->devices);
+	if (self->commit != NULL)
+		migd__wire__commit__free_unpacked(self->commit, NULL);
+	g_free(self);
+}
+
+static gboolean
+migd_dest_session_unref_idle_cb(gpointer user_data)
+{
+	migd_dest_session_unref(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+migd_dest_session_send(MigdDestSession *self, MigdWireMsgType type, gpointer body)
+{
+	MigdWireFrame frame;
+	g_autoptr(GError) error = NULL;
+
+	migd_wire_frame_init(&frame, type, body);
+	if (!migd_connection_send(self->conn, &frame, &error)) {
+		migd_dest_session_fail(self, error, FALSE);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* an aborted RESUMING session can only end by reset (uAPI) */
+static gchar *
+migd_dest_session_reset_devices(MigdDestSession *self)
+{
+	g_autoptr(GString) problems = g_string_new(NULL);
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		if (dd->writer != NULL)
+			migd_stream_writer_cancel(dd->writer);
+		g_queue_clear_full(&dd->pending, (GDestroyNotify)g_bytes_unref);
+	}
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		if (!dd->touched)
+			continue;
+		if (!migd_device_recover(dd->device, MIGD_STATE_ERROR, NULL, &error))
+			g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "",
+					       error->message);
+		dd->touched = FALSE;
+		g_clear_object(&dd->writer);
+	}
+	return problems->len > 0 ? g_string_free(g_steal_pointer(&problems), FALSE) : NULL;
+}
+
+static void
+migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *message)
+{
+	MigdDestination *dest = self->dest;
+
+	if (self->finished)
+		return;
+	self->finished = TRUE;
+	g_clear_handle_id(&self->ack_timer_id, g_source_remove);
+	if (self->conn != NULL)
+		migd_connection_close(self->conn, NULL);
+	if (self->job != NULL)
+		migd_job_complete(self->job, success, message);
+	else if (!success)
+		g_message("session from %s ended: %s",
+			  self->conn != NULL ? migd_connection_get_peer_identity(self->conn) : "?",
+			  message);
+	if (dest->active == self)
+		dest->active = NULL;
+	g_idle_add(migd_dest_session_unref_idle_cb, self);
+}
+
+static void
+migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell_peer)
+{
+	g_autofree gchar *problems = NULL;
+	g_autofree gchar *message = NULL;
+
+	if (self->finished)
+		return;
+	if (self->job != NULL)
+		migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
+	if (tell_peer && self->conn != NULL && !migd_connection_is_closed(self->conn)) {
+		Migd__Wire__Abort abort_msg = MIGD__WIRE__ABORT__INIT;
+		MigdWireFrame frame;
+		g_autofree gchar *text = g_utf8_make_valid(error->message, -1);
+		if (strlen(text) > MIGD_WIRE_MAX_MESSAGE_LEN)
+			text[MIGD_WIRE_MAX_MESSAGE_LEN] = '\0';
+		abort_msg.reason = error->domain == MIGD_KERNEL_ERROR
+				       ? MIGD__WIRE__REASON__REASON_DEVICE_ERROR
+				   : g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL)
+				       ? MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR
+				       : MIGD__WIRE__REASON__REASON_OTHER;
+		abort_msg.message = text;
+		migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &abort_msg);
+		migd_connection_send(self->conn, &frame, NULL);
+	}
+	problems = migd_dest_session_reset_devices(self);
+	if (problems != NULL)
+		message = g_strdup_printf("%s; RESET FAILED: %s", error->message, problems);
+	else
+		message = g_strdup_printf("%s; destination devices reset", error->message);
+	migd_dest_session_finish(self, FALSE, message);
+}
+
+static void
+migd_dest_session_fail_literal(MigdDestSession *self, gint code, const gchar *message,
+			       gboolean tell_peer)
+{
+	g_autoptr(GError) error = g_error_new_literal(MIGD_ERROR, code, message);
+	migd_dest_session_fail(self, error, tell_peer);
+}
+
+/* ---- writers ---- */
+
+static gboolean
+migd_dest_device_flushed(MigdDestDevice *dd)
+{
+	MigdStreamStats stats = {0};
+	if (dd->writer == NULL || !g_queue_is_empty(&dd->pending))
+		return FALSE;
+	migd_stream_writer_get_stats(dd->writer, &stats);
+	return stats.chunks_in_flight == 0;
+}
+
+static gboolean migd_dest_session_ack_check_cb(gpointer user_data);
+
+/* acknowledge each device whose initial data is complete and written */
+static void
+migd_dest_session_check_acks(MigdDestSession *self)
+{
+	gboolean owed = FALSE;
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		Migd__Wire__SwitchoverAck ack = MIGD__WIRE__SWITCHOVER_ACK__INIT;
+		if (!dd->initial_done || dd->acked)
+			continue;
+		if (!migd_dest_device_flushed(dd)) {
+			owed = TRUE;
+			continue;
+		}
+		dd->acked = TRUE;
+		ack.has_device = TRUE;
+		ack.device = dd->index;
+		if (!migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_SWITCHOVER_ACK,
+					    &ack))
+			return;
+	}
+	if (owed && self->ack_timer_id == 0)
+		self->ack_timer_id = g_timeout_add(MIGD_DESTINATION_ACK_CHECK_MS,
+						   migd_dest_session_ack_check_cb, self);
+}
+
+static gboolean
+migd_dest_session_ack_check_cb(gpointer user_data)
+{
+	MigdDestSession *self = user_data;
+	self->ack_timer_id = 0;
+	migd_dest_session_check_acks(self);
+	return G_SOURCE_REMOVE;
+}
+
+static void migd_dest_session_maybe_commit(MigdDestSession *self);
+
+static void
+migd_dest_device_maybe_finish(MigdDestDevice *dd)
+{
+	if (dd->last_received && !dd->finish_requested && g_queue_is_empty(&dd->pending)) {
+		dd->finish_requested = TRUE;
+		migd_stream_writer_finish(dd->writer);
+	}
+}
+
+/* pushes what the full writer refused before; TRUE when nothing is left waiting */
+static gboolean
+migd_dest_device_push_pending(MigdDestDevice *dd)
+{
+	while (!g_queue_is_empty(&dd->pending)) {
+		GBytes *chunk = g_queue_peek_head(&dd->pending);
+		if (!migd_stream_writer_push(dd->writer, chunk))
+			return FALSE;
+		g_bytes_unref(g_queue_pop_head(&dd->pending));
+	}
+	migd_dest_device_maybe_finish(dd);
+	return TRUE;
+}
+
+static void
+migd_dest_session_update_reading(MigdDestSession *self)
+{
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		if (!g_queue_is_empty(&dd->pending)) {
+			migd_connection_set_reading(self->conn, FALSE);
+			return;
+		}
+	}
+	migd_connection_set_reading(self->conn, TRUE);
+}
+
+static void
+migd_dest_writer_space_cb(MigdStreamWriter *writer, gpointer user_data)
+{
+	MigdDestDevice *dd = user_data;
+	MigdDestSession *self = dd->session;
+
+	if (self->finished)
+		return;
+	migd_dest_device_push_pending(dd);
+	migd_dest_session_check_acks(self);
+	migd_dest_session_update_reading(self);
+}
+
+static void
+migd_dest_writer_finished_cb(MigdStreamWriter *writer, guint64 total_bytes, gpointer user_data)
+{
+	MigdDestDevice *dd = user_data;
+	dd->finished = TRUE;
+	g_debug("%s: stream written, %" G_GUINT64_FORMAT " bytes", dd->name, total_bytes);
+	migd_dest_session_maybe_commit(dd->session);
+}
+
+static void
+migd_dest_writer_error_cb(MigdStreamWriter *writer, const GError *error, gpointer user_data)
+{
+	MigdDestDevice *dd = user_data;
+	g_autoptr(GError) copy = g_error_copy(error);
+	g_prefix_error(&copy, "%s: loading the state failed: ", dd->name);
+	migd_dest_session_fail(dd->session, copy, TRUE);
+}
+
+/* ---- frames ---- */
+
+static gboolean
+migd_dest_session_check_offer(MigdDestDevice *dd, const Migd__Wire__DeviceDescriptor *desc,
+			      GError **error)
+{
+	g_auto(MigdDeviceIdentity) identity = {0};
+	guint32 flags;
+
+	if (!migd_device_probe(dd->device, error) ||
+	    !migd_device_get_identity(dd->device, &identity, error))
+		return FALSE;
+	flags = migd_device_get_mig_flags(dd->device);
+	if (g_strcmp0(identity.driver, desc->driver_name) != 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "driver %s offered, %s is bound to %s", desc->driver_name, dd->name,
+			    identity.driver);
+		return FALSE;
+	}
+	if (identity.vendor_id != desc->vendor_id || identity.device_id != desc->device_id ||
+	    identity.subsystem_vendor_id != desc->subsystem_vendor_id ||
+	    identity.subsystem_device_id != desc->subsystem_device_id) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "PCI ids %04x:%04x (%04x:%04x) offered, %s is %04x:%04x (%04x:%04x)",
+			    desc->vendor_id, desc->device_id, desc->subsystem_vendor_id,
+			    desc->subsystem_device_id, dd->name, identity.vendor_id,
+			    identity.device_id, identity.subsystem_vendor_id,
+			    identity.subsystem_device_id);
+		return FALSE;
+	}
+	if (flags != desc->migration_flags) {
+		g_autofree gchar *ours = migd_mig_flags_to_string(flags);
+		g_autofree gchar *theirs = migd_mig_flags_to_string(desc->migration_flags);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "migration flags %s offered, %s has %s", theirs, dd->name, ours);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOffer *offer)
+{
+	MigdDestDevice *dd = g_ptr_array_index(self->devices, offer->device);
+	g_autoptr(GError) error = NULL;
+	MigdDataFd *data_fd = NULL;
+	const MigdStreamWriterCallbacks callbacks = {
+	    .space_available = migd_dest_writer_space_cb,
+	    .finished = migd_dest_writer_finished_cb,
+	    .error = migd_dest_writer_error_cb,
+	};
+	MigdStreamConfig config = {.name = dd->name};
+
+	if (!migd_dest_session_check_offer(dd, offer->descriptor, &error)) {
+		Migd__Wire__DeviceReject reject = MIGD__WIRE__DEVICE_REJECT__INIT;
+		g_message("rejecting device %u: %s", offer->device, error->message);
+		reject.device = offer->device;
+		reject.reason = MIGD__WIRE__REASON__REASON_INCOMPATIBLE_DEVICE;
+		reject.message = error->message;
+		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT, &reject);
+		return;
+	}
+	dd->touched = TRUE;
+	if (!migd_device_transition(dd->device, MIGD_STATE_RESUMING, MIGD_STATE_ERROR, &data_fd,
+				    NULL, &error)) {
+		migd_dest_session_fail(self, error, TRUE);
+		return;
+	}
+	dd->writer = migd_stream_writer_new(data_fd, NULL, &config, &callbacks, dd, &error);
+	if (dd->writer == NULL) {
+		migd_dest_session_fail(self, error, TRUE);
+		return;
+	}
+	dd->accepted = TRUE;
+	{
+		Migd__Wire__DeviceAccept accept = MIGD__WIRE__DEVICE_ACCEPT__INIT;
+		accept.device = offer->device;
+		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT, &accept);
+	}
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_PRECOPY);
+}
+
+static void
+migd_dest_session_handle_chunk(MigdDestSession *self, const Migd__Wire__StateChunk *chunk)
+{
+	MigdDestDevice *dd = g_ptr_array_index(self->devices, chunk->device);
+
+	if (!dd->accepted || dd->last_received) {
+		g_autofree gchar *msg =
+		    g_strdup_printf("state chunk for device %u, which is %s", chunk->device,
+				    dd->accepted ? "already complete" : "not accepted");
+		migd_dest_session_fail_literal(self, MIGD_ERROR_PROTOCOL, msg, TRUE);
+		return;
+	}
+	if (chunk->phase == MIGD__WIRE__PHASE__PHASE_STOPCOPY)
+		migd_job_set_phase(self->job, MIGD_JOB_PHASE_STOPCOPY);
+	dd->chunks_received++;
+	if (chunk->data.len > 0) {
+		GBytes *bytes = g_bytes_new(chunk->data.data, chunk->data.len);
+		dd->bytes_received += chunk->data.len;
+		self->total_bytes += chunk->data.len;
+		g_queue_push_tail(&dd->pending, bytes);
+		if (!migd_dest_device_push_pending(dd))
+			migd_connection_set_reading(self->conn, FALSE);
+		migd_job_update(self->job, 0, self->total_bytes, 0);
+	}
+	if (chunk->has_last && chunk->last) {
+		dd->last_received = TRUE;
+		migd_dest_device_maybe_finish(dd);
+	}
+}
+
+static void
+migd_dest_session_commit(MigdDestSession *self)
+{
+	Migd__Wire__CommitResult result = MIGD__WIRE__COMMIT_RESULT__INIT;
+	g_autofree Migd__Wire__CommitDeviceResult *entries =
+	    g_new0(Migd__Wire__CommitDeviceResult, self->devices->len);
+	g_autofree Migd__Wire__CommitDeviceResult **ptrs =
+	    g_new0(Migd__Wire__CommitDeviceResult *, self->devices->len);
+	g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GString) problems = g_string_new(NULL);
+	gboolean all_ok = TRUE;
+
+	/* RESUMING -> STOP is where the driver validates what it loaded */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		const Migd__Wire__CommitDevice *sent = NULL;
+		g_autoptr(GError) error = NULL;
+
+		migd__wire__commit_device_result__init(&entries[i]);
+		entries[i].device = dd->index;
+		ptrs[i] = &entries[i];
+		for (gsize j = 0; j < self->commit->n_devices; j++) {
+			if (self->commit->devices[j]->device == dd->index)
+				sent = self->commit->devices[j];
+		}
+		g_clear_object(&dd->writer);
+		if (sent == NULL || sent->chunks != dd->chunks_received ||
+		    sent->bytes != dd->bytes_received) {
+			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+				    "%s: the source sent %" G_GUINT64_FORMAT
+				    " bytes in %" G_GUINT64_FORMAT " chunks, %" G_GUINT64_FORMAT
+				    " in %" G_GUINT64_FORMAT " arrived",
+				    dd->name, sent != NULL ? sent->bytes : 0,
+				    sent != NULL ? sent->chunks : 0, dd->bytes_received,
+				    dd->chunks_received);
+		} else if (migd_device_transition(dd->device, MIGD_STATE_STOP, MIGD_STATE_ERROR,
+						  NULL, NULL, &error)) {
+			entries[i].ok = TRUE;
+			continue;
+		}
+		all_ok = FALSE;
+		entries[i].has_reason = TRUE;
+		entries[i].reason = MIGD__WIRE__REASON__REASON_VALIDATION_FAILED;
+		entries[i].message = g_strdup(error->message);
+		g_ptr_array_add(messages, entries[i].message);
+		g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "",
+				       error->message);
+	}
+	/* all or nothing: the source keeps its devices only if every one of ours runs */
+	for (guint i = 0; all_ok && i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		if (!migd_device_transition(dd->device, MIGD_STATE_RUNNING, MIGD_STATE_ERROR, NULL,
+					    NULL, &error)) {
+			all_ok = FALSE;
+			g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "",
+					       error->message);
+		}
+	}
+	result.ok = all_ok;
+	result.n_devices = self->devices->len;
+	result.devices = ptrs;
+	if (!all_ok) {
+		g_autofree gchar *reset = migd_dest_session_reset_devices(self);
+		g_autofree gchar *msg = NULL;
+		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT, &result);
+		msg = g_strdup_printf("validation failed: %s; destination devices reset%s%s",
+				      problems->str, reset != NULL ? "; RESET FAILED: " : "",
+				      reset != NULL ? reset : "");
+		migd_dest_session_finish(self, FALSE, msg);
+		return;
+	}
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		dd->touched = FALSE;
+	}
+	if (!migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT, &result))
+		return;
+	{
+		g_autofree gchar *msg =
+		    g_strdup_printf("received %u devices, %" G_GUINT64_FORMAT " bytes; running",
+				    self->devices->len, self->total_bytes);
+		migd_dest_session_finish(self, TRUE, msg);
+	}
+}
+
+static void
+migd_dest_session_maybe_commit(MigdDestSession *self)
+{
+	if (self->finished || !self->commit_received)
+		return;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		if (!dd->finished)
+			return;
+	}
+	migd_dest_session_commit(self);
+}
+
+static void
+migd_dest_session_cancel_requested_cb(MigdDestSession *self)
+{
+	migd_dest_session_fail_literal(self, MIGD_ERROR_CANCELLED, "cancelled by the operator",
+				       TRUE);
+}
+
+static void
+migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *hello)
+{
+	MigdDestination *dest = self->dest;
+	Migd__Wire__HelloReply reply = MIGD__WIRE__HELLO_REPLY__INIT;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *job_id = NULL;
+	gboolean ok = migd_wire_negotiate(
+	    hello, MIGD_WIRE_PROTOCOL_VERSION_MIN, MIGD_WIRE_PROTOCOL_VERSION_MAX,
+	    MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_KEEPALIVE, &reply,
+	    &error);
+	g_autofree gchar *refusal = NULL;
+
+	if (ok && dest->active != NULL && dest->active != self) {
+		ok = FALSE;
+		reply.has_refusal = TRUE;
+		reply.refusal = MIGD__WIRE__REASON__REASON_BUSY;
+		refusal = g_strdup("another migration into this host is in progress");
+	} else if (ok && hello->device_count != dest->devices->len) {
+		ok = FALSE;
+		reply.has_refusal = TRUE;
+		reply.refusal = MIGD__WIRE__REASON__REASON_INCOMPATIBLE_DEVICE;
+		refusal = g_strdup_printf("%u devices offered, this host prepared %u",
+					  hello->device_count, dest->devices->len);
+	} else if (!ok) {
+		refusal = g_strdup(error->message);
+	}
+	if (!ok) {
+		reply.has_version = FALSE;
+		reply.message = refusal;
+		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY, &reply);
+		migd_dest_session_finish(self, FALSE, refusal);
+		return;
+	}
+	dest->active = self;
+	job_id = g_strdup_printf("in%u", ++dest->job_counter);
+	self->job = migd_job_new(MIGD_JOB_ROLE_DESTINATION, job_id);
+	migd_job_set_n_devices(self->job, dest->devices->len);
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_NEGOTIATING);
+	for (guint i = 0; i < dest->devices->len; i++) {
+		MigdDestDevice *dd = g_new0(MigdDestDevice, 1);
+		dd->session = self;
+		dd->index = i;
+		dd->device = g_object_ref(g_ptr_array_index(dest->devices, i));
+		dd->name = g_strdup(migd_device_get_name(dd->device));
+		g_queue_init(&dd->pending);
+		g_ptr_array_add(self->devices, dd);
+	}
+	self->cancel_handler = g_signal_connect_swapped(
+	    self->job, "cancel-requested", G_CALLBACK(migd_dest_session_cancel_requested_cb), self);
+	g_signal_emit(dest, migd_destination_signals[SIGNAL_JOB_STARTED], 0, self->job);
+	migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY, &reply);
+}
+
+static void
+migd_dest_session_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpointer user_data)
+{
+	MigdDestSession *self = user_data;
+	g_autofree gchar *msg = NULL;
+
+	if (self->finished)
+		return;
+	switch (frame->type) {
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO:
+		migd_dest_session_handle_hello(self, frame->hello);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER:
+		migd_dest_session_handle_offer(self, frame->device_offer);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_PRECOPY_PROGRESS: {
+		MigdDestDevice *dd =
+		    g_ptr_array_index(self->devices, frame->precopy_progress->device);
+		if (frame->precopy_progress->initial_bytes == 0)
+			dd->initial_done = TRUE;
+		migd_job_set_precopy_rounds(self->job, frame->precopy_progress->round);
+		migd_dest_session_check_acks(self);
+		return;
+	}
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK:
+		migd_dest_session_handle_chunk(self, frame->state_chunk);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT: {
+		/* keep the counts: the writers may still be busy */
+		gsize len = migd__wire__commit__get_packed_size(frame->commit);
+		g_autofree guint8 *buf = g_malloc(len);
+		migd__wire__commit__pack(frame->commit, buf);
+		self->commit = migd__wire__commit__unpack(NULL, len, buf);
+		self->commit_received = TRUE;
+		migd_job_set_phase(self->job, MIGD_JOB_PHASE_COMMIT);
+		migd_dest_session_maybe_commit(self);
+		return;
+	}
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT: {
+		msg = g_strdup_printf("source aborted: %s%s%s",
+				      migd_wire_reason_to_string(frame->abort->reason),
+				      frame->abort->message != NULL ? ": " : "",
+				      frame->abort->message != NULL ? frame->abort->message : "");
+		migd_dest_session_fail_literal(self, MIGD_ERROR_FAILED, msg, FALSE);
+		return;
+	}
+	default:
+		msg = g_strdup_printf("unexpected %s from the source",
+				      migd_wire_msg_type_to_string(frame->type));
+		migd_dest_session_fail_literal(self, MIGD_ERROR_PROTOCOL, msg, TRUE);
+		return;
+	}
+}
+
+static void
+migd_dest_session_closed_cb(MigdConnection *conn, const GError *error, gpointer user_data)
+{
+	MigdDestSession *self = user_data;
+	g_autoptr(GError) lost = NULL;
+
+	if (self->finished)
+		return;
+	if (error != NULL) {
+		migd_dest_session_fail(self, error, TRUE);
+		return;
+	}
+	lost = g_error_new(MIGD_ERROR, MIGD_ERROR_PROTOCOL, "the source closed the connection");
+	migd_dest_session_fail(self, lost, FALSE);
+}
+
+static void
+migd_destination_accept_cb(MigdTransportListener *listener, GIOStream *stream,
+			   const gchar *peer_identity, gpointer user_data)
+{
+	MigdDestination *dest = MIGD_DESTINATION(user_data);
+	MigdDestSession *self = g_new0(MigdDestSession, 1);
+	const MigdConnectionCallbacks callbacks = {
+	    .frame = migd_dest_session_frame_cb,
+	    .closed = migd_dest_session_closed_cb,
+	};
+
+	g_message("accepted a connection from %s", peer_identity);
+	self->refcount = 1;
+	self->dest = dest;
+	self->devices = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dest_device_free);
+	self->conn = migd_connection_new(stream, MIGD_WIRE_ROLE_DESTINATION, peer_identity,
+					 &callbacks, self);
+	migd_connection_start(self->conn);
+}
+
+MigdDestination *
+migd_destination_new(GPtrArray *devices)
+{
+	MigdDestination *self = g_object_new(MIGD_TYPE_DESTINATION, NULL);
+	for (guint i = 0; i < devices->len; i++)
+		g_ptr_array_add(self->devices, g_object_ref(g_ptr_array_index(devices, i)));
+	return self;
+}
+
+gboolean
+migd_destination_listen(MigdDestination *self, const gchar *address,
+			const MigdTransportConfig *transport, GError **error)
+{
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
+
+	if (self->devices->len == 0) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "no devices to receive state into");
+		return FALSE;
+	}
+	if (self->listener != NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "already listening on %s",
+			    migd_transport_listener_get_address(self->listener));
+		return FALSE;
+	}
+	self->listener =
+	    migd_transport_listen(address, transport, migd_destination_accept_cb, self, error);
+	return self->listener != NULL;
+}
+
+gchar *
+migd_destination_get_address(MigdDestination *self)
+{
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), NULL);
+	if (self->listener == NULL)
+		return NULL;
+	return g_strdup(migd_transport_listener_get_address(self->listener));
+}
+
+void
+migd_destination_close(MigdDestination *self)
+{
+	g_return_if_fail(MIGD_IS_DESTINATION(self));
+	if (self->listener != NULL) {
+		migd_transport_listener_close(self->listener);
+		g_clear_object(&self->listener);
+	}
+	if (self->active != NULL) {
+		g_autoptr(GError) error =
+		    g_error_new_literal(MIGD_ERROR, MIGD_ERROR_CANCELLED, "destination closed");
+		migd_dest_session_fail(self->active, error, TRUE);
+	}
+}
+
+static void
+migd_destination_dispose(GObject *object)
+{
+	MigdDestination *self = MIGD_DESTINATION(object);
+	migd_destination_close(self);
+	G_OBJECT_CLASS(migd_destination_parent_class)->dispose(object);
+}
+
+static void
+migd_destination_finalize(GObject *object)
+{
+	MigdDestination *self = MIGD_DESTINATION(object);
+	g_ptr_array_unref(self->devices);
+	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
+}
+
+static void
+migd_destination_init(MigdDestination *self)
+{
+	self->devices = g_ptr_array_new_with_free_func(g_object_unref);
+}
+
+static void
+migd_destination_class_init(MigdDestinationClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	object_class->dispose = migd_destination_dispose;
+	object_class->finalize = migd_destination_finalize;
+	migd_destination_signals[SIGNAL_JOB_STARTED] =
+	    g_signal_new("job-started", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 1, MIGD_TYPE_JOB);
+}

@@ -1,0 +1,34 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-device.h"
+#include "migd-job.h"
+#include "migd-transport.h"
+
+G_BEGIN_DECLS
+
+/*
+ * The destination side: listens, and for each authenticated peer runs one job
+ * at a time into its prepared devices (device i of the offer goes into local
+ * device i), writing streams with bounded memory. Anything but a validated
+ * commit resets the local devices.
+ */
+#define MIGD_TYPE_DESTINATION (migd_destination_get_type())
+G_DECLARE_FINAL_TYPE(MigdDestination, migd_destination, MIGD, DESTINATION, GObject)
+
+/* @devices: MigdDevice, the local devices that will receive state */
+MigdDestination *migd_destination_new(GPtrArray *devices);
+
+/* listens on @address (tcp:HOST:PORT, tcp:[V6]:PORT, unix:/path; port 0 picks one) */
+gboolean migd_destination_listen(MigdDestination *self, const gchar *address,
+				 const MigdTransportConfig *transport, GError **error);
+/* the bound address, e.g. with the port chosen for 0 */
+gchar *migd_destination_get_address(MigdDestination *self);
+void migd_destination_close(MigdDestination *self);
+
+/* signal "job-started" (MigdJob *job): a peer began a migration into us */
+
+G_END_DECLS

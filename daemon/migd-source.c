@@ -1,0 +1,926 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The source engine. Order of a migration (docs/protocol.md):
+ *   connect, Hello, DeviceOffer per device, DeviceAccept from the destination
+ *   (nothing on the source has moved yet) -> PRE_COPY rounds, each started by
+ *   PRECOPY_INFO (which for mlx5 starts the next incremental save) and decided
+ *   by the convergence policy -> wait for every SwitchoverAck -> P2P quiesce of
+ *   every device that has it -> all devices to STOP_COPY at once, one reader
+ *   thread each -> Commit -> CommitResult: success leaves the source devices
+ *   stopped; anything else, at any point, brings them back to RUNNING.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "migd-connection.h"
+#include "migd-error.h"
+#include "migd-source.h"
+#include "migd-stream-reader.h"
+#include "migd-wire-limits.h"
+
+typedef struct _MigdSource MigdSource;
+
+typedef struct {
+	MigdSource *source;
+	guint index;
+	MigdDevice *device;
+	gchar *name;
+	guint32 flags;
+	gboolean precopy; /* pre-copies in this job */
+	gboolean touched; /* left RUNNING: needs recovery on failure */
+	guint64 stop_copy_length;
+	MigdDeviceIdentity identity;
+	MigdStreamReader *reader;
+	guint64 sequence;
+	guint64 chunks_sent;
+	guint64 bytes_sent;
+	guint64 initial_bytes;
+	guint64 dirty_bytes;
+	gboolean acked;
+	gboolean done;	 /* stop-copy stream complete */
+	GPtrArray *held; /* chunks sent but kept in flight while the link is congested */
+} MigdSourceDevice;
+
+typedef enum {
+	MIGD_SOURCE_STAGE_CONNECT,
+	MIGD_SOURCE_STAGE_HELLO,
+	MIGD_SOURCE_STAGE_OFFERS,
+	MIGD_SOURCE_STAGE_PRECOPY_INFO,
+	MIGD_SOURCE_STAGE_PRECOPY_DRAIN,
+	MIGD_SOURCE_STAGE_SWITCHOVER,
+	MIGD_SOURCE_STAGE_STOPCOPY,
+	MIGD_SOURCE_STAGE_COMMIT,
+	MIGD_SOURCE_STAGE_DONE,
+} MigdSourceStage;
+
+struct _MigdSource {
+	gint refcount; /* one for running, one per pending connect */
+	MigdJob *job;
+	GPtrArray *devices; /* MigdSourceDevice */
+	gchar *address;
+	MigdTransportConfig *transport;
+	MigdSourceOptions options;
+	GCancellable *cancellable;
+	MigdConnection *conn;
+	gchar *session_id;
+	MigdSourceStage stage;
+	guint64 capabilities;
+	guint n_accepted;
+	guint n_pending; /* devices that still owe an answer in this stage */
+	guint round;
+	MigdRateEstimator link_rate;
+	gint64 round_start_us;
+	guint64 round_bytes;
+	guint64 total_bytes;
+	guint64 expected_bytes;
+	gint64 stop_start_us;
+	guint timeout_id;
+	gulong cancel_handler;
+	gboolean finished;
+};
+
+static void migd_source_fail(MigdSource *self, const GError *error);
+static void migd_source_next_round(MigdSource *self);
+static void migd_source_start_stopcopy(MigdSource *self);
+
+static void
+migd_source_device_free(MigdSourceDevice *sd)
+{
+	if (sd->reader != NULL) {
+		migd_stream_reader_cancel(sd->reader);
+		g_object_unref(sd->reader);
+	}
+	g_ptr_array_unref(sd->held);
+	migd_device_identity_clear(&sd->identity);
+	g_object_unref(sd->device);
+	g_free(sd->name);
+	g_free(sd);
+}
+
+static void
+migd_source_free(MigdSource *self)
+{
+	g_clear_handle_id(&self->timeout_id, g_source_remove);
+	if (self->conn != NULL)
+		migd_connection_detach(self->conn);
+	if (self->cancel_handler != 0)
+		g_signal_handler_disconnect(self->job, self->cancel_handler);
+	g_cancellable_cancel(self->cancellable);
+	g_clear_object(&self->conn);
+	g_ptr_array_unref(self->devices);
+	g_clear_object(&self->cancellable);
+	g_clear_pointer(&self->transport, migd_transport_config_free);
+	g_free(self->address);
+	g_free(self->session_id);
+	g_object_unref(self->job);
+	g_free(self);
+}
+
+static MigdSource *
+migd_source_ref(MigdSource *self)
+{
+	self->refcount++;
+	return self;
+}
+
+static void
+migd_source_unref(MigdSource *self)
+{
+	if (--self->refcount == 0)
+		migd_source_free(self);
+}
+
+/* the source lives until its job finished; dropped from idle so no callback frame still uses it */
+static gboolean
+migd_source_unref_idle_cb(gpointer user_data)
+{
+	migd_source_unref(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+void
+migd_source_options_init(MigdSourceOptions *options)
+{
+	memset(options, 0, sizeof(*options));
+	migd_convergence_policy_init(&options->policy);
+}
+
+static gboolean
+migd_source_send(MigdSource *self, MigdWireMsgType type, gpointer body)
+{
+	MigdWireFrame frame;
+	g_autoptr(GError) error = NULL;
+
+	migd_wire_frame_init(&frame, type, body);
+	if (!migd_connection_send(self->conn, &frame, &error)) {
+		migd_source_fail(self, error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+migd_source_update_job(MigdSource *self)
+{
+	gdouble progress = 0;
+	guint64 rate = migd_rate_estimator_get(&self->link_rate);
+
+	if (self->expected_bytes > 0)
+		progress = (gdouble)self->total_bytes /
+			   (gdouble)MAX(self->expected_bytes, self->total_bytes + 1);
+	migd_job_update(self->job, progress, self->total_bytes, rate);
+}
+
+/* every device back to RUNNING; returns a sentence on what could not be recovered */
+static gchar *
+migd_source_rollback(MigdSource *self)
+{
+	g_autoptr(GString) problems = g_string_new(NULL);
+
+	/* stop the readers first: a state change then ends any read they are in */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		if (sd->reader != NULL)
+			migd_stream_reader_cancel(sd->reader);
+		g_ptr_array_set_size(sd->held, 0);
+	}
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_auto(MigdRecoveryReport) report = {0};
+		g_autoptr(GError) error = NULL;
+
+		if (!sd->touched)
+			continue;
+		if (!migd_device_recover(sd->device, MIGD_STATE_RUNNING, &report, &error)) {
+			g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "",
+					       error->message);
+			continue;
+		}
+		sd->touched = FALSE;
+	}
+	/* the sessions are over now; the worker threads have returned or will at once */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_clear_object(&sd->reader);
+	}
+	return problems->len > 0 ? g_string_free(g_steal_pointer(&problems), FALSE) : NULL;
+}
+
+static Migd__Wire__Reason
+migd_source_reason_for_error(const GError *error)
+{
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_CANCELLED))
+		return MIGD__WIRE__REASON__REASON_CANCELLED;
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT))
+		return MIGD__WIRE__REASON__REASON_TIMED_OUT;
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL))
+		return MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR;
+	if (error->domain == MIGD_KERNEL_ERROR ||
+	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_DEVICE_ERROR) ||
+	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_SESSION_ENDED))
+		return MIGD__WIRE__REASON__REASON_DEVICE_ERROR;
+	return MIGD__WIRE__REASON__REASON_OTHER;
+}
+
+static void
+migd_source_finish(MigdSource *self, gboolean success, const gchar *message)
+{
+	if (self->finished)
+		return;
+	self->finished = TRUE;
+	self->stage = MIGD_SOURCE_STAGE_DONE;
+	g_clear_handle_id(&self->timeout_id, g_source_remove);
+	if (self->conn != NULL)
+		migd_connection_close(self->conn, NULL);
+	migd_job_complete(self->job, success, message);
+	g_idle_add(migd_source_unref_idle_cb, self);
+}
+
+static void
+migd_source_fail(MigdSource *self, const GError *error)
+{
+	g_autofree gchar *problems = NULL;
+	g_autofree gchar *message = NULL;
+
+	if (self->finished)
+		return;
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
+	/* tell the destination why, so it resets its devices at once */
+	if (self->conn != NULL && !migd_connection_is_closed(self->conn)) {
+		Migd__Wire__Abort abort_msg = MIGD__WIRE__ABORT__INIT;
+		MigdWireFrame frame;
+		g_autofree gchar *text = g_utf8_make_valid(error->message, -1);
+		if (strlen(text) > MIGD_WIRE_MAX_MESSAGE_LEN)
+			text[MIGD_WIRE_MAX_MESSAGE_LEN] = '\0';
+		abort_msg.reason = migd_source_reason_for_error(error);
+		abort_msg.message = text;
+		migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &abort_msg);
+		migd_connection_send(self->conn, &frame, NULL);
+		migd_connection_close(self->conn, NULL);
+	}
+	problems = migd_source_rollback(self);
+	if (problems != NULL)
+		message = g_strdup_printf("%s; RECOVERY FAILED: %s", error->message, problems);
+	else
+		message = g_strdup_printf("%s; source devices back to RUNNING", error->message);
+	migd_source_finish(self, FALSE, message);
+}
+
+static void
+migd_source_fail_literal(MigdSource *self, gint code, const gchar *message)
+{
+	g_autoptr(GError) error = g_error_new_literal(MIGD_ERROR, code, message);
+	migd_source_fail(self, error);
+}
+
+/* ---- data path: reader callbacks ---- */
+
+static void
+migd_source_reader_chunk_cb(MigdStreamReader *reader, GBytes *chunk, gpointer user_data)
+{
+	MigdSourceDevice *sd = user_data;
+	MigdSource *self = sd->source;
+	Migd__Wire__StateChunk msg = MIGD__WIRE__STATE_CHUNK__INIT;
+	gsize len = 0;
+
+	if (self->finished)
+		return;
+	msg.device = sd->index;
+	msg.phase = self->stage == MIGD_SOURCE_STAGE_STOPCOPY ? MIGD__WIRE__PHASE__PHASE_STOPCOPY
+							      : MIGD__WIRE__PHASE__PHASE_PRECOPY;
+	msg.sequence = sd->sequence++;
+	msg.data.data = (guint8 *)g_bytes_get_data(chunk, &len);
+	msg.data.len = len;
+	if (!migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, &msg))
+		return;
+	sd->chunks_sent++;
+	sd->bytes_sent += len;
+	self->total_bytes += len;
+	self->round_bytes += len;
+	/* the frame holds a copy; keep the chunk in flight while the link is congested so
+	 * the reader (and so the device) slows down with the network */
+	if (migd_connection_is_congested(self->conn))
+		g_ptr_array_add(sd->held, g_bytes_ref(chunk));
+	else
+		migd_stream_reader_release(reader, chunk);
+	migd_source_update_job(self);
+}
+
+static void
+migd_source_conn_drained_cb(MigdConnection *conn, gpointer user_data)
+{
+	MigdSource *self = user_data;
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		for (guint j = 0; j < sd->held->len; j++)
+			migd_stream_reader_release(sd->reader, g_ptr_array_index(sd->held, j));
+		g_ptr_array_set_size(sd->held, 0);
+	}
+}
+
+static void
+migd_source_reader_error_cb(MigdStreamReader *reader, const GError *error, gpointer user_data)
+{
+	MigdSourceDevice *sd = user_data;
+	g_autoptr(GError) copy = g_error_copy(error);
+
+	g_prefix_error(&copy, "%s: ", sd->name);
+	migd_source_fail(sd->source, copy);
+}
+
+static void
+migd_source_commit(MigdSource *self)
+{
+	Migd__Wire__Commit commit = MIGD__WIRE__COMMIT__INIT;
+	g_autofree Migd__Wire__CommitDevice *entries =
+	    g_new0(Migd__Wire__CommitDevice, self->devices->len);
+	g_autofree Migd__Wire__CommitDevice **ptrs =
+	    g_new0(Migd__Wire__CommitDevice *, self->devices->len);
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		migd__wire__commit_device__init(&entries[i]);
+		entries[i].device = sd->index;
+		entries[i].chunks = sd->chunks_sent;
+		entries[i].bytes = sd->bytes_sent;
+		ptrs[i] = &entries[i];
+	}
+	commit.n_devices = self->devices->len;
+	commit.devices = ptrs;
+	self->stage = MIGD_SOURCE_STAGE_COMMIT;
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_COMMIT);
+	migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT, &commit);
+}
+
+static void
+migd_source_reader_drained_cb(MigdStreamReader *reader, MigdState phase, guint64 drain_bytes,
+			      MigdDataReadStatus status, gpointer user_data)
+{
+	MigdSourceDevice *sd = user_data;
+	MigdSource *self = sd->source;
+
+	if (self->finished)
+		return;
+	if (phase == MIGD_STATE_STOP_COPY) {
+		Migd__Wire__StateChunk last = MIGD__WIRE__STATE_CHUNK__INIT;
+		last.device = sd->index;
+		last.phase = MIGD__WIRE__PHASE__PHASE_STOPCOPY;
+		last.sequence = sd->sequence++;
+		last.has_last = TRUE;
+		last.last = TRUE;
+		if (!migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, &last))
+			return;
+		sd->chunks_sent++;
+		sd->done = TRUE;
+		g_debug("%s: stop-copy stream complete, %" G_GUINT64_FORMAT " bytes", sd->name,
+			sd->bytes_sent);
+		if (--self->n_pending == 0)
+			migd_source_commit(self);
+		return;
+	}
+	if (--self->n_pending > 0)
+		return;
+	/* a pre-copy round is complete on every device */
+	migd_rate_estimator_add(&self->link_rate, self->round_bytes,
+				g_get_monotonic_time() - self->round_start_us);
+	migd_job_set_precopy_rounds(self->job, self->round);
+	migd_source_next_round(self);
+}
+
+static void
+migd_source_send_progress(MigdSource *self, MigdSourceDevice *sd)
+{
+	Migd__Wire__PrecopyProgress msg = MIGD__WIRE__PRECOPY_PROGRESS__INIT;
+	msg.device = sd->index;
+	msg.initial_bytes = sd->initial_bytes;
+	msg.dirty_bytes = sd->dirty_bytes;
+	msg.round = self->round;
+	migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_PRECOPY_PROGRESS, &msg);
+}
+
+static gboolean
+migd_source_all_acked(MigdSource *self)
+{
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		if (sd->precopy && !sd->acked)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+migd_source_begin_switchover(MigdSource *self)
+{
+	self->stage = MIGD_SOURCE_STAGE_SWITCHOVER;
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_SWITCHOVER);
+	/* the final progress tells the destination the initial data is complete */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		if (!sd->precopy)
+			continue;
+		migd_source_send_progress(self, sd);
+		/* at the round cap initial data may be left: stop-copy carries it */
+		if (sd->initial_bytes > 0) {
+			g_message("%s: switching over with %" G_GUINT64_FORMAT
+				  " initial bytes unsent (round cap)",
+				  sd->name, sd->initial_bytes);
+			sd->acked = TRUE;
+		}
+	}
+	if (self->finished)
+		return;
+	if ((self->capabilities & MIGD_WIRE_CAP_SWITCHOVER_ACK) == 0 || migd_source_all_acked(self))
+		migd_source_start_stopcopy(self);
+}
+
+static void
+migd_source_reader_precopy_info_cb(MigdStreamReader *reader, guint64 initial_bytes,
+				   guint64 dirty_bytes, gpointer user_data)
+{
+	MigdSourceDevice *sd = user_data;
+	MigdSource *self = sd->source;
+	g_autofree MigdConvergenceDevice *cdevs = NULL;
+	MigdConvergenceVerdict verdict;
+
+	if (self->finished)
+		return;
+	sd->initial_bytes = initial_bytes;
+	sd->dirty_bytes = dirty_bytes;
+	if (--self->n_pending > 0)
+		return;
+
+	cdevs = g_new0(MigdConvergenceDevice, self->devices->len);
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *d = g_ptr_array_index(self->devices, i);
+		cdevs[i].has_precopy = d->precopy;
+		cdevs[i].initial_bytes = d->initial_bytes;
+		cdevs[i].dirty_bytes = d->dirty_bytes;
+		cdevs[i].has_data_size = FALSE; /* the sum of what remains, PRECOPY_INFO's view */
+		cdevs[i].stop_copy_length = d->stop_copy_length;
+	}
+	verdict =
+	    migd_convergence_decide(&self->options.policy, cdevs, self->devices->len,
+				    self->round - 1, migd_rate_estimator_get(&self->link_rate));
+	migd_job_set_expected_downtime_us(self->job, verdict.expected_downtime_us == G_MAXUINT64
+							 ? 0
+							 : verdict.expected_downtime_us);
+	g_debug("round %u: %s, %" G_GUINT64_FORMAT " bytes remain", self->round,
+		migd_convergence_reason_to_string(verdict.reason), verdict.remaining_bytes);
+	if (verdict.decision == MIGD_CONVERGENCE_SWITCHOVER) {
+		migd_source_begin_switchover(self);
+		return;
+	}
+
+	/* drain this round on every pre-copying device in parallel */
+	self->stage = MIGD_SOURCE_STAGE_PRECOPY_DRAIN;
+	self->round_start_us = g_get_monotonic_time();
+	self->round_bytes = 0;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *d = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		if (!d->precopy)
+			continue;
+		migd_source_send_progress(self, d);
+		if (self->finished)
+			return;
+		if (!migd_stream_reader_drain(d->reader, MIGD_STATE_PRE_COPY, &error)) {
+			migd_source_fail(self, error);
+			return;
+		}
+		self->n_pending++;
+	}
+}
+
+static void
+migd_source_next_round(MigdSource *self)
+{
+	self->round++;
+	self->stage = MIGD_SOURCE_STAGE_PRECOPY_INFO;
+	self->n_pending = 0;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		if (!sd->precopy)
+			continue;
+		/* for mlx5 this also starts the next incremental save */
+		if (!migd_stream_reader_query_precopy_info(sd->reader, &error)) {
+			migd_source_fail(self, error);
+			return;
+		}
+		self->n_pending++;
+	}
+}
+
+static gboolean
+migd_source_attach_reader(MigdSource *self, MigdSourceDevice *sd, MigdDataFd *data_fd,
+			  GError **error)
+{
+	const MigdStreamReaderCallbacks callbacks = {
+	    .chunk = migd_source_reader_chunk_cb,
+	    .drained = migd_source_reader_drained_cb,
+	    .precopy_info = migd_source_reader_precopy_info_cb,
+	    .error = migd_source_reader_error_cb,
+	};
+	MigdStreamConfig config = {
+	    .chunk_size = self->options.chunk_size,
+	    .name = sd->name,
+	};
+	sd->reader = migd_stream_reader_new(data_fd, NULL, &config, &callbacks, sd, error);
+	return sd->reader != NULL;
+}
+
+static void
+migd_source_start_precopy(MigdSource *self)
+{
+	guint n_precopy = 0;
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		MigdDataFd *data_fd = NULL;
+		g_autoptr(GError) error = NULL;
+
+		sd->precopy = (sd->flags & MIGD_MIG_FLAG_PRE_COPY) != 0 &&
+			      (self->capabilities & MIGD_WIRE_CAP_PRECOPY) != 0;
+		if (!sd->precopy)
+			continue;
+		sd->touched = TRUE;
+		if (!migd_device_transition(sd->device, MIGD_STATE_PRE_COPY, MIGD_STATE_RUNNING,
+					    &data_fd, NULL, &error) ||
+		    !migd_source_attach_reader(self, sd, data_fd, &error)) {
+			migd_source_fail(self, error);
+			return;
+		}
+		n_precopy++;
+	}
+	if (n_precopy == 0) {
+		migd_source_start_stopcopy(self);
+		return;
+	}
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_PRECOPY);
+	self->round = 0;
+	migd_source_next_round(self);
+}
+
+static void
+migd_source_start_stopcopy(MigdSource *self)
+{
+	self->stage = MIGD_SOURCE_STAGE_STOPCOPY;
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_STOPCOPY);
+	self->stop_start_us = g_get_monotonic_time();
+
+	/* no device may stop while another still does peer-to-peer DMA into it */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		MigdState quiesced = sd->precopy ? MIGD_STATE_PRE_COPY_P2P : MIGD_STATE_RUNNING_P2P;
+		if ((sd->flags & MIGD_MIG_FLAG_P2P) == 0)
+			continue;
+		sd->touched = TRUE;
+		if (!migd_device_transition(sd->device, quiesced, MIGD_STATE_RUNNING, NULL, NULL,
+					    &error)) {
+			migd_source_fail(self, error);
+			return;
+		}
+	}
+	/* then stop everything and stream all devices at once */
+	self->n_pending = 0;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		MigdDataFd *data_fd = NULL;
+		g_autoptr(GError) error = NULL;
+
+		sd->touched = TRUE;
+		if (!migd_device_transition(sd->device, MIGD_STATE_STOP_COPY, MIGD_STATE_RUNNING,
+					    sd->precopy ? NULL : &data_fd, NULL, &error) ||
+		    (!sd->precopy && !migd_source_attach_reader(self, sd, data_fd, &error))) {
+			migd_source_fail(self, error);
+			return;
+		}
+	}
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		if (!migd_stream_reader_drain(sd->reader, MIGD_STATE_STOP_COPY, &error)) {
+			migd_source_fail(self, error);
+			return;
+		}
+		self->n_pending++;
+	}
+}
+
+/* ---- control path: frames from the destination ---- */
+
+static gchar *
+migd_source_describe_reason(guint32 reason, const gchar *message)
+{
+	return g_strdup_printf("%s%s%s", migd_wire_reason_to_string(reason),
+			       message != NULL && message[0] != '\0' ? ": " : "",
+			       message != NULL ? message : "");
+}
+
+static void
+migd_source_send_offers(MigdSource *self)
+{
+	self->stage = MIGD_SOURCE_STAGE_OFFERS;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		Migd__Wire__DeviceOffer offer = MIGD__WIRE__DEVICE_OFFER__INIT;
+		Migd__Wire__DeviceDescriptor desc = MIGD__WIRE__DEVICE_DESCRIPTOR__INIT;
+
+		desc.driver_name = sd->identity.driver;
+		desc.vendor_id = sd->identity.vendor_id;
+		desc.device_id = sd->identity.device_id;
+		desc.subsystem_vendor_id = sd->identity.subsystem_vendor_id;
+		desc.subsystem_device_id = sd->identity.subsystem_device_id;
+		desc.migration_flags = sd->flags;
+		desc.stop_copy_length = sd->stop_copy_length;
+		offer.device = sd->index;
+		offer.descriptor = &desc;
+		if (!migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER, &offer))
+			return;
+	}
+}
+
+static void
+migd_source_handle_commit_result(MigdSource *self, const Migd__Wire__CommitResult *result)
+{
+	g_autofree gchar *message = NULL;
+	g_autoptr(GString) problems = g_string_new(NULL);
+
+	if (!result->ok) {
+		for (gsize i = 0; i < result->n_devices; i++) {
+			const Migd__Wire__CommitDeviceResult *r = result->devices[i];
+			g_autofree gchar *why = NULL;
+			if (r->ok)
+				continue;
+			why = migd_source_describe_reason(r->reason, r->message);
+			g_string_append_printf(problems, "%sdevice %u: %s",
+					       problems->len > 0 ? "; " : "", r->device, why);
+		}
+		message = g_strdup_printf("destination could not validate the state (%s)",
+					  problems->len > 0 ? problems->str : "no detail");
+		migd_source_fail_literal(self, MIGD_ERROR_DEVICE_ERROR, message);
+		return;
+	}
+	/* the destination runs: leaving STOP_COPY ends our sessions, devices stay stopped */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		g_clear_object(&sd->reader);
+		if (!migd_device_transition(sd->device, MIGD_STATE_STOP, MIGD_STATE_STOP, NULL,
+					    NULL, &error))
+			g_warning("%s: migrated, but leaving STOP_COPY failed: %s", sd->name,
+				  error->message);
+		sd->touched = FALSE;
+	}
+	migd_job_set_downtime_us(self->job,
+				 (guint64)(g_get_monotonic_time() - self->stop_start_us));
+	message = g_strdup_printf(
+	    "migrated %u devices, %" G_GUINT64_FORMAT " bytes, %u precopy rounds, downtime %.1f ms",
+	    self->devices->len, self->total_bytes, self->round > 0 ? self->round - 1 : 0,
+	    migd_job_get_downtime_us(self->job) / 1000.0);
+	migd_source_update_job(self);
+	migd_source_finish(self, TRUE, message);
+}
+
+static void
+migd_source_conn_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpointer user_data)
+{
+	MigdSource *self = user_data;
+	g_autofree gchar *why = NULL;
+	g_autofree gchar *msg = NULL;
+
+	if (self->finished)
+		return;
+	switch (frame->type) {
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY:
+		if (frame->hello_reply->has_refusal) {
+			why = migd_source_describe_reason(frame->hello_reply->refusal,
+							  frame->hello_reply->message);
+			msg = g_strdup_printf("destination refused the session: %s", why);
+			migd_source_fail_literal(self, MIGD_ERROR_PROTOCOL, msg);
+			return;
+		}
+		self->capabilities = frame->hello_reply->capabilities;
+		migd_source_send_offers(self);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT:
+		if (++self->n_accepted == self->devices->len)
+			migd_source_start_precopy(self);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT: {
+		const Migd__Wire__DeviceReject *rej = frame->device_reject;
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, rej->device);
+		why = migd_source_describe_reason(rej->reason, rej->message);
+		msg = g_strdup_printf("destination rejected %s: %s", sd->name, why);
+		migd_source_fail_literal(self, MIGD_ERROR_NOT_SUPPORTED, msg);
+		return;
+	}
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_SWITCHOVER_ACK:
+		for (guint i = 0; i < self->devices->len; i++) {
+			MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+			if (!frame->switchover_ack->has_device ||
+			    frame->switchover_ack->device == sd->index)
+				sd->acked = TRUE;
+		}
+		if (self->stage == MIGD_SOURCE_STAGE_SWITCHOVER && migd_source_all_acked(self))
+			migd_source_start_stopcopy(self);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT:
+		migd_source_handle_commit_result(self, frame->commit_result);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT:
+		why = migd_source_describe_reason(frame->abort->reason, frame->abort->message);
+		msg = g_strdup_printf("destination aborted: %s", why);
+		migd_source_fail_literal(self, MIGD_ERROR_FAILED, msg);
+		return;
+	default:
+		msg = g_strdup_printf("unexpected %s from the destination",
+				      migd_wire_msg_type_to_string(frame->type));
+		migd_source_fail_literal(self, MIGD_ERROR_PROTOCOL, msg);
+		return;
+	}
+}
+
+static void
+migd_source_conn_closed_cb(MigdConnection *conn, const GError *error, gpointer user_data)
+{
+	MigdSource *self = user_data;
+	g_autoptr(GError) lost = NULL;
+
+	if (self->finished)
+		return;
+	if (error != NULL) {
+		migd_source_fail(self, error);
+		return;
+	}
+	lost =
+	    g_error_new(MIGD_ERROR, MIGD_ERROR_PROTOCOL, "connection to %s closed", self->address);
+	migd_source_fail(self, lost);
+}
+
+static void migd_source_connected(MigdSource *self, GAsyncResult *res);
+
+static void
+migd_source_connected_cb(GObject *object, GAsyncResult *res, gpointer user_data)
+{
+	MigdSource *self = user_data;
+	migd_source_connected(self, res);
+	migd_source_unref(self);
+}
+
+static void
+migd_source_connected(MigdSource *self, GAsyncResult *res)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *peer = NULL;
+	g_autoptr(GIOStream) stream = migd_transport_connect_finish(res, &peer, &error);
+	const MigdConnectionCallbacks callbacks = {
+	    .frame = migd_source_conn_frame_cb,
+	    .closed = migd_source_conn_closed_cb,
+	    .drained = migd_source_conn_drained_cb,
+	};
+	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
+
+	if (self->finished)
+		return;
+	if (stream == NULL) {
+		g_prefix_error(&error, "connecting to %s: ", self->address);
+		migd_source_fail(self, error);
+		return;
+	}
+	g_message("job %s: connected to %s (%s)", migd_job_get_id(self->job), self->address, peer);
+	self->conn = migd_connection_new(stream, MIGD_WIRE_ROLE_SOURCE, peer, &callbacks, self);
+	migd_connection_start(self->conn);
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_NEGOTIATING);
+	self->stage = MIGD_SOURCE_STAGE_HELLO;
+	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
+	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
+	hello.capabilities =
+	    MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_KEEPALIVE;
+	hello.host_identity = (gchar *)g_get_host_name();
+	hello.session_id = self->session_id;
+	hello.device_count = self->devices->len;
+	migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello);
+}
+
+static void
+migd_source_cancel_requested_cb(MigdJob *job, gpointer user_data)
+{
+	migd_source_fail_literal(user_data, MIGD_ERROR_CANCELLED, "cancelled by the operator");
+}
+
+static gboolean
+migd_source_timeout_cb(gpointer user_data)
+{
+	MigdSource *self = user_data;
+	g_autofree gchar *msg =
+	    g_strdup_printf("migration did not finish within %u s", self->options.timeout_s);
+	self->timeout_id = 0;
+	migd_source_fail_literal(self, MIGD_ERROR_TIMED_OUT, msg);
+	return G_SOURCE_REMOVE;
+}
+
+/* everything that can be checked before anything moves */
+static MigdSourceDevice *
+migd_source_device_prepare(MigdSource *self, MigdDevice *device, guint index, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	MigdSourceDevice *sd = g_new0(MigdSourceDevice, 1);
+	MigdState state = MIGD_STATE_ERROR;
+
+	sd->source = self;
+	sd->index = index;
+	sd->device = g_object_ref(device);
+	sd->name = g_strdup(migd_device_get_name(device));
+	sd->held = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	if (!migd_device_probe(device, error) ||
+	    !migd_device_get_identity(device, &sd->identity, error) ||
+	    !migd_device_get_state(device, &state, error)) {
+		migd_source_device_free(sd);
+		return NULL;
+	}
+	sd->flags = migd_device_get_mig_flags(device);
+	if ((sd->flags & MIGD_MIG_FLAG_STOP_COPY) == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "%s does not support VFIO migration", sd->name);
+		migd_source_device_free(sd);
+		return NULL;
+	}
+	if (state != MIGD_STATE_RUNNING) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "%s is %s, not RUNNING", sd->name,
+			    migd_state_to_string(state));
+		migd_source_device_free(sd);
+		return NULL;
+	}
+	/* an estimate only: drivers without MIG_DATA_SIZE still migrate */
+	if (!migd_device_get_data_size(device, &sd->stop_copy_length, &error_local))
+		g_debug("%s: no MIG_DATA_SIZE: %s", sd->name, error_local->message);
+	return sd;
+}
+
+MigdJob *
+migd_source_start(GPtrArray *devices, const gchar *address, const MigdTransportConfig *transport,
+		  const MigdSourceOptions *options, GError **error)
+{
+	static guint job_counter = 0;
+	MigdSource *self;
+	g_autoptr(MigdTransportAddress) addr = NULL;
+	g_autofree gchar *job_id = NULL;
+
+	g_return_val_if_fail(devices != NULL, NULL);
+
+	if (devices->len == 0 || devices->len > MIGD_WIRE_MAX_DEVICES) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "a migration takes 1 to %u devices, not %u", MIGD_WIRE_MAX_DEVICES,
+			    devices->len);
+		return NULL;
+	}
+	addr = migd_transport_address_parse(address, error);
+	if (addr == NULL)
+		return NULL;
+	if (!migd_transport_config_check(transport, addr, FALSE, error))
+		return NULL;
+
+	self = g_new0(MigdSource, 1);
+	self->refcount = 1;
+	self->devices = g_ptr_array_new_with_free_func((GDestroyNotify)migd_source_device_free);
+	self->address = g_strdup(address);
+	self->transport = migd_transport_config_copy(transport);
+	if (options != NULL)
+		self->options = *options;
+	else
+		migd_source_options_init(&self->options);
+	self->cancellable = g_cancellable_new();
+	self->session_id = g_uuid_string_random();
+	migd_rate_estimator_init(&self->link_rate);
+	job_id = g_strdup_printf("%u", ++job_counter);
+	self->job = migd_job_new(MIGD_JOB_ROLE_SOURCE, job_id);
+	migd_job_set_n_devices(self->job, devices->len);
+
+	for (guint i = 0; i < devices->len; i++) {
+		MigdSourceDevice *sd =
+		    migd_source_device_prepare(self, g_ptr_array_index(devices, i), i, error);
+		if (sd == NULL) {
+			migd_source_free(self);
+			return NULL;
+		}
+		self->expected_bytes += sd->stop_copy_length;
+		g_ptr_array_add(self->devices, sd);
+	}
+
+	self->cancel_handler = g_signal_connect(self->job, "cancel-requested",
+						G_CALLBACK(migd_source_cancel_requested_cb), self);
+	if (self->options.timeout_s > 0)
+		self->timeout_id =
+		    g_timeout_add_seconds(self->options.timeout_s, migd_source_timeout_cb, self);
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_CONNECTING);
+	migd_transport_connect_async(address, self->transport, self->cancellable,
+				     migd_source_connected_cb, migd_source_ref(self));
+	return g_object_ref(self->job);
+}

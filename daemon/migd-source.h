@@ -1,0 +1,39 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-convergence.h"
+#include "migd-device.h"
+#include "migd-job.h"
+#include "migd-transport.h"
+
+G_BEGIN_DECLS
+
+/*
+ * The source side of one migration: connects to the destination, offers the
+ * devices, pre-copies, waits for the switchover-ack, quiesces P2P, stops and
+ * streams every device in parallel, and commits; on any failure (peer lost,
+ * error, cancel, timeout) every device goes back to RUNNING through the
+ * recovery policy and the job reports why.
+ */
+typedef struct {
+	MigdConvergencePolicy policy;
+	guint timeout_s;	  /* the whole job; 0 = none */
+	guint stopcopy_timeout_s; /* from the first device stopping to commit; 0 = none */
+	gsize chunk_size;	  /* data-fd read size; 0 = 1 MiB */
+} MigdSourceOptions;
+
+void migd_source_options_init(MigdSourceOptions *options);
+
+/*
+ * Starts migrating @devices (MigdDevice, all RUNNING) to @address. Returns the
+ * job at once (it runs on the thread-default main context) or NULL with @error
+ * for bad arguments (no device touched).
+ */
+MigdJob *migd_source_start(GPtrArray *devices, const gchar *address,
+			   const MigdTransportConfig *transport, const MigdSourceOptions *options,
+			   GError **error);
+
+G_END_DECLS

@@ -1,0 +1,155 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "migd-error.h"
+#include "migd-stream-private.h"
+
+/* one sample per slot interval: the ring covers the whole window */
+#define MIGD_STREAM_METER_SLOT_US (MIGD_STREAM_RATE_WINDOW_US / MIGD_STREAM_METER_SLOTS)
+
+static void
+migd_stream_meter_push(MigdStreamMeter *self, gint64 now_us)
+{
+	self->sample_us[self->head] = now_us;
+	self->sample_bytes[self->head] = self->bytes;
+	self->head = (self->head + 1) % MIGD_STREAM_METER_SLOTS;
+	self->n_samples = MIN(self->n_samples + 1, MIGD_STREAM_METER_SLOTS);
+}
+
+void
+migd_stream_meter_start(MigdStreamMeter *self, gint64 now_us)
+{
+	migd_stream_meter_push(self, now_us);
+}
+
+void
+migd_stream_meter_add(MigdStreamMeter *self, guint64 n_bytes, gint64 now_us)
+{
+	guint newest = (self->head + MIGD_STREAM_METER_SLOTS - 1) % MIGD_STREAM_METER_SLOTS;
+
+	if (n_bytes == 0)
+		return;
+	if (self->first_us == 0)
+		self->first_us = now_us;
+	self->bytes += n_bytes;
+	self->last_us = now_us;
+	if (self->n_samples == 0 || now_us - self->sample_us[newest] >= MIGD_STREAM_METER_SLOT_US)
+		migd_stream_meter_push(self, now_us);
+}
+
+void
+migd_stream_meter_snapshot(const MigdStreamMeter *self, gint64 now_us, MigdStreamStats *stats)
+{
+	stats->bytes = self->bytes;
+	stats->first_us = self->first_us;
+	stats->last_us = self->last_us;
+	stats->rate = 0;
+	stats->average_rate = 0;
+	if (self->first_us != 0 && now_us > self->first_us)
+		stats->average_rate =
+		    (gdouble)self->bytes * G_USEC_PER_SEC / (gdouble)(now_us - self->first_us);
+
+	/* the oldest sample inside the window; none means the stream idled all of it */
+	for (guint i = 0; i < self->n_samples; i++) {
+		guint slot = (self->head + MIGD_STREAM_METER_SLOTS - self->n_samples + i) %
+			     MIGD_STREAM_METER_SLOTS;
+		gint64 age = now_us - self->sample_us[slot];
+
+		if (age > MIGD_STREAM_RATE_WINDOW_US)
+			continue;
+		if (age > 0)
+			stats->rate = (gdouble)(self->bytes - self->sample_bytes[slot]) *
+				      G_USEC_PER_SEC / (gdouble)age;
+		break;
+	}
+}
+
+MigdStreamEvent *
+migd_stream_event_new(MigdStreamEventKind kind)
+{
+	MigdStreamEvent *event = g_new0(MigdStreamEvent, 1);
+	event->kind = kind;
+	return event;
+}
+
+void
+migd_stream_event_free(MigdStreamEvent *event)
+{
+	if (event == NULL)
+		return;
+	g_clear_pointer(&event->chunk, g_bytes_unref);
+	g_clear_error(&event->error);
+	g_free(event);
+}
+
+static gboolean
+migd_stream_notify_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	/* rearm before the callback looks at the queue: a wake from now on is not lost */
+	g_source_set_ready_time(source, -1);
+	return callback != NULL ? callback(user_data) : G_SOURCE_REMOVE;
+}
+
+static GSourceFuncs migd_stream_notify_funcs = {
+    .dispatch = migd_stream_notify_dispatch,
+};
+
+GSource *
+migd_stream_notify_new(GMainContext *context, GSourceFunc func, gpointer user_data,
+		       const gchar *name)
+{
+	GSource *source = g_source_new(&migd_stream_notify_funcs, sizeof(GSource));
+
+	g_source_set_callback(source, func, user_data, NULL);
+	g_source_set_static_name(source, name);
+	g_source_set_ready_time(source, -1);
+	g_source_attach(source, context);
+	return source;
+}
+
+void
+migd_stream_notify_wake(GSource *source)
+{
+	/*
+	 * takes the context's lock and signals its wakeup: safe from any thread,
+	 * as GCancellable's source relies on when another thread cancels
+	 */
+	g_source_set_ready_time(source, 0);
+}
+
+gboolean
+migd_stream_config_resolve(const MigdStreamConfig *config, MigdStreamConfig *out, GError **error)
+{
+	MigdStreamConfig cfg = {0};
+
+	if (config != NULL)
+		cfg = *config;
+	if (cfg.chunk_size == 0)
+		cfg.chunk_size = MIGD_STREAM_DEFAULT_CHUNK_SIZE;
+	if (cfg.max_chunks == 0)
+		cfg.max_chunks = MIGD_STREAM_DEFAULT_MAX_CHUNKS;
+	if (cfg.max_bytes == 0)
+		cfg.max_bytes = MIGD_STREAM_DEFAULT_MAX_BYTES;
+	if (cfg.name == NULL)
+		cfg.name = "stream";
+	if (cfg.chunk_size < MIGD_STREAM_MIN_CHUNK_SIZE ||
+	    cfg.chunk_size > MIGD_STREAM_MAX_CHUNK_SIZE) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: chunk size %" G_GSIZE_FORMAT " outside %" G_GSIZE_FORMAT
+			    "..%" G_GSIZE_FORMAT,
+			    cfg.name, cfg.chunk_size, MIGD_STREAM_MIN_CHUNK_SIZE,
+			    MIGD_STREAM_MAX_CHUNK_SIZE);
+		return FALSE;
+	}
+	if (cfg.max_chunks > MIGD_STREAM_MAX_MAX_CHUNKS) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: %u chunks in flight, at most %u", cfg.name, cfg.max_chunks,
+			    (guint)MIGD_STREAM_MAX_MAX_CHUNKS);
+		return FALSE;
+	}
+	*out = cfg;
+	return TRUE;
+}

@@ -1,0 +1,74 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * What the stream reader and writer share: the rate meter, the event queue a
+ * worker fills and the main context drains, and the source that wakes it.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "migd-data-fd.h"
+#include "migd-stream-stats.h"
+
+G_BEGIN_DECLS
+
+#define MIGD_STREAM_METER_SLOTS 8
+
+/* bytes and a ring of (time, bytes) samples; the owner serializes access */
+typedef struct {
+	guint64 bytes;
+	gint64 first_us;
+	gint64 last_us;
+	gint64 sample_us[MIGD_STREAM_METER_SLOTS];
+	guint64 sample_bytes[MIGD_STREAM_METER_SLOTS];
+	guint n_samples;
+	guint head; /* the next slot to write */
+} MigdStreamMeter;
+
+/* an operation begins after idling: the rate counts from here, not from the last bytes */
+void migd_stream_meter_start(MigdStreamMeter *self, gint64 now_us);
+void migd_stream_meter_add(MigdStreamMeter *self, guint64 n_bytes, gint64 now_us);
+/* fills the byte and rate members of @stats */
+void migd_stream_meter_snapshot(const MigdStreamMeter *self, gint64 now_us, MigdStreamStats *stats);
+
+typedef enum {
+	MIGD_STREAM_EVENT_CHUNK,	/* reader: @chunk */
+	MIGD_STREAM_EVENT_DRAINED,	/* reader: @phase, @status, @a = bytes of this drain */
+	MIGD_STREAM_EVENT_PRECOPY_INFO, /* reader: @a = initial, @b = dirty */
+	MIGD_STREAM_EVENT_SPACE,	/* writer: the queue drained to its low-water mark */
+	MIGD_STREAM_EVENT_FINISHED,	/* writer: @a = total bytes */
+	MIGD_STREAM_EVENT_ERROR,	/* @error */
+	MIGD_STREAM_EVENT_STOPPED,	/* the worker thread has returned */
+} MigdStreamEventKind;
+
+typedef struct {
+	MigdStreamEventKind kind;
+	GBytes *chunk;
+	GError *error;
+	MigdState phase;
+	MigdDataReadStatus status;
+	guint64 a;
+	guint64 b;
+} MigdStreamEvent;
+
+MigdStreamEvent *migd_stream_event_new(MigdStreamEventKind kind);
+void migd_stream_event_free(MigdStreamEvent *event);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdStreamEvent, migd_stream_event_free)
+
+/*
+ * A source on @context that runs @func whenever another thread called
+ * migd_stream_notify_wake(). It has no fd and never polls: waking it sets its
+ * ready time, which GLib turns into a wakeup of the context.
+ */
+GSource *migd_stream_notify_new(GMainContext *context, GSourceFunc func, gpointer user_data,
+				const gchar *name);
+/* any thread */
+void migd_stream_notify_wake(GSource *source);
+
+/* checks and fills the defaults of a MigdStreamConfig (a copy; @name is borrowed) */
+gboolean migd_stream_config_resolve(const MigdStreamConfig *config, MigdStreamConfig *out,
+				    GError **error);
+
+G_END_DECLS

@@ -1,0 +1,501 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "migd-error.h"
+#include "migd-stream-private.h"
+#include "migd-stream-reader.h"
+
+typedef enum {
+	MIGD_STREAM_READER_OP_NONE,
+	MIGD_STREAM_READER_OP_DRAIN,
+	MIGD_STREAM_READER_OP_PRECOPY_INFO,
+} MigdStreamReaderOp;
+
+struct _MigdStreamReader {
+	GObject parent_instance;
+
+	/* set at construction, read-only afterwards */
+	MigdDataFd *data_fd;
+	GMainContext *context;
+	MigdStreamConfig config;
+	gchar *name;
+	MigdStreamReaderCallbacks callbacks;
+	gpointer user_data;
+	GSource *notify;
+	GThread *thread;
+	GCancellable *cancellable;
+
+	/* main context only */
+	gboolean busy;
+	gboolean stopped; /* an error was dispatched or cancel() was called */
+	gboolean cancelled;
+
+	/* everything below is under @lock; @cond wakes the worker */
+	GMutex lock;
+	GCond cond;
+	MigdStreamReaderOp op;
+	MigdState op_phase;
+	gboolean quit;
+	guint chunks_in_flight;
+	guint64 bytes_in_flight;
+	guint peak_chunks;
+	guint64 peak_bytes;
+	GQueue events;
+	MigdStreamMeter meter;
+};
+
+G_DEFINE_TYPE(MigdStreamReader, migd_stream_reader, G_TYPE_OBJECT)
+
+/* worker: queue @event for the main context, waking it when the queue was empty */
+static void
+migd_stream_reader_post(MigdStreamReader *self, MigdStreamEvent *event)
+{
+	gboolean was_empty;
+
+	g_mutex_lock(&self->lock);
+	was_empty = g_queue_is_empty(&self->events);
+	g_queue_push_tail(&self->events, event);
+	g_mutex_unlock(&self->lock);
+	if (was_empty)
+		migd_stream_notify_wake(self->notify);
+}
+
+static void
+migd_stream_reader_post_error(MigdStreamReader *self, GError *error)
+{
+	MigdStreamEvent *event = migd_stream_event_new(MIGD_STREAM_EVENT_ERROR);
+	event->error = error;
+	migd_stream_reader_post(self, event);
+}
+
+/*
+ * worker: waits for a free slot and takes it before a read, so that what is
+ * being read counts against the bound too. FALSE: quit.
+ */
+static gboolean
+migd_stream_reader_reserve(MigdStreamReader *self)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+
+	while (!self->quit && self->chunks_in_flight >= self->config.max_chunks)
+		g_cond_wait(&self->cond, &self->lock);
+	if (self->quit)
+		return FALSE;
+	self->chunks_in_flight++;
+	self->bytes_in_flight += self->config.chunk_size;
+	self->peak_chunks = MAX(self->peak_chunks, self->chunks_in_flight);
+	self->peak_bytes = MAX(self->peak_bytes, self->bytes_in_flight);
+	return TRUE;
+}
+
+/* worker: a reserved slot now holds @n_bytes (0: give the slot back) */
+static void
+migd_stream_reader_settle(MigdStreamReader *self, gsize n_bytes)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+
+	self->bytes_in_flight -= self->config.chunk_size - n_bytes;
+	if (n_bytes == 0)
+		self->chunks_in_flight--;
+	else
+		migd_stream_meter_add(&self->meter, n_bytes, g_get_monotonic_time());
+}
+
+/*
+ * worker: fills one chunk, reading until it is full or the (temporary) end.
+ * Returns NULL with @status set, or NULL with @error set.
+ */
+static GBytes *
+migd_stream_reader_read_chunk(MigdStreamReader *self, MigdState phase, MigdDataReadStatus *status,
+			      GError **error)
+{
+	g_autofree guint8 *buf = g_malloc(self->config.chunk_size);
+	gsize fill = 0;
+
+	*status = MIGD_DATA_READ_DATA;
+	while (fill < self->config.chunk_size && *status == MIGD_DATA_READ_DATA) {
+		gsize n = 0;
+		if (!migd_data_fd_read_chunk(self->data_fd, phase, buf + fill,
+					     self->config.chunk_size - fill, &n, status,
+					     self->cancellable, error))
+			return NULL;
+		fill += n;
+	}
+	if (fill == 0)
+		return NULL;
+	/* the last chunk of a drain is often short: do not keep a whole buffer for it */
+	if (fill < self->config.chunk_size / 2)
+		buf = g_realloc(buf, fill);
+	return g_bytes_new_take(g_steal_pointer(&buf), fill);
+}
+
+static void
+migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
+{
+	guint64 total = 0;
+
+	g_mutex_lock(&self->lock);
+	migd_stream_meter_start(&self->meter, g_get_monotonic_time());
+	g_mutex_unlock(&self->lock);
+
+	for (;;) {
+		g_autoptr(GBytes) chunk = NULL;
+		g_autoptr(GError) error_local = NULL;
+		MigdDataReadStatus status = MIGD_DATA_READ_DATA;
+		MigdStreamEvent *event;
+
+		/* backpressure: nothing is read while the consumer holds max_chunks */
+		if (!migd_stream_reader_reserve(self))
+			return;
+		chunk = migd_stream_reader_read_chunk(self, phase, &status, &error_local);
+		migd_stream_reader_settle(self, chunk != NULL ? g_bytes_get_size(chunk) : 0);
+		if (error_local != NULL) {
+			g_prefix_error(&error_local, "%s: ", self->name);
+			migd_stream_reader_post_error(self, g_steal_pointer(&error_local));
+			g_mutex_lock(&self->lock);
+			self->quit = TRUE;
+			g_mutex_unlock(&self->lock);
+			return;
+		}
+		if (chunk != NULL) {
+			total += g_bytes_get_size(chunk);
+			event = migd_stream_event_new(MIGD_STREAM_EVENT_CHUNK);
+			event->chunk = g_steal_pointer(&chunk);
+			migd_stream_reader_post(self, event);
+		}
+		if (status != MIGD_DATA_READ_DATA) {
+			event = migd_stream_event_new(MIGD_STREAM_EVENT_DRAINED);
+			event->phase = phase;
+			event->status = status;
+			event->a = total;
+			migd_stream_reader_post(self, event);
+			return;
+		}
+	}
+}
+
+static void
+migd_stream_reader_run_precopy_info(MigdStreamReader *self)
+{
+	g_autoptr(GError) error_local = NULL;
+	MigdStreamEvent *event;
+	guint64 initial = 0;
+	guint64 dirty = 0;
+
+	if (!migd_data_fd_get_precopy_info(self->data_fd, &initial, &dirty, &error_local)) {
+		g_prefix_error(&error_local, "%s: ", self->name);
+		migd_stream_reader_post_error(self, g_steal_pointer(&error_local));
+		g_mutex_lock(&self->lock);
+		self->quit = TRUE;
+		g_mutex_unlock(&self->lock);
+		return;
+	}
+	event = migd_stream_event_new(MIGD_STREAM_EVENT_PRECOPY_INFO);
+	event->a = initial;
+	event->b = dirty;
+	migd_stream_reader_post(self, event);
+}
+
+static gpointer
+migd_stream_reader_thread(gpointer data)
+{
+	MigdStreamReader *self = data;
+
+	for (;;) {
+		MigdStreamReaderOp op;
+		MigdState phase;
+
+		g_mutex_lock(&self->lock);
+		while (!self->quit && self->op == MIGD_STREAM_READER_OP_NONE)
+			g_cond_wait(&self->cond, &self->lock);
+		if (self->quit) {
+			g_mutex_unlock(&self->lock);
+			break;
+		}
+		op = self->op;
+		phase = self->op_phase;
+		self->op = MIGD_STREAM_READER_OP_NONE;
+		g_mutex_unlock(&self->lock);
+
+		if (op == MIGD_STREAM_READER_OP_DRAIN)
+			migd_stream_reader_run_drain(self, phase);
+		else
+			migd_stream_reader_run_precopy_info(self);
+	}
+	migd_stream_reader_post(self, migd_stream_event_new(MIGD_STREAM_EVENT_STOPPED));
+	return NULL;
+}
+
+static void
+migd_stream_reader_deliver(MigdStreamReader *self, MigdStreamEvent *event)
+{
+	const MigdStreamReaderCallbacks *cb = &self->callbacks;
+
+	if (event->kind == MIGD_STREAM_EVENT_STOPPED) {
+		if (cb->stopped != NULL)
+			cb->stopped(self, self->user_data);
+		return;
+	}
+	/* after cancel() nothing but stopped reaches the owner */
+	if (self->cancelled)
+		return;
+	switch (event->kind) {
+	case MIGD_STREAM_EVENT_CHUNK:
+		if (cb->chunk != NULL)
+			cb->chunk(self, event->chunk, self->user_data);
+		break;
+	case MIGD_STREAM_EVENT_DRAINED:
+		self->busy = FALSE;
+		if (cb->drained != NULL)
+			cb->drained(self, event->phase, event->a, event->status, self->user_data);
+		break;
+	case MIGD_STREAM_EVENT_PRECOPY_INFO:
+		self->busy = FALSE;
+		if (cb->precopy_info != NULL)
+			cb->precopy_info(self, event->a, event->b, self->user_data);
+		break;
+	case MIGD_STREAM_EVENT_ERROR:
+		self->busy = FALSE;
+		self->stopped = TRUE;
+		if (cb->error != NULL)
+			cb->error(self, event->error, self->user_data);
+		break;
+	default:
+		g_warn_if_reached();
+		break;
+	}
+}
+
+static gboolean
+migd_stream_reader_dispatch(gpointer user_data)
+{
+	MigdStreamReader *self = user_data;
+	g_autoptr(MigdStreamReader) keep = g_object_ref(self);
+	GQueue events = G_QUEUE_INIT;
+	MigdStreamEvent *event;
+
+	g_mutex_lock(&self->lock);
+	events = self->events;
+	g_queue_init(&self->events);
+	g_mutex_unlock(&self->lock);
+
+	while ((event = g_queue_pop_head(&events)) != NULL) {
+		/* a callback dropped the owner's last reference: nobody wants the rest */
+		if (g_atomic_int_get(&G_OBJECT(self)->ref_count) > 1)
+			migd_stream_reader_deliver(self, event);
+		migd_stream_event_free(event);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+migd_stream_reader_start_op(MigdStreamReader *self, MigdStreamReaderOp op, MigdState phase,
+			    GError **error)
+{
+	if (self->stopped) {
+		g_set_error(error, MIGD_ERROR,
+			    self->cancelled ? MIGD_ERROR_CANCELLED : MIGD_ERROR_FAILED,
+			    "%s: the stream reader has stopped", self->name);
+		return FALSE;
+	}
+	if (self->busy) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+			    "%s: the stream reader is busy with another operation", self->name);
+		return FALSE;
+	}
+	self->busy = TRUE;
+	g_mutex_lock(&self->lock);
+	self->op = op;
+	self->op_phase = phase;
+	g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+	return TRUE;
+}
+
+gboolean
+migd_stream_reader_drain(MigdStreamReader *self, MigdState phase, GError **error)
+{
+	g_return_val_if_fail(MIGD_IS_STREAM_READER(self), FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+	if (!migd_state_is_saving(phase)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: cannot drain a save stream in %s", self->name,
+			    migd_state_to_string(phase));
+		return FALSE;
+	}
+	return migd_stream_reader_start_op(self, MIGD_STREAM_READER_OP_DRAIN, phase, error);
+}
+
+gboolean
+migd_stream_reader_query_precopy_info(MigdStreamReader *self, GError **error)
+{
+	g_return_val_if_fail(MIGD_IS_STREAM_READER(self), FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+	return migd_stream_reader_start_op(self, MIGD_STREAM_READER_OP_PRECOPY_INFO,
+					   MIGD_STATE_PRE_COPY, error);
+}
+
+void
+migd_stream_reader_release(MigdStreamReader *self, GBytes *chunk)
+{
+	gsize size;
+
+	g_return_if_fail(MIGD_IS_STREAM_READER(self));
+	g_return_if_fail(chunk != NULL);
+
+	size = g_bytes_get_size(chunk);
+	g_mutex_lock(&self->lock);
+	if (self->chunks_in_flight == 0 || self->bytes_in_flight < size) {
+		g_mutex_unlock(&self->lock);
+		g_critical("%s: released a chunk that was not in flight", self->name);
+		return;
+	}
+	self->chunks_in_flight--;
+	self->bytes_in_flight -= size;
+	g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+}
+
+gboolean
+migd_stream_reader_is_busy(MigdStreamReader *self)
+{
+	g_return_val_if_fail(MIGD_IS_STREAM_READER(self), FALSE);
+	return self->busy;
+}
+
+gboolean
+migd_stream_reader_is_stopped(MigdStreamReader *self)
+{
+	g_return_val_if_fail(MIGD_IS_STREAM_READER(self), TRUE);
+	return self->stopped;
+}
+
+void
+migd_stream_reader_cancel(MigdStreamReader *self)
+{
+	g_return_if_fail(MIGD_IS_STREAM_READER(self));
+
+	self->cancelled = TRUE;
+	self->stopped = TRUE;
+	self->busy = FALSE;
+	g_mutex_lock(&self->lock);
+	self->quit = TRUE;
+	g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+	/* wakes a worker waiting in poll() for a non-blocking fd */
+	g_cancellable_cancel(self->cancellable);
+}
+
+void
+migd_stream_reader_get_stats(MigdStreamReader *self, MigdStreamStats *stats)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_if_fail(MIGD_IS_STREAM_READER(self));
+	g_return_if_fail(stats != NULL);
+
+	locker = g_mutex_locker_new(&self->lock);
+	memset(stats, 0, sizeof(*stats));
+	migd_stream_meter_snapshot(&self->meter, g_get_monotonic_time(), stats);
+	stats->chunks_in_flight = self->chunks_in_flight;
+	stats->bytes_in_flight = self->bytes_in_flight;
+	stats->peak_chunks_in_flight = self->peak_chunks;
+	stats->peak_bytes_in_flight = self->peak_bytes;
+}
+
+MigdStreamReader *
+migd_stream_reader_new(MigdDataFd *data_fd, GMainContext *context, const MigdStreamConfig *config,
+		       const MigdStreamReaderCallbacks *callbacks, gpointer user_data,
+		       GError **error)
+{
+	g_autoptr(MigdStreamReader) self = NULL;
+	MigdStreamConfig cfg = {0};
+
+	g_return_val_if_fail(data_fd != NULL, NULL);
+	g_return_val_if_fail(callbacks != NULL, NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+
+	/* the fd is ours from here on, whatever happens */
+	if (!migd_stream_config_resolve(config, &cfg, error)) {
+		migd_data_fd_free(data_fd);
+		return NULL;
+	}
+	if (migd_data_fd_get_direction(data_fd) != MIGD_DATA_FD_SAVE) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: a stream reader needs a save data fd", cfg.name);
+		migd_data_fd_free(data_fd);
+		return NULL;
+	}
+	self = g_object_new(MIGD_TYPE_STREAM_READER, NULL);
+	self->data_fd = data_fd;
+	self->name = g_strdup(cfg.name);
+	self->config = cfg;
+	self->config.name = self->name;
+	self->callbacks = *callbacks;
+	self->user_data = user_data;
+	self->context =
+	    context != NULL ? g_main_context_ref(context) : g_main_context_ref_thread_default();
+	self->notify = migd_stream_notify_new(self->context, migd_stream_reader_dispatch, self,
+					      "migd-stream-reader");
+	self->thread = g_thread_try_new("migd-stream-rd", migd_stream_reader_thread, self, error);
+	if (self->thread == NULL)
+		return NULL;
+	return g_steal_pointer(&self);
+}
+
+static void
+migd_stream_reader_init(MigdStreamReader *self)
+{
+	g_mutex_init(&self->lock);
+	g_cond_init(&self->cond);
+	g_queue_init(&self->events);
+	self->cancellable = g_cancellable_new();
+}
+
+static void
+migd_stream_reader_dispose(GObject *object)
+{
+	MigdStreamReader *self = MIGD_STREAM_READER(object);
+
+	if (self->thread != NULL) {
+		migd_stream_reader_cancel(self);
+		/* prompt unless a driver's read() blocks: see the header */
+		g_thread_join(g_steal_pointer(&self->thread));
+	}
+	if (self->notify != NULL) {
+		g_source_destroy(self->notify);
+		g_clear_pointer(&self->notify, g_source_unref);
+	}
+	g_queue_clear_full(&self->events, (GDestroyNotify)migd_stream_event_free);
+	G_OBJECT_CLASS(migd_stream_reader_parent_class)->dispose(object);
+}
+
+static void
+migd_stream_reader_finalize(GObject *object)
+{
+	MigdStreamReader *self = MIGD_STREAM_READER(object);
+
+	g_clear_pointer(&self->data_fd, migd_data_fd_free);
+	g_clear_pointer(&self->context, g_main_context_unref);
+	g_clear_object(&self->cancellable);
+	g_free(self->name);
+	g_mutex_clear(&self->lock);
+	g_cond_clear(&self->cond);
+	G_OBJECT_CLASS(migd_stream_reader_parent_class)->finalize(object);
+}
+
+static void
+migd_stream_reader_class_init(MigdStreamReaderClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = migd_stream_reader_dispose;
+	object_class->finalize = migd_stream_reader_finalize;
+}

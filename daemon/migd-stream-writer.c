@@ -1,0 +1,370 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "migd-error.h"
+#include "migd-stream-private.h"
+#include "migd-stream-writer.h"
+
+struct _MigdStreamWriter {
+	GObject parent_instance;
+
+	/* set at construction, read-only afterwards */
+	MigdDataFd *data_fd;
+	GMainContext *context;
+	MigdStreamConfig config;
+	gchar *name;
+	MigdStreamWriterCallbacks callbacks;
+	gpointer user_data;
+	GSource *notify;
+	GThread *thread;
+	GCancellable *cancellable;
+
+	/* main context only */
+	gboolean stopped; /* finish() was called, an error dispatched, or cancel() */
+	gboolean failed;
+	gboolean cancelled;
+
+	/* everything below is under @lock; @cond wakes the worker */
+	GMutex lock;
+	GCond cond;
+	GQueue queue; /* GBytes; the head is being written and still counts */
+	guint64 queued_bytes;
+	guint peak_chunks;
+	guint64 peak_bytes;
+	gboolean want_space; /* a push was refused: tell when there is room */
+	gboolean finish;
+	gboolean quit;
+	GQueue events;
+	MigdStreamMeter meter;
+};
+
+G_DEFINE_TYPE(MigdStreamWriter, migd_stream_writer, G_TYPE_OBJECT)
+
+/* lock held: queue @event; TRUE if the caller must wake the main context after unlocking */
+static gboolean
+migd_stream_writer_post_locked(MigdStreamWriter *self, MigdStreamEvent *event)
+{
+	gboolean was_empty = g_queue_is_empty(&self->events);
+	g_queue_push_tail(&self->events, event);
+	return was_empty;
+}
+
+static gpointer
+migd_stream_writer_thread(gpointer data)
+{
+	MigdStreamWriter *self = data;
+	gboolean wake = FALSE;
+	gboolean idle = TRUE;
+
+	g_mutex_lock(&self->lock);
+	for (;;) {
+		g_autoptr(GError) error_local = NULL;
+		g_autoptr(GBytes) chunk = NULL;
+		gsize size = 0;
+		gconstpointer buf;
+		gboolean ok;
+
+		while (!self->quit && !self->finish && g_queue_is_empty(&self->queue)) {
+			idle = TRUE;
+			g_cond_wait(&self->cond, &self->lock);
+		}
+		if (self->quit)
+			break;
+		if (g_queue_is_empty(&self->queue)) {
+			MigdStreamEvent *event = migd_stream_event_new(MIGD_STREAM_EVENT_FINISHED);
+			event->a = self->meter.bytes;
+			wake |= migd_stream_writer_post_locked(self, event);
+			break;
+		}
+		if (idle) {
+			migd_stream_meter_start(&self->meter, g_get_monotonic_time());
+			idle = FALSE;
+		}
+		/* the head stays queued while it is written, so it counts against the bound */
+		chunk = g_bytes_ref(g_queue_peek_head(&self->queue));
+		g_mutex_unlock(&self->lock);
+
+		buf = g_bytes_get_data(chunk, &size);
+		ok = migd_data_fd_write_all(self->data_fd, buf, size, self->cancellable,
+					    &error_local);
+
+		g_mutex_lock(&self->lock);
+		if (!ok) {
+			/* after cancel() the error is only the consequence of it */
+			if (!self->quit) {
+				MigdStreamEvent *event =
+				    migd_stream_event_new(MIGD_STREAM_EVENT_ERROR);
+				g_prefix_error(&error_local, "%s: ", self->name);
+				event->error = g_steal_pointer(&error_local);
+				wake |= migd_stream_writer_post_locked(self, event);
+			}
+			g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
+			self->queued_bytes = 0;
+			self->quit = TRUE;
+			break;
+		}
+		g_bytes_unref(g_queue_pop_head(&self->queue));
+		self->queued_bytes -= size;
+		migd_stream_meter_add(&self->meter, size, g_get_monotonic_time());
+		/* half the bounds: a pusher gets room for more than one chunk */
+		if (self->want_space &&
+		    g_queue_get_length(&self->queue) * 2 <= self->config.max_chunks &&
+		    self->queued_bytes * 2 <= self->config.max_bytes) {
+			self->want_space = FALSE;
+			wake |= migd_stream_writer_post_locked(
+			    self, migd_stream_event_new(MIGD_STREAM_EVENT_SPACE));
+		}
+		if (wake) {
+			g_mutex_unlock(&self->lock);
+			migd_stream_notify_wake(self->notify);
+			wake = FALSE;
+			g_mutex_lock(&self->lock);
+		}
+	}
+	wake |=
+	    migd_stream_writer_post_locked(self, migd_stream_event_new(MIGD_STREAM_EVENT_STOPPED));
+	g_mutex_unlock(&self->lock);
+	if (wake)
+		migd_stream_notify_wake(self->notify);
+	return NULL;
+}
+
+static void
+migd_stream_writer_deliver(MigdStreamWriter *self, MigdStreamEvent *event)
+{
+	const MigdStreamWriterCallbacks *cb = &self->callbacks;
+
+	if (event->kind == MIGD_STREAM_EVENT_STOPPED) {
+		if (cb->stopped != NULL)
+			cb->stopped(self, self->user_data);
+		return;
+	}
+	/* after cancel() nothing but stopped reaches the owner */
+	if (self->cancelled)
+		return;
+	switch (event->kind) {
+	case MIGD_STREAM_EVENT_SPACE:
+		if (cb->space_available != NULL && !self->failed)
+			cb->space_available(self, self->user_data);
+		break;
+	case MIGD_STREAM_EVENT_FINISHED:
+		if (cb->finished != NULL)
+			cb->finished(self, event->a, self->user_data);
+		break;
+	case MIGD_STREAM_EVENT_ERROR:
+		self->failed = TRUE;
+		self->stopped = TRUE;
+		if (cb->error != NULL)
+			cb->error(self, event->error, self->user_data);
+		break;
+	default:
+		g_warn_if_reached();
+		break;
+	}
+}
+
+static gboolean
+migd_stream_writer_dispatch(gpointer user_data)
+{
+	MigdStreamWriter *self = user_data;
+	g_autoptr(MigdStreamWriter) keep = g_object_ref(self);
+	GQueue events = G_QUEUE_INIT;
+	MigdStreamEvent *event;
+
+	g_mutex_lock(&self->lock);
+	events = self->events;
+	g_queue_init(&self->events);
+	g_mutex_unlock(&self->lock);
+
+	while ((event = g_queue_pop_head(&events)) != NULL) {
+		/* a callback dropped the owner's last reference: nobody wants the rest */
+		if (g_atomic_int_get(&G_OBJECT(self)->ref_count) > 1)
+			migd_stream_writer_deliver(self, event);
+		migd_stream_event_free(event);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+gboolean
+migd_stream_writer_push(MigdStreamWriter *self, GBytes *chunk)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+	gsize size;
+	guint n_queued;
+
+	g_return_val_if_fail(MIGD_IS_STREAM_WRITER(self), FALSE);
+	g_return_val_if_fail(chunk != NULL, FALSE);
+
+	if (self->stopped)
+		return FALSE;
+	size = g_bytes_get_size(chunk);
+	if (size == 0)
+		return TRUE;
+	locker = g_mutex_locker_new(&self->lock);
+	/* the worker failed, its error not dispatched yet */
+	if (self->quit)
+		return FALSE;
+	n_queued = g_queue_get_length(&self->queue);
+	if (n_queued > 0 && (n_queued >= self->config.max_chunks ||
+			     self->queued_bytes + size > self->config.max_bytes)) {
+		self->want_space = TRUE;
+		return FALSE;
+	}
+	g_queue_push_tail(&self->queue, g_bytes_ref(chunk));
+	self->queued_bytes += size;
+	self->peak_chunks = MAX(self->peak_chunks, n_queued + 1);
+	self->peak_bytes = MAX(self->peak_bytes, self->queued_bytes);
+	if (n_queued == 0)
+		g_cond_broadcast(&self->cond);
+	return TRUE;
+}
+
+void
+migd_stream_writer_finish(MigdStreamWriter *self)
+{
+	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
+
+	if (self->stopped)
+		return;
+	self->stopped = TRUE;
+	g_mutex_lock(&self->lock);
+	self->finish = TRUE;
+	g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+}
+
+gboolean
+migd_stream_writer_is_stopped(MigdStreamWriter *self)
+{
+	g_return_val_if_fail(MIGD_IS_STREAM_WRITER(self), TRUE);
+	return self->stopped;
+}
+
+void
+migd_stream_writer_cancel(MigdStreamWriter *self)
+{
+	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
+
+	self->cancelled = TRUE;
+	self->stopped = TRUE;
+	g_mutex_lock(&self->lock);
+	self->quit = TRUE;
+	g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+	/* wakes a worker waiting in poll() for a non-blocking fd */
+	g_cancellable_cancel(self->cancellable);
+}
+
+void
+migd_stream_writer_get_stats(MigdStreamWriter *self, MigdStreamStats *stats)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
+	g_return_if_fail(stats != NULL);
+
+	locker = g_mutex_locker_new(&self->lock);
+	memset(stats, 0, sizeof(*stats));
+	migd_stream_meter_snapshot(&self->meter, g_get_monotonic_time(), stats);
+	stats->chunks_in_flight = g_queue_get_length(&self->queue);
+	stats->bytes_in_flight = self->queued_bytes;
+	stats->peak_chunks_in_flight = self->peak_chunks;
+	stats->peak_bytes_in_flight = self->peak_bytes;
+}
+
+MigdStreamWriter *
+migd_stream_writer_new(MigdDataFd *data_fd, GMainContext *context, const MigdStreamConfig *config,
+		       const MigdStreamWriterCallbacks *callbacks, gpointer user_data,
+		       GError **error)
+{
+	g_autoptr(MigdStreamWriter) self = NULL;
+	MigdStreamConfig cfg = {0};
+
+	g_return_val_if_fail(data_fd != NULL, NULL);
+	g_return_val_if_fail(callbacks != NULL, NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+
+	/* the fd is ours from here on, whatever happens */
+	if (!migd_stream_config_resolve(config, &cfg, error)) {
+		migd_data_fd_free(data_fd);
+		return NULL;
+	}
+	if (migd_data_fd_get_direction(data_fd) != MIGD_DATA_FD_RESUME) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: a stream writer needs a resume data fd", cfg.name);
+		migd_data_fd_free(data_fd);
+		return NULL;
+	}
+	self = g_object_new(MIGD_TYPE_STREAM_WRITER, NULL);
+	self->data_fd = data_fd;
+	self->name = g_strdup(cfg.name);
+	self->config = cfg;
+	self->config.name = self->name;
+	self->callbacks = *callbacks;
+	self->user_data = user_data;
+	self->context =
+	    context != NULL ? g_main_context_ref(context) : g_main_context_ref_thread_default();
+	self->notify = migd_stream_notify_new(self->context, migd_stream_writer_dispatch, self,
+					      "migd-stream-writer");
+	self->thread = g_thread_try_new("migd-stream-wr", migd_stream_writer_thread, self, error);
+	if (self->thread == NULL)
+		return NULL;
+	return g_steal_pointer(&self);
+}
+
+static void
+migd_stream_writer_init(MigdStreamWriter *self)
+{
+	g_mutex_init(&self->lock);
+	g_cond_init(&self->cond);
+	g_queue_init(&self->queue);
+	g_queue_init(&self->events);
+	self->cancellable = g_cancellable_new();
+}
+
+static void
+migd_stream_writer_dispose(GObject *object)
+{
+	MigdStreamWriter *self = MIGD_STREAM_WRITER(object);
+
+	if (self->thread != NULL) {
+		migd_stream_writer_cancel(self);
+		/* prompt unless a driver's write() blocks: see the header */
+		g_thread_join(g_steal_pointer(&self->thread));
+	}
+	if (self->notify != NULL) {
+		g_source_destroy(self->notify);
+		g_clear_pointer(&self->notify, g_source_unref);
+	}
+	g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
+	g_queue_clear_full(&self->events, (GDestroyNotify)migd_stream_event_free);
+	G_OBJECT_CLASS(migd_stream_writer_parent_class)->dispose(object);
+}
+
+static void
+migd_stream_writer_finalize(GObject *object)
+{
+	MigdStreamWriter *self = MIGD_STREAM_WRITER(object);
+
+	g_clear_pointer(&self->data_fd, migd_data_fd_free);
+	g_clear_pointer(&self->context, g_main_context_unref);
+	g_clear_object(&self->cancellable);
+	g_free(self->name);
+	g_mutex_clear(&self->lock);
+	g_cond_clear(&self->cond);
+	G_OBJECT_CLASS(migd_stream_writer_parent_class)->finalize(object);
+}
+
+static void
+migd_stream_writer_class_init(MigdStreamWriterClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = migd_stream_writer_dispose;
+	object_class->finalize = migd_stream_writer_finalize;
+}

@@ -1,0 +1,1102 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Listener and connector: sockets, TLS credentials and the mutual X.509 handshake.
+ *
+ * A peer is authenticated entirely inside GIO's handshake (glib-networking, GnuTLS): the server
+ * requires a client certificate and verifies it against ca_file; the client verifies the server
+ * against ca_file and peer_name. Only a stream whose handshake succeeded reaches the caller, so
+ * nothing above this module ever sees an unauthenticated peer.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+
+#include "migd-error.h"
+#include "migd-transport.h"
+
+/* ---- configuration ---- */
+
+MigdTransportConfig *
+migd_transport_config_copy(const MigdTransportConfig *config)
+{
+	MigdTransportConfig *copy = g_new0(MigdTransportConfig, 1);
+
+	g_return_val_if_fail(config != NULL, copy);
+
+	*copy = *config;
+	copy->cert_file = g_strdup(config->cert_file);
+	copy->key_file = g_strdup(config->key_file);
+	copy->ca_file = g_strdup(config->ca_file);
+	copy->peer_name = g_strdup(config->peer_name);
+	return copy;
+}
+
+void
+migd_transport_config_free(MigdTransportConfig *config)
+{
+	if (config == NULL)
+		return;
+	g_free(config->cert_file);
+	g_free(config->key_file);
+	g_free(config->ca_file);
+	g_free(config->peer_name);
+	g_free(config);
+}
+
+static guint
+migd_transport_config_timeout_ms(const MigdTransportConfig *config)
+{
+	return config->handshake_timeout_ms > 0 ? config->handshake_timeout_ms
+						: MIGD_TRANSPORT_HANDSHAKE_TIMEOUT_MS_DEFAULT;
+}
+
+/* the TLS material loaded from the files, shared by every connection of a listener */
+typedef struct {
+	GTlsCertificate *certificate;
+	GTlsDatabase *database;
+} MigdTransportCreds;
+
+static void
+migd_transport_creds_free(MigdTransportCreds *creds)
+{
+	if (creds == NULL)
+		return;
+	g_clear_object(&creds->certificate);
+	g_clear_object(&creds->database);
+	g_free(creds);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdTransportCreds, migd_transport_creds_free)
+
+static gboolean
+migd_transport_check_file(const gchar *key, const gchar *path, GError **error)
+{
+	g_autofree gchar *contents = NULL;
+	g_autoptr(GError) error_local = NULL;
+
+	if (path == NULL || path[0] == '\0') {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "TLS is required but %s is not set (configure cert_file, key_file and "
+			    "ca_file, or set plain only for loopback tests)",
+			    key);
+		return FALSE;
+	}
+	/* read it ourselves: GIO's parse errors do not say which of the files was wrong */
+	if (!g_file_get_contents(path, &contents, NULL, &error_local)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s '%s': %s", key,
+			    path, error_local->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_transport_accept_any_cb(GTlsConnection *conn, GTlsCertificate *peer_cert,
+			     GTlsCertificateFlags errors, gpointer user_data)
+{
+	return TRUE;
+}
+
+typedef struct {
+	guint pending;
+	GCancellable *cancellable;
+	GError *error_server;
+	GError *error_client;
+} MigdTransportSelfTest;
+
+static void
+migd_transport_self_test_server_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	MigdTransportSelfTest *st = user_data;
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &st->error_server))
+		g_cancellable_cancel(st->cancellable);
+	st->pending--;
+}
+
+static void
+migd_transport_self_test_client_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	MigdTransportSelfTest *st = user_data;
+	/* the failing side need not tell the other: stop waiting for it */
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &st->error_client))
+		g_cancellable_cancel(st->cancellable);
+	st->pending--;
+}
+
+static gboolean
+migd_transport_self_test_timeout_cb(gpointer user_data)
+{
+	GCancellable *cancellable = user_data;
+	g_cancellable_cancel(cancellable);
+	return G_SOURCE_REMOVE;
+}
+
+static GIOStream *
+migd_transport_stream_from_fd(gint fd, GError **error)
+{
+	g_autoptr(GSocket) socket = g_socket_new_from_fd(fd, error);
+	if (socket == NULL) {
+		g_close(fd, NULL);
+		return NULL;
+	}
+	return G_IO_STREAM(g_socket_connection_factory_create_connection(socket));
+}
+
+/*
+ * GIO accepts a key that does not belong to the certificate and the mistake would only show as
+ * an obscure handshake failure on the peer. Prove possession instead: one handshake with
+ * ourselves over a socketpair, the client accepting any certificate, so only the signature
+ * made with the key can fail. Runs in a private context so the caller's loop is not re-entered.
+ */
+static gboolean
+migd_transport_check_key_matches(GTlsCertificate *certificate, const MigdTransportConfig *config,
+				 GError **error)
+{
+	gint fds[2] = {-1, -1};
+	MigdTransportSelfTest st = {0};
+	g_autoptr(GMainContext) context = g_main_context_new();
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	g_autoptr(GSource) timeout = NULL;
+	g_autoptr(GIOStream) base_server = NULL;
+	g_autoptr(GIOStream) base_client = NULL;
+	g_autoptr(GIOStream) server = NULL;
+	g_autoptr(GIOStream) client = NULL;
+	g_autoptr(GError) error_local = NULL;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) {
+		migd_set_errno_error(error, errno, "socketpair for the TLS key check");
+		return FALSE;
+	}
+	base_server = migd_transport_stream_from_fd(fds[0], error);
+	if (base_server == NULL) {
+		g_close(fds[1], NULL);
+		return FALSE;
+	}
+	base_client = migd_transport_stream_from_fd(fds[1], error);
+	if (base_client == NULL)
+		return FALSE;
+
+	g_main_context_push_thread_default(context);
+	server = g_tls_server_connection_new(base_server, certificate, &error_local);
+	if (server != NULL)
+		client = g_tls_client_connection_new(base_client, NULL, &error_local);
+	if (client != NULL) {
+		/* only the possession of the key is under test here, not the chain */
+		g_tls_connection_set_database(G_TLS_CONNECTION(client), NULL);
+		g_signal_connect(client, "accept-certificate",
+				 G_CALLBACK(migd_transport_accept_any_cb), NULL);
+		st.pending = 2;
+		st.cancellable = cancellable;
+		g_tls_connection_handshake_async(G_TLS_CONNECTION(server), G_PRIORITY_DEFAULT,
+						 cancellable, migd_transport_self_test_server_cb,
+						 &st);
+		g_tls_connection_handshake_async(G_TLS_CONNECTION(client), G_PRIORITY_DEFAULT,
+						 cancellable, migd_transport_self_test_client_cb,
+						 &st);
+		timeout = g_timeout_source_new_seconds(10);
+		g_source_set_callback(timeout, migd_transport_self_test_timeout_cb, cancellable,
+				      NULL);
+		g_source_attach(timeout, context);
+		while (st.pending > 0)
+			g_main_context_iteration(context, TRUE);
+		g_source_destroy(timeout);
+	}
+	g_main_context_pop_thread_default(context);
+
+	if (error_local != NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "cannot set up TLS with cert_file '%s': %s", config->cert_file,
+			    error_local->message);
+		return FALSE;
+	}
+	if (st.error_client != NULL || st.error_server != NULL) {
+		/* the side that failed first has the reason; the other one was cancelled */
+		const GError *reason = st.error_client;
+		if (reason == NULL || (g_error_matches(reason, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+				       st.error_server != NULL))
+			reason = st.error_server;
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "key_file '%s' does not match cert_file '%s': %s", config->key_file,
+			    config->cert_file, reason->message);
+		g_clear_error(&st.error_client);
+		g_clear_error(&st.error_server);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_transport_check_validity(GTlsCertificate *certificate, const gchar *key, const gchar *path,
+			      GError **error)
+{
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autoptr(GDateTime) not_before = g_tls_certificate_get_not_valid_before(certificate);
+	g_autoptr(GDateTime) not_after = g_tls_certificate_get_not_valid_after(certificate);
+
+	/* the peer would refuse it with a less helpful message */
+	if (not_after != NULL && g_date_time_compare(now, not_after) > 0) {
+		g_autofree gchar *when = g_date_time_format_iso8601(not_after);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s '%s': certificate expired at %s", key, path, when);
+		return FALSE;
+	}
+	if (not_before != NULL && g_date_time_compare(now, not_before) < 0) {
+		g_autofree gchar *when = g_date_time_format_iso8601(not_before);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s '%s': certificate not valid before %s", key, path, when);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static MigdTransportCreds *
+migd_transport_creds_load(const MigdTransportConfig *config, GError **error)
+{
+	GTlsBackend *backend = g_tls_backend_get_default();
+	GList *ca_list = NULL;
+	g_autofree gchar *ca_path = NULL;
+	g_autoptr(MigdTransportCreds) creds = g_new0(MigdTransportCreds, 1);
+	g_autoptr(GError) error_local = NULL;
+
+	if (!g_tls_backend_supports_tls(backend)) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+				    "no TLS backend is available to GIO: install glib-networking "
+				    "(Debian: apt install glib-networking)");
+		return NULL;
+	}
+	if (!migd_transport_check_file("cert_file", config->cert_file, error))
+		return NULL;
+	if (!migd_transport_check_file("key_file", config->key_file, error))
+		return NULL;
+	if (!migd_transport_check_file("ca_file", config->ca_file, error))
+		return NULL;
+
+	creds->certificate =
+	    g_tls_certificate_new_from_files(config->cert_file, config->key_file, &error_local);
+	if (creds->certificate == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "cert_file '%s' / key_file '%s': %s", config->cert_file,
+			    config->key_file, error_local->message);
+		return NULL;
+	}
+	if (!migd_transport_check_validity(creds->certificate, "cert_file", config->cert_file,
+					   error))
+		return NULL;
+
+	/* a file without any certificate would make an empty database that trusts nobody */
+	ca_list = g_tls_certificate_list_new_from_file(config->ca_file, &error_local);
+	if (ca_list == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "ca_file '%s': %s",
+			    config->ca_file,
+			    error_local != NULL ? error_local->message
+						: "contains no PEM certificate");
+		return NULL;
+	}
+	g_list_free_full(ca_list, g_object_unref);
+	/* GTlsFileDatabase wants an absolute path */
+	ca_path = g_canonicalize_filename(config->ca_file, NULL);
+	creds->database = g_tls_file_database_new(ca_path, &error_local);
+	if (creds->database == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "ca_file '%s': %s",
+			    config->ca_file, error_local->message);
+		return NULL;
+	}
+	if (!migd_transport_check_key_matches(creds->certificate, config, error))
+		return NULL;
+	return g_steal_pointer(&creds);
+}
+
+static gboolean
+migd_transport_config_check_plain(const MigdTransportConfig *config,
+				  const MigdTransportAddress *address, GError **error)
+{
+	g_autofree gchar *str = NULL;
+
+	if (config->allow_plain_remote || migd_transport_address_is_local(address))
+		return TRUE;
+	str = migd_transport_address_to_string(address);
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+		    "plain (unencrypted, unauthenticated) transport refused for non-loopback "
+		    "address '%s': configure TLS, or set allow_plain_remote inside a trusted "
+		    "encrypted tunnel",
+		    str);
+	return FALSE;
+}
+
+static MigdTransportCreds *
+migd_transport_config_load(const MigdTransportConfig *config, const MigdTransportAddress *address,
+			   gboolean listening, GError **error)
+{
+	if (config == NULL) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "no transport configuration");
+		return NULL;
+	}
+	if (address != NULL && address->kind == MIGD_TRANSPORT_ADDRESS_TCP && !listening &&
+	    address->port == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "cannot connect to port 0 of '%s'", address->host);
+		return NULL;
+	}
+	if (config->plain) {
+		if (address != NULL && !migd_transport_config_check_plain(config, address, error))
+			return NULL;
+		/* a non-NULL result means "fine"; plain connections use no credentials */
+		return g_new0(MigdTransportCreds, 1);
+	}
+	if (address != NULL && !listening && address->kind != MIGD_TRANSPORT_ADDRESS_TCP &&
+	    (config->peer_name == NULL || config->peer_name[0] == '\0')) {
+		g_autofree gchar *str = migd_transport_address_to_string(address);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "'%s' has no host name to check the server certificate against: "
+			    "set peer_name",
+			    str);
+		return NULL;
+	}
+	return migd_transport_creds_load(config, error);
+}
+
+gboolean
+migd_transport_config_check(const MigdTransportConfig *config, const MigdTransportAddress *address,
+			    gboolean listening, GError **error)
+{
+	g_autoptr(MigdTransportCreds) creds =
+	    migd_transport_config_load(config, address, listening, error);
+	return creds != NULL;
+}
+
+/* ---- sockets ---- */
+
+static void
+migd_transport_set_buffers(GSocket *socket, const MigdTransportConfig *config)
+{
+	g_autoptr(GError) error_local = NULL;
+
+	if (config->socket_buffer_bytes <= 0)
+		return;
+	/* best effort: the kernel caps the size at net.core.[rw]mem_max */
+	if (!g_socket_set_option(socket, SOL_SOCKET, SO_SNDBUF, config->socket_buffer_bytes,
+				 &error_local) ||
+	    !g_socket_set_option(socket, SOL_SOCKET, SO_RCVBUF, config->socket_buffer_bytes,
+				 &error_local))
+		g_debug("cannot set socket buffers to %d bytes: %s", config->socket_buffer_bytes,
+			error_local->message);
+}
+
+/* per connection: bulk state transfer, but small control messages must not wait for Nagle */
+static void
+migd_transport_tune_connection(GSocketConnection *connection, const MigdTransportConfig *config)
+{
+	GSocket *socket = g_socket_connection_get_socket(connection);
+	GSocketFamily family = g_socket_get_family(socket);
+	g_autoptr(GError) error_local = NULL;
+
+	if (family == G_SOCKET_FAMILY_IPV4 || family == G_SOCKET_FAMILY_IPV6) {
+		if (!g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, &error_local))
+			g_debug("cannot set TCP_NODELAY: %s", error_local->message);
+		/* a peer that vanishes mid-stream must not leave a job waiting forever */
+		g_socket_set_keepalive(socket, TRUE);
+	}
+	migd_transport_set_buffers(socket, config);
+}
+
+static gchar *
+migd_transport_describe_remote(GSocketConnection *connection)
+{
+	GSocket *socket = g_socket_connection_get_socket(connection);
+	g_autoptr(GSocketAddress) remote = g_socket_get_remote_address(socket, NULL);
+	g_autoptr(GCredentials) creds = NULL;
+	g_autofree gchar *str = NULL;
+
+	if (remote == NULL)
+		return g_strdup("unknown:");
+	str = migd_transport_socket_address_to_string(remote);
+	if (g_strcmp0(str, "unix:") != 0)
+		return g_steal_pointer(&str);
+	/* unnamed UNIX client: who it is matters more than where */
+	creds = g_socket_get_credentials(socket, NULL);
+	if (creds != NULL) {
+		return g_strdup_printf("unix:pid=%" G_GINT64_FORMAT ",uid=%u",
+				       (gint64)g_credentials_get_unix_pid(creds, NULL),
+				       (guint)g_credentials_get_unix_user(creds, NULL));
+	}
+	return g_steal_pointer(&str);
+}
+
+/* subject CN, e.g. "migd-node-a" from "CN=migd-node-a,O=example"; the whole DN without a CN */
+static gchar *
+migd_transport_certificate_identity(GTlsCertificate *certificate)
+{
+	g_autofree gchar *dn = g_tls_certificate_get_subject_name(certificate);
+	GString *cn = NULL;
+	const gchar *p = NULL;
+
+	if (dn == NULL)
+		return g_strdup("unknown");
+	/* RFC 4514: components separated by unescaped ',' ("\," inside a value) */
+	for (p = dn; *p != '\0';) {
+		if (g_ascii_strncasecmp(p, "CN=", 3) == 0) {
+			cn = g_string_new(NULL);
+			for (p += 3; *p != '\0' && *p != ','; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				g_string_append_c(cn, *p);
+			}
+			return g_string_free(cn, FALSE);
+		}
+		while (*p != '\0' && *p != ',') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			p++;
+		}
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	return g_steal_pointer(&dn);
+}
+
+/* defense in depth: the backend already failed the handshake for any of these */
+static gchar *
+migd_transport_peer_identity(GTlsConnection *tls, GError **error)
+{
+	GTlsCertificate *peer = g_tls_connection_get_peer_certificate(tls);
+
+	if (peer == NULL) {
+		g_set_error_literal(error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED,
+				    "peer presented no certificate");
+		return NULL;
+	}
+	if (g_tls_connection_get_peer_certificate_errors(tls) != 0) {
+		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+			    "peer certificate not accepted (flags 0x%x)",
+			    (guint)g_tls_connection_get_peer_certificate_errors(tls));
+		return NULL;
+	}
+	return migd_transport_certificate_identity(peer);
+}
+
+/* ---- listener ---- */
+
+/*
+ * GIO's server side asks this signal about every client certificate, even one that verified
+ * cleanly, and rejects it without a handler. The policy: accept exactly the certificates that
+ * chain to ca_file for client authentication with no error at all (expiry, revocation, ...).
+ */
+static gboolean
+migd_transport_server_accept_certificate_cb(GTlsConnection *conn, GTlsCertificate *peer_cert,
+					    GTlsCertificateFlags errors, gpointer user_data)
+{
+	return errors == 0;
+}
+
+typedef struct _MigdTransportHandshake MigdTransportHandshake;
+
+struct _MigdTransportListener {
+	GObject parent_instance;
+	MigdTransportConfig *config;
+	MigdTransportCreds *creds; /* certificate NULL in plain mode */
+	GSocketService *service;
+	MigdTransportAcceptFunc func;
+	gpointer user_data;
+	gchar *address;
+	gchar *unlink_path; /* the UNIX socket file we bound, removed on close */
+	GList *handshakes;  /* of MigdTransportHandshake, in progress */
+	gboolean closed;
+};
+
+struct _MigdTransportHandshake {
+	MigdTransportListener *listener; /* unowned; NULL once the listener closed */
+	GTlsConnection *tls;
+	GCancellable *cancellable;
+	GSource *timeout;
+	guint timeout_ms;
+	gchar *peer;
+	gboolean timed_out;
+};
+
+enum { SIGNAL_PEER_REFUSED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST] = {0};
+
+G_DEFINE_TYPE(MigdTransportListener, migd_transport_listener, G_TYPE_OBJECT)
+
+static void
+migd_transport_handshake_free(MigdTransportHandshake *hs)
+{
+	if (hs->timeout != NULL) {
+		g_source_destroy(hs->timeout);
+		g_source_unref(hs->timeout);
+	}
+	g_clear_object(&hs->tls);
+	g_clear_object(&hs->cancellable);
+	g_free(hs->peer);
+	g_free(hs);
+}
+
+static void
+migd_transport_listener_refuse(MigdTransportListener *self, const gchar *peer, const GError *error)
+{
+	g_warning("transport: refused peer %s on %s: %s", peer, self->address, error->message);
+	g_signal_emit(self, signals[SIGNAL_PEER_REFUSED], 0, peer, error);
+}
+
+static void
+migd_transport_listener_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	MigdTransportHandshake *hs = user_data;
+	MigdTransportListener *self = hs->listener;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *identity = NULL;
+
+	if (self != NULL)
+		self->handshakes = g_list_remove(self->handshakes, hs);
+	if (!g_tls_connection_handshake_finish(hs->tls, res, &error)) {
+		if (hs->timed_out) {
+			g_clear_error(&error);
+			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT,
+				    "TLS handshake timed out after %u ms", hs->timeout_ms);
+		}
+	} else {
+		identity = migd_transport_peer_identity(hs->tls, &error);
+	}
+	if (self == NULL || self->closed) {
+		migd_transport_handshake_free(hs);
+		return;
+	}
+	if (identity == NULL) {
+		migd_transport_listener_refuse(self, hs->peer, error);
+		migd_transport_handshake_free(hs);
+		return;
+	}
+	g_debug("transport: accepted %s (%s) on %s", identity, hs->peer, self->address);
+	/* keep the listener alive if the callback drops the last reference */
+	g_object_ref(self);
+	self->func(self, G_IO_STREAM(hs->tls), identity, self->user_data);
+	g_object_unref(self);
+	migd_transport_handshake_free(hs);
+}
+
+static gboolean
+migd_transport_listener_timeout_cb(gpointer user_data)
+{
+	MigdTransportHandshake *hs = user_data;
+	hs->timed_out = TRUE;
+	g_cancellable_cancel(hs->cancellable);
+	g_clear_pointer(&hs->timeout, g_source_unref);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *connection,
+				    GObject *source_object, gpointer user_data)
+{
+	MigdTransportListener *self = MIGD_TRANSPORT_LISTENER(user_data);
+	MigdTransportHandshake *hs = NULL;
+	g_autofree gchar *peer = migd_transport_describe_remote(connection);
+	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (self->closed)
+		return TRUE;
+	migd_transport_tune_connection(connection, self->config);
+
+	if (self->config->plain) {
+		g_autofree gchar *identity = g_strdup_printf("plain:%s", peer);
+		g_object_ref(self);
+		self->func(self, G_IO_STREAM(connection), identity, self->user_data);
+		g_object_unref(self);
+		return TRUE;
+	}
+
+	tls =
+	    g_tls_server_connection_new(G_IO_STREAM(connection), self->creds->certificate, &error);
+	if (tls == NULL) {
+		migd_transport_listener_refuse(self, peer, error);
+		return TRUE;
+	}
+	/* no certificate, or one that does not chain to ca_file: the handshake fails */
+	g_object_set(tls, "authentication-mode", G_TLS_AUTHENTICATION_REQUIRED, NULL);
+	g_tls_connection_set_database(G_TLS_CONNECTION(tls), self->creds->database);
+	g_signal_connect(tls, "accept-certificate",
+			 G_CALLBACK(migd_transport_server_accept_certificate_cb), NULL);
+
+	hs = g_new0(MigdTransportHandshake, 1);
+	hs->listener = self;
+	hs->tls = G_TLS_CONNECTION(g_steal_pointer(&tls));
+	hs->cancellable = g_cancellable_new();
+	hs->peer = g_steal_pointer(&peer);
+	hs->timeout_ms = migd_transport_config_timeout_ms(self->config);
+	hs->timeout = g_timeout_source_new(hs->timeout_ms);
+	g_source_set_callback(hs->timeout, migd_transport_listener_timeout_cb, hs, NULL);
+	g_source_attach(hs->timeout, g_main_context_get_thread_default());
+	self->handshakes = g_list_prepend(self->handshakes, hs);
+	g_tls_connection_handshake_async(hs->tls, G_PRIORITY_DEFAULT, hs->cancellable,
+					 migd_transport_listener_handshake_cb, hs);
+	return TRUE;
+}
+
+void
+migd_transport_listener_close(MigdTransportListener *self)
+{
+	g_return_if_fail(MIGD_IS_TRANSPORT_LISTENER(self));
+
+	if (self->closed)
+		return;
+	self->closed = TRUE;
+	if (self->service != NULL) {
+		g_socket_service_stop(self->service);
+		g_socket_listener_close(G_SOCKET_LISTENER(self->service));
+	}
+	/* their callbacks still run, later, and see that the listener is gone */
+	for (GList *l = self->handshakes; l != NULL; l = l->next) {
+		MigdTransportHandshake *hs = l->data;
+		hs->listener = NULL;
+		g_cancellable_cancel(hs->cancellable);
+	}
+	g_clear_pointer(&self->handshakes, g_list_free);
+	if (self->unlink_path != NULL) {
+		if (g_unlink(self->unlink_path) < 0 && errno != ENOENT)
+			g_debug("cannot remove %s: %s", self->unlink_path, g_strerror(errno));
+		g_clear_pointer(&self->unlink_path, g_free);
+	}
+}
+
+const gchar *
+migd_transport_listener_get_address(MigdTransportListener *self)
+{
+	g_return_val_if_fail(MIGD_IS_TRANSPORT_LISTENER(self), NULL);
+	return self->address;
+}
+
+static void
+migd_transport_listener_dispose(GObject *object)
+{
+	MigdTransportListener *self = MIGD_TRANSPORT_LISTENER(object);
+	migd_transport_listener_close(self);
+	g_clear_object(&self->service);
+	G_OBJECT_CLASS(migd_transport_listener_parent_class)->dispose(object);
+}
+
+static void
+migd_transport_listener_finalize(GObject *object)
+{
+	MigdTransportListener *self = MIGD_TRANSPORT_LISTENER(object);
+	migd_transport_config_free(self->config);
+	migd_transport_creds_free(self->creds);
+	g_free(self->address);
+	g_free(self->unlink_path);
+	G_OBJECT_CLASS(migd_transport_listener_parent_class)->finalize(object);
+}
+
+static void
+migd_transport_listener_class_init(MigdTransportListenerClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	object_class->dispose = migd_transport_listener_dispose;
+	object_class->finalize = migd_transport_listener_finalize;
+
+	/* a peer failed the handshake (bad or no certificate, timeout): for logs and audits */
+	signals[SIGNAL_PEER_REFUSED] =
+	    g_signal_new("peer-refused", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_ERROR);
+}
+
+static void
+migd_transport_listener_init(MigdTransportListener *self)
+{
+}
+
+/* takes @socket (listening) and starts accepting on the thread-default context */
+static MigdTransportListener *
+migd_transport_listener_new(GSocket *socket, MigdTransportCreds *creds,
+			    const MigdTransportConfig *config, MigdTransportAcceptFunc func,
+			    gpointer user_data, GError **error)
+{
+	g_autoptr(MigdTransportListener) self = g_object_new(MIGD_TYPE_TRANSPORT_LISTENER, NULL);
+	g_autoptr(GSocketAddress) local = NULL;
+
+	self->config = migd_transport_config_copy(config);
+	self->creds = creds;
+	self->func = func;
+	self->user_data = user_data;
+	local = g_socket_get_local_address(socket, error);
+	if (local == NULL)
+		return NULL;
+	self->address = migd_transport_socket_address_to_string(local);
+	self->service = g_socket_service_new();
+	if (!g_socket_listener_add_socket(G_SOCKET_LISTENER(self->service), socket, NULL, error))
+		return NULL;
+	g_signal_connect(self->service, "incoming", G_CALLBACK(migd_transport_listener_incoming_cb),
+			 self);
+	g_socket_service_start(self->service);
+	return g_steal_pointer(&self);
+}
+
+MigdTransportListener *
+migd_transport_listen(const gchar *address, const MigdTransportConfig *config,
+		      MigdTransportAcceptFunc func, gpointer user_data, GError **error)
+{
+	g_autoptr(MigdTransportAddress) addr = NULL;
+	g_autoptr(MigdTransportCreds) creds = NULL;
+	g_autoptr(GSocketAddress) bind_address = NULL;
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GError) error_local = NULL;
+	MigdTransportListener *self = NULL;
+
+	g_return_val_if_fail(func != NULL, NULL);
+
+	addr = migd_transport_address_parse(address, error);
+	if (addr == NULL)
+		return NULL;
+	creds = migd_transport_config_load(config, addr, TRUE, error);
+	if (creds == NULL)
+		return NULL;
+	bind_address = migd_transport_address_to_socket_address(addr, error);
+	if (bind_address == NULL)
+		return NULL;
+
+	socket = g_socket_new(g_socket_address_get_family(bind_address), G_SOCKET_TYPE_STREAM,
+			      G_SOCKET_PROTOCOL_DEFAULT, error);
+	if (socket == NULL)
+		return NULL;
+	/* before listen(): accepted sockets inherit the buffers and the window scale */
+	migd_transport_set_buffers(socket, config);
+	if (!g_socket_bind(socket, bind_address, TRUE, &error_local) ||
+	    !g_socket_listen(socket, &error_local)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED, "cannot listen on '%s': %s",
+			    address, error_local->message);
+		return NULL;
+	}
+	self = migd_transport_listener_new(socket, g_steal_pointer(&creds), config, func, user_data,
+					   error);
+	if (self == NULL)
+		return NULL;
+	if (addr->kind == MIGD_TRANSPORT_ADDRESS_UNIX)
+		self->unlink_path = g_strdup(addr->path);
+	return self;
+}
+
+MigdTransportListener *
+migd_transport_listen_fd(gint fd, const MigdTransportConfig *config, MigdTransportAcceptFunc func,
+			 gpointer user_data, GError **error)
+{
+	gint type = 0;
+	gint accepting = 0;
+	socklen_t len = sizeof(gint);
+	struct stat st = {0};
+	union {
+		struct sockaddr sa;
+		struct sockaddr_storage ss;
+	} local = {0};
+	socklen_t local_len = sizeof(local);
+	g_autoptr(GSocketAddress) address = NULL;
+	g_autoptr(MigdTransportAddress) addr = NULL;
+	g_autoptr(MigdTransportCreds) creds = NULL;
+	g_autofree gchar *str = NULL;
+	g_autoptr(GSocket) socket = NULL;
+
+	g_return_val_if_fail(func != NULL, NULL);
+
+	/* all checks before GSocket takes the fd, so a refused fd stays the caller's */
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "fd %d is not a socket",
+			    fd);
+		return NULL;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "fd %d is not a stream socket (use ListenStream= in the .socket unit)",
+			    fd);
+		return NULL;
+	}
+	len = sizeof(gint);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 || !accepting) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "fd %d is not a listening socket (Accept=no is required)", fd);
+		return NULL;
+	}
+	if (getsockname(fd, &local.sa, &local_len) < 0) {
+		migd_set_errno_error(error, errno, "getsockname(fd %d)", fd);
+		return NULL;
+	}
+	address = g_socket_address_new_from_native(&local.ss, local_len);
+	if (address == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "fd %d has an unsupported address family", fd);
+		return NULL;
+	}
+	str = migd_transport_socket_address_to_string(address);
+	addr = migd_transport_address_parse(str, NULL);
+	if (addr == NULL && g_strcmp0(str, "unix:") == 0) {
+		/* unnamed UNIX socket (socketpair): as local as it gets */
+		addr = g_new0(MigdTransportAddress, 1);
+		addr->kind = MIGD_TRANSPORT_ADDRESS_UNIX;
+		addr->path = g_strdup("");
+	}
+	if (addr == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "fd %d is bound to an unsupported address '%s'", fd, str);
+		return NULL;
+	}
+	creds = migd_transport_config_load(config, addr, TRUE, error);
+	if (creds == NULL)
+		return NULL;
+	socket = g_socket_new_from_fd(fd, error);
+	if (socket == NULL)
+		return NULL;
+	return migd_transport_listener_new(socket, g_steal_pointer(&creds), config, func, user_data,
+					   error);
+}
+
+/* ---- connecting ---- */
+
+typedef struct {
+	MigdTransportConfig *config;
+	MigdTransportAddress *address;
+	MigdTransportCreds *creds;
+	GCancellable *cancellable; /* ours: cancelled by the caller's or by the timeout */
+	GCancellable *caller_cancellable;
+	gulong caller_cancelled_id;
+	GSource *timeout;
+	gboolean timed_out;
+	GTlsConnection *tls;
+	gchar *peer_identity;
+} MigdTransportConnectData;
+
+static void
+migd_transport_connect_data_free(MigdTransportConnectData *data)
+{
+	if (data->caller_cancellable != NULL) {
+		g_cancellable_disconnect(data->caller_cancellable, data->caller_cancelled_id);
+		g_object_unref(data->caller_cancellable);
+	}
+	if (data->timeout != NULL) {
+		g_source_destroy(data->timeout);
+		g_source_unref(data->timeout);
+	}
+	migd_transport_config_free(data->config);
+	migd_transport_address_free(data->address);
+	migd_transport_creds_free(data->creds);
+	g_clear_object(&data->cancellable);
+	g_clear_object(&data->tls);
+	g_free(data->peer_identity);
+	g_free(data);
+}
+
+/* the single exit: stops the timer (whose callback holds a task reference) */
+static void
+migd_transport_connect_return(GTask *task, GIOStream *stream, GError *error)
+{
+	MigdTransportConnectData *data = g_task_get_task_data(task);
+
+	if (data->timeout != NULL) {
+		g_source_destroy(data->timeout);
+		g_clear_pointer(&data->timeout, g_source_unref);
+	}
+	if (error != NULL) {
+		g_autofree gchar *str = migd_transport_address_to_string(data->address);
+		if (data->timed_out && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+			g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_TIMED_OUT,
+						"connecting to '%s' timed out after %u ms", str,
+						migd_transport_config_timeout_ms(data->config));
+			g_error_free(error);
+			return;
+		}
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_prefix_error(&error, "connecting to '%s': ", str);
+		g_task_return_error(task, error);
+		return;
+	}
+	g_task_return_pointer(task, stream, g_object_unref);
+}
+
+static gboolean
+migd_transport_connect_timeout_cb(gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	MigdTransportConnectData *data = g_task_get_task_data(task);
+
+	data->timed_out = TRUE;
+	g_cancellable_cancel(data->cancellable);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+migd_transport_caller_cancelled_cb(GCancellable *caller_cancellable, gpointer user_data)
+{
+	GCancellable *cancellable = G_CANCELLABLE(user_data);
+	g_cancellable_cancel(cancellable);
+}
+
+static void
+migd_transport_connect_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	MigdTransportConnectData *data = g_task_get_task_data(task);
+	GError *error = NULL;
+
+	if (!g_tls_connection_handshake_finish(data->tls, res, &error)) {
+		migd_transport_connect_return(task, NULL, error);
+		return;
+	}
+	data->peer_identity = migd_transport_peer_identity(data->tls, &error);
+	if (data->peer_identity == NULL) {
+		migd_transport_connect_return(task, NULL, error);
+		return;
+	}
+	migd_transport_connect_return(task, G_IO_STREAM(g_object_ref(data->tls)), NULL);
+}
+
+/* plain: the configured name may still have resolved to something that is not loopback */
+static gboolean
+migd_transport_check_plain_remote(MigdTransportConnectData *data, GSocketConnection *connection,
+				  GError **error)
+{
+	GSocket *socket = g_socket_connection_get_socket(connection);
+	g_autoptr(GSocketAddress) remote = NULL;
+	g_autofree gchar *str = NULL;
+	g_autoptr(MigdTransportAddress) addr = NULL;
+
+	if (data->config->allow_plain_remote)
+		return TRUE;
+	remote = g_socket_get_remote_address(socket, error);
+	if (remote == NULL)
+		return FALSE;
+	str = migd_transport_socket_address_to_string(remote);
+	addr = migd_transport_address_parse(str, error);
+	if (addr == NULL)
+		return FALSE;
+	return migd_transport_config_check_plain(data->config, addr, error);
+}
+
+/*
+ * The name the server certificate must carry. An IP literal goes in as a GInetSocketAddress:
+ * GIO then checks the certificate's IP subjectAltNames and sends no SNI, which may not carry
+ * an address (RFC 6066) and which GnuTLS servers refuse for IPv6 literals.
+ */
+static GSocketConnectable *
+migd_transport_server_identity(MigdTransportConnectData *data)
+{
+	const gchar *name =
+	    data->config->peer_name != NULL ? data->config->peer_name : data->address->host;
+	g_autoptr(GInetAddress) inet = g_inet_address_new_from_string(name);
+
+	if (inet != NULL)
+		return G_SOCKET_CONNECTABLE(g_inet_socket_address_new(inet, data->address->port));
+	return g_network_address_new(name, data->address->port);
+}
+
+static void
+migd_transport_connect_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	MigdTransportConnectData *data = g_task_get_task_data(task);
+	g_autoptr(GSocketConnection) connection = NULL;
+	g_autoptr(GSocketConnectable) identity = NULL;
+	g_autoptr(GIOStream) tls = NULL;
+	GError *error = NULL;
+
+	connection = g_socket_client_connect_finish(G_SOCKET_CLIENT(source), res, &error);
+	if (connection == NULL) {
+		migd_transport_connect_return(task, NULL, error);
+		return;
+	}
+	migd_transport_tune_connection(connection, data->config);
+
+	if (data->config->plain) {
+		g_autofree gchar *peer = migd_transport_describe_remote(connection);
+		if (!migd_transport_check_plain_remote(data, connection, &error)) {
+			migd_transport_connect_return(task, NULL, error);
+			return;
+		}
+		data->peer_identity = g_strdup_printf("plain:%s", peer);
+		migd_transport_connect_return(task, G_IO_STREAM(g_steal_pointer(&connection)),
+					      NULL);
+		return;
+	}
+
+	identity = migd_transport_server_identity(data);
+	tls = g_tls_client_connection_new(G_IO_STREAM(connection), identity, &error);
+	if (tls == NULL) {
+		migd_transport_connect_return(task, NULL, error);
+		return;
+	}
+	data->tls = G_TLS_CONNECTION(g_steal_pointer(&tls));
+	/* no accept-certificate handler: any verification failure fails the handshake */
+	g_tls_connection_set_certificate(data->tls, data->creds->certificate);
+	g_tls_connection_set_database(data->tls, data->creds->database);
+	g_tls_connection_handshake_async(data->tls, G_PRIORITY_DEFAULT, data->cancellable,
+					 migd_transport_connect_handshake_cb,
+					 g_steal_pointer(&task));
+}
+
+void
+migd_transport_connect_async(const gchar *address, const MigdTransportConfig *config,
+			     GCancellable *cancellable, GAsyncReadyCallback callback,
+			     gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
+	g_autoptr(MigdTransportAddress) addr = NULL;
+	g_autoptr(GSocketClient) client = NULL;
+	g_autoptr(GSocketConnectable) connectable = NULL;
+	MigdTransportConnectData *data = NULL;
+	GError *error = NULL;
+
+	g_task_set_source_tag(task, migd_transport_connect_async);
+	addr = migd_transport_address_parse(address, &error);
+	if (addr == NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	data = g_new0(MigdTransportConnectData, 1);
+	g_task_set_task_data(task, data, (GDestroyNotify)migd_transport_connect_data_free);
+	data->creds = migd_transport_config_load(config, addr, FALSE, &error);
+	if (data->creds == NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	data->config = migd_transport_config_copy(config);
+	data->address = g_steal_pointer(&addr);
+	data->cancellable = g_cancellable_new();
+	if (cancellable != NULL) {
+		data->caller_cancellable = g_object_ref(cancellable);
+		data->caller_cancelled_id = g_cancellable_connect(
+		    cancellable, G_CALLBACK(migd_transport_caller_cancelled_cb),
+		    g_object_ref(data->cancellable), g_object_unref);
+	}
+	data->timeout = g_timeout_source_new(migd_transport_config_timeout_ms(data->config));
+	g_task_attach_source(task, data->timeout, migd_transport_connect_timeout_cb);
+
+	client = g_socket_client_new();
+	/* migration traffic goes straight to the peer, never through a desktop proxy */
+	g_socket_client_set_enable_proxy(client, FALSE);
+	connectable = migd_transport_address_to_connectable(data->address);
+	g_socket_client_connect_async(client, connectable, data->cancellable,
+				      migd_transport_connect_connected_cb, g_steal_pointer(&task));
+}
+
+GIOStream *
+migd_transport_connect_finish(GAsyncResult *result, gchar **peer_identity, GError **error)
+{
+	GTask *task = G_TASK(result);
+	MigdTransportConnectData *data = NULL;
+	GIOStream *stream = NULL;
+
+	g_return_val_if_fail(g_task_is_valid(result, NULL), NULL);
+	g_return_val_if_fail(g_task_get_source_tag(task) == migd_transport_connect_async, NULL);
+
+	stream = g_task_propagate_pointer(task, error);
+	if (stream == NULL)
+		return NULL;
+	data = g_task_get_task_data(task);
+	if (peer_identity != NULL)
+		*peer_identity = g_strdup(data->peer_identity);
+	return stream;
+}

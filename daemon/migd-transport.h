@@ -1,0 +1,122 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The migration transport: addresses ("tcp:HOST:PORT", "tcp:[IPV6]:PORT", "unix:/path",
+ * "unix:@abstract"), mutually authenticated TLS (X.509, glib-networking) by default, plain
+ * streams only when configured. Everything is asynchronous on the caller's thread-default
+ * GMainContext; the module starts no threads of its own. The syntax and the configuration
+ * keys are documented in docs/ABI/testing/transport-address.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define MIGD_TRANSPORT_HANDSHAKE_TIMEOUT_MS_DEFAULT 30000
+
+/* ---- addresses ---- */
+
+typedef enum {
+	MIGD_TRANSPORT_ADDRESS_TCP,
+	MIGD_TRANSPORT_ADDRESS_UNIX,	      /* a filesystem path */
+	MIGD_TRANSPORT_ADDRESS_UNIX_ABSTRACT, /* Linux abstract namespace ("unix:@name") */
+} MigdTransportAddressKind;
+
+typedef struct {
+	MigdTransportAddressKind kind;
+	gchar *host;  /* TCP: host name or IP literal, without brackets */
+	guint16 port; /* TCP: 0 only makes sense for listening */
+	gchar *path;  /* UNIX: absolute path; UNIX_ABSTRACT: the name without '@' */
+} MigdTransportAddress;
+
+MigdTransportAddress *migd_transport_address_parse(const gchar *address, GError **error);
+void migd_transport_address_free(MigdTransportAddress *self);
+gchar *migd_transport_address_to_string(const MigdTransportAddress *self);
+/* UNIX sockets and loopback TCP (127.0.0.0/8, ::1, "localhost") */
+gboolean migd_transport_address_is_local(const MigdTransportAddress *self);
+/* for connecting: resolves host names */
+GSocketConnectable *migd_transport_address_to_connectable(const MigdTransportAddress *self);
+/* for binding: TCP hosts must be IP literals */
+GSocketAddress *migd_transport_address_to_socket_address(const MigdTransportAddress *self,
+							 GError **error);
+/* the inverse, in the same syntax; "unix:" for an unnamed UNIX socket */
+gchar *migd_transport_socket_address_to_string(GSocketAddress *address);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdTransportAddress, migd_transport_address_free)
+
+/* ---- configuration ---- */
+
+typedef struct {
+	/* No TLS. Only when explicitly configured (tests, loopback): a plain stream has neither
+	 * authentication nor confidentiality, so anyone who can reach the port could feed or
+	 * read device state. Refused for non-local addresses unless allow_plain_remote is set. */
+	gboolean plain;
+	/* Permit plain on non-loopback TCP, e.g. inside an already encrypted and authenticated
+	 * tunnel (IPsec, WireGuard) where TLS would only cost throughput. */
+	gboolean allow_plain_remote;
+	gchar *cert_file; /* PEM: our certificate (chain) */
+	gchar *key_file;  /* PEM: its private key, unencrypted */
+	gchar *ca_file;	  /* PEM: the CA(s) the peer's certificate must chain to */
+	/* client only: the identity the server certificate must carry; NULL = the host of the
+	 * address (required for UNIX addresses, which have no host) */
+	gchar *peer_name;
+	guint handshake_timeout_ms; /* connect + TLS handshake; 0 = 30 s */
+	/* SO_SNDBUF/SO_RCVBUF in bytes; 0 = kernel default. Leave 0 for TCP: an explicit size
+	 * disables Linux's receive-window autotuning and is capped by net.core.[rw]mem_max. */
+	gint socket_buffer_bytes;
+} MigdTransportConfig;
+
+MigdTransportConfig *migd_transport_config_copy(const MigdTransportConfig *config);
+void migd_transport_config_free(MigdTransportConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdTransportConfig, migd_transport_config_free)
+
+/* Checks @config for use with @address without touching the network: plain rules, the TLS
+ * backend, the files (readable, parseable, key matching the certificate, not expired). */
+gboolean migd_transport_config_check(const MigdTransportConfig *config,
+				     const MigdTransportAddress *address, gboolean listening,
+				     GError **error);
+
+/* ---- listener (destination side) ---- */
+
+#define MIGD_TYPE_TRANSPORT_LISTENER (migd_transport_listener_get_type())
+G_DECLARE_FINAL_TYPE(MigdTransportListener, migd_transport_listener, MIGD, TRANSPORT_LISTENER,
+		     GObject)
+
+/*
+ * Called once per peer that completed the handshake and presented a certificate that chains to
+ * ca_file (or, in plain mode, once per connection). @stream is borrowed: g_object_ref() it to
+ * keep it. @peer_identity is the subject CN of the peer's certificate (the full subject DN if it
+ * has no CN), or "plain:ADDRESS" in plain mode. Peers that fail are never passed here; they are
+ * reported by the "peer-refused" signal (const gchar *peer_address, GError *error).
+ */
+typedef void (*MigdTransportAcceptFunc)(MigdTransportListener *listener, GIOStream *stream,
+					const gchar *peer_identity, gpointer user_data);
+
+MigdTransportListener *migd_transport_listen(const gchar *address,
+					     const MigdTransportConfig *config,
+					     MigdTransportAcceptFunc func, gpointer user_data,
+					     GError **error);
+/* Adopts a listening stream socket (systemd socket activation). On success the listener owns
+ * @fd; on failure @fd is left open and untouched. */
+MigdTransportListener *migd_transport_listen_fd(gint fd, const MigdTransportConfig *config,
+						MigdTransportAcceptFunc func, gpointer user_data,
+						GError **error);
+/* the bound address in the address syntax, e.g. "tcp:127.0.0.1:40123" after listening on port 0 */
+const gchar *migd_transport_listener_get_address(MigdTransportListener *self);
+/* Stops accepting, aborts pending handshakes and removes a UNIX socket file it created.
+ * Idempotent; also done when the last reference goes. */
+void migd_transport_listener_close(MigdTransportListener *self);
+
+/* ---- connecting (source side) ---- */
+
+void migd_transport_connect_async(const gchar *address, const MigdTransportConfig *config,
+				  GCancellable *cancellable, GAsyncReadyCallback callback,
+				  gpointer user_data);
+/* Returns the authenticated stream (transfer full). @peer_identity (optional, transfer full):
+ * the server certificate's subject CN, or "plain:ADDRESS". */
+GIOStream *migd_transport_connect_finish(GAsyncResult *result, gchar **peer_identity,
+					 GError **error);
+
+G_END_DECLS

@@ -1,0 +1,108 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Framing of the wire protocol: varint length prefix + packed migd.wire.Frame.
+ * Everything that reads from a peer returns MIGD_ERROR_PROTOCOL on bad input.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "migd.pb-c.h"
+#include "migd-wire-limits.h"
+
+G_BEGIN_DECLS
+
+typedef Migd__Wire__Frame MigdWireFrame;
+typedef Migd__Wire__MessageType MigdWireMsgType;
+
+/* "HELLO", "STATE_CHUNK", ...; NULL for a value this build does not know */
+const gchar *migd_wire_msg_type_to_string(guint32 type);
+/* "OTHER", "BUSY", ...; NULL when unknown */
+const gchar *migd_wire_reason_to_string(guint32 reason);
+
+/* --- varints --------------------------------------------------------------- */
+
+/* writes @value as a minimal base-128 varint, returns its length (1..10) */
+gsize migd_wire_varint_encode(guint64 value, guint8 *out);
+/*
+ * Reads a varint from @buf. Returns FALSE with an error for an overlong (more than
+ * 10 bytes or more than 64 bits) or non-minimal encoding. Returns TRUE with
+ * *consumed == 0 when @buf ends before the varint does.
+ */
+gboolean migd_wire_varint_decode(const guint8 *buf, gsize len, guint64 *value, gsize *consumed,
+				 GError **error);
+
+/* --- frames ---------------------------------------------------------------- */
+
+/* sets @frame's type, its oneof case and body pointer (borrowed, not copied) */
+void migd_wire_frame_init(MigdWireFrame *frame, MigdWireMsgType type, gpointer body);
+
+/*
+ * The checks that need no session: known type, body matching the type, known enum
+ * values, UTF-8 strings, every limit of migd-wire-limits.h, field invariants.
+ * Run on every frame decoded and on every frame encoded.
+ */
+gboolean migd_wire_frame_validate(const MigdWireFrame *frame, GError **error);
+
+/*
+ * Unpacks a packed Frame (no length prefix) of at most MIGD_WIRE_MAX_FRAME_SIZE
+ * bytes with a bounded allocator and validates it. Free with migd_wire_frame_free.
+ */
+MigdWireFrame *migd_wire_frame_decode(const guint8 *data, gsize len, GError **error);
+/* only for frames returned by this module's decoders; NULL-safe */
+void migd_wire_frame_free(MigdWireFrame *frame);
+
+/* length prefix + packed frame */
+gsize migd_wire_frame_get_encoded_size(const MigdWireFrame *frame);
+/* validates, then writes prefix + frame into @buf; fails if @buf_len is too small */
+gboolean migd_wire_frame_encode(const MigdWireFrame *frame, guint8 *buf, gsize buf_len,
+				gsize *written, GError **error);
+gboolean migd_wire_frame_append(const MigdWireFrame *frame, GByteArray *array, GError **error);
+/* large bytes fields go straight from the message to the stream, not via a copy */
+gboolean migd_wire_frame_write(const MigdWireFrame *frame, GOutputStream *stream,
+			       GCancellable *cancellable, GError **error);
+
+/* --- incremental decoder --------------------------------------------------- */
+
+/*
+ * Turns a byte stream, fed in slices of any size, into complete frames. Each
+ * frame's buffer is allocated once, at its exact length, after the length was
+ * checked; payload bytes are copied into it once (or read into it directly, see
+ * migd_wire_decoder_peek_space). After an error the decoder stays failed: the
+ * stream cannot be resynchronised. Memory held is at most the bytes fed since
+ * the last migd_wire_decoder_next/pop plus one partial frame.
+ */
+typedef struct _MigdWireDecoder MigdWireDecoder;
+
+MigdWireDecoder *migd_wire_decoder_new(void);
+/*
+ * @allocator (NULL for GLib's) allocates the frame buffers; it must outlive the
+ * decoder and any GBytes popped from it. Tests use it to count allocations.
+ */
+MigdWireDecoder *migd_wire_decoder_new_full(const ProtobufCAllocator *allocator);
+void migd_wire_decoder_free(MigdWireDecoder *self);
+
+gboolean migd_wire_decoder_feed(MigdWireDecoder *self, const guint8 *data, gsize len,
+				GError **error);
+/*
+ * While a frame body is being received, the rest of it, to read(2) into directly;
+ * then call migd_wire_decoder_advance. NULL (and *len = 0) between frames, when
+ * the length prefix is still incomplete: use migd_wire_decoder_feed then.
+ */
+guint8 *migd_wire_decoder_peek_space(MigdWireDecoder *self, gsize *len);
+void migd_wire_decoder_advance(MigdWireDecoder *self, gsize n);
+
+/* the next complete packed frame (no prefix), or NULL */
+GBytes *migd_wire_decoder_pop(MigdWireDecoder *self);
+/* pop + migd_wire_frame_decode; NULL without an error when no frame is complete */
+MigdWireFrame *migd_wire_decoder_next(MigdWireDecoder *self, GError **error);
+guint migd_wire_decoder_get_pending(MigdWireDecoder *self);
+/* at end of stream: fails if the stream stopped inside a frame */
+gboolean migd_wire_decoder_finish(MigdWireDecoder *self, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdWireFrame, migd_wire_frame_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdWireDecoder, migd_wire_decoder_free)
+
+G_END_DECLS

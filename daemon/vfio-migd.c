@@ -1,0 +1,264 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * vfio-migd: owns org.vfiomigd.Migd1, exports the Manager over its devices
+ * (kernel VFIO devices and/or simulated ones) and runs the migrations it is
+ * asked for on the GLib main loop.
+ */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <systemd/sd-daemon.h>
+
+#include "migd-dbus-manager-service.h"
+#include "migd-error.h"
+#include "migd-kernel-device.h"
+#include "migd-sim-device.h"
+
+/* on SIGTERM, how long running jobs get to roll their devices back */
+#define MIGD_SHUTDOWN_GRACE_S 10
+
+typedef struct {
+	GMainLoop *loop;
+	MigdDbusManagerService *manager;
+	gchar *bus_name;
+	gint exit_status;
+	gint64 shutdown_deadline; /* monotonic µs, 0 while running */
+	guint shutdown_id;
+} MigdDaemon;
+
+static void
+migd_daemon_device_info(MigdDevice *device, gboolean busy, GVariantDict *dict, gpointer user_data)
+{
+	MigdSimDevice *sim;
+
+	if (!MIGD_IS_SIM_DEVICE(device)) {
+		g_variant_dict_insert(dict, "backend", "s", "kernel");
+		return;
+	}
+	sim = MIGD_SIM_DEVICE(device);
+	g_variant_dict_insert(dict, "backend", "s", "sim");
+	g_variant_dict_insert(dict, "profile", "s", migd_sim_device_get_config(sim)->profile->name);
+	g_variant_dict_insert(dict, "state-size", "t", migd_sim_device_get_state_size(sim));
+	/* while a job moves the state, a digest would describe nothing in particular */
+	if (!busy)
+		g_variant_dict_insert(dict, "sim-digest", "t",
+				      migd_sim_device_get_state_digest(sim));
+}
+
+static GPtrArray *
+migd_daemon_open_devices(gchar **sim_specs, gchar **kernel_names, GError **error)
+{
+	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
+
+	for (guint i = 0; sim_specs != NULL && sim_specs[i] != NULL; i++) {
+		g_autoptr(MigdSimDevice) sim = NULL;
+		g_autofree gchar *name = g_strdup_printf("sim%u", i);
+
+		sim = migd_sim_device_new_from_string(sim_specs[i], error);
+		if (sim == NULL) {
+			g_prefix_error(error, "--sim-device %s: ", sim_specs[i]);
+			return NULL;
+		}
+		migd_device_set_name(MIGD_DEVICE(sim), name);
+		g_ptr_array_add(devices, g_steal_pointer(&sim));
+	}
+	for (guint i = 0; kernel_names != NULL && kernel_names[i] != NULL; i++) {
+		g_autoptr(MigdKernelDevice) device = NULL;
+
+		for (guint j = 0; j < devices->len; j++) {
+			MigdDevice *other = g_ptr_array_index(devices, j);
+			if (g_strcmp0(migd_device_get_name(other), kernel_names[i]) == 0) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "--device %s: named twice", kernel_names[i]);
+				return NULL;
+			}
+		}
+		device = migd_kernel_device_open_group(kernel_names[i], error);
+		if (device == NULL) {
+			g_prefix_error(error, "--device %s: ", kernel_names[i]);
+			return NULL;
+		}
+		migd_device_set_name(MIGD_DEVICE(device), kernel_names[i]);
+		g_ptr_array_add(devices, g_steal_pointer(&device));
+	}
+	/* a device that cannot migrate is refused now, not in the middle of a job */
+	for (guint i = 0; i < devices->len; i++) {
+		MigdDevice *device = g_ptr_array_index(devices, i);
+		g_autofree gchar *flags = NULL;
+
+		if (!migd_device_probe(device, error)) {
+			g_prefix_error(error, "%s: ", migd_device_get_name(device));
+			return NULL;
+		}
+		flags = migd_mig_flags_to_string(migd_device_get_mig_flags(device));
+		g_message("device %s: migration flags %s", migd_device_get_name(device), flags);
+	}
+	return g_steal_pointer(&devices);
+}
+
+static gboolean
+migd_daemon_shutdown_poll_cb(gpointer user_data)
+{
+	MigdDaemon *self = user_data;
+	guint active = migd_dbus_manager_service_get_n_active_jobs(self->manager);
+
+	if (active == 0 || g_get_monotonic_time() >= self->shutdown_deadline) {
+		if (active > 0)
+			g_warning("%u job(s) still running at shutdown", active);
+		self->shutdown_id = 0;
+		g_main_loop_quit(self->loop);
+		return G_SOURCE_REMOVE;
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+migd_daemon_signal_cb(gpointer user_data)
+{
+	MigdDaemon *self = user_data;
+	guint cancelled;
+
+	if (self->shutdown_deadline != 0) {
+		/* a second signal: stop waiting for the jobs */
+		g_main_loop_quit(self->loop);
+		return G_SOURCE_CONTINUE;
+	}
+	sd_notify(0, "STOPPING=1");
+	/* running jobs roll their devices back before the daemon goes away */
+	cancelled = migd_dbus_manager_service_cancel_all(self->manager);
+	g_message("shutting down%s", cancelled > 0 ? ", cancelling running jobs" : "");
+	self->shutdown_deadline = g_get_monotonic_time() + MIGD_SHUTDOWN_GRACE_S * G_USEC_PER_SEC;
+	self->shutdown_id = g_timeout_add(50, migd_daemon_shutdown_poll_cb, self);
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+migd_daemon_name_acquired_cb(GDBusConnection *connection, const gchar *name, gpointer user_data)
+{
+	g_autofree gchar *status = g_strdup_printf("STATUS=Serving %s", name);
+
+	g_message("acquired bus name %s", name);
+	sd_notify(0, "READY=1");
+	sd_notify(0, status);
+}
+
+static void
+migd_daemon_name_lost_cb(GDBusConnection *connection, const gchar *name, gpointer user_data)
+{
+	MigdDaemon *self = user_data;
+
+	if (connection == NULL || g_dbus_connection_is_closed(connection))
+		g_warning("lost the connection to the bus");
+	else
+		g_warning("cannot own or lost the bus name %s", name);
+	self->exit_status = 1;
+	g_main_loop_quit(self->loop);
+}
+
+int
+main(int argc, char **argv)
+{
+	gboolean session = FALSE;
+	gboolean verbose = FALSE;
+	g_auto(GStrv) sim_specs = NULL;
+	g_auto(GStrv) kernel_names = NULL;
+	g_autofree gchar *bus_name = NULL;
+	g_autoptr(GOptionContext) context = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) devices = NULL;
+	g_autoptr(GDBusConnection) connection = NULL;
+	g_autoptr(GMainLoop) loop = NULL;
+	g_autoptr(MigdDbusManagerService) manager = NULL;
+	MigdDaemon daemon = {0};
+	guint owner_id;
+	guint sigterm_id;
+	guint sigint_id;
+	const GOptionEntry entries[] = {
+	    {"session", 0, 0, G_OPTION_ARG_NONE, &session,
+	     "Use the session bus instead of the system bus", NULL},
+	    {"sim-device", 0, 0, G_OPTION_ARG_STRING_ARRAY, &sim_specs,
+	     "A simulated device, named sim0, sim1, ... (repeatable)", "SPEC"},
+	    {"device", 0, 0, G_OPTION_ARG_STRING_ARRAY, &kernel_names,
+	     "A VFIO device, by PCI address or mdev UUID (repeatable)", "NAME"},
+	    {"bus-name", 0, 0, G_OPTION_ARG_STRING, &bus_name,
+	     "The bus name to own (default " MIGD_DBUS_BUS_NAME ")", "NAME"},
+	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Show debug messages", NULL},
+	    {NULL},
+	};
+
+	setlocale(LC_ALL, "");
+	context = g_option_context_new("- VFIO live-migration daemon");
+	g_option_context_add_main_entries(context, entries, NULL);
+	if (!g_option_context_parse(context, &argc, &argv, &error)) {
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 2;
+	}
+	if (argc > 1) {
+		g_printerr("vfio-migd: unexpected argument '%s'\n", argv[1]);
+		return 2;
+	}
+	if (bus_name == NULL)
+		bus_name = g_strdup(MIGD_DBUS_BUS_NAME);
+	if (!g_dbus_is_name(bus_name) || g_dbus_is_unique_name(bus_name)) {
+		g_printerr("vfio-migd: '%s' is not a well-known bus name\n", bus_name);
+		return 2;
+	}
+	if (verbose)
+		g_log_set_debug_enabled(TRUE);
+
+	devices = migd_daemon_open_devices(sim_specs, kernel_names, &error);
+	if (devices == NULL) {
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
+	if (devices->len == 0)
+		g_message("no devices: use --device or --sim-device");
+
+	migd_dbus_error_register();
+	connection = g_bus_get_sync(session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+	if (connection == NULL) {
+		g_printerr("vfio-migd: cannot connect to the %s bus: %s\n",
+			   session ? "session" : "system", error->message);
+		return 1;
+	}
+	/* losing the bus ends the main loop through name-lost, not with _exit() */
+	g_dbus_connection_set_exit_on_close(connection, FALSE);
+
+	manager = migd_dbus_manager_service_new(devices);
+	migd_dbus_manager_service_set_device_info_func(manager, migd_daemon_device_info, NULL);
+	for (guint i = 0; i < devices->len; i++) {
+		gboolean sim = MIGD_IS_SIM_DEVICE(g_ptr_array_index(devices, i));
+		migd_dbus_manager_service_add_capability(manager, sim ? "simulated-devices"
+								      : "kernel-devices");
+	}
+	/* exported before the name is owned: whoever sees the name can call at once */
+	if (!migd_dbus_manager_service_export(manager, connection, &error)) {
+		g_printerr("vfio-migd: cannot export the manager: %s\n", error->message);
+		return 1;
+	}
+
+	loop = g_main_loop_new(NULL, FALSE);
+	daemon.loop = loop;
+	daemon.manager = manager;
+	daemon.bus_name = bus_name;
+	sigterm_id = g_unix_signal_add(SIGTERM, migd_daemon_signal_cb, &daemon);
+	sigint_id = g_unix_signal_add(SIGINT, migd_daemon_signal_cb, &daemon);
+	owner_id = g_bus_own_name_on_connection(
+	    connection, bus_name, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, migd_daemon_name_acquired_cb,
+	    migd_daemon_name_lost_cb, &daemon, NULL);
+
+	g_main_loop_run(loop);
+
+	g_bus_unown_name(owner_id);
+	g_source_remove(sigterm_id);
+	g_source_remove(sigint_id);
+	g_clear_handle_id(&daemon.shutdown_id, g_source_remove);
+	migd_dbus_manager_service_unexport(manager);
+	if (!g_dbus_connection_is_closed(connection))
+		g_dbus_connection_flush_sync(connection, NULL, NULL);
+	g_message("exiting");
+	return daemon.exit_status;
+}

@@ -1,0 +1,254 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The Manager without a migration: properties, ListDevices, and bad input from
+ * a caller, which must come back as an org.vfiomigd.Migd1.Error name and leave
+ * the daemon running.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "dbus-test-util.h"
+
+static const gchar *const manager_specs[] = {
+    "mlx5:state_size=8M,seed=1",
+    "hisi_acc:seed=3",
+    NULL,
+};
+
+static int
+setup(void **state)
+{
+	*state = dt_daemon_start("org.vfiomigd.Test.Manager", manager_specs);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	dt_daemon_stop(*state);
+	return 0;
+}
+
+static void
+assert_dbus_error(GError *error, const gchar *name)
+{
+	g_autofree gchar *remote = NULL;
+
+	assert_non_null(error);
+	remote = g_dbus_error_get_remote_error(error);
+	if (g_strcmp0(remote, name) != 0)
+		fail_msg("expected %s, got %s: %s", name, remote, error->message);
+}
+
+static GVariant *
+options_one(const gchar *key, GVariant *value)
+{
+	g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add(&b, "{sv}", key, value);
+	return g_variant_builder_end(&b);
+}
+
+static void
+migrate_expect_error(DtDaemon *daemon, const gchar *address, const gchar *const *devices,
+		     GVariant *options, const gchar *error_name)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	const gchar *const none[] = {NULL};
+
+	reply = dt_manager_call(
+	    daemon, "Migrate",
+	    g_variant_new("(s^as@a{sv})", address, devices != NULL ? devices : none, options),
+	    &error);
+	assert_null(reply);
+	assert_dbus_error(error, error_name);
+}
+
+static void
+test_properties(void **state)
+{
+	DtDaemon *daemon = *state;
+	g_autoptr(GVariant) version = NULL;
+	g_autoptr(GVariant) caps = NULL;
+	g_autofree const gchar **strv = NULL;
+
+	version = dt_get_property(daemon, DT_MANAGER_PATH, DT_MANAGER_IFACE, "Version");
+	assert_string_equal(g_variant_get_string(version, NULL), PACKAGE_VERSION);
+	caps = dt_get_property(daemon, DT_MANAGER_PATH, DT_MANAGER_IFACE, "Capabilities");
+	assert_string_equal(g_variant_get_type_string(caps), "as");
+	strv = g_variant_get_strv(caps, NULL);
+	assert_true(g_strv_contains(strv, "migrate"));
+	assert_true(g_strv_contains(strv, "listen"));
+	assert_true(g_strv_contains(strv, "simulated-devices"));
+	assert_false(g_strv_contains(strv, "kernel-devices"));
+}
+
+static void
+test_list_devices(void **state)
+{
+	DtDaemon *daemon = *state;
+	const gchar *const profiles[] = {"mlx5", "hisi_acc"};
+
+	assert_int_equal(dt_n_devices(daemon), 2);
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(GVariant) props = dt_device_props(daemon, i);
+		const gchar *s = NULL;
+		guint64 t = 0;
+		gboolean busy = TRUE;
+
+		assert_true(g_variant_lookup(props, "state", "&s", &s));
+		assert_string_equal(s, "RUNNING");
+		assert_true(g_variant_lookup(props, "flags", "&s", &s));
+		assert_non_null(strstr(s, "STOP_COPY"));
+		assert_true(g_variant_lookup(props, "profile", "&s", &s));
+		assert_string_equal(s, profiles[i]);
+		assert_true(g_variant_lookup(props, "backend", "&s", &s));
+		assert_string_equal(s, "sim");
+		assert_true(g_variant_lookup(props, "busy", "b", &busy));
+		assert_false(busy);
+		assert_true(g_variant_lookup(props, "sim-digest", "t", &t));
+		assert_true(g_variant_lookup(props, "state-size", "t", &t));
+		assert_true(t > 0);
+	}
+	/* the seeded state is stable: two reads, one digest */
+	assert_true(dt_device_digest(daemon, 0) == dt_device_digest(daemon, 0));
+	assert_true(dt_device_digest(daemon, 0) != dt_device_digest(daemon, 1));
+}
+
+static void
+test_migrate_unknown_device(void **state)
+{
+	const gchar *const devices[] = {"sim0", "nosuchdevice", NULL};
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", devices,
+			     options_one("plain", g_variant_new_boolean(TRUE)),
+			     DT_MIGD_ERROR_PREFIX "InvalidArgument");
+}
+
+static void
+test_migrate_device_twice(void **state)
+{
+	const gchar *const devices[] = {"sim1", "sim1", NULL};
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", devices,
+			     options_one("plain", g_variant_new_boolean(TRUE)),
+			     DT_MIGD_ERROR_PREFIX "InvalidArgument");
+}
+
+static void
+test_migrate_bad_address(void **state)
+{
+	const gchar *const bad[] = {"",
+				    "127.0.0.1:80",
+				    "tcp:",
+				    "tcp:host",
+				    "tcp:[::1:80",
+				    "tcp:127.0.0.1:99999",
+				    "carrier-pigeon:x",
+				    "unix:"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+		migrate_expect_error(*state, bad[i], NULL,
+				     options_one("plain", g_variant_new_boolean(TRUE)),
+				     DT_MIGD_ERROR_PREFIX "InvalidArgument");
+}
+
+static void
+test_migrate_bad_options(void **state)
+{
+	const gchar *const inval = DT_MIGD_ERROR_PREFIX "InvalidArgument";
+
+	/* wrong types */
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", NULL,
+			     options_one("plain", g_variant_new_string("yes")), inval);
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", NULL,
+			     options_one("downtime-ms", g_variant_new_int64(300)), inval);
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", NULL,
+			     options_one("cert", g_variant_new_uint32(1)), inval);
+	/* out of range, empty, unknown */
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", NULL,
+			     options_one("max-rounds", g_variant_new_uint32(0)), inval);
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", NULL,
+			     options_one("ca", g_variant_new_string("")), inval);
+	migrate_expect_error(*state, "tcp:127.0.0.1:9", NULL,
+			     options_one("plaintext", g_variant_new_boolean(TRUE)), inval);
+}
+
+static void
+test_listen_bad_input(void **state)
+{
+	DtDaemon *daemon = *state;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GError) error2 = NULL;
+	g_autoptr(GVariant) reply = NULL;
+
+	reply = dt_manager_call(daemon, "Listen",
+				g_variant_new("(s@a{sv})", "nonsense",
+					      options_one("plain", g_variant_new_boolean(TRUE))),
+				&error);
+	assert_null(reply);
+	assert_dbus_error(error, DT_MIGD_ERROR_PREFIX "InvalidArgument");
+	/* peer-name is the client's check; a listener refuses it rather than ignore it */
+	reply = dt_manager_call(daemon, "Listen",
+				g_variant_new("(s@a{sv})", "tcp:127.0.0.1:0",
+					      options_one("peer-name", g_variant_new_string("x"))),
+				&error2);
+	assert_null(reply);
+	assert_dbus_error(error2, DT_MIGD_ERROR_PREFIX "InvalidArgument");
+}
+
+static void
+test_listen_twice(void **state)
+{
+	DtDaemon *daemon = *state;
+	g_autofree gchar *bound = dt_listen_plain(daemon);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+
+	reply = dt_manager_call(daemon, "Listen",
+				g_variant_new("(s@a{sv})", "tcp:127.0.0.1:0",
+					      options_one("plain", g_variant_new_boolean(TRUE))),
+				&error);
+	assert_null(reply);
+	assert_dbus_error(error, DT_MIGD_ERROR_PREFIX "Busy");
+}
+
+static void
+test_cancel_unknown_job(void **state)
+{
+	DtDaemon *daemon = *state;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+
+	reply = g_dbus_connection_call_sync(
+	    dt_connection(), daemon->bus_name, "/org/vfiomigd/Migd1/jobs/12345", DT_JOB_IFACE,
+	    "Cancel", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
+	assert_null(reply);
+	assert_non_null(error);
+	/* and the daemon still answers */
+	assert_int_equal(dt_n_devices(daemon), 2);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_properties, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_devices, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_unknown_device, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_device_twice, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_bad_address, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_bad_options, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_listen_bad_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_listen_twice, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_unknown_job, setup, teardown),
+	};
+
+	dt_init(argc, argv);
+	return cmocka_run_group_tests_name("dbus-manager", tests, dt_bus_up, dt_bus_down);
+}

@@ -1,0 +1,120 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "engine-test-util.h"
+
+static GPtrArray *
+engine_fixture_make_devices(const gchar *const *specs, const gchar *prefix)
+{
+	GPtrArray *devices = g_ptr_array_new_with_free_func(g_object_unref);
+	for (guint i = 0; specs[i] != NULL; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree gchar *name = g_strdup_printf("%s%u", prefix, i);
+		MigdSimDevice *dev = migd_sim_device_new_from_string(specs[i], &error);
+		if (dev == NULL)
+			fail_msg("%s: %s", specs[i], error->message);
+		migd_device_set_name(MIGD_DEVICE(dev), name);
+		g_ptr_array_add(devices, dev);
+	}
+	return devices;
+}
+
+static void
+engine_fixture_job_started_cb(MigdDestination *dest, MigdJob *job, EngineFixture *fx)
+{
+	g_set_object(&fx->dst_job, job);
+}
+
+EngineFixture *
+engine_fixture_new(const gchar *const *src_specs, const gchar *const *dst_specs)
+{
+	EngineFixture *fx = g_new0(EngineFixture, 1);
+	g_autoptr(GError) error = NULL;
+
+	fx->transport.plain = TRUE;
+	fx->src_devices = engine_fixture_make_devices(src_specs, "src");
+	fx->dst_devices = engine_fixture_make_devices(dst_specs, "dst");
+	fx->dest = migd_destination_new(fx->dst_devices);
+	g_signal_connect(fx->dest, "job-started", G_CALLBACK(engine_fixture_job_started_cb), fx);
+	if (!migd_destination_listen(fx->dest, "tcp:127.0.0.1:0", &fx->transport, &error))
+		fail_msg("listen: %s", error->message);
+	fx->address = migd_destination_get_address(fx->dest);
+	return fx;
+}
+
+void
+engine_fixture_free(EngineFixture *fx)
+{
+	migd_destination_close(fx->dest);
+	/* let deferred frees run */
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+	g_clear_object(&fx->dest);
+	g_clear_object(&fx->src_job);
+	g_clear_object(&fx->dst_job);
+	g_ptr_array_unref(fx->src_devices);
+	g_ptr_array_unref(fx->dst_devices);
+	g_free(fx->address);
+	g_free(fx);
+}
+
+MigdJob *
+engine_fixture_migrate(EngineFixture *fx, const MigdSourceOptions *options, GError **error)
+{
+	fx->src_job =
+	    migd_source_start(fx->src_devices, fx->address, &fx->transport, options, error);
+	return fx->src_job;
+}
+
+static gboolean
+engine_fixture_timeout_cb(gpointer user_data)
+{
+	gboolean *expired = user_data;
+	*expired = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+void
+engine_fixture_wait(EngineFixture *fx, guint timeout_s)
+{
+	gboolean expired = FALSE;
+	guint id = g_timeout_add_seconds(timeout_s, engine_fixture_timeout_cb, &expired);
+
+	while (!expired) {
+		gboolean src = fx->src_job == NULL || migd_job_is_finished(fx->src_job);
+		/* the destination may never have started a job (refused early) */
+		gboolean dst = fx->dst_job == NULL || migd_job_is_finished(fx->dst_job);
+		if (src && dst)
+			break;
+		g_main_context_iteration(NULL, TRUE);
+	}
+	if (expired)
+		fail_msg("jobs did not finish within %u s", timeout_s);
+	g_source_remove(id);
+	/* the deferred frees and closes */
+	for (guint i = 0; i < 20 && g_main_context_iteration(NULL, FALSE); i++)
+		;
+}
+
+MigdState
+engine_fixture_state(GPtrArray *devices, guint i)
+{
+	MigdState state = MIGD_STATE_ERROR;
+	g_autoptr(GError) error = NULL;
+	if (!migd_device_get_state(g_ptr_array_index(devices, i), &state, &error))
+		fail_msg("get state: %s", error->message);
+	return state;
+}
+
+guint64
+engine_fixture_digest(GPtrArray *devices, guint i)
+{
+	return migd_sim_device_get_state_digest(g_ptr_array_index(devices, i));
+}

@@ -1,0 +1,35 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-destination.h"
+#include "migd-sim-device.h"
+#include "migd-source.h"
+
+/* a source and a destination daemon's engines in one process, on loopback */
+typedef struct {
+	GPtrArray *src_devices; /* MigdSimDevice */
+	GPtrArray *dst_devices;
+	MigdDestination *dest;
+	gchar *address;
+	MigdJob *src_job;
+	MigdJob *dst_job;
+	gboolean src_done;
+	gboolean dst_done;
+	MigdTransportConfig transport;
+} EngineFixture;
+
+EngineFixture *engine_fixture_new(const gchar *const *src_specs, const gchar *const *dst_specs);
+void engine_fixture_free(EngineFixture *fx);
+/* starts the source job; NULL (and @error) when the source refuses at once */
+MigdJob *engine_fixture_migrate(EngineFixture *fx, const MigdSourceOptions *options,
+				GError **error);
+/* runs the main loop until both jobs finished (or the source alone, if no destination job),
+ * bounded by @timeout_s; fails the test on timeout */
+void engine_fixture_wait(EngineFixture *fx, guint timeout_s);
+MigdState engine_fixture_state(GPtrArray *devices, guint i);
+guint64 engine_fixture_digest(GPtrArray *devices, guint i);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EngineFixture, engine_fixture_free)

@@ -1,0 +1,1048 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The transport end to end on loopback: mutual TLS over IPv4, IPv6 and UNIX sockets, every way a
+ * peer can fail authentication (and that the accept callback never sees it), plain mode rules,
+ * configuration errors, handshake timeouts, port 0 and adopted listening fds. Certificates are
+ * generated per run by migd-test-pki.c.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "migd-error.h"
+#include "migd-test-pki.h"
+#include "migd-transport.h"
+
+static MigdTestPki *pki = NULL;
+
+#define SKIP_WITHOUT_TLS()                                                                         \
+	do {                                                                                       \
+		if (!g_tls_backend_supports_tls(g_tls_backend_get_default()))                      \
+			skip();                                                                    \
+	} while (0)
+
+/* ---- main loop helpers ---- */
+
+static gboolean
+test_flag_cb(gpointer user_data)
+{
+	*(gboolean *)user_data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+/* iterates the default context until @cond holds; fails after 10 s */
+#define WAIT_FOR(cond)                                                                             \
+	do {                                                                                       \
+		gboolean expired_ = FALSE;                                                         \
+		guint id_ = g_timeout_add(10000, test_flag_cb, &expired_);                         \
+		while (!(cond) && !expired_)                                                       \
+			g_main_context_iteration(NULL, TRUE);                                      \
+		if (!expired_)                                                                     \
+			g_source_remove(id_);                                                      \
+		if (expired_)                                                                      \
+			fail_msg("timed out waiting for %s", #cond);                               \
+	} while (0)
+
+/* lets the loop run, for checking that something does NOT happen */
+static void
+test_spin_ms(guint ms)
+{
+	gboolean done = FALSE;
+	g_timeout_add(ms, test_flag_cb, &done);
+	while (!done)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* ---- server and client state ---- */
+
+typedef struct {
+	GPtrArray *streams;    /* GIOStream */
+	GPtrArray *identities; /* gchar */
+	guint refused;
+	GError *refused_error; /* the last one */
+} ServerState;
+
+static void
+server_state_init(ServerState *st)
+{
+	st->streams = g_ptr_array_new_with_free_func(g_object_unref);
+	st->identities = g_ptr_array_new_with_free_func(g_free);
+	st->refused = 0;
+	st->refused_error = NULL;
+}
+
+static void
+server_state_clear(ServerState *st)
+{
+	g_clear_pointer(&st->streams, g_ptr_array_unref);
+	g_clear_pointer(&st->identities, g_ptr_array_unref);
+	g_clear_error(&st->refused_error);
+}
+
+static void
+accept_cb(MigdTransportListener *listener, GIOStream *stream, const gchar *peer_identity,
+	  gpointer user_data)
+{
+	ServerState *st = user_data;
+	g_ptr_array_add(st->streams, g_object_ref(stream));
+	g_ptr_array_add(st->identities, g_strdup(peer_identity));
+}
+
+static void
+refused_cb(MigdTransportListener *listener, const gchar *peer, const GError *error,
+	   gpointer user_data)
+{
+	ServerState *st = user_data;
+	st->refused++;
+	g_clear_error(&st->refused_error);
+	st->refused_error = g_error_copy(error);
+}
+
+static MigdTransportListener *
+listen_ok(const gchar *address, const MigdTransportConfig *config, ServerState *st)
+{
+	g_autoptr(GError) error = NULL;
+	MigdTransportListener *listener =
+	    migd_transport_listen(address, config, accept_cb, st, &error);
+	if (listener == NULL)
+		fail_msg("listen on %s: %s", address, error->message);
+	g_signal_connect(listener, "peer-refused", G_CALLBACK(refused_cb), st);
+	return listener;
+}
+
+typedef struct {
+	gboolean done;
+	GIOStream *stream;
+	gchar *identity;
+	GError *error;
+} ConnectResult;
+
+static void
+connect_result_clear(ConnectResult *cr)
+{
+	g_clear_object(&cr->stream);
+	g_clear_pointer(&cr->identity, g_free);
+	g_clear_error(&cr->error);
+	cr->done = FALSE;
+}
+
+static void
+connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	ConnectResult *cr = user_data;
+	cr->stream = migd_transport_connect_finish(res, &cr->identity, &cr->error);
+	cr->done = TRUE;
+}
+
+static MigdTransportConfig
+server_config(void)
+{
+	MigdTransportConfig config = {
+	    .cert_file = pki->server_crt,
+	    .key_file = pki->server_key,
+	    .ca_file = pki->ca_crt,
+	};
+	return config;
+}
+
+static MigdTransportConfig
+client_config(void)
+{
+	MigdTransportConfig config = {
+	    .cert_file = pki->client_crt,
+	    .key_file = pki->client_key,
+	    .ca_file = pki->ca_crt,
+	};
+	return config;
+}
+
+static guint16
+listener_port(MigdTransportListener *listener)
+{
+	g_autoptr(MigdTransportAddress) addr =
+	    migd_transport_address_parse(migd_transport_listener_get_address(listener), NULL);
+	assert_non_null(addr);
+	assert_int_equal(addr->kind, MIGD_TRANSPORT_ADDRESS_TCP);
+	return addr->port;
+}
+
+/* ---- data ---- */
+
+typedef struct {
+	gboolean write_done;
+	gboolean read_done;
+	gsize read_bytes;
+	GError *write_error;
+	GError *read_error;
+} Transfer;
+
+static void
+transfer_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Transfer *t = user_data;
+	g_output_stream_write_all_finish(G_OUTPUT_STREAM(source), res, NULL, &t->write_error);
+	t->write_done = TRUE;
+}
+
+static void
+transfer_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Transfer *t = user_data;
+	g_input_stream_read_all_finish(G_INPUT_STREAM(source), res, &t->read_bytes, &t->read_error);
+	t->read_done = TRUE;
+}
+
+static void
+transfer(GIOStream *from, GIOStream *to, gsize size, guint8 seed)
+{
+	g_autofree guint8 *out = g_malloc(size);
+	g_autofree guint8 *in = g_malloc0(size);
+	Transfer t = {0};
+
+	for (gsize i = 0; i < size; i++)
+		out[i] = (guint8)(i * 31 + seed + (i >> 12));
+	g_output_stream_write_all_async(g_io_stream_get_output_stream(from), out, size,
+					G_PRIORITY_DEFAULT, NULL, transfer_write_cb, &t);
+	g_input_stream_read_all_async(g_io_stream_get_input_stream(to), in, size,
+				      G_PRIORITY_DEFAULT, NULL, transfer_read_cb, &t);
+	WAIT_FOR(t.write_done && t.read_done);
+	if (t.write_error != NULL)
+		fail_msg("write: %s", t.write_error->message);
+	if (t.read_error != NULL)
+		fail_msg("read: %s", t.read_error->message);
+	assert_int_equal(t.read_bytes, size);
+	assert_memory_equal(out, in, size);
+}
+
+static void
+roundtrip(GIOStream *client, GIOStream *server)
+{
+	transfer(client, server, 1024 * 1024 + 17, 1);
+	transfer(server, client, 4096, 2);
+}
+
+static GSocket *
+stream_socket(GIOStream *stream)
+{
+	g_autoptr(GIOStream) base = NULL;
+
+	if (G_IS_SOCKET_CONNECTION(stream))
+		return g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream));
+	assert_true(G_IS_TLS_CONNECTION(stream));
+	g_object_get(stream, "base-io-stream", &base, NULL);
+	/* the TLS connection keeps base alive */
+	return g_socket_connection_get_socket(G_SOCKET_CONNECTION(base));
+}
+
+static void
+assert_nodelay(GIOStream *stream)
+{
+	gint value = 0;
+	g_autoptr(GError) error = NULL;
+	assert_true(
+	    g_socket_get_option(stream_socket(stream), IPPROTO_TCP, TCP_NODELAY, &value, &error));
+	assert_int_not_equal(value, 0);
+}
+
+/* a full mutual-TLS session: listen, connect, check both identities, move data both ways */
+static void
+tls_session(const gchar *listen_address, const gchar *connect_host, const gchar *peer_name)
+{
+	MigdTransportConfig scfg = server_config();
+	MigdTransportConfig ccfg = client_config();
+	ServerState st;
+	ConnectResult cr = {0};
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autofree gchar *target = NULL;
+	g_autoptr(MigdTransportAddress) bound = NULL;
+
+	server_state_init(&st);
+	listener = listen_ok(listen_address, &scfg, &st);
+	bound = migd_transport_address_parse(migd_transport_listener_get_address(listener), NULL);
+	assert_non_null(bound);
+	if (bound->kind == MIGD_TRANSPORT_ADDRESS_TCP) {
+		assert_int_not_equal(bound->port, 0);
+		target = connect_host != NULL
+			     ? g_strdup_printf("tcp:%s:%u", connect_host, bound->port)
+			     : g_strdup(migd_transport_listener_get_address(listener));
+	} else {
+		target = g_strdup(migd_transport_listener_get_address(listener));
+	}
+
+	ccfg.peer_name = (gchar *)peer_name;
+	migd_transport_connect_async(target, &ccfg, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done && st.streams->len == 1);
+	if (cr.error != NULL)
+		fail_msg("connect to %s: %s", target, cr.error->message);
+	assert_int_equal(st.refused, 0);
+	assert_true(G_IS_TLS_CONNECTION(cr.stream));
+	assert_true(G_IS_TLS_CONNECTION(g_ptr_array_index(st.streams, 0)));
+	assert_string_equal(cr.identity, "migd-server");
+	assert_string_equal(g_ptr_array_index(st.identities, 0), "migd-client");
+	roundtrip(cr.stream, g_ptr_array_index(st.streams, 0));
+	if (bound->kind == MIGD_TRANSPORT_ADDRESS_TCP) {
+		assert_nodelay(cr.stream);
+		assert_nodelay(g_ptr_array_index(st.streams, 0));
+	}
+
+	migd_transport_listener_close(listener);
+	connect_result_clear(&cr);
+	server_state_clear(&st);
+}
+
+/* ---- mutual TLS ---- */
+
+static void
+test_tls_ipv4(void **state)
+{
+	SKIP_WITHOUT_TLS();
+	tls_session("tcp:127.0.0.1:0", NULL, NULL);
+}
+
+static void
+test_tls_ipv6(void **state)
+{
+	SKIP_WITHOUT_TLS();
+	tls_session("tcp:[::1]:0", NULL, NULL);
+}
+
+static void
+test_tls_localhost(void **state)
+{
+	SKIP_WITHOUT_TLS();
+	/* the host of the address ("localhost") is the identity checked against DNS:localhost */
+	tls_session("tcp:127.0.0.1:0", "localhost", NULL);
+}
+
+static void
+test_tls_unix(void **state)
+{
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *address = NULL;
+
+	SKIP_WITHOUT_TLS(); /* before any allocation: skip() jumps over the cleanups */
+	path = g_build_filename(pki->dir, "migration.sock", NULL);
+	address = g_strdup_printf("unix:%s", path);
+	tls_session(address, NULL, "localhost");
+	/* the listener removes the socket file it created */
+	assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_tls_unix_abstract(void **state)
+{
+	g_autofree gchar *address = NULL;
+
+	SKIP_WITHOUT_TLS();
+	address = g_strdup_printf("unix:@migd-test-%d", (gint)getpid());
+	tls_session(address, NULL, "localhost");
+}
+
+typedef struct {
+	gboolean done;
+	GError *error;
+} HandshakeResult;
+
+static void
+raw_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	HandshakeResult *hr = user_data;
+	g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &hr->error);
+	hr->done = TRUE;
+}
+
+static gboolean
+accept_any_cb(GTlsConnection *conn, GTlsCertificate *peer_cert, GTlsCertificateFlags errors,
+	      gpointer user_data)
+{
+	return TRUE;
+}
+
+typedef struct {
+	gboolean done;
+	gssize n;
+	GError *error;
+} ReadResult;
+
+static void
+raw_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	ReadResult *rr = user_data;
+	rr->n = g_input_stream_read_finish(G_INPUT_STREAM(source), res, &rr->error);
+	rr->done = TRUE;
+}
+
+/* a plain TCP connection to @port on 127.0.0.1, made without the transport */
+static GSocketConnection *
+raw_connect(guint16 port)
+{
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) sa = g_inet_socket_address_new(lo, port);
+	g_autoptr(GError) error = NULL;
+	GSocketConnection *conn = NULL;
+
+	g_socket_client_set_enable_proxy(client, FALSE);
+	/* blocking is fine: the kernel completes it from the listen backlog */
+	conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(sa), NULL, &error);
+	if (conn == NULL)
+		fail_msg("raw connect: %s", error->message);
+	return conn;
+}
+
+static void
+test_tls_client_without_certificate(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	ServerState st;
+	HandshakeResult hr = {0};
+	ReadResult rr = {0};
+	guint8 buf[16];
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(GSocketConnection) conn = NULL;
+	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GError) error = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	conn = raw_connect(listener_port(listener));
+	tls = g_tls_client_connection_new(G_IO_STREAM(conn), NULL, &error);
+	assert_non_null(tls);
+	g_tls_connection_set_database(G_TLS_CONNECTION(tls), NULL);
+	g_signal_connect(tls, "accept-certificate", G_CALLBACK(accept_any_cb), NULL);
+	g_tls_connection_handshake_async(G_TLS_CONNECTION(tls), G_PRIORITY_DEFAULT, NULL,
+					 raw_handshake_cb, &hr);
+	WAIT_FOR(hr.done && st.refused == 1);
+	/* with TLS 1.3 the client may finish first; its first read then sees the refusal */
+	if (hr.error == NULL) {
+		g_input_stream_read_async(g_io_stream_get_input_stream(tls), buf, sizeof(buf),
+					  G_PRIORITY_DEFAULT, NULL, raw_read_cb, &rr);
+		WAIT_FOR(rr.done);
+		assert_true(rr.n <= 0);
+		g_clear_error(&rr.error);
+	}
+	test_spin_ms(100);
+	assert_int_equal(st.streams->len, 0); /* never handed to the caller */
+	assert_int_equal(st.refused, 1);
+	assert_true(st.refused_error->domain == G_TLS_ERROR);
+	g_clear_error(&hr.error);
+	server_state_clear(&st);
+}
+
+static void
+test_tls_client_other_ca(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	MigdTransportConfig ccfg = client_config();
+	ServerState st;
+	ConnectResult cr = {0};
+	ReadResult rr = {0};
+	guint8 buf[16];
+	g_autoptr(MigdTransportListener) listener = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	/* trusts the right CA, but its own certificate comes from another one */
+	ccfg.cert_file = pki->other_client_crt;
+	ccfg.key_file = pki->other_client_key;
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &ccfg, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(cr.done && st.refused == 1);
+	if (cr.stream != NULL) {
+		g_input_stream_read_async(g_io_stream_get_input_stream(cr.stream), buf, sizeof(buf),
+					  G_PRIORITY_DEFAULT, NULL, raw_read_cb, &rr);
+		WAIT_FOR(rr.done);
+		assert_true(rr.n <= 0);
+		g_clear_error(&rr.error);
+	}
+	test_spin_ms(100);
+	assert_int_equal(st.streams->len, 0);
+	assert_true(g_error_matches(st.refused_error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	connect_result_clear(&cr);
+	server_state_clear(&st);
+}
+
+static void
+test_tls_server_untrusted(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	MigdTransportConfig ccfg = client_config();
+	ServerState st;
+	ConnectResult cr = {0};
+	g_autoptr(MigdTransportListener) listener = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	/* the server trusts our client, but its certificate comes from another CA */
+	scfg.cert_file = pki->other_server_crt;
+	scfg.key_file = pki->other_server_key;
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &ccfg, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(cr.done && st.refused == 1);
+	assert_null(cr.stream);
+	assert_true(g_error_matches(cr.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	assert_int_equal(st.streams->len, 0);
+	connect_result_clear(&cr);
+	server_state_clear(&st);
+}
+
+static void
+test_tls_wrong_server_identity(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	MigdTransportConfig ccfg = client_config();
+	ServerState st;
+	ConnectResult cr = {0};
+	g_autoptr(MigdTransportListener) listener = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	ccfg.peer_name = "migd-dst.example.org";
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &ccfg, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(cr.done && st.refused == 1);
+	assert_null(cr.stream);
+	assert_true(g_error_matches(cr.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	connect_result_clear(&cr);
+
+	/* an IP identity is checked against the IP subjectAltNames */
+	ccfg.peer_name = "127.0.0.2";
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &ccfg, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(cr.done && st.refused == 2);
+	assert_null(cr.stream);
+	assert_true(g_error_matches(cr.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	assert_int_equal(st.streams->len, 0);
+	connect_result_clear(&cr);
+	server_state_clear(&st);
+}
+
+/* ---- plain mode ---- */
+
+static void
+test_plain(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	MigdTransportConfig scfg = server_config();
+	MigdTransportConfig ccfg = client_config();
+	ServerState st;
+	ConnectResult cr = {0};
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(MigdTransportListener) tls_listener = NULL;
+	g_autofree gchar *expected = NULL;
+	g_autofree gchar *path = g_build_filename(pki->dir, "plain.sock", NULL);
+	g_autofree gchar *unix_address = g_strdup_printf("unix:%s", path);
+
+	server_state_init(&st);
+	listener = listen_ok("tcp:127.0.0.1:0", &plain, &st);
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &plain, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(cr.done && st.streams->len == 1);
+	assert_null(cr.error);
+	assert_false(G_IS_TLS_CONNECTION(cr.stream));
+	expected = g_strdup_printf("plain:%s", migd_transport_listener_get_address(listener));
+	assert_string_equal(cr.identity, expected);
+	assert_true(g_str_has_prefix(g_ptr_array_index(st.identities, 0), "plain:tcp:127.0.0.1:"));
+	roundtrip(cr.stream, g_ptr_array_index(st.streams, 0));
+	assert_nodelay(cr.stream);
+	connect_result_clear(&cr);
+
+	/* a TLS client does not fall back to a plain server */
+	SKIP_WITHOUT_TLS();
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &ccfg, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(st.streams->len == 2);
+	/* the plain server does not speak TLS: it hangs up on the ClientHello */
+	g_io_stream_close(g_ptr_array_index(st.streams, 1), NULL, NULL);
+	WAIT_FOR(cr.done);
+	assert_null(cr.stream);
+	assert_non_null(cr.error);
+	connect_result_clear(&cr);
+	migd_transport_listener_close(listener);
+	g_clear_object(&listener);
+
+	/* a TLS server refuses a plain client, which never reaches the accept callback */
+	tls_listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	migd_transport_connect_async(migd_transport_listener_get_address(tls_listener), &plain,
+				     NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_non_null(cr.stream);
+	g_output_stream_write_all(g_io_stream_get_output_stream(cr.stream), "MIGD\r\n\r\n", 8, NULL,
+				  NULL, NULL);
+	WAIT_FOR(st.refused == 1);
+	assert_int_equal(st.streams->len, 2);
+	connect_result_clear(&cr);
+	migd_transport_listener_close(tls_listener);
+
+	/* plain over UNIX: the peer is named by its credentials */
+	listener = listen_ok(unix_address, &plain, &st);
+	migd_transport_connect_async(unix_address, &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done && st.streams->len == 3);
+	assert_null(cr.error);
+	assert_string_equal(cr.identity + strlen("plain:"), unix_address);
+	assert_true(g_str_has_prefix(g_ptr_array_index(st.identities, 2), "plain:unix:pid="));
+	roundtrip(cr.stream, g_ptr_array_index(st.streams, 2));
+	connect_result_clear(&cr);
+	server_state_clear(&st);
+}
+
+static void
+test_plain_remote_refused(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	MigdTransportConfig plain_remote = {.plain = TRUE, .allow_plain_remote = TRUE};
+	ConnectResult cr = {0};
+	ServerState st;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(MigdTransportAddress) remote =
+	    migd_transport_address_parse("tcp:192.0.2.1:4444", NULL);
+	const gchar *listen_refused[] = {"tcp:0.0.0.0:0", "tcp:[::]:0", "tcp:192.0.2.1:0"};
+
+	server_state_init(&st);
+	for (guint i = 0; i < G_N_ELEMENTS(listen_refused); i++) {
+		listener = migd_transport_listen(listen_refused[i], &plain, accept_cb, &st, &error);
+		assert_null(listener);
+		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+		assert_non_null(strstr(error->message, "allow_plain_remote"));
+		g_clear_error(&error);
+	}
+
+	/* refused before any socket exists: no traffic to the (documentation) address */
+	migd_transport_connect_async("tcp:192.0.2.1:4444", &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_true(g_error_matches(cr.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_non_null(strstr(cr.error->message, "allow_plain_remote"));
+	connect_result_clear(&cr);
+
+	/* the explicit opt-in passes the configuration check (checked without connecting) */
+	assert_true(migd_transport_config_check(&plain_remote, remote, FALSE, &error));
+	assert_false(migd_transport_config_check(&plain, remote, FALSE, &error));
+	g_clear_error(&error);
+	server_state_clear(&st);
+}
+
+/* ---- addresses and configuration ---- */
+
+static void
+test_bad_addresses(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	const gchar *listen_bad[] = {"",
+				     "tcp:127.0.0.1",
+				     "tcp:localhost:0",
+				     "udp:127.0.0.1:0",
+				     "unix:relative.sock",
+				     "tcp:[::1]:99999"};
+	const gchar *connect_bad[] = {"tcp:127.0.0.1:0", "tcp:127.0.0.1", "bogus", "unix:@"};
+	ServerState st;
+	g_autoptr(GError) error = NULL;
+
+	server_state_init(&st);
+	for (guint i = 0; i < G_N_ELEMENTS(listen_bad); i++) {
+		g_autoptr(MigdTransportListener) listener =
+		    migd_transport_listen(listen_bad[i], &plain, accept_cb, &st, &error);
+		if (listener != NULL)
+			fail_msg("listen on '%s' succeeded", listen_bad[i]);
+		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+		g_clear_error(&error);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(connect_bad); i++) {
+		ConnectResult cr = {0};
+		migd_transport_connect_async(connect_bad[i], &plain, NULL, connect_cb, &cr);
+		WAIT_FOR(cr.done);
+		if (cr.stream != NULL)
+			fail_msg("connect to '%s' succeeded", connect_bad[i]);
+		assert_true(g_error_matches(cr.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+		connect_result_clear(&cr);
+	}
+	server_state_clear(&st);
+}
+
+typedef struct {
+	const gchar *what;
+	MigdTransportConfig config;
+	gboolean listening;
+	const gchar *address;
+	const gchar *message; /* a part of the error message */
+} ConfigCase;
+
+static void
+test_config_errors(void **state)
+{
+	g_autofree gchar *missing = g_build_filename(pki->dir, "does-not-exist.pem", NULL);
+	const ConfigCase cases[] = {
+	    {"no cert_file",
+	     {.key_file = pki->server_key, .ca_file = pki->ca_crt},
+	     TRUE,
+	     NULL,
+	     "cert_file is not set"},
+	    {"no key_file",
+	     {.cert_file = pki->server_crt, .ca_file = pki->ca_crt},
+	     TRUE,
+	     NULL,
+	     "key_file is not set"},
+	    {"no ca_file",
+	     {.cert_file = pki->server_crt, .key_file = pki->server_key},
+	     TRUE,
+	     NULL,
+	     "ca_file is not set"},
+	    {"missing cert",
+	     {.cert_file = missing, .key_file = pki->server_key, .ca_file = pki->ca_crt},
+	     TRUE,
+	     NULL,
+	     "cert_file '"},
+	    {"directory as key",
+	     {.cert_file = pki->server_crt, .key_file = pki->dir, .ca_file = pki->ca_crt},
+	     TRUE,
+	     NULL,
+	     "key_file '"},
+	    {"missing ca",
+	     {.cert_file = pki->server_crt, .key_file = pki->server_key, .ca_file = missing},
+	     TRUE,
+	     NULL,
+	     "ca_file '"},
+	    {"garbage cert",
+	     {.cert_file = pki->garbage, .key_file = pki->server_key, .ca_file = pki->ca_crt},
+	     TRUE,
+	     NULL,
+	     "cert_file '"},
+	    {"garbage key",
+	     {.cert_file = pki->server_crt, .key_file = pki->garbage, .ca_file = pki->ca_crt},
+	     TRUE,
+	     NULL,
+	     "key_file '"},
+	    {"garbage ca",
+	     {.cert_file = pki->server_crt, .key_file = pki->server_key, .ca_file = pki->garbage},
+	     TRUE,
+	     NULL,
+	     "ca_file '"},
+	    {"mismatched key",
+	     {.cert_file = pki->server_crt, .key_file = pki->client_key, .ca_file = pki->ca_crt},
+	     TRUE,
+	     NULL,
+	     "does not match"},
+	    {"expired",
+	     {.cert_file = pki->expired_crt, .key_file = pki->expired_key, .ca_file = pki->ca_crt},
+	     FALSE,
+	     NULL,
+	     "expired"},
+	    {"unix without peer_name",
+	     {.cert_file = pki->client_crt, .key_file = pki->client_key, .ca_file = pki->ca_crt},
+	     FALSE,
+	     "unix:/run/vfio-migd.sock",
+	     "set peer_name"},
+	};
+	g_autoptr(MigdTransportAddress) tcp = migd_transport_address_parse("tcp:127.0.0.1:1", NULL);
+	g_autoptr(GError) error = NULL;
+
+	SKIP_WITHOUT_TLS();
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		const ConfigCase *c = &cases[i];
+		g_autoptr(MigdTransportAddress) addr =
+		    c->address != NULL ? migd_transport_address_parse(c->address, NULL) : NULL;
+
+		if (migd_transport_config_check(&c->config, addr != NULL ? addr : tcp, c->listening,
+						&error))
+			fail_msg("%s: accepted", c->what);
+		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+		if (strstr(error->message, c->message) == NULL)
+			fail_msg("%s: '%s' lacks '%s'", c->what, error->message, c->message);
+		g_clear_error(&error);
+	}
+	assert_false(migd_transport_config_check(NULL, tcp, TRUE, &error));
+	g_clear_error(&error);
+
+	/* and the good ones pass, both ways */
+	{
+		MigdTransportConfig scfg = server_config();
+		MigdTransportConfig ccfg = client_config();
+		assert_true(migd_transport_config_check(&scfg, tcp, TRUE, &error));
+		assert_true(migd_transport_config_check(&ccfg, tcp, FALSE, &error));
+	}
+}
+
+/* ---- timeouts and cancellation ---- */
+
+static void
+test_timeout_server(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	ServerState st;
+	gint64 start = 0;
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(GSocketConnection) silent = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	scfg.handshake_timeout_ms = 200;
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	start = g_get_monotonic_time();
+	silent = raw_connect(listener_port(listener)); /* and never says anything */
+	WAIT_FOR(st.refused == 1);
+	assert_true(g_get_monotonic_time() - start >= 150 * 1000);
+	assert_true(g_error_matches(st.refused_error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT));
+	assert_int_equal(st.streams->len, 0);
+	server_state_clear(&st);
+}
+
+/* a socket that listens but never accepts: connect() succeeds, the handshake never starts */
+static GSocket *
+silent_listener(guint16 *port)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	GSocket *socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+
+	assert_non_null(socket);
+	assert_true(g_socket_bind(socket, any, TRUE, &error));
+	assert_true(g_socket_listen(socket, &error));
+	bound = g_socket_get_local_address(socket, &error);
+	*port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	return socket;
+}
+
+static void
+test_timeout_client(void **state)
+{
+	MigdTransportConfig ccfg = client_config();
+	ConnectResult cr = {0};
+	guint16 port = 0;
+	gint64 start = 0;
+	g_autoptr(GSocket) silent = silent_listener(&port);
+	g_autofree gchar *address = g_strdup_printf("tcp:127.0.0.1:%u", port);
+
+	SKIP_WITHOUT_TLS();
+	ccfg.handshake_timeout_ms = 200;
+	start = g_get_monotonic_time();
+	migd_transport_connect_async(address, &ccfg, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_true(g_get_monotonic_time() - start >= 150 * 1000);
+	assert_null(cr.stream);
+	if (!g_error_matches(cr.error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT))
+		fail_msg("expected a timeout, got: %s", cr.error->message);
+	connect_result_clear(&cr);
+}
+
+static void
+test_cancel(void **state)
+{
+	MigdTransportConfig ccfg = client_config();
+	ConnectResult cr = {0};
+	guint16 port = 0;
+	g_autoptr(GSocket) silent = silent_listener(&port);
+	g_autofree gchar *address = g_strdup_printf("tcp:127.0.0.1:%u", port);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+
+	SKIP_WITHOUT_TLS();
+	migd_transport_connect_async(address, &ccfg, cancellable, connect_cb, &cr);
+	test_spin_ms(50);
+	g_cancellable_cancel(cancellable);
+	WAIT_FOR(cr.done);
+	assert_true(g_error_matches(cr.error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+	connect_result_clear(&cr);
+}
+
+static void
+test_close_aborts_handshakes(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	ServerState st;
+	MigdTransportListener *listener = NULL;
+	g_autoptr(GSocketConnection) silent = NULL;
+	g_autoptr(GError) error = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	silent = raw_connect(listener_port(listener));
+	test_spin_ms(50); /* the handshake is under way */
+	g_object_unref(listener);
+	test_spin_ms(100);
+	assert_int_equal(st.streams->len, 0);
+	assert_int_equal(st.refused, 0); /* nobody left to tell */
+	server_state_clear(&st);
+}
+
+/* ---- port 0 and adopted fds (socket activation) ---- */
+
+static void
+test_listen_port0(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	ServerState st;
+	g_autoptr(MigdTransportListener) a = NULL;
+	g_autoptr(MigdTransportListener) b = NULL;
+
+	server_state_init(&st);
+	a = listen_ok("tcp:127.0.0.1:0", &plain, &st);
+	b = listen_ok("tcp:[::1]:0", &plain, &st);
+	assert_int_not_equal(listener_port(a), 0);
+	assert_int_not_equal(listener_port(b), 0);
+	assert_true(g_str_has_prefix(migd_transport_listener_get_address(a), "tcp:127.0.0.1:"));
+	assert_true(g_str_has_prefix(migd_transport_listener_get_address(b), "tcp:[::1]:"));
+	server_state_clear(&st);
+}
+
+static gint
+tcp_listening_fd(guint16 *port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	gint fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static void
+test_listen_fd(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	MigdTransportConfig ccfg = client_config();
+	MigdTransportConfig plain = {.plain = TRUE};
+	ServerState st;
+	ConnectResult cr = {0};
+	guint16 port = 0;
+	gint fd = tcp_listening_fd(&port);
+	gint not_listening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	gint dgram = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	gint pipefd[2] = {-1, -1};
+	g_autofree gchar *expected = g_strdup_printf("tcp:127.0.0.1:%u", port);
+	g_autofree gchar *path = g_build_filename(pki->dir, "activated.sock", NULL);
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(GError) error = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+
+	/* refused fds stay open and the caller's */
+	{
+		const gint bad[] = {-1, pipefd[0], not_listening, dgram};
+		for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+			listener = migd_transport_listen_fd(bad[i], &scfg, accept_cb, &st, &error);
+			assert_null(listener);
+			assert_true(
+			    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+			g_clear_error(&error);
+			if (bad[i] >= 0)
+				assert_true(fcntl(bad[i], F_GETFD) >= 0);
+		}
+	}
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(not_listening);
+	close(dgram);
+
+	listener = migd_transport_listen_fd(fd, &scfg, accept_cb, &st, &error);
+	if (listener == NULL)
+		fail_msg("listen_fd: %s", error->message);
+	g_signal_connect(listener, "peer-refused", G_CALLBACK(refused_cb), &st);
+	assert_string_equal(migd_transport_listener_get_address(listener), expected);
+	migd_transport_connect_async(expected, &ccfg, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done && st.streams->len == 1);
+	assert_null(cr.error);
+	assert_string_equal(g_ptr_array_index(st.identities, 0), "migd-client");
+	roundtrip(cr.stream, g_ptr_array_index(st.streams, 0));
+	connect_result_clear(&cr);
+	g_clear_object(&listener); /* closes fd */
+	assert_true(fcntl(fd, F_GETFD) < 0);
+
+	/* a UNIX one, plain; the file belongs to whoever bound it (systemd), so it stays */
+	{
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		g_autofree gchar *address = g_strdup_printf("unix:%s", path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+		assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+		assert_int_equal(listen(fd, 8), 0);
+		listener = migd_transport_listen_fd(fd, &plain, accept_cb, &st, &error);
+		assert_non_null(listener);
+		assert_string_equal(migd_transport_listener_get_address(listener), address);
+		migd_transport_connect_async(address, &plain, NULL, connect_cb, &cr);
+		WAIT_FOR(cr.done && st.streams->len == 2);
+		assert_null(cr.error);
+		roundtrip(cr.stream, g_ptr_array_index(st.streams, 1));
+		connect_result_clear(&cr);
+		g_clear_object(&listener);
+		assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
+		g_unlink(path);
+	}
+
+	server_state_clear(&st);
+}
+
+/* ---- setup ---- */
+
+static int
+group_setup(void **state)
+{
+	g_autoptr(GError) error = NULL;
+
+	pki = migd_test_pki_new(&error);
+	if (pki == NULL) {
+		print_error("cannot generate test certificates: %s\n", error->message);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	g_clear_pointer(&pki, migd_test_pki_free);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_tls_ipv4),
+	    cmocka_unit_test(test_tls_ipv6),
+	    cmocka_unit_test(test_tls_localhost),
+	    cmocka_unit_test(test_tls_unix),
+	    cmocka_unit_test(test_tls_unix_abstract),
+	    cmocka_unit_test(test_tls_client_without_certificate),
+	    cmocka_unit_test(test_tls_client_other_ca),
+	    cmocka_unit_test(test_tls_server_untrusted),
+	    cmocka_unit_test(test_tls_wrong_server_identity),
+	    cmocka_unit_test(test_plain),
+	    cmocka_unit_test(test_plain_remote_refused),
+	    cmocka_unit_test(test_bad_addresses),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_timeout_server),
+	    cmocka_unit_test(test_timeout_client),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_close_aborts_handshakes),
+	    cmocka_unit_test(test_listen_port0),
+	    cmocka_unit_test(test_listen_fd),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

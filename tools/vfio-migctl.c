@@ -1,0 +1,848 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * vfio-migctl: the command-line client of org.vfiomigd.Migd1. Exit codes: 0 on
+ * success, 1 when a call or a job failed, 2 on usage errors. With --json every
+ * line of stdout is one JSON object (docs/ABI/testing/cli-json).
+ */
+#include "config.h"
+
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migd-dbus-generated.h"
+
+#define MIGCTL_OBJECT_PATH   "/org/vfiomigd/Migd1"
+#define MIGCTL_BUS_NAME	     "org.vfiomigd.Migd1"
+#define MIGCTL_BAR_WIDTH     30
+#define MIGCTL_LINE_INTERVAL G_USEC_PER_SEC /* plain progress lines: at most one a second */
+
+#define MIGCTL_EXIT_OK	  0
+#define MIGCTL_EXIT_FAIL  1
+#define MIGCTL_EXIT_USAGE 2
+
+typedef struct {
+	/* global */
+	gboolean session;
+	gchar *bus_name;
+	gboolean json;
+	/* transport */
+	gboolean plain;
+	gchar *cert;
+	gchar *key;
+	gchar *ca;
+	gchar *peer_name;
+	/* migrate */
+	gchar **devices;
+	gint downtime_ms;
+	gint max_rounds;
+	gint timeout_s;
+	gboolean no_wait;
+	/* runtime */
+	GDBusConnection *connection;
+} MigctlOptions;
+
+/* ---- JSON, written by hand: json-glib is not a dependency ---- */
+
+typedef struct {
+	GString *str;
+	GArray *first; /* gboolean per open container: nothing written in it yet */
+} MigctlJson;
+
+static void
+migctl_json_init(MigctlJson *json)
+{
+	json->str = g_string_new(NULL);
+	json->first = g_array_new(FALSE, FALSE, sizeof(gboolean));
+}
+
+static void
+migctl_json_clear(MigctlJson *json)
+{
+	if (json->str != NULL)
+		g_string_free(json->str, TRUE);
+	g_clear_pointer(&json->first, g_array_unref);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigctlJson, migctl_json_clear)
+
+/* a comma before every value but the first of its container */
+static void
+migctl_json_separate(MigctlJson *json)
+{
+	gboolean *first;
+
+	if (json->first->len == 0)
+		return;
+	first = &g_array_index(json->first, gboolean, json->first->len - 1);
+	if (!*first)
+		g_string_append_c(json->str, ',');
+	*first = FALSE;
+}
+
+static void
+migctl_json_escape(GString *str, const gchar *value)
+{
+	g_string_append_c(str, '"');
+	for (const gchar *p = value; *p != '\0'; p++) {
+		guchar c = (guchar)*p;
+		switch (c) {
+		case '"':
+			g_string_append(str, "\\\"");
+			break;
+		case '\\':
+			g_string_append(str, "\\\\");
+			break;
+		case '\b':
+			g_string_append(str, "\\b");
+			break;
+		case '\f':
+			g_string_append(str, "\\f");
+			break;
+		case '\n':
+			g_string_append(str, "\\n");
+			break;
+		case '\r':
+			g_string_append(str, "\\r");
+			break;
+		case '\t':
+			g_string_append(str, "\\t");
+			break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				g_string_append_printf(str, "\\u%04x", c);
+			else
+				g_string_append_c(str, (gchar)c);
+			break;
+		}
+	}
+	g_string_append_c(str, '"');
+}
+
+static void
+migctl_json_open(MigctlJson *json, gchar bracket)
+{
+	gboolean first = TRUE;
+
+	migctl_json_separate(json);
+	g_string_append_c(json->str, bracket);
+	g_array_append_val(json->first, first);
+}
+
+static void
+migctl_json_close(MigctlJson *json, gchar bracket)
+{
+	g_array_set_size(json->first, json->first->len - 1);
+	g_string_append_c(json->str, bracket);
+}
+
+/* the key of the next value in an object */
+static void
+migctl_json_key(MigctlJson *json, const gchar *key)
+{
+	migctl_json_separate(json);
+	migctl_json_escape(json->str, key);
+	g_string_append_c(json->str, ':');
+	/* the value that follows belongs to this key: no comma before it */
+	g_array_index(json->first, gboolean, json->first->len - 1) = TRUE;
+}
+
+static void
+migctl_json_string(MigctlJson *json, const gchar *value)
+{
+	migctl_json_separate(json);
+	migctl_json_escape(json->str, value != NULL ? value : "");
+}
+
+static void
+migctl_json_uint(MigctlJson *json, guint64 value)
+{
+	migctl_json_separate(json);
+	g_string_append_printf(json->str, "%" G_GUINT64_FORMAT, value);
+}
+
+static void
+migctl_json_int(MigctlJson *json, gint64 value)
+{
+	migctl_json_separate(json);
+	g_string_append_printf(json->str, "%" G_GINT64_FORMAT, value);
+}
+
+static void
+migctl_json_double(MigctlJson *json, gdouble value)
+{
+	gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+	migctl_json_separate(json);
+	if (!isfinite(value)) {
+		g_string_append(json->str, "null");
+		return;
+	}
+	g_string_append(json->str, g_ascii_dtostr(buf, sizeof(buf), value));
+}
+
+static void
+migctl_json_bool(MigctlJson *json, gboolean value)
+{
+	migctl_json_separate(json);
+	g_string_append(json->str, value ? "true" : "false");
+}
+
+/* one object per line, flushed so a reader sees each event as it happens */
+static void
+migctl_json_print(MigctlJson *json)
+{
+	g_print("%s\n", json->str->str);
+	fflush(stdout);
+}
+
+/* a digest compares as text: a 64-bit number does not survive every JSON parser */
+static gboolean
+migctl_key_is_digest(const gchar *key)
+{
+	return g_str_has_suffix(key, "digest");
+}
+
+static void
+migctl_json_variant(MigctlJson *json, const gchar *key, GVariant *value)
+{
+	if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
+		migctl_json_string(json, g_variant_get_string(value, NULL));
+	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN)) {
+		migctl_json_bool(json, g_variant_get_boolean(value));
+	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT64)) {
+		guint64 v = g_variant_get_uint64(value);
+		if (migctl_key_is_digest(key)) {
+			g_autofree gchar *hex = g_strdup_printf("%016" G_GINT64_MODIFIER "x", v);
+			migctl_json_string(json, hex);
+		} else {
+			migctl_json_uint(json, v);
+		}
+	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT32)) {
+		migctl_json_uint(json, g_variant_get_uint32(value));
+	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT64)) {
+		migctl_json_int(json, g_variant_get_int64(value));
+	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT32)) {
+		migctl_json_int(json, g_variant_get_int32(value));
+	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_DOUBLE)) {
+		migctl_json_double(json, g_variant_get_double(value));
+	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING_ARRAY)) {
+		g_autofree const gchar **strv = g_variant_get_strv(value, NULL);
+		migctl_json_open(json, '[');
+		for (guint i = 0; strv[i] != NULL; i++)
+			migctl_json_string(json, strv[i]);
+		migctl_json_close(json, ']');
+	} else {
+		/* a type a newer daemon added: still valid JSON, as GVariant text */
+		g_autofree gchar *text = g_variant_print(value, FALSE);
+		migctl_json_string(json, text);
+	}
+}
+
+/* ---- errors ---- */
+
+static gint
+migctl_fail(const MigctlOptions *options, GError *error)
+{
+	g_autofree gchar *name = g_dbus_error_get_remote_error(error);
+
+	g_dbus_error_strip_remote_error(error);
+	if (options->json) {
+		g_auto(MigctlJson) json = {0};
+		migctl_json_init(&json);
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "event");
+		migctl_json_string(&json, "error");
+		migctl_json_key(&json, "error");
+		migctl_json_string(&json, name != NULL ? name : "org.vfiomigd.Migd1.Error.Failed");
+		migctl_json_key(&json, "message");
+		migctl_json_string(&json, error->message);
+		migctl_json_close(&json, '}');
+		migctl_json_print(&json);
+	}
+	g_printerr("vfio-migctl: %s\n", error->message);
+	return MIGCTL_EXIT_FAIL;
+}
+
+static gint migctl_usage(const gchar *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+static gint
+migctl_usage(const gchar *fmt, ...)
+{
+	va_list args;
+	g_autofree gchar *msg = NULL;
+
+	va_start(args, fmt);
+	msg = g_strdup_vprintf(fmt, args);
+	va_end(args);
+	g_printerr("vfio-migctl: %s\nTry 'vfio-migctl --help'.\n", msg);
+	return MIGCTL_EXIT_USAGE;
+}
+
+static MigdDbusManager *
+migctl_manager(const MigctlOptions *options, GError **error)
+{
+	return migd_dbus_manager_proxy_new_sync(options->connection,
+						G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
+						    G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+						options->bus_name, MIGCTL_OBJECT_PATH, NULL, error);
+}
+
+/* ---- devices ---- */
+
+static gint
+migctl_cmd_devices(const MigctlOptions *options)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GVariant) devices = NULL;
+	g_autoptr(GError) error = NULL;
+	GVariantIter iter;
+	const gchar *name = NULL;
+	GVariant *props_tmp = NULL;
+	g_auto(MigctlJson) json = {0};
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_list_devices_sync(manager, &devices, NULL, &error))
+		return migctl_fail(options, error);
+
+	migctl_json_init(&json);
+	migctl_json_open(&json, '{');
+	migctl_json_key(&json, "devices");
+	migctl_json_open(&json, '[');
+	if (!options->json)
+		g_print("%-14s %-12s %-24s %-8s %-9s %s\n", "NAME", "STATE", "FLAGS", "BACKEND",
+			"PROFILE", "DIGEST");
+	g_variant_iter_init(&iter, devices);
+	while (g_variant_iter_next(&iter, "(&s@a{sv})", &name, &props_tmp)) {
+		g_autoptr(GVariant) props = props_tmp;
+		GVariantIter piter;
+		const gchar *key = NULL;
+		GVariant *value_tmp = NULL;
+
+		if (!options->json) {
+			g_autoptr(GVariantDict) dict = g_variant_dict_new(props);
+			const gchar *state = "-";
+			const gchar *flags = "-";
+			const gchar *backend = "-";
+			const gchar *profile = "-";
+			guint64 digest = 0;
+			g_autofree gchar *digest_str = NULL;
+
+			g_variant_dict_lookup(dict, "state", "&s", &state);
+			g_variant_dict_lookup(dict, "flags", "&s", &flags);
+			g_variant_dict_lookup(dict, "backend", "&s", &backend);
+			g_variant_dict_lookup(dict, "profile", "&s", &profile);
+			digest_str = g_variant_dict_lookup(dict, "sim-digest", "t", &digest)
+					 ? g_strdup_printf("%016" G_GINT64_MODIFIER "x", digest)
+					 : g_strdup("-");
+			g_print("%-14s %-12s %-24s %-8s %-9s %s\n", name, state, flags, backend,
+				profile, digest_str);
+			continue;
+		}
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "name");
+		migctl_json_string(&json, name);
+		g_variant_iter_init(&piter, props);
+		while (g_variant_iter_next(&piter, "{&sv}", &key, &value_tmp)) {
+			g_autoptr(GVariant) value = value_tmp;
+			migctl_json_key(&json, key);
+			migctl_json_variant(&json, key, value);
+		}
+		migctl_json_close(&json, '}');
+	}
+	migctl_json_close(&json, ']');
+	migctl_json_close(&json, '}');
+	if (options->json)
+		migctl_json_print(&json);
+	return MIGCTL_EXIT_OK;
+}
+
+/* ---- listen, migrate ---- */
+
+/* paths go to a daemon with another working directory: make them absolute */
+static void
+migctl_add_path(GVariantBuilder *builder, const gchar *key, const gchar *path)
+{
+	g_autofree gchar *abs = NULL;
+
+	if (path == NULL)
+		return;
+	abs = g_canonicalize_filename(path, NULL);
+	g_variant_builder_add(builder, "{sv}", key, g_variant_new_string(abs));
+}
+
+static GVariant *
+migctl_build_options(const MigctlOptions *options, gboolean migrate)
+{
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+
+	if (options->plain)
+		g_variant_builder_add(&builder, "{sv}", "plain", g_variant_new_boolean(TRUE));
+	migctl_add_path(&builder, "cert", options->cert);
+	migctl_add_path(&builder, "key", options->key);
+	migctl_add_path(&builder, "ca", options->ca);
+	if (migrate) {
+		if (options->peer_name != NULL)
+			g_variant_builder_add(&builder, "{sv}", "peer-name",
+					      g_variant_new_string(options->peer_name));
+		if (options->downtime_ms > 0)
+			g_variant_builder_add(&builder, "{sv}", "downtime-ms",
+					      g_variant_new_uint32((guint32)options->downtime_ms));
+		if (options->max_rounds > 0)
+			g_variant_builder_add(&builder, "{sv}", "max-rounds",
+					      g_variant_new_uint32((guint32)options->max_rounds));
+		if (options->timeout_s > 0)
+			g_variant_builder_add(&builder, "{sv}", "timeout-s",
+					      g_variant_new_uint32((guint32)options->timeout_s));
+	}
+	return g_variant_builder_end(&builder);
+}
+
+static gint
+migctl_cmd_listen(const MigctlOptions *options, const gchar *address)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *bound = NULL;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_listen_sync(
+		manager, address, migctl_build_options(options, FALSE), &bound, NULL, &error))
+		return migctl_fail(options, error);
+	if (options->json) {
+		g_auto(MigctlJson) json = {0};
+		migctl_json_init(&json);
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "address");
+		migctl_json_string(&json, bound);
+		migctl_json_close(&json, '}');
+		migctl_json_print(&json);
+	} else {
+		g_print("%s\n", bound);
+	}
+	return MIGCTL_EXIT_OK;
+}
+
+static gint migctl_watch(const MigctlOptions *options, const gchar *path);
+
+static gint
+migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *job = NULL;
+	const gchar *const all[] = {NULL};
+	const gchar *const *devices =
+	    options->devices != NULL ? (const gchar *const *)options->devices : all;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_migrate_sync(
+		manager, address, devices, migctl_build_options(options, TRUE), &job, NULL, &error))
+		return migctl_fail(options, error);
+	if (options->no_wait) {
+		if (options->json) {
+			g_auto(MigctlJson) json = {0};
+			migctl_json_init(&json);
+			migctl_json_open(&json, '{');
+			migctl_json_key(&json, "job");
+			migctl_json_string(&json, job);
+			migctl_json_close(&json, '}');
+			migctl_json_print(&json);
+		} else {
+			g_print("%s\n", job);
+		}
+		return MIGCTL_EXIT_OK;
+	}
+	return migctl_watch(options, job);
+}
+
+/* ---- watch ---- */
+
+typedef struct {
+	const MigctlOptions *options;
+	const gchar *path;
+	MigdDbusJob *job;
+	GMainLoop *loop;
+	gboolean tty;
+	gboolean done;
+	gint exit_status;
+	gchar *last_phase;
+	gint64 last_line;
+	gboolean bar_drawn;
+} MigctlWatch;
+
+static gchar *
+migctl_size(guint64 bytes)
+{
+	return g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static void
+migctl_json_job_fields(MigctlJson *json, MigctlWatch *watch)
+{
+	MigdDbusJob *job = watch->job;
+
+	migctl_json_key(json, "job");
+	migctl_json_string(json, watch->path);
+	migctl_json_key(json, "role");
+	migctl_json_string(json, migd_dbus_job_get_role(job));
+	migctl_json_key(json, "phase");
+	migctl_json_string(json, migd_dbus_job_get_phase(job));
+	migctl_json_key(json, "progress");
+	migctl_json_double(json, migd_dbus_job_get_progress(job));
+	migctl_json_key(json, "bytes");
+	migctl_json_uint(json, migd_dbus_job_get_bytes(job));
+	migctl_json_key(json, "rate");
+	migctl_json_uint(json, migd_dbus_job_get_rate(job));
+	migctl_json_key(json, "downtime_us");
+	migctl_json_uint(json, migd_dbus_job_get_downtime(job));
+	migctl_json_key(json, "expected_downtime_us");
+	migctl_json_uint(json, migd_dbus_job_get_expected_downtime(job));
+	migctl_json_key(json, "precopy_rounds");
+	migctl_json_uint(json, migd_dbus_job_get_precopy_rounds(job));
+	migctl_json_key(json, "devices");
+	migctl_json_uint(json, migd_dbus_job_get_devices(job));
+}
+
+static void
+migctl_watch_progress(MigctlWatch *watch)
+{
+	MigdDbusJob *job = watch->job;
+	const gchar *phase = migd_dbus_job_get_phase(job);
+	gdouble progress = CLAMP(migd_dbus_job_get_progress(job), 0.0, 1.0);
+	g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
+	g_autofree gchar *rate = migctl_size(migd_dbus_job_get_rate(job));
+	gboolean phase_changed = g_strcmp0(phase, watch->last_phase) != 0;
+
+	if (phase == NULL)
+		return;
+	if (watch->options->json) {
+		g_auto(MigctlJson) json = {0};
+		migctl_json_init(&json);
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "event");
+		migctl_json_string(&json, "progress");
+		migctl_json_job_fields(&json, watch);
+		migctl_json_close(&json, '}');
+		migctl_json_print(&json);
+	} else if (watch->tty) {
+		g_autofree gchar *bar = g_strnfill(MIGCTL_BAR_WIDTH, ' ');
+		guint filled = (guint)(progress * MIGCTL_BAR_WIDTH);
+
+		memset(bar, '#', filled);
+		g_print("\r\033[K[%s] %3.0f%%  %-11s %10s  %10s/s  %u rounds", bar,
+			progress * 100.0, phase, bytes, rate,
+			migd_dbus_job_get_precopy_rounds(job));
+		fflush(stdout);
+		watch->bar_drawn = TRUE;
+	} else if (phase_changed ||
+		   g_get_monotonic_time() - watch->last_line >= MIGCTL_LINE_INTERVAL) {
+		g_print("%s: %.0f%%, %s, %s/s, %u precopy rounds\n", phase, progress * 100.0, bytes,
+			rate, migd_dbus_job_get_precopy_rounds(job));
+		fflush(stdout);
+		watch->last_line = g_get_monotonic_time();
+	}
+	g_free(watch->last_phase);
+	watch->last_phase = g_strdup(phase);
+}
+
+static void
+migctl_watch_finish(MigctlWatch *watch, gboolean success, const gchar *message)
+{
+	MigdDbusJob *job = watch->job;
+
+	if (watch->done)
+		return;
+	watch->done = TRUE;
+	watch->exit_status = success ? MIGCTL_EXIT_OK : MIGCTL_EXIT_FAIL;
+	if (watch->options->json) {
+		g_auto(MigctlJson) json = {0};
+		migctl_json_init(&json);
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "event");
+		migctl_json_string(&json, "completed");
+		migctl_json_key(&json, "success");
+		migctl_json_bool(&json, success);
+		migctl_json_key(&json, "message");
+		migctl_json_string(&json, message);
+		migctl_json_job_fields(&json, watch);
+		migctl_json_close(&json, '}');
+		migctl_json_print(&json);
+	} else {
+		g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
+		if (watch->bar_drawn)
+			g_print("\n");
+		if (success) {
+			g_print("Migration completed: %u devices, %s, %u precopy rounds, "
+				"downtime %.1f ms\n",
+				migd_dbus_job_get_devices(job), bytes,
+				migd_dbus_job_get_precopy_rounds(job),
+				migd_dbus_job_get_downtime(job) / 1000.0);
+		} else {
+			g_print("Migration failed: %s\n", message != NULL ? message : "");
+		}
+	}
+	g_main_loop_quit(watch->loop);
+}
+
+static void
+migctl_watch_properties_changed_cb(GDBusProxy *proxy, GVariant *changed,
+				   const gchar *const *invalidated, gpointer user_data)
+{
+	MigctlWatch *watch = user_data;
+	if (!watch->done)
+		migctl_watch_progress(watch);
+}
+
+static void
+migctl_watch_completed_cb(MigdDbusJob *job, gboolean success, const gchar *message,
+			  gpointer user_data)
+{
+	migctl_watch_finish(user_data, success, message);
+}
+
+static void
+migctl_watch_owner_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+	MigctlWatch *watch = user_data;
+	g_autofree gchar *owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(object));
+
+	if (owner == NULL && !watch->done)
+		migctl_watch_finish(watch, FALSE, "the daemon went away");
+}
+
+static gboolean
+migctl_phase_is_final(const gchar *phase)
+{
+	return g_strcmp0(phase, "completed") == 0 || g_strcmp0(phase, "failed") == 0;
+}
+
+static gint
+migctl_watch(const MigctlOptions *options, const gchar *path)
+{
+	g_autoptr(MigdDbusJob) job = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+	g_autofree gchar *owner = NULL;
+	g_auto(GStrv) names = NULL;
+	MigctlWatch watch = {0};
+	const gchar *phase;
+
+	/* signals are subscribed before the properties are read: no update is lost */
+	job = migd_dbus_job_proxy_new_sync(options->connection, G_DBUS_PROXY_FLAGS_NONE,
+					   options->bus_name, path, NULL, &error);
+	if (job == NULL)
+		return migctl_fail(options, error);
+	owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(job));
+	names = g_dbus_proxy_get_cached_property_names(G_DBUS_PROXY(job));
+	if (owner == NULL) {
+		g_set_error(&error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN, "%s is not running",
+			    options->bus_name);
+		return migctl_fail(options, error);
+	}
+	if (names == NULL || names[0] == NULL) {
+		g_set_error(&error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
+			    "no job at %s (finished jobs are kept for 10 minutes)", path);
+		return migctl_fail(options, error);
+	}
+
+	watch.options = options;
+	watch.path = path;
+	watch.job = job;
+	watch.loop = loop;
+	watch.tty = isatty(STDOUT_FILENO) && !options->json;
+	watch.exit_status = MIGCTL_EXIT_FAIL;
+
+	phase = migd_dbus_job_get_phase(job);
+	if (migctl_phase_is_final(phase)) {
+		migctl_watch_finish(&watch, g_strcmp0(phase, "completed") == 0,
+				    migd_dbus_job_get_message(job));
+		return watch.exit_status;
+	}
+	if (!options->json && !watch.tty)
+		g_print("Job %s\n", path);
+	g_signal_connect(job, "g-properties-changed",
+			 G_CALLBACK(migctl_watch_properties_changed_cb), &watch);
+	g_signal_connect(job, "completed", G_CALLBACK(migctl_watch_completed_cb), &watch);
+	g_signal_connect(job, "notify::g-name-owner", G_CALLBACK(migctl_watch_owner_cb), &watch);
+	migctl_watch_progress(&watch);
+	g_main_loop_run(loop);
+	g_signal_handlers_disconnect_by_data(job, &watch);
+	g_free(watch.last_phase);
+	return watch.exit_status;
+}
+
+/* ---- cancel ---- */
+
+static gint
+migctl_cmd_cancel(const MigctlOptions *options, const gchar *path)
+{
+	g_autoptr(MigdDbusJob) job = NULL;
+	g_autoptr(GError) error = NULL;
+
+	job = migd_dbus_job_proxy_new_sync(options->connection,
+					   G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
+					       G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+					   options->bus_name, path, NULL, &error);
+	if (job == NULL || !migd_dbus_job_call_cancel_sync(job, NULL, &error))
+		return migctl_fail(options, error);
+	if (options->json) {
+		g_auto(MigctlJson) json = {0};
+		migctl_json_init(&json);
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "job");
+		migctl_json_string(&json, path);
+		migctl_json_key(&json, "cancelled");
+		migctl_json_bool(&json, TRUE);
+		migctl_json_close(&json, '}');
+		migctl_json_print(&json);
+	}
+	return MIGCTL_EXIT_OK;
+}
+
+/* ---- main ---- */
+
+static void
+migctl_options_clear(MigctlOptions *options)
+{
+	g_free(options->bus_name);
+	g_free(options->cert);
+	g_free(options->key);
+	g_free(options->ca);
+	g_free(options->peer_name);
+	g_strfreev(options->devices);
+	g_clear_object(&options->connection);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigctlOptions, migctl_options_clear)
+
+static gboolean
+migctl_has_transport_options(const MigctlOptions *o)
+{
+	return o->plain || o->cert != NULL || o->key != NULL || o->ca != NULL;
+}
+
+static gboolean
+migctl_has_migrate_options(const MigctlOptions *o)
+{
+	return o->devices != NULL || o->downtime_ms != -1 || o->max_rounds != -1 ||
+	       o->timeout_s != -1 || o->no_wait || o->peer_name != NULL;
+}
+
+static gint
+migctl_run(MigctlOptions *options, gint argc, gchar **argv)
+{
+	const gchar *cmd;
+	g_autoptr(GError) error = NULL;
+	guint want_args;
+
+	if (argc < 2)
+		return migctl_usage("no command given");
+	cmd = argv[1];
+	if (g_strcmp0(cmd, "devices") == 0) {
+		want_args = 0;
+	} else if (g_strcmp0(cmd, "listen") == 0 || g_strcmp0(cmd, "migrate") == 0) {
+		want_args = 1;
+	} else if (g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0) {
+		want_args = 1;
+	} else {
+		return migctl_usage("unknown command '%s'", cmd);
+	}
+	if ((guint)(argc - 2) != want_args)
+		return migctl_usage("'%s' takes %u argument(s), got %d", cmd, want_args, argc - 2);
+	if (migctl_has_transport_options(options) && g_strcmp0(cmd, "listen") != 0 &&
+	    g_strcmp0(cmd, "migrate") != 0)
+		return migctl_usage("TLS options only apply to 'listen' and 'migrate'");
+	if (migctl_has_migrate_options(options) && g_strcmp0(cmd, "migrate") != 0)
+		return migctl_usage("--device, --peer-name, --downtime-ms, --max-rounds, "
+				    "--timeout-s and --no-wait only apply to 'migrate'");
+	if (options->downtime_ms == 0 || options->downtime_ms < -1 || options->max_rounds == 0 ||
+	    options->max_rounds < -1 || options->timeout_s == 0 || options->timeout_s < -1)
+		return migctl_usage("--downtime-ms, --max-rounds and --timeout-s must be positive");
+	if ((g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0) &&
+	    !g_variant_is_object_path(argv[2]))
+		return migctl_usage("'%s' is not a D-Bus object path", argv[2]);
+	if (!g_dbus_is_name(options->bus_name) || g_dbus_is_unique_name(options->bus_name))
+		return migctl_usage("'%s' is not a well-known bus name", options->bus_name);
+
+	options->connection =
+	    g_bus_get_sync(options->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+	if (options->connection == NULL)
+		return migctl_fail(options, error);
+
+	if (g_strcmp0(cmd, "devices") == 0)
+		return migctl_cmd_devices(options);
+	if (g_strcmp0(cmd, "listen") == 0)
+		return migctl_cmd_listen(options, argv[2]);
+	if (g_strcmp0(cmd, "migrate") == 0)
+		return migctl_cmd_migrate(options, argv[2]);
+	if (g_strcmp0(cmd, "watch") == 0)
+		return migctl_watch(options, argv[2]);
+	return migctl_cmd_cancel(options, argv[2]);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_auto(MigctlOptions) options = {
+	    .downtime_ms = -1,
+	    .max_rounds = -1,
+	    .timeout_s = -1,
+	};
+	g_autoptr(GOptionContext) context = NULL;
+	g_autoptr(GError) error = NULL;
+	const GOptionEntry entries[] = {
+	    {"session", 0, 0, G_OPTION_ARG_NONE, &options.session,
+	     "Talk to the daemon on the session bus", NULL},
+	    {"bus-name", 0, 0, G_OPTION_ARG_STRING, &options.bus_name,
+	     "The daemon's bus name (default " MIGCTL_BUS_NAME ")", "NAME"},
+	    {"json", 0, 0, G_OPTION_ARG_NONE, &options.json,
+	     "Machine-readable output: one JSON object per line", NULL},
+	    {"plain", 0, 0, G_OPTION_ARG_NONE, &options.plain,
+	     "No TLS (loopback or an already secured link only)", NULL},
+	    {"cert", 0, 0, G_OPTION_ARG_FILENAME, &options.cert, "Our certificate (PEM)", "FILE"},
+	    {"key", 0, 0, G_OPTION_ARG_FILENAME, &options.key, "Its private key (PEM)", "FILE"},
+	    {"ca", 0, 0, G_OPTION_ARG_FILENAME, &options.ca,
+	     "The CA the peer's certificate must chain to (PEM)", "FILE"},
+	    {"peer-name", 0, 0, G_OPTION_ARG_STRING, &options.peer_name,
+	     "migrate: the identity the destination's certificate must carry", "NAME"},
+	    {"device", 0, 0, G_OPTION_ARG_STRING_ARRAY, &options.devices,
+	     "migrate: a device to move (repeatable; default: all)", "NAME"},
+	    {"downtime-ms", 0, 0, G_OPTION_ARG_INT, &options.downtime_ms,
+	     "migrate: the downtime target", "MS"},
+	    {"max-rounds", 0, 0, G_OPTION_ARG_INT, &options.max_rounds,
+	     "migrate: at most this many pre-copy rounds", "N"},
+	    {"timeout-s", 0, 0, G_OPTION_ARG_INT, &options.timeout_s,
+	     "migrate: give up after this many seconds", "S"},
+	    {"no-wait", 0, 0, G_OPTION_ARG_NONE, &options.no_wait,
+	     "migrate: print the job and return at once", NULL},
+	    {NULL},
+	};
+
+	setlocale(LC_ALL, "");
+	context = g_option_context_new("COMMAND [ARGS] - control vfio-migd");
+	g_option_context_set_summary(
+	    context, "Commands:\n"
+		     "  devices               list the daemon's devices\n"
+		     "  listen ADDRESS        receive migrations on ADDRESS\n"
+		     "  migrate ADDRESS       migrate devices to the daemon at ADDRESS\n"
+		     "  watch JOB_PATH        follow a job until it ends\n"
+		     "  cancel JOB_PATH       cancel a job\n"
+		     "\n"
+		     "Addresses: tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path");
+	g_option_context_set_description(context,
+					 "Exit status: 0 success, 1 failure, 2 usage error.");
+	g_option_context_add_main_entries(context, entries, NULL);
+	if (!g_option_context_parse(context, &argc, &argv, &error))
+		return migctl_usage("%s", error->message);
+	if (options.bus_name == NULL)
+		options.bus_name = g_strdup(MIGCTL_BUS_NAME);
+	return migctl_run(&options, argc, argv);
+}
