@@ -195,7 +195,8 @@ bench_throughput(gdouble target)
 static gboolean
 bench_downtime(gdouble target)
 {
-	const gchar *spec = g_getenv("BENCH_SPEC") ? g_getenv("BENCH_SPEC") : "mlx5:state_size=32M,save_rate=128M";
+	const gchar *spec =
+	    g_getenv("BENCH_SPEC") ? g_getenv("BENCH_SPEC") : "mlx5:state_size=32M,save_rate=128M";
 	gdouble s = 0;
 	g_autoptr(MigdJob) parallel = bench_migrate(spec, "mlx5", 4, &s);
 	gdouble parallel_ms = migd_job_get_downtime_us(parallel) / 1000.0;

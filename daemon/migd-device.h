@@ -36,8 +36,7 @@ typedef struct {
 	guint16 subsystem_device_id;
 } MigdDeviceIdentity;
 
-void
-migd_device_identity_clear(MigdDeviceIdentity *identity);
+void migd_device_identity_clear(MigdDeviceIdentity *identity);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigdDeviceIdentity, migd_device_identity_clear)
 
 #define MIGD_TYPE_DEVICE (migd_device_get_type())

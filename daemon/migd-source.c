@@ -23,6 +23,9 @@
 
 typedef struct _MigdSource MigdSource;
 
+/* the send rate (Job.Rate, and the link rate convergence uses) is sampled this often */
+#define MIGD_SOURCE_RATE_WINDOW_US (250 * G_TIME_SPAN_MILLISECOND)
+
 typedef struct {
 	MigdSource *source;
 	guint index;
@@ -72,10 +75,10 @@ struct _MigdSource {
 	guint n_pending; /* devices that still owe an answer in this stage */
 	guint round;
 	MigdRateEstimator link_rate;
-	gint64 round_start_us;
-	guint64 round_bytes;
 	guint64 total_bytes;
 	guint64 expected_bytes;
+	gint64 rate_window_us;
+	guint64 rate_window_bytes;
 	gint64 stop_start_us;
 	guint timeout_id;
 	gulong cancel_handler;
@@ -166,7 +169,21 @@ static void
 migd_source_update_job(MigdSource *self)
 {
 	gdouble progress = 0;
-	guint64 rate = migd_rate_estimator_get(&self->link_rate);
+	gint64 now = g_get_monotonic_time();
+	guint64 rate;
+
+	/* sample the send rate over windows long enough to mean something */
+	if (self->rate_window_us == 0) {
+		self->rate_window_us = now;
+		self->rate_window_bytes = self->total_bytes;
+	} else if (now - self->rate_window_us >= MIGD_SOURCE_RATE_WINDOW_US) {
+		migd_rate_estimator_add(&self->link_rate,
+					self->total_bytes - self->rate_window_bytes,
+					now - self->rate_window_us);
+		self->rate_window_us = now;
+		self->rate_window_bytes = self->total_bytes;
+	}
+	rate = migd_rate_estimator_get(&self->link_rate);
 
 	if (self->expected_bytes > 0)
 		progress = (gdouble)self->total_bytes /
@@ -299,7 +316,6 @@ migd_source_reader_chunk_cb(MigdStreamReader *reader, GBytes *chunk, gpointer us
 	sd->chunks_sent++;
 	sd->bytes_sent += len;
 	self->total_bytes += len;
-	self->round_bytes += len;
 	/* the frame holds a copy; keep the chunk in flight while the link is congested so
 	 * the reader (and so the device) slows down with the network */
 	if (migd_connection_is_congested(self->conn))
@@ -385,8 +401,6 @@ migd_source_reader_drained_cb(MigdStreamReader *reader, MigdState phase, guint64
 	if (--self->n_pending > 0)
 		return;
 	/* a pre-copy round is complete on every device */
-	migd_rate_estimator_add(&self->link_rate, self->round_bytes,
-				g_get_monotonic_time() - self->round_start_us);
 	migd_job_set_precopy_rounds(self->job, self->round);
 	migd_source_next_round(self);
 }
@@ -478,8 +492,6 @@ migd_source_reader_precopy_info_cb(MigdStreamReader *reader, guint64 initial_byt
 
 	/* drain this round on every pre-copying device in parallel */
 	self->stage = MIGD_SOURCE_STAGE_PRECOPY_DRAIN;
-	self->round_start_us = g_get_monotonic_time();
-	self->round_bytes = 0;
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdSourceDevice *d = g_ptr_array_index(self->devices, i);
 		g_autoptr(GError) error = NULL;

@@ -256,8 +256,8 @@ test_reset_that_does_not_reset_is_loud(void **state)
 static void
 test_reset_without_fsm_reset_walks_back(void **state)
 {
-	g_autoptr(MigdFakeDevice) dev = fake_new(MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_PRE_COPY,
-						 MIGD_STATE_RESUMING);
+	g_autoptr(MigdFakeDevice) dev =
+	    fake_new(MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_PRE_COPY, MIGD_STATE_RESUMING);
 	g_auto(MigdRecoveryReport) report = {0};
 	g_autoptr(GError) error = NULL;
 
