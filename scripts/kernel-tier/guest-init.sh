@@ -108,6 +108,8 @@ mount_guest_basics
 say "kernel $(uname -r) up"
 load_modules
 mount_host_root
+# the engine cases talk over 127.0.0.1, which needs lo up
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up || fail_boot "bring up lo"
 create_mtty_devices
 run_guest_program
 power_off

@@ -391,6 +391,7 @@ static const ConfCase conf_cases[] = {
     {"reset-from-precopy", conf_case_reset_precopy, 0},
     {"re-resume", conf_case_re_resume, 0},
     {"resume-after-efault", conf_case_resume_after_efault, 0},
+    {"engine-migrate-uart", conf_case_engine_migrate_uart, 0},
     {NULL, NULL, 0},
 };
 

@@ -103,5 +103,6 @@ gboolean conf_case_set_failure_recovery(ConfCtx *ctx, ConfRun *run, gint arg, GE
 gboolean conf_case_reset_precopy(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 gboolean conf_case_re_resume(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 gboolean conf_case_resume_after_efault(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
+gboolean conf_case_engine_migrate_uart(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 
 G_END_DECLS
