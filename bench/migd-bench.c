@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "migd-destination.h"
+#include "migd-tune.h"
 #include "migd-sim-device.h"
 #include "migd-source.h"
 
@@ -226,6 +227,8 @@ int
 main(int argc, char **argv)
 {
 	gboolean ok = TRUE;
+	/* as the daemon does: 1-8 MiB chunk buffers from the heap, not a fresh mmap each */
+	migd_tune_allocator();
 	/* the engine's per-job messages would drown the results */
 	g_log_set_writer_func(bench_log_writer, NULL, NULL);
 	if (g_getenv("BENCH_SKIP_THROUGHPUT") == NULL)

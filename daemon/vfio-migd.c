@@ -16,6 +16,7 @@
 #include "migd-error.h"
 #include "migd-kernel-device.h"
 #include "migd-sim-device.h"
+#include "migd-tune.h"
 
 /* on SIGTERM, how long running jobs get to roll their devices back */
 #define MIGD_SHUTDOWN_GRACE_S 10
@@ -190,6 +191,7 @@ main(int argc, char **argv)
 	};
 
 	setlocale(LC_ALL, "");
+	migd_tune_allocator();
 	context = g_option_context_new("- VFIO live-migration daemon");
 	g_option_context_add_main_entries(context, entries, NULL);
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
