@@ -342,12 +342,21 @@ migd_dest_session_check_offer(MigdDestDevice *dd, const Migd__Wire__DeviceDescri
 			      GError **error)
 {
 	g_auto(MigdDeviceIdentity) identity = {0};
+	MigdState state = MIGD_STATE_ERROR;
 	guint32 flags;
 
 	if (!migd_device_probe(dd->device, error) ||
 	    !migd_device_get_identity(dd->device, &identity, error))
 		return FALSE;
 	flags = migd_device_get_mig_flags(dd->device);
+	/* a device busy in another migration (or left mid-way) must not be taken over */
+	if (!migd_device_get_state(dd->device, &state, error))
+		return FALSE;
+	if (state != MIGD_STATE_RUNNING && state != MIGD_STATE_STOP) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "%s is %s, not idle", dd->name,
+			    migd_state_to_string(state));
+		return FALSE;
+	}
 	if (g_strcmp0(identity.driver, desc->driver_name) != 0) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
 			    "driver %s offered, %s is bound to %s", desc->driver_name, dd->name,

@@ -84,6 +84,25 @@ test_device_count_mismatch(void **state)
 }
 
 static void
+test_destination_device_busy(void **state)
+{
+	const gchar *src[] = {"mtty:seed=1", NULL};
+	const gchar *dst[] = {"mtty:seed=2", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+	g_autoptr(MigdDataFd) busy_fd = NULL;
+
+	/* the destination's device is in another save session */
+	assert_true(migd_device_transition(g_ptr_array_index(fx->dst_devices, 0),
+					   MIGD_STATE_PRE_COPY, MIGD_STATE_RUNNING, &busy_fd, NULL,
+					   NULL));
+	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
+	engine_fixture_wait(fx, 30);
+	assert_source_rolled_back(fx, "PRE_COPY, not idle");
+	/* left alone: it is somebody else's */
+	assert_int_equal(engine_fixture_state(fx->dst_devices, 0), MIGD_STATE_PRE_COPY);
+}
+
+static void
 test_source_arc_fails(void **state)
 {
 	/* the source device fails entering STOP_COPY: after pre-copy, mid-switchover */
@@ -410,6 +429,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_compatibility_mismatch_touches_nothing),
 	    cmocka_unit_test(test_device_count_mismatch),
+	    cmocka_unit_test(test_destination_device_busy),
 	    cmocka_unit_test(test_source_arc_fails),
 	    cmocka_unit_test(test_destination_validation_fails),
 	    cmocka_unit_test(test_hisi_acc_reset_quirk_walked_back),
