@@ -153,3 +153,31 @@ migd_stream_config_resolve(const MigdStreamConfig *config, MigdStreamConfig *out
 	*out = cfg;
 	return TRUE;
 }
+
+gboolean
+migd_stream_take_data_fd(MigdDataFd *data_fd, MigdDataFdDirection want,
+			 const MigdStreamConfig *config, MigdStreamConfig *out, GError **error)
+{
+	if (!migd_stream_config_resolve(config, out, error)) {
+		migd_data_fd_free(data_fd);
+		return FALSE;
+	}
+	if (migd_data_fd_get_direction(data_fd) != want) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: a stream %s needs a %s data fd", out->name,
+			    want == MIGD_DATA_FD_SAVE ? "reader" : "writer",
+			    want == MIGD_DATA_FD_SAVE ? "save" : "resume");
+		migd_data_fd_free(data_fd);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+migd_stream_notify_clear(GSource **notify)
+{
+	if (*notify == NULL)
+		return;
+	g_source_destroy(*notify);
+	g_clear_pointer(notify, g_source_unref);
+}

@@ -68,6 +68,17 @@ GSource *migd_stream_notify_new(GMainContext *context, GSourceFunc func, gpointe
 void migd_stream_notify_wake(GSource *source);
 
 /* checks and fills the defaults of a MigdStreamConfig (a copy; @name is borrowed) */
+/*
+ * The shared start of both workers' constructors: resolves @config into @out and
+ * checks that @data_fd goes the @want way. The fd is consumed either way: on
+ * failure it is closed, since constructors take ownership whatever happens.
+ */
+gboolean migd_stream_take_data_fd(MigdDataFd *data_fd, MigdDataFdDirection want,
+				  const MigdStreamConfig *config, MigdStreamConfig *out,
+				  GError **error);
+/* destroys and drops a worker's notify source (NULL-safe) */
+void migd_stream_notify_clear(GSource **notify);
+
 gboolean migd_stream_config_resolve(const MigdStreamConfig *config, MigdStreamConfig *out,
 				    GError **error);
 

@@ -423,16 +423,8 @@ migd_stream_reader_new(MigdDataFd *data_fd, GMainContext *context, const MigdStr
 	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
 	/* the fd is ours from here on, whatever happens */
-	if (!migd_stream_config_resolve(config, &cfg, error)) {
-		migd_data_fd_free(data_fd);
+	if (!migd_stream_take_data_fd(data_fd, MIGD_DATA_FD_SAVE, config, &cfg, error))
 		return NULL;
-	}
-	if (migd_data_fd_get_direction(data_fd) != MIGD_DATA_FD_SAVE) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s: a stream reader needs a save data fd", cfg.name);
-		migd_data_fd_free(data_fd);
-		return NULL;
-	}
 	self = g_object_new(MIGD_TYPE_STREAM_READER, NULL);
 	self->data_fd = data_fd;
 	self->name = g_strdup(cfg.name);
@@ -469,10 +461,7 @@ migd_stream_reader_dispose(GObject *object)
 		/* prompt unless a driver's read() blocks: see the header */
 		g_thread_join(g_steal_pointer(&self->thread));
 	}
-	if (self->notify != NULL) {
-		g_source_destroy(self->notify);
-		g_clear_pointer(&self->notify, g_source_unref);
-	}
+	migd_stream_notify_clear(&self->notify);
 	g_queue_clear_full(&self->events, (GDestroyNotify)migd_stream_event_free);
 	G_OBJECT_CLASS(migd_stream_reader_parent_class)->dispose(object);
 }
