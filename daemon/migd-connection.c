@@ -11,6 +11,8 @@
 
 /* prefixes and small frames are read through this; big bodies go straight to the decoder */
 #define MIGD_CONNECTION_SMALL_READ (64u * 1024u)
+/* at most this many queued pieces go to one writev */
+#define MIGD_CONNECTION_MAX_VECTORS 16
 /* a close waits this long for queued frames (e.g. an Abort) to leave */
 #define MIGD_CONNECTION_FLUSH_TIMEOUT_S 10
 
@@ -27,9 +29,12 @@ struct _MigdConnection {
 	gboolean read_direct;
 	gboolean reading_enabled;
 	gboolean read_pending;
-	GQueue send_queue; /* of GBytes, each one encoded frame */
+	GQueue send_queue; /* of GBytes, pieces of encoded frames, in order */
 	gsize queued_bytes;
 	gboolean write_pending;
+	GOutputVector vectors[MIGD_CONNECTION_MAX_VECTORS]; /* of the write pending */
+	guint n_vectors;
+	MigdWireFrame *delivering; /* the frame the frame callback is looking at */
 	gboolean congested;
 	gboolean closing;
 	gboolean closed;
@@ -55,7 +60,9 @@ migd_connection_finish(MigdConnection *self, const GError *error)
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->tick_id, g_source_remove);
 	g_clear_handle_id(&self->flush_timeout_id, g_source_remove);
-	g_queue_clear_full(&self->send_queue, (GDestroyNotify)g_bytes_unref);
+	/* a pending writev may still read the queued pieces: finalize drops them then */
+	if (!self->write_pending)
+		g_queue_clear_full(&self->send_queue, (GDestroyNotify)g_bytes_unref);
 	self->queued_bytes = 0;
 	/* closing a GIOStream with pending operations fails; ours were just cancelled */
 	g_io_stream_close_async(self->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
@@ -89,8 +96,13 @@ migd_connection_deliver_frames(MigdConnection *self)
 		}
 		if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
 			continue;
-		if (self->cb.frame != NULL)
+		if (self->cb.frame != NULL) {
+			/* a callback may resume reading, which delivers frames from within it */
+			MigdWireFrame *outer = self->delivering;
+			self->delivering = frame;
 			self->cb.frame(self, frame, self->user_data);
+			self->delivering = outer;
+		}
 		/* the owner may have closed or paused us from its callback */
 		if (self->closed || !self->reading_enabled)
 			return;
@@ -169,10 +181,11 @@ migd_connection_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(MigdConnection) self = MIGD_CONNECTION(user_data);
 	g_autoptr(GError) error = NULL;
-	GBytes *sent;
+	guint n_sent = self->n_vectors;
 
 	self->write_pending = FALSE;
-	if (!g_output_stream_write_all_finish(G_OUTPUT_STREAM(source), res, NULL, &error)) {
+	self->n_vectors = 0;
+	if (!g_output_stream_writev_all_finish(G_OUTPUT_STREAM(source), res, NULL, &error)) {
 		if (!self->closed) {
 			g_prefix_error(&error, "writing to %s: ", self->peer_identity);
 			migd_connection_fail(self, error);
@@ -181,9 +194,11 @@ migd_connection_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 	if (self->closed)
 		return;
-	sent = g_queue_pop_head(&self->send_queue);
-	self->queued_bytes -= g_bytes_get_size(sent);
-	g_bytes_unref(sent);
+	for (guint i = 0; i < n_sent; i++) {
+		GBytes *sent = g_queue_pop_head(&self->send_queue);
+		self->queued_bytes -= g_bytes_get_size(sent);
+		g_bytes_unref(sent);
+	}
 	self->last_tx_us = g_get_monotonic_time();
 	if (self->closing && g_queue_is_empty(&self->send_queue)) {
 		migd_connection_really_close(self);
@@ -203,22 +218,32 @@ static void
 migd_connection_write_next(MigdConnection *self)
 {
 	GOutputStream *output = g_io_stream_get_output_stream(self->stream);
-	GBytes *head;
+	guint n = 0;
 
 	if (self->closed || self->write_pending || g_queue_is_empty(&self->send_queue))
 		return;
-	head = g_queue_peek_head(&self->send_queue);
+	/* the queued GBytes stay referenced until the write completes: no copy here */
+	for (GList *l = self->send_queue.head; l != NULL && n < MIGD_CONNECTION_MAX_VECTORS;
+	     l = l->next, n++)
+		self->vectors[n].buffer = g_bytes_get_data(l->data, &self->vectors[n].size);
+	self->n_vectors = n;
 	self->write_pending = TRUE;
-	g_output_stream_write_all_async(
-	    output, g_bytes_get_data(head, NULL), g_bytes_get_size(head), G_PRIORITY_DEFAULT,
-	    self->cancellable, migd_connection_write_cb, g_object_ref(self));
+	g_output_stream_writev_all_async(output, self->vectors, n, G_PRIORITY_DEFAULT,
+					 self->cancellable, migd_connection_write_cb,
+					 g_object_ref(self));
 }
 
 gboolean
 migd_connection_send(MigdConnection *self, const MigdWireFrame *frame, GError **error)
 {
-	g_autoptr(GByteArray) buf = g_byte_array_new();
-	GBytes *bytes;
+	return migd_connection_send_with_payload(self, frame, NULL, error);
+}
+
+gboolean
+migd_connection_send_with_payload(MigdConnection *self, const MigdWireFrame *frame, GBytes *payload,
+				  GError **error)
+{
+	gsize total = 0;
 
 	g_return_val_if_fail(MIGD_IS_CONNECTION(self), FALSE);
 
@@ -227,17 +252,26 @@ migd_connection_send(MigdConnection *self, const MigdWireFrame *frame, GError **
 			    self->peer_identity);
 		return FALSE;
 	}
-	if (!migd_wire_frame_append(frame, buf, error))
+	if (!migd_wire_frame_encode_pieces(frame, payload, &self->send_queue, &total, error))
 		return FALSE;
 	if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO)
 		migd_wire_session_note_hello_sent(self->session, frame->hello);
 	else if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY)
 		migd_wire_session_note_hello_reply_sent(self->session, frame->hello_reply);
-	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&buf));
-	self->queued_bytes += g_bytes_get_size(bytes);
-	g_queue_push_tail(&self->send_queue, bytes);
+	self->queued_bytes += total;
 	migd_connection_write_next(self);
 	return TRUE;
+}
+
+GBytes *
+migd_connection_steal_chunk_payload(MigdConnection *self, const MigdWireFrame *frame)
+{
+	g_return_val_if_fail(MIGD_IS_CONNECTION(self), NULL);
+	g_return_val_if_fail(frame != NULL, NULL);
+	/* only the frame being delivered is ours to change */
+	if (frame != self->delivering)
+		return NULL;
+	return migd_wire_frame_steal_chunk_data(self->delivering);
 }
 
 gsize

@@ -47,6 +47,19 @@ MigdWireSession *migd_connection_get_session(MigdConnection *self);
 
 /* queues @frame (encoded now, so the caller may free it); fails once closed */
 gboolean migd_connection_send(MigdConnection *self, const MigdWireFrame *frame, GError **error);
+/*
+ * Like migd_connection_send, but the bytes field of @frame whose data is
+ * @payload's is not copied: the connection keeps a reference to @payload until
+ * the frame has been written.
+ */
+gboolean migd_connection_send_with_payload(MigdConnection *self, const MigdWireFrame *frame,
+					   GBytes *payload, GError **error);
+/*
+ * From within the frame callback, for the frame it was given: takes the payload
+ * of a STATE_CHUNK out of it without a copy (the frame's data is empty after).
+ * NULL for an empty payload.
+ */
+GBytes *migd_connection_steal_chunk_payload(MigdConnection *self, const MigdWireFrame *frame);
 gsize migd_connection_get_queued_bytes(MigdConnection *self);
 gboolean migd_connection_is_congested(MigdConnection *self);
 

@@ -427,8 +427,9 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 }
 
 static void
-migd_dest_session_handle_chunk(MigdDestSession *self, const Migd__Wire__StateChunk *chunk)
+migd_dest_session_handle_chunk(MigdDestSession *self, const MigdWireFrame *frame)
 {
+	const Migd__Wire__StateChunk *chunk = frame->state_chunk;
 	MigdDestDevice *dd = g_ptr_array_index(self->devices, chunk->device);
 
 	if (!dd->accepted || dd->last_received) {
@@ -442,9 +443,13 @@ migd_dest_session_handle_chunk(MigdDestSession *self, const Migd__Wire__StateChu
 		migd_job_set_phase(self->job, MIGD_JOB_PHASE_STOPCOPY);
 	dd->chunks_received++;
 	if (chunk->data.len > 0) {
-		GBytes *bytes = g_bytes_new(chunk->data.data, chunk->data.len);
-		dd->bytes_received += chunk->data.len;
-		self->total_bytes += chunk->data.len;
+		gsize len = chunk->data.len;
+		/* the unpacked payload, taken from the frame without a copy */
+		GBytes *bytes = migd_connection_steal_chunk_payload(self->conn, frame);
+		if (bytes == NULL)
+			bytes = g_bytes_new(chunk->data.data, len);
+		dd->bytes_received += len;
+		self->total_bytes += len;
 		g_queue_push_tail(&dd->pending, bytes);
 		if (!migd_dest_device_push_pending(dd))
 			migd_connection_set_reading(self->conn, FALSE);
@@ -641,7 +646,7 @@ migd_dest_session_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpo
 		return;
 	}
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK:
-		migd_dest_session_handle_chunk(self, frame->state_chunk);
+		migd_dest_session_handle_chunk(self, frame);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT: {
 		/* keep the counts: the writers may still be busy */

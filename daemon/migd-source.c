@@ -301,6 +301,8 @@ migd_source_reader_chunk_cb(MigdStreamReader *reader, GBytes *chunk, gpointer us
 	MigdSourceDevice *sd = user_data;
 	MigdSource *self = sd->source;
 	Migd__Wire__StateChunk msg = MIGD__WIRE__STATE_CHUNK__INIT;
+	g_autoptr(GError) error = NULL;
+	MigdWireFrame frame;
 	gsize len = 0;
 
 	if (self->finished)
@@ -311,13 +313,18 @@ migd_source_reader_chunk_cb(MigdStreamReader *reader, GBytes *chunk, gpointer us
 	msg.sequence = sd->sequence++;
 	msg.data.data = (guint8 *)g_bytes_get_data(chunk, &len);
 	msg.data.len = len;
-	if (!migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, &msg))
+	migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, &msg);
+	/* the connection references @chunk until it is written: no copy of the payload */
+	if (!migd_connection_send_with_payload(self->conn, &frame, chunk, &error)) {
+		migd_source_fail(self, error);
 		return;
+	}
 	sd->chunks_sent++;
 	sd->bytes_sent += len;
 	self->total_bytes += len;
-	/* the frame holds a copy; keep the chunk in flight while the link is congested so
-	 * the reader (and so the device) slows down with the network */
+	/* the send queue holds a reference; keep the chunk in flight (in the reader's
+	 * accounting) while the link is congested so the reader (and so the device) slows
+	 * down with the network */
 	if (migd_connection_is_congested(self->conn))
 		g_ptr_array_add(sd->held, g_bytes_ref(chunk));
 	else

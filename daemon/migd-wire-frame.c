@@ -752,6 +752,101 @@ migd_wire_frame_write(const MigdWireFrame *frame, GOutputStream *stream, GCancel
 	return TRUE;
 }
 
+/*
+ * A ProtobufCBuffer that collects the encoding as GBytes pieces: small appends
+ * are gathered into one array, the payload is queued by reference.
+ */
+typedef struct {
+	ProtobufCBuffer base; /* first: protobuf-c hands us this pointer */
+	GBytes *payload;
+	const guint8 *payload_data;
+	gsize payload_len;
+	GByteArray *pending;
+	GQueue pieces;
+	gsize total;
+} MigdWirePieceBuffer;
+
+static void
+migd_wire_piece_buffer_flush(MigdWirePieceBuffer *self)
+{
+	if (self->pending == NULL || self->pending->len == 0)
+		return;
+	self->total += self->pending->len;
+	g_queue_push_tail(&self->pieces,
+			  g_byte_array_free_to_bytes(g_steal_pointer(&self->pending)));
+}
+
+static void
+migd_wire_piece_buffer_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	MigdWirePieceBuffer *self = (MigdWirePieceBuffer *)buffer;
+
+	if (len == 0)
+		return;
+	if (self->payload != NULL && data == self->payload_data && len == self->payload_len) {
+		migd_wire_piece_buffer_flush(self);
+		self->total += len;
+		g_queue_push_tail(&self->pieces, g_bytes_ref(self->payload));
+		return;
+	}
+	if (self->pending == NULL)
+		self->pending = g_byte_array_sized_new(64);
+	g_byte_array_append(self->pending, data, len);
+}
+
+gboolean
+migd_wire_frame_encode_pieces(const MigdWireFrame *frame, GBytes *payload, GQueue *pieces,
+			      gsize *total, GError **error)
+{
+	MigdWirePieceBuffer buf = {.base.append = migd_wire_piece_buffer_append};
+	guint8 prefix[MIGD_WIRE_VARINT_MAX_BYTES];
+	gsize packed = 0;
+	gsize prefix_len;
+
+	g_return_val_if_fail(frame != NULL, FALSE);
+	g_return_val_if_fail(pieces != NULL, FALSE);
+
+	if (!migd_wire_frame_prepare(frame, &packed, error))
+		return FALSE;
+	if (payload != NULL) {
+		buf.payload = payload;
+		buf.payload_data = g_bytes_get_data(payload, &buf.payload_len);
+	}
+	g_queue_init(&buf.pieces);
+	prefix_len = migd_wire_varint_encode(packed, prefix);
+	migd_wire_piece_buffer_append(&buf.base, prefix_len, prefix);
+	protobuf_c_message_pack_to_buffer(&frame->base, &buf.base);
+	migd_wire_piece_buffer_flush(&buf);
+	g_assert(buf.total == prefix_len + packed);
+	for (GList *l = buf.pieces.head; l != NULL; l = l->next)
+		g_queue_push_tail(pieces, l->data);
+	g_queue_clear(&buf.pieces);
+	if (total != NULL)
+		*total = buf.total;
+	return TRUE;
+}
+
+GBytes *
+migd_wire_frame_steal_chunk_data(MigdWireFrame *frame)
+{
+	Migd__Wire__StateChunk *chunk;
+	guint8 *data;
+	gsize len;
+
+	g_return_val_if_fail(frame != NULL, NULL);
+
+	if (frame->type != MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK || frame->state_chunk == NULL)
+		return NULL;
+	chunk = frame->state_chunk;
+	if (chunk->data.len == 0 || chunk->data.data == NULL)
+		return NULL;
+	/* unpacked with migd_wire_budget_alloc (g_try_malloc): g_free releases it */
+	data = g_steal_pointer(&chunk->data.data);
+	len = chunk->data.len;
+	chunk->data.len = 0;
+	return g_bytes_new_take(data, len);
+}
+
 /* --- incremental decoder --------------------------------------------------- */
 
 struct _MigdWireDecoder {

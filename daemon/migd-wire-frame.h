@@ -63,6 +63,21 @@ gboolean migd_wire_frame_append(const MigdWireFrame *frame, GByteArray *array, G
 /* large bytes fields go straight from the message to the stream, not via a copy */
 gboolean migd_wire_frame_write(const MigdWireFrame *frame, GOutputStream *stream,
 			       GCancellable *cancellable, GError **error);
+/*
+ * Validates, then appends prefix + frame to @pieces (a queue of GBytes, in order)
+ * without copying @payload: the bytes field of @frame whose data is @payload's
+ * (same pointer and length) is queued as a reference to @payload, everything
+ * around it as small encoded pieces. @payload may be NULL (one piece). On
+ * failure nothing is queued. Returns the total number of bytes queued.
+ */
+gboolean migd_wire_frame_encode_pieces(const MigdWireFrame *frame, GBytes *payload, GQueue *pieces,
+				       gsize *total, GError **error);
+/*
+ * For a STATE_CHUNK frame from migd_wire_frame_decode: takes its payload out of
+ * the frame without a copy (the frame's data becomes empty). NULL for an empty
+ * payload or another frame type.
+ */
+GBytes *migd_wire_frame_steal_chunk_data(MigdWireFrame *frame);
 
 /* --- incremental decoder --------------------------------------------------- */
 

@@ -908,6 +908,72 @@ test_garbage_fuzz(void **state)
 	}
 }
 
+/* pieces: the same bytes as the copying encoder, the payload queued by reference */
+static void
+test_encode_pieces_zero_copy(void **state)
+{
+	for (guint seed = 0; seed < 4; seed++) {
+		g_autoptr(MigdWireFrame) frame =
+		    wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, seed);
+		g_autoptr(GByteArray) enc = NULL;
+		g_autoptr(GByteArray) joined = g_byte_array_new();
+		g_autoptr(GBytes) payload = NULL;
+		g_autoptr(MigdWireFrame) back = NULL;
+		g_autoptr(GBytes) stolen = NULL;
+		g_autoptr(GError) error = NULL;
+		GQueue pieces = G_QUEUE_INIT;
+		gboolean payload_seen = FALSE;
+		gsize total = 0;
+		guint64 v = 0;
+		gsize used = 0;
+		gsize len = 64 * 1024 + seed;
+		guint8 *data = g_malloc(len);
+
+		for (gsize i = 0; i < len; i++)
+			data[i] = (guint8)(i * 7 + seed);
+		payload = g_bytes_new_take(data, len);
+		g_free(frame->state_chunk->data.data);
+		frame->state_chunk->data.data = data;
+		frame->state_chunk->data.len = len;
+		frame->state_chunk->has_last = seed % 2;
+		frame->state_chunk->last = seed % 2;
+		enc = encode_frame(frame);
+
+		assert_true(migd_wire_frame_encode_pieces(frame, payload, &pieces, &total, &error));
+		assert_no_error(error);
+		assert_int_equal(total, enc->len);
+		for (GList *l = pieces.head; l != NULL; l = l->next) {
+			gsize n = 0;
+			const guint8 *p = g_bytes_get_data(l->data, &n);
+			if (p == data)
+				payload_seen = TRUE;
+			g_byte_array_append(joined, p, n);
+		}
+		g_queue_clear_full(&pieces, (GDestroyNotify)g_bytes_unref);
+		assert_true(payload_seen);
+		assert_int_equal(joined->len, enc->len);
+		assert_memory_equal(joined->data, enc->data, enc->len);
+		/* the frame must not free the payload it borrowed */
+		frame->state_chunk->data.data = NULL;
+		frame->state_chunk->data.len = 0;
+
+		/* the decoded payload can be taken out of the frame without a copy */
+		assert_true(migd_wire_varint_decode(enc->data, enc->len, &v, &used, NULL));
+		assert_int_equal(used + v, enc->len);
+		back = migd_wire_frame_decode(enc->data + used, enc->len - used, &error);
+		assert_no_error(error);
+		assert_non_null(back);
+		{
+			const guint8 *unpacked = back->state_chunk->data.data;
+			stolen = migd_wire_frame_steal_chunk_data(back);
+			assert_non_null(stolen);
+			assert_ptr_equal(g_bytes_get_data(stolen, NULL), unpacked);
+		}
+		assert_int_equal(back->state_chunk->data.len, 0);
+		assert_true(g_bytes_equal(stolen, payload));
+	}
+}
+
 int
 main(void)
 {
@@ -927,6 +993,7 @@ main(void)
 	    cmocka_unit_test(test_oversized_plugin_data),
 	    cmocka_unit_test(test_field_invariants),
 	    cmocka_unit_test(test_encode_errors),
+	    cmocka_unit_test(test_encode_pieces_zero_copy),
 	    cmocka_unit_test(test_garbage_fuzz),
 	};
 
