@@ -544,12 +544,196 @@ static ProtobufCAllocator migd_wire_free_allocator = {
     .free = migd_wire_plain_free,
 };
 
+/*
+ * A StateChunk frame parsed by migd_wire_frame_decode_bytes without protobuf-c:
+ * both messages live in this one allocation and the payload points into @bytes,
+ * the packed frame. Marked by migd_wire_zc_marker in frame.base.unknown_fields
+ * (with n_unknown_fields 0, so protobuf-c never looks at it); protobuf-c never
+ * sets that pointer, so migd_wire_frame_free can tell the two kinds apart.
+ */
+typedef struct {
+	MigdWireFrame frame; /* first: the frame pointer is the allocation */
+	Migd__Wire__StateChunk chunk;
+	GBytes *bytes;
+} MigdWireZcFrame;
+
+static ProtobufCMessageUnknownField migd_wire_zc_marker;
+
+static MigdWireZcFrame *
+migd_wire_zc_frame(const MigdWireFrame *frame)
+{
+	if (frame->base.unknown_fields != &migd_wire_zc_marker)
+		return NULL;
+	return (MigdWireZcFrame *)frame;
+}
+
+gboolean
+migd_wire_frame_is_zero_copy(const MigdWireFrame *frame)
+{
+	g_return_val_if_fail(frame != NULL, FALSE);
+	return migd_wire_zc_frame(frame) != NULL;
+}
+
 void
 migd_wire_frame_free(MigdWireFrame *frame)
 {
+	MigdWireZcFrame *zc;
+
 	if (frame == NULL)
 		return;
+	zc = migd_wire_zc_frame(frame);
+	if (zc != NULL) {
+		g_bytes_unref(zc->bytes);
+		g_free(zc);
+		return;
+	}
 	migd__wire__frame__free_unpacked(frame, &migd_wire_free_allocator);
+}
+
+/*
+ * A minimally encoded varint of at most @max_bytes bytes from [*p, end); FALSE
+ * for anything else (truncated, longer, non-minimal, more than 64 bits).
+ */
+static gboolean
+migd_wire_zc_varint(const guint8 **p, const guint8 *end, guint max_bytes, guint64 *value)
+{
+	guint64 v = 0;
+
+	for (guint i = 0; i < max_bytes && *p + i < end; i++) {
+		guint8 b = (*p)[i];
+
+		if (i == MIGD_WIRE_VARINT_MAX_BYTES - 1 && b > 1)
+			return FALSE;
+		v |= (guint64)(b & 0x7f) << (7 * i);
+		if ((b & 0x80) != 0)
+			continue;
+		if (b == 0 && i > 0)
+			return FALSE;
+		*value = v;
+		*p += i + 1;
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* field numbers (1-byte tags) of StateChunk, and the bit each sets in "seen" */
+enum {
+	MIGD_WIRE_ZC_DEVICE = 1 << 1,
+	MIGD_WIRE_ZC_PHASE = 1 << 2,
+	MIGD_WIRE_ZC_SEQUENCE = 1 << 3,
+	MIGD_WIRE_ZC_DATA = 1 << 4,
+	MIGD_WIRE_ZC_LAST = 1 << 5,
+	MIGD_WIRE_ZC_REQUIRED =
+	    MIGD_WIRE_ZC_DEVICE | MIGD_WIRE_ZC_PHASE | MIGD_WIRE_ZC_SEQUENCE | MIGD_WIRE_ZC_DATA,
+};
+
+/*
+ * Parses a StateChunk body in [p, end) into @chunk. Only the canonical shape is
+ * accepted: each field at most once with its own wire type, minimal varints,
+ * values in range, all required fields present, nothing else. FALSE means "not
+ * canonical", never "invalid": the caller then lets protobuf-c decide.
+ */
+static gboolean
+migd_wire_zc_parse_chunk(const guint8 *p, const guint8 *end, Migd__Wire__StateChunk *chunk)
+{
+	guint seen = 0;
+
+	while (p < end) {
+		guint8 tag = *p++;
+		guint field = tag >> 3;
+		guint64 v = 0;
+
+		/* 1-byte tags only: fields 1..5 */
+		if (field < 1 || field > 5 || (seen & (1u << field)) != 0)
+			return FALSE;
+		seen |= 1u << field;
+		if (field == 4) {
+			if ((tag & 7) != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+				return FALSE;
+			/* protobuf-c reads at most 5 bytes of a length */
+			if (!migd_wire_zc_varint(&p, end, 5, &v) || v > (guint64)(end - p))
+				return FALSE;
+			chunk->data.len = v;
+			chunk->data.data = v > 0 ? (guint8 *)p : NULL;
+			p += v;
+			continue;
+		}
+		if ((tag & 7) != PROTOBUF_C_WIRE_TYPE_VARINT ||
+		    !migd_wire_zc_varint(&p, end, MIGD_WIRE_VARINT_MAX_BYTES, &v))
+			return FALSE;
+		switch (field) {
+		case 1:
+			if (v > G_MAXUINT32)
+				return FALSE;
+			chunk->device = (guint32)v;
+			break;
+		case 2:
+			/* negative enum values are 10 bytes on the wire: leave them to protobuf-c
+			 */
+			if (v > G_MAXINT32)
+				return FALSE;
+			chunk->phase = (Migd__Wire__Phase)v;
+			break;
+		case 3:
+			chunk->sequence = v;
+			break;
+		default: /* 5 */
+			if (v > 1)
+				return FALSE;
+			chunk->has_last = TRUE;
+			chunk->last = v != 0;
+			break;
+		}
+	}
+	return (seen & MIGD_WIRE_ZC_REQUIRED) == MIGD_WIRE_ZC_REQUIRED;
+}
+
+/* the outer Frame: exactly {1: 21} and {21: StateChunk}, in either order */
+static MigdWireZcFrame *
+migd_wire_zc_parse(GBytes *bytes)
+{
+	g_autofree MigdWireZcFrame *zc = NULL;
+	gsize len = 0;
+	const guint8 *p = g_bytes_get_data(bytes, &len);
+	const guint8 *end;
+	gboolean have_type = FALSE;
+	gboolean have_body = FALSE;
+
+	if (p == NULL || len == 0)
+		return NULL;
+	end = p + len;
+	zc = g_new0(MigdWireZcFrame, 1);
+	migd__wire__frame__init(&zc->frame);
+	migd__wire__state_chunk__init(&zc->chunk);
+	while (p < end) {
+		guint64 v = 0;
+
+		if (*p == 0x08 && !have_type) { /* field 1, varint */
+			p++;
+			if (!migd_wire_zc_varint(&p, end, MIGD_WIRE_VARINT_MAX_BYTES, &v) ||
+			    v != MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK)
+				return NULL;
+			have_type = TRUE;
+		} else if (end - p >= 2 && p[0] == 0xaa && p[1] == 0x01 &&
+			   !have_body) { /* field 21, length-delimited */
+			p += 2;
+			if (!migd_wire_zc_varint(&p, end, 5, &v) || v > (guint64)(end - p) ||
+			    !migd_wire_zc_parse_chunk(p, p + v, &zc->chunk))
+				return NULL;
+			p += v;
+			have_body = TRUE;
+		} else {
+			return NULL;
+		}
+	}
+	if (!have_type || !have_body)
+		return NULL;
+	zc->frame.type = MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK;
+	zc->frame.body_case = MIGD__WIRE__FRAME__BODY_STATE_CHUNK;
+	zc->frame.state_chunk = &zc->chunk;
+	zc->frame.base.unknown_fields = &migd_wire_zc_marker;
+	zc->bytes = g_bytes_ref(bytes);
+	return g_steal_pointer(&zc);
 }
 
 MigdWireFrame *
@@ -590,6 +774,26 @@ migd_wire_frame_decode(const guint8 *data, gsize len, GError **error)
 			    len);
 		return NULL;
 	}
+	if (!migd_wire_frame_validate(frame, error))
+		return NULL;
+	return g_steal_pointer(&frame);
+}
+
+MigdWireFrame *
+migd_wire_frame_decode_bytes(GBytes *bytes, GError **error)
+{
+	g_autoptr(MigdWireFrame) frame = NULL;
+	gsize len = 0;
+	const guint8 *data;
+
+	g_return_val_if_fail(bytes != NULL, NULL);
+
+	data = g_bytes_get_data(bytes, &len);
+	if (len == 0 || len > MIGD_WIRE_MAX_FRAME_SIZE)
+		return migd_wire_frame_decode(data, len, error);
+	frame = (MigdWireFrame *)migd_wire_zc_parse(bytes);
+	if (frame == NULL)
+		return migd_wire_frame_decode(data, len, error);
 	if (!migd_wire_frame_validate(frame, error))
 		return NULL;
 	return g_steal_pointer(&frame);
@@ -830,6 +1034,7 @@ GBytes *
 migd_wire_frame_steal_chunk_data(MigdWireFrame *frame)
 {
 	Migd__Wire__StateChunk *chunk;
+	MigdWireZcFrame *zc;
 	guint8 *data;
 	gsize len;
 
@@ -840,6 +1045,20 @@ migd_wire_frame_steal_chunk_data(MigdWireFrame *frame)
 	chunk = frame->state_chunk;
 	if (chunk->data.len == 0 || chunk->data.data == NULL)
 		return NULL;
+	zc = migd_wire_zc_frame(frame);
+	if (zc != NULL) {
+		/* a slice of the packed frame, which it keeps alive */
+		gsize frame_len = 0;
+		const guint8 *base = g_bytes_get_data(zc->bytes, &frame_len);
+		gsize offset = (gsize)(chunk->data.data - base);
+
+		g_assert(chunk->data.data >= base && offset <= frame_len &&
+			 chunk->data.len <= frame_len - offset);
+		len = chunk->data.len;
+		chunk->data.data = NULL;
+		chunk->data.len = 0;
+		return g_bytes_new_from_bytes(zc->bytes, offset, len);
+	}
 	/* unpacked with migd_wire_budget_alloc (g_try_malloc): g_free releases it */
 	data = g_steal_pointer(&chunk->data.data);
 	len = chunk->data.len;
@@ -1035,17 +1254,17 @@ MigdWireFrame *
 migd_wire_decoder_next(MigdWireDecoder *self, GError **error)
 {
 	g_autoptr(GBytes) bytes = NULL;
-	gsize len = 0;
-	const guint8 *data;
 
 	g_return_val_if_fail(self != NULL, NULL);
 
 	bytes = migd_wire_decoder_pop(self);
 	if (bytes == NULL)
 		return NULL;
-	data = g_bytes_get_data(bytes, &len);
-	/* the raw buffer goes when this returns: at most twice a frame is held at once */
-	return migd_wire_frame_decode(data, len, error);
+	/*
+	 * A StateChunk keeps the raw buffer and points into it; any other frame is
+	 * unpacked and the raw buffer goes when this returns.
+	 */
+	return migd_wire_frame_decode_bytes(bytes, error);
 }
 
 guint

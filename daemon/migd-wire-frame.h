@@ -51,6 +51,16 @@ gboolean migd_wire_frame_validate(const MigdWireFrame *frame, GError **error);
  * bytes with a bounded allocator and validates it. Free with migd_wire_frame_free.
  */
 MigdWireFrame *migd_wire_frame_decode(const guint8 *data, gsize len, GError **error);
+/*
+ * Like migd_wire_frame_decode, for a packed frame in @bytes (e.g. from
+ * migd_wire_decoder_pop). A StateChunk in canonical encoding is parsed without
+ * protobuf-c and without copying its payload: the frame holds a reference to
+ * @bytes and its data points into it. Anything else goes through
+ * migd_wire_frame_decode. Free with migd_wire_frame_free.
+ */
+MigdWireFrame *migd_wire_frame_decode_bytes(GBytes *bytes, GError **error);
+/* TRUE for a frame from migd_wire_frame_decode_bytes whose payload is in the packed frame */
+gboolean migd_wire_frame_is_zero_copy(const MigdWireFrame *frame);
 /* only for frames returned by this module's decoders; NULL-safe */
 void migd_wire_frame_free(MigdWireFrame *frame);
 
@@ -73,9 +83,10 @@ gboolean migd_wire_frame_write(const MigdWireFrame *frame, GOutputStream *stream
 gboolean migd_wire_frame_encode_pieces(const MigdWireFrame *frame, GBytes *payload, GQueue *pieces,
 				       gsize *total, GError **error);
 /*
- * For a STATE_CHUNK frame from migd_wire_frame_decode: takes its payload out of
- * the frame without a copy (the frame's data becomes empty). NULL for an empty
- * payload or another frame type.
+ * For a STATE_CHUNK frame from migd_wire_frame_decode(_bytes): takes its payload
+ * out of the frame without a copy (the frame's data becomes empty); for a
+ * zero-copy frame, a slice of the packed frame. NULL for an empty payload or
+ * another frame type.
  */
 GBytes *migd_wire_frame_steal_chunk_data(MigdWireFrame *frame);
 

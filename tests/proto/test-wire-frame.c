@@ -844,6 +844,328 @@ test_encode_errors(void **state)
 	}
 }
 
+/* --- StateChunk without protobuf-c ------------------------------------------ */
+
+static void
+put_varint(GByteArray *out, guint64 v)
+{
+	guint8 buf[MIGD_WIRE_VARINT_MAX_BYTES];
+
+	g_byte_array_append(out, buf, migd_wire_varint_encode(v, buf));
+}
+
+/* a random StateChunk frame, packed (no prefix); fields in random order when @shuffle */
+static GBytes *
+random_chunk_frame(GRand *rand, gboolean shuffle, guint8 **payload, gsize *payload_len)
+{
+	static const guint32 phases[] = {1, 2, 3, 0, 7};
+	g_autoptr(GByteArray) body = g_byte_array_new();
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	gsize len = g_rand_int_range(rand, 0, 8) == 0 ? g_rand_int_range(rand, 0, 300000)
+						      : g_rand_int_range(rand, 0, 600);
+	guint8 *data = g_malloc(MAX(len, 1));
+	guint order[5] = {1, 2, 3, 4, 5};
+	gboolean has_last = g_rand_boolean(rand);
+	guint32 device = g_rand_int_range(rand, 0, 4) == 0 ? g_rand_int(rand)
+							   : (guint32)g_rand_int_range(rand, 0, 8);
+	guint32 phase = g_rand_int_range(rand, 0, 4) == 0
+			    ? phases[g_rand_int_range(rand, 0, G_N_ELEMENTS(phases))]
+			    : (guint32)g_rand_int_range(rand, 1, 3);
+	guint64 sequence =
+	    ((guint64)g_rand_int(rand) << 32 | g_rand_int(rand)) >> g_rand_int_range(rand, 0, 64);
+	gboolean type_first = !shuffle || g_rand_boolean(rand);
+
+	for (gsize i = 0; i < len; i++)
+		data[i] = (guint8)g_rand_int(rand);
+	for (guint i = 0; shuffle && i < 5; i++) {
+		guint j = g_rand_int_range(rand, i, 5);
+		guint t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (guint i = 0; i < 5; i++) {
+		switch (order[i]) {
+		case 1:
+			g_byte_array_append(body, (const guint8 *)"\x08", 1);
+			put_varint(body, device);
+			break;
+		case 2:
+			g_byte_array_append(body, (const guint8 *)"\x10", 1);
+			put_varint(body, phase);
+			break;
+		case 3:
+			g_byte_array_append(body, (const guint8 *)"\x18", 1);
+			put_varint(body, sequence);
+			break;
+		case 4:
+			g_byte_array_append(body, (const guint8 *)"\x22", 1);
+			put_varint(body, len);
+			g_byte_array_append(body, data, len);
+			break;
+		default:
+			if (has_last) {
+				g_byte_array_append(body, (const guint8 *)"\x28", 1);
+				put_varint(body, g_rand_boolean(rand));
+			}
+			break;
+		}
+	}
+	if (type_first)
+		g_byte_array_append(out, (const guint8 *)"\x08\x15", 2);
+	g_byte_array_append(out, (const guint8 *)"\xaa\x01", 2);
+	put_varint(out, body->len);
+	g_byte_array_append(out, body->data, body->len);
+	if (!type_first)
+		g_byte_array_append(out, (const guint8 *)"\x08\x15", 2);
+	if (payload != NULL) {
+		*payload = data;
+		*payload_len = len;
+	} else {
+		g_free(data);
+	}
+	return g_byte_array_free_to_bytes(g_steal_pointer(&out));
+}
+
+/* decodes @bytes both ways; they must agree on the result, field by field */
+static MigdWireFrame *
+decode_both_ways(GBytes *bytes, gboolean *zero_copy)
+{
+	g_autoptr(GError) err_zc = NULL;
+	g_autoptr(GError) err_pb = NULL;
+	gsize len = 0;
+	const guint8 *data = g_bytes_get_data(bytes, &len);
+	g_autoptr(MigdWireFrame) zc = migd_wire_frame_decode_bytes(bytes, &err_zc);
+	g_autoptr(MigdWireFrame) pb = migd_wire_frame_decode(data, len, &err_pb);
+	const Migd__Wire__StateChunk *a;
+	const Migd__Wire__StateChunk *b;
+
+	*zero_copy = zc != NULL && migd_wire_frame_is_zero_copy(zc);
+	if (pb == NULL) {
+		assert_null(zc);
+		assert_non_null(err_zc);
+		assert_non_null(err_pb);
+		assert_true(g_error_matches(err_zc, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
+		assert_string_equal(err_zc->message, err_pb->message);
+		return NULL;
+	}
+	assert_no_error(err_zc);
+	assert_non_null(zc);
+	assert_false(migd_wire_frame_is_zero_copy(pb));
+	assert_int_equal(zc->type, pb->type);
+	if (pb->type != MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK) {
+		assert_false(*zero_copy);
+		assert_packed_equal(zc, pb);
+		return g_steal_pointer(&zc);
+	}
+	a = zc->state_chunk;
+	b = pb->state_chunk;
+	assert_int_equal(a->device, b->device);
+	assert_int_equal(a->phase, b->phase);
+	assert_int_equal(a->sequence, b->sequence);
+	assert_int_equal(a->has_last, b->has_last);
+	assert_int_equal(a->last, b->last);
+	assert_int_equal(a->data.len, b->data.len);
+	if (a->data.len > 0)
+		assert_memory_equal(a->data.data, b->data.data, a->data.len);
+	assert_int_equal(zc->base.n_unknown_fields, pb->base.n_unknown_fields);
+	assert_int_equal(a->base.n_unknown_fields, b->base.n_unknown_fields);
+	assert_packed_equal(zc, pb);
+	if (*zero_copy && a->data.len > 0)
+		assert_true(a->data.data >= data && a->data.data + a->data.len <= data + len);
+	return g_steal_pointer(&zc);
+}
+
+static void
+test_chunk_parse_matches_protobuf_c(void **state)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed(0x7a63);
+	guint n_zero_copy = 0;
+	guint n_valid = 0;
+
+	for (guint iter = 0; iter < 2000; iter++) {
+		g_autofree guint8 *payload = NULL;
+		gsize payload_len = 0;
+		g_autoptr(GBytes) bytes =
+		    random_chunk_frame(rand, iter % 2, &payload, &payload_len);
+		gboolean zero_copy = FALSE;
+		g_autoptr(MigdWireFrame) frame = decode_both_ways(bytes, &zero_copy);
+
+		if (frame == NULL)
+			continue;
+		n_valid++;
+		/* a valid canonical StateChunk never needs protobuf-c */
+		assert_true(zero_copy);
+		n_zero_copy++;
+		assert_int_equal(frame->state_chunk->data.len, payload_len);
+		if (payload_len > 0)
+			assert_memory_equal(frame->state_chunk->data.data, payload, payload_len);
+	}
+	/* the generator must mostly produce valid frames, or this tests little */
+	assert_true(n_valid > 1000);
+	assert_int_equal(n_zero_copy, n_valid);
+
+	/* what the encoder writes takes the fast path, too */
+	for (guint seed = 0; seed < 8; seed++) {
+		g_autoptr(GByteArray) enc =
+		    encode_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, seed);
+		g_autoptr(MigdWireDecoder) dec = migd_wire_decoder_new();
+		g_autoptr(MigdWireFrame) frame = NULL;
+		g_autoptr(GError) error = NULL;
+
+		assert_true(migd_wire_decoder_feed(dec, enc->data, enc->len, &error));
+		frame = migd_wire_decoder_next(dec, &error);
+		assert_no_error(error);
+		assert_non_null(frame);
+		assert_true(migd_wire_frame_is_zero_copy(frame));
+	}
+}
+
+static void
+test_chunk_parse_mutations(void **state)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed(0x6d7574);
+
+	for (guint iter = 0; iter < 4000; iter++) {
+		g_autoptr(GBytes) valid = random_chunk_frame(rand, iter % 3 == 0, NULL, NULL);
+		gsize len = 0;
+		const guint8 *src = g_bytes_get_data(valid, &len);
+		g_autoptr(GByteArray) buf = g_byte_array_new();
+		g_autoptr(GBytes) bytes = NULL;
+		g_autoptr(MigdWireFrame) frame = NULL;
+		gboolean zero_copy = FALSE;
+		gsize cut;
+
+		/* keep the payloads small: the point is the framing around them */
+		if (len > 4096)
+			continue;
+		g_byte_array_append(buf, src, len);
+		switch (g_rand_int_range(rand, 0, 6)) {
+		case 0: /* truncated */
+			g_byte_array_set_size(buf, g_rand_int_range(rand, 0, buf->len));
+			break;
+		case 1: /* trailing bytes */
+			for (guint k = g_rand_int_range(rand, 1, 12); k > 0; k--) {
+				guint8 b = (guint8)g_rand_int(rand);
+				g_byte_array_append(buf, &b, 1);
+			}
+			break;
+		case 2: { /* a duplicated field of the chunk, or of the frame */
+			guint8 dup[8];
+			gsize n;
+
+			cut = g_rand_int_range(rand, 0, buf->len);
+			n = g_rand_int_range(rand, 1, MIN(buf->len - cut, sizeof(dup)) + 1);
+			memcpy(dup, buf->data + cut, n);
+			g_byte_array_append(buf, dup, n);
+			break;
+		}
+		case 3: /* inserted bytes */
+			cut = g_rand_int_range(rand, 0, buf->len + 1);
+			for (guint k = g_rand_int_range(rand, 1, 4); k > 0; k--) {
+				g_byte_array_set_size(buf, buf->len + 1);
+				memmove(buf->data + cut + 1, buf->data + cut, buf->len - 1 - cut);
+				buf->data[cut] = (guint8)g_rand_int(rand);
+			}
+			break;
+		case 4: /* an overlong (too large) length or varint: set continuation bits */
+			for (guint k = g_rand_int_range(rand, 1, 4); k > 0 && buf->len > 0; k--)
+				buf->data[g_rand_int_range(rand, 0, MIN(buf->len, 16))] |= 0x80;
+			break;
+		default: /* flipped bytes, mostly in the header */
+			for (guint k = g_rand_int_range(rand, 1, 4); k > 0 && buf->len > 0; k--)
+				buf->data[g_rand_int_range(rand, 0, MIN(buf->len, 24))] =
+				    (guint8)g_rand_int(rand);
+			break;
+		}
+		/* exact-size heap copy, so that ASan sees any read past the end */
+		bytes = g_bytes_new(buf->data, buf->len);
+		frame = decode_both_ways(bytes, &zero_copy);
+	}
+
+	/* every truncation of a valid frame */
+	for (guint iter = 0; iter < 20; iter++) {
+		g_autoptr(GBytes) valid = random_chunk_frame(rand, iter % 2, NULL, NULL);
+		gsize len = 0;
+		const guint8 *src = g_bytes_get_data(valid, &len);
+
+		for (gsize n = 0; n < MIN(len, 700); n++) {
+			g_autoptr(GBytes) bytes = g_bytes_new(src, n);
+			gboolean zero_copy = FALSE;
+			g_autoptr(MigdWireFrame) frame = decode_both_ways(bytes, &zero_copy);
+
+			assert_null(frame);
+		}
+	}
+}
+
+static void
+test_chunk_payload_shares_frame(void **state)
+{
+	g_autofree CountingAlloc *counts = g_new0(CountingAlloc, 1);
+	ProtobufCAllocator allocator = {
+	    .alloc = counting_alloc,
+	    .free = counting_free,
+	    .allocator_data = counts,
+	};
+	g_autoptr(MigdWireDecoder) dec = migd_wire_decoder_new_full(&allocator);
+	g_autoptr(MigdWireFrame) frame =
+	    wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, 3);
+	g_autoptr(GByteArray) enc = NULL;
+	g_autoptr(GBytes) raw = NULL;
+	g_autoptr(MigdWireFrame) back = NULL;
+	g_autoptr(GBytes) stolen = NULL;
+	g_autoptr(GError) error = NULL;
+	gsize len = 1024 * 1024 + 5;
+	guint8 *data = g_malloc(len);
+	const guint8 *raw_data;
+	gsize raw_len = 0;
+	const guint8 *payload;
+	gsize payload_len = 0;
+
+	for (gsize i = 0; i < len; i++)
+		data[i] = (guint8)(i * 13);
+	g_free(frame->state_chunk->data.data);
+	frame->state_chunk->data.data = data;
+	frame->state_chunk->data.len = len;
+	enc = encode_frame(frame);
+
+	assert_true(migd_wire_decoder_feed(dec, enc->data, enc->len, &error));
+	assert_no_error(error);
+	raw = migd_wire_decoder_pop(dec);
+	assert_non_null(raw);
+	assert_int_equal(counts->n_allocs, 1);
+	raw_data = g_bytes_get_data(raw, &raw_len);
+
+	back = migd_wire_frame_decode_bytes(raw, &error);
+	assert_no_error(error);
+	assert_non_null(back);
+	assert_true(migd_wire_frame_is_zero_copy(back));
+	/* the frame holds the raw buffer now */
+	g_clear_pointer(&raw, g_bytes_unref);
+	stolen = migd_wire_frame_steal_chunk_data(back);
+	assert_non_null(stolen);
+	assert_int_equal(back->state_chunk->data.len, 0);
+	assert_null(back->state_chunk->data.data);
+	assert_null(migd_wire_frame_steal_chunk_data(back));
+	payload = g_bytes_get_data(stolen, &payload_len);
+	assert_int_equal(payload_len, len);
+	/* the payload is the tail of the raw buffer, less the optional fields after it */
+	assert_true(payload > raw_data && payload + payload_len <= raw_data + raw_len);
+	assert_memory_equal(payload, data, len);
+	/* no allocation beyond the frame buffer, and the payload outlives the frame */
+	g_clear_pointer(&back, migd_wire_frame_free);
+	assert_int_equal(counts->n_allocs, 1);
+	assert_memory_equal(g_bytes_get_data(stolen, NULL), data, len);
+
+	/* freeing a zero-copy frame whose payload was never stolen */
+	assert_true(migd_wire_decoder_feed(dec, enc->data, enc->len, &error));
+	back = migd_wire_decoder_next(dec, &error);
+	assert_no_error(error);
+	assert_true(migd_wire_frame_is_zero_copy(back));
+	assert_memory_equal(back->state_chunk->data.data, data, len);
+}
+
 /* --- garbage --------------------------------------------------------------- */
 
 /* feeds @data in random slices; every frame that comes out must be valid */
@@ -994,6 +1316,9 @@ main(void)
 	    cmocka_unit_test(test_field_invariants),
 	    cmocka_unit_test(test_encode_errors),
 	    cmocka_unit_test(test_encode_pieces_zero_copy),
+	    cmocka_unit_test(test_chunk_parse_matches_protobuf_c),
+	    cmocka_unit_test(test_chunk_parse_mutations),
+	    cmocka_unit_test(test_chunk_payload_shares_frame),
 	    cmocka_unit_test(test_garbage_fuzz),
 	};
 
