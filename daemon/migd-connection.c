@@ -8,6 +8,7 @@
 
 #include "migd-connection.h"
 #include "migd-error.h"
+#include "migd-wire-limits.h"
 
 /* prefixes and small frames are read through this; big bodies go straight to the decoder */
 #define MIGD_CONNECTION_SMALL_READ (64u * 1024u)
@@ -272,6 +273,44 @@ migd_connection_steal_chunk_payload(MigdConnection *self, const MigdWireFrame *f
 	if (frame != self->delivering)
 		return NULL;
 	return migd_wire_frame_steal_chunk_data(self->delivering);
+}
+
+static Migd__Wire__Reason
+migd_connection_reason_for_error(const GError *error)
+{
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_CANCELLED))
+		return MIGD__WIRE__REASON__REASON_CANCELLED;
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT))
+		return MIGD__WIRE__REASON__REASON_TIMED_OUT;
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL))
+		return MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR;
+	if (error->domain == MIGD_KERNEL_ERROR ||
+	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_DEVICE_ERROR) ||
+	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_SESSION_ENDED))
+		return MIGD__WIRE__REASON__REASON_DEVICE_ERROR;
+	return MIGD__WIRE__REASON__REASON_OTHER;
+}
+
+void
+migd_connection_send_abort(MigdConnection *self, const GError *error)
+{
+	Migd__Wire__Abort abort_msg = MIGD__WIRE__ABORT__INIT;
+	MigdWireFrame frame;
+	g_autofree gchar *text = NULL;
+
+	g_return_if_fail(MIGD_IS_CONNECTION(self));
+	if (self->closed || self->closing)
+		return;
+	text = g_utf8_make_valid(error->message, -1);
+	if (strlen(text) > MIGD_WIRE_MAX_MESSAGE_LEN) {
+		/* never split a character: the peer validates the string */
+		gchar *cut = g_utf8_find_prev_char(text, text + MIGD_WIRE_MAX_MESSAGE_LEN + 1);
+		*cut = '\0';
+	}
+	abort_msg.reason = migd_connection_reason_for_error(error);
+	abort_msg.message = text;
+	migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &abort_msg);
+	migd_connection_send(self, &frame, NULL);
 }
 
 gsize

@@ -70,6 +70,14 @@ void migd_connection_set_reading(MigdConnection *self, gboolean enabled);
 void migd_connection_close(MigdConnection *self, const GError *reason);
 gboolean migd_connection_is_closed(MigdConnection *self);
 
+/*
+ * Queues Abort{reason, message} for @error: the reason follows the error's
+ * domain and code, the message is the error's, made valid UTF-8 and cut at a
+ * character boundary to MIGD_WIRE_MAX_MESSAGE_LEN. Best effort: a closed
+ * connection sends nothing.
+ */
+void migd_connection_send_abort(MigdConnection *self, const GError *error);
+
 /* the owner is going away: no callback will reach it any more (pending I/O still ends) */
 void migd_connection_detach(MigdConnection *self);
 

@@ -185,21 +185,8 @@ migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell
 		return;
 	if (self->job != NULL)
 		migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
-	if (tell_peer && self->conn != NULL && !migd_connection_is_closed(self->conn)) {
-		Migd__Wire__Abort abort_msg = MIGD__WIRE__ABORT__INIT;
-		MigdWireFrame frame;
-		g_autofree gchar *text = g_utf8_make_valid(error->message, -1);
-		if (strlen(text) > MIGD_WIRE_MAX_MESSAGE_LEN)
-			text[MIGD_WIRE_MAX_MESSAGE_LEN] = '\0';
-		abort_msg.reason = error->domain == MIGD_KERNEL_ERROR
-				       ? MIGD__WIRE__REASON__REASON_DEVICE_ERROR
-				   : g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL)
-				       ? MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR
-				       : MIGD__WIRE__REASON__REASON_OTHER;
-		abort_msg.message = text;
-		migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &abort_msg);
-		migd_connection_send(self->conn, &frame, NULL);
-	}
+	if (tell_peer && self->conn != NULL)
+		migd_connection_send_abort(self->conn, error);
 	problems = migd_dest_session_reset_devices(self);
 	if (problems != NULL)
 		message = g_strdup_printf("%s; RESET FAILED: %s", error->message, problems);

@@ -226,22 +226,6 @@ migd_source_rollback(MigdSource *self)
 	return problems->len > 0 ? g_string_free(g_steal_pointer(&problems), FALSE) : NULL;
 }
 
-static Migd__Wire__Reason
-migd_source_reason_for_error(const GError *error)
-{
-	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_CANCELLED))
-		return MIGD__WIRE__REASON__REASON_CANCELLED;
-	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT))
-		return MIGD__WIRE__REASON__REASON_TIMED_OUT;
-	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL))
-		return MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR;
-	if (error->domain == MIGD_KERNEL_ERROR ||
-	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_DEVICE_ERROR) ||
-	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_SESSION_ENDED))
-		return MIGD__WIRE__REASON__REASON_DEVICE_ERROR;
-	return MIGD__WIRE__REASON__REASON_OTHER;
-}
-
 static void
 migd_source_finish(MigdSource *self, gboolean success, const gchar *message)
 {
@@ -266,16 +250,8 @@ migd_source_fail(MigdSource *self, const GError *error)
 		return;
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
 	/* tell the destination why, so it resets its devices at once */
-	if (self->conn != NULL && !migd_connection_is_closed(self->conn)) {
-		Migd__Wire__Abort abort_msg = MIGD__WIRE__ABORT__INIT;
-		MigdWireFrame frame;
-		g_autofree gchar *text = g_utf8_make_valid(error->message, -1);
-		if (strlen(text) > MIGD_WIRE_MAX_MESSAGE_LEN)
-			text[MIGD_WIRE_MAX_MESSAGE_LEN] = '\0';
-		abort_msg.reason = migd_source_reason_for_error(error);
-		abort_msg.message = text;
-		migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &abort_msg);
-		migd_connection_send(self->conn, &frame, NULL);
+	if (self->conn != NULL) {
+		migd_connection_send_abort(self->conn, error);
 		migd_connection_close(self->conn, NULL);
 	}
 	problems = migd_source_rollback(self);
