@@ -284,6 +284,8 @@ migd_connection_reason_for_error(const GError *error)
 		return MIGD__WIRE__REASON__REASON_TIMED_OUT;
 	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL))
 		return MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR;
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INCOMPATIBLE))
+		return MIGD__WIRE__REASON__REASON_INCOMPATIBLE_DEVICE;
 	if (error->domain == MIGD_KERNEL_ERROR ||
 	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_DEVICE_ERROR) ||
 	    g_error_matches(error, MIGD_ERROR, MIGD_ERROR_SESSION_ENDED))

@@ -17,6 +17,7 @@
 #include "migd-connection.h"
 #include "migd-destination.h"
 #include "migd-error.h"
+#include "migd-plugin-generic.h"
 #include "migd-stream-writer.h"
 #include "migd-wire-limits.h"
 
@@ -30,6 +31,10 @@ typedef struct {
 	guint index;
 	MigdDevice *device;
 	gchar *name;
+	MigdPlugin *plugin;
+	MigdPluginPolicy policy;
+	GByteArray *head; /* the stream's first bytes, until the plugin has seen them */
+	gboolean head_checked;
 	MigdStreamWriter *writer;
 	GQueue pending; /* chunks refused by the full writer, in order */
 	gboolean accepted;
@@ -80,6 +85,8 @@ migd_dest_device_free(MigdDestDevice *dd)
 		g_object_unref(dd->writer);
 	}
 	g_queue_clear_full(&dd->pending, (GDestroyNotify)g_bytes_unref);
+	g_clear_pointer(&dd->head, g_byte_array_unref);
+	g_clear_object(&dd->plugin);
 	g_object_unref(dd->device);
 	g_free(dd->name);
 	g_free(dd);
@@ -318,11 +325,48 @@ migd_dest_writer_error_cb(MigdStreamWriter *writer, const GError *error, gpointe
 {
 	MigdDestDevice *dd = user_data;
 	g_autoptr(GError) copy = g_error_copy(error);
+	g_autofree gchar *why = migd_plugin_explain_load_error(dd->plugin, dd->device, error);
+
+	if (why != NULL) {
+		/* the driver's errno alone rarely says what an operator must fix */
+		g_clear_error(&copy);
+		g_set_error(&copy, MIGD_ERROR, MIGD_ERROR_INCOMPATIBLE, "%s (%s)", why,
+			    error->message);
+	}
 	g_prefix_error(&copy, "%s: loading the state failed: ", dd->name);
 	migd_dest_session_fail(dd->session, copy, TRUE);
 }
 
 /* ---- frames ---- */
+
+/* the driver plugin's judgement of the peer, after the core's generic checks */
+static gboolean
+migd_dest_session_check_offer_plugin(MigdDestDevice *dd, const Migd__Wire__DeviceDescriptor *desc,
+				     GError **error)
+{
+	g_autoptr(GVariant) data = NULL;
+	MigdPeerDescriptor peer = {
+	    .driver = desc->driver_name,
+	    .vendor_id = desc->vendor_id,
+	    .device_id = desc->device_id,
+	    .subsystem_vendor_id = desc->subsystem_vendor_id,
+	    .subsystem_device_id = desc->subsystem_device_id,
+	    .migration_flags = desc->migration_flags,
+	    .stop_copy_length = desc->stop_copy_length,
+	};
+
+	if (desc->has_plugin_data && desc->plugin_data.len > 0) {
+		data =
+		    migd_plugin_data_decode(desc->plugin_data.data, desc->plugin_data.len, error);
+		if (data == NULL) {
+			g_prefix_error(error, "%s: offer: ", dd->name);
+			return FALSE;
+		}
+		g_variant_lookup(data, "plugin", "&s", &peer.plugin);
+		peer.plugin_data = data;
+	}
+	return migd_plugin_check_peer(dd->plugin, dd->device, &peer, error);
+}
 
 static gboolean
 migd_dest_session_check_offer(MigdDestDevice *dd, const Migd__Wire__DeviceDescriptor *desc,
@@ -368,7 +412,7 @@ migd_dest_session_check_offer(MigdDestDevice *dd, const Migd__Wire__DeviceDescri
 			    "migration flags %s offered, %s has %s", theirs, dd->name, ours);
 		return FALSE;
 	}
-	return TRUE;
+	return migd_dest_session_check_offer_plugin(dd, desc, error);
 }
 
 static void
@@ -413,6 +457,33 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_PRECOPY);
 }
 
+/*
+ * The plugin sees the stream's first bytes before the device does (hisi_acc:
+ * the match data), so a mismatch is refused with the plugin's words and the
+ * source, waiting for the switchover-ack, has stopped nothing. FALSE: failed.
+ */
+static gboolean
+migd_dest_device_check_head(MigdDestDevice *dd, const guint8 *data, gsize len, gboolean last)
+{
+	gsize want = dd->policy.initial_check_bytes;
+	g_autoptr(GError) error = NULL;
+
+	if (dd->head_checked)
+		return TRUE;
+	if (dd->head == NULL)
+		dd->head = g_byte_array_sized_new(want);
+	g_byte_array_append(dd->head, data, MIN(len, want - dd->head->len));
+	if (dd->head->len < want && !last)
+		return TRUE;
+	dd->head_checked = TRUE;
+	if (!migd_plugin_check_initial_data(dd->plugin, dd->device, dd->head->data, dd->head->len,
+					    &error)) {
+		migd_dest_session_fail(dd->session, error, TRUE);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static void
 migd_dest_session_handle_chunk(MigdDestSession *self, const MigdWireFrame *frame)
 {
@@ -428,6 +499,9 @@ migd_dest_session_handle_chunk(MigdDestSession *self, const MigdWireFrame *frame
 	}
 	if (chunk->phase == MIGD__WIRE__PHASE__PHASE_STOPCOPY)
 		migd_job_set_phase(self->job, MIGD_JOB_PHASE_STOPCOPY);
+	if (!migd_dest_device_check_head(dd, chunk->data.data, chunk->data.len,
+					 chunk->has_last && chunk->last))
+		return;
 	dd->chunks_received++;
 	if (chunk->data.len > 0) {
 		gsize len = chunk->data.len;
@@ -599,6 +673,9 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 		dd->index = i;
 		dd->device = g_object_ref(g_ptr_array_index(dest->devices, i));
 		dd->name = g_strdup(migd_device_get_name(dd->device));
+		dd->plugin = migd_plugin_dup_for_device(dd->device);
+		migd_plugin_get_policy(dd->plugin, dd->device, &dd->policy);
+		dd->head_checked = dd->policy.initial_check_bytes == 0;
 		g_queue_init(&dd->pending);
 		g_ptr_array_add(self->devices, dd);
 	}

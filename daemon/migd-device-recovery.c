@@ -13,6 +13,7 @@
 #include <errno.h>
 
 #include "migd-device-private.h"
+#include "migd-plugin.h"
 #include "migd-device.h"
 #include "migd-error.h"
 
@@ -103,13 +104,24 @@ migd_device_recover_by_reset(MigdDevice *self, MigdState read_back, const gchar 
 	/* a reset that left the FSM alone (hisi_acc) may still allow the walk back */
 	if (after != MIGD_STATE_RUNNING && after != MIGD_STATE_ERROR) {
 		g_autoptr(GError) error_walk = NULL;
+		/* a driver's plugin says whether this is its known behaviour or a surprise */
+		gboolean known = (migd_device_get_recovery_quirks(self) &
+				  MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE) != 0;
 		if (migd_device_walk_to(self, after, MIGD_STATE_RUNNING, &error_walk)) {
 			migd_recovery_report_set(report, MIGD_RECOVERY_RESET, MIGD_STATE_RUNNING,
-						 "%s; VFIO_DEVICE_RESET left it in %s, walked "
-						 "back to RUNNING",
-						 why, migd_state_to_string(after));
-			g_warning("%s: still %s after VFIO_DEVICE_RESET; walked back to RUNNING",
-				  name, migd_state_to_string(after));
+						 "%s; VFIO_DEVICE_RESET left it in %s (%s), "
+						 "walked back to RUNNING",
+						 why, migd_state_to_string(after),
+						 known ? "a known quirk of its driver"
+						       : "not what the uAPI promises");
+			if (known)
+				g_message("%s: still %s after VFIO_DEVICE_RESET, as its driver "
+					  "does; walked back to RUNNING",
+					  name, migd_state_to_string(after));
+			else
+				g_warning("%s: still %s after VFIO_DEVICE_RESET; walked back to "
+					  "RUNNING",
+					  name, migd_state_to_string(after));
 			return TRUE;
 		}
 		g_debug("%s: no way back from %s: %s", name, migd_state_to_string(after),

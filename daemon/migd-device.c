@@ -16,6 +16,9 @@
 
 typedef struct {
 	gchar *name;
+	gchar *sysfs_path;
+	GObject *plugin;
+	guint recovery_quirks;
 	gboolean probed;
 	MigdDeviceFeatures features;
 } MigdDevicePrivate;
@@ -109,6 +112,55 @@ migd_device_ensure_flags(MigdDevice *self, guint32 *flags, GError **error)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+const gchar *
+migd_device_get_sysfs_path(MigdDevice *self)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), NULL);
+	return priv->sysfs_path;
+}
+
+void
+migd_device_set_sysfs_path(MigdDevice *self, const gchar *path)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_if_fail(MIGD_IS_DEVICE(self));
+	g_free(priv->sysfs_path);
+	priv->sysfs_path = g_strdup(path);
+}
+
+MigdPlugin *
+migd_device_get_plugin(MigdDevice *self)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), NULL);
+	return (MigdPlugin *)priv->plugin;
+}
+
+void
+migd_device_set_plugin(MigdDevice *self, MigdPlugin *plugin)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_if_fail(MIGD_IS_DEVICE(self));
+	g_set_object(&priv->plugin, (GObject *)plugin);
+}
+
+guint
+migd_device_get_recovery_quirks(MigdDevice *self)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), 0);
+	return priv->recovery_quirks;
+}
+
+void
+migd_device_set_recovery_quirks(MigdDevice *self, guint quirks)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_if_fail(MIGD_IS_DEVICE(self));
+	priv->recovery_quirks = quirks;
 }
 
 void
@@ -466,6 +518,8 @@ migd_device_finalize(GObject *object)
 	MigdDevice *self = MIGD_DEVICE(object);
 	MigdDevicePrivate *priv = GET_PRIVATE(self);
 	g_free(priv->name);
+	g_free(priv->sysfs_path);
+	g_clear_object(&priv->plugin);
 	G_OBJECT_CLASS(migd_device_parent_class)->finalize(object);
 }
 

@@ -109,6 +109,20 @@ const gchar *migd_recovery_action_to_string(MigdRecoveryAction action);
 
 const gchar *migd_device_get_name(MigdDevice *self);
 void migd_device_set_name(MigdDevice *self, const gchar *name);
+/* the device's sysfs directory (/sys/bus/pci/devices/<bdf>, ...), NULL if it has none */
+const gchar *migd_device_get_sysfs_path(MigdDevice *self);
+void migd_device_set_sysfs_path(MigdDevice *self, const gchar *path);
+
+/*
+ * The plugin holding this device's driver rules (migd-plugin.h), assigned by
+ * the plugin manager; NULL until then, and the engines then use the uAPI alone.
+ */
+typedef struct _MigdPlugin MigdPlugin;
+MigdPlugin *migd_device_get_plugin(MigdDevice *self);
+void migd_device_set_plugin(MigdDevice *self, MigdPlugin *plugin);
+/* MigdRecoveryQuirks of the driver (migd-plugin.h), for the recovery policy */
+guint migd_device_get_recovery_quirks(MigdDevice *self);
+void migd_device_set_recovery_quirks(MigdDevice *self, guint quirks);
 
 /* probes once and caches; later calls return the cached answer */
 gboolean migd_device_probe(MigdDevice *self, GError **error);

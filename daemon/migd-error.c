@@ -22,6 +22,7 @@ static const gchar *const migd_error_dbus_names[] = {
     [MIGD_ERROR_TIMED_OUT] = "org.vfiomigd.Migd1.Error.TimedOut",
     [MIGD_ERROR_CANCELLED] = "org.vfiomigd.Migd1.Error.Cancelled",
     [MIGD_ERROR_PROTOCOL] = "org.vfiomigd.Migd1.Error.Protocol",
+    [MIGD_ERROR_INCOMPATIBLE] = "org.vfiomigd.Migd1.Error.Incompatible",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migd_error_dbus_names) == MIGD_ERROR_LAST);
 

@@ -457,6 +457,60 @@ migd_kernel_device_new_from_handles(const gchar *name, MigdKernelHandles *handle
 	return self;
 }
 
+/* the device's directory under /sys/bus/{pci,mdev}/devices, for plugins and identity */
+static MigdKernelDevice *
+migd_kernel_device_set_sysfs(MigdKernelDevice *self, const gchar *sysfs_root,
+			     const gchar *device_name)
+{
+	const gchar *buses[] = {"pci", "mdev"};
+
+	for (guint i = 0; self != NULL && i < G_N_ELEMENTS(buses); i++) {
+		g_autofree gchar *dir =
+		    g_build_filename(sysfs_root != NULL ? sysfs_root : MIGD_KERNEL_SYSFS_ROOT,
+				     "bus", buses[i], "devices", device_name, NULL);
+		if (g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+			migd_device_set_sysfs_path(MIGD_DEVICE(self), dir);
+			break;
+		}
+	}
+	return self;
+}
+
+/* a sysfs id file ("0x15b3\n"); 0 if absent (an mdev has none) */
+static guint16
+migd_kernel_device_read_id(const gchar *dir, const gchar *file)
+{
+	g_autofree gchar *path = g_build_filename(dir, file, NULL);
+	g_autofree gchar *contents = NULL;
+	guint64 v;
+
+	if (!g_file_get_contents(path, &contents, NULL, NULL))
+		return 0;
+	v = g_ascii_strtoull(g_strstrip(contents), NULL, 16);
+	return v <= G_MAXUINT16 ? (guint16)v : 0;
+}
+
+static gboolean
+migd_kernel_device_get_identity(MigdDevice *device, MigdDeviceIdentity *identity, GError **error)
+{
+	const gchar *dir = migd_device_get_sysfs_path(device);
+	g_autofree gchar *link = NULL;
+	g_autofree gchar *target = NULL;
+
+	/* an adopted fd has no sysfs path: "unknown" */
+	if (dir == NULL)
+		return TRUE;
+	link = g_build_filename(dir, "driver", NULL);
+	target = g_file_read_link(link, NULL);
+	if (target != NULL)
+		identity->driver = g_path_get_basename(target);
+	identity->vendor_id = migd_kernel_device_read_id(dir, "vendor");
+	identity->device_id = migd_kernel_device_read_id(dir, "device");
+	identity->subsystem_vendor_id = migd_kernel_device_read_id(dir, "subsystem_vendor");
+	identity->subsystem_device_id = migd_kernel_device_read_id(dir, "subsystem_device");
+	return TRUE;
+}
+
 MigdKernelDevice *
 migd_kernel_device_open_group_full(const gchar *device_name, const gchar *sysfs_root,
 				   const gchar *dev_root, GError **error)
@@ -465,7 +519,8 @@ migd_kernel_device_open_group_full(const gchar *device_name, const gchar *sysfs_
 
 	if (!migd_kernel_open_group(sysfs_root, dev_root, device_name, &handles, error))
 		return NULL;
-	return migd_kernel_device_new_from_handles(device_name, &handles);
+	return migd_kernel_device_set_sysfs(
+	    migd_kernel_device_new_from_handles(device_name, &handles), sysfs_root, device_name);
 }
 
 MigdKernelDevice *
@@ -482,7 +537,8 @@ migd_kernel_device_open_cdev_full(const gchar *device_name, const gchar *sysfs_r
 
 	if (!migd_kernel_open_cdev(sysfs_root, dev_root, device_name, &handles, error))
 		return NULL;
-	return migd_kernel_device_new_from_handles(device_name, &handles);
+	return migd_kernel_device_set_sysfs(
+	    migd_kernel_device_new_from_handles(device_name, &handles), sysfs_root, device_name);
 }
 
 MigdKernelDevice *
@@ -596,4 +652,5 @@ migd_kernel_device_class_init(MigdKernelDeviceClass *klass)
 	device_class->low_power_exit = migd_kernel_device_low_power_exit;
 	device_class->region_read = migd_kernel_device_region_read;
 	device_class->region_write = migd_kernel_device_region_write;
+	device_class->get_identity = migd_kernel_device_get_identity;
 }

@@ -17,6 +17,7 @@
 
 #include "migd-connection.h"
 #include "migd-error.h"
+#include "migd-plugin-generic.h"
 #include "migd-source.h"
 #include "migd-stream-reader.h"
 #include "migd-wire-limits.h"
@@ -36,6 +37,9 @@ typedef struct {
 	gboolean touched; /* left RUNNING: needs recovery on failure */
 	guint64 stop_copy_length;
 	MigdDeviceIdentity identity;
+	MigdPlugin *plugin;
+	MigdPluginPolicy policy;
+	GBytes *plugin_data; /* the descriptor's, encoded */
 	MigdStreamReader *reader;
 	guint64 sequence;
 	guint64 chunks_sent;
@@ -98,6 +102,8 @@ migd_source_device_free(MigdSourceDevice *sd)
 	}
 	g_ptr_array_unref(sd->held);
 	migd_device_identity_clear(&sd->identity);
+	g_clear_object(&sd->plugin);
+	g_clear_pointer(&sd->plugin_data, g_bytes_unref);
 	g_object_unref(sd->device);
 	g_free(sd->name);
 	g_free(sd);
@@ -522,7 +528,9 @@ migd_source_attach_reader(MigdSource *self, MigdSourceDevice *sd, MigdDataFd *da
 	    .error = migd_source_reader_error_cb,
 	};
 	MigdStreamConfig config = {
-	    .chunk_size = self->options.chunk_size,
+	    /* the job's choice, else the driver plugin's */
+	    .chunk_size =
+		self->options.chunk_size != 0 ? self->options.chunk_size : sd->policy.read_size,
 	    .name = sd->name,
 	};
 	sd->reader = migd_stream_reader_new(data_fd, NULL, &config, &callbacks, sd, error);
@@ -634,6 +642,9 @@ migd_source_send_offers(MigdSource *self)
 		desc.subsystem_device_id = sd->identity.subsystem_device_id;
 		desc.migration_flags = sd->flags;
 		desc.stop_copy_length = sd->stop_copy_length;
+		desc.has_plugin_data = TRUE;
+		desc.plugin_data.data = (guint8 *)g_bytes_get_data(sd->plugin_data, NULL);
+		desc.plugin_data.len = g_bytes_get_size(sd->plugin_data);
 		offer.device = sd->index;
 		offer.descriptor = &desc;
 		if (!migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER, &offer))
@@ -856,6 +867,18 @@ migd_source_device_prepare(MigdSource *self, MigdDevice *device, guint index, GE
 	/* an estimate only: drivers without MIG_DATA_SIZE still migrate */
 	if (!migd_device_get_data_size(device, &sd->stop_copy_length, &error_local))
 		g_debug("%s: no MIG_DATA_SIZE: %s", sd->name, error_local->message);
+	/* the driver's rules: read size and what the destination's plugin will judge */
+	sd->plugin = migd_plugin_dup_for_device(device);
+	migd_plugin_get_policy(sd->plugin, device, &sd->policy);
+	{
+		g_autoptr(GVariant) data = migd_plugin_describe(sd->plugin, device, error);
+		if (data != NULL)
+			sd->plugin_data = migd_plugin_data_encode(data, error);
+		if (sd->plugin_data == NULL) {
+			migd_source_device_free(sd);
+			return NULL;
+		}
+	}
 	return sd;
 }
 

@@ -15,6 +15,7 @@
 #include "migd-dbus-manager-service.h"
 #include "migd-error.h"
 #include "migd-kernel-device.h"
+#include "migd-plugin-manager.h"
 #include "migd-sim-device.h"
 #include "migd-tune.h"
 
@@ -33,8 +34,16 @@ typedef struct {
 static void
 migd_daemon_device_info(MigdDevice *device, gboolean busy, GVariantDict *dict, gpointer user_data)
 {
+	MigdPlugin *plugin = migd_device_get_plugin(device);
 	MigdSimDevice *sim;
 
+	if (plugin != NULL) {
+		MigdPluginPolicy policy;
+		migd_plugin_get_policy(plugin, device, &policy);
+		g_variant_dict_insert(dict, "plugin", "s", migd_plugin_get_name(plugin));
+		g_variant_dict_insert(dict, "dirty-tracker", "s",
+				      migd_dirty_tracker_to_string(policy.tracker));
+	}
 	if (!MIGD_IS_SIM_DEVICE(device)) {
 		g_variant_dict_insert(dict, "backend", "s", "kernel");
 		return;
@@ -159,6 +168,42 @@ migd_daemon_name_lost_cb(GDBusConnection *connection, const gchar *name, gpointe
 	g_main_loop_quit(self->loop);
 }
 
+/*
+ * The configuration file: an explicit --config must exist; the default one may
+ * be absent. Bad syntax or values are errors, so a typo never passes silently.
+ */
+static GKeyFile *
+migd_daemon_load_config(const gchar *path, GError **error)
+{
+	g_autoptr(GKeyFile) config = g_key_file_new();
+	g_autoptr(GError) error_local = NULL;
+	const gchar *file = path != NULL ? path : MIGD_CONFIG_FILE;
+
+	if (!g_key_file_load_from_file(config, file, G_KEY_FILE_NONE, &error_local)) {
+		if (path == NULL && g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+			return g_steal_pointer(&config);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: %s", file,
+			    error_local->message);
+		return NULL;
+	}
+	g_message("configuration from %s", file);
+	return g_steal_pointer(&config);
+}
+
+static MigdPluginManager *
+migd_daemon_load_plugins(const gchar *plugin_dir, GKeyFile *config, GError **error)
+{
+	g_autoptr(MigdPluginManager) plugins = migd_plugin_manager_new();
+	const gchar *dir = plugin_dir != NULL ? plugin_dir : migd_plugin_manager_default_dir();
+
+	if (!migd_plugin_manager_load_dir(plugins, dir, error) ||
+	    !migd_plugin_manager_configure(plugins, config, error)) {
+		g_prefix_error(error, "plugins: ");
+		return NULL;
+	}
+	return g_steal_pointer(&plugins);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -167,6 +212,10 @@ main(int argc, char **argv)
 	g_auto(GStrv) sim_specs = NULL;
 	g_auto(GStrv) kernel_names = NULL;
 	g_autofree gchar *bus_name = NULL;
+	g_autofree gchar *config_path = NULL;
+	g_autofree gchar *plugin_dir = NULL;
+	g_autoptr(GKeyFile) config = NULL;
+	g_autoptr(MigdPluginManager) plugins = NULL;
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) devices = NULL;
@@ -186,6 +235,11 @@ main(int argc, char **argv)
 	     "A VFIO device, by PCI address or mdev UUID (repeatable)", "NAME"},
 	    {"bus-name", 0, 0, G_OPTION_ARG_STRING, &bus_name,
 	     "The bus name to own (default " MIGD_DBUS_BUS_NAME ")", "NAME"},
+	    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+	     "The configuration file (default " MIGD_CONFIG_FILE ")", "FILE"},
+	    {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &plugin_dir,
+	     "Load plugins from DIR (default $" MIGD_PLUGIN_DIR_ENV " or " MIGD_PLUGIN_DIR ")",
+	     "DIR"},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Show debug messages", NULL},
 	    {NULL},
 	};
@@ -211,11 +265,23 @@ main(int argc, char **argv)
 	if (verbose)
 		g_log_set_debug_enabled(TRUE);
 
+	config = migd_daemon_load_config(config_path, &error);
+	if (config == NULL) {
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
+	plugins = migd_daemon_load_plugins(plugin_dir, config, &error);
+	if (plugins == NULL) {
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
 	devices = migd_daemon_open_devices(sim_specs, kernel_names, &error);
 	if (devices == NULL) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
+	for (guint i = 0; i < devices->len; i++)
+		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
 	if (devices->len == 0)
 		g_message("no devices: use --device or --sim-device");
 

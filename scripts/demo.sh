@@ -14,6 +14,8 @@ if [ -z "${MIGD_DEMO_PRIVATE_BUS:-}" ]; then
 fi
 
 MIGD="$BUILD/tools/vfio-migd"
+# the driver plugins as built (an installed daemon loads them from its plugin directory)
+export VFIO_MIGD_PLUGIN_DIR="${VFIO_MIGD_PLUGIN_DIR:-$BUILD/plugins}"
 MIGCTL="$BUILD/tools/vfio-migctl"
 SRC=org.vfiomigd.Demo.Source
 DST=org.vfiomigd.Demo.Destination
@@ -59,6 +61,8 @@ start_daemon "$DST" "$TMP/dst.log" \
 start_daemon "$SRC" "$TMP/src.log" \
   mlx5:state_size=256M,seed=1,dirty_rate=64M mlx5:state_size=128M,seed=2 hisi_acc:seed=3
 
+echo "== source daemon: which plugin handles which device"
+grep -h -E ': plugin |no plugin for' "$TMP/src.log" | sed 's/^[^:]*: [0-9:.]*: /  /' || true
 echo "== source devices"
 src_ctl devices
 echo "== destination devices"

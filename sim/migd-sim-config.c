@@ -25,15 +25,25 @@ typedef struct {
 } MigdSimConfigKey;
 
 static const MigdSimConfigKey migd_sim_config_keys[] = {
-    {"state_size", MIGD_SIM_KNOB_STATE_SIZE},  {"seed", MIGD_SIM_KNOB_SEED},
-    {"save_rate", MIGD_SIM_KNOB_SAVE_RATE},    {"load_rate", MIGD_SIM_KNOB_LOAD_RATE},
-    {"dirty_rate", MIGD_SIM_KNOB_DIRTY_RATE},  {"dma_pattern", MIGD_SIM_KNOB_DMA_PATTERN},
-    {"dma_rate", MIGD_SIM_KNOB_DMA_RATE},      {"ports", MIGD_SIM_KNOB_PORTS},
-    {"fail_arc", MIGD_SIM_KNOB_FAIL},	       {"fail_errno", MIGD_SIM_KNOB_FAIL},
-    {"fail_to_error", MIGD_SIM_KNOB_FAIL},     {"fail_count", MIGD_SIM_KNOB_FAIL},
-    {"report_eio", MIGD_SIM_KNOB_REPORT_EIO},  {"short_reads", MIGD_SIM_KNOB_SHORT_READS},
-    {"dev_id", MIGD_SIM_KNOB_HISI_MATCH},      {"qp_num", MIGD_SIM_KNOB_HISI_MATCH},
-    {"que_iso_cfg", MIGD_SIM_KNOB_HISI_MATCH}, {"iommufd_driver", MIGD_SIM_KNOB_IOMMUFD_DRIVER},
+    {"state_size", MIGD_SIM_KNOB_STATE_SIZE},
+    {"seed", MIGD_SIM_KNOB_SEED},
+    {"save_rate", MIGD_SIM_KNOB_SAVE_RATE},
+    {"load_rate", MIGD_SIM_KNOB_LOAD_RATE},
+    {"dirty_rate", MIGD_SIM_KNOB_DIRTY_RATE},
+    {"dma_pattern", MIGD_SIM_KNOB_DMA_PATTERN},
+    {"dma_rate", MIGD_SIM_KNOB_DMA_RATE},
+    {"ports", MIGD_SIM_KNOB_PORTS},
+    {"fail_arc", MIGD_SIM_KNOB_FAIL},
+    {"fail_errno", MIGD_SIM_KNOB_FAIL},
+    {"fail_to_error", MIGD_SIM_KNOB_FAIL},
+    {"fail_count", MIGD_SIM_KNOB_FAIL},
+    {"report_eio", MIGD_SIM_KNOB_REPORT_EIO},
+    {"short_reads", MIGD_SIM_KNOB_SHORT_READS},
+    {"dev_id", MIGD_SIM_KNOB_HISI_MATCH},
+    {"qp_num", MIGD_SIM_KNOB_HISI_MATCH},
+    {"que_iso_cfg", MIGD_SIM_KNOB_HISI_MATCH},
+    {"iommufd_driver", MIGD_SIM_KNOB_IOMMUFD_DRIVER},
+    {"sysfs", MIGD_SIM_KNOB_SYSFS},
 };
 
 static const struct {
@@ -92,13 +102,20 @@ migd_sim_config_new(const gchar *profile_name, GError **error)
 MigdSimConfig *
 migd_sim_config_copy(const MigdSimConfig *self)
 {
+	MigdSimConfig *copy;
+
 	g_return_val_if_fail(self != NULL, NULL);
-	return g_memdup2(self, sizeof(*self));
+	copy = g_memdup2(self, sizeof(*self));
+	copy->sysfs = g_strdup(self->sysfs);
+	return copy;
 }
 
 void
 migd_sim_config_free(MigdSimConfig *self)
 {
+	if (self == NULL)
+		return;
+	g_free(self->sysfs);
 	g_free(self);
 }
 
@@ -300,6 +317,16 @@ migd_sim_config_set_value(MigdSimConfig *self, const gchar *key, const gchar *va
 		if (!migd_sim_config_parse_uint(value, G_MAXUINT, &v, error))
 			return FALSE;
 		self->fail_count = (guint)v;
+		return TRUE;
+	}
+	if (g_strcmp0(key, "sysfs") == 0) {
+		if (value[0] != '/') {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "sysfs=%s: an absolute directory path is required", value);
+			return FALSE;
+		}
+		g_free(self->sysfs);
+		self->sysfs = g_strdup(value);
 		return TRUE;
 	}
 	if (g_strcmp0(key, "report_eio") == 0)

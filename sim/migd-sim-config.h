@@ -45,6 +45,8 @@ typedef struct {
 	guint32 hisi_dev_id;
 	guint32 hisi_qp_num;
 	guint32 hisi_que_iso_cfg;
+	/* what plugins read as the device's sysfs directory (e.g. mlx5's firmware version) */
+	gchar *sysfs;
 } MigdSimConfig;
 
 /* the defaults of @profile_name; MIGD_ERROR_INVALID_ARGUMENT for an unknown profile */

@@ -748,6 +748,7 @@ migd_sim_device_new(const MigdSimConfig *config, GError **error)
 		return NULL;
 	name = g_strdup_printf("sim-%s-%" G_GUINT64_FORMAT, self->info->name, config->seed);
 	migd_device_set_name(MIGD_DEVICE(self), name);
+	migd_device_set_sysfs_path(MIGD_DEVICE(self), config->sysfs);
 	return g_steal_pointer(&self);
 }
 

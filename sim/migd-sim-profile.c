@@ -13,7 +13,7 @@
 
 #define KNOBS_COMMON                                                                               \
 	(MIGD_SIM_KNOB_SEED | MIGD_SIM_KNOB_SAVE_RATE | MIGD_SIM_KNOB_LOAD_RATE |                  \
-	 MIGD_SIM_KNOB_FAIL | MIGD_SIM_KNOB_SHORT_READS)
+	 MIGD_SIM_KNOB_FAIL | MIGD_SIM_KNOB_SHORT_READS | MIGD_SIM_KNOB_SYSFS)
 
 static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
     [MIGD_SIM_PROFILE_MLX5] =

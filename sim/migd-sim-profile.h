@@ -33,6 +33,7 @@ typedef enum {
 	MIGD_SIM_KNOB_SHORT_READS = 1 << 10,
 	MIGD_SIM_KNOB_HISI_MATCH = 1 << 11, /* dev_id, qp_num, que_iso_cfg */
 	MIGD_SIM_KNOB_IOMMUFD_DRIVER = 1 << 12,
+	MIGD_SIM_KNOB_SYSFS = 1 << 13, /* a directory standing for the device's sysfs node */
 } MigdSimKnob;
 
 /* What a variant driver looks like from userspace (vfio-uapi.md §6). */

@@ -315,8 +315,8 @@ migctl_cmd_devices(const MigctlOptions *options)
 	migctl_json_key(&json, "devices");
 	migctl_json_open(&json, '[');
 	if (!options->json)
-		g_print("%-14s %-12s %-24s %-8s %-9s %s\n", "NAME", "STATE", "FLAGS", "BACKEND",
-			"PROFILE", "DIGEST");
+		g_print("%-14s %-12s %-24s %-9s %-8s %-8s %-9s %s\n", "NAME", "STATE", "FLAGS",
+			"PLUGIN", "TRACKER", "BACKEND", "PROFILE", "DIGEST");
 	g_variant_iter_init(&iter, devices);
 	while (g_variant_iter_next(&iter, "(&s@a{sv})", &name, &props_tmp)) {
 		g_autoptr(GVariant) props = props_tmp;
@@ -330,6 +330,8 @@ migctl_cmd_devices(const MigctlOptions *options)
 			const gchar *flags = "-";
 			const gchar *backend = "-";
 			const gchar *profile = "-";
+			const gchar *plugin = "-";
+			const gchar *tracker = "-";
 			guint64 digest = 0;
 			g_autofree gchar *digest_str = NULL;
 
@@ -337,11 +339,13 @@ migctl_cmd_devices(const MigctlOptions *options)
 			g_variant_dict_lookup(dict, "flags", "&s", &flags);
 			g_variant_dict_lookup(dict, "backend", "&s", &backend);
 			g_variant_dict_lookup(dict, "profile", "&s", &profile);
+			g_variant_dict_lookup(dict, "plugin", "&s", &plugin);
+			g_variant_dict_lookup(dict, "dirty-tracker", "&s", &tracker);
 			digest_str = g_variant_dict_lookup(dict, "sim-digest", "t", &digest)
 					 ? g_strdup_printf("%016" G_GINT64_MODIFIER "x", digest)
 					 : g_strdup("-");
-			g_print("%-14s %-12s %-24s %-8s %-9s %s\n", name, state, flags, backend,
-				profile, digest_str);
+			g_print("%-14s %-12s %-24s %-9s %-8s %-8s %-9s %s\n", name, state, flags,
+				plugin, tracker, backend, profile, digest_str);
 			continue;
 		}
 		migctl_json_open(&json, '{');
