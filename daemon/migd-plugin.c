@@ -286,6 +286,7 @@ migd_plugin_data_encode(GVariant *data, GError **error)
 GVariant *
 migd_plugin_data_decode(const guint8 *buf, gsize len, GError **error)
 {
+	g_autoptr(GBytes) bytes = NULL;
 	g_autoptr(GVariant) data = NULL;
 	const gchar *plugin = NULL;
 
@@ -294,8 +295,9 @@ migd_plugin_data_decode(const guint8 *buf, gsize len, GError **error)
 			    "plugin data of %zu bytes exceeds %u", len, MIGD_WIRE_MAX_PLUGIN_DATA);
 		return NULL;
 	}
-	data = g_variant_ref_sink(g_variant_new_from_data(
-	    G_VARIANT_TYPE_VARDICT, g_memdup2(buf, len), len, FALSE, g_free, NULL));
+	/* a copy that the variant owns (it outlives the frame @buf points into) */
+	bytes = g_bytes_new(buf, len);
+	data = g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE_VARDICT, bytes, FALSE));
 	if (!g_variant_is_normal_form(data)) {
 		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
 				    "plugin data is not a serialized a{sv} in normal form");

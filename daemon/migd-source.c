@@ -5,7 +5,8 @@
  * The source engine. Order of a migration (docs/protocol.md):
  *   connect, Hello, DeviceOffer per device, DeviceAccept from the destination
  *   (nothing on the source has moved yet) -> PRE_COPY rounds, each started by
- *   PRECOPY_INFO (which for mlx5 starts the next incremental save) and decided
+ *   PRECOPY_INFO (which some drivers use to start their next incremental save:
+ *   plugins/mlx5/README.md) and decided
  *   by the convergence policy -> wait for every SwitchoverAck -> P2P quiesce of
  *   every device that has it -> all devices to STOP_COPY at once, one reader
  *   thread each -> Commit -> CommitResult: success leaves the source devices
@@ -508,7 +509,7 @@ migd_source_next_round(MigdSource *self)
 		g_autoptr(GError) error = NULL;
 		if (!sd->precopy)
 			continue;
-		/* for mlx5 this also starts the next incremental save */
+		/* once per round: some drivers start their next incremental save here */
 		if (!migd_stream_reader_query_precopy_info(sd->reader, &error)) {
 			migd_source_fail(self, error);
 			return;
@@ -929,6 +930,13 @@ migd_source_start(GPtrArray *devices, const gchar *address, const MigdTransportC
 			return NULL;
 		}
 		self->expected_bytes += sd->stop_copy_length;
+		/* a driver that converges in fewer rounds caps the job (the strictest wins) */
+		if (sd->policy.max_precopy_rounds > 0 &&
+		    sd->policy.max_precopy_rounds < self->options.policy.max_rounds) {
+			g_debug("%s: plugin %s caps pre-copy at %u rounds", sd->name,
+				migd_plugin_get_name(sd->plugin), sd->policy.max_precopy_rounds);
+			self->options.policy.max_rounds = sd->policy.max_precopy_rounds;
+		}
 		g_ptr_array_add(self->devices, sd);
 	}
 

@@ -94,12 +94,12 @@ migd_plugin_hisi_acc_get_policy(MigdPlugin *plugin, MigdDevice *device, MigdPlug
 	/* no DMA logging in the driver: the IOMMU tracks the VF's writes */
 	policy->tracker = MIGD_DIRTY_TRACKER_IOMMU;
 	/*
-	 * hisi_acc_vfio_pci_reset_done() resets the FSM only if a reset was
-	 * deferred while the state mutex was held; a plain VFIO_DEVICE_RESET may
-	 * leave the device where it was, so recovery verifies and walks back.
+	 * hisi_acc_vf_pci_aer_reset_done() returns early unless the migration
+	 * flags are exactly STOP_COPY; since 6.2 they are STOP_COPY|PRE_COPY, so
+	 * VFIO_DEVICE_RESET leaves the FSM (and the open fds) where they were.
 	 */
 	policy->recovery_quirks = MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE;
-	/* the match data leads the stream (sent in PRE_COPY since 6.5): check it first */
+	/* the match data leads the stream (alone in PRE_COPY since 6.2): check it first */
 	policy->initial_check_bytes = HISI_QM_MATCH_SIZE;
 }
 
@@ -121,7 +121,7 @@ migd_plugin_hisi_acc_check_initial_data(MigdPlugin *plugin, MigdDevice *device, 
 	memcpy(&magic, data + HISI_OFF_MAGIC, sizeof(magic));
 	memcpy(&major, data + HISI_OFF_MAJOR, sizeof(major));
 	memcpy(&minor, data + HISI_OFF_MINOR, sizeof(minor));
-	/* vf_qm_check_match(): V2 carries a version, V1 (before 6.4) none */
+	/* vf_qm_check_match(): V2 carries a version, V1 (6.3 and older) none */
 	if (magic == HISI_ACC_DEV_MAGIC_V2) {
 		if (major != HISI_ACC_DRV_MAJOR) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INCOMPATIBLE,
@@ -145,8 +145,8 @@ migd_plugin_hisi_acc_check_initial_data(MigdPlugin *plugin, MigdDevice *device, 
 }
 
 /*
- * The driver answers a mismatch of the match data with a bare EFAULT (EINVAL
- * before 6.5); say what differs in words an operator can act on.
+ * The driver answers a mismatch of the match data with a bare EFAULT from
+ * write(); say what must agree, in words an operator can act on.
  */
 static gchar *
 migd_plugin_hisi_acc_explain_load_error(MigdPlugin *plugin, MigdDevice *device, const GError *error)

@@ -334,6 +334,34 @@ test_config_errors(void **state)
 	}
 }
 
+/* the shipped example, uncommented, is a valid configuration with the defaults */
+static void
+test_config_example_valid(void **state)
+{
+	g_autofree gchar *text = NULL;
+	g_autoptr(GString) uncommented = g_string_new(NULL);
+	g_autoptr(MigdPluginManager) manager = NULL;
+	g_autoptr(MigdDevice) mlx5 = sim_device("mlx5:seed=1");
+	g_auto(GStrv) lines = NULL;
+	g_autoptr(GError) error = NULL;
+	MigdPluginPolicy policy;
+
+	assert_true(g_file_get_contents(EXAMPLE_CONFIG, &text, NULL, NULL));
+	lines = g_strsplit(text, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		/* "#key" and "#[group]" are settings; "# words" are comments */
+		if (lines[i][0] == '#' && lines[i][1] != ' ' && lines[i][1] != '\0')
+			g_string_append_printf(uncommented, "%s\n", lines[i] + 1);
+	}
+	assert_non_null(strstr(uncommented->str, "[plugin mlx5]"));
+	if (!configure_with(uncommented->str, &manager, &error))
+		fail_msg("%s", error->message);
+	migd_plugin_manager_assign(manager, mlx5);
+	migd_plugin_get_policy(migd_device_get_plugin(mlx5), mlx5, &policy);
+	assert_int_equal(policy.read_size, 4 * 1024 * 1024);
+	assert_int_equal(policy.on_tracker_error, MIGD_TRACKER_ERROR_RESTART);
+}
+
 static void
 test_config_absent_plugin_warns(void **state)
 {
@@ -544,6 +572,28 @@ test_migrate_through_plugins(void **state)
 	rm_rf(root);
 }
 
+/* the plugin's round cap binds the job: a device that never converges stops after it */
+static void
+test_migrate_plugin_caps_rounds(void **state)
+{
+	const gchar *src[] = {"mlx5:state_size=8M,seed=1,dirty_rate=512M,save_rate=64M", NULL};
+	const gchar *dst[] = {"mlx5:seed=11", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+	g_autoptr(MigdPluginManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+
+	assert_true(configure_with("[plugin mlx5]\nmax-precopy-rounds=1\n", &manager, &error));
+	assign_all(manager, fx->src_devices);
+	assign_all(manager, fx->dst_devices);
+	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
+	engine_fixture_wait(fx, 60);
+	if (!migd_job_get_success(fx->src_job))
+		fail_msg("source: %s", migd_job_get_message(fx->src_job));
+	assert_int_equal(migd_job_get_precopy_rounds(fx->src_job), 1);
+	assert_true(engine_fixture_digest(fx->src_devices, 0) ==
+		    engine_fixture_digest(fx->dst_devices, 0));
+}
+
 /* the destination's mlx5 plugin refuses other firmware before anything moves */
 static void
 test_migrate_firmware_mismatch_refused(void **state)
@@ -609,12 +659,14 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_not_a_plugin_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_tunables, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_example_valid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_absent_plugin_warns, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mlx5_firmware_judged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mlx5_tracker_eio_restarts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_generic_tracker_eio_all_dirty, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hisi_initial_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_through_plugins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_plugin_caps_rounds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_firmware_mismatch_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_hisi_mismatch_before_stop, setup,
