@@ -95,6 +95,7 @@ test_list_devices(void **state)
 {
 	DtDaemon *daemon = *state;
 	const gchar *const profiles[] = {"mlx5", "hisi_acc"};
+	const gchar *const trackers[] = {"device", "iommu"};
 
 	assert_int_equal(dt_n_devices(daemon), 2);
 	for (guint i = 0; i < 2; i++) {
@@ -109,6 +110,11 @@ test_list_devices(void **state)
 		assert_non_null(strstr(s, "STOP_COPY"));
 		assert_true(g_variant_lookup(props, "profile", "&s", &s));
 		assert_string_equal(s, profiles[i]);
+		/* each profile's driver has its plugin (loaded from the build tree) */
+		assert_true(g_variant_lookup(props, "plugin", "&s", &s));
+		assert_string_equal(s, profiles[i]);
+		assert_true(g_variant_lookup(props, "dirty-tracker", "&s", &s));
+		assert_string_equal(s, trackers[i]);
 		assert_true(g_variant_lookup(props, "backend", "&s", &s));
 		assert_string_equal(s, "sim");
 		assert_true(g_variant_lookup(props, "busy", "b", &busy));
@@ -120,6 +126,28 @@ test_list_devices(void **state)
 	/* the seeded state is stable: two reads, one digest */
 	assert_true(dt_device_digest(daemon, 0) == dt_device_digest(daemon, 0));
 	assert_true(dt_device_digest(daemon, 0) != dt_device_digest(daemon, 1));
+}
+
+/* a daemon whose plugin directory lacks the modules serves the devices generically */
+static void
+test_plugins_removed_fall_back(void **state)
+{
+	const gchar *const specs[] = {"mlx5:seed=1", "hisi_acc:seed=2", NULL};
+	g_autofree gchar *empty = g_dir_make_tmp("migd-no-plugins-XXXXXX", NULL);
+	g_autofree gchar *saved = g_strdup(g_getenv("VFIO_MIGD_PLUGIN_DIR"));
+	g_autoptr(DtDaemon) bare = NULL;
+
+	g_setenv("VFIO_MIGD_PLUGIN_DIR", empty, TRUE);
+	bare = dt_daemon_start("org.vfiomigd.Test.NoPlugins", specs);
+	if (saved != NULL)
+		g_setenv("VFIO_MIGD_PLUGIN_DIR", saved, TRUE);
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(GVariant) props = dt_device_props(bare, i);
+		const gchar *s = NULL;
+		assert_true(g_variant_lookup(props, "plugin", "&s", &s));
+		assert_string_equal(s, "generic");
+	}
+	assert_int_equal(rmdir(empty), 0);
 }
 
 static void
@@ -240,6 +268,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_properties, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_devices, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_unknown_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_device_twice, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_bad_address, setup, teardown),
