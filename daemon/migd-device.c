@@ -428,6 +428,38 @@ migd_device_dma_logging_stop(MigdDevice *self, GError **error)
 }
 
 gboolean
+migd_device_iommu_dirty_start(MigdDevice *self, const MigdIovaRange *ranges, guint n_ranges,
+			      guint64 *page_size, GError **error)
+{
+	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
+	if (klass->iommu_dirty_start == NULL)
+		return migd_device_not_supported(self, "IOMMU dirty tracking", error);
+	return klass->iommu_dirty_start(self, ranges, n_ranges, page_size, error);
+}
+
+gboolean
+migd_device_iommu_dirty_stop(MigdDevice *self, GError **error)
+{
+	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
+	if (klass->iommu_dirty_stop == NULL)
+		return migd_device_not_supported(self, "IOMMU dirty tracking", error);
+	return klass->iommu_dirty_stop(self, error);
+}
+
+gboolean
+migd_device_iommu_dirty_report(MigdDevice *self, guint64 iova, guint64 length, guint64 page_size,
+			       gboolean no_clear, guint64 *bitmap, GError **error)
+{
+	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
+	if (klass->iommu_dirty_report == NULL)
+		return migd_device_not_supported(self, "IOMMU dirty tracking", error);
+	return klass->iommu_dirty_report(self, iova, length, page_size, no_clear, bitmap, error);
+}
+
+gboolean
 migd_device_dma_logging_report(MigdDevice *self, guint64 iova, guint64 length, guint64 page_size,
 			       guint64 *bitmap, GError **error)
 {

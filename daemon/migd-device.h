@@ -79,7 +79,23 @@ struct _MigdDeviceClass {
 	/* optional: fills @identity (driver name, PCI ids) */
 	gboolean (*get_identity)(MigdDevice *self, MigdDeviceIdentity *identity, GError **error);
 
-	gpointer padding[5];
+	/*
+	 * The IOMMU's dirty tracking for the address space the device is attached
+	 * to (iommufd: a HWPT allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING and
+	 * IOMMU_HWPT_SET_DIRTY_TRACKING / GET_DIRTY_BITMAP; type1:
+	 * VFIO_IOMMU_DIRTY_PAGES on the container). *page_size in: the wish; out:
+	 * what the IOMMU reports in. report sets bits like dma_logging_report and
+	 * clears the IOMMU's bits unless @no_clear (iommufd's NO_CLEAR, for a
+	 * report right before an unmap).
+	 */
+	gboolean (*iommu_dirty_start)(MigdDevice *self, const MigdIovaRange *ranges,
+				      guint n_ranges, guint64 *page_size, GError **error);
+	gboolean (*iommu_dirty_stop)(MigdDevice *self, GError **error);
+	gboolean (*iommu_dirty_report)(MigdDevice *self, guint64 iova, guint64 length,
+				       guint64 page_size, gboolean no_clear, guint64 *bitmap,
+				       GError **error);
+
+	gpointer padding[2];
 };
 
 /* What the recovery policy did after a failed SET. */
@@ -166,6 +182,13 @@ gboolean migd_device_dma_logging_start(MigdDevice *self, const MigdIovaRange *ra
 gboolean migd_device_dma_logging_stop(MigdDevice *self, GError **error);
 gboolean migd_device_dma_logging_report(MigdDevice *self, guint64 iova, guint64 length,
 					guint64 page_size, guint64 *bitmap, GError **error);
+/* the IOMMU's dirty tracking (class comment); MIGD_ERROR_NOT_SUPPORTED where absent */
+gboolean migd_device_iommu_dirty_start(MigdDevice *self, const MigdIovaRange *ranges,
+				       guint n_ranges, guint64 *page_size, GError **error);
+gboolean migd_device_iommu_dirty_stop(MigdDevice *self, GError **error);
+gboolean migd_device_iommu_dirty_report(MigdDevice *self, guint64 iova, guint64 length,
+					guint64 page_size, gboolean no_clear, guint64 *bitmap,
+					GError **error);
 gboolean migd_device_low_power_entry(MigdDevice *self, gint wakeup_eventfd, GError **error);
 gboolean migd_device_low_power_exit(MigdDevice *self, GError **error);
 /* device region access; an access past the region's size fails without touching it */

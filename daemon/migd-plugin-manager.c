@@ -214,7 +214,7 @@ migd_plugin_manager_assign(MigdPluginManager *self, MigdDevice *device)
 	else
 		g_message("%s: plugin %s (driver %s, dirty tracker %s)",
 			  migd_device_get_name(device), migd_plugin_get_name(best), identity.driver,
-			  migd_dirty_tracker_to_string(policy.tracker));
+			  migd_dirty_tracker_kind_to_string(policy.tracker));
 	return best;
 }
 

@@ -25,7 +25,7 @@ G_DEFINE_TYPE_WITH_PRIVATE(MigdPlugin, migd_plugin, G_TYPE_OBJECT)
 enum { PROP_0, PROP_NAME, PROP_LAST };
 
 const gchar *
-migd_dirty_tracker_to_string(MigdDirtyTracker tracker)
+migd_dirty_tracker_kind_to_string(MigdDirtyTrackerKind tracker)
 {
 	switch (tracker) {
 	case MIGD_DIRTY_TRACKER_DEVICE:

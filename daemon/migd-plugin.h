@@ -40,9 +40,9 @@ typedef enum {
 	MIGD_DIRTY_TRACKER_NONE,   /* nothing tracks: every page counts as dirty */
 	MIGD_DIRTY_TRACKER_DEVICE, /* VFIO_DEVICE_FEATURE_DMA_LOGGING_* on the device */
 	MIGD_DIRTY_TRACKER_IOMMU,  /* the IOMMU's (iommufd HWPT or type1 DIRTY_PAGES) */
-} MigdDirtyTracker;
+} MigdDirtyTrackerKind;
 
-const gchar *migd_dirty_tracker_to_string(MigdDirtyTracker tracker);
+const gchar *migd_dirty_tracker_kind_to_string(MigdDirtyTrackerKind tracker);
 
 /* what to do when the dirty tracker fails mid-migration (e.g. REPORT -> EIO) */
 typedef enum {
@@ -63,7 +63,7 @@ typedef enum {
 typedef struct {
 	gsize read_size;	   /* data fd reads (and chunk payloads) */
 	guint max_precopy_rounds;  /* 0: the job's own cap */
-	MigdDirtyTracker tracker;  /* which tracker */
+	MigdDirtyTrackerKind tracker;  /* which tracker */
 	guint tracker_max_ranges;  /* device tracker: ranges START accepts (0: no limit) */
 	guint64 tracker_page_size; /* device tracker: the page size to ask for */
 	MigdTrackerErrorAction on_tracker_error;

@@ -42,7 +42,7 @@ migd_daemon_device_info(MigdDevice *device, gboolean busy, GVariantDict *dict, g
 		migd_plugin_get_policy(plugin, device, &policy);
 		g_variant_dict_insert(dict, "plugin", "s", migd_plugin_get_name(plugin));
 		g_variant_dict_insert(dict, "dirty-tracker", "s",
-				      migd_dirty_tracker_to_string(policy.tracker));
+				      migd_dirty_tracker_kind_to_string(policy.tracker));
 	}
 	if (!MIGD_IS_SIM_DEVICE(device)) {
 		g_variant_dict_insert(dict, "backend", "s", "kernel");
