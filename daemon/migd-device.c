@@ -19,6 +19,7 @@ typedef struct {
 	gchar *sysfs_path;
 	GObject *plugin;
 	guint recovery_quirks;
+	GArray *iova_ranges; /* MigdIovaRange */
 	gboolean probed;
 	MigdDeviceFeatures features;
 } MigdDevicePrivate;
@@ -145,6 +146,27 @@ migd_device_set_plugin(MigdDevice *self, MigdPlugin *plugin)
 	MigdDevicePrivate *priv = GET_PRIVATE(self);
 	g_return_if_fail(MIGD_IS_DEVICE(self));
 	g_set_object(&priv->plugin, (GObject *)plugin);
+}
+
+void
+migd_device_set_iova_ranges(MigdDevice *self, const MigdIovaRange *ranges, guint n_ranges)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_if_fail(MIGD_IS_DEVICE(self));
+	g_clear_pointer(&priv->iova_ranges, g_array_unref);
+	if (n_ranges == 0)
+		return;
+	priv->iova_ranges = g_array_sized_new(FALSE, FALSE, sizeof(MigdIovaRange), n_ranges);
+	g_array_append_vals(priv->iova_ranges, ranges, n_ranges);
+}
+
+const MigdIovaRange *
+migd_device_get_iova_ranges(MigdDevice *self, guint *n_ranges)
+{
+	MigdDevicePrivate *priv = GET_PRIVATE(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), NULL);
+	*n_ranges = priv->iova_ranges != NULL ? priv->iova_ranges->len : 0;
+	return priv->iova_ranges != NULL ? (const MigdIovaRange *)priv->iova_ranges->data : NULL;
 }
 
 guint
@@ -552,6 +574,7 @@ migd_device_finalize(GObject *object)
 	g_free(priv->name);
 	g_free(priv->sysfs_path);
 	g_clear_object(&priv->plugin);
+	g_clear_pointer(&priv->iova_ranges, g_array_unref);
 	G_OBJECT_CLASS(migd_device_parent_class)->finalize(object);
 }
 

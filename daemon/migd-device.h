@@ -136,6 +136,12 @@ void migd_device_set_sysfs_path(MigdDevice *self, const gchar *path);
 typedef struct _MigdPlugin MigdPlugin;
 MigdPlugin *migd_device_get_plugin(MigdDevice *self);
 void migd_device_set_plugin(MigdDevice *self, MigdPlugin *plugin);
+/*
+ * The guest IOVA ranges the device may DMA into (the VM's mappings), which
+ * dirty tracking covers; from the caller or the configuration. None: untracked.
+ */
+void migd_device_set_iova_ranges(MigdDevice *self, const MigdIovaRange *ranges, guint n_ranges);
+const MigdIovaRange *migd_device_get_iova_ranges(MigdDevice *self, guint *n_ranges);
 /* MigdRecoveryQuirks of the driver (migd-plugin.h), for the recovery policy */
 guint migd_device_get_recovery_quirks(MigdDevice *self);
 void migd_device_set_recovery_quirks(MigdDevice *self, guint quirks);

@@ -396,26 +396,27 @@ migd_wire_check_body(const MigdWireFrame *frame, GError **error)
 					      error);
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK: {
 		const Migd__Wire__DirtyBitmapChunk *m = frame->dirty_bitmap_chunk;
-		guint64 span_pages;
 
 		if (!migd_wire_check_device("DirtyBitmapChunk", m->device, error) ||
-		    !migd_wire_check_bytes("DirtyBitmapChunk", "bitmap", &m->bitmap,
+		    !migd_wire_check_bytes("DirtyBitmapChunk", "data", &m->data,
 					   MIGD_WIRE_MAX_BITMAP_BYTES, error))
 			return FALSE;
-		if (m->page_size < 4096 || (m->page_size & (m->page_size - 1)) != 0 ||
-		    (m->iova & (m->page_size - 1)) != 0 || m->bitmap.len == 0) {
+		/* the geometry; the payload itself is checked by the decoder */
+		if (m->round == 0 || m->window >= MIGD_WIRE_MAX_DIRTY_WINDOWS ||
+		    m->page_size < 4096 || (m->page_size & (m->page_size - 1)) != 0 ||
+		    (m->window_iova & (m->page_size - 1)) != 0 || m->window_pages == 0 ||
+		    m->window_pages > MIGD_WIRE_MAX_DIRTY_PAGES_PER_DEVICE ||
+		    m->window_pages > (G_MAXUINT64 - m->window_iova) / m->page_size ||
+		    m->first_page % 64 != 0 || m->n_pages == 0 ||
+		    m->n_pages > MIGD_WIRE_MAX_BITMAP_PAGES || m->first_page >= m->window_pages ||
+		    m->n_pages > m->window_pages - m->first_page || m->n_dirty > m->n_pages) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
-				    "DirtyBitmapChunk: bad geometry (iova 0x%" G_GINT64_MODIFIER
-				    "x, page size %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT
-				    " bitmap bytes)",
-				    m->iova, m->page_size, (gsize)m->bitmap.len);
-			return FALSE;
-		}
-		/* the range the bitmap covers must not wrap around the IOVA space */
-		span_pages = (guint64)m->bitmap.len * 8;
-		if (span_pages > (G_MAXUINT64 - m->iova) / m->page_size) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
-				    "DirtyBitmapChunk: range wraps past the end of the IOVA space");
+				    "DirtyBitmapChunk: bad geometry (round %u, window %u at 0x%" G_GINT64_MODIFIER
+				    "x of %" G_GUINT64_FORMAT " pages of %" G_GUINT64_FORMAT
+				    " bytes, pages %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT
+				    ", %" G_GUINT64_FORMAT " dirty)",
+				    m->round, m->window, m->window_iova, m->window_pages, m->page_size,
+				    m->first_page, m->n_pages, m->n_dirty);
 			return FALSE;
 		}
 		return TRUE;

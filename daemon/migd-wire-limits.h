@@ -17,7 +17,7 @@
 #define MIGD_WIRE_CAP_PRECOPY (G_GUINT64_CONSTANT(1) << 0) /* PRECOPY chunks + progress */
 #define MIGD_WIRE_CAP_SWITCHOVER_ACK                                                               \
 	(G_GUINT64_CONSTANT(1) << 1) /* destination sends SwitchoverAck */
-#define MIGD_WIRE_CAP_DIRTY_BITMAP (G_GUINT64_CONSTANT(1) << 2) /* DirtyBitmapChunk (reserved) */
+#define MIGD_WIRE_CAP_DIRTY_BITMAP (G_GUINT64_CONSTANT(1) << 2) /* DirtyBitmapChunk */
 #define MIGD_WIRE_CAP_KEEPALIVE	   (G_GUINT64_CONSTANT(1) << 3) /* Keepalive frames */
 #define MIGD_WIRE_CAPS_KNOWN                                                                       \
 	(MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_DIRTY_BITMAP |       \
@@ -35,8 +35,18 @@
 /* StateChunk.data: 8 MiB is mlx5's own chunk size (MAX_CHUNK_SIZE SZ_8M) */
 #define MIGD_WIRE_MAX_CHUNK_PAYLOAD (8u * 1024u * 1024u)
 
-/* DirtyBitmapChunk.bitmap: 8 MiB of bits covers 256 GiB of 4 KiB pages */
+/* DirtyBitmapChunk.data: 8 MiB of bits covers 256 GiB of 4 KiB pages */
 #define MIGD_WIRE_MAX_BITMAP_BYTES (8u * 1024u * 1024u)
+/* DirtyBitmapChunk.n_pages: a RAW chunk of 8 MiB (MIGD_DIRTY_MAX_CHUNK_PAGES) */
+#define MIGD_WIRE_MAX_BITMAP_PAGES ((guint64)MIGD_WIRE_MAX_BITMAP_BYTES * 8u)
+/* windows (mapped IOVA ranges) per device */
+#define MIGD_WIRE_MAX_DIRTY_WINDOWS 4096u
+/*
+ * The destination keeps the accumulated bitmap of every window: at most this
+ * many pages per device (2^29 pages = 2 TiB of 4 KiB pages, a 64 MiB bitmap),
+ * checked before it allocates a window.
+ */
+#define MIGD_WIRE_MAX_DIRTY_PAGES_PER_DEVICE (G_GUINT64_CONSTANT(1) << 29)
 
 /* DeviceDescriptor.plugin_data */
 #define MIGD_WIRE_MAX_PLUGIN_DATA (64u * 1024u)

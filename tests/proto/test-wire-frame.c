@@ -788,13 +788,36 @@ test_field_invariants(void **state)
 		g_autoptr(MigdWireFrame) f =
 		    wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK, 0);
 
-		f->dirty_bitmap_chunk->page_size = 3000;
+		Migd__Wire__DirtyBitmapChunk *m;
+
+		m = f->dirty_bitmap_chunk;
+		m->page_size = 3000;
 		assert_decode_fails(f, "bad geometry");
-		f->dirty_bitmap_chunk->page_size = 4096;
-		f->dirty_bitmap_chunk->iova = 4095;
+		m->page_size = 4096;
+		m->window_iova = 4095;
 		assert_decode_fails(f, "bad geometry");
-		f->dirty_bitmap_chunk->iova = G_MAXUINT64 - 4095;
-		assert_decode_fails(f, "wraps past the end");
+		/* a window that wraps past the end of the IOVA space */
+		m->window_iova = G_MAXUINT64 - 4095;
+		assert_decode_fails(f, "bad geometry");
+		m->window_iova = 0;
+		m->round = 0;
+		assert_decode_fails(f, "bad geometry");
+		m->round = 1;
+		m->window = MIGD_WIRE_MAX_DIRTY_WINDOWS;
+		assert_decode_fails(f, "bad geometry");
+		m->window = 0;
+		m->first_page = 65;
+		assert_decode_fails(f, "bad geometry");
+		m->first_page = 4096 - 64;
+		m->n_pages = 65; /* past the window's end */
+		assert_decode_fails(f, "bad geometry");
+		m->first_page = 0;
+		m->n_pages = 512;
+		m->n_dirty = 513;
+		assert_decode_fails(f, "bad geometry");
+		m->n_dirty = 1;
+		m->window_pages = MIGD_WIRE_MAX_DIRTY_PAGES_PER_DEVICE + 1;
+		assert_decode_fails(f, "bad geometry");
 	}
 	/* commit lists */
 	{

@@ -152,10 +152,18 @@ wire_test_sample(MigdWireMsgType type, guint seed)
 
 		migd__wire__dirty_bitmap_chunk__init(m);
 		m->device = seed % 2;
+		m->round = 1 + seed % 3;
+		m->window = seed % 4;
 		m->page_size = 4096;
-		m->iova = G_GUINT64_CONSTANT(0x100000000) + 4096 * (guint64)seed;
-		m->bitmap.len = 64;
-		m->bitmap.data = wire_test_bytes(64, seed);
+		m->window_iova = G_GUINT64_CONSTANT(0x100000000) + 4096 * (guint64)seed;
+		m->window_pages = 4096;
+		m->first_page = 64 * (seed % 8);
+		m->n_pages = 512;
+		m->encoding = MIGD__WIRE__DIRTY_ENCODING__DIRTY_ENCODING_RAW;
+		m->data.len = 64;
+		m->data.data = wire_test_bytes(64, seed);
+		m->n_dirty = seed % 100;
+		m->checksum = seed * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
 		body = m;
 		break;
 	}

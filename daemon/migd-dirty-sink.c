@@ -1,0 +1,296 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * MigdDirtySink: one device's accumulated dirty bitmap on the destination.
+ */
+#include "config.h"
+
+#include "migd-dirty-sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "migd-dirty-bitmap.h"
+#include "migd-error.h"
+#include "migd-wire-limits.h"
+
+typedef struct {
+	guint64 iova;
+	guint64 n_pages;
+	guint64 *bitmap; /* accumulated, host-endian words */
+} MigdDirtySinkWindow;
+
+struct _MigdDirtySink {
+	gchar *name;
+	guint64 page_size; /* 0 until the first chunk */
+	guint32 round;
+	GPtrArray *windows; /* MigdDirtySinkWindow or NULL, indexed by window number */
+	guint64 total_pages;
+};
+
+static void
+migd_dirty_sink_window_free(MigdDirtySinkWindow *win)
+{
+	if (win == NULL)
+		return;
+	g_free(win->bitmap);
+	g_free(win);
+}
+
+MigdDirtySink *
+migd_dirty_sink_new(const gchar *device_name)
+{
+	MigdDirtySink *self = g_new0(MigdDirtySink, 1);
+	self->name = g_strdup(device_name);
+	self->windows = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_window_free);
+	return self;
+}
+
+void
+migd_dirty_sink_free(MigdDirtySink *self)
+{
+	if (self == NULL)
+		return;
+	g_ptr_array_unref(self->windows);
+	g_free(self->name);
+	g_free(self);
+}
+
+static gboolean migd_dirty_sink_fail(MigdDirtySink *self, GError **error, const gchar *format, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static gboolean
+migd_dirty_sink_fail(MigdDirtySink *self, GError **error, const gchar *format, ...)
+{
+	va_list args;
+	g_autofree gchar *msg = NULL;
+
+	va_start(args, format);
+	msg = g_strdup_vprintf(format, args);
+	va_end(args);
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s: dirty bitmap: %s", self->name,
+		    msg);
+	return FALSE;
+}
+
+/* the chunk's window, created on first sight; NULL (and @error) if it contradicts the past */
+static MigdDirtySinkWindow *
+migd_dirty_sink_window(MigdDirtySink *self, const Migd__Wire__DirtyBitmapChunk *c, GError **error)
+{
+	MigdDirtySinkWindow *win =
+	    c->window < self->windows->len ? g_ptr_array_index(self->windows, c->window) : NULL;
+
+	if (win != NULL) {
+		if (win->iova != c->window_iova || win->n_pages != c->window_pages) {
+			migd_dirty_sink_fail(
+			    self, error,
+			    "window %u was 0x%" G_GINT64_MODIFIER "x+%" G_GUINT64_FORMAT
+			    " pages, now 0x%" G_GINT64_MODIFIER "x+%" G_GUINT64_FORMAT,
+			    c->window, win->iova, win->n_pages, c->window_iova, c->window_pages);
+			return NULL;
+		}
+		return win;
+	}
+	/* bounded before anything is allocated: the peer chooses these numbers */
+	if (c->window_pages > MIGD_WIRE_MAX_DIRTY_PAGES_PER_DEVICE - self->total_pages) {
+		migd_dirty_sink_fail(
+		    self, error,
+		    "window %u of %" G_GUINT64_FORMAT
+		    " pages exceeds the limit of %" G_GUINT64_FORMAT " pages per device",
+		    c->window, c->window_pages, (guint64)MIGD_WIRE_MAX_DIRTY_PAGES_PER_DEVICE);
+		return NULL;
+	}
+	/* windows may not overlap: the consumer reads one bit per guest page */
+	for (guint i = 0; i < self->windows->len; i++) {
+		MigdDirtySinkWindow *other = g_ptr_array_index(self->windows, i);
+		guint64 end = c->window_iova + c->window_pages * c->page_size;
+		if (other != NULL && c->window_iova < other->iova + other->n_pages * c->page_size &&
+		    other->iova < end) {
+			migd_dirty_sink_fail(self, error, "window %u overlaps window %u", c->window,
+					     i);
+			return NULL;
+		}
+	}
+	win = g_new0(MigdDirtySinkWindow, 1);
+	win->iova = c->window_iova;
+	win->n_pages = c->window_pages;
+	win->bitmap = g_try_new0(guint64, (c->window_pages + 63) / 64);
+	if (win->bitmap == NULL) {
+		g_free(win);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+			    "%s: dirty bitmap: out of memory for %" G_GUINT64_FORMAT " pages",
+			    self->name, c->window_pages);
+		return NULL;
+	}
+	if (c->window >= self->windows->len)
+		g_ptr_array_set_size(self->windows, c->window + 1);
+	g_ptr_array_index(self->windows, c->window) = win;
+	self->total_pages += c->window_pages;
+	return win;
+}
+
+gboolean
+migd_dirty_sink_merge(MigdDirtySink *self, const Migd__Wire__DirtyBitmapChunk *c, GError **error)
+{
+	MigdDirtySinkWindow *win;
+
+	/* the frame layer checked the geometry on its own; here, against the past */
+	if (self->page_size != 0 && c->page_size != self->page_size)
+		return migd_dirty_sink_fail(
+		    self, error, "page size %" G_GUINT64_FORMAT " after %" G_GUINT64_FORMAT,
+		    c->page_size, self->page_size);
+	if (c->round < self->round)
+		return migd_dirty_sink_fail(self, error, "round %u after round %u", c->round,
+					    self->round);
+	if (c->window >= self->windows->len && c->window > self->windows->len + 64)
+		/* windows are numbered densely from 0: a far jump is a broken peer */
+		return migd_dirty_sink_fail(self, error, "window %u out of sequence", c->window);
+	win = migd_dirty_sink_window(self, c, error);
+	if (win == NULL)
+		return FALSE;
+	if (!migd_dirty_decode_merge(c->encoding, c->data.data, c->data.len, c->n_pages, c->n_dirty,
+				     c->checksum, win->bitmap + c->first_page / 64, error)) {
+		g_prefix_error(error,
+			       "%s: dirty bitmap window %u pages %" G_GUINT64_FORMAT
+			       "+%" G_GUINT64_FORMAT ": ",
+			       self->name, c->window, c->first_page, c->n_pages);
+		return FALSE;
+	}
+	self->page_size = c->page_size;
+	self->round = c->round;
+	return TRUE;
+}
+
+guint64
+migd_dirty_sink_get_dirty_pages(MigdDirtySink *self)
+{
+	guint64 n = 0;
+	for (guint i = 0; i < self->windows->len; i++) {
+		MigdDirtySinkWindow *win = g_ptr_array_index(self->windows, i);
+		if (win != NULL)
+			n += migd_dirty_count(win->bitmap, win->n_pages);
+	}
+	return n;
+}
+
+guint32
+migd_dirty_sink_get_rounds(MigdDirtySink *self)
+{
+	return self->round;
+}
+
+guint
+migd_dirty_sink_get_n_windows(MigdDirtySink *self)
+{
+	return self->windows->len;
+}
+
+static void
+migd_put_le64(guint8 *p, guint64 v)
+{
+	v = GUINT64_TO_LE(v);
+	memcpy(p, &v, 8);
+}
+
+static void
+migd_put_le32(guint8 *p, guint32 v)
+{
+	v = GUINT32_TO_LE(v);
+	memcpy(p, &v, 4);
+}
+
+/* the file format: docs/ABI/testing/dirty-bitmap-file */
+#define MIGD_DIRTY_FILE_HEADER 64u
+#define MIGD_DIRTY_FILE_ENTRY  32u
+
+static gboolean
+migd_dirty_sink_write_all(gint fd, const void *buf, gsize len, GError **error)
+{
+	const guint8 *p = buf;
+	while (len > 0) {
+		gssize n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			migd_set_errno_error(error, n < 0 ? errno : EIO,
+					     "writing the dirty bitmap");
+			return FALSE;
+		}
+		p += n;
+		len -= n;
+	}
+	return TRUE;
+}
+
+gint
+migd_dirty_sink_dup_fd(MigdDirtySink *self, GError **error)
+{
+	guint n = self->windows->len;
+	gsize table = MIGD_DIRTY_FILE_HEADER + (gsize)n * MIGD_DIRTY_FILE_ENTRY;
+	g_autofree guint8 *head = g_malloc0(table);
+	guint64 offset = table;
+	gint fd;
+
+	memcpy(head, MIGD_DIRTY_FILE_MAGIC, 8);
+	migd_put_le32(head + 8, MIGD_DIRTY_FILE_VERSION);
+	migd_put_le32(head + 12, n);
+	migd_put_le64(head + 16, self->page_size);
+	migd_put_le64(head + 24, migd_dirty_sink_get_dirty_pages(self));
+	migd_put_le32(head + 32, self->round);
+	for (guint i = 0; i < n; i++) {
+		MigdDirtySinkWindow *win = g_ptr_array_index(self->windows, i);
+		guint8 *e = head + MIGD_DIRTY_FILE_HEADER + i * MIGD_DIRTY_FILE_ENTRY;
+		/* a window number never used stays an empty entry */
+		if (win == NULL)
+			continue;
+		migd_put_le64(e, win->iova);
+		migd_put_le64(e + 8, win->n_pages);
+		migd_put_le64(e + 16, offset);
+		migd_put_le64(e + 24, migd_dirty_count(win->bitmap, win->n_pages));
+		offset += (win->n_pages + 63) / 64 * 8;
+	}
+	fd = memfd_create("vfio-migd-dirty-bitmap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		migd_set_errno_error(error, errno, "memfd_create");
+		return -1;
+	}
+	if (!migd_dirty_sink_write_all(fd, head, table, error)) {
+		close(fd);
+		return -1;
+	}
+	for (guint i = 0; i < n; i++) {
+		MigdDirtySinkWindow *win = g_ptr_array_index(self->windows, i);
+		gsize words;
+		if (win == NULL)
+			continue;
+		words = (win->n_pages + 63) / 64;
+#if G_BYTE_ORDER == G_BIG_ENDIAN
+		for (gsize w = 0; w < words; w++)
+			win->bitmap[w] = GUINT64_TO_LE(win->bitmap[w]);
+#endif
+		if (!migd_dirty_sink_write_all(fd, win->bitmap, words * 8, error)) {
+			close(fd);
+			return -1;
+		}
+#if G_BYTE_ORDER == G_BIG_ENDIAN
+		for (gsize w = 0; w < words; w++)
+			win->bitmap[w] = GUINT64_FROM_LE(win->bitmap[w]);
+#endif
+	}
+	/* a snapshot: the consumer can rely on it never changing under it */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		migd_set_errno_error(error, errno, "sealing the dirty bitmap");
+		close(fd);
+		return -1;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		migd_set_errno_error(error, errno, "lseek");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
