@@ -11,8 +11,12 @@
 # (cached per kernel and source version), builds the project, boots the kernel
 # with a tiny initramfs that shares the host's root read-only over 9p and runs
 #   <build>/tests/conformance/migd-conformance --backend kernel --devices A,B,C
-# (A, B: mtty-2, source and destination; C: mtty-1), then runs the program with
-# --backend sim on the host and compares case names and signatures.
+# (A, B: mtty-2, source and destination; C: mtty-1), then, in the same guest,
+#   scripts/kernel-tier/daemons.sh --backend kernel --devices A,B
+# (two vfio-migd daemons on a private bus migrate A to B over loopback TCP,
+# driven by vfio-migctl; A's UART bytes are read back from B afterwards). Both
+# run again on the host with --backend sim and every case name and signature
+# is compared with the kernel's.
 # The last line is always "N passed, M failed": every kernel case plus every
 # kernel/simulator agreement check. Exit status 0 only if nothing failed.
 #
@@ -37,6 +41,11 @@ GUEST_MODULES=(netfs 9pnet 9pnet_virtio 9p vfio vfio_iommu_type1 mdev)
 UUID_A=6f0e1a52-8d1c-4c3e-9a01-0000000000a1
 UUID_B=6f0e1a52-8d1c-4c3e-9a01-0000000000b2
 UUID_C=6f0e1a52-8d1c-4c3e-9a01-0000000000c3
+DAEMONS_SCRIPT=$TIER_DIR/daemons.sh
+# daemons.sh's own budget, and the guest's bound on the whole of it (each of
+# its waits is bounded too; this only catches a bug in the script itself)
+DAEMONS_BUDGET=120
+DAEMONS_BOUND=$((DAEMONS_BUDGET + 60))
 
 mode=conformance
 case "${1:-}" in
@@ -207,16 +216,21 @@ build_project() {
 	ninja -C "$BUILD" || die "the project does not build (ninja -C $BUILD)"
 }
 
+# Fails unless the guest, which sees the host's root, sees $1 as it is.
+check_guest_path() {
+	case "$1" in
+	/proc/* | /sys/* | /dev/*)
+		die "$1 is under a directory the guest replaces with its own mount; use another BUILD or checkout"
+		;;
+	esac
+}
+
 # Prints the guest program's absolute path (the guest sees the host's root).
 conformance_program() {
 	local prog
 	prog="$(cd "$BUILD" && pwd -P)/tests/conformance/migd-conformance"
 	[ -x "$prog" ] || die "$prog missing: the conformance program is not built"
-	case "$prog" in
-	/proc/* | /sys/* | /dev/*)
-		die "$prog is under a directory the guest replaces with its own mount; use another BUILD"
-		;;
-	esac
+	check_guest_path "$prog"
 	echo "$prog"
 }
 
@@ -249,6 +263,11 @@ copy_module() { # source-file dest-ko
 # its configuration.
 make_initramfs() {
 	local out=$1 mtty_ko=$2 guest_program=$3 root="$work/initramfs" name dep
+	local guest_build daemons_script
+	guest_build=$(cd "$BUILD" && pwd -P)
+	daemons_script="$(pwd -P)/$DAEMONS_SCRIPT"
+	check_guest_path "$guest_build"
+	check_guest_path "$daemons_script"
 	local -a load_order=()
 	local -A module_files=()
 	mkdir -p "$root"/{bin,dev,proc,sys,host,lib/modules}
@@ -273,6 +292,10 @@ make_initramfs() {
 		printf 'UUID_A=%q\nUUID_B=%q\nUUID_C=%q\n' "$UUID_A" "$UUID_B" "$UUID_C"
 		printf 'GUEST_PROGRAM=%q\n' "$guest_program"
 		printf 'GUEST_MODE=%q\n' "$mode"
+		printf 'DAEMONS_BEGIN_MARKER=%q\n' "$DAEMONS_BEGIN_MARKER"
+		printf 'DAEMONS_END_MARKER=%q\n' "$DAEMONS_END_MARKER"
+		printf 'DAEMONS_SCRIPT=%q\nGUEST_BUILD=%q\n' "$daemons_script" "$guest_build"
+		printf 'DAEMONS_BUDGET=%q\nDAEMONS_BOUND=%q\n' "$DAEMONS_BUDGET" "$DAEMONS_BOUND"
 	} >"$root/kernel-tier.conf"
 	log "guest modules: ${load_order[*]}"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out"
@@ -338,8 +361,34 @@ extract_guest_output() {
 	echo "$rc"
 }
 
+# The same for the daemons section (after the conformance program's), which
+# must not cost the conformance results: without its end marker it keeps what
+# the guest printed, says so on stderr and prints 125; the comparison then
+# counts the cases that are missing.
+extract_daemons_output() {
+	local out=$1 rc
+	sed -n "/^${DAEMONS_BEGIN_MARKER}\$/,/^${DAEMONS_END_MARKER} rc=/p" "$work/console.txt" |
+		sed "1d;/^${DAEMONS_END_MARKER} rc=/d" >"$out"
+	rc=$(sed -n "s/^${DAEMONS_END_MARKER} rc=\([0-9]*\)\$/\1/p" "$work/console.txt")
+	if [ -z "$rc" ]; then
+		echo "check-kernel: the daemons section ended without its end marker (guest died or hung?)" >&2
+		rc=125
+	fi
+	echo "$rc"
+}
+
+# Compares one kernel TAP file with its simulator twin and adds the counts.
+compare_and_count() { # kernel-tap kernel-rc sim-tap sim-rc
+	local counts
+	python3 "$TIER_DIR/compare-tap.py" "$1" "$2" "$3" "$4" "$work/counts"
+	counts=$(cat "$work/counts")
+	passed=$((passed + ${counts% *}))
+	failed=$((failed + ${counts#* }))
+}
+
 main() {
-	local mtty_ko guest_program kernel_rc sim_rc=0 nonce counts
+	local mtty_ko guest_program kernel_rc sim_rc=0 nonce
+	local daemons_rc sim_daemons_rc=0
 	local boot_seconds=0
 	install_packages
 	mtty_ko=$(build_mtty_module)
@@ -353,6 +402,8 @@ main() {
 	nonce=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 	BEGIN_MARKER="@@vfio-migd-kernel-tier-begin-${nonce}@@"
 	END_MARKER="@@vfio-migd-kernel-tier-end-${nonce}@@"
+	DAEMONS_BEGIN_MARKER="@@vfio-migd-kernel-tier-daemons-begin-${nonce}@@"
+	DAEMONS_END_MARKER="@@vfio-migd-kernel-tier-daemons-end-${nonce}@@"
 	make_initramfs "$work/initrd.img" "$mtty_ko" "$guest_program"
 	boot_until_program_ran "$work/initrd.img" "$work/console.log"
 	kernel_rc=$(extract_guest_output "$work/console.log" "$work/kernel.tap")
@@ -370,6 +421,9 @@ main() {
 		print_summary
 		return
 	fi
+	daemons_rc=$(extract_daemons_output "$work/kernel-daemons.tap")
+	echo "== guest: daemons.sh --backend kernel (exit ${daemons_rc})"
+	cat "$work/kernel-daemons.tap"
 
 	echo "== host: migd-conformance --backend sim"
 	G_DEBUG=fatal-criticals "$guest_program" --backend sim >"$work/sim.tap" 2>"$work/sim.err" ||
@@ -379,12 +433,20 @@ main() {
 		echo "-- stderr:"
 		cat "$work/sim.err"
 	fi
+	echo "== host: daemons.sh --backend sim"
+	G_DEBUG=fatal-criticals DAEMONS_BUDGET_S=$DAEMONS_BUDGET \
+		timeout -k 5 "$DAEMONS_BOUND" sh "$DAEMONS_SCRIPT" --build "$BUILD" --backend sim \
+		>"$work/sim-daemons.tap" 2>"$work/sim-daemons.err" || sim_daemons_rc=$?
+	cat "$work/sim-daemons.tap"
+	if [ -s "$work/sim-daemons.err" ]; then
+		echo "-- stderr:"
+		cat "$work/sim-daemons.err"
+	fi
 	echo "== kernel vs sim, case by case (boot and run: ${boot_seconds} s)"
-	python3 "$TIER_DIR/compare-tap.py" "$work/kernel.tap" "$kernel_rc" \
-		"$work/sim.tap" "$sim_rc" "$work/counts"
-	counts=$(cat "$work/counts")
-	passed=${counts% *}
-	failed=${counts#* }
+	compare_and_count "$work/kernel.tap" "$kernel_rc" "$work/sim.tap" "$sim_rc"
+	echo "-- two daemons (daemons.sh)"
+	compare_and_count "$work/kernel-daemons.tap" "$daemons_rc" \
+		"$work/sim-daemons.tap" "$sim_daemons_rc"
 	print_summary
 	[ "$failed" -eq 0 ]
 }

@@ -3,14 +3,16 @@
 # /init of the real-kernel tier's initramfs (runs under busybox sh in the guest).
 # Loads the modules listed in /kernel-tier.conf, mounts the host's root file
 # system read-only over 9p at /host, creates the mtty devices and runs the test
-# program chrooted into /host. Its output goes to the serial console between
-# the markers the host script looks for; then the guest powers off.
+# program chrooted into /host, then the two-daemon migration (daemons.sh, A to
+# B). Each one's output goes to the serial console between the markers the
+# host script looks for; then the guest powers off.
 PATH=/bin
 export PATH
 /bin/busybox --install -s /bin
 
 # Provides BEGIN_MARKER END_MARKER MODULES UUID_A UUID_B UUID_C GUEST_PROGRAM
-# GUEST_MODE (conformance | smoke).
+# GUEST_MODE (conformance | smoke), DAEMONS_BEGIN_MARKER DAEMONS_END_MARKER
+# DAEMONS_SCRIPT GUEST_BUILD DAEMONS_BUDGET DAEMONS_BOUND.
 # shellcheck source=/dev/null
 . /kernel-tier.conf
 
@@ -104,6 +106,20 @@ run_guest_program() {
 	fi
 }
 
+# A's UART bytes to B through two vfio-migd daemons on a private bus (they
+# need lo, /dev/shm and the host's dbus-daemon); after the conformance
+# program, which leaves A and B RUNNING. The whole run is bounded again here.
+run_daemons() {
+	[ "$GUEST_MODE" = conformance ] || return 0
+	echo "$DAEMONS_BEGIN_MARKER"
+	DAEMONS_BUDGET_S=$DAEMONS_BUDGET PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		chroot /host timeout -k 5 "$DAEMONS_BOUND" \
+		/bin/sh "$DAEMONS_SCRIPT" --build "$GUEST_BUILD" --backend kernel \
+		--devices "$UUID_A,$UUID_B" 2>&1
+	rc=$?
+	echo "$DAEMONS_END_MARKER rc=$rc"
+}
+
 mount_guest_basics
 say "kernel $(uname -r) up"
 load_modules
@@ -112,4 +128,5 @@ mount_host_root
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up || fail_boot "bring up lo"
 create_mtty_devices
 run_guest_program
+run_daemons
 power_off

@@ -1,0 +1,612 @@
+#!/bin/sh
+# shellcheck shell=sh
+# The real-kernel tier's two-daemon migration: a private D-Bus bus, a source
+# vfio-migd owning device A and a destination vfio-migd owning device B,
+# vfio-migctl listen/migrate over plain TCP loopback, both daemons stopped, and
+# then (kernel) the UART bytes written into A before the source daemon opened
+# it read back from B after the destination daemon closed it.
+#
+#   sh daemons.sh --build DIR --backend kernel --devices A,B   (in the guest)
+#   sh daemons.sh --build DIR --backend sim                    (on the host)
+#
+# A and B are mtty-2 devices (kernel: mdev UUIDs; sim: mtty:ports=2). Prints
+# TAP as migd-conformance does ("ok K - name # signature", the signature only
+# what both backends must show alike), then "N passed, M failed"; exit status
+# 0 iff every case passed. The sim backend skips the UART case: simulated
+# devices live inside their daemon, nothing outside it can reach their region.
+# Every wait is bounded: each call by DAEMONS_STEP_S (default 30 s), all of
+# them together by DAEMONS_BUDGET_S (default 120 s; once it is spent, what is
+# left fails fast), and no process started here outlives the budget by more
+# than 30 s. Every process started here is stopped on the way out, whatever
+# happened.
+# POSIX sh: the guest runs it with the host's /bin/sh (dash) in its chroot.
+set -u
+
+STEP_S=${DAEMONS_STEP_S:-30}
+BUDGET_S=${DAEMONS_BUDGET_S:-120}
+LIFETIME_S=$((BUDGET_S + 30))
+SRC_NAME=org.vfiomigd.KernelTier.Source
+DST_NAME=org.vfiomigd.KernelTier.Destination
+JOB_PATH=/org/vfiomigd/Migd1/jobs/1 # a fresh daemon numbers its jobs from 1
+# what goes into A's ports (the FIFO holds 15 bytes), as the tool prints it
+# back, and what goes into B's port 0
+TEXT0=DAEMONS
+TEXT0_HEX=4441454d4f4e53
+TEXT1=99
+TEXT1_HEX=3939
+TEXT_B=old
+N_CASES=7
+
+usage() {
+	echo "usage: $0 --build DIR --backend kernel --devices A,B | --backend sim" >&2
+	exit 2
+}
+
+BUILD=
+BACKEND=
+DEVICES=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) [ $# -ge 2 ] || usage; BUILD=$2; shift 2 ;;
+	--backend) [ $# -ge 2 ] || usage; BACKEND=$2; shift 2 ;;
+	--devices) [ $# -ge 2 ] || usage; DEVICES=$2; shift 2 ;;
+	*) usage ;;
+	esac
+done
+[ -n "$BUILD" ] || usage
+case "$BACKEND" in
+kernel)
+	DEV_A=${DEVICES%%,*}
+	DEV_B=${DEVICES#*,}
+	if [ -z "$DEV_A" ] || [ -z "$DEV_B" ] || [ "$DEV_A" = "$DEVICES" ]; then
+		usage
+	fi
+	;;
+sim) [ -z "$DEVICES" ] || usage ;;
+*) usage ;;
+esac
+
+MIGD=$BUILD/tools/vfio-migd
+MIGCTL=$BUILD/tools/vfio-migctl
+UART_TOOL=$BUILD/tests/conformance/migd-uart-tool
+
+WORK=
+BUS_PID=
+SRC_PID=
+DST_PID=
+BROKEN= # set once the daemons cannot be driven any more: the later cases do not run
+
+# ---- TAP ----
+
+n=0
+passed=0
+failed=0
+SIG=
+WHY=
+
+case_begin() {
+	SIG=
+	WHY=
+}
+
+sig() {
+	SIG="${SIG:+$SIG }$*"
+}
+
+fail() {
+	WHY="${WHY}#   $*
+"
+}
+
+# the last lines of a log as diagnostics
+fail_log() { # file what
+	[ -s "$1" ] || return 0
+	fail "$2:"
+	WHY="${WHY}$(tail -n 12 "$1" | sed 's/^/#   | /')
+"
+}
+
+expect() { # key got want
+	sig "$1=$2"
+	[ "$2" = "$3" ] || fail "$1: got $2, expected $3"
+}
+
+case_end() { # name
+	n=$((n + 1))
+	if [ -z "$WHY" ]; then
+		passed=$((passed + 1))
+		echo "ok $n - $1 # $SIG"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $1 # $SIG"
+		printf '%s' "$WHY"
+	fi
+}
+
+# a case that cannot run after an earlier failure
+case_not_run() { # name
+	case_begin
+	sig "not-run"
+	fail "not run: $BROKEN"
+	case_end "$1"
+}
+
+case_skip() { # name reason
+	n=$((n + 1))
+	passed=$((passed + 1))
+	echo "ok $n - $1 # SKIP $2"
+}
+
+# ---- processes ----
+
+# The helpers polled in loops use shell builtins only: under emulation every
+# process start costs a good part of a second.
+
+# TRUE while $1 runs (a zombie does not count: the shell may not have reaped it)
+alive() { # pid
+	{ read -r _stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+	_stat=${_stat##*) }
+	[ "${_stat%% *}" != Z ]
+}
+
+# seconds since boot
+now() {
+	read -r _up _idle </proc/uptime
+	echo "${_up%%.*}"
+}
+
+# the bound of the next wait: STEP_S, or what is left of the budget (at least 1 s)
+bound() {
+	_left=$((DEADLINE - $(now)))
+	[ "$_left" -le "$STEP_S" ] || _left=$STEP_S
+	[ "$_left" -ge 1 ] || _left=1
+	echo "$_left"
+}
+
+# an exit status in words (124, 137: the bound ran out)
+exit_reason() { # status
+	case "$1" in
+	124 | 137) echo "no answer within its bound (exit $1)" ;;
+	*) echo "exit $1" ;;
+	esac
+}
+
+# every call of the client is bounded
+migctl() { # bus-name args...
+	_name=$1
+	shift
+	timeout -k 5 "$(bound)" "$MIGCTL" --session --bus-name "$_name" "$@"
+}
+
+# the same for the UART tool: a device that hangs in the kernel fails the case
+uart_tool() { # args...
+	timeout -k 5 "$(bound)" "$UART_TOOL" "$@"
+}
+
+# Stops a process started under `timeout -k 5` (which passes the signal on and
+# kills after 5 s) and sets STOP_RC to its exit status.
+stop_process() { # pid
+	STOP_RC=
+	[ -n "$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null
+	# (the shell's "Terminated" notices stay off the TAP stream)
+	{ wait "$1"; } 2>/dev/null
+	STOP_RC=$?
+}
+
+cleanup() {
+	# the daemons before their bus; each stop is bounded by its timeout's -k
+	for _pid in "$SRC_PID" "$DST_PID" "$BUS_PID"; do
+		[ -n "$_pid" ] && alive "$_pid" && stop_process "$_pid"
+	done
+	SRC_PID=
+	DST_PID=
+	BUS_PID=
+	[ -n "$WORK" ] && rm -rf "$WORK"
+}
+
+# ---- the steps ----
+
+# A private bus; its address goes to DBUS_SESSION_BUS_ADDRESS. Its own
+# configuration, the session bus's policy without the includes and service
+# directories: nothing of the host's D-Bus setup takes part (and under
+# emulation every file read costs).
+start_bus() {
+	_bound=$(bound)
+	_deadline=$(($(now) + _bound))
+	cat >"$WORK/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$WORK/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+EOF
+	# --print-address writes once the bus listens
+	timeout -k 5 "$LIFETIME_S" dbus-daemon --config-file="$WORK/bus.conf" --nofork \
+		--nopidfile --print-address=3 3>"$WORK/bus.address" >"$WORK/bus.log" 2>&1 &
+	BUS_PID=$!
+	while [ ! -s "$WORK/bus.address" ]; do
+		if ! alive "$BUS_PID"; then
+			fail "the private bus (dbus-daemon) exited at start"
+			fail_log "$WORK/bus.log" "dbus-daemon"
+			return 1
+		fi
+		if [ "$(now)" -ge "$_deadline" ]; then
+			fail "the private bus (dbus-daemon) did not start within ${_bound} s"
+			fail_log "$WORK/bus.log" "dbus-daemon"
+			return 1
+		fi
+		sleep 0.1
+	done
+	DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.address")
+	export DBUS_SESSION_BUS_ADDRESS
+}
+
+# Starts a daemon in the background under a lifetime bound; sets DAEMON_PID.
+# The build's plugins and an empty configuration: nothing installed on the
+# host takes part.
+start_daemon() { # bus-name log device-options...
+	_name=$1
+	_log=$2
+	shift 2
+	: >"$WORK/vfio-migd.conf"
+	timeout -k 5 "$LIFETIME_S" "$MIGD" --session --bus-name "$_name" \
+		--config "$WORK/vfio-migd.conf" --plugin-dir "$BUILD/plugins" "$@" >"$_log" 2>&1 &
+	DAEMON_PID=$!
+}
+
+# Waits until both daemons own their names (a daemon exports its objects
+# first): one `gdbus wait` each, both at once; a daemon that exits meanwhile
+# fails at once. FALSE with the reasons recorded.
+wait_daemons() {
+	_bound=$(bound)
+	timeout -k 5 $((_bound + 5)) gdbus wait --session --timeout "$_bound" "$DST_NAME" \
+		>"$WORK/dst.wait" 2>&1 &
+	_gw_dst=$!
+	timeout -k 5 $((_bound + 5)) gdbus wait --session --timeout "$_bound" "$SRC_NAME" \
+		>"$WORK/src.wait" 2>&1 &
+	_gw_src=$!
+	_exited=
+	while alive "$_gw_dst" || alive "$_gw_src"; do
+		alive "$DST_PID" || _exited="$_exited dst"
+		alive "$SRC_PID" || _exited="$_exited src"
+		[ -z "$_exited" ] || break
+		sleep 0.1
+	done
+	if [ -n "$_exited" ]; then
+		kill "$_gw_dst" "$_gw_src" 2>/dev/null
+		{ wait "$_gw_dst"; } 2>/dev/null
+		{ wait "$_gw_src"; } 2>/dev/null
+		for _role in $_exited; do
+			fail "the $_role daemon exited before it owned its bus name"
+			fail_log "$WORK/$_role.log" "$_role daemon log"
+		done
+		return 1
+	fi
+	wait "$_gw_dst"
+	_rc_dst=$?
+	wait "$_gw_src"
+	_rc_src=$?
+	for _role in dst src; do
+		if [ "$_role" = dst ]; then _rc=$_rc_dst; else _rc=$_rc_src; fi
+		[ "$_rc" -eq 0 ] && continue
+		fail "the $_role daemon did not own its bus name within ${_bound} s (gdbus wait: $_rc)"
+		fail_log "$WORK/$_role.wait" "gdbus wait"
+		fail_log "$WORK/$_role.log" "$_role daemon log"
+	done
+	[ "$_rc_dst" -eq 0 ] && [ "$_rc_src" -eq 0 ]
+}
+
+# both daemons' device lists at once, into $WORK/<role>.devices
+list_devices() {
+	migctl "$SRC_NAME" --json devices >"$WORK/src.devices" 2>"$WORK/src.devices.err" &
+	_pid_src=$!
+	migctl "$DST_NAME" --json devices >"$WORK/dst.devices" 2>"$WORK/dst.devices.err" &
+	_pid_dst=$!
+	wait "$_pid_src"
+	_rc_src=$?
+	wait "$_pid_dst"
+	_rc_dst=$?
+	for _role in src dst; do
+		if [ "$_role" = src ]; then _rc=$_rc_src; else _rc=$_rc_dst; fi
+		[ "$_rc" -eq 0 ] && continue
+		fail "vfio-migctl devices ($_role) failed: $(exit_reason "$_rc")"
+		fail_log "$WORK/$_role.devices.err" "vfio-migctl devices ($_role)"
+	done
+	[ "$_rc_src" -eq 0 ] && [ "$_rc_dst" -eq 0 ]
+}
+
+# The parsers below use builtins only, like the polling helpers.
+
+# the state and the flags of the daemon's one device, from vfio-migctl --json
+# devices (one line: {"devices":[{"name":...,"state":...,"flags":...}]});
+# signature key <role>_devices
+sig_devices() { # role
+	_line=
+	[ -f "$WORK/$1.devices" ] && read -r _line <"$WORK/$1.devices"
+	_count=0
+	_rest=$_line
+	while :; do
+		case "$_rest" in
+		*'"name":'*)
+			_count=$((_count + 1))
+			_rest=${_rest#*'"name":'}
+			;;
+		*) break ;;
+		esac
+	done
+	expect "$1_devices" "$_count" 1
+	json_value state "$_line"
+	DEVICE_STATE=$JSON_VALUE
+	json_value flags "$_line"
+	DEVICE_FLAGS=$JSON_VALUE
+}
+
+# JSON_VALUE: the value of a key of one line of vfio-migctl --json output (a
+# string without its quotes, a number or a boolean), "none" if absent
+json_value() { # key line
+	_key="\"$1\":"
+	case "$2" in
+	*"$_key"*) ;;
+	*)
+		JSON_VALUE=none
+		return
+		;;
+	esac
+	JSON_VALUE=${2##*"$_key"}
+	case "$JSON_VALUE" in
+	\"*)
+		JSON_VALUE=${JSON_VALUE#\"}
+		JSON_VALUE=${JSON_VALUE%%\"*}
+		;;
+	*) JSON_VALUE=${JSON_VALUE%%[,\}]*} ;;
+	esac
+}
+
+# checks vfio-migctl's exit status and the job's final --json line: success,
+# role, phase, one device, some bytes moved
+sig_job_result() { # exit-status file role
+	_line=$(grep '"event":"completed"' "$2" | tail -n 1)
+	expect exit "$1" 0
+	if [ -z "$_line" ]; then
+		sig "completed=none"
+		fail "no final 'completed' object from vfio-migctl ($(exit_reason "$1"))"
+		return
+	fi
+	json_value success "$_line"
+	expect success "$JSON_VALUE" true
+	if [ "$JSON_VALUE" != true ]; then
+		json_value message "$_line"
+		fail "job message: $JSON_VALUE"
+	fi
+	json_value role "$_line"
+	expect role "$JSON_VALUE" "$3"
+	json_value phase "$_line"
+	expect phase "$JSON_VALUE" completed
+	json_value devices "$_line"
+	expect devices "$JSON_VALUE" 1
+	json_value bytes "$_line"
+	sig "bytes=$JSON_VALUE"
+	[ "$JSON_VALUE" -gt 0 ] 2>/dev/null || fail "bytes: got $JSON_VALUE, expected more than 0"
+}
+
+case_start() {
+	case_begin
+	if [ "$BACKEND" = kernel ]; then
+		# before any daemon opens them: A's ports carry the bytes, B holds
+		# something else, which the migration must replace
+		uart_tool write "$DEV_A" "$TEXT0" "$TEXT1" -- write "$DEV_B" "$TEXT_B" \
+			>"$WORK/write.log" 2>&1
+		_rc=$?
+		[ "$_rc" -eq 0 ] ||
+			UART_WRITE_ERROR="$(exit_reason "$_rc"): $(tail -n 1 "$WORK/write.log")"
+		set -- --device "$DEV_A"
+		_dst_device="--device $DEV_B"
+	else
+		set -- --sim-device mtty:ports=2,seed=1
+		_dst_device="--sim-device mtty:ports=2,seed=2"
+	fi
+	if ! start_bus; then
+		sig "bus=down"
+		BROKEN="the private bus did not start"
+		case_end daemons-start
+		return
+	fi
+	sig "bus=up"
+	# shellcheck disable=SC2086 # one option and its value, no spaces in either
+	start_daemon "$DST_NAME" "$WORK/dst.log" $_dst_device
+	DST_PID=$DAEMON_PID
+	start_daemon "$SRC_NAME" "$WORK/src.log" "$@"
+	SRC_PID=$DAEMON_PID
+	if ! wait_daemons || ! list_devices; then
+		sig "daemons=down"
+		BROKEN="the daemons did not start"
+		case_end daemons-start
+		return
+	fi
+	sig_devices src
+	expect src "$DEVICE_STATE" RUNNING
+	sig "src_flags=$DEVICE_FLAGS"
+	sig_devices dst
+	expect dst "$DEVICE_STATE" RUNNING
+	sig "dst_flags=$DEVICE_FLAGS"
+	case_end daemons-start
+}
+
+case_listen() {
+	case_begin
+	ADDRESS=$(migctl "$DST_NAME" listen tcp:127.0.0.1:0 --plain 2>"$WORK/listen.err")
+	_rc=$?
+	expect exit "$_rc" 0
+	case "$ADDRESS" in
+	tcp:127.0.0.1:[1-9]*) sig "address=tcp:127.0.0.1:*" ;;
+	*)
+		sig "address=${ADDRESS:-none}"
+		fail "listen answered '$ADDRESS', expected tcp:127.0.0.1:PORT"
+		fail_log "$WORK/listen.err" "vfio-migctl listen"
+		fail_log "$WORK/dst.log" "destination daemon log"
+		BROKEN="the destination does not listen"
+		;;
+	esac
+	case_end daemons-listen
+}
+
+case_migrate() {
+	case_begin
+	# the job gives up on its own first; the client's bound is the backstop
+	_bound=$(bound)
+	timeout -k 5 $((_bound + 10)) "$MIGCTL" --session --bus-name "$SRC_NAME" --json \
+		migrate "$ADDRESS" --plain --timeout-s "$_bound" >"$WORK/migrate.json" \
+		2>"$WORK/migrate.err"
+	_rc=$?
+	sig_job_result "$_rc" "$WORK/migrate.json" source
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/migrate.err" "vfio-migctl migrate"
+		fail_log "$WORK/src.log" "source daemon log"
+		fail_log "$WORK/dst.log" "destination daemon log"
+	fi
+	case_end daemons-migrate
+}
+
+case_destination_job() {
+	case_begin
+	migctl "$DST_NAME" --json watch "$JOB_PATH" >"$WORK/dst-job.json" 2>"$WORK/dst-job.err"
+	sig_job_result $? "$WORK/dst-job.json" destination
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/dst-job.err" "vfio-migctl watch"
+		fail_log "$WORK/dst.log" "destination daemon log"
+	fi
+	case_end daemons-destination-job
+}
+
+# the daemons' own view once the job is over: the source stopped, the destination running
+case_source_stopped() {
+	case_begin
+	if list_devices; then
+		sig_devices src
+		expect src "$DEVICE_STATE" STOP
+		sig_devices dst
+		expect dst "$DEVICE_STATE" RUNNING
+	else
+		sig "devices=none"
+	fi
+	case_end daemons-source-stopped
+}
+
+case_stop() {
+	case_begin
+	stop_process "$SRC_PID"
+	SRC_PID=
+	expect src_exit "$STOP_RC" 0
+	[ "$STOP_RC" = 0 ] || fail_log "$WORK/src.log" "source daemon log"
+	stop_process "$DST_PID"
+	DST_PID=
+	expect dst_exit "$STOP_RC" 0
+	[ "$STOP_RC" = 0 ] || fail_log "$WORK/dst.log" "destination daemon log"
+	case_end daemons-stop
+}
+
+# FIELD: a field of migd-uart-tool's "state=STATE uart0=HEX uart1=HEX", "none" if absent
+tool_field() { # key line
+	case " $2" in
+	*" $1="*) ;;
+	*)
+		FIELD=none
+		return
+		;;
+	esac
+	FIELD=" $2"
+	FIELD=${FIELD##*" $1="}
+	FIELD=${FIELD%% *}
+}
+
+# After both daemons closed their devices: A still STOP, B RUNNING with A's bytes
+case_uart() {
+	case_begin
+	if [ -n "$UART_WRITE_ERROR" ]; then
+		sig "write=failed"
+		fail "writing the UARTs before the migration failed: $UART_WRITE_ERROR"
+		case_end daemons-migrate-uart
+		return
+	fi
+	# one process for both (each start costs about a second under emulation)
+	uart_tool state "$DEV_A" -- read "$DEV_B" 2 >"$WORK/uart.out" 2>"$WORK/uart.err"
+	_rc=$?
+	if [ "$_rc" -eq 0 ]; then
+		{
+			read -r _state_a
+			read -r _read_b
+		} <"$WORK/uart.out"
+		expect a "${_state_a:-none}" STOP
+		tool_field state "$_read_b"
+		expect b "$FIELD" RUNNING
+		tool_field uart0 "$_read_b"
+		expect uart0 "$FIELD" "$TEXT0_HEX"
+		tool_field uart1 "$_read_b"
+		expect uart1 "$FIELD" "$TEXT1_HEX"
+	else
+		sig "read=failed"
+		fail "migd-uart-tool state A -- read B failed: $(exit_reason "$_rc")"
+		fail_log "$WORK/uart.err" "migd-uart-tool"
+	fi
+	case_end daemons-migrate-uart
+}
+
+main() {
+	UART_WRITE_ERROR=
+	START=$(now)
+	DEADLINE=$((START + BUDGET_S))
+	trap cleanup EXIT
+	# a signal (or a closed stdout) still runs cleanup, through exit
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 141' PIPE
+	trap 'exit 143' TERM
+	echo "1..$N_CASES"
+	for _prog in "$MIGD" "$MIGCTL" "$UART_TOOL"; do
+		# (the UART tool is for kernel devices only)
+		[ "$_prog" != "$UART_TOOL" ] || [ "$BACKEND" = kernel ] || continue
+		[ -x "$_prog" ] || BROKEN="$_prog is not built"
+	done
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/migd-daemons.XXXXXX") || BROKEN="mktemp failed"
+	if [ -z "$BROKEN" ]; then
+		case_start
+	else
+		case_not_run daemons-start
+	fi
+	for _case in listen migrate destination_job source_stopped; do
+		if [ -z "$BROKEN" ]; then
+			"case_$_case"
+		else
+			case_not_run "daemons-$(echo "$_case" | tr _ -)"
+		fi
+	done
+	# always: the daemons go away, and the result says how
+	if [ -n "$SRC_PID$DST_PID" ]; then
+		case_stop
+	else
+		case_not_run daemons-stop
+	fi
+	if [ "$BACKEND" = sim ]; then
+		case_skip daemons-migrate-uart \
+			"simulated devices live inside their daemon: no region access from outside it"
+	elif [ -z "$BROKEN" ]; then
+		case_uart
+	else
+		[ -z "$UART_WRITE_ERROR" ] ||
+			BROKEN="$BROKEN; and writing the UARTs failed: $UART_WRITE_ERROR"
+		case_not_run daemons-migrate-uart
+	fi
+	echo "# $(($(now) - START)) s"
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}
+
+main
