@@ -11,6 +11,7 @@ PACKAGES=(
   clang-format valgrind python3
   dbus-daemon
   glib-networking openssl
+  systemd  # systemd-analyze: the unit hardening test
 )
 
 missing=()
