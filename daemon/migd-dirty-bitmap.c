@@ -2,8 +2,1241 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * NOT BUILT YET: a helper is writing this module (see migd-dirty-bitmap.h).
+ * The dirty-bitmap codec (migd-dirty-bitmap.h).
+ *
+ * Wire formats (DirtyBitmapChunk.encoding, .data, .n_dirty, .checksum). A chunk covers
+ * pages [0, n_pages), 1 <= n_pages <= 2^26; word i of the bitmap holds pages 64i .. 64i+63,
+ * page 64i+b in bit b. Varints are unsigned LEB128: 7 bits per byte, least significant group
+ * first, the top bit set on every byte but the last; a varint must be minimal (its last byte is
+ * not 0x00 unless it is the only byte) and fit in 64 bits.
+ *
+ *   RAW (1)     the ceil(n_pages / 64) words, each as 8 bytes little-endian; bits at and after
+ *               n_pages in the last word are zero.
+ *   RUNS (2)    varints c0, d1, c1, d2, c2, ..., alternately the length of a clean run and of
+ *               a dirty run, starting at page 0 with a clean run. c0 may be 0; every other run
+ *               is at least 1. The runs cover at most n_pages pages; when the last varint is a
+ *               dirty run the pages after it are clean (the encoder always leaves the final
+ *               clean run out), and when it is a clean run the runs must end exactly at n_pages.
+ *               No dirty pages: an empty payload (or the single varint n_pages).
+ *   SPARSE (3)  one varint per dirty page, in increasing page order: the first dirty page's
+ *               index, then for each next dirty page (index - previous index - 1). No dirty
+ *               pages: an empty payload.
+ *
+ * n_dirty is the number of dirty pages. The sender picks the shortest payload; on a tie SPARSE
+ * wins over RUNS and both over RAW. The receiver accepts any valid encoding.
+ *
+ * Checksum (migd_dirty_checksum, also DirtyBitmapChunk.checksum). Arithmetic on unsigned 64-bit
+ * integers modulo 2^64; rotl(x, r) rotates x left by r bits; ^ is exclusive or.
+ *
+ *   M = 0x9E3779B185EBCA87
+ *   v[j] = (j + 1) * 0xC2B2AE3D27D4EB4F                  for the 8 lanes j = 0 .. 7
+ *   for i = 0 .. ceil(n_pages / 64) - 1:
+ *       w = word i, bits at and after n_pages cleared
+ *       v[i % 8] = rotl(v[i % 8] ^ w, 31) * M
+ *   h = rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)
+ *     + rotl(v[4], 23) + rotl(v[5], 29) + rotl(v[6], 34) + rotl(v[7], 40)
+ *   h = h ^ n_pages
+ *   h = h ^ (h >> 33); h = h * 0xFF51AFD7ED558CCD;       (MurmurHash3's fmix64)
+ *   h = h ^ (h >> 33); h = h * 0xC4CEB9FE1A85EC53;
+ *   h = h ^ (h >> 33)
+ *   checksum = h
+ *
+ * Every step of a lane is a bijection of the lane for a given word, the sum is a bijection of
+ * each lane given the others and fmix64 is a bijection, so any change confined to one word
+ * always changes the checksum. The 8 lanes are independent chains, so the loop is bound by
+ * loads and multiplier throughput rather than by the multiply's latency.
+ *
+ * Encoder (one chunk of up to 1 Mi words = 8 MiB):
+ *   pass 1 reads every word once, in blocks of 8 (one word per lane): the checksum lanes, the
+ *     popcount, the run starts, and the list of the words that hold a run boundary ("bounds";
+ *     between two of them the words are all clean or all dirty). A block of zeros or of ones
+ *     costs only the lanes. Every 4096 words, once n_dirty and 2 * runs both exceed the RAW
+ *     size, RAW is certain (SPARSE >= n_dirty bytes, RUNS >= 2 * runs bytes) and the rest of
+ *     the pass only counts and checksums.
+ *   sizes: RUNS = sum vlen(c) + sum vlen(d) and SPARSE = (n_dirty - runs) + sum vlen(c), so
+ *     SPARSE <= RUNS whenever n_dirty <= 2 * runs. Then SPARSE is written directly (giving up
+ *     for RAW as soon as it passes the RAW size); otherwise RUNS is written and its varint
+ *     lengths give SPARSE's exact size too, and SPARSE is written instead in the rare case it
+ *     is not longer.
+ *   pass 2 reads only the listed words: their set bits (SPARSE) or run boundaries (RUNS) are
+ *     extracted branch-free into a batch of page numbers, then turned into varints branch-free.
+ *     So a sparse or clustered chunk is read once, plus its boundary words.
+ *   RAW on a little-endian host references the bitmap itself.
+ *
+ * On x86-64 the loops are compiled for the baseline ISA, for POPCNT and for AVX-512, and the
+ * best the CPU has is chosen at run time: AVX-512 F/DQ/VL/VPOPCNTDQ for pass 1, the count and
+ * the checksum (eight lanes in one register), with BW/VBMI2 also for pass 2 (VPCOMPRESSB
+ * extracts the bits and packs the varints). VFIO_MIGD_DIRTY_KERNEL=generic, popcnt or avx512
+ * asks for a lesser kernel, for tests (each is tested) and for hosts where AVX-512 slows the
+ * other cores down.
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "migd-dirty-bitmap.h"
+#include "migd-error.h"
+
+#if defined(__x86_64__) && !defined(__POPCNT__) && (defined(__GNUC__) || defined(__clang__))
+/* x86-64 baseline: the hot loops also exist for POPCNT and AVX-512, chosen at run time */
+#define MIGD_DIRTY_DISPATCH 1
+#include <immintrin.h>
+#define POPCNT_TARGET __attribute__((target("popcnt")))
+/* pass 1, count and checksum */
+#define AVX512_TARGET __attribute__((target("popcnt,avx512f,avx512dq,avx512vl,avx512vpopcntdq")))
+/* and the SPARSE walk */
+#define VBMI2_TARGET                                                                               \
+	__attribute__((target("popcnt,avx512f,avx512dq,avx512vl,avx512vpopcntdq,avx512bw,"         \
+			      "avx512vbmi2")))
+#endif
+
+#define CK_MUL	   G_GUINT64_CONSTANT(0x9E3779B185EBCA87)
+#define CK_SEED	   G_GUINT64_CONSTANT(0xC2B2AE3D27D4EB4F)
+#define CK_FMIX1   G_GUINT64_CONSTANT(0xFF51AFD7ED558CCD)
+#define CK_FMIX2   G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53)
+#define CK_LANES   8
+#define ALL_ONES   G_MAXUINT64
+#define BLOCK	   8			   /* words per block: one per checksum lane */
+#define SEG_BLOCKS 512			   /* blocks between two checks for a certain RAW */
+#define BATCH	   512			   /* page numbers extracted before they become varints */
+#define SLACK	   (4 * (BATCH + 64) + 64) /* bytes a flush may write past the limit */
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+const gchar *
+migd_dirty_encoding_to_string(MigdDirtyEncoding encoding)
+{
+	switch (encoding) {
+	case MIGD_DIRTY_ENCODING_RAW:
+		return "raw";
+	case MIGD_DIRTY_ENCODING_RUNS:
+		return "runs";
+	case MIGD_DIRTY_ENCODING_SPARSE:
+		return "sparse";
+	}
+	return "unknown";
+}
+
+void
+migd_dirty_encoded_clear(MigdDirtyEncoded *encoded)
+{
+	g_clear_pointer(&encoded->data, g_bytes_unref);
+	memset(encoded, 0, sizeof(*encoded));
+}
+
+static inline guint64
+words_for(guint64 n_pages)
+{
+	return n_pages / 64 + (n_pages % 64 != 0);
+}
+
+/* the valid bits of the last word */
+static inline guint64
+last_word_mask(guint64 n_pages)
+{
+	guint r = n_pages % 64;
+	return r == 0 ? ALL_ONES : (G_GUINT64_CONSTANT(1) << r) - 1;
+}
+
+static inline guint64
+rotl64(guint64 x, guint r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static inline guint64
+ck_step(guint64 v, guint64 w)
+{
+	return rotl64(v ^ w, 31) * CK_MUL;
+}
+
+static void
+ck_init(guint64 v[CK_LANES])
+{
+	for (guint j = 0; j < CK_LANES; j++)
+		v[j] = (j + 1) * CK_SEED;
+}
+
+static guint64
+ck_final(const guint64 v[CK_LANES], guint64 n_pages)
+{
+	static const guint rot[CK_LANES] = {1, 7, 12, 18, 23, 29, 34, 40};
+	guint64 h = 0;
+
+	for (guint j = 0; j < CK_LANES; j++)
+		h += rotl64(v[j], rot[j]);
+	h ^= n_pages;
+	h ^= h >> 33;
+	h *= CK_FMIX1;
+	h ^= h >> 33;
+	h *= CK_FMIX2;
+	h ^= h >> 33;
+	return h;
+}
+
+#define LANES_LOAD(v)                                                                              \
+	guint64 v0 = (v)[0], v1 = (v)[1], v2 = (v)[2], v3 = (v)[3], v4 = (v)[4], v5 = (v)[5],      \
+		v6 = (v)[6], v7 = (v)[7]
+#define LANES_STORE(v)                                                                             \
+	do {                                                                                       \
+		(v)[0] = v0, (v)[1] = v1, (v)[2] = v2, (v)[3] = v3;                                \
+		(v)[4] = v4, (v)[5] = v5, (v)[6] = v6, (v)[7] = v7;                                \
+	} while (0)
+#define LANES_STEP(p)                                                                              \
+	do {                                                                                       \
+		v0 = ck_step(v0, (p)[0]), v1 = ck_step(v1, (p)[1]);                                \
+		v2 = ck_step(v2, (p)[2]), v3 = ck_step(v3, (p)[3]);                                \
+		v4 = ck_step(v4, (p)[4]), v5 = ck_step(v5, (p)[5]);                                \
+		v6 = ck_step(v6, (p)[6]), v7 = ck_step(v7, (p)[7]);                                \
+	} while (0)
+#define POP8(p)                                                                                    \
+	((guint64)__builtin_popcountll((p)[0]) + __builtin_popcountll((p)[1]) +                    \
+	 __builtin_popcountll((p)[2]) + __builtin_popcountll((p)[3]) +                             \
+	 __builtin_popcountll((p)[4]) + __builtin_popcountll((p)[5]) +                             \
+	 __builtin_popcountll((p)[6]) + __builtin_popcountll((p)[7]))
+
+/*
+ * Kernels: the loops over words, instantiated once per instruction set.
+ */
+
+/* blocks [b, n_blocks) of whole words: count and checksum */
+static ALWAYS_INLINE void
+light_blocks(const guint64 *bitmap, gsize b, gsize n_blocks, guint64 *count, guint64 v[CK_LANES])
+{
+	guint64 n = *count;
+	LANES_LOAD(v);
+
+	for (; b < n_blocks; b++) {
+		const guint64 *p = bitmap + b * BLOCK;
+		LANES_STEP(p);
+		n += POP8(p);
+	}
+	LANES_STORE(v);
+	*count = n;
+}
+
+/* the words after the last whole block, the last one masked: count and checksum */
+static ALWAYS_INLINE void
+light_tail(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 *count,
+	   guint64 v[CK_LANES])
+{
+	for (gsize i = n_words - (n_words - 1) % BLOCK - 1; i < n_words; i++) {
+		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
+		v[i % CK_LANES] = ck_step(v[i % CK_LANES], x);
+		*count += __builtin_popcountll(x);
+	}
+}
+
+static ALWAYS_INLINE void
+light_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 *count,
+	   guint64 v[CK_LANES])
+{
+	*count = 0;
+	ck_init(v);
+	if (n_words == 0)
+		return;
+	light_blocks(bitmap, 0, (n_words - 1) / BLOCK, count, v);
+	light_tail(bitmap, n_words, last_mask, count, v);
+}
+
+typedef struct {
+	guint64 n_dirty;
+	guint64 n_runs; /* dirty runs; not complete when raw_certain */
+	guint64 v[CK_LANES];
+	gsize n_bounds; /* words listed in bounds */
+	gboolean raw_certain;
+} ScanResult;
+
+/* run starts in @x, whose previous page is @carry */
+#define STARTS(x, carry) __builtin_popcountll((x) & ~(((x) << 1) | (carry)))
+/* lists word @i when it holds a run boundary */
+#define BOUND(x, carry, i)                                                                         \
+	do {                                                                                       \
+		bounds[m] = (guint32)(i);                                                          \
+		m += (x) != (((x) << 1) | (carry));                                                \
+	} while (0)
+
+/*
+ * Pass 1 of the encoder: count, runs, checksum and the list of the words that hold a run
+ * boundary (@bounds has room for @n_words entries).
+ */
+static ALWAYS_INLINE void
+scan_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 raw_bytes,
+	  guint32 *bounds, ScanResult *res)
+{
+	gsize n_blocks = (n_words - 1) / BLOCK;
+	guint64 n = 0, r = 0, carry = 0;
+	gsize m = 0, b = 0;
+	gboolean certain = FALSE;
+	guint64 v[CK_LANES];
+
+	ck_init(v);
+	{
+		LANES_LOAD(v);
+		while (b < n_blocks && !certain) {
+			gsize seg_end = MIN(n_blocks, b + SEG_BLOCKS);
+
+			for (; b < seg_end; b++) {
+				const guint64 *p = bitmap + b * BLOCK;
+				gsize i = b * BLOCK;
+				guint64 w0 = p[0], w1 = p[1], w2 = p[2], w3 = p[3];
+				guint64 w4 = p[4], w5 = p[5], w6 = p[6], w7 = p[7];
+				guint64 any = (w0 | w1) | (w2 | w3) | (w4 | w5) | (w6 | w7);
+				guint64 all = (w0 & w1) & (w2 & w3) & (w4 & w5) & (w6 & w7);
+
+				LANES_STEP(p);
+				if (any == 0) {
+					/* a dirty run may end at the block's first page */
+					bounds[m] = (guint32)i;
+					m += carry;
+					carry = 0;
+					continue;
+				}
+				if (all == ALL_ONES) {
+					/* a dirty run may start at the block's first page */
+					bounds[m] = (guint32)i;
+					m += carry ^ 1;
+					r += carry ^ 1;
+					n += 64 * BLOCK;
+					carry = 1;
+					continue;
+				}
+				n += POP8(p);
+				r += STARTS(w0, carry) + STARTS(w1, w0 >> 63) +
+				     STARTS(w2, w1 >> 63) + STARTS(w3, w2 >> 63) +
+				     STARTS(w4, w3 >> 63) + STARTS(w5, w4 >> 63) +
+				     STARTS(w6, w5 >> 63) + STARTS(w7, w6 >> 63);
+				BOUND(w0, carry, i);
+				BOUND(w1, w0 >> 63, i + 1);
+				BOUND(w2, w1 >> 63, i + 2);
+				BOUND(w3, w2 >> 63, i + 3);
+				BOUND(w4, w3 >> 63, i + 4);
+				BOUND(w5, w4 >> 63, i + 5);
+				BOUND(w6, w5 >> 63, i + 6);
+				BOUND(w7, w6 >> 63, i + 7);
+				carry = w7 >> 63;
+			}
+			/* SPARSE >= n_dirty bytes and RUNS >= 2 * runs bytes: RAW is shorter */
+			certain = n > raw_bytes && 2 * r > raw_bytes;
+		}
+		LANES_STORE(v);
+	}
+	light_blocks(bitmap, b, n_blocks, &n, v);
+	for (gsize i = n_blocks * BLOCK; i < n_words; i++) {
+		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
+
+		v[i % CK_LANES] = ck_step(v[i % CK_LANES], x);
+		n += __builtin_popcountll(x);
+		r += STARTS(x, carry);
+		BOUND(x, carry, i);
+		carry = x >> 63;
+	}
+	res->n_dirty = n;
+	res->n_runs = r;
+	memcpy(res->v, v, sizeof(v));
+	res->n_bounds = m;
+	res->raw_certain = certain || (n > raw_bytes && 2 * r > raw_bytes);
+}
+
+/* 1..4 bytes of LEB128 for @x < 2^28, written as 4 bytes; returns the length */
+static ALWAYS_INLINE guint
+put_varint28(guint8 *out, guint32 x)
+{
+	guint32 e =
+	    (x & 0x7f) | ((x << 1) & 0x7f00) | ((x << 2) & 0x7f0000) | ((x << 3) & 0x7f000000);
+	guint len = 1 + (x >= 1u << 7) + (x >= 1u << 14) + (x >= 1u << 21);
+
+	e |= 0x808080u & ((1u << (8 * (len - 1))) - 1);
+	e = GUINT32_TO_LE(e);
+	memcpy(out, &e, 4);
+	return len;
+}
+
+/* the same, quicker below 2^14 (SPARSE's gaps at any density where SPARSE wins) */
+static ALWAYS_INLINE guint
+put_varint28_short(guint8 *out, guint32 x)
+{
+	guint16 e;
+	guint two;
+
+	if (G_UNLIKELY(x >= 1u << 14))
+		return put_varint28(out, x);
+	two = x >= 1u << 7;
+	e = GUINT16_TO_LE((x & 0x7f) | ((x << 1) & 0x7f00) | (two << 7));
+	memcpy(out, &e, 2);
+	return 1 + two;
+}
+
+/*
+ * Appends the page numbers of the set bits of @x (word @i) to @buf[*n], branch-free for up to
+ * two bits; @buf has room for 64 more.
+ */
+static ALWAYS_INLINE void
+flatten(guint32 *buf, gsize *n, guint64 x, gsize i)
+{
+	const guint64 top = G_GUINT64_CONSTANT(1) << 63;
+	guint32 base = (guint32)(i * 64);
+	guint32 *o = buf + *n;
+	guint cnt = __builtin_popcountll(x);
+
+	o[0] = base + __builtin_ctzll(x | top);
+	x &= x - 1;
+	o[1] = base + __builtin_ctzll(x | top);
+	x &= x - 1;
+	if (G_UNLIKELY(cnt > 2)) {
+		for (guint k = 2; x != 0; k++) {
+			o[k] = base + __builtin_ctzll(x);
+			x &= x - 1;
+		}
+	}
+	*n += cnt;
+}
+
+typedef struct {
+	guint8 *buf;	   /* at least MIN(upper bound, limit) + SLACK bytes */
+	gsize limit;	   /* the output is only wanted up to this length */
+	gsize len;	   /* bytes written (SPARSE), or the whole length (RUNS) */
+	gboolean overflow; /* len passed limit */
+	guint64 n_items;   /* dirty pages (SPARSE) or run boundaries (RUNS) seen */
+	/* RUNS */
+	gsize len_clean; /* bytes of the clean-run varints */
+	guint32 last_end, run_start;
+	gboolean in_run;
+	/* SPARSE */
+	guint32 next; /* the smallest page the next index may name */
+} Walk;
+
+static ALWAYS_INLINE void
+sparse_flush(Walk *w, guint32 *batch, gsize *n)
+{
+	guint8 *out = w->buf + w->len;
+	guint32 next = w->next;
+
+	for (gsize k = 0; k < *n; k++) {
+		out += put_varint28_short(out, batch[k] - next);
+		next = batch[k] + 1;
+	}
+	w->next = next;
+	w->len = out - w->buf;
+	w->overflow = w->len > w->limit;
+	w->n_items += *n;
+	*n = 0;
+}
+
+#ifdef MIGD_DIRTY_DISPATCH
+/* flatten() with AVX-512 VBMI2: the set bits' positions compressed out of 0..63 */
+static VBMI2_TARGET inline void
+flatten512(guint32 *buf, gsize *n, guint64 x, gsize i)
+{
+	static const guint8 iota[64] = {
+	    0,	1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+	    22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+	    44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+	__m512i bits = _mm512_maskz_compress_epi8(_cvtu64_mask64(x), _mm512_loadu_si512(iota));
+	__m512i base = _mm512_set1_epi32((int)(i * 64));
+	guint32 *o = buf + *n;
+	guint cnt = __builtin_popcountll(x);
+
+	_mm512_storeu_si512(
+	    o, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(bits)), base));
+	if (G_UNLIKELY(cnt > 16)) {
+		_mm512_storeu_si512(
+		    o + 16, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bits, 1)), base));
+		_mm512_storeu_si512(
+		    o + 32, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bits, 2)), base));
+		_mm512_storeu_si512(
+		    o + 48, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bits, 3)), base));
+	}
+	*n += cnt;
+}
+
+/*
+ * sparse_flush() with AVX-512 VBMI2, 16 pages at a time: the gaps as 2-byte LEB128 (gaps below
+ * 2^14), then the high bytes of the gaps below 128 compressed away. A group with a longer gap
+ * goes the scalar way.
+ */
+static VBMI2_TARGET void
+sparse_flush512(Walk *w, guint32 *batch, gsize *n)
+{
+	guint8 *out = w->buf + w->len;
+	guint32 next = w->next;
+
+	for (gsize k = 0; k < *n; k += 16) {
+		guint cnt = MIN(16, *n - k);
+		__mmask16 valid = (__mmask16)(cnt == 16 ? 0xffff : (1u << cnt) - 1);
+		__mmask32 bytes = cnt == 16 ? 0xffffffffu : (1u << (2 * cnt)) - 1;
+		__m512i p = _mm512_maskz_loadu_epi32(valid, batch + k);
+		/* each page's previous page: next - 1, then p[0..14] */
+		__m512i prev = _mm512_alignr_epi32(p, _mm512_set1_epi32((int)(next - 1)), 15);
+		__m512i gap = _mm512_sub_epi32(_mm512_sub_epi32(p, prev), _mm512_set1_epi32(1));
+		__mmask16 two, big;
+		__m512i lo, enc;
+		__m256i enc16;
+		__mmask32 keep;
+
+		big = _mm512_mask_cmpge_epu32_mask(valid, gap, _mm512_set1_epi32(1 << 14));
+		if (G_UNLIKELY(big != 0)) {
+			for (gsize j = k; j < k + cnt; j++) {
+				out += put_varint28_short(out, batch[j] - next);
+				next = batch[j] + 1;
+			}
+			continue;
+		}
+		two = _mm512_cmpge_epu32_mask(gap, _mm512_set1_epi32(1 << 7));
+		lo = _mm512_and_si512(gap, _mm512_set1_epi32(0x7f));
+		lo = _mm512_mask_or_epi32(lo, two, lo, _mm512_set1_epi32(0x80));
+		enc = _mm512_or_si512(lo, _mm512_slli_epi32(_mm512_srli_epi32(gap, 7), 8));
+		enc16 = _mm512_cvtepi32_epi16(enc);
+		/* every low byte, and the high bytes that are not 0 (the gaps >= 128) */
+		keep = (_mm256_test_epi8_mask(enc16, enc16) | 0x55555555u) & bytes;
+		_mm256_storeu_si256((__m256i *)out, _mm256_maskz_compress_epi8(keep, enc16));
+		out += __builtin_popcount(keep);
+		next = batch[k + cnt - 1] + 1;
+	}
+	w->next = next;
+	w->len = out - w->buf;
+	w->overflow = w->len > w->limit;
+	w->n_items += *n;
+	*n = 0;
+}
+#endif
+
+static ALWAYS_INLINE void
+sparse_flush_any(Walk *w, guint32 *batch, gsize *n, gboolean simd)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	if (simd) {
+		sparse_flush512(w, batch, n);
+		return;
+	}
+#endif
+	sparse_flush(w, batch, n);
+}
+
+static ALWAYS_INLINE void
+flatten_any(guint32 *buf, gsize *n, guint64 x, gsize i, gboolean simd)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	if (simd) {
+		flatten512(buf, n, x, i);
+		return;
+	}
+#endif
+	flatten(buf, n, x, i);
+}
+
+/* dirty pages [w->next, end), all directly after the previous dirty page: one 0 byte each */
+static ALWAYS_INLINE void
+sparse_fill(Walk *w, guint32 *batch, gsize *n, guint32 end, gboolean simd)
+{
+	gsize bytes;
+
+	sparse_flush_any(w, batch, n, simd);
+	if (w->overflow)
+		return;
+	bytes = end - w->next;
+	if (w->len + bytes > w->limit) {
+		w->overflow = TRUE;
+		return;
+	}
+	memset(w->buf + w->len, 0, bytes);
+	w->len += bytes;
+	w->n_items += bytes;
+	w->next = end;
+}
+
+/*
+ * SPARSE from the listed words; between two of them the words are all clean or all dirty, as
+ * the bit before the next listed word says. Stops early on overflow.
+ */
+static ALWAYS_INLINE void
+sparse_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+	    const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
+{
+	guint32 batch[BATCH + 64];
+	gsize n = 0, next_word = 0;
+
+	for (gsize m = 0; m < n_bounds; m++) {
+		gsize i = bounds[m];
+		guint64 x = bitmap[i];
+		/* branch-free: whether i > next_word is a coin toss on scattered bitmaps */
+		guint64 dirty_before = (bitmap[i - (i > 0)] >> 63) & (i > next_word);
+
+		if (G_UNLIKELY(dirty_before)) {
+			/* words [next_word, i) are all dirty */
+			sparse_fill(w, batch, &n, (guint32)(i * 64), simd);
+			if (w->overflow)
+				return;
+		}
+		if (i == n_words - 1)
+			x &= last_mask;
+		flatten_any(batch, &n, x, i, simd);
+		if (n >= BATCH) {
+			sparse_flush_any(w, batch, &n, simd);
+			if (w->overflow)
+				return;
+		}
+		next_word = i + 1;
+	}
+	if (next_word < n_words && next_word > 0 && bitmap[next_word - 1] >> 63) {
+		/* dirty to the end */
+		sparse_fill(w, batch, &n, (guint32)n_pages, simd);
+		if (w->overflow)
+			return;
+	}
+	sparse_flush_any(w, batch, &n, simd);
+}
+
+static ALWAYS_INLINE void
+runs_flush(Walk *w, guint32 *batch, gsize *n)
+{
+	guint8 *out = w->buf + (w->overflow ? 0 : w->len);
+	gsize len_clean = 0, len_dirty = 0;
+	guint32 last_end = w->last_end, run_start = w->run_start;
+	gboolean in_run = w->in_run;
+
+	for (gsize k = 0; k < *n; k++) {
+		guint32 p = batch[k];
+		guint l;
+
+		if (!in_run) {
+			l = put_varint28(out, p - last_end);
+			len_clean += l;
+			run_start = p;
+		} else {
+			l = put_varint28(out, p - run_start);
+			len_dirty += l;
+			last_end = p;
+		}
+		out += l;
+		in_run = !in_run;
+	}
+	w->len += len_clean + len_dirty;
+	w->len_clean += len_clean;
+	w->n_items += *n;
+	w->last_end = last_end;
+	w->run_start = run_start;
+	w->in_run = in_run;
+	/* past the limit the bytes are no longer wanted, only the lengths: rewrite the start */
+	w->overflow = w->overflow || w->len > w->limit;
+	*n = 0;
+}
+
+/* RUNS from the listed words; on overflow only the lengths go on */
+static ALWAYS_INLINE void
+runs_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+	  const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
+{
+	guint32 batch[BATCH + 64];
+	gsize n = 0;
+
+	for (gsize m = 0; m < n_bounds; m++) {
+		gsize i = bounds[m];
+		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
+		guint64 carry = (bitmap[i - (i > 0)] >> 63) & (i > 0);
+
+		flatten_any(batch, &n, x ^ ((x << 1) | carry), i, simd);
+		if (n >= BATCH)
+			runs_flush(w, batch, &n);
+	}
+	if (w->in_run ^ (n % 2 == 1)) {
+		/* the bitmap ends dirty: the last run ends at n_pages */
+		batch[n++] = (guint32)n_pages;
+	}
+	runs_flush(w, batch, &n);
+}
+
+/* set bits of whole words and the masked last one */
+static ALWAYS_INLINE guint64
+count_body(const guint64 *bitmap, gsize n_words, guint64 last_mask)
+{
+	guint64 n = 0;
+
+	if (n_words == 0)
+		return 0;
+	for (gsize i = 0; i < n_words - 1; i++)
+		n += __builtin_popcountll(bitmap[i]);
+	return n + __builtin_popcountll(bitmap[n_words - 1] & last_mask);
+}
+
+typedef struct {
+	guint64 (*count)(const guint64 *bitmap, gsize n_words, guint64 last_mask);
+	void (*light)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 *count,
+		      guint64 v[CK_LANES]);
+	void (*scan)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 raw_bytes,
+		     guint32 *bounds, ScanResult *res);
+	void (*sparse)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		       const guint32 *bounds, gsize n_bounds, Walk *w);
+	void (*runs)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		     const guint32 *bounds, gsize n_bounds, Walk *w);
+} Kernels;
+
+#define DEFINE_KERNELS(suffix, attrs)                                                              \
+	static attrs guint64 count_##suffix(const guint64 *bitmap, gsize n_words,                  \
+					    guint64 last_mask)                                     \
+	{                                                                                          \
+		return count_body(bitmap, n_words, last_mask);                                     \
+	}                                                                                          \
+	static attrs void light_##suffix(const guint64 *bitmap, gsize n_words, guint64 last_mask,  \
+					 guint64 *count, guint64 v[CK_LANES])                      \
+	{                                                                                          \
+		light_body(bitmap, n_words, last_mask, count, v);                                  \
+	}                                                                                          \
+	static attrs void scan_##suffix(const guint64 *bitmap, gsize n_words, guint64 last_mask,   \
+					guint64 raw_bytes, guint32 *bounds, ScanResult *res)       \
+	{                                                                                          \
+		scan_body(bitmap, n_words, last_mask, raw_bytes, bounds, res);                     \
+	}                                                                                          \
+	static attrs void sparse_##suffix(const guint64 *bitmap, gsize n_words, guint64 last_mask, \
+					  guint64 n_pages, const guint32 *bounds, gsize n_bounds,  \
+					  Walk *w)                                                 \
+	{                                                                                          \
+		sparse_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, FALSE);      \
+	}                                                                                          \
+	static attrs void runs_##suffix(const guint64 *bitmap, gsize n_words, guint64 last_mask,   \
+					guint64 n_pages, const guint32 *bounds, gsize n_bounds,    \
+					Walk *w)                                                   \
+	{                                                                                          \
+		runs_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, FALSE);        \
+	}                                                                                          \
+	static const Kernels kernels_##suffix = {count_##suffix, light_##suffix, scan_##suffix,    \
+						 sparse_##suffix, runs_##suffix}
+
+DEFINE_KERNELS(generic, );
+
+#ifdef MIGD_DIRTY_DISPATCH
+DEFINE_KERNELS(popcnt, POPCNT_TARGET);
+
+/*
+ * AVX-512 (F, DQ, VL, VPOPCNTDQ): count, checksum and pass 1 eight words (one block, the eight
+ * lanes) per step. The listed words are compressed in a register and stored whole, then the
+ * list advances by the mask's popcount: a masked compress to memory is microcoded on Zen 4.
+ * The walks stay scalar.
+ */
+static AVX512_TARGET inline __m512i
+ck_step512(__m512i v, __m512i x)
+{
+	return _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_xor_si512(v, x), 31),
+				  _mm512_set1_epi64((long long)CK_MUL));
+}
+
+static AVX512_TARGET void
+light_avx512(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 *count,
+	     guint64 v[CK_LANES])
+{
+	__m512i lanes, pop = _mm512_setzero_si512();
+	gsize n_blocks;
+
+	*count = 0;
+	ck_init(v);
+	if (n_words == 0)
+		return;
+	n_blocks = (n_words - 1) / BLOCK;
+	lanes = _mm512_loadu_si512(v);
+	for (gsize b = 0; b < n_blocks; b++) {
+		__m512i x = _mm512_loadu_si512(bitmap + b * BLOCK);
+
+		lanes = ck_step512(lanes, x);
+		pop = _mm512_add_epi64(pop, _mm512_popcnt_epi64(x));
+	}
+	_mm512_storeu_si512(v, lanes);
+	*count = _mm512_reduce_add_epi64(pop);
+	light_tail(bitmap, n_words, last_mask, count, v);
+}
+
+static AVX512_TARGET void
+scan_avx512(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 raw_bytes,
+	    guint32 *bounds, ScanResult *res)
+{
+	gsize n_blocks = (n_words - 1) / BLOCK;
+	gsize m = 0, b = 0;
+	guint64 n = 0, r = 0, carry;
+	gboolean certain = FALSE;
+	guint64 v[CK_LANES];
+	__m512i lanes, pop = _mm512_setzero_si512(), starts = _mm512_setzero_si512();
+	__m512i before_block = _mm512_setzero_si512();
+	__m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+
+	ck_init(v);
+	lanes = _mm512_loadu_si512(v);
+	while (b < n_blocks && !certain) {
+		gsize seg_end = MIN(n_blocks, b + SEG_BLOCKS);
+
+		for (; b < seg_end; b++) {
+			__m512i x = _mm512_loadu_si512(bitmap + b * BLOCK);
+			/* each word's previous word: the last of the previous block, then x[0..6]
+			 */
+			__m512i prev_word = _mm512_alignr_epi64(x, before_block, 7);
+			__m512i shifted = _mm512_or_si512(_mm512_slli_epi64(x, 1),
+							  _mm512_srli_epi64(prev_word, 63));
+			__mmask8 bound = _mm512_cmpneq_epi64_mask(x, shifted);
+
+			lanes = ck_step512(lanes, x);
+			pop = _mm512_add_epi64(pop, _mm512_popcnt_epi64(x));
+			starts = _mm512_add_epi64(
+			    starts, _mm512_popcnt_epi64(_mm512_andnot_si512(shifted, x)));
+			_mm256_storeu_si256((__m256i *)(bounds + m),
+					    _mm256_maskz_compress_epi32(bound, index));
+			m += __builtin_popcount(bound);
+			index = _mm256_add_epi32(index, _mm256_set1_epi32(BLOCK));
+			before_block = x;
+		}
+		n = _mm512_reduce_add_epi64(pop);
+		r = _mm512_reduce_add_epi64(starts);
+		certain = n > raw_bytes && 2 * r > raw_bytes;
+	}
+	for (; b < n_blocks; b++) {
+		__m512i x = _mm512_loadu_si512(bitmap + b * BLOCK);
+
+		lanes = ck_step512(lanes, x);
+		pop = _mm512_add_epi64(pop, _mm512_popcnt_epi64(x));
+	}
+	_mm512_storeu_si512(v, lanes);
+	n = _mm512_reduce_add_epi64(pop);
+	carry = n_blocks > 0 ? bitmap[n_blocks * BLOCK - 1] >> 63 : 0;
+	for (gsize i = n_blocks * BLOCK; i < n_words; i++) {
+		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
+
+		v[i % CK_LANES] = ck_step(v[i % CK_LANES], x);
+		n += __builtin_popcountll(x);
+		r += STARTS(x, carry);
+		BOUND(x, carry, i);
+		carry = x >> 63;
+	}
+	res->n_dirty = n;
+	res->n_runs = r;
+	memcpy(res->v, v, sizeof(v));
+	res->n_bounds = m;
+	res->raw_certain = certain || (n > raw_bytes && 2 * r > raw_bytes);
+}
+
+static VBMI2_TARGET void
+sparse_vbmi2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+	     const guint32 *bounds, gsize n_bounds, Walk *w)
+{
+	sparse_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, TRUE);
+}
+
+static VBMI2_TARGET void
+runs_vbmi2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+	   const guint32 *bounds, gsize n_bounds, Walk *w)
+{
+	runs_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, TRUE);
+}
+
+static const Kernels kernels_avx512 = {count_popcnt, light_avx512, scan_avx512, sparse_popcnt,
+				       runs_popcnt};
+static const Kernels kernels_vbmi2 = {count_popcnt, light_avx512, scan_avx512, sparse_vbmi2,
+				      runs_vbmi2};
+#endif
+
+/* the kernels for this CPU (see the top of the file) */
+static const Kernels *
+kernels(void)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	static const Kernels *const all[] = {&kernels_generic, &kernels_popcnt, &kernels_avx512,
+					     &kernels_vbmi2};
+	static const gchar *const names[] = {"generic", "popcnt", "avx512", "vbmi2"};
+	static gsize choice; /* 1 + index in all[] */
+
+	if (g_once_init_enter(&choice)) {
+		const gchar *want = g_getenv("VFIO_MIGD_DIRTY_KERNEL");
+		gsize c = 0;
+
+		__builtin_cpu_init();
+		if (__builtin_cpu_supports("popcnt"))
+			c = 1;
+		if (c == 1 && __builtin_cpu_supports("avx512f") &&
+		    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+		    __builtin_cpu_supports("avx512vpopcntdq"))
+			c = 2;
+		if (c == 2 && __builtin_cpu_supports("avx512bw") &&
+		    __builtin_cpu_supports("avx512vbmi2"))
+			c = 3;
+		for (gsize i = 0; want != NULL && i < c; i++) {
+			if (g_strcmp0(want, names[i]) == 0)
+				c = i;
+		}
+		g_once_init_leave(&choice, c + 1);
+	}
+	return all[choice - 1];
+#else
+	return &kernels_generic;
+#endif
+}
+
+guint64
+migd_dirty_checksum(const guint64 *bitmap, guint64 n_pages)
+{
+	guint64 v[CK_LANES];
+	guint64 count;
+
+	g_return_val_if_fail(bitmap != NULL || n_pages == 0, 0);
+	kernels()->light(bitmap, words_for(n_pages), last_word_mask(n_pages), &count, v);
+	return ck_final(v, n_pages);
+}
+
+guint64
+migd_dirty_count(const guint64 *bitmap, guint64 n_pages)
+{
+	g_return_val_if_fail(bitmap != NULL || n_pages == 0, 0);
+	return kernels()->count(bitmap, words_for(n_pages), last_word_mask(n_pages));
+}
+
+/* the payload of a RAW chunk: the words, little-endian, the tail cleared */
+static GBytes *
+encode_raw(const guint64 *bitmap, gsize n_words, guint64 last_mask)
+{
+	guint64 *copy;
+
+	if (G_BYTE_ORDER == G_LITTLE_ENDIAN && (bitmap[n_words - 1] & ~last_mask) == 0)
+		return g_bytes_new_static(bitmap, n_words * 8);
+	copy = g_new(guint64, n_words);
+	for (gsize i = 0; i < n_words; i++)
+		copy[i] = GUINT64_TO_LE(i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i]);
+	return g_bytes_new_take(copy, n_words * 8);
+}
+
+static GBytes *
+walk_take_bytes(Walk *w)
+{
+	if (w->len == 0) {
+		g_free(w->buf);
+		w->buf = NULL;
+		return g_bytes_new(NULL, 0);
+	}
+	return g_bytes_new_take(g_realloc(g_steal_pointer(&w->buf), w->len), w->len);
+}
+
+static void
+walk_init(Walk *w, gsize upper_bound, gsize limit)
+{
+	memset(w, 0, sizeof(*w));
+	w->limit = limit;
+	w->buf = g_malloc(MIN(upper_bound, limit) + SLACK);
+}
+
+void
+migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
+{
+	const Kernels *k = kernels();
+	g_autofree guint32 *bounds = NULL;
+	gsize n_words, raw_bytes;
+	guint64 last_mask;
+	ScanResult s;
+	Walk w;
+
+	g_return_if_fail(encoded != NULL);
+	migd_dirty_encoded_clear(encoded);
+	g_return_if_fail(bitmap != NULL);
+	g_return_if_fail(n_pages >= 1 && n_pages <= MIGD_DIRTY_MAX_CHUNK_PAGES);
+
+	n_words = words_for(n_pages);
+	raw_bytes = n_words * 8;
+	last_mask = last_word_mask(n_pages);
+	bounds = g_new(guint32, n_words + BLOCK); /* AVX-512 stores 8 entries at a time */
+	k->scan(bitmap, n_words, last_mask, raw_bytes, bounds, &s);
+
+	encoded->n_pages = n_pages;
+	encoded->n_dirty = s.n_dirty;
+	encoded->checksum = ck_final(s.v, n_pages);
+
+	if (s.n_dirty == 0) {
+		encoded->encoding = MIGD_DIRTY_ENCODING_SPARSE;
+		encoded->data = g_bytes_new(NULL, 0);
+		return;
+	}
+	if (s.raw_certain)
+		goto raw;
+
+	if (s.n_dirty <= 2 * s.n_runs) {
+		/* SPARSE <= RUNS: SPARSE unless it is longer than RAW */
+		walk_init(&w, s.n_dirty + 3 * s.n_runs, raw_bytes);
+		k->sparse(bitmap, n_words, last_mask, n_pages, bounds, s.n_bounds, &w);
+		if (w.overflow) {
+			g_free(w.buf);
+			goto raw;
+		}
+		g_assert(w.n_items == s.n_dirty);
+		encoded->encoding = MIGD_DIRTY_ENCODING_SPARSE;
+		encoded->data = walk_take_bytes(&w);
+		return;
+	}
+
+	/* RUNS, whose varint lengths also give SPARSE's exact length */
+	walk_init(&w, 8 * s.n_runs, raw_bytes);
+	k->runs(bitmap, n_words, last_mask, n_pages, bounds, s.n_bounds, &w);
+	g_assert(w.n_items == 2 * s.n_runs);
+	{
+		gsize runs_len = w.len;
+		gsize sparse_len = w.len_clean + (s.n_dirty - s.n_runs);
+
+		if (sparse_len <= runs_len && sparse_len <= raw_bytes) {
+			g_free(w.buf);
+			walk_init(&w, sparse_len, sparse_len);
+			k->sparse(bitmap, n_words, last_mask, n_pages, bounds, s.n_bounds, &w);
+			g_assert(!w.overflow && w.len == sparse_len);
+			encoded->encoding = MIGD_DIRTY_ENCODING_SPARSE;
+			encoded->data = walk_take_bytes(&w);
+			return;
+		}
+		if (runs_len <= raw_bytes) {
+			g_assert(!w.overflow);
+			encoded->encoding = MIGD_DIRTY_ENCODING_RUNS;
+			encoded->data = walk_take_bytes(&w);
+			return;
+		}
+		g_free(w.buf);
+	}
+raw:
+	encoded->encoding = MIGD_DIRTY_ENCODING_RAW;
+	encoded->data = encode_raw(bitmap, n_words, last_mask);
+}
+
+/*
+ * Decoding: everything a peer sends is checked; the result goes to a scratch bitmap that is
+ * ORed into the caller's only when all checks passed.
+ */
+
+static gboolean protocol_error(GError **error, const gchar *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static gboolean
+protocol_error(GError **error, const gchar *fmt, ...)
+{
+	va_list ap;
+	g_autofree gchar *msg = NULL;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, msg);
+	return FALSE;
+}
+
+/* one LEB128 varint at data[*pos]: minimal, at most 64 bits, not cut short */
+static gboolean
+read_varint(const gchar *what, const guint8 *data, gsize len, gsize *pos, guint64 *value,
+	    GError **error)
+{
+	gsize start = *pos, i = *pos;
+	guint64 v = 0;
+
+	for (guint shift = 0;; shift += 7) {
+		guint8 byte;
+
+		if (i >= len)
+			return protocol_error(
+			    error, "%s payload: varint at byte %" G_GSIZE_FORMAT " is truncated",
+			    what, start);
+		byte = data[i++];
+		if (shift == 63 && byte > 1)
+			return protocol_error(error,
+					      "%s payload: varint at byte %" G_GSIZE_FORMAT
+					      " does not fit in 64 bits",
+					      what, start);
+		v |= (guint64)(byte & 0x7f) << shift;
+		if ((byte & 0x80) == 0) {
+			if (byte == 0 && shift > 0)
+				return protocol_error(error,
+						      "%s payload: varint at byte %" G_GSIZE_FORMAT
+						      " is not minimal",
+						      what, start);
+			break;
+		}
+	}
+	*pos = i;
+	*value = v;
+	return TRUE;
+}
+
+static inline void
+set_bit(guint64 *bitmap, guint64 page)
+{
+	bitmap[page / 64] |= G_GUINT64_CONSTANT(1) << (page % 64);
+}
+
+/* sets pages [start, start + n), n >= 1 */
+static void
+set_range(guint64 *bitmap, guint64 start, guint64 n)
+{
+	guint64 end = start + n; /* exclusive */
+	guint64 first = start / 64, last = (end - 1) / 64;
+	guint64 head = ALL_ONES << (start % 64);
+	guint64 tail = ALL_ONES >> (63 - (end - 1) % 64);
+
+	if (first == last) {
+		bitmap[first] |= head & tail;
+		return;
+	}
+	bitmap[first] |= head;
+	for (guint64 i = first + 1; i < last; i++)
+		bitmap[i] = ALL_ONES;
+	bitmap[last] |= tail;
+}
+
+static gboolean
+decode_sparse(const guint8 *data, gsize len, guint64 n_pages, guint64 n_dirty, guint64 *scratch,
+	      guint64 *count, GError **error)
+{
+	guint64 next = 0, n = 0; /* next: the smallest page the next index may name */
+	gsize pos = 0;
+
+	while (pos < len) {
+		gsize at = pos;
+		guint64 delta;
+
+		if (!read_varint("SPARSE", data, len, &pos, &delta, error))
+			return FALSE;
+		if (delta >= n_pages - next)
+			return protocol_error(error,
+					      "SPARSE payload: the index at byte %" G_GSIZE_FORMAT
+					      " is past the chunk's %" G_GUINT64_FORMAT " pages",
+					      at, n_pages);
+		if (++n > n_dirty)
+			return protocol_error(error,
+					      "SPARSE payload: more than the %" G_GUINT64_FORMAT
+					      " dirty pages the chunk announces",
+					      n_dirty);
+		set_bit(scratch, next + delta);
+		next += delta + 1;
+	}
+	*count = n;
+	return TRUE;
+}
+
+static gboolean
+decode_runs(const guint8 *data, gsize len, guint64 n_pages, guint64 n_dirty, guint64 *scratch,
+	    guint64 *count, GError **error)
+{
+	guint64 page = 0, n = 0, k = 0; /* k: the index of the varint; even = clean */
+	gsize pos = 0;
+
+	for (; pos < len; k++) {
+		gsize at = pos;
+		guint64 run;
+
+		if (!read_varint("RUNS", data, len, &pos, &run, error))
+			return FALSE;
+		if (run == 0 && k > 0)
+			return protocol_error(
+			    error, "RUNS payload: the %s run at byte %" G_GSIZE_FORMAT " is empty",
+			    k % 2 == 1 ? "dirty" : "clean", at);
+		if (run > n_pages - page)
+			return protocol_error(error,
+					      "RUNS payload: the run at byte %" G_GSIZE_FORMAT
+					      " goes past the chunk's %" G_GUINT64_FORMAT " pages",
+					      at, n_pages);
+		if (k % 2 == 1) {
+			if (run > n_dirty - n)
+				return protocol_error(
+				    error,
+				    "RUNS payload: more than the %" G_GUINT64_FORMAT
+				    " dirty pages the chunk announces",
+				    n_dirty);
+			set_range(scratch, page, run);
+			n += run;
+		}
+		page += run;
+	}
+	if (k % 2 == 1 && page != n_pages)
+		return protocol_error(error,
+				      "RUNS payload: the runs end at page %" G_GUINT64_FORMAT
+				      ", not at the chunk's end (%" G_GUINT64_FORMAT ")",
+				      page, n_pages);
+	*count = n;
+	return TRUE;
+}
+
+gboolean
+migd_dirty_decode_merge(guint encoding, const guint8 *data, gsize len, guint64 n_pages,
+			guint64 n_dirty, guint64 checksum, guint64 *bitmap, GError **error)
+{
+	g_autofree guint64 *owned = NULL;
+	const guint64 *decoded;
+	gsize n_words, raw_bytes;
+	guint64 last_mask, count = 0, v[CK_LANES], sum;
+
+	g_return_val_if_fail(data != NULL || len == 0, FALSE);
+	g_return_val_if_fail(bitmap != NULL, FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+	if (encoding != MIGD_DIRTY_ENCODING_RAW && encoding != MIGD_DIRTY_ENCODING_RUNS &&
+	    encoding != MIGD_DIRTY_ENCODING_SPARSE)
+		return protocol_error(error, "unknown dirty bitmap encoding %u", encoding);
+	if (n_pages < 1 || n_pages > MIGD_DIRTY_MAX_CHUNK_PAGES)
+		return protocol_error(
+		    error, "%s chunk of %" G_GUINT64_FORMAT " pages: outside 1..%" G_GUINT64_FORMAT,
+		    migd_dirty_encoding_to_string(encoding), n_pages,
+		    (guint64)MIGD_DIRTY_MAX_CHUNK_PAGES);
+	if (n_dirty > n_pages)
+		return protocol_error(error,
+				      "%" G_GUINT64_FORMAT
+				      " dirty pages in a chunk of %" G_GUINT64_FORMAT " pages",
+				      n_dirty, n_pages);
+	n_words = words_for(n_pages);
+	raw_bytes = n_words * 8;
+	last_mask = last_word_mask(n_pages);
+
+	if (encoding == MIGD_DIRTY_ENCODING_RAW) {
+		if (len != raw_bytes)
+			return protocol_error(error,
+					      "RAW payload of %" G_GSIZE_FORMAT
+					      " bytes for %" G_GUINT64_FORMAT
+					      " pages: %" G_GSIZE_FORMAT " expected",
+					      len, n_pages, raw_bytes);
+		if (G_BYTE_ORDER == G_LITTLE_ENDIAN && (guintptr)data % sizeof(guint64) == 0) {
+			decoded = (const guint64 *)data;
+		} else {
+			owned = g_new(guint64, n_words);
+			memcpy(owned, data, raw_bytes);
+			for (gsize i = 0; i < n_words; i++)
+				owned[i] = GUINT64_FROM_LE(owned[i]);
+			decoded = owned;
+		}
+		if ((decoded[n_words - 1] & ~last_mask) != 0)
+			return protocol_error(
+			    error,
+			    "RAW payload: bits past the chunk's %" G_GUINT64_FORMAT
+			    " pages are set",
+			    n_pages);
+	} else {
+		gboolean ok;
+
+		owned = g_new0(guint64, n_words);
+		if (encoding == MIGD_DIRTY_ENCODING_SPARSE)
+			ok = decode_sparse(data, len, n_pages, n_dirty, owned, &count, error);
+		else
+			ok = decode_runs(data, len, n_pages, n_dirty, owned, &count, error);
+		if (!ok)
+			return FALSE;
+		if (count != n_dirty)
+			return protocol_error(
+			    error,
+			    "%s payload holds %" G_GUINT64_FORMAT
+			    " dirty pages, the chunk announces %" G_GUINT64_FORMAT,
+			    migd_dirty_encoding_to_string(encoding), count, n_dirty);
+		decoded = owned;
+	}
+
+	kernels()->light(decoded, n_words, last_mask, &count, v);
+	if (count != n_dirty)
+		return protocol_error(error,
+				      "%s payload holds %" G_GUINT64_FORMAT
+				      " dirty pages, the chunk announces %" G_GUINT64_FORMAT,
+				      migd_dirty_encoding_to_string(encoding), count, n_dirty);
+	sum = ck_final(v, n_pages);
+	if (sum != checksum)
+		return protocol_error(
+		    error,
+		    "%s payload: checksum %016" G_GINT64_MODIFIER
+		    "x of the decoded bitmap, the chunk announces %016" G_GINT64_MODIFIER "x",
+		    migd_dirty_encoding_to_string(encoding), sum, checksum);
+
+	for (gsize i = 0; i < n_words; i++)
+		bitmap[i] |= decoded[i];
+	return TRUE;
+}

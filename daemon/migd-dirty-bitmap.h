@@ -18,12 +18,13 @@ G_BEGIN_DECLS
  *   RAW     the words, little-endian, ceil(n_pages / 64) * 8 bytes;
  *   RUNS    LEB128 varints alternating clean-run length, dirty-run length,
  *           starting with a (possibly zero) clean run; the runs sum to n_pages
- *           (a final clean run may be omitted); no dirty run is zero;
+ *           (a final clean run may be omitted); no run but the first is zero;
  *   SPARSE  LEB128 varints: the first dirty page's index, then each next dirty
  *           page's distance from the previous minus one.
- * Ties prefer SPARSE, then RUNS, then RAW (cheapest to decode). The checksum
- * (migd_dirty_checksum) is over the decoded bitmap, so it proves the encoder,
- * the link and the decoder together.
+ * Varints are minimal and fit in 64 bits. Ties prefer SPARSE, then RUNS, then
+ * RAW. The checksum (migd_dirty_checksum) is over the decoded bitmap, so it
+ * proves the encoder, the link and the decoder together. The exact formats and
+ * the checksum's algorithm are at the top of migd-dirty-bitmap.c.
  */
 
 /* 64 Mi pages (256 GiB at 4 KiB) per chunk: a RAW chunk is 8 MiB (MIGD_WIRE_MAX_BITMAP_BYTES) */
@@ -52,6 +53,9 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigdDirtyEncoded, migd_dirty_encoded_clear)
  * Encodes pages [0, @n_pages) of @bitmap (1 <= @n_pages <= MIGD_DIRTY_MAX_CHUNK_PAGES)
  * in the smallest encoding. When the result is RAW, @encoded->data may point into
  * @bitmap (g_bytes_new_static): keep @bitmap unchanged while the bytes live.
+ * Bits of the last word at and after @n_pages are not pages: they are ignored
+ * (and RAW then copies). @encoded must be initialised ({0} or a previous result,
+ * which is released first).
  */
 void migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded);
 
@@ -67,7 +71,10 @@ gboolean migd_dirty_decode_merge(guint encoding, const guint8 *data, gsize len, 
 				 guint64 n_dirty, guint64 checksum, guint64 *bitmap,
 				 GError **error);
 
-/* a fast 64-bit checksum of the first @n_pages bits (the tail of the last word counts as zero) */
+/*
+ * a fast 64-bit checksum of the first @n_pages bits (the tail of the last word counts as zero);
+ * any @n_pages, also beyond a chunk
+ */
 guint64 migd_dirty_checksum(const guint64 *bitmap, guint64 n_pages);
 
 /* set bits among the first @n_pages */

@@ -20,24 +20,35 @@ G_BEGIN_DECLS
 /*
  * Returns a GArray of MigdIovaRange, sorted, disjoint, non-empty. @max_ranges 0
  * means no limit. Fails (MIGD_ERROR_INVALID_ARGUMENT) on an empty list, a
- * zero-length range or one that wraps past 2^64.
+ * zero-length range or one that wraps past 2^64 (ending exactly at 2^64 is
+ * fine), and when one range would have to span all 2^64 bytes.
  */
 GArray *migd_dirty_ranges_plan(const MigdIovaRange *ranges, guint n_ranges, guint max_ranges,
 			       GError **error);
 
 /*
- * QEMU's reduction, for comparison (hw/vfio/common.c vfio_dirty_tracking_init):
- * the min..max span of the mappings below 4 GiB, of those above, and of those
- * in the 64-bit PCI hole, so at most three ranges whatever the mapping.
- * @pci_hole64 may be NULL (no such range).
+ * QEMU's reduction, for comparison (hw/vfio/listener.c, before 10.0
+ * hw/vfio/common.c: vfio_dirty_tracking_init / _update_range,
+ * vfio_device_feature_dma_logging_start_create): the min..max span of the
+ * mappings that end below 4 GiB, of the others, and of those in the 64-bit PCI
+ * hole, so at most three ranges whatever the mapping, in that order (not
+ * sorted; they may overlap when the hole lies below other mappings, as in
+ * QEMU). QEMU's third bucket takes the sections an assigned device's BAR owns
+ * that start at or above 0xffffffff; here, the mappings from there on that lie
+ * inside @pci_hole64, which may be NULL (no such range). Empty or wrapping
+ * ranges are skipped (QEMU never sees them). Never NULL; empty for no input.
  */
 GArray *migd_dirty_ranges_plan_qemu(const MigdIovaRange *ranges, guint n_ranges,
 				    const MigdIovaRange *pci_hole64);
 
-/* the bytes the ranges cover */
+/* the bytes the ranges cover (their union: overlaps count once; saturates at 2^64 - 1) */
 guint64 migd_dirty_ranges_total(const MigdIovaRange *ranges, guint n_ranges);
 
-/* "0x0+0x40000000,0x100000000+0x80000000" (iova+length, hex or decimal, K/M/G suffixes) */
+/*
+ * "0x0+0x40000000,0x100000000+0x80000000" (iova+length, hex or decimal, K/M/G
+ * suffixes, spaces around the numbers allowed); MIGD_ERROR_INVALID_ARGUMENT for
+ * anything else, an empty list, a zero length or a range past 2^64
+ */
 GArray *migd_dirty_ranges_parse(const gchar *text, GError **error);
 
 G_END_DECLS

@@ -12,6 +12,9 @@ G_BEGIN_DECLS
  * The real backend: each MigdDevice vfunc is one ioctl on a VFIO device fd.
  * Kernel errors are MIGD_KERNEL_ERROR (code = errno, message names the ioctl,
  * the feature and the device), except ENODEV, which is MIGD_ERROR_DEVICE_GONE.
+ * IOMMU dirty tracking (iommu_dirty_*) runs on the container (type1
+ * VFIO_IOMMU_DIRTY_PAGES) or the iommufd HWPT the device was opened with; an
+ * adopted fd answers MIGD_ERROR_NOT_SUPPORTED (see migd-kernel-device.c).
  */
 #define MIGD_TYPE_KERNEL_DEVICE (migd_kernel_device_get_type())
 G_DECLARE_FINAL_TYPE(MigdKernelDevice, migd_kernel_device, MIGD, KERNEL_DEVICE, MigdDevice)
@@ -42,5 +45,7 @@ gint migd_kernel_device_get_iommufd(MigdKernelDevice *self);
 guint32 migd_kernel_device_get_dev_id(MigdKernelDevice *self);
 guint32 migd_kernel_device_get_ioas_id(MigdKernelDevice *self);
 guint32 migd_kernel_device_get_hwpt_id(MigdKernelDevice *self);
+/* cdev: the HWPT was allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING (IOMMU dirty tracking works) */
+gboolean migd_kernel_device_has_dirty_hwpt(MigdKernelDevice *self);
 
 G_END_DECLS

@@ -227,8 +227,8 @@ migd_kernel_open_with(const gchar *sysfs_root, const gchar *dev_root, const gcha
 		migd_kernel_handles_clear(&h);
 		return FALSE;
 	}
-	g_debug("%s: opened through %s (iommufd dev_id %u, IOAS %u, HWPT %u)", device_name, node,
-		h.dev_id, h.ioas_id, h.hwpt_id);
+	g_debug("%s: opened through %s (iommufd dev_id %u, IOAS %u, HWPT %u%s)", device_name, node,
+		h.dev_id, h.ioas_id, h.hwpt_id, h.hwpt_dirty ? ", dirty tracking" : "");
 	*handles = h;
 	return TRUE;
 }
@@ -268,6 +268,105 @@ migd_kernel_find_cdev(const gchar *sysfs_root, const gchar *device_name, GError 
 	return NULL;
 }
 
+/* one ioctl, EINTR retried: 0 or the errno (for steps whose failure is not fatal) */
+static gint
+migd_kernel_ioctl_raw(gint fd, gulong request, gulong arg)
+{
+	gint rc;
+
+	do {
+		rc = ioctl(fd, request, arg);
+	} while (rc < 0 && errno == EINTR);
+	return rc < 0 ? errno : 0;
+}
+
+static void
+migd_kernel_note_no_dirty_hwpt(MigdKernelHandles *h, const gchar *device_name, const gchar *step,
+			       gint errsv)
+{
+	h->hwpt_dirty_step = step;
+	h->hwpt_dirty_errno = errsv;
+	g_debug("%s: no dirty-tracking HWPT (%s: %s): attaching the IOAS", device_name, step,
+		g_strerror(errsv));
+}
+
+/*
+ * A HWPT on the IOAS that can track dirty pages, if the device's IOMMU can:
+ * IOMMU_GET_HW_INFO's IOMMU_HW_CAP_DIRTY_TRACKING, then IOMMU_HWPT_ALLOC with
+ * IOMMU_HWPT_ALLOC_DIRTY_TRACKING (which the kernel refuses with EOPNOTSUPP
+ * without the capability, hw_pagetable.c). Returns its id, or 0 (iommufd ids
+ * start at 1) with the reason noted in @h.
+ */
+static guint32
+migd_kernel_alloc_dirty_hwpt(MigdKernelHandles *h, const gchar *device_name)
+{
+	struct iommu_hw_info info = {.size = sizeof(info), .dev_id = h->dev_id};
+	struct iommu_hwpt_alloc alloc = {
+	    .size = sizeof(alloc),
+	    .flags = IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+	    .dev_id = h->dev_id,
+	    .pt_id = h->ioas_id,
+	};
+	gint errsv;
+
+	/* ENOTTY before 6.6; an emulated (mdev) device has no iommufd_device: ENOENT */
+	errsv = migd_kernel_ioctl_raw(h->iommufd, IOMMU_GET_HW_INFO, (gulong)&info);
+	if (errsv != 0) {
+		migd_kernel_note_no_dirty_hwpt(h, device_name, "IOMMU_GET_HW_INFO", errsv);
+		return 0;
+	}
+	if ((info.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING) == 0) {
+		migd_kernel_note_no_dirty_hwpt(h, device_name,
+					       "IOMMU_GET_HW_INFO: no IOMMU_HW_CAP_DIRTY_TRACKING",
+					       EOPNOTSUPP);
+		return 0;
+	}
+	errsv = migd_kernel_ioctl_raw(h->iommufd, IOMMU_HWPT_ALLOC, (gulong)&alloc);
+	if (errsv != 0) {
+		migd_kernel_note_no_dirty_hwpt(h, device_name, "IOMMU_HWPT_ALLOC(DIRTY_TRACKING)",
+					       errsv);
+		return 0;
+	}
+	return alloc.out_hwpt_id;
+}
+
+/*
+ * Attaches the device to a dirty-tracking HWPT when its IOMMU has one, once, at
+ * open: the domain is chosen before any mapping exists and never replaced under
+ * a running device. The flag only asks for a domain able to track; tracking
+ * stays off until IOMMU_HWPT_SET_DIRTY_TRACKING. Returns FALSE (nothing
+ * attached, the reason noted) when the device must take the IOAS instead.
+ */
+static gboolean
+migd_kernel_attach_dirty_hwpt(MigdKernelHandles *h, const gchar *device_name)
+{
+	struct vfio_device_attach_iommufd_pt attach = {.argsz = MIGD_VFIO_ATTACH_IOMMUFD_PT_MINSZ};
+	guint32 hwpt = migd_kernel_alloc_dirty_hwpt(h, device_name);
+	gint errsv;
+
+	if (hwpt == 0)
+		return FALSE;
+	attach.pt_id = hwpt;
+	errsv = migd_kernel_ioctl_raw(h->device_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, (gulong)&attach);
+	if (errsv == 0) {
+		h->hwpt_id = attach.pt_id;
+		h->hwpt_dirty = TRUE;
+		h->hwpt_dirty_step = NULL;
+		h->hwpt_dirty_errno = 0;
+		return TRUE;
+	}
+	migd_kernel_note_no_dirty_hwpt(h, device_name,
+				       "VFIO_DEVICE_ATTACH_IOMMUFD_PT(dirty-tracking HWPT)", errsv);
+	{
+		struct iommu_destroy destroy = {.size = sizeof(destroy), .id = hwpt};
+		errsv = migd_kernel_ioctl_raw(h->iommufd, IOMMU_DESTROY, (gulong)&destroy);
+		if (errsv != 0)
+			g_debug("%s: IOMMU_DESTROY of HWPT %u: %s (freed with the iommufd)",
+				device_name, hwpt, g_strerror(errsv));
+	}
+	return FALSE;
+}
+
 static gboolean
 migd_kernel_setup_cdev(const gchar *dev_root, const gchar *device_name, const gchar *cdev,
 		       MigdKernelHandles *h, GError **error)
@@ -296,6 +395,8 @@ migd_kernel_setup_cdev(const gchar *dev_root, const gchar *device_name, const gc
 		return FALSE;
 	h->ioas_id = ioas.out_ioas_id;
 
+	if (migd_kernel_attach_dirty_hwpt(h, device_name))
+		return TRUE;
 	attach.argsz = MIGD_VFIO_ATTACH_IOMMUFD_PT_MINSZ;
 	attach.pt_id = h->ioas_id;
 	if (!migd_kernel_ioctl(h->device_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, (gulong)&attach,

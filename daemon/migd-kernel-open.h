@@ -11,8 +11,7 @@ G_BEGIN_DECLS
 /*
  * The descriptors one opened VFIO device needs kept alive: the group path holds
  * a type1 container and a group; the cdev path an iommufd with the device bound
- * to it and attached to an IOAS (later HWPT dirty tracking needs the ids).
- * Unused fds are -1.
+ * to it and attached to a HWPT of its IOAS. Unused fds are -1.
  */
 typedef struct {
 	gint device_fd;
@@ -22,6 +21,15 @@ typedef struct {
 	guint32 dev_id;	 /* iommufd device id from VFIO_DEVICE_BIND_IOMMUFD */
 	guint32 ioas_id; /* IOAS allocated for the device */
 	guint32 hwpt_id; /* what VFIO_DEVICE_ATTACH_IOMMUFD_PT attached */
+	/*
+	 * cdev: hwpt_id was allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING. If not,
+	 * the step that ruled it out and its errno (EOPNOTSUPP: the IOMMU reports
+	 * no IOMMU_HW_CAP_DIRTY_TRACKING for the device); the device then sits on
+	 * the kernel's automatic domain for the IOAS.
+	 */
+	gboolean hwpt_dirty;
+	const gchar *hwpt_dirty_step;
+	gint hwpt_dirty_errno;
 } MigdKernelHandles;
 
 #define MIGD_KERNEL_SYSFS_ROOT "/sys"
@@ -43,7 +51,13 @@ gboolean migd_kernel_open_group(const gchar *sysfs_root, const gchar *dev_root,
 				const gchar *device_name, MigdKernelHandles *handles,
 				GError **error);
 
-/* opens the device cdev /dev/vfio/devices/vfioX, binds it to a new iommufd and an IOAS */
+/*
+ * Opens the device cdev /dev/vfio/devices/vfioX and binds it to a new iommufd
+ * and IOAS. When IOMMU_GET_HW_INFO reports IOMMU_HW_CAP_DIRTY_TRACKING for the
+ * device, it is attached to a HWPT allocated on that IOAS with
+ * IOMMU_HWPT_ALLOC_DIRTY_TRACKING (as QEMU does), otherwise (or if that fails)
+ * to the IOAS itself, which gives it the kernel's automatic domain.
+ */
 gboolean migd_kernel_open_cdev(const gchar *sysfs_root, const gchar *dev_root,
 			       const gchar *device_name, MigdKernelHandles *handles,
 			       GError **error);

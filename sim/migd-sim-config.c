@@ -44,6 +44,7 @@ static const MigdSimConfigKey migd_sim_config_keys[] = {
     {"que_iso_cfg", MIGD_SIM_KNOB_HISI_MATCH},
     {"iommufd_driver", MIGD_SIM_KNOB_IOMMUFD_DRIVER},
     {"sysfs", MIGD_SIM_KNOB_SYSFS},
+    {"iommu_dirty", MIGD_SIM_KNOB_IOMMU_DIRTY},
 };
 
 static const struct {
@@ -93,6 +94,7 @@ migd_sim_config_new(const gchar *profile_name, GError **error)
 	self->seed = 1;
 	self->ports = 2;
 	self->fail_errno = EIO;
+	self->iommu_dirty = TRUE;
 	self->hisi_dev_id = MIGD_SIM_HISI_DEFAULT_DEV_ID;
 	self->hisi_qp_num = MIGD_SIM_HISI_DEFAULT_QP_NUM;
 	self->hisi_que_iso_cfg = MIGD_SIM_HISI_DEFAULT_QUE_ISO_CFG;
@@ -333,6 +335,8 @@ migd_sim_config_set_value(MigdSimConfig *self, const gchar *key, const gchar *va
 		return migd_sim_config_parse_bool(value, &self->report_eio, error);
 	if (g_strcmp0(key, "iommufd_driver") == 0)
 		return migd_sim_config_parse_bool(value, &self->iommufd_driver, error);
+	if (g_strcmp0(key, "iommu_dirty") == 0)
+		return migd_sim_config_parse_bool(value, &self->iommu_dirty, error);
 	if (g_strcmp0(key, "short_reads") == 0)
 		return migd_sim_config_parse_bool(value, &self->short_reads, error);
 	if (g_strcmp0(key, "dev_id") == 0)

@@ -41,6 +41,8 @@ typedef struct {
 	 * without it, as in Debian 12's 6.12, DMA_LOGGING_REPORT is EOPNOTSUPP
 	 */
 	gboolean iommufd_driver;
+	/* the platform IOMMU tracks dirty pages (default); 0: IOMMU dirty tracking is EOPNOTSUPP */
+	gboolean iommu_dirty;
 	/* hisi_acc match data (vf_qm_check_match): this device's own identity */
 	guint32 hisi_dev_id;
 	guint32 hisi_qp_num;

@@ -28,6 +28,7 @@ struct _MigdSimDevice {
 	gboolean lp_engaged;
 	gint lp_eventfd;
 	MigdSimDirty *dirty; /* NULL without (real) log_ops */
+	MigdSimDirty *iommu; /* the platform IOMMU's dirty tracking (profile iommu_type1) */
 	guint64 rng;
 	gint64 dma_clock_us; /* time of the last dma_rate accounting */
 };

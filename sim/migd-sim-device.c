@@ -3,8 +3,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * MigdSimDevice: what the vfio core and a variant driver do behind the device fd.
- * The FSM walk, fault injection, reset, low power and DMA logging live here; the
- * arcs and file_operations of each driver live in its profile backend.
+ * The FSM walk, fault injection, reset, low power, DMA logging and the platform
+ * IOMMU's dirty tracking live here; the arcs and file_operations of each driver
+ * live in its profile backend.
  */
 #include "config.h"
 
@@ -375,6 +376,60 @@ migd_sim_device_reset(MigdDevice *device, GError **error)
 	return TRUE;
 }
 
+/*
+ * lock held: where the device's DMA lands. Device DMA logging, when it runs,
+ * decides the space (its tracked ranges, gaps it combined included) and the
+ * IOMMU sees the same writes (outside its mappings they fault, so it drops
+ * them); otherwise the IOMMU's mappings. NULL while nothing tracks: a write
+ * nobody tracks changes no bitmap.
+ */
+static MigdSimDirty *
+migd_sim_device_dma_space(MigdSimDevice *self, MigdSimDirty **mirror)
+{
+	gboolean iommu = migd_sim_dirty_is_active(self->iommu);
+
+	*mirror = NULL;
+	if (self->dirty != NULL && migd_sim_dirty_is_active(self->dirty)) {
+		if (iommu)
+			*mirror = self->iommu;
+		return self->dirty;
+	}
+	return iommu ? self->iommu : NULL;
+}
+
+/* lock held: the device DMA-writes @bytes following its pattern */
+static guint64
+migd_sim_device_dma_bytes(MigdSimDevice *self, guint64 bytes)
+{
+	MigdSimDirty *mirror = NULL;
+	MigdSimDirty *space = migd_sim_device_dma_space(self, &mirror);
+
+	if (space == NULL)
+		return 0;
+	return migd_sim_dirty_generate_mirrored(space, &self->config->dma_pattern, bytes,
+						&self->rng, mirror);
+}
+
+/*
+ * lock held: the DMA the device did since the last look, at dma_rate while
+ * running, into whatever tracks now. Every START calls it first, so that time
+ * before a tracker starts is accounted to the trackers that ran then.
+ */
+static void
+migd_sim_device_advance_dma(MigdSimDevice *self)
+{
+	gint64 now = g_get_monotonic_time();
+	gint64 elapsed = now - self->dma_clock_us;
+	gboolean running =
+	    self->state == MIGD_STATE_RUNNING || self->state == MIGD_STATE_RUNNING_P2P ||
+	    self->state == MIGD_STATE_PRE_COPY || self->state == MIGD_STATE_PRE_COPY_P2P;
+
+	self->dma_clock_us = now;
+	if (!running || self->config->dma_rate == 0 || elapsed <= 0)
+		return;
+	migd_sim_device_dma_bytes(self, (guint64)elapsed * self->config->dma_rate / G_USEC_PER_SEC);
+}
+
 /* the core's checks in vfio_ioctl_device_feature_logging_start() (for no-op log_ops) */
 static gint
 migd_sim_device_core_log_start_check(const MigdIovaRange *ranges, guint n_ranges, guint64 page_size)
@@ -426,6 +481,7 @@ migd_sim_device_dma_logging_start(MigdDevice *device, const MigdIovaRange *range
 		}
 		return TRUE;
 	}
+	migd_sim_device_advance_dma(self);
 	if (!migd_sim_dirty_start(self->dirty, ranges, n_ranges, page_size, error)) {
 		g_prefix_error(error, "%s: ", self->info->name);
 		return FALSE;
@@ -445,24 +501,6 @@ migd_sim_device_dma_logging_stop(MigdDevice *device, GError **error)
 	if (self->dirty != NULL)
 		migd_sim_dirty_stop(self->dirty);
 	return TRUE;
-}
-
-/* lock held: the DMA the device did since the last look, at dma_rate while running */
-static void
-migd_sim_device_advance_dma(MigdSimDevice *self)
-{
-	gint64 now = g_get_monotonic_time();
-	gint64 elapsed = now - self->dma_clock_us;
-	gboolean running =
-	    self->state == MIGD_STATE_RUNNING || self->state == MIGD_STATE_RUNNING_P2P ||
-	    self->state == MIGD_STATE_PRE_COPY || self->state == MIGD_STATE_PRE_COPY_P2P;
-
-	self->dma_clock_us = now;
-	if (!running || self->config->dma_rate == 0 || elapsed <= 0 || self->dirty == NULL)
-		return;
-	migd_sim_dirty_generate(self->dirty, &self->config->dma_pattern,
-				(guint64)elapsed * self->config->dma_rate / G_USEC_PER_SEC,
-				&self->rng);
 }
 
 static gboolean
@@ -502,6 +540,222 @@ migd_sim_device_dma_logging_report(MigdDevice *device, guint64 iova, guint64 len
 	migd_sim_device_advance_dma(self);
 	if (!migd_sim_dirty_report(self->dirty, iova, length, page_size, bitmap, error)) {
 		g_prefix_error(error, "%s: ", self->info->name);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/*
+ * ---- The platform IOMMU's dirty tracking ----
+ *
+ * A second MigdSimDirty (limits.iommu: any number of mappings, page sizes from
+ * 4 KiB, reports across mappings and gaps) fed by the same DMA as device
+ * logging. Two flavours, after the profile:
+ *   type1 (mtty, an emulated IOMMU group): VFIO_IOMMU_DIRTY_PAGES. The page size
+ *     is the smallest IOMMU page, 4 KiB, whatever the wish; a second START and a
+ *     STOP when stopped are no-ops; GET_BITMAP wants that page size, iova and
+ *     size aligned, a non-empty range that bisects no mapping, and tracking on
+ *     (each EINVAL, vfio_iommu_type1_dirty_pages()); it always clears, so
+ *     no_clear is MIGD_ERROR_NOT_SUPPORTED as in the kernel backend.
+ *   iommufd (the PCI profiles): a HWPT allocated with DIRTY_TRACKING. START
+ *     (SET_DIRTY_TRACKING) clears the dirty bits, also when already on, and
+ *     takes the wish as a power of two from 4 KiB; GET_DIRTY_BITMAP checks
+ *     iommufd_check_iova_range() (EINVAL, EOVERFLOW), reports nothing while
+ *     tracking is off, honours NO_CLEAR.
+ * iommu_dirty=0 stands for a platform whose IOMMU cannot track dirty pages:
+ * EOPNOTSUPP, as the kernel answers for a domain without dirty_ops.
+ */
+
+#define MIGD_SIM_IOMMU_PAGE 4096ull
+/* DIRTY_BITMAP_PAGES_MAX: INT_MAX pages per GET_BITMAP */
+#define MIGD_SIM_TYPE1_MAX_PAGES ((guint64)G_MAXINT)
+
+static const MigdSimDirtyLimits migd_sim_iommu_type1_limits = {
+    .max_ranges = G_MAXUINT,
+    .min_page_size = MIGD_SIM_IOMMU_PAGE,
+    .max_page_size = MIGD_SIM_IOMMU_PAGE,
+    .iommu = TRUE,
+};
+
+static const MigdSimDirtyLimits migd_sim_iommu_hwpt_limits = {
+    .max_ranges = G_MAXUINT,
+    .min_page_size = MIGD_SIM_IOMMU_PAGE,
+    .max_page_size = 1ull << 40,
+    .iommu = TRUE,
+};
+
+static const gchar *
+migd_sim_device_iommu_op(MigdSimDevice *self, gboolean start)
+{
+	if (self->info->iommu_type1)
+		return start ? "VFIO_IOMMU_DIRTY_PAGES(START)" : "VFIO_IOMMU_DIRTY_PAGES(STOP)";
+	return start ? "IOMMU_HWPT_SET_DIRTY_TRACKING(ENABLE)"
+		     : "IOMMU_HWPT_SET_DIRTY_TRACKING(DISABLE)";
+}
+
+static gboolean
+migd_sim_device_iommu_absent(MigdSimDevice *self, const gchar *what, GError **error)
+{
+	migd_set_errno_error(error, EOPNOTSUPP,
+			     "%s: %s (the platform IOMMU cannot track dirty pages: iommu_dirty=0)",
+			     self->info->name, what);
+	return FALSE;
+}
+
+static gboolean
+migd_sim_device_iommu_dirty_start(MigdDevice *device, const MigdIovaRange *ranges, guint n_ranges,
+				  guint64 *page_size, GError **error)
+{
+	MigdSimDevice *self = MIGD_SIM_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+	guint64 chosen = *page_size;
+
+	if (!self->config->iommu_dirty)
+		return migd_sim_device_iommu_absent(self, migd_sim_device_iommu_op(self, TRUE),
+						    error);
+	if (self->info->iommu_type1) {
+		/* the container's mappings are tracked already: a no-op */
+		if (migd_sim_dirty_is_active(self->iommu)) {
+			*page_size = MIGD_SIM_IOMMU_PAGE;
+			return TRUE;
+		}
+		chosen = MIGD_SIM_IOMMU_PAGE;
+	} else if (chosen < MIGD_SIM_IOMMU_PAGE) {
+		chosen = MIGD_SIM_IOMMU_PAGE;
+	}
+	migd_sim_device_advance_dma(self);
+	/* iommufd: enabling again clears the dirty bits (iopt_set_dirty_tracking()) */
+	migd_sim_dirty_stop(self->iommu);
+	if (!migd_sim_dirty_start(self->iommu, ranges, n_ranges, &chosen, error)) {
+		g_prefix_error(error, "%s: %s: ", self->info->name,
+			       migd_sim_device_iommu_op(self, TRUE));
+		return FALSE;
+	}
+	self->dma_clock_us = g_get_monotonic_time();
+	*page_size = chosen;
+	return TRUE;
+}
+
+static gboolean
+migd_sim_device_iommu_dirty_stop(MigdDevice *device, GError **error)
+{
+	MigdSimDevice *self = MIGD_SIM_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+
+	if (!self->config->iommu_dirty)
+		return migd_sim_device_iommu_absent(self, migd_sim_device_iommu_op(self, FALSE),
+						    error);
+	migd_sim_dirty_stop(self->iommu);
+	return TRUE;
+}
+
+/* lock held: the range covers whole mappings or none of one (vfio_iova_dirty_bitmap()) */
+static gboolean
+migd_sim_device_type1_bisects(MigdSimDevice *self, guint64 iova, guint64 length)
+{
+	guint n = 0;
+	const MigdIovaRange *maps = migd_sim_dirty_get_tracked_ranges(self->iommu, &n);
+	guint64 end = iova + length;
+
+	for (guint i = 0; i < n; i++) {
+		guint64 m_end = maps[i].iova + maps[i].length;
+		if ((iova > maps[i].iova && iova < m_end) || (end > maps[i].iova && end < m_end))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* lock held: vfio_iommu_type1_dirty_pages(GET_BITMAP)'s checks, in its order */
+static gint
+migd_sim_device_type1_check(MigdSimDevice *self, guint64 iova, guint64 length, guint64 page_size)
+{
+	guint64 npages;
+
+	if (iova + length < iova)
+		return EINVAL;
+	/* verify_bitmap_size(): at least one page, at most INT_MAX of them */
+	npages = length >> __builtin_ctzll(page_size);
+	if (npages == 0 || npages > MIGD_SIM_TYPE1_MAX_PAGES)
+		return EINVAL;
+	/* only the smallest IOMMU page size, iova and size aligned to it */
+	if (page_size != MIGD_SIM_IOMMU_PAGE || (iova & (MIGD_SIM_IOMMU_PAGE - 1)) != 0 ||
+	    (length & (MIGD_SIM_IOMMU_PAGE - 1)) != 0)
+		return EINVAL;
+	if (!migd_sim_dirty_is_active(self->iommu))
+		return EINVAL;
+	if (migd_sim_device_type1_bisects(self, iova, length))
+		return EINVAL;
+	return 0;
+}
+
+/* iommufd_check_iova_range(), with the IOAS's 4 KiB alignment */
+static gint
+migd_sim_device_hwpt_check(guint64 iova, guint64 length, guint64 page_size)
+{
+	guint64 last;
+
+	if (length == 0)
+		return EINVAL;
+	if (__builtin_add_overflow(iova, length - 1, &last) || last > G_MAXULONG)
+		return EOVERFLOW;
+	if ((iova & (MIGD_SIM_IOMMU_PAGE - 1)) != 0 ||
+	    ((last + 1) & (MIGD_SIM_IOMMU_PAGE - 1)) != 0)
+		return EINVAL;
+	if ((iova & (page_size - 1)) != 0 || ((last + 1) & (page_size - 1)) != 0)
+		return EINVAL;
+	return 0;
+}
+
+static gboolean
+migd_sim_device_iommu_dirty_report(MigdDevice *device, guint64 iova, guint64 length,
+				   guint64 page_size, gboolean no_clear, guint64 *bitmap,
+				   GError **error)
+{
+	MigdSimDevice *self = MIGD_SIM_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+	const gchar *what = self->info->iommu_type1 ? "VFIO_IOMMU_DIRTY_PAGES(GET_BITMAP)"
+						    : "IOMMU_HWPT_GET_DIRTY_BITMAP";
+	gint err;
+
+	if (!self->config->iommu_dirty)
+		return migd_sim_device_iommu_absent(self, what, error);
+	/* what the kernel backend refuses before any ioctl */
+	if (bitmap == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: IOMMU dirty report without a bitmap",
+			    migd_device_get_name(device));
+		return FALSE;
+	}
+	if (page_size == 0 || (page_size & (page_size - 1)) != 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: IOMMU dirty report page size %" G_GUINT64_FORMAT
+			    " is not a power of two",
+			    migd_device_get_name(device), page_size);
+		return FALSE;
+	}
+	if (self->info->iommu_type1 && no_clear) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "%s: type1's VFIO_IOMMU_DIRTY_PAGES(GET_BITMAP) always clears what it "
+			    "reports; NO_CLEAR is iommufd's",
+			    migd_device_get_name(device));
+		return FALSE;
+	}
+	err = self->info->iommu_type1 ? migd_sim_device_type1_check(self, iova, length, page_size)
+				      : migd_sim_device_hwpt_check(iova, length, page_size);
+	if (err != 0) {
+		migd_set_errno_error(error, err,
+				     "%s: %s 0x%" G_GINT64_MODIFIER "x+0x%" G_GINT64_MODIFIER
+				     "x, page size %" G_GUINT64_FORMAT,
+				     self->info->name, what, iova, length, page_size);
+		return FALSE;
+	}
+	/* iommufd reads the IOPTEs' dirty bits: none while tracking is off */
+	if (!migd_sim_dirty_is_active(self->iommu))
+		return TRUE;
+	migd_sim_device_advance_dma(self);
+	if (!migd_sim_dirty_report_full(self->iommu, iova, length, page_size, no_clear, bitmap,
+					error)) {
+		g_prefix_error(error, "%s: %s: ", self->info->name, what);
 		return FALSE;
 	}
 	return TRUE;
@@ -720,9 +974,27 @@ migd_sim_device_dma_write(MigdSimDevice *self, guint64 bytes)
 
 	g_return_val_if_fail(MIGD_IS_SIM_DEVICE(self), 0);
 	locker = g_mutex_locker_new(&self->lock);
-	if (self->dirty == NULL)
-		return 0;
-	return migd_sim_dirty_generate(self->dirty, &self->config->dma_pattern, bytes, &self->rng);
+	return migd_sim_device_dma_bytes(self, bytes);
+}
+
+gboolean
+migd_sim_device_dirty_is_active(MigdSimDevice *self)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_val_if_fail(MIGD_IS_SIM_DEVICE(self), FALSE);
+	locker = g_mutex_locker_new(&self->lock);
+	return self->dirty != NULL && migd_sim_dirty_is_active(self->dirty);
+}
+
+gboolean
+migd_sim_device_iommu_dirty_is_active(MigdSimDevice *self)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_val_if_fail(MIGD_IS_SIM_DEVICE(self), FALSE);
+	locker = g_mutex_locker_new(&self->lock);
+	return migd_sim_dirty_is_active(self->iommu);
 }
 
 MigdSimDevice *
@@ -744,6 +1016,8 @@ migd_sim_device_new(const MigdSimConfig *config, GError **error)
 		if (config->report_eio)
 			migd_sim_dirty_inject_report_error(self->dirty, 0);
 	}
+	self->iommu = migd_sim_dirty_new(self->info->iommu_type1 ? &migd_sim_iommu_type1_limits
+								 : &migd_sim_iommu_hwpt_limits);
 	if (!self->backend->init(self, error))
 		return NULL;
 	name = g_strdup_printf("sim-%s-%" G_GUINT64_FORMAT, self->info->name, config->seed);
@@ -771,6 +1045,7 @@ migd_sim_device_finalize(GObject *object)
 	if (self->backend != NULL && self->backend->finalize != NULL)
 		self->backend->finalize(self);
 	g_clear_pointer(&self->dirty, migd_sim_dirty_free);
+	g_clear_pointer(&self->iommu, migd_sim_dirty_free);
 	if (self->lp_eventfd >= 0)
 		close(self->lp_eventfd);
 	g_clear_pointer(&self->config, migd_sim_config_free);
@@ -818,6 +1093,9 @@ migd_sim_device_class_init(MigdSimDeviceClass *klass)
 	device_class->dma_logging_start = migd_sim_device_dma_logging_start;
 	device_class->dma_logging_stop = migd_sim_device_dma_logging_stop;
 	device_class->dma_logging_report = migd_sim_device_dma_logging_report;
+	device_class->iommu_dirty_start = migd_sim_device_iommu_dirty_start;
+	device_class->iommu_dirty_stop = migd_sim_device_iommu_dirty_stop;
+	device_class->iommu_dirty_report = migd_sim_device_iommu_dirty_report;
 	device_class->low_power_entry = migd_sim_device_low_power_entry;
 	device_class->low_power_exit = migd_sim_device_low_power_exit;
 	device_class->region_read = migd_sim_device_region_read;

@@ -39,9 +39,16 @@ guint64 migd_sim_device_get_state_digest(MigdSimDevice *self);
  * tracked as dirty in PRE_COPY; mtty: UART registers; hisi_acc/pds: registers).
  */
 void migd_sim_device_touch_state(MigdSimDevice *self, guint64 n_units);
-/* the device DMA-writes @bytes of guest memory following its dma_pattern; returns writes */
+/*
+ * the device DMA-writes @bytes of guest memory following its dma_pattern, seen by
+ * device DMA logging and the IOMMU's dirty tracking alike; returns writes
+ */
 guint64 migd_sim_device_dma_write(MigdSimDevice *self, guint64 bytes);
 /* a host access wakes the device from low power (signals a wakeup eventfd) */
 void migd_sim_device_wake(MigdSimDevice *self);
+/* DMA logging is started (tests: every START met its STOP); FALSE without DMA logging */
+gboolean migd_sim_device_dirty_is_active(MigdSimDevice *self);
+/* the platform IOMMU's dirty tracking is started (iommu_dirty_start without a stop) */
+gboolean migd_sim_device_iommu_dirty_is_active(MigdSimDevice *self);
 
 G_END_DECLS

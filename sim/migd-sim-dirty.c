@@ -68,6 +68,7 @@ migd_sim_dirty_new(const MigdSimDirtyLimits *limits)
 			     NULL);
 	g_return_val_if_fail(
 	    limits->max_addr_space == 0 || migd_sim_dirty_is_pow2(limits->max_addr_space), NULL);
+	g_return_val_if_fail(!limits->iommu || limits->max_ranges == G_MAXUINT, NULL);
 
 	self = g_new0(MigdSimDirty, 1);
 	self->limits = *limits;
@@ -323,6 +324,64 @@ migd_sim_dirty_alloc_regions(MigdSimDirty *self, const MigdSimDirtySpan *spans, 
 	return TRUE;
 }
 
+/*
+ * The IOMMU's START: the mappings as they are, sorted, overlaps joined (an IOAS
+ * or a type1 container never holds overlapping ones), empty ones dropped.
+ * Touching mappings stay apart: type1 tells them apart in GET_BITMAP.
+ */
+static gboolean
+migd_sim_dirty_start_iommu(MigdSimDirty *self, const MigdIovaRange *ranges, guint n_ranges,
+			   guint64 *page_size, GError **error)
+{
+	g_autofree MigdSimDirtySpan *spans = g_new(MigdSimDirtySpan, MAX(n_ranges, 1));
+	guint n_spans = 0;
+	guint64 chosen = 0;
+
+	if (self->active) {
+		migd_set_errno_error(error, EINVAL, "IOMMU dirty tracking already started");
+		return FALSE;
+	}
+	for (guint i = 0; i < n_ranges; i++) {
+		guint64 end;
+
+		if (__builtin_add_overflow(ranges[i].iova, ranges[i].length, &end) ||
+		    end > G_MAXULONG) {
+			migd_set_errno_error(error, EOVERFLOW,
+					     "IOMMU dirty tracking: range %u (0x%" G_GINT64_MODIFIER
+					     "x+0x%" G_GINT64_MODIFIER "x) overflows",
+					     i, ranges[i].iova, ranges[i].length);
+			return FALSE;
+		}
+		if (ranges[i].length == 0)
+			continue;
+		spans[n_spans].start = ranges[i].iova;
+		spans[n_spans].last = end - 1;
+		n_spans++;
+	}
+	qsort(spans, n_spans, sizeof(spans[0]), migd_sim_dirty_span_cmp);
+	if (n_spans > 1) {
+		guint out = 0;
+		for (guint i = 1; i < n_spans; i++) {
+			if (spans[i].start <= spans[out].last) {
+				spans[out].last = MAX(spans[out].last, spans[i].last);
+				continue;
+			}
+			spans[++out] = spans[i];
+		}
+		n_spans = out + 1;
+	}
+	if (!migd_sim_dirty_choose_page_size(self, *page_size, &chosen, error))
+		return FALSE;
+	if (!migd_sim_dirty_alloc_regions(self, spans, n_spans, chosen, error))
+		return FALSE;
+	self->active = TRUE;
+	self->in_error = FALSE;
+	self->page_size = chosen;
+	self->seq_cursor = 0;
+	*page_size = chosen;
+	return TRUE;
+}
+
 gboolean
 migd_sim_dirty_start(MigdSimDirty *self, const MigdIovaRange *ranges, guint n_ranges,
 		     guint64 *page_size, GError **error)
@@ -336,6 +395,8 @@ migd_sim_dirty_start(MigdSimDirty *self, const MigdIovaRange *ranges, guint n_ra
 	g_return_val_if_fail(page_size != NULL, FALSE);
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
 
+	if (self->limits.iommu)
+		return migd_sim_dirty_start_iommu(self, ranges, n_ranges, page_size, error);
 	if (!migd_sim_dirty_core_check_start(ranges, n_ranges, *page_size, error))
 		return FALSE;
 
@@ -436,7 +497,7 @@ migd_sim_dirty_find_region(MigdSimDirty *self, guint64 iova, guint64 last)
  */
 static void
 migd_sim_dirty_report_region(MigdSimDirty *self, MigdSimDirtyRegion *r, guint64 iova,
-			     guint64 rep_last, guint64 rpage, guint64 *bitmap)
+			     guint64 rep_last, guint64 rpage, gboolean no_clear, guint64 *bitmap)
 {
 	guint64 lo = MAX(r->start, iova);
 	guint64 hi = MIN(r->last, rep_last);
@@ -461,7 +522,7 @@ migd_sim_dirty_report_region(MigdSimDirty *self, MigdSimDirtyRegion *r, guint64 
 
 			/* iova_bitmap_set(): every report bit the dirty page overlaps */
 			migd_sim_dirty_set_bits(bitmap, (a - iova) / rpage, (z - iova) / rpage);
-			if (page_start >= iova && page_last <= rep_last)
+			if (!no_clear && page_start >= iova && page_last <= rep_last)
 				r->bits[w] &= ~(1ull << b);
 			bits &= bits - 1;
 		}
@@ -471,6 +532,13 @@ migd_sim_dirty_report_region(MigdSimDirty *self, MigdSimDirtyRegion *r, guint64 
 gboolean
 migd_sim_dirty_report(MigdSimDirty *self, guint64 iova, guint64 length, guint64 page_size,
 		      guint64 *bitmap, GError **error)
+{
+	return migd_sim_dirty_report_full(self, iova, length, page_size, FALSE, bitmap, error);
+}
+
+gboolean
+migd_sim_dirty_report_full(MigdSimDirty *self, guint64 iova, guint64 length, guint64 page_size,
+			   gboolean no_clear, guint64 *bitmap, GError **error)
 {
 	guint64 end;
 	guint64 rep_last;
@@ -535,7 +603,7 @@ migd_sim_dirty_report(MigdSimDirty *self, guint64 iova, guint64 length, guint64 
 
 	for (guint i = 0; i < self->n_regions; i++)
 		migd_sim_dirty_report_region(self, &self->regions[i], iova, rep_last, page_size,
-					     bitmap);
+					     no_clear, bitmap);
 	return TRUE;
 }
 
@@ -718,9 +786,9 @@ migd_sim_dirty_splitmix64(guint64 *state)
 	return z ^ (z >> 31);
 }
 
-/* marks the @index-th page of the tracked space (ranges laid end to end) dirty */
+/* marks the @index-th page of the tracked space (ranges laid end to end) dirty, in @mirror too */
 static void
-migd_sim_dirty_mark_linear(MigdSimDirty *self, guint64 index)
+migd_sim_dirty_mark_linear(MigdSimDirty *self, guint64 index, MigdSimDirty *mirror)
 {
 	guint lo = 0;
 	guint hi = self->n_regions - 1;
@@ -738,11 +806,21 @@ migd_sim_dirty_mark_linear(MigdSimDirty *self, guint64 index)
 	r = &self->regions[lo];
 	p = index - r->gen_offset;
 	r->bits[p / 64] |= 1ull << (p % 64);
+	if (mirror != NULL)
+		migd_sim_dirty_record_dma_write(mirror, (r->first_page + p) * self->page_size,
+						self->page_size);
 }
 
 guint64
 migd_sim_dirty_generate(MigdSimDirty *self, const MigdSimDmaPattern *pattern, guint64 bytes,
 			guint64 *rng_state)
+{
+	return migd_sim_dirty_generate_mirrored(self, pattern, bytes, rng_state, NULL);
+}
+
+guint64
+migd_sim_dirty_generate_mirrored(MigdSimDirty *self, const MigdSimDmaPattern *pattern,
+				 guint64 bytes, guint64 *rng_state, MigdSimDirty *mirror)
 {
 	guint64 n_writes;
 	guint64 span;
@@ -759,8 +837,8 @@ migd_sim_dirty_generate(MigdSimDirty *self, const MigdSimDmaPattern *pattern, gu
 	case MIGD_SIM_DMA_PATTERN_SEQUENTIAL:
 		/* past one full lap the same pages are written again: skip the repeats */
 		for (guint64 i = 0; i < MIN(n_writes, self->total_pages); i++)
-			migd_sim_dirty_mark_linear(self,
-						   (self->seq_cursor + i) % self->total_pages);
+			migd_sim_dirty_mark_linear(self, (self->seq_cursor + i) % self->total_pages,
+						   mirror);
 		self->seq_cursor =
 		    (self->seq_cursor + n_writes % self->total_pages) % self->total_pages;
 		break;
@@ -774,8 +852,8 @@ migd_sim_dirty_generate(MigdSimDirty *self, const MigdSimDmaPattern *pattern, gu
 		}
 		/* modulo bias is < span / 2^64: irrelevant for a load generator */
 		for (guint64 i = 0; i < n_writes; i++)
-			migd_sim_dirty_mark_linear(self,
-						   migd_sim_dirty_splitmix64(rng_state) % span);
+			migd_sim_dirty_mark_linear(
+			    self, migd_sim_dirty_splitmix64(rng_state) % span, mirror);
 		break;
 	default:
 		return 0;

@@ -12,7 +12,9 @@ G_BEGIN_DECLS
 
 /*
  * Emulation of device DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_START/STOP/
- * REPORT) as the vfio core plus the mlx5 or pds variant driver implement it.
+ * REPORT) as the vfio core plus the mlx5 or pds variant driver implement it,
+ * and (limits.iommu) of an IOMMU's dirty bits, which the simulated device's
+ * platform IOMMU uses.
  *
  * Errors are MIGD_KERNEL_ERROR with the errno the kernel would return. The
  * object is NOT thread-safe: the simulated device serialises every call under
@@ -46,6 +48,13 @@ typedef struct {
 	guint64 max_addr_space;
 	/* pds: one REPORT must lie inside one tracked range, else EINVAL */
 	gboolean report_single_range;
+	/*
+	 * An IOMMU's dirty tracking rather than a device's: START tracks the
+	 * mappings it is given, any number (none too), without the vfio core's
+	 * DMA_LOGGING_START checks; overlapping ranges are joined, empty ones
+	 * ignored. Use with max_ranges G_MAXUINT.
+	 */
+	gboolean iommu;
 } MigdSimDirtyLimits;
 
 typedef struct _MigdSimDirty MigdSimDirty;
@@ -72,6 +81,10 @@ void migd_sim_dirty_stop(MigdSimDirty *self);
  */
 gboolean migd_sim_dirty_report(MigdSimDirty *self, guint64 iova, guint64 length, guint64 page_size,
 			       guint64 *bitmap, GError **error);
+/* the same; with @no_clear the log is only read (iommufd's GET_DIRTY_BITMAP_NO_CLEAR) */
+gboolean migd_sim_dirty_report_full(MigdSimDirty *self, guint64 iova, guint64 length,
+				    guint64 page_size, gboolean no_clear, guint64 *bitmap,
+				    GError **error);
 /* ((length - 1) / page_size) / 64 + 1, as the kernel's iova_bitmap; 0 for bad input */
 guint64 migd_sim_dirty_report_bitmap_words(guint64 length, guint64 page_size);
 
@@ -123,5 +136,11 @@ gchar *migd_sim_dma_pattern_to_string(const MigdSimDmaPattern *pattern);
  */
 guint64 migd_sim_dirty_generate(MigdSimDirty *self, const MigdSimDmaPattern *pattern, guint64 bytes,
 				guint64 *rng_state);
+/*
+ * The same, and every page written is also recorded in @mirror (if not NULL):
+ * one DMA stream seen by a device's logging and by the IOMMU alike.
+ */
+guint64 migd_sim_dirty_generate_mirrored(MigdSimDirty *self, const MigdSimDmaPattern *pattern,
+					 guint64 bytes, guint64 *rng_state, MigdSimDirty *mirror);
 
 G_END_DECLS

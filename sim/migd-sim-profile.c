@@ -13,7 +13,10 @@
 
 #define KNOBS_COMMON                                                                               \
 	(MIGD_SIM_KNOB_SEED | MIGD_SIM_KNOB_SAVE_RATE | MIGD_SIM_KNOB_LOAD_RATE |                  \
-	 MIGD_SIM_KNOB_FAIL | MIGD_SIM_KNOB_SHORT_READS | MIGD_SIM_KNOB_SYSFS)
+	 MIGD_SIM_KNOB_FAIL | MIGD_SIM_KNOB_SHORT_READS | MIGD_SIM_KNOB_SYSFS |                    \
+	 MIGD_SIM_KNOB_IOMMU_DIRTY)
+/* every profile's device writes guest memory: device DMA logging and the IOMMU see it */
+#define KNOBS_DMA (MIGD_SIM_KNOB_DMA_PATTERN | MIGD_SIM_KNOB_DMA_RATE)
 
 static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
     [MIGD_SIM_PROFILE_MLX5] =
@@ -41,8 +44,8 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	    .temp_end_enomsg = TRUE,
 	    .reset_to_running = TRUE,
 	    .default_state_size = 4 * 1024 * 1024,
-	    .knobs = KNOBS_COMMON | MIGD_SIM_KNOB_STATE_SIZE | MIGD_SIM_KNOB_DIRTY_RATE |
-		     MIGD_SIM_KNOB_DMA_PATTERN | MIGD_SIM_KNOB_DMA_RATE | MIGD_SIM_KNOB_REPORT_EIO,
+	    .knobs = KNOBS_COMMON | KNOBS_DMA | MIGD_SIM_KNOB_STATE_SIZE |
+		     MIGD_SIM_KNOB_DIRTY_RATE | MIGD_SIM_KNOB_REPORT_EIO,
 	},
     [MIGD_SIM_PROFILE_HISI_ACC] =
 	{
@@ -58,7 +61,7 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	    /* hisi_acc_vf_pci_aer_reset_done() returns early unless flags == STOP_COPY */
 	    .reset_to_running = FALSE,
 	    .default_state_size = 176,
-	    .knobs = KNOBS_COMMON | MIGD_SIM_KNOB_HISI_MATCH,
+	    .knobs = KNOBS_COMMON | KNOBS_DMA | MIGD_SIM_KNOB_HISI_MATCH,
 	},
     [MIGD_SIM_PROFILE_MTTY] =
 	{
@@ -73,8 +76,11 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	    .log_ops = TRUE,
 	    .log_ops_noop = TRUE,
 	    .reset_to_running = TRUE,
+	    /* vfio_register_emulated_iommu_dev(): an emulated group in a type1 container */
+	    .iommu_type1 = TRUE,
 	    .default_state_size = 96,
-	    .knobs = KNOBS_COMMON | MIGD_SIM_KNOB_PORTS | MIGD_SIM_KNOB_IOMMUFD_DRIVER,
+	    /* mtty does no DMA; the knobs stand for pages an mdev pins and writes (vfio_dma_rw) */
+	    .knobs = KNOBS_COMMON | KNOBS_DMA | MIGD_SIM_KNOB_PORTS | MIGD_SIM_KNOB_IOMMUFD_DRIVER,
 	},
     [MIGD_SIM_PROFILE_PDS] =
 	{
@@ -93,8 +99,7 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	    .reset_to_running = TRUE,
 	    .error_gives_eio = TRUE,
 	    .default_state_size = 65536,
-	    .knobs = KNOBS_COMMON | MIGD_SIM_KNOB_DMA_PATTERN | MIGD_SIM_KNOB_DMA_RATE |
-		     MIGD_SIM_KNOB_REPORT_EIO,
+	    .knobs = KNOBS_COMMON | KNOBS_DMA | MIGD_SIM_KNOB_REPORT_EIO,
 	},
 };
 

@@ -33,7 +33,8 @@ typedef enum {
 	MIGD_SIM_KNOB_SHORT_READS = 1 << 10,
 	MIGD_SIM_KNOB_HISI_MATCH = 1 << 11, /* dev_id, qp_num, que_iso_cfg */
 	MIGD_SIM_KNOB_IOMMUFD_DRIVER = 1 << 12,
-	MIGD_SIM_KNOB_SYSFS = 1 << 13, /* a directory standing for the device's sysfs node */
+	MIGD_SIM_KNOB_SYSFS = 1 << 13,	     /* a directory standing for the device's sysfs node */
+	MIGD_SIM_KNOB_IOMMU_DIRTY = 1 << 14, /* the platform IOMMU can track dirty pages */
 } MigdSimKnob;
 
 /* What a variant driver looks like from userspace (vfio-uapi.md §6). */
@@ -49,6 +50,14 @@ typedef struct {
 	gboolean temp_end_enomsg;  /* PRE_COPY temporary end: ENOMSG (else read returns 0) */
 	gboolean reset_to_running; /* VFIO_DEVICE_RESET: RUNNING + files disabled */
 	gboolean error_gives_eio;  /* refuses to run in ERROR and returns EIO ending there (pds) */
+	/*
+	 * The IOMMU's dirty tracking (iommu_dirty_*): an mdev sits in a type1
+	 * container as an emulated IOMMU group, so it answers as
+	 * VFIO_IOMMU_DIRTY_PAGES does (page size fixed at 4 KiB, GET_BITMAP always
+	 * clears, refuses to bisect a mapping); a PCI device's IOMMU answers as an
+	 * iommufd HWPT allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING does.
+	 */
+	gboolean iommu_type1;
 	guint64 default_state_size;
 	guint32 knobs;
 	/* what a real device of this driver would show in sysfs */

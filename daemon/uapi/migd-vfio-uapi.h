@@ -5,9 +5,10 @@
  * The VFIO and iommufd uAPI vfio-migd needs, on top of whatever the system's
  * <linux/vfio.h> provides. Debian 12 ships the 6.1 header, which lacks PRE_COPY
  * (6.2), MIG_DATA_SIZE (6.2), the device cdev (6.6) and iommufd dirty tracking
- * (6.7). Every definition here is guarded by the macro the newer kernel header
- * defines, so a newer system header always wins; static assertions at the end
- * prove that either way the layout and the ioctl numbers are the kernel's ABI.
+ * (6.7: HWPT_ALLOC's DIRTY_TRACKING flag, GET_HW_INFO's capabilities). Type1's
+ * VFIO_IOMMU_DIRTY_PAGES (5.8) is in 6.1's header already. Every definition here is guarded by the
+ * macro the newer kernel header defines, so a newer system header always wins; static assertions at
+ * the end prove that either way the layout and the ioctl numbers are the kernel's ABI.
  */
 #pragma once
 
@@ -141,6 +142,31 @@ struct iommu_hwpt_get_dirty_bitmap {
 #define IOMMU_HWPT_GET_DIRTY_BITMAP _IO(IOMMUFD_TYPE, 0x8c)
 #endif
 
+#ifndef IOMMU_DESTROY
+struct iommu_destroy {
+	__u32 size;
+	__u32 id;
+};
+#define IOMMU_DESTROY _IO(IOMMUFD_TYPE, 0x80)
+#endif
+
+/* 6.7 (6.6 had it without out_capabilities: its 32 bytes fail the assertion below) */
+#ifndef IOMMU_GET_HW_INFO
+#define IOMMU_HW_CAP_DIRTY_TRACKING (1 << 0)
+struct iommu_hw_info {
+	__u32 size;
+	__u32 flags;
+	__u32 dev_id;
+	__u32 data_len;
+	__aligned_u64 data_uptr;
+	__u32 out_data_type;
+	__u8 out_max_pasid_log2;
+	__u8 __reserved[3];
+	__aligned_u64 out_capabilities;
+};
+#define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, 0x8a)
+#endif
+
 /* --- the ABI, checked whichever header supplied it --- */
 
 _Static_assert(VFIO_TYPE == ';' && VFIO_BASE == 100, "VFIO ioctl base");
@@ -156,6 +182,19 @@ _Static_assert(IOMMU_IOAS_ALLOC == 0x3b81, "IOMMU_IOAS_ALLOC");
 _Static_assert(IOMMU_HWPT_ALLOC == 0x3b89, "IOMMU_HWPT_ALLOC");
 _Static_assert(IOMMU_HWPT_SET_DIRTY_TRACKING == 0x3b8b, "IOMMU_HWPT_SET_DIRTY_TRACKING");
 _Static_assert(IOMMU_HWPT_GET_DIRTY_BITMAP == 0x3b8c, "IOMMU_HWPT_GET_DIRTY_BITMAP");
+_Static_assert(IOMMU_DESTROY == 0x3b80, "IOMMU_DESTROY");
+_Static_assert(IOMMU_GET_HW_INFO == 0x3b8a, "IOMMU_GET_HW_INFO");
+/* type1 (container fd): VFIO_BASE + 17 is also VFIO_DEVICE_FEATURE, on another fd */
+_Static_assert(VFIO_IOMMU_GET_INFO == 0x3b70, "VFIO_IOMMU_GET_INFO");
+_Static_assert(VFIO_IOMMU_DIRTY_PAGES == 0x3b75, "VFIO_IOMMU_DIRTY_PAGES");
+_Static_assert(VFIO_IOMMU_DIRTY_PAGES_FLAG_START == 1 && VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP == 2 &&
+		   VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP == 4,
+	       "dirty pages flags");
+_Static_assert(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION == 2, "CAP_MIGRATION id");
+_Static_assert(IOMMU_HW_CAP_DIRTY_TRACKING == 1 && IOMMU_HWPT_ALLOC_DIRTY_TRACKING == 2 &&
+		   IOMMU_HWPT_DIRTY_TRACKING_ENABLE == 1 &&
+		   IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR == 1,
+	       "iommufd dirty tracking flags");
 
 _Static_assert(VFIO_DEVICE_FEATURE_MIGRATION == 1, "feature index");
 _Static_assert(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE == 2, "feature index");
@@ -194,6 +233,13 @@ _Static_assert(sizeof(struct iommu_hwpt_set_dirty_tracking) == 16, "hwpt_set_dir
 _Static_assert(sizeof(struct iommu_hwpt_get_dirty_bitmap) == 48, "hwpt_get_dirty_bitmap");
 _Static_assert(sizeof(struct iommu_ioas_alloc) == 12, "ioas_alloc");
 _Static_assert(sizeof(struct iommu_hwpt_alloc) >= 40, "hwpt_alloc");
+_Static_assert(sizeof(struct iommu_hw_info) == 40, "hw_info");
+_Static_assert(sizeof(struct iommu_destroy) == 8, "destroy");
+_Static_assert(sizeof(struct vfio_iommu_type1_info) == 24, "type1_info");
+_Static_assert(sizeof(struct vfio_iommu_type1_info_cap_migration) == 32, "cap_migration");
+_Static_assert(sizeof(struct vfio_iommu_type1_dirty_bitmap) == 8, "type1_dirty_bitmap");
+_Static_assert(sizeof(struct vfio_iommu_type1_dirty_bitmap_get) == 40, "dirty_bitmap_get");
+_Static_assert(sizeof(struct vfio_bitmap) == 24, "vfio_bitmap");
 
 /* the minimum argsz the kernel accepts for BIND (offsetofend out_devid) */
 #define MIGD_VFIO_BIND_IOMMUFD_MINSZ 16u

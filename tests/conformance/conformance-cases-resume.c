@@ -387,6 +387,7 @@ static const ConfCase conf_cases[] = {
     {"enodev-after-session", conf_case_enodev, 0},
     {"set-failure-recovery", conf_case_set_failure_recovery, 0},
     {"dma-logging-noop", conf_case_dma_logging, 0},
+    {"dirty-tracking-fallback", conf_case_dirty_fallback, 0},
     {"mig-data-size-states", conf_case_data_size_states, 0},
     {"reset-from-precopy", conf_case_reset_precopy, 0},
     {"re-resume", conf_case_re_resume, 0},

@@ -93,6 +93,7 @@ gboolean conf_case_hang_arcs(ConfCtx *ctx, ConfRun *run, gint arg, GError **erro
 gboolean conf_case_precopy(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 gboolean conf_case_save_resume_uart(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 gboolean conf_case_dma_logging(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
+gboolean conf_case_dirty_fallback(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 gboolean conf_case_data_size_states(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 gboolean conf_case_corrupted(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);
 gboolean conf_case_mismatched(ConfCtx *ctx, ConfRun *run, gint arg, GError **error);

@@ -248,10 +248,162 @@ fake_device_ioctl(unsigned long request, gulong arg)
 	}
 }
 
+/* --- type1 IOMMU (drivers/vfio/vfio_iommu_type1.c) --- */
+
+static guint64
+fake_lowest_bit(guint64 v)
+{
+	return v & (~v + 1);
+}
+
+/* vfio_iommu_type1_get_info(): an IOVA-range cap first, then CAP_MIGRATION */
+static gint
+fake_type1_get_info(gulong arg)
+{
+	struct vfio_iommu_type1_info *info = (void *)arg;
+	/* vfio_iommu_type1_info_cap_iova_range with one range */
+	struct {
+		struct vfio_info_cap_header header;
+		guint32 nr_iovas, reserved;
+		guint64 start, end;
+	} iova_cap = {{VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, 1, 0}, 1, 0, 0, 0xfedfffffull};
+	struct vfio_iommu_type1_info_cap_migration mig = {
+	    {VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, 1, 0}};
+	guint32 caps_size = sizeof(iova_cap) + (fk.no_cap_migration ? 0 : sizeof(mig));
+	guint8 *buf = (guint8 *)info;
+
+	fk.n_get_info++;
+	assert_true(info->argsz >= 16); /* offsetofend(iova_pgsizes) */
+	if (fk.get_info_errno != 0)
+		return fake_fail(fk.get_info_errno);
+	info->flags = VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS;
+	info->iova_pgsizes = fk.iova_pgsizes;
+	if (info->argsz < sizeof(*info) + caps_size) {
+		info->argsz = sizeof(*info) + caps_size;
+		info->cap_offset = 0;
+		return 0;
+	}
+	/* vfio_info_cap_shift(): offsets count from the start of the info */
+	info->cap_offset = sizeof(*info);
+	if (!fk.no_cap_migration)
+		iova_cap.header.next = sizeof(*info) + sizeof(iova_cap);
+	memcpy(buf + sizeof(*info), &iova_cap, sizeof(iova_cap));
+	if (!fk.no_cap_migration) {
+		mig.pgsize_bitmap =
+		    fk.cap_pgsize != 0 ? fk.cap_pgsize : fake_lowest_bit(fk.iova_pgsizes);
+		mig.max_dirty_bitmap_size = fk.max_dirty_bitmap;
+		memcpy(buf + sizeof(*info) + sizeof(iova_cap), &mig, sizeof(mig));
+	}
+	return 0;
+}
+
+/* ALIGN(n, 64) / 8 */
+static guint64
+fake_dirty_bitmap_bytes(guint64 npages)
+{
+	return ((npages + 63) / 64) * 8;
+}
+
+/*
+ * update_user_bitmap(): the kernel writes whole words of the user's bitmap
+ * (copy_to_user of the mapping's bitmap), so whatever the caller had there is
+ * overwritten; the backend must read into a zeroed buffer of its own.
+ */
+static void
+fake_type1_fill(guint64 *bitmap, guint64 base, guint64 pgsize, guint64 dma_iova, guint64 dma_size)
+{
+	guint64 first = (dma_iova - base) / pgsize;
+	guint64 n = dma_size / pgsize;
+
+	for (guint64 w = first / 64; w <= (first + n - 1) / 64; w++)
+		bitmap[w] = 0;
+	for (guint64 p = 0; p < n; p++) {
+		gboolean dirty = fk.type1_non_pinned;
+		for (guint i = 0; i < fk.n_type1_pinned && !dirty; i++)
+			dirty = fk.type1_pinned[i] == dma_iova + p * pgsize;
+		if (dirty)
+			bitmap[(first + p) / 64] |= 1ull << ((first + p) % 64);
+	}
+}
+
+/* vfio_iommu_type1_dirty_pages(), check for check */
+static gint
+fake_type1_dirty_pages(gulong arg)
+{
+	const struct vfio_iommu_type1_dirty_bitmap *dirty = (const void *)arg;
+	const guint32 mask = VFIO_IOMMU_DIRTY_PAGES_FLAG_START | VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP |
+			     VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+	struct vfio_iommu_type1_dirty_bitmap_get range;
+	guint64 iommu_pgsize = fake_lowest_bit(fk.iova_pgsizes);
+	guint64 npages;
+
+	fk.last_dirty_argsz = dirty->argsz;
+	if (fk.dirty_pages_errno != 0)
+		return fake_fail(fk.dirty_pages_errno);
+	if (dirty->argsz < 8 || (dirty->flags & ~mask) != 0)
+		return fake_fail(EINVAL);
+	if (__builtin_popcount(dirty->flags) != 1)
+		return fake_fail(EINVAL);
+	if (dirty->flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_START) {
+		fk.n_type1_start++;
+		fk.type1_tracking = TRUE;
+		return 0;
+	}
+	if (dirty->flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) {
+		fk.n_type1_stop++;
+		fk.type1_tracking = FALSE;
+		return 0;
+	}
+	fk.n_get_bitmap++;
+	if (dirty->argsz - 8 < sizeof(range))
+		return fake_fail(EINVAL);
+	memcpy(&range, dirty->data, sizeof(range));
+	fk.last_bitmap_size = range.bitmap.size;
+	fk.last_bitmap_pgsize = range.bitmap.pgsize;
+	if (range.iova + range.size < range.iova)
+		return fake_fail(EINVAL);
+	/* __ffs(0) is undefined in the kernel: the backend never sends it */
+	assert_int_not_equal(range.bitmap.pgsize, 0);
+	npages = range.size >> __builtin_ctzll(range.bitmap.pgsize);
+	if (npages == 0 || range.bitmap.size == 0 ||
+	    range.bitmap.size > FAKE_DIRTY_BITMAP_SIZE_MAX ||
+	    range.bitmap.size < fake_dirty_bitmap_bytes(npages))
+		return fake_fail(EINVAL);
+	if (range.bitmap.pgsize != iommu_pgsize || (range.iova & (iommu_pgsize - 1)) != 0 ||
+	    range.size == 0 || (range.size & (iommu_pgsize - 1)) != 0)
+		return fake_fail(EINVAL);
+	if (!fk.type1_tracking)
+		return fake_fail(EINVAL);
+	/* vfio_iova_dirty_bitmap(): no mapping may be bisected */
+	for (guint i = 0; i < fk.n_type1_dma; i++) {
+		guint64 s = fk.type1_dma[i].iova;
+		guint64 e = s + fk.type1_dma[i].size;
+		if (range.iova > s && range.iova < e)
+			return fake_fail(EINVAL);
+		if (range.iova + range.size > s && range.iova + range.size < e)
+			return fake_fail(EINVAL);
+	}
+	for (guint i = 0; i < fk.n_type1_dma; i++) {
+		if (fk.type1_dma[i].iova >= range.iova &&
+		    fk.type1_dma[i].iova + fk.type1_dma[i].size <= range.iova + range.size)
+			fake_type1_fill((guint64 *)range.bitmap.data, range.iova,
+					range.bitmap.pgsize, fk.type1_dma[i].iova,
+					fk.type1_dma[i].size);
+	}
+	/* read and cleared: the pinned pages stay dirty (vfio_dma_populate_bitmap()) */
+	return 0;
+}
+
 static gint
 fake_container_ioctl(gint fd, unsigned long request, gulong arg)
 {
 	switch (request) {
+	case VFIO_IOMMU_GET_INFO:
+		assert_true(fk.iommu_set);
+		return fake_type1_get_info(arg);
+	case VFIO_IOMMU_DIRTY_PAGES:
+		assert_true(fk.iommu_set);
+		return fake_type1_dirty_pages(arg);
 	case VFIO_GET_API_VERSION:
 		return VFIO_API_VERSION;
 	case VFIO_CHECK_EXTENSION:
@@ -313,17 +465,135 @@ fake_cdev_ioctl(unsigned long request, gulong arg)
 	return 0;
 }
 
+/* --- iommufd (drivers/iommu/iommufd/) --- */
+
+/* iommufd_get_hwpt_paging(): the dirty HWPT, the auto domain (no dirty_ops) or nothing */
+static gint
+fake_hwpt_lookup(guint32 id)
+{
+	if (fk.dirty_hwpt_id != 0 && id == fk.dirty_hwpt_id && !fk.hwpt_destroyed)
+		return 0;
+	if (id == FAKE_AUTO_HWPT_ID)
+		return EOPNOTSUPP; /* iopt_set_dirty_tracking(): !domain->dirty_ops */
+	return ENOENT;
+}
+
+static gint
+fake_get_dirty_bitmap(struct iommu_hwpt_get_dirty_bitmap *get)
+{
+	guint64 last;
+	gint err;
+
+	fk.n_get_dirty++;
+	fk.last_get_dirty_flags = get->flags;
+	assert_int_equal(get->size, sizeof(*get));
+	if ((get->flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) != 0 || get->__reserved != 0)
+		return fake_fail(EOPNOTSUPP);
+	err = fake_hwpt_lookup(get->hwpt_id);
+	if (err != 0)
+		return fake_fail(err);
+	/* iommufd_check_iova_range() with the IOAS's 4 KiB alignment */
+	if (get->length == 0)
+		return fake_fail(EINVAL);
+	if (__builtin_add_overflow(get->iova, get->length - 1, &last))
+		return fake_fail(EOVERFLOW);
+	if ((get->iova & 4095) != 0 || ((last + 1) & 4095) != 0)
+		return fake_fail(EINVAL);
+	if (get->page_size == 0 || (get->iova & (get->page_size - 1)) != 0 ||
+	    ((last + 1) & (get->page_size - 1)) != 0)
+		return fake_fail(EINVAL);
+	/* iova_bitmap_set(): only sets bits, every one a dirty page overlaps */
+	for (guint i = 0; i < fk.n_hwpt_dirty; i++) {
+		guint64 iova = fk.hwpt_dirty_iova[i];
+		guint64 bit;
+
+		if (iova < get->iova || iova > last)
+			continue;
+		bit = (iova - get->iova) / get->page_size;
+		((guint64 *)(guintptr)get->data)[bit / 64] |= 1ull << (bit % 64);
+	}
+	if ((get->flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) == 0) {
+		guint keep = 0;
+		for (guint i = 0; i < fk.n_hwpt_dirty; i++) {
+			if (fk.hwpt_dirty_iova[i] < get->iova || fk.hwpt_dirty_iova[i] > last)
+				fk.hwpt_dirty_iova[keep++] = fk.hwpt_dirty_iova[i];
+		}
+		fk.n_hwpt_dirty = keep;
+	}
+	return 0;
+}
+
 static gint
 fake_iommu_ioctl(unsigned long request, gulong arg)
 {
-	struct iommu_ioas_alloc *ioas = (void *)arg;
-
-	if (request != IOMMU_IOAS_ALLOC)
+	switch (request) {
+	case IOMMU_IOAS_ALLOC: {
+		struct iommu_ioas_alloc *ioas = (void *)arg;
+		assert_int_equal(ioas->size, sizeof(*ioas));
+		assert_int_equal(ioas->flags, 0);
+		ioas->out_ioas_id = fk.ioas_id = 5;
+		return 0;
+	}
+	case IOMMU_GET_HW_INFO: {
+		struct iommu_hw_info *info = (void *)arg;
+		assert_int_equal(info->size, sizeof(*info));
+		assert_int_equal(info->flags, 0);
+		assert_int_equal(info->dev_id, 7);
+		assert_int_equal(info->data_len, 0);
+		if (fk.hw_info_errno != 0)
+			return fake_fail(fk.hw_info_errno);
+		info->out_data_type = 1; /* IOMMU_HW_INFO_TYPE_INTEL_VTD */
+		info->out_capabilities = fk.hw_caps;
+		return 0;
+	}
+	case IOMMU_HWPT_ALLOC: {
+		struct iommu_hwpt_alloc *alloc = (void *)arg;
+		assert_int_equal(alloc->size, sizeof(*alloc));
+		assert_int_equal(alloc->flags, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+		assert_int_equal(alloc->dev_id, 7);
+		assert_int_equal(alloc->pt_id, fk.ioas_id);
+		assert_int_equal(alloc->__reserved, 0);
+		assert_int_equal(alloc->data_type, 0);
+		assert_int_equal(alloc->data_len, 0);
+		if (fk.hwpt_alloc_errno != 0)
+			return fake_fail(fk.hwpt_alloc_errno);
+		/* iommufd_hwpt_paging_alloc(): !device_iommu_capable(DIRTY_TRACKING) */
+		if ((fk.hw_caps & IOMMU_HW_CAP_DIRTY_TRACKING) == 0)
+			return fake_fail(EOPNOTSUPP);
+		alloc->out_hwpt_id = fk.dirty_hwpt_id = FAKE_DIRTY_HWPT_ID;
+		return 0;
+	}
+	case IOMMU_DESTROY: {
+		struct iommu_destroy *destroy = (void *)arg;
+		assert_int_equal(destroy->size, sizeof(*destroy));
+		assert_int_equal(destroy->id, fk.dirty_hwpt_id);
+		fk.hwpt_destroyed = TRUE;
+		return 0;
+	}
+	case IOMMU_HWPT_SET_DIRTY_TRACKING: {
+		struct iommu_hwpt_set_dirty_tracking *set = (void *)arg;
+		gint err;
+		fk.n_set_dirty++;
+		assert_int_equal(set->size, sizeof(*set));
+		assert_int_equal(set->__reserved, 0);
+		if ((set->flags & ~IOMMU_HWPT_DIRTY_TRACKING_ENABLE) != 0)
+			return fake_fail(EOPNOTSUPP);
+		err = fake_hwpt_lookup(set->hwpt_id);
+		if (err == 0)
+			err = fk.set_dirty_errno;
+		if (err != 0)
+			return fake_fail(err);
+		/* enabling clears the dirty bits first (iopt_set_dirty_tracking()) */
+		if (set->flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE)
+			fk.n_hwpt_dirty = 0;
+		fk.hwpt_tracking = (set->flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE) != 0;
+		return 0;
+	}
+	case IOMMU_HWPT_GET_DIRTY_BITMAP:
+		return fake_get_dirty_bitmap((void *)arg);
+	default:
 		return fake_fail(ENOTTY);
-	assert_int_equal(ioas->size, sizeof(*ioas));
-	assert_int_equal(ioas->flags, 0);
-	ioas->out_ioas_id = fk.ioas_id = 5;
-	return 0;
+	}
 }
 
 int
@@ -344,9 +614,16 @@ __wrap_ioctl(int fd, unsigned long request, ...)
 			struct vfio_device_attach_iommufd_pt *at = (void *)arg;
 			assert_int_equal(at->argsz, 12);
 			assert_int_equal(at->flags, 0);
+			if (fk.dirty_hwpt_id != 0 && at->pt_id == fk.dirty_hwpt_id) {
+				/* a HWPT: attached as it is, its id returned unchanged */
+				if (fk.attach_hwpt_errno != 0)
+					return fake_fail(fk.attach_hwpt_errno);
+				fk.attached_pt = at->pt_id;
+				return 0;
+			}
 			assert_int_equal(at->pt_id, fk.ioas_id);
 			fk.attached_pt = at->pt_id;
-			at->pt_id = 9; /* the auto-domain HWPT */
+			at->pt_id = FAKE_AUTO_HWPT_ID; /* the auto-domain HWPT */
 			return 0;
 		}
 		return fake_device_ioctl(request, arg);
@@ -405,6 +682,11 @@ fake_setup(void **state)
 	fk.data_fd_peer = -1;
 	fk.data_fd_given = -1;
 	fk.lp_eventfd = -1;
+	/* x86: 4 KiB, 2 MiB, 1 GiB */
+	fk.iova_pgsizes = 0x40201000ull;
+	fk.max_dirty_bitmap = FAKE_DIRTY_BITMAP_SIZE_MAX;
+	/* before 6.6 (and in the old tests) GET_HW_INFO does not exist */
+	fk.hw_info_errno = ENOTTY;
 	return 0;
 }
 
@@ -440,6 +722,37 @@ count_open_fds(void)
 	while (g_dir_read_name(dir) != NULL)
 		n++;
 	return n;
+}
+
+MigdKernelDevice *
+open_group_device(void)
+{
+	g_autofree gchar *sys = tmp_path("sys");
+	g_autofree gchar *dev = tmp_path("dev");
+	g_autoptr(GError) error = NULL;
+	MigdKernelDevice *kdev;
+
+	make_group_link();
+	kdev = migd_kernel_device_open_group_full(DEV_NAME, sys, dev, &error);
+	assert_null(error);
+	assert_non_null(kdev);
+	return kdev;
+}
+
+MigdKernelDevice *
+open_cdev_device(void)
+{
+	g_autofree gchar *sys = tmp_path("sys");
+	g_autofree gchar *dev = tmp_path("dev");
+	g_autofree gchar *vfio_dev = tmp_path("sys/bus/pci/devices/" DEV_NAME "/vfio-dev/vfio3");
+	g_autoptr(GError) error = NULL;
+	MigdKernelDevice *kdev;
+
+	assert_int_equal(g_mkdir_with_parents(vfio_dev, 0755), 0);
+	kdev = migd_kernel_device_open_cdev_full(DEV_NAME, sys, dev, &error);
+	assert_null(error);
+	assert_non_null(kdev);
+	return kdev;
 }
 
 MigdKernelDevice *

@@ -54,6 +54,34 @@ typedef struct {
 	gboolean cdev_bound;
 	gint iommufd_seen;
 	guint32 ioas_id, attached_pt;
+	/* type1 IOMMU dirty tracking on the container (vfio_iommu_type1.c) */
+	guint64 iova_pgsizes;	   /* VFIO_IOMMU_GET_INFO */
+	guint64 cap_pgsize;	   /* CAP_MIGRATION's pgsize_bitmap (0: from iova_pgsizes) */
+	guint64 max_dirty_bitmap;  /* CAP_MIGRATION's max_dirty_bitmap_size */
+	gboolean no_cap_migration; /* the chain lacks it (iommufd's compat container) */
+	gint get_info_errno, dirty_pages_errno;
+	guint n_get_info, n_type1_start, n_type1_stop, n_get_bitmap;
+	gboolean type1_tracking;
+	/* the container's vfio_dma mappings, and what was pinned (dirty) in them */
+	struct {
+		guint64 iova, size;
+	} type1_dma[4];
+	guint n_type1_dma;
+	guint64 type1_pinned[8];
+	guint n_type1_pinned;
+	gboolean type1_non_pinned; /* an IOMMU-backed group that pins nothing: all dirty */
+	guint32 last_dirty_argsz;
+	guint64 last_bitmap_size, last_bitmap_pgsize;
+	/* iommufd HWPT dirty tracking */
+	guint64 hw_caps; /* IOMMU_GET_HW_INFO out_capabilities */
+	gint hw_info_errno, hwpt_alloc_errno, attach_hwpt_errno, set_dirty_errno;
+	guint32 dirty_hwpt_id; /* allocated with DIRTY_TRACKING (11), 0: none */
+	gboolean hwpt_destroyed;
+	gboolean hwpt_tracking;
+	guint n_set_dirty, n_get_dirty;
+	guint32 last_get_dirty_flags;
+	guint64 hwpt_dirty_iova[8]; /* pages the device wrote (4 KiB each) */
+	guint n_hwpt_dirty;
 } FakeKernel;
 
 /* what the fake kernel does and saw; reset by fake_setup() */
@@ -68,3 +96,12 @@ void make_group_link(void);
 guint count_open_fds(void);
 /* a MigdKernelDevice on the fake device node, through adopt_fd */
 MigdKernelDevice *adopt_device(void);
+/* through the group and a type1 container (make_group_link() done here) */
+MigdKernelDevice *open_group_device(void);
+/* through the cdev and an iommufd */
+MigdKernelDevice *open_cdev_device(void);
+
+/* the type1 container's dirty-bitmap id and limits, and the iommufd HWPT ids */
+#define FAKE_AUTO_HWPT_ID	   9u
+#define FAKE_DIRTY_HWPT_ID	   11u
+#define FAKE_DIRTY_BITMAP_SIZE_MAX 268435456ull /* DIRTY_BITMAP_BYTES(INT_MAX) */

@@ -48,6 +48,28 @@ test_full_spec(void **state)
 	assert_int_equal(cfg->fail_count, 3);
 	assert_true(cfg->report_eio);
 	assert_true(cfg->short_reads);
+	/* the platform IOMMU tracks dirty pages unless told otherwise */
+	assert_true(cfg->iommu_dirty);
+}
+
+/* every profile DMA-writes guest memory and sits behind an IOMMU: the same knobs */
+static void
+test_dma_and_iommu_knobs(void **state)
+{
+	const gchar *profiles[] = {"mlx5", "hisi_acc", "mtty", "pds"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(profiles); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree gchar *spec = g_strdup_printf(
+		    "%s:dma_pattern=sequential,dma_rate=1M,iommu_dirty=0", profiles[i]);
+		g_autoptr(MigdSimConfig) cfg = migd_sim_config_new_from_string(spec, &error);
+
+		if (cfg == NULL)
+			fail_msg("%s: %s", spec, error->message);
+		assert_int_equal(cfg->dma_pattern.kind, MIGD_SIM_DMA_PATTERN_SEQUENTIAL);
+		assert_int_equal(cfg->dma_rate, 1024 * 1024);
+		assert_false(cfg->iommu_dirty);
+	}
 }
 
 static void
@@ -126,7 +148,8 @@ test_bad_specs(void **state)
 	assert_spec_error("mlx5:ports=2", "ports");
 	assert_spec_error("hisi_acc:state_size=1M", "does not apply");
 	assert_spec_error("mtty:ports=3", "1, 2");
-	assert_spec_error("mtty:dma_pattern=random", "dma_pattern");
+	assert_spec_error("mtty:report_eio=1", "report_eio");
+	assert_spec_error("mlx5:iommu_dirty=maybe", "iommu_dirty");
 	assert_spec_error("hisi_acc:report_eio=1", "report_eio");
 	assert_spec_error("pds:dirty_rate=1M", "dirty_rate");
 	assert_spec_error("mlx5:fail_arc=STOP->RUNNING", "not a real arc");
@@ -220,10 +243,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_full_spec),	 cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_sizes),	 cmocka_unit_test(test_bad_specs),
-	    cmocka_unit_test(test_real_arcs),	 cmocka_unit_test(test_keyfile),
-	    cmocka_unit_test(test_set_and_copy),
+	    cmocka_unit_test(test_full_spec), cmocka_unit_test(test_dma_and_iommu_knobs),
+	    cmocka_unit_test(test_defaults),  cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_bad_specs), cmocka_unit_test(test_real_arcs),
+	    cmocka_unit_test(test_keyfile),   cmocka_unit_test(test_set_and_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -746,10 +746,108 @@ test_large_range(void **state)
 	assert_int_equal(migd_sim_dirty_get_memory_usage(unlimited), 0);
 }
 
+/* limits.iommu: what the simulated platform IOMMU tracks */
+static void
+test_iommu_mode(void **state)
+{
+	const MigdSimDirtyLimits limits_iommu = {
+	    .max_ranges = G_MAXUINT,
+	    .min_page_size = 4 * KiB,
+	    .max_page_size = 1ull << 30,
+	    .iommu = TRUE,
+	};
+	g_autoptr(MigdSimDirty) self = migd_sim_dirty_new(&limits_iommu);
+	g_autofree MigdIovaRange *many = g_new0(MigdIovaRange, 300);
+	/* overlapping (joined), touching (kept apart), empty (dropped), unaligned (fine) */
+	const MigdIovaRange odd[] = {
+	    {8 * MiB, 2 * MiB}, {9 * MiB, 2 * MiB}, {11 * MiB, 1 * MiB}, {20 * MiB, 0}, {512, 100},
+	};
+	const MigdIovaRange *tracked;
+	guint64 page_size = 4 * KiB;
+	guint64 bitmap[4] = {0};
+	guint n = 0;
+	g_autoptr(GError) error = NULL;
+
+	/* none of the vfio core's DMA_LOGGING_START checks: more than 256, and none at all */
+	for (guint i = 0; i < 300; i++) {
+		many[i].iova = i * 8 * KiB;
+		many[i].length = 4 * KiB;
+	}
+	assert_true(migd_sim_dirty_start(self, many, 300, &page_size, &error));
+	assert_non_null(migd_sim_dirty_get_tracked_ranges(self, &n));
+	assert_int_equal(n, 300);
+	/* a second start is still refused: the device layer decides what a restart means */
+	expect_start_fails(self, many, 1, page_size, EINVAL);
+	migd_sim_dirty_stop(self);
+	assert_true(migd_sim_dirty_start(self, NULL, 0, &page_size, &error));
+	migd_sim_dirty_get_tracked_ranges(self, &n);
+	assert_int_equal(n, 0);
+	assert_true(migd_sim_dirty_report(self, 0, 64 * KiB, 4 * KiB, bitmap, &error));
+	assert_int_equal(bitmap[0], 0);
+	migd_sim_dirty_stop(self);
+
+	page_size = 4 * KiB;
+	assert_true(migd_sim_dirty_start(self, odd, G_N_ELEMENTS(odd), &page_size, &error));
+	tracked = migd_sim_dirty_get_tracked_ranges(self, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(tracked[0].iova, 512);
+	assert_int_equal(tracked[0].length, 100);
+	assert_int_equal(tracked[1].iova, 8 * MiB);
+	assert_int_equal(tracked[1].length, 3 * MiB);
+	assert_int_equal(tracked[2].iova, 11 * MiB);
+	assert_int_equal(tracked[2].length, 1 * MiB);
+
+	/* NO_CLEAR reads without clearing */
+	migd_sim_dirty_record_dma_write(self, 8 * MiB, 1);
+	assert_true(
+	    migd_sim_dirty_report_full(self, 8 * MiB, 64 * 4 * KiB, 4 * KiB, TRUE, bitmap, &error));
+	assert_int_equal(bitmap[0], 1);
+	assert_int_equal(migd_sim_dirty_count_dirty(self), 1);
+	assert_true(migd_sim_dirty_report_full(self, 8 * MiB, 64 * 4 * KiB, 4 * KiB, FALSE, bitmap,
+					       &error));
+	assert_int_equal(migd_sim_dirty_count_dirty(self), 0);
+	assert_null(error);
+}
+
+/* one DMA stream, two trackers: every page written lands in the mirror as well */
+static void
+test_generate_mirrored(void **state)
+{
+	const MigdSimDirtyLimits limits_iommu = {
+	    .max_ranges = G_MAXUINT,
+	    .min_page_size = 4 * KiB,
+	    .max_page_size = 4 * KiB,
+	    .iommu = TRUE,
+	};
+	g_autoptr(MigdSimDirty) device = migd_sim_dirty_new(&limits_mlx5);
+	g_autoptr(MigdSimDirty) iommu = migd_sim_dirty_new(&limits_iommu);
+	g_autoptr(MigdSimDirty) plain = migd_sim_dirty_new(&limits_mlx5);
+	MigdSimDmaPattern pattern = {.kind = MIGD_SIM_DMA_PATTERN_RANDOM};
+	guint64 seed_a = 3, seed_b = 3;
+	guint64 a[4] = {0}, b[4] = {0}, c[4] = {0};
+
+	start_one(device, 1 * MiB, 1 * MiB);
+	start_one(plain, 1 * MiB, 1 * MiB);
+	start_one(iommu, 1 * MiB, 1 * MiB);
+	/* the mirror changes nothing in the stream itself */
+	assert_int_equal(
+	    migd_sim_dirty_generate_mirrored(device, &pattern, 40 * 4 * KiB, &seed_a, iommu), 40);
+	assert_int_equal(migd_sim_dirty_generate(plain, &pattern, 40 * 4 * KiB, &seed_b), 40);
+	assert_int_equal(seed_a, seed_b);
+	assert_true(migd_sim_dirty_report(device, 1 * MiB, 1 * MiB, 4 * KiB, a, NULL));
+	assert_true(migd_sim_dirty_report(iommu, 1 * MiB, 1 * MiB, 4 * KiB, b, NULL));
+	assert_true(migd_sim_dirty_report(plain, 1 * MiB, 1 * MiB, 4 * KiB, c, NULL));
+	assert_memory_equal(a, b, sizeof(a));
+	assert_memory_equal(a, c, sizeof(a));
+	assert_true(count_bits(a, 4) > 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_iommu_mode),
+	    cmocka_unit_test(test_generate_mirrored),
 	    cmocka_unit_test(test_core_num_ranges),
 	    cmocka_unit_test(test_core_misaligned),
 	    cmocka_unit_test(test_core_overflow),
