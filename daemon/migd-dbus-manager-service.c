@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+#include <unistd.h>
 
 #include "migd-dbus-job-service.h"
 #include "migd-dbus-manager-service.h"
@@ -378,6 +380,19 @@ migd_dbus_parse_options(GVariant *options, MigdTransportConfig *transport,
 							   error);
 		} else if (source != NULL && g_strcmp0(key, "timeout-s") == 0) {
 			ok = migd_dbus_option_get_positive(key, value, &source->timeout_s, error);
+		} else if (source != NULL && g_strcmp0(key, "dirty-fallback") == 0) {
+			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error);
+			if (ok && g_strcmp0(g_variant_get_string(value, NULL), "allow") == 0) {
+				source->dirty_fallback = MIGD_DIRTY_FALLBACK_ALLOW;
+			} else if (ok &&
+				   g_strcmp0(g_variant_get_string(value, NULL), "refuse") == 0) {
+				source->dirty_fallback = MIGD_DIRTY_FALLBACK_REFUSE;
+			} else if (ok) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "option 'dirty-fallback': expected \"allow\" or "
+					    "\"refuse\"");
+				ok = FALSE;
+			}
 		} else {
 			/* refused rather than ignored: a misspelt TLS option must not
 			 * silently fall back to something weaker */
@@ -567,6 +582,51 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- GetDirtyBitmap ---- */
+
+static gboolean
+migd_dbus_manager_service_handle_get_dirty_bitmap(MigdDbusManager *iface,
+						  GDBusMethodInvocation *invocation,
+						  GUnixFDList *fd_list, const gchar *device)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GUnixFDList) out = NULL;
+	g_autoptr(GError) error = NULL;
+	gint fd = -1;
+	gint handle;
+	guint index = G_MAXUINT;
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		if (g_strcmp0(migd_device_get_name(g_ptr_array_index(self->devices, i)), device) ==
+		    0)
+			index = i;
+	}
+	if (index == G_MAXUINT) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "unknown device '%s'",
+			    device);
+	} else if (self->destination == NULL) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "no dirty bitmap for %s: this daemon has received no migration",
+			    device);
+	} else {
+		fd = migd_destination_dup_dirty_bitmap_fd(self->destination, index, &error);
+	}
+	if (fd < 0) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	out = g_unix_fd_list_new();
+	handle = g_unix_fd_list_append(out, fd, &error);
+	close(fd);
+	if (handle < 0) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	migd_dbus_manager_complete_get_dirty_bitmap(iface, invocation, out,
+						    g_variant_new_handle(handle));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---- object ---- */
 
 static void
@@ -575,6 +635,7 @@ migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 	iface->handle_list_devices = migd_dbus_manager_service_handle_list_devices;
 	iface->handle_migrate = migd_dbus_manager_service_handle_migrate;
 	iface->handle_listen = migd_dbus_manager_service_handle_listen;
+	iface->handle_get_dirty_bitmap = migd_dbus_manager_service_handle_get_dirty_bitmap;
 }
 
 void

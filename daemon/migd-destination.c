@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "migd-connection.h"
+#include "migd-dirty-sink.h"
 #include "migd-destination.h"
 #include "migd-error.h"
 #include "migd-plugin-generic.h"
@@ -33,7 +34,8 @@ typedef struct {
 	gchar *name;
 	MigdPlugin *plugin;
 	MigdPluginPolicy policy;
-	GByteArray *head; /* the stream's first bytes, until the plugin has seen them */
+	GByteArray *head;     /* the stream's first bytes, until the plugin has seen them */
+	MigdDirtySink *dirty; /* the pages the source device's DMA dirtied; NULL until a chunk */
 	gboolean head_checked;
 	MigdStreamWriter *writer;
 	GQueue pending; /* chunks refused by the full writer, in order */
@@ -67,6 +69,7 @@ struct _MigdDestination {
 	GPtrArray *devices; /* MigdDevice */
 	MigdTransportListener *listener;
 	MigdDestSession *active;
+	GPtrArray *dirty; /* MigdDirtySink or NULL per device, of the last completed migration */
 	guint job_counter;
 };
 
@@ -86,6 +89,7 @@ migd_dest_device_free(MigdDestDevice *dd)
 	}
 	g_queue_clear_full(&dd->pending, (GDestroyNotify)g_bytes_unref);
 	g_clear_pointer(&dd->head, g_byte_array_unref);
+	g_clear_pointer(&dd->dirty, migd_dirty_sink_free);
 	g_clear_object(&dd->plugin);
 	g_object_unref(dd->device);
 	g_free(dd->name);
@@ -179,6 +183,14 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 			  message);
 	if (dest->active == self)
 		dest->active = NULL;
+	/* what the devices' DMA dirtied stays readable until the next migration completes */
+	if (success && self->devices->len > 0) {
+		g_ptr_array_set_size(dest->dirty, 0);
+		for (guint i = 0; i < self->devices->len; i++) {
+			MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+			g_ptr_array_add(dest->dirty, g_steal_pointer(&dd->dirty));
+		}
+	}
 	g_idle_add(migd_dest_session_unref_idle_cb, self);
 }
 
@@ -523,6 +535,28 @@ migd_dest_session_handle_chunk(MigdDestSession *self, const MigdWireFrame *frame
 }
 
 static void
+migd_dest_session_handle_dirty(MigdDestSession *self, const Migd__Wire__DirtyBitmapChunk *chunk)
+{
+	MigdDestDevice *dd = g_ptr_array_index(self->devices, chunk->device);
+	g_autoptr(GError) error = NULL;
+
+	if (!dd->accepted || self->commit_received) {
+		g_autofree gchar *msg =
+		    g_strdup_printf("dirty bitmap for device %u, which is %s", chunk->device,
+				    dd->accepted ? "already committed" : "not accepted");
+		migd_dest_session_fail_literal(self, MIGD_ERROR_PROTOCOL, msg, TRUE);
+		return;
+	}
+	if (dd->dirty == NULL)
+		dd->dirty = migd_dirty_sink_new(dd->name);
+	if (!migd_dirty_sink_merge(dd->dirty, chunk, &error)) {
+		migd_dest_session_fail(self, error, TRUE);
+		return;
+	}
+	migd_job_add_dirty(self->job, chunk->n_dirty, chunk->data.len);
+}
+
+static void
 migd_dest_session_commit(MigdDestSession *self)
 {
 	Migd__Wire__CommitResult result = MIGD__WIRE__COMMIT_RESULT__INIT;
@@ -635,10 +669,11 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 	Migd__Wire__HelloReply reply = MIGD__WIRE__HELLO_REPLY__INIT;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *job_id = NULL;
-	gboolean ok = migd_wire_negotiate(
-	    hello, MIGD_WIRE_PROTOCOL_VERSION_MIN, MIGD_WIRE_PROTOCOL_VERSION_MAX,
-	    MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_KEEPALIVE, &reply,
-	    &error);
+	gboolean ok = migd_wire_negotiate(hello, MIGD_WIRE_PROTOCOL_VERSION_MIN,
+					  MIGD_WIRE_PROTOCOL_VERSION_MAX,
+					  MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK |
+					      MIGD_WIRE_CAP_DIRTY_BITMAP | MIGD_WIRE_CAP_KEEPALIVE,
+					  &reply, &error);
 	g_autofree gchar *refusal = NULL;
 
 	if (ok && dest->active != NULL && dest->active != self) {
@@ -711,6 +746,9 @@ migd_dest_session_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpo
 	}
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK:
 		migd_dest_session_handle_chunk(self, frame);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK:
+		migd_dest_session_handle_dirty(self, frame->dirty_bitmap_chunk);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT: {
 		/* keep the counts: the writers may still be busy */
@@ -842,6 +880,7 @@ migd_destination_finalize(GObject *object)
 {
 	MigdDestination *self = MIGD_DESTINATION(object);
 	g_ptr_array_unref(self->devices);
+	g_ptr_array_unref(self->dirty);
 	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
 }
 
@@ -849,6 +888,24 @@ static void
 migd_destination_init(MigdDestination *self)
 {
 	self->devices = g_ptr_array_new_with_free_func(g_object_unref);
+	self->dirty = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_free);
+}
+
+gint
+migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError **error)
+{
+	MigdDirtySink *sink =
+	    index < self->dirty->len ? g_ptr_array_index(self->dirty, index) : NULL;
+
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), -1);
+	if (sink == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "no dirty bitmap for device %u: no completed incoming migration "
+			    "tracked it",
+			    index);
+		return -1;
+	}
+	return migd_dirty_sink_dup_fd(sink, error);
 }
 
 static void

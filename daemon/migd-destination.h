@@ -28,6 +28,12 @@ gboolean migd_destination_listen(MigdDestination *self, const gchar *address,
 /* the bound address, e.g. with the port chosen for 0 */
 gchar *migd_destination_get_address(MigdDestination *self);
 void migd_destination_close(MigdDestination *self);
+/*
+ * The accumulated dirty bitmap of device @index (its index in this
+ * destination's devices) from the last migration that completed, as a sealed
+ * memfd (docs/ABI/testing/dirty-bitmap-file); -1 and @error if there is none.
+ */
+gint migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError **error);
 
 /* signal "job-started" (MigdJob *job): a peer began a migration into us */
 

@@ -10,9 +10,11 @@
 
 #include <glib-unix.h>
 #include <locale.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "migd-dbus-manager-service.h"
+#include "migd-dirty-ranges.h"
 #include "migd-error.h"
 #include "migd-kernel-device.h"
 #include "migd-plugin-manager.h"
@@ -190,6 +192,65 @@ migd_daemon_load_config(const gchar *path, GError **error)
 	return g_steal_pointer(&config);
 }
 
+/*
+ * [device NAME] groups: settings of one device. iova-ranges: the guest memory
+ * the device may DMA into, which dirty tracking follows.
+ */
+static gboolean
+migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **error)
+{
+	g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
+
+	for (guint i = 0; groups[i] != NULL; i++) {
+		const gchar *name;
+		MigdDevice *device = NULL;
+		g_auto(GStrv) keys = NULL;
+
+		if (!g_str_has_prefix(groups[i], "device "))
+			continue;
+		name = groups[i] + strlen("device ");
+		for (guint j = 0; j < devices->len; j++) {
+			if (g_strcmp0(migd_device_get_name(g_ptr_array_index(devices, j)), name) ==
+			    0)
+				device = g_ptr_array_index(devices, j);
+		}
+		if (device == NULL) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[%s]: no such device", groups[i]);
+			return FALSE;
+		}
+		keys = g_key_file_get_keys(config, groups[i], NULL, NULL);
+		for (guint k = 0; keys[k] != NULL; k++) {
+			g_autofree gchar *value = NULL;
+			g_autoptr(GArray) ranges = NULL;
+
+			if (g_strcmp0(keys[k], "iova-ranges") != 0) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "[%s]: unknown key '%s' (known: iova-ranges)",
+					    groups[i], keys[k]);
+				return FALSE;
+			}
+			value = g_key_file_get_string(config, groups[i], keys[k], error);
+			if (value == NULL)
+				return FALSE;
+			ranges = migd_dirty_ranges_parse(value, error);
+			if (ranges == NULL) {
+				g_prefix_error(error, "[%s] iova-ranges: ", groups[i]);
+				return FALSE;
+			}
+			migd_device_set_iova_ranges(device, (const MigdIovaRange *)ranges->data,
+						    ranges->len);
+			g_message("%s: %u IOVA ranges, %" G_GUINT64_FORMAT
+				  " MiB, for dirty tracking",
+				  name, ranges->len,
+				  migd_dirty_ranges_total((const MigdIovaRange *)ranges->data,
+							  ranges->len) /
+				      1048576);
+		}
+	}
+	return TRUE;
+}
+
 static MigdPluginManager *
 migd_daemon_load_plugins(const gchar *plugin_dir, GKeyFile *config, GError **error)
 {
@@ -282,6 +343,10 @@ main(int argc, char **argv)
 	}
 	for (guint i = 0; i < devices->len; i++)
 		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
+	if (!migd_daemon_configure_devices(config, devices, &error)) {
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
 	if (devices->len == 0)
 		g_message("no devices: use --device or --sim-device");
 

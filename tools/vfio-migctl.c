@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gio/gunixfdlist.h>
+#include <gio/gunixinputstream.h>
+
 #include "migd-dbus-generated.h"
 
 #define MIGCTL_OBJECT_PATH   "/org/vfiomigd/Migd1"
@@ -42,6 +45,8 @@ typedef struct {
 	gint max_rounds;
 	gint timeout_s;
 	gboolean no_wait;
+	/* dirty-bitmap */
+	gchar *output;
 	/* runtime */
 	GDBusConnection *connection;
 } MigctlOptions;
@@ -366,6 +371,113 @@ migctl_cmd_devices(const MigctlOptions *options)
 	return MIGCTL_EXIT_OK;
 }
 
+/* ---- dirty-bitmap ---- */
+
+static guint64
+migctl_le64(const guint8 *p)
+{
+	guint64 v;
+	memcpy(&v, p, 8);
+	return GUINT64_FROM_LE(v);
+}
+
+static guint32
+migctl_le32(const guint8 *p)
+{
+	guint32 v;
+	memcpy(&v, p, 4);
+	return GUINT32_FROM_LE(v);
+}
+
+/* the file the daemon hands out: docs/ABI/testing/dirty-bitmap-file */
+#define MIGCTL_DIRTY_HEADER 64u
+#define MIGCTL_DIRTY_ENTRY  32u
+
+static gint
+migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GVariant) handle = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInputStream) in = NULL;
+	g_autoptr(GByteArray) file = g_byte_array_new();
+	g_auto(MigctlJson) json = {0};
+	guint8 buf[65536];
+	guint32 n_windows;
+	gint fd;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL || !migd_dbus_manager_call_get_dirty_bitmap_sync(
+				   manager, device, NULL, &handle, &fds, NULL, &error))
+		return migctl_fail(options, error);
+	fd = g_unix_fd_list_get(fds, g_variant_get_handle(handle), &error);
+	if (fd < 0)
+		return migctl_fail(options, error);
+	in = g_unix_input_stream_new(fd, TRUE);
+	for (;;) {
+		gssize n = g_input_stream_read(in, buf, sizeof(buf), NULL, &error);
+		if (n < 0)
+			return migctl_fail(options, error);
+		if (n == 0)
+			break;
+		g_byte_array_append(file, buf, n);
+	}
+	if (file->len < MIGCTL_DIRTY_HEADER || memcmp(file->data, "MIGDDIRT", 8) != 0 ||
+	    migctl_le32(file->data + 8) != 1) {
+		g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "not a version 1 dirty-bitmap file");
+		return migctl_fail(options, error);
+	}
+	n_windows = migctl_le32(file->data + 12);
+	if ((file->len - MIGCTL_DIRTY_HEADER) / MIGCTL_DIRTY_ENTRY < n_windows) {
+		g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "truncated dirty-bitmap file");
+		return migctl_fail(options, error);
+	}
+	if (options->output != NULL &&
+	    !g_file_set_contents(options->output, (const gchar *)file->data, file->len, &error))
+		return migctl_fail(options, error);
+
+	migctl_json_init(&json);
+	migctl_json_open(&json, '{');
+	migctl_json_key(&json, "device");
+	migctl_json_string(&json, device);
+	migctl_json_key(&json, "page_size");
+	migctl_json_uint(&json, migctl_le64(file->data + 16));
+	migctl_json_key(&json, "dirty_pages");
+	migctl_json_uint(&json, migctl_le64(file->data + 24));
+	migctl_json_key(&json, "rounds");
+	migctl_json_uint(&json, migctl_le32(file->data + 32));
+	migctl_json_key(&json, "windows");
+	migctl_json_open(&json, '[');
+	if (!options->json)
+		g_print("%s: page size %" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+			" dirty pages, %u syncs, %u windows\n",
+			device, migctl_le64(file->data + 16), migctl_le64(file->data + 24),
+			migctl_le32(file->data + 32), n_windows);
+	for (guint i = 0; i < n_windows; i++) {
+		const guint8 *e = file->data + MIGCTL_DIRTY_HEADER + i * MIGCTL_DIRTY_ENTRY;
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "iova");
+		migctl_json_uint(&json, migctl_le64(e));
+		migctl_json_key(&json, "pages");
+		migctl_json_uint(&json, migctl_le64(e + 8));
+		migctl_json_key(&json, "dirty_pages");
+		migctl_json_uint(&json, migctl_le64(e + 24));
+		migctl_json_close(&json, '}');
+		if (!options->json)
+			g_print("  window %u: iova 0x%" G_GINT64_MODIFIER "x, %" G_GUINT64_FORMAT
+				" pages, %" G_GUINT64_FORMAT " dirty\n",
+				i, migctl_le64(e), migctl_le64(e + 8), migctl_le64(e + 24));
+	}
+	migctl_json_close(&json, ']');
+	migctl_json_close(&json, '}');
+	if (options->json)
+		migctl_json_print(&json);
+	return MIGCTL_EXIT_OK;
+}
+
 /* ---- listen, migrate ---- */
 
 /* paths go to a daemon with another working directory: make them absolute */
@@ -511,6 +623,10 @@ migctl_json_job_fields(MigctlJson *json, MigctlWatch *watch)
 	migctl_json_uint(json, migd_dbus_job_get_expected_downtime(job));
 	migctl_json_key(json, "precopy_rounds");
 	migctl_json_uint(json, migd_dbus_job_get_precopy_rounds(job));
+	migctl_json_key(json, "dirty_pages");
+	migctl_json_uint(json, migd_dbus_job_get_dirty_pages(job));
+	migctl_json_key(json, "dirty_wire_bytes");
+	migctl_json_uint(json, migd_dbus_job_get_dirty_wire_bytes(job));
 	migctl_json_key(json, "devices");
 	migctl_json_uint(json, migd_dbus_job_get_devices(job));
 }
@@ -722,6 +838,7 @@ migctl_options_clear(MigctlOptions *options)
 	g_free(options->ca);
 	g_free(options->peer_name);
 	g_strfreev(options->devices);
+	g_free(options->output);
 	g_clear_object(&options->connection);
 }
 
@@ -754,7 +871,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		want_args = 0;
 	} else if (g_strcmp0(cmd, "listen") == 0 || g_strcmp0(cmd, "migrate") == 0) {
 		want_args = 1;
-	} else if (g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0) {
+	} else if (g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0 ||
+		   g_strcmp0(cmd, "dirty-bitmap") == 0) {
 		want_args = 1;
 	} else {
 		return migctl_usage("unknown command '%s'", cmd);
@@ -764,6 +882,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	if (migctl_has_transport_options(options) && g_strcmp0(cmd, "listen") != 0 &&
 	    g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("TLS options only apply to 'listen' and 'migrate'");
+	if (options->output != NULL && g_strcmp0(cmd, "dirty-bitmap") != 0)
+		return migctl_usage("--output only applies to 'dirty-bitmap'");
 	if (migctl_has_migrate_options(options) && g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("--device, --peer-name, --downtime-ms, --max-rounds, "
 				    "--timeout-s and --no-wait only apply to 'migrate'");
@@ -789,6 +909,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_cmd_migrate(options, argv[2]);
 	if (g_strcmp0(cmd, "watch") == 0)
 		return migctl_watch(options, argv[2]);
+	if (g_strcmp0(cmd, "dirty-bitmap") == 0)
+		return migctl_cmd_dirty_bitmap(options, argv[2]);
 	return migctl_cmd_cancel(options, argv[2]);
 }
 
@@ -827,6 +949,8 @@ main(int argc, char **argv)
 	     "migrate: give up after this many seconds", "S"},
 	    {"no-wait", 0, 0, G_OPTION_ARG_NONE, &options.no_wait,
 	     "migrate: print the job and return at once", NULL},
+	    {"output", 'o', 0, G_OPTION_ARG_FILENAME, &options.output,
+	     "dirty-bitmap: write the bitmap file to FILE", "FILE"},
 	    {NULL},
 	};
 
@@ -839,6 +963,8 @@ main(int argc, char **argv)
 		     "  migrate ADDRESS       migrate devices to the daemon at ADDRESS\n"
 		     "  watch JOB_PATH        follow a job until it ends\n"
 		     "  cancel JOB_PATH       cancel a job\n"
+		     "  dirty-bitmap DEVICE   what the source device's DMA dirtied during the\n"
+		     "                        last incoming migration (--output FILE: save it)\n"
 		     "\n"
 		     "Addresses: tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path");
 	g_option_context_set_description(context,
