@@ -150,6 +150,44 @@ test_plugins_removed_fall_back(void **state)
 	assert_int_equal(rmdir(empty), 0);
 }
 
+/* a bad configuration stops the daemon at once, naming the group and the problem */
+static void
+test_bad_config_refused(void **state)
+{
+	const struct {
+		const gchar *text;
+		const gchar *expect;
+	} cases[] = {
+	    {"[device sim9]\niova-ranges=0x0+1G\n", "[device sim9]: no such device"},
+	    {"[device sim0]\niova-range=0x0+1G\n", "unknown key 'iova-range'"},
+	    {"[device sim0]\niova-ranges=0x0\n", "[device sim0] iova-ranges"},
+	    {"[plugin mlx5]\nread-size=lots\n", "[plugin mlx5]"},
+	    {"not a key file", "vfio-migd.conf"},
+	};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "vfio-migd.conf", NULL);
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GSubprocess) proc = NULL;
+		g_autofree gchar *err = NULL;
+		g_autoptr(GError) error = NULL;
+
+		assert_true(g_file_set_contents(conf, cases[i].text, -1, NULL));
+		proc = g_subprocess_new(
+		    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
+		    dt_migd_path(), "--session", "--bus-name", "org.vfiomigd.Test.BadConfig",
+		    "--sim-device", "mlx5:seed=1", "--config", conf, NULL);
+		assert_non_null(proc);
+		assert_true(g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err, &error));
+		assert_true(g_subprocess_get_if_exited(proc));
+		assert_int_equal(g_subprocess_get_exit_status(proc), 1);
+		if (strstr(err, cases[i].expect) == NULL)
+			fail_msg("case %u: '%s' does not say '%s'", i, err, cases[i].expect);
+	}
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_migrate_unknown_device(void **state)
 {
@@ -269,6 +307,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_properties, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_devices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_unknown_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_device_twice, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_bad_address, setup, teardown),

@@ -15,6 +15,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <gio/gunixfdlist.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "dbus-test-util.h"
 
 #define SRC_NAME "org.vfiomigd.Test.Source"
@@ -147,6 +152,96 @@ test_migrate_success(void **state)
 	}
 }
 
+/*
+ * Dirty tracking through the daemons: the source's configuration gives sim0
+ * its IOVA ranges; the destination hands out what it accumulated as an fd,
+ * and vfio-migctl reads the same.
+ */
+static void
+test_migrate_dirty_bitmap(void **state)
+{
+	const gchar *const src_specs[] = {
+	    "mlx5:state_size=8M,seed=1,dma_pattern=random,dma_rate=32M", "hisi_acc:seed=3", NULL};
+	const gchar *const dst_specs[] = {"mlx5:seed=101", "hisi_acc:seed=103", NULL};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-dbus-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "src.conf", NULL);
+	Pair *pair = g_new0(Pair, 1);
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *message = NULL;
+	g_autofree gchar *out = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) json = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 head[64];
+	guint64 pages = 0;
+	gint fd;
+
+	assert_true(g_file_set_contents(
+	    conf, "[device sim0]\niova-ranges=0x0+256M,0x100000000+256M\n", -1, NULL));
+	*state = pair;
+	pair->src = dt_daemon_start_full(SRC_NAME, src_specs, conf);
+	pair->dst = dt_daemon_start(DST_NAME, dst_specs);
+	address = dt_listen_plain(pair->dst);
+	job = migrate(pair->src, address, NULL, NULL);
+	if (!dt_job_wait_completed(pair->src, job, &message))
+		fail_msg("migration failed: %s", message);
+	assert_true(job_u64(pair->src, job, "DirtyPages") > 0);
+	assert_true(job_u64(pair->src, job, "DirtyWireBytes") > 0);
+	g_free(dt_job_wait_final(pair->dst, "/org/vfiomigd/Migd1/jobs/1"));
+	assert_int_equal(job_u64(pair->dst, "/org/vfiomigd/Migd1/jobs/1", "DirtyPages"),
+			 job_u64(pair->src, job, "DirtyPages"));
+
+	/* the fd, straight from D-Bus */
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    dt_connection(), DST_NAME, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+	    "GetDirtyBitmap", g_variant_new("(s)", "sim0"), G_VARIANT_TYPE("(h)"),
+	    G_DBUS_CALL_FLAGS_NONE, -1, NULL, &fds, NULL, &error);
+	if (reply == NULL)
+		fail_msg("GetDirtyBitmap: %s", error->message);
+	fd = g_unix_fd_list_get(fds, 0, &error);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, head, sizeof(head)), sizeof(head));
+	assert_memory_equal(head, "MIGDDIRT", 8);
+	assert_int_equal(head[12], 2); /* two windows */
+	memcpy(&pages, head + 24, 8);
+	assert_true(GUINT64_FROM_LE(pages) > 0);
+	close(fd);
+
+	/* the untracked device, and an unknown one, are clear errors */
+	g_clear_pointer(&reply, g_variant_unref);
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    dt_connection(), DST_NAME, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+	    "GetDirtyBitmap", g_variant_new("(s)", "sim1"), G_VARIANT_TYPE("(h)"),
+	    G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL, &error);
+	assert_null(reply);
+	assert_true(g_dbus_error_is_remote_error(error));
+	g_clear_error(&error);
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    dt_connection(), DST_NAME, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+	    "GetDirtyBitmap", g_variant_new("(s)", "nope"), G_VARIANT_TYPE("(h)"),
+	    G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL, &error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "unknown device 'nope'"));
+	g_clear_error(&error);
+
+	/* vfio-migctl --json dirty-bitmap: the same numbers */
+	assert_int_equal(dt_migctl(DST_NAME, &out, "--json", "dirty-bitmap", "sim0", NULL), 0);
+	json = dt_json_parse(out, &error);
+	if (json == NULL)
+		fail_msg("%s: %s", out, error->message);
+	{
+		g_autoptr(GVariant) v = g_variant_lookup_value(json, "dirty_pages", NULL);
+		assert_non_null(v);
+		assert_true(g_variant_get_double(v) == (gdouble)GUINT64_FROM_LE(pages));
+	}
+	{
+		g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 static void
 test_migrate_nobody_listening(void **state)
 {
@@ -236,6 +331,7 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_migrate_success, teardown),
+	    cmocka_unit_test_teardown(test_migrate_dirty_bitmap, teardown),
 	    cmocka_unit_test_teardown(test_migrate_nobody_listening, teardown),
 	    cmocka_unit_test_teardown(test_migrate_cancel, teardown),
 	};
