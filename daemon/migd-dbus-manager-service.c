@@ -37,6 +37,7 @@ struct _MigdDbusManagerService {
 	guint64 next_job_id;
 	MigdDbusDeviceInfoFunc info_func;
 	gpointer info_data;
+	MigdJournal *journal; /* borrowed */
 };
 
 static void migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface);
@@ -491,6 +492,7 @@ migd_dbus_manager_service_handle_migrate(MigdDbusManager *iface, GDBusMethodInvo
 	const gchar *path;
 
 	migd_source_options_init(&source_options);
+	source_options.journal = self->journal;
 	if (!migd_dbus_check_address(address, &error) ||
 	    !migd_dbus_parse_options(options, transport, &source_options, &error)) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
@@ -569,6 +571,7 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
 	destination = migd_destination_new(self->devices);
+	migd_destination_set_journal(destination, self->journal);
 	g_signal_connect_object(destination, "job-started",
 				G_CALLBACK(migd_dbus_manager_service_job_started_cb), self, 0);
 	if (!migd_destination_listen(destination, address, transport, &error)) {
@@ -636,6 +639,12 @@ migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 	iface->handle_migrate = migd_dbus_manager_service_handle_migrate;
 	iface->handle_listen = migd_dbus_manager_service_handle_listen;
 	iface->handle_get_dirty_bitmap = migd_dbus_manager_service_handle_get_dirty_bitmap;
+}
+
+void
+migd_dbus_manager_service_set_journal(MigdDbusManagerService *self, MigdJournal *journal)
+{
+	self->journal = journal;
 }
 
 void

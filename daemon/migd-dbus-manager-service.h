@@ -6,6 +6,7 @@
 
 #include "migd-dbus-generated.h"
 #include "migd-device.h"
+#include "migd-journal.h"
 
 G_BEGIN_DECLS
 
@@ -37,6 +38,8 @@ void migd_dbus_error_register(void);
 
 /* @devices: MigdDevice, probed, with unique names */
 MigdDbusManagerService *migd_dbus_manager_service_new(GPtrArray *devices);
+/* jobs are recorded in @journal (borrowed; outlives the service), see migd-journal.h */
+void migd_dbus_manager_service_set_journal(MigdDbusManagerService *self, MigdJournal *journal);
 void migd_dbus_manager_service_set_device_info_func(MigdDbusManagerService *self,
 						    MigdDbusDeviceInfoFunc func,
 						    gpointer user_data);

@@ -18,6 +18,7 @@
 #include "migd-dirty-sink.h"
 #include "migd-destination.h"
 #include "migd-error.h"
+#include "migd-journal.h"
 #include "migd-plugin-generic.h"
 #include "migd-stream-writer.h"
 #include "migd-wire-limits.h"
@@ -61,6 +62,7 @@ struct _MigdDestSession {
 	guint ack_timer_id;
 	gulong cancel_handler;
 	gboolean finished;
+	gboolean journaled; /* a journal record exists for this job */
 	guint64 total_bytes;
 };
 
@@ -70,6 +72,7 @@ struct _MigdDestination {
 	MigdTransportListener *listener;
 	MigdDestSession *active;
 	GPtrArray *dirty; /* MigdDirtySink or NULL per device, of the last completed migration */
+	MigdJournal *journal; /* borrowed; NULL: jobs are not recorded */
 	guint job_counter;
 };
 
@@ -175,6 +178,9 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 	g_clear_handle_id(&self->ack_timer_id, g_source_remove);
 	if (self->conn != NULL)
 		migd_connection_close(self->conn, NULL);
+	/* success: running; failure: already reset */
+	if (self->journaled)
+		migd_journal_end(dest->journal, self->job);
 	if (self->job != NULL)
 		migd_job_complete(self->job, success, message);
 	else if (!success)
@@ -448,6 +454,15 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 		reject.message = error->message;
 		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT, &reject);
 		return;
+	}
+	/* recorded before the first device leaves its idle state */
+	if (self->dest->journal != NULL && !self->journaled) {
+		if (!migd_journal_begin(self->dest->journal, self->job, self->dest->devices,
+					&error)) {
+			migd_dest_session_fail(self, error, TRUE);
+			return;
+		}
+		self->journaled = TRUE;
 	}
 	dd->touched = TRUE;
 	if (!migd_device_transition(dd->device, MIGD_STATE_RESUMING, MIGD_STATE_ERROR, &data_fd,
@@ -889,6 +904,12 @@ migd_destination_init(MigdDestination *self)
 {
 	self->devices = g_ptr_array_new_with_free_func(g_object_unref);
 	self->dirty = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_free);
+}
+
+void
+migd_destination_set_journal(MigdDestination *self, MigdJournal *journal)
+{
+	self->journal = journal;
 }
 
 gint

@@ -34,6 +34,9 @@ void migd_destination_close(MigdDestination *self);
  * memfd (docs/ABI/testing/dirty-bitmap-file); -1 and @error if there is none.
  */
 gint migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError **error);
+/* records incoming jobs in @journal (borrowed; must outlive @self), see migd-journal.h */
+typedef struct _MigdJournal MigdJournal;
+void migd_destination_set_journal(MigdDestination *self, MigdJournal *journal);
 
 /* signal "job-started" (MigdJob *job): a peer began a migration into us */
 

@@ -91,6 +91,7 @@ struct _MigdSource {
 	gboolean finished;
 	MigdDirtySource *dirty; /* NULL: no device is tracked, or the peer takes no bitmaps */
 	guint32 dirty_syncs;	/* syncs started: the next one's round number - 1 */
+	gboolean journaled;	/* a journal record exists for this job */
 };
 
 static void migd_source_fail(MigdSource *self, const GError *error);
@@ -252,6 +253,9 @@ migd_source_finish(MigdSource *self, gboolean success, const gchar *message)
 	g_clear_handle_id(&self->timeout_id, g_source_remove);
 	if (self->conn != NULL)
 		migd_connection_close(self->conn, NULL);
+	/* success leaves the devices stopped on purpose; failure has rolled them back */
+	if (self->journaled)
+		migd_journal_end(self->options.journal, self->job);
 	migd_job_complete(self->job, success, message);
 	g_idle_add(migd_source_unref_idle_cb, self);
 }
@@ -587,6 +591,27 @@ migd_source_start_precopy(MigdSource *self)
 	migd_source_next_round(self);
 }
 
+/* before the first device leaves RUNNING: a crash from here on is recoverable */
+static gboolean
+migd_source_record_job(MigdSource *self)
+{
+	g_autoptr(GPtrArray) devices = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+
+	if (self->options.journal == NULL)
+		return TRUE;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_ptr_array_add(devices, sd->device);
+	}
+	if (!migd_journal_begin(self->options.journal, self->job, devices, &error)) {
+		migd_source_fail(self, error);
+		return FALSE;
+	}
+	self->journaled = TRUE;
+	return TRUE;
+}
+
 /* ---- dirty bitmaps ---- */
 
 /*
@@ -836,7 +861,7 @@ migd_source_conn_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpoi
 		migd_source_send_offers(self);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT:
-		if (++self->n_accepted == self->devices->len &&
+		if (++self->n_accepted == self->devices->len && migd_source_record_job(self) &&
 		    migd_source_start_dirty_tracking(self))
 			migd_source_start_precopy(self);
 		return;

@@ -7,6 +7,7 @@
 #include "migd-convergence.h"
 #include "migd-device.h"
 #include "migd-dirty-tracker.h"
+#include "migd-journal.h"
 #include "migd-job.h"
 #include "migd-transport.h"
 
@@ -26,6 +27,8 @@ typedef struct {
 	gsize chunk_size;	  /* data-fd read size; 0 = the plugin's */
 	/* a device with IOVA ranges whose DMA no tracker can follow: refuse, or all dirty */
 	MigdDirtyFallback dirty_fallback;
+	/* where jobs in flight are recorded (borrowed; NULL: nowhere) */
+	MigdJournal *journal;
 } MigdSourceOptions;
 
 void migd_source_options_init(MigdSourceOptions *options);

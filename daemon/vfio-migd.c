@@ -275,6 +275,8 @@ main(int argc, char **argv)
 	g_autofree gchar *bus_name = NULL;
 	g_autofree gchar *config_path = NULL;
 	g_autofree gchar *plugin_dir = NULL;
+	g_autofree gchar *state_dir = NULL;
+	g_autoptr(MigdJournal) journal = NULL;
 	g_autoptr(GKeyFile) config = NULL;
 	g_autoptr(MigdPluginManager) plugins = NULL;
 	g_autoptr(GOptionContext) context = NULL;
@@ -298,6 +300,10 @@ main(int argc, char **argv)
 	     "The bus name to own (default " MIGD_DBUS_BUS_NAME ")", "NAME"},
 	    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
 	     "The configuration file (default " MIGD_CONFIG_FILE ")", "FILE"},
+	    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+	     "Record jobs in flight in DIR (default $STATE_DIRECTORY, or " MIGD_STATE_DIR
+	     " on the system bus; none on the session bus)",
+	     "DIR"},
 	    {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &plugin_dir,
 	     "Load plugins from DIR (default $" MIGD_PLUGIN_DIR_ENV " or " MIGD_PLUGIN_DIR ")",
 	     "DIR"},
@@ -347,6 +353,25 @@ main(int argc, char **argv)
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
+	/* a previous run that crashed mid-job may have left devices stopped: bring them back */
+	if (state_dir == NULL && g_getenv("STATE_DIRECTORY") != NULL)
+		state_dir = g_strdup(g_getenv("STATE_DIRECTORY"));
+	if (state_dir == NULL && !session)
+		state_dir = g_strdup(MIGD_STATE_DIR);
+	if (state_dir != NULL) {
+		MigdJournalRecovery recovery;
+		journal = migd_journal_new(state_dir, &error);
+		if (journal == NULL) {
+			g_printerr("vfio-migd: %s\n", error->message);
+			return 1;
+		}
+		migd_journal_recover(journal, devices, &recovery);
+		if (recovery.jobs > 0)
+			g_message(
+			    "recovered %u unfinished job(s): %u device(s) back to RUNNING, %u "
+			    "failed, %u not ours",
+			    recovery.jobs, recovery.recovered, recovery.failed, recovery.unknown);
+	}
 	if (devices->len == 0)
 		g_message("no devices: use --device or --sim-device");
 
@@ -361,6 +386,7 @@ main(int argc, char **argv)
 	g_dbus_connection_set_exit_on_close(connection, FALSE);
 
 	manager = migd_dbus_manager_service_new(devices);
+	migd_dbus_manager_service_set_journal(manager, journal);
 	migd_dbus_manager_service_set_device_info_func(manager, migd_daemon_device_info, NULL);
 	for (guint i = 0; i < devices->len; i++) {
 		gboolean sim = MIGD_IS_SIM_DEVICE(g_ptr_array_index(devices, i));
