@@ -223,6 +223,33 @@ migd_dbus_manager_service_add_job(MigdDbusManagerService *self, MigdJob *job, GP
 	return entry->path;
 }
 
+gchar *
+migd_dbus_manager_service_describe(MigdDbusManagerService *self)
+{
+	g_autoptr(GString) str = g_string_new(NULL);
+	GHashTableIter iter;
+	gpointer value;
+	guint active = 0;
+
+	g_hash_table_iter_init(&iter, self->jobs);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		MigdDbusJobEntry *entry = value;
+		MigdJob *job = migd_dbus_job_service_get_job(entry->service);
+		if (migd_job_is_finished(job))
+			continue;
+		g_string_append_printf(
+		    str, "%sjob %s %s %s %.0f%%, %" G_GUINT64_FORMAT " MiB",
+		    active++ > 0 ? "; " : "", migd_job_get_id(job),
+		    migd_job_get_role(job) == MIGD_JOB_ROLE_SOURCE ? "out" : "in",
+		    migd_job_phase_to_string(migd_job_get_phase(job)),
+		    migd_job_get_progress(job) * 100.0, migd_job_get_bytes(job) / (1024 * 1024));
+	}
+	if (active == 0)
+		g_string_printf(str, "Idle, %u device(s)%s", self->devices->len,
+				self->destination != NULL ? ", listening" : "");
+	return g_string_free(g_steal_pointer(&str), FALSE);
+}
+
 guint
 migd_dbus_manager_service_get_n_active_jobs(MigdDbusManagerService *self)
 {

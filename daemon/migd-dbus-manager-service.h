@@ -38,6 +38,8 @@ void migd_dbus_error_register(void);
 
 /* @devices: MigdDevice, probed, with unique names */
 MigdDbusManagerService *migd_dbus_manager_service_new(GPtrArray *devices);
+/* one line for systemd's STATUS=: the running jobs' phases and progress, or idle */
+gchar *migd_dbus_manager_service_describe(MigdDbusManagerService *self);
 /* jobs are recorded in @journal (borrowed; outlives the service), see migd-journal.h */
 void migd_dbus_manager_service_set_journal(MigdDbusManagerService *self, MigdJournal *journal);
 void migd_dbus_manager_service_set_device_info_func(MigdDbusManagerService *self,

@@ -31,7 +31,32 @@ typedef struct {
 	gint exit_status;
 	gint64 shutdown_deadline; /* monotonic µs, 0 while running */
 	guint shutdown_id;
+	gchar *status; /* the last STATUS= sent */
 } MigdDaemon;
+
+/* systemd's STATUS= line, sent only when it changed */
+static gboolean
+migd_daemon_status_cb(gpointer user_data)
+{
+	MigdDaemon *self = user_data;
+	g_autofree gchar *status = migd_dbus_manager_service_describe(self->manager);
+
+	if (g_strcmp0(status, self->status) != 0) {
+		g_autofree gchar *line = g_strdup_printf("STATUS=%s", status);
+		sd_notify(0, line);
+		g_free(self->status);
+		self->status = g_steal_pointer(&status);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* the main loop is alive: systemd restarts the service if these stop */
+static gboolean
+migd_daemon_watchdog_cb(gpointer user_data)
+{
+	sd_notify(0, "WATCHDOG=1");
+	return G_SOURCE_CONTINUE;
+}
 
 static void
 migd_daemon_device_info(MigdDevice *device, gboolean busy, GVariantDict *dict, gpointer user_data)
@@ -287,6 +312,9 @@ main(int argc, char **argv)
 	g_autoptr(MigdDbusManagerService) manager = NULL;
 	MigdDaemon daemon = {0};
 	guint owner_id;
+	guint status_id = 0;
+	guint watchdog_id = 0;
+	guint64 watchdog_usec = 0;
 	guint sigterm_id;
 	guint sigint_id;
 	const GOptionEntry entries[] = {
@@ -408,8 +436,17 @@ main(int argc, char **argv)
 	owner_id = g_bus_own_name_on_connection(
 	    connection, bus_name, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, migd_daemon_name_acquired_cb,
 	    migd_daemon_name_lost_cb, &daemon, NULL);
+	/* under systemd only: STATUS= follows the jobs, WATCHDOG= proves the loop runs */
+	if (g_getenv("NOTIFY_SOCKET") != NULL)
+		status_id = g_timeout_add_seconds(2, migd_daemon_status_cb, &daemon);
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
+		watchdog_id =
+		    g_timeout_add(MAX(watchdog_usec / 2000, 1), migd_daemon_watchdog_cb, &daemon);
 
 	g_main_loop_run(loop);
+	g_clear_handle_id(&status_id, g_source_remove);
+	g_clear_handle_id(&watchdog_id, g_source_remove);
+	g_free(daemon.status);
 
 	g_bus_unown_name(owner_id);
 	g_source_remove(sigterm_id);

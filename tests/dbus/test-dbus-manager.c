@@ -14,6 +14,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include "dbus-test-util.h"
 
 static const gchar *const manager_specs[] = {
@@ -148,6 +153,68 @@ test_plugins_removed_fall_back(void **state)
 		assert_string_equal(s, "generic");
 	}
 	assert_int_equal(rmdir(empty), 0);
+}
+
+/* the messages systemd would get: READY after the name, STATUS, WATCHDOG, STOPPING */
+static gboolean
+notify_wait(gint fd, const gchar *prefix, gchar **line_out)
+{
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	while (g_get_monotonic_time() < deadline) {
+		gchar buf[4096];
+		GPollFD pfd = {.fd = fd, .events = G_IO_IN};
+		gssize n;
+		/* the daemon's bus traffic is dispatched while we wait */
+		g_main_context_iteration(NULL, FALSE);
+		if (g_poll(&pfd, 1, 50) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		{
+			g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
+			for (guint i = 0; lines[i] != NULL; i++) {
+				if (!g_str_has_prefix(lines[i], prefix))
+					continue;
+				if (line_out != NULL)
+					*line_out = g_strdup(lines[i]);
+				return TRUE;
+			}
+		}
+	}
+	return FALSE;
+}
+
+static void
+test_systemd_notify(void **state)
+{
+	const gchar *const specs[] = {"mlx5:seed=1", NULL};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-notify-XXXXXX", NULL);
+	g_autofree gchar *path = g_build_filename(dir, "notify", NULL);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	g_autofree gchar *status = NULL;
+	DtDaemon *daemon;
+	gint fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	g_setenv("NOTIFY_SOCKET", path, TRUE);
+	g_setenv("WATCHDOG_USEC", "400000", TRUE);
+	daemon = dt_daemon_start("org.vfiomigd.Test.Notify", specs);
+	g_unsetenv("NOTIFY_SOCKET");
+	g_unsetenv("WATCHDOG_USEC");
+
+	assert_true(notify_wait(fd, "READY=1", NULL));
+	assert_true(notify_wait(fd, "WATCHDOG=1", NULL));
+	assert_true(notify_wait(fd, "STATUS=Idle, 1 device(s)", &status));
+	dt_daemon_stop(daemon);
+	assert_true(notify_wait(fd, "STOPPING=1", NULL));
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 /* a bad configuration stops the daemon at once, naming the group and the problem */
@@ -308,6 +375,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_list_devices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_unknown_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_device_twice, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_bad_address, setup, teardown),
