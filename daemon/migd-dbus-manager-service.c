@@ -6,6 +6,7 @@
 
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "migd-dbus-job-service.h"
@@ -38,6 +39,8 @@ struct _MigdDbusManagerService {
 	MigdDbusDeviceInfoFunc info_func;
 	gpointer info_data;
 	MigdJournal *journal; /* borrowed */
+	MigdDbusDeviceOpenFunc open_func;
+	gpointer open_data;
 };
 
 static void migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface);
@@ -408,6 +411,10 @@ migd_dbus_parse_options(GVariant *options, MigdTransportConfig *transport,
 							   error);
 		} else if (source != NULL && g_strcmp0(key, "timeout-s") == 0) {
 			ok = migd_dbus_option_get_positive(key, value, &source->timeout_s, error);
+		} else if (source != NULL && g_strcmp0(key, "iova-ranges") == 0) {
+			/* applied per device by the caller, once the devices are known */
+			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE("a{sa(tt)}"),
+							 error);
 		} else if (source != NULL && g_strcmp0(key, "dirty-fallback") == 0) {
 			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error);
 			if (ok && g_strcmp0(g_variant_get_string(value, NULL), "allow") == 0) {
@@ -503,6 +510,70 @@ migd_dbus_manager_service_resolve_devices(MigdDbusManagerService *self, const gc
 	return g_steal_pointer(&devices);
 }
 
+/* a(tt) -> the device's IOVA ranges; every range non-empty and not wrapping */
+static gboolean
+migd_dbus_set_iova_ranges(MigdDevice *device, GVariant *value, GError **error)
+{
+	g_autoptr(GArray) ranges = g_array_new(FALSE, FALSE, sizeof(MigdIovaRange));
+	GVariantIter iter;
+	guint64 iova, length;
+
+	if (!g_variant_is_of_type(value, G_VARIANT_TYPE("a(tt)"))) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "option 'iova-ranges' of %s: expected type a(tt), got %s",
+			    migd_device_get_name(device), g_variant_get_type_string(value));
+		return FALSE;
+	}
+	g_variant_iter_init(&iter, value);
+	while (g_variant_iter_next(&iter, "(tt)", &iova, &length)) {
+		MigdIovaRange r = {.iova = iova, .length = length};
+		if (length == 0 || iova > G_MAXUINT64 - length) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "option 'iova-ranges' of %s: range 0x%" G_GINT64_MODIFIER
+				    "x+0x%" G_GINT64_MODIFIER "x is empty or wraps",
+				    migd_device_get_name(device), iova, length);
+			return FALSE;
+		}
+		g_array_append_val(ranges, r);
+	}
+	migd_device_set_iova_ranges(device, (const MigdIovaRange *)ranges->data, ranges->len);
+	return TRUE;
+}
+
+/* Migrate's "iova-ranges": only for devices of this job, all checked before any is set */
+static gboolean
+migd_dbus_manager_service_apply_ranges(MigdDbusManagerService *self, GPtrArray *devices,
+				       GVariant *options, GError **error)
+{
+	g_autoptr(GVariant) map = g_variant_lookup_value(options, "iova-ranges", NULL);
+	GVariantIter iter;
+	const gchar *name;
+	GVariant *ranges_tmp;
+
+	if (map == NULL)
+		return TRUE;
+	g_variant_iter_init(&iter, map);
+	while (g_variant_iter_next(&iter, "{&s@a(tt)}", &name, &ranges_tmp)) {
+		g_autoptr(GVariant) ranges = ranges_tmp;
+		MigdDevice *device = migd_dbus_manager_service_find_device(self, name);
+		if (device == NULL || !g_ptr_array_find(devices, device, NULL)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "option 'iova-ranges' names '%s', which is not migrated by "
+				    "this job",
+				    name);
+			return FALSE;
+		}
+	}
+	g_variant_iter_init(&iter, map);
+	while (g_variant_iter_next(&iter, "{&s@a(tt)}", &name, &ranges_tmp)) {
+		g_autoptr(GVariant) ranges = ranges_tmp;
+		if (!migd_dbus_set_iova_ranges(migd_dbus_manager_service_find_device(self, name),
+					       ranges, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 /* ---- Migrate ---- */
 
 static gboolean
@@ -526,7 +597,8 @@ migd_dbus_manager_service_handle_migrate(MigdDbusManager *iface, GDBusMethodInvo
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
 	devices = migd_dbus_manager_service_resolve_devices(self, device_names, &error);
-	if (devices == NULL) {
+	if (devices == NULL ||
+	    !migd_dbus_manager_service_apply_ranges(self, devices, options, &error)) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
@@ -612,6 +684,174 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- ListJobs ---- */
+
+static gint
+migd_dbus_job_path_cmp(gconstpointer a, gconstpointer b)
+{
+	const gchar *pa = *(const gchar *const *)a;
+	const gchar *pb = *(const gchar *const *)b;
+	/* ".../jobs/N": by N, so job 10 comes after job 9 */
+	guint64 na = g_ascii_strtoull(strrchr(pa, '/') + 1, NULL, 10);
+	guint64 nb = g_ascii_strtoull(strrchr(pb, '/') + 1, NULL, 10);
+	return na < nb ? -1 : na > nb;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_list_jobs(MigdDbusManager *iface,
+					   GDBusMethodInvocation *invocation)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GPtrArray) paths = g_ptr_array_new();
+	GHashTableIter iter;
+	gpointer key;
+
+	g_hash_table_iter_init(&iter, self->jobs);
+	while (g_hash_table_iter_next(&iter, &key, NULL))
+		g_ptr_array_add(paths, key);
+	g_ptr_array_sort(paths, migd_dbus_job_path_cmp);
+	g_ptr_array_add(paths, NULL);
+	migd_dbus_manager_complete_list_jobs(iface, invocation, (const gchar *const *)paths->pdata);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- AddDevice, AttachDevice, DetachDevice ---- */
+
+/* the devices changed: an idle listener receives into the new set */
+static gboolean
+migd_dbus_manager_service_devices_changed(MigdDbusManagerService *self, GError **error)
+{
+	if (self->destination != NULL &&
+	    !migd_destination_set_devices(self->destination, self->devices, error))
+		return FALSE;
+	return TRUE;
+}
+
+static gboolean
+migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocation *invocation,
+			      const gchar *name, GVariant *options, gint fd)
+{
+	g_autoptr(MigdDevice) device = NULL;
+	g_autoptr(GVariant) ranges = NULL;
+	g_autoptr(GError) error = NULL;
+	GVariantIter iter;
+	const gchar *key;
+	GVariant *value_tmp;
+
+	/* option names first: a typo must not pass unnoticed */
+	g_variant_iter_init(&iter, options);
+	while (g_variant_iter_next(&iter, "{&sv}", &key, &value_tmp)) {
+		g_autoptr(GVariant) value = value_tmp;
+		if (g_strcmp0(key, "iova-ranges") != 0 && g_strcmp0(key, "sim-spec") != 0) {
+			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "unknown option '%s'", key);
+			migd_dbus_return_error(invocation, g_steal_pointer(&error));
+			return G_DBUS_METHOD_INVOCATION_HANDLED;
+		}
+	}
+	if (name[0] == '\0' || !g_utf8_validate(name, -1, NULL) || strlen(name) > 255) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "a device name must be 1 to 255 bytes of UTF-8");
+	} else if (self->open_func == NULL) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+				    "this daemon cannot open devices");
+	} else if (self->destination != NULL && migd_destination_is_busy(self->destination)) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "an incoming migration is running");
+	}
+	if (error == NULL)
+		device = self->open_func(name, options, fd, self->open_data, &error);
+	if (device != NULL &&
+	    migd_dbus_manager_service_find_device(self, migd_device_get_name(device)) != NULL)
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "a device named '%s' already exists", migd_device_get_name(device));
+	ranges = g_variant_lookup_value(options, "iova-ranges", NULL);
+	if (error == NULL && ranges != NULL)
+		migd_dbus_set_iova_ranges(device, ranges, &error);
+	if (error == NULL) {
+		g_ptr_array_add(self->devices, g_object_ref(device));
+		if (!migd_dbus_manager_service_devices_changed(self, &error))
+			g_ptr_array_remove(self->devices, device);
+	}
+	if (error != NULL) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	g_message("%s device %s for %s", fd >= 0 ? "attached" : "added",
+		  migd_device_get_name(device), g_dbus_method_invocation_get_sender(invocation));
+	g_dbus_method_invocation_return_value(invocation, NULL);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_add_device(MigdDbusManager *iface,
+					    GDBusMethodInvocation *invocation, const gchar *name,
+					    GVariant *options)
+{
+	return migd_dbus_manager_service_add(MIGD_DBUS_MANAGER_SERVICE(iface), invocation, name,
+					     options, -1);
+}
+
+static gboolean
+migd_dbus_manager_service_handle_attach_device(MigdDbusManager *iface,
+					       GDBusMethodInvocation *invocation,
+					       GUnixFDList *fd_list, GVariant *handle,
+					       const gchar *name, GVariant *options)
+{
+	g_autoptr(GError) error = NULL;
+	gint index = g_variant_get_handle(handle);
+	gint fd;
+	gboolean ret;
+
+	if (fd_list == NULL || index < 0 || index >= g_unix_fd_list_get_length(fd_list)) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "no file descriptor passed");
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	/* our own duplicate: the owner keeps its fd */
+	fd = g_unix_fd_list_get(fd_list, index, &error);
+	if (fd < 0) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	ret = migd_dbus_manager_service_add(MIGD_DBUS_MANAGER_SERVICE(iface), invocation, name,
+					    options, fd);
+	close(fd);
+	return ret;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_detach_device(MigdDbusManager *iface,
+					       GDBusMethodInvocation *invocation, const gchar *name)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	MigdDevice *device = migd_dbus_manager_service_find_device(self, name);
+	g_autoptr(MigdDevice) keep = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (device == NULL) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "unknown device '%s'",
+			    name);
+	} else if (g_hash_table_contains(self->busy, device) ||
+		   (self->destination != NULL && migd_destination_is_busy(self->destination))) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY, "device '%s' is in a job", name);
+	} else {
+		keep = g_object_ref(device);
+		g_ptr_array_remove(self->devices, device);
+		if (!migd_dbus_manager_service_devices_changed(self, &error))
+			g_ptr_array_add(self->devices, g_object_ref(keep));
+	}
+	if (error != NULL) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	g_message("detached device %s for %s", name,
+		  g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_manager_complete_detach_device(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---- GetDirtyBitmap ---- */
 
 static gboolean
@@ -666,6 +906,18 @@ migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 	iface->handle_migrate = migd_dbus_manager_service_handle_migrate;
 	iface->handle_listen = migd_dbus_manager_service_handle_listen;
 	iface->handle_get_dirty_bitmap = migd_dbus_manager_service_handle_get_dirty_bitmap;
+	iface->handle_add_device = migd_dbus_manager_service_handle_add_device;
+	iface->handle_list_jobs = migd_dbus_manager_service_handle_list_jobs;
+	iface->handle_attach_device = migd_dbus_manager_service_handle_attach_device;
+	iface->handle_detach_device = migd_dbus_manager_service_handle_detach_device;
+}
+
+void
+migd_dbus_manager_service_set_device_open_func(MigdDbusManagerService *self,
+					       MigdDbusDeviceOpenFunc func, gpointer user_data)
+{
+	self->open_func = func;
+	self->open_data = user_data;
 }
 
 void

@@ -33,6 +33,15 @@ G_DECLARE_FINAL_TYPE(MigdDbusManagerService, migd_dbus_manager_service, MIGD, DB
 typedef void (*MigdDbusDeviceInfoFunc)(MigdDevice *device, gboolean busy, GVariantDict *dict,
 				       gpointer user_data);
 
+/*
+ * Opens a device for AddDevice (@fd < 0) or AttachDevice (@fd >= 0, borrowed:
+ * duplicate it to keep it), probed and with a plugin, named @name. @options
+ * is the caller's a{sv}; the function handles the keys it knows ("sim-spec").
+ * Keeps device backends and plugins out of the control plane.
+ */
+typedef MigdDevice *(*MigdDbusDeviceOpenFunc)(const gchar *name, GVariant *options, gint fd,
+					      gpointer user_data, GError **error);
+
 /* registers MIGD_ERROR's D-Bus names (idempotent); errors then cross D-Bus by name */
 void migd_dbus_error_register(void);
 
@@ -44,6 +53,9 @@ gchar *migd_dbus_manager_service_describe(MigdDbusManagerService *self);
 void migd_dbus_manager_service_set_journal(MigdDbusManagerService *self, MigdJournal *journal);
 void migd_dbus_manager_service_set_device_info_func(MigdDbusManagerService *self,
 						    MigdDbusDeviceInfoFunc func,
+						    gpointer user_data);
+void migd_dbus_manager_service_set_device_open_func(MigdDbusManagerService *self,
+						    MigdDbusDeviceOpenFunc func,
 						    gpointer user_data);
 void migd_dbus_manager_service_add_capability(MigdDbusManagerService *self,
 					      const gchar *capability);

@@ -906,6 +906,29 @@ migd_destination_init(MigdDestination *self)
 	self->dirty = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_free);
 }
 
+gboolean
+migd_destination_is_busy(MigdDestination *self)
+{
+	return self->active != NULL;
+}
+
+gboolean
+migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError **error)
+{
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
+	if (self->active != NULL) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "an incoming migration is running");
+		return FALSE;
+	}
+	g_ptr_array_set_size(self->devices, 0);
+	for (guint i = 0; i < devices->len; i++)
+		g_ptr_array_add(self->devices, g_object_ref(g_ptr_array_index(devices, i)));
+	/* bitmaps are kept by index: a new device list makes them meaningless */
+	g_ptr_array_set_size(self->dirty, 0);
+	return TRUE;
+}
+
 void
 migd_destination_set_journal(MigdDestination *self, MigdJournal *journal)
 {

@@ -34,6 +34,10 @@ void migd_destination_close(MigdDestination *self);
  * memfd (docs/ABI/testing/dirty-bitmap-file); -1 and @error if there is none.
  */
 gint migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError **error);
+/* an incoming migration is running */
+gboolean migd_destination_is_busy(MigdDestination *self);
+/* the devices incoming migrations go into from now on; MIGD_ERROR_BUSY during one */
+gboolean migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError **error);
 /* records incoming jobs in @journal (borrowed; must outlive @self), see migd-journal.h */
 typedef struct _MigdJournal MigdJournal;
 void migd_destination_set_journal(MigdDestination *self, MigdJournal *journal);

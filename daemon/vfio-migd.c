@@ -9,8 +9,10 @@
 #include "config.h"
 
 #include <glib-unix.h>
+#include <errno.h>
 #include <locale.h>
 #include <string.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "migd-dbus-manager-service.h"
@@ -32,7 +34,65 @@ typedef struct {
 	gint64 shutdown_deadline; /* monotonic µs, 0 while running */
 	guint shutdown_id;
 	gchar *status; /* the last STATUS= sent */
+	MigdPluginManager *plugins;
+	gboolean allow_sim; /* AddDevice may create simulated devices */
 } MigdDaemon;
+
+/*
+ * AddDevice / AttachDevice: a kernel device by address, UUID or sysfs path, an
+ * adopted fd, or (on a daemon that serves them) a simulated device; refused
+ * unless it can migrate, then handed its plugin.
+ */
+static MigdDevice *
+migd_daemon_open_device(const gchar *name, GVariant *options, gint fd, gpointer user_data,
+			GError **error)
+{
+	MigdDaemon *self = user_data;
+	g_autoptr(MigdDevice) device = NULL;
+	const gchar *spec = NULL;
+	g_autofree gchar *base = NULL;
+
+	if (g_variant_lookup(options, "sim-spec", "&s", &spec)) {
+		if (!self->allow_sim || fd >= 0) {
+			g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+					    "this daemon does not serve simulated devices");
+			return NULL;
+		}
+		device = MIGD_DEVICE(migd_sim_device_new_from_string(spec, error));
+		if (device == NULL)
+			return NULL;
+		migd_device_set_name(device, name);
+	} else if (fd >= 0) {
+		gint own = dup(fd);
+		if (own < 0) {
+			migd_set_errno_error(error, errno, "dup");
+			return NULL;
+		}
+		device = MIGD_DEVICE(migd_kernel_device_adopt_fd(own, name, error));
+		if (device == NULL) {
+			g_prefix_error(error, "%s: not a usable VFIO device fd: ", name);
+			return NULL;
+		}
+	} else {
+		/* "/sys/bus/pci/devices/0000:65:00.2" names the device by its last element */
+		base = g_str_has_prefix(name, "/sys/") ? g_path_get_basename(name) : g_strdup(name);
+		device = MIGD_DEVICE(migd_kernel_device_open_group(base, error));
+		if (device == NULL)
+			return NULL;
+		migd_device_set_name(device, base);
+	}
+	if (!migd_device_probe(device, error)) {
+		g_prefix_error(error, "%s: ", migd_device_get_name(device));
+		return NULL;
+	}
+	if ((migd_device_get_mig_flags(device) & MIGD_MIG_FLAG_STOP_COPY) == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s does not support VFIO migration", migd_device_get_name(device));
+		return NULL;
+	}
+	migd_plugin_manager_assign(self->plugins, device);
+	return g_steal_pointer(&device);
+}
 
 /* systemd's STATUS= line, sent only when it changed */
 static gboolean
@@ -414,6 +474,9 @@ main(int argc, char **argv)
 	g_dbus_connection_set_exit_on_close(connection, FALSE);
 
 	manager = migd_dbus_manager_service_new(devices);
+	daemon.plugins = plugins;
+	daemon.allow_sim = session || sim_specs != NULL;
+	migd_dbus_manager_service_set_device_open_func(manager, migd_daemon_open_device, &daemon);
 	migd_dbus_manager_service_set_journal(manager, journal);
 	migd_dbus_manager_service_set_device_info_func(manager, migd_daemon_device_info, NULL);
 	for (guint i = 0; i < devices->len; i++) {

@@ -14,6 +14,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <gio/gunixfdlist.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -153,6 +155,104 @@ test_plugins_removed_fall_back(void **state)
 		assert_string_equal(s, "generic");
 	}
 	assert_int_equal(rmdir(empty), 0);
+}
+
+/* AddDevice / AttachDevice / DetachDevice, through D-Bus and vfio-migctl */
+static gboolean
+has_device(DtDaemon *daemon, const gchar *name, const gchar **plugin_out)
+{
+	g_autoptr(GVariant) reply = dt_manager_call(daemon, "ListDevices", NULL, NULL);
+	g_autoptr(GVariant) list = g_variant_get_child_value(reply, 0);
+	GVariantIter iter;
+	const gchar *n;
+	GVariant *props;
+
+	g_variant_iter_init(&iter, list);
+	while (g_variant_iter_next(&iter, "(&s@a{sv})", &n, &props)) {
+		gboolean found = g_strcmp0(n, name) == 0;
+		if (found && plugin_out != NULL) {
+			static gchar plugin[64];
+			const gchar *p = "";
+			g_variant_lookup(props, "plugin", "&s", &p);
+			g_strlcpy(plugin, p, sizeof(plugin));
+			*plugin_out = plugin;
+		}
+		g_variant_unref(props);
+		if (found)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static void
+test_add_attach_detach(void **state)
+{
+	DtDaemon *daemon = *state;
+	const gchar *bus = "org.vfiomigd.Test.Manager";
+	g_autofree gchar *out = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	const gchar *plugin = NULL;
+
+	/* a simulated device, with its IOVA ranges, through vfio-migctl */
+	assert_int_equal(dt_migctl(bus, &out, "add", "sim9", "--sim-spec", "mlx5:seed=9",
+				   "--iova-ranges", "0x0+1G,0x100000000+1G", NULL),
+			 0);
+	assert_true(has_device(daemon, "sim9", &plugin));
+	assert_string_equal(plugin, "mlx5");
+	/* the same name twice */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "add", "sim9", "--sim-spec", "hisi_acc:seed=1", NULL),
+			 1);
+	/* a bad range, an unknown option, a kernel device that does not exist */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "add", "sim8", "--sim-spec", "mlx5:seed=8",
+				   "--iova-ranges", "0x0", NULL),
+			 1);
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('sim7', {'color': <'blue'>})"), &error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "unknown option 'color'"));
+	g_clear_error(&error);
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('0000:99:99.7', @a{sv} {})"), &error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "0000:99:99.7"));
+	g_clear_error(&error);
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('sim6', {'sim-spec': <'mlx5:seed=6'>, "
+						     "'iova-ranges': <@a(tt) [(0, 0)]>})"),
+				&error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "empty or wraps"));
+	g_clear_error(&error);
+	assert_false(has_device(daemon, "sim6", NULL));
+
+	/* attach: an fd that is not a VFIO device is refused with a reason */
+	{
+		g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
+		gint fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		assert_int_equal(g_unix_fd_list_append(fds, fd, NULL), 0);
+		close(fd);
+		reply = g_dbus_connection_call_with_unix_fd_list_sync(
+		    dt_connection(), bus, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+		    "AttachDevice", g_variant_new_parsed("(@h 0, 'vm1-nic', @a{sv} {})"), NULL,
+		    G_DBUS_CALL_FLAGS_NONE, -1, fds, NULL, NULL, &error);
+		assert_null(reply);
+		assert_non_null(strstr(error->message, "not a usable VFIO device fd"));
+		g_clear_error(&error);
+	}
+	/* vfio-migctl attach insists on an fd */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "attach", "vm1-nic", NULL), 2);
+
+	/* detach: gone; twice: unknown */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "--json", "detach", "sim9", NULL), 0);
+	assert_non_null(strstr(out, "\"detached\":true"));
+	assert_false(has_device(daemon, "sim9", NULL));
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "detach", "sim9", NULL), 1);
 }
 
 /* the messages systemd would get: READY after the name, STATUS, WATCHDOG, STOPPING */
@@ -376,6 +476,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_attach_detach, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_unknown_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_device_twice, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_bad_address, setup, teardown),

@@ -226,6 +226,13 @@ test_migrate_dirty_bitmap(void **state)
 	assert_non_null(strstr(error->message, "unknown device 'nope'"));
 	g_clear_error(&error);
 
+	/* both jobs are listed, finished */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(SRC_NAME, &out, "--json", "jobs", NULL), 0);
+	assert_non_null(strstr(out, "\"phase\":\"completed\""));
+	assert_non_null(strstr(out, job));
+	g_clear_pointer(&out, g_free);
+
 	/* vfio-migctl --json dirty-bitmap: the same numbers */
 	assert_int_equal(dt_migctl(DST_NAME, &out, "--json", "dirty-bitmap", "sim0", NULL), 0);
 	json = dt_json_parse(out, &error);
