@@ -41,6 +41,7 @@ struct _MigdDbusManagerService {
 	MigdJournal *journal; /* borrowed */
 	MigdDbusDeviceOpenFunc open_func;
 	gpointer open_data;
+	MigdLowPower *low_power; /* borrowed; NULL: idle devices stay powered */
 };
 
 static void migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface);
@@ -172,6 +173,34 @@ migd_dbus_job_entry_retain_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/* idle devices go to low power when that is enabled; a driver without it is told once */
+static void
+migd_dbus_manager_service_idle_devices(MigdDbusManagerService *self, GPtrArray *devices)
+{
+	for (guint i = 0; self->low_power != NULL && i < devices->len; i++) {
+		MigdDevice *device = g_ptr_array_index(devices, i);
+		g_autoptr(GError) error = NULL;
+		if (g_hash_table_contains(self->busy, device))
+			continue;
+		if (!migd_low_power_enter(self->low_power, device, &error) &&
+		    !g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED))
+			g_message("%s: stays powered: %s", migd_device_get_name(device),
+				  error->message);
+	}
+}
+
+/* a job is about to use @devices: out of low power, or the job cannot start */
+static gboolean
+migd_dbus_manager_service_wake_devices(MigdDbusManagerService *self, GPtrArray *devices,
+				       GError **error)
+{
+	for (guint i = 0; self->low_power != NULL && i < devices->len; i++) {
+		if (!migd_low_power_exit(self->low_power, g_ptr_array_index(devices, i), error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 static void
 migd_dbus_job_entry_completed_cb(MigdJob *job, gboolean success, const gchar *message,
 				 gpointer user_data)
@@ -181,6 +210,9 @@ migd_dbus_job_entry_completed_cb(MigdJob *job, gboolean success, const gchar *me
 
 	migd_dbus_manager_service_release_devices(self, entry);
 	g_clear_signal_handler(&entry->completed_id, job);
+	/* idle again, except a destination's devices after success: a guest runs on them */
+	if (!(success && migd_job_get_role(job) == MIGD_JOB_ROLE_DESTINATION))
+		migd_dbus_manager_service_idle_devices(self, entry->devices);
 
 	/* finished jobs stay readable for a while, but never pile up without bound */
 	entry->retain_id =
@@ -308,6 +340,9 @@ migd_dbus_manager_service_device_to_variant(MigdDbusManagerService *self, MigdDe
 	}
 	g_variant_dict_insert(&dict, "flags", "s", flags);
 	g_variant_dict_insert(&dict, "busy", "b", busy);
+	if (self->low_power != NULL)
+		g_variant_dict_insert(&dict, "low-power", "b",
+				      migd_low_power_is_engaged(self->low_power, device));
 	if (self->info_func != NULL)
 		self->info_func(device, busy, &dict, self->info_data);
 	return g_variant_new("(s@a{sv})", migd_device_get_name(device), g_variant_dict_end(&dict));
@@ -598,7 +633,8 @@ migd_dbus_manager_service_handle_migrate(MigdDbusManager *iface, GDBusMethodInvo
 	}
 	devices = migd_dbus_manager_service_resolve_devices(self, device_names, &error);
 	if (devices == NULL ||
-	    !migd_dbus_manager_service_apply_ranges(self, devices, options, &error)) {
+	    !migd_dbus_manager_service_apply_ranges(self, devices, options, &error) ||
+	    !migd_dbus_manager_service_wake_devices(self, devices, &error)) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
@@ -630,9 +666,14 @@ migd_dbus_manager_service_job_started_cb(MigdDestination *destination, MigdJob *
 	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
 	g_autoptr(GError) error_local = NULL;
 
-	/* an incoming job may write into any local device */
+	/* an incoming job may write into any local device: all out of low power first */
 	for (guint i = 0; i < self->devices->len; i++)
 		g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
+	if (!migd_dbus_manager_service_wake_devices(self, devices, &error_local)) {
+		/* the engine's own device checks will fail and abort the job with a reason */
+		g_warning("incoming job %s: %s", migd_job_get_id(job), error_local->message);
+		g_clear_error(&error_local);
+	}
 	if (migd_dbus_manager_service_add_job(self, job, devices, &error_local) == NULL) {
 		g_warning("cannot export incoming job %s: %s", migd_job_get_id(job),
 			  error_local->message);
@@ -773,6 +814,11 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 		if (!migd_dbus_manager_service_devices_changed(self, &error))
 			g_ptr_array_remove(self->devices, device);
 	}
+	if (error == NULL) {
+		g_autoptr(GPtrArray) one = g_ptr_array_new();
+		g_ptr_array_add(one, device);
+		migd_dbus_manager_service_idle_devices(self, one);
+	}
 	if (error != NULL) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -838,6 +884,8 @@ migd_dbus_manager_service_handle_detach_device(MigdDbusManager *iface,
 		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY, "device '%s' is in a job", name);
 	} else {
 		keep = g_object_ref(device);
+		if (self->low_power != NULL)
+			migd_low_power_remove(self->low_power, device);
 		g_ptr_array_remove(self->devices, device);
 		if (!migd_dbus_manager_service_devices_changed(self, &error))
 			g_ptr_array_add(self->devices, g_object_ref(keep));
@@ -918,6 +966,13 @@ migd_dbus_manager_service_set_device_open_func(MigdDbusManagerService *self,
 {
 	self->open_func = func;
 	self->open_data = user_data;
+}
+
+void
+migd_dbus_manager_service_set_low_power(MigdDbusManagerService *self, MigdLowPower *low_power)
+{
+	self->low_power = low_power;
+	migd_dbus_manager_service_idle_devices(self, self->devices);
 }
 
 void

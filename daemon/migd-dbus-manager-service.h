@@ -7,6 +7,7 @@
 #include "migd-dbus-generated.h"
 #include "migd-device.h"
 #include "migd-journal.h"
+#include "migd-low-power.h"
 
 G_BEGIN_DECLS
 
@@ -49,6 +50,8 @@ void migd_dbus_error_register(void);
 MigdDbusManagerService *migd_dbus_manager_service_new(GPtrArray *devices);
 /* one line for systemd's STATUS=: the running jobs' phases and progress, or idle */
 gchar *migd_dbus_manager_service_describe(MigdDbusManagerService *self);
+/* idle devices go to low power (borrowed; outlives the service); NULL: they stay powered */
+void migd_dbus_manager_service_set_low_power(MigdDbusManagerService *self, MigdLowPower *low_power);
 /* jobs are recorded in @journal (borrowed; outlives the service), see migd-journal.h */
 void migd_dbus_manager_service_set_journal(MigdDbusManagerService *self, MigdJournal *journal);
 void migd_dbus_manager_service_set_device_info_func(MigdDbusManagerService *self,

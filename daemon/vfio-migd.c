@@ -336,6 +336,33 @@ migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **err
 	return TRUE;
 }
 
+/* [daemon]: the daemon's own settings */
+static gboolean
+migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, GError **error)
+{
+	g_auto(GStrv) keys = NULL;
+	g_autoptr(GError) error_local = NULL;
+
+	if (!g_key_file_has_group(config, "daemon"))
+		return TRUE;
+	keys = g_key_file_get_keys(config, "daemon", NULL, NULL);
+	for (guint i = 0; keys[i] != NULL; i++) {
+		if (g_strcmp0(keys[i], "low-power-idle") != 0) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[daemon]: unknown key '%s' (known: low-power-idle)", keys[i]);
+			return FALSE;
+		}
+	}
+	*low_power_idle = g_key_file_get_boolean(config, "daemon", "low-power-idle", &error_local);
+	if (error_local != NULL &&
+	    !g_error_matches(error_local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "[daemon] low-power-idle: %s", error_local->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static MigdPluginManager *
 migd_daemon_load_plugins(const gchar *plugin_dir, GKeyFile *config, GError **error)
 {
@@ -362,6 +389,8 @@ main(int argc, char **argv)
 	g_autofree gchar *plugin_dir = NULL;
 	g_autofree gchar *state_dir = NULL;
 	g_autoptr(MigdJournal) journal = NULL;
+	g_autoptr(MigdLowPower) low_power = NULL;
+	gboolean low_power_idle = FALSE;
 	g_autoptr(GKeyFile) config = NULL;
 	g_autoptr(MigdPluginManager) plugins = NULL;
 	g_autoptr(GOptionContext) context = NULL;
@@ -437,7 +466,8 @@ main(int argc, char **argv)
 	}
 	for (guint i = 0; i < devices->len; i++)
 		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
-	if (!migd_daemon_configure_devices(config, devices, &error)) {
+	if (!migd_daemon_configure_devices(config, devices, &error) ||
+	    !migd_daemon_configure(config, &low_power_idle, &error)) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
@@ -477,6 +507,10 @@ main(int argc, char **argv)
 	daemon.plugins = plugins;
 	daemon.allow_sim = session || sim_specs != NULL;
 	migd_dbus_manager_service_set_device_open_func(manager, migd_daemon_open_device, &daemon);
+	if (low_power_idle) {
+		low_power = migd_low_power_new();
+		migd_dbus_manager_service_set_low_power(manager, low_power);
+	}
 	migd_dbus_manager_service_set_journal(manager, journal);
 	migd_dbus_manager_service_set_device_info_func(manager, migd_daemon_device_info, NULL);
 	for (guint i = 0; i < devices->len; i++) {

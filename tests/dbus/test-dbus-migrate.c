@@ -249,6 +249,51 @@ test_migrate_dirty_bitmap(void **state)
 	}
 }
 
+static gboolean
+device_low_power(DtDaemon *d, guint i)
+{
+	g_autoptr(GVariant) props = dt_device_props(d, i);
+	gboolean lp = FALSE;
+	assert_true(g_variant_lookup(props, "low-power", "b", &lp));
+	return lp;
+}
+
+/* [daemon] low-power-idle: idle devices sleep, wake for the job, and only the
+ * destination's (now running a guest) stay awake afterwards */
+static void
+test_migrate_low_power(void **state)
+{
+	const gchar *const src_specs[] = {"mlx5:state_size=4M,seed=1", "hisi_acc:seed=3", NULL};
+	const gchar *const dst_specs[] = {"mlx5:seed=101", "hisi_acc:seed=103", NULL};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-lp-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "lp.conf", NULL);
+	Pair *pair = g_new0(Pair, 1);
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *message = NULL;
+
+	assert_true(g_file_set_contents(conf, "[daemon]\nlow-power-idle=true\n", -1, NULL));
+	*state = pair;
+	pair->src = dt_daemon_start_full(SRC_NAME, src_specs, conf);
+	pair->dst = dt_daemon_start_full(DST_NAME, dst_specs, conf);
+	for (guint i = 0; i < 2; i++) {
+		assert_true(device_low_power(pair->src, i));
+		assert_true(device_low_power(pair->dst, i));
+	}
+	address = dt_listen_plain(pair->dst);
+	job = migrate(pair->src, address, NULL, NULL);
+	if (!dt_job_wait_completed(pair->src, job, &message))
+		fail_msg("migration failed: %s", message);
+	g_free(dt_job_wait_final(pair->dst, "/org/vfiomigd/Migd1/jobs/1"));
+	for (guint i = 0; i < 2; i++) {
+		assert_true(dt_device_digest(pair->dst, i) == dt_device_digest(pair->src, i));
+		assert_true(device_low_power(pair->src, i));
+		assert_false(device_low_power(pair->dst, i));
+	}
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_migrate_nobody_listening(void **state)
 {
@@ -339,6 +384,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_migrate_success, teardown),
 	    cmocka_unit_test_teardown(test_migrate_dirty_bitmap, teardown),
+	    cmocka_unit_test_teardown(test_migrate_low_power, teardown),
 	    cmocka_unit_test_teardown(test_migrate_nobody_listening, teardown),
 	    cmocka_unit_test_teardown(test_migrate_cancel, teardown),
 	};
