@@ -682,6 +682,48 @@ migd_dbus_manager_service_job_started_cb(MigdDestination *destination, MigdJob *
 	g_message("incoming migration: job %s", migd_job_get_id(job));
 }
 
+/* Listen, or the socket systemd handed over (@address NULL, @fd) */
+static gboolean
+migd_dbus_manager_service_start_listening(MigdDbusManagerService *self, const gchar *address,
+					  gint fd, const MigdTransportConfig *transport,
+					  GError **error)
+{
+	g_autoptr(MigdDestination) destination = NULL;
+
+	if (self->destination != NULL) {
+		g_autofree gchar *current = migd_destination_get_address(self->destination);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "already listening on %s", current);
+		return FALSE;
+	}
+	if (self->devices->len == 0) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "this daemon has no devices to receive into");
+		return FALSE;
+	}
+	destination = migd_destination_new(self->devices);
+	migd_destination_set_journal(destination, self->journal);
+	g_signal_connect_object(destination, "job-started",
+				G_CALLBACK(migd_dbus_manager_service_job_started_cb), self, 0);
+	if (address != NULL ? !migd_destination_listen(destination, address, transport, error)
+			    : !migd_destination_listen_fd(destination, fd, transport, error))
+		return FALSE;
+	self->destination = g_steal_pointer(&destination);
+	return TRUE;
+}
+
+gboolean
+migd_dbus_manager_service_listen_fd(MigdDbusManagerService *self, gint fd,
+				    const MigdTransportConfig *transport, GError **error)
+{
+	g_autofree gchar *bound = NULL;
+
+	if (!migd_dbus_manager_service_start_listening(self, NULL, fd, transport, error))
+		return FALSE;
+	bound = migd_destination_get_address(self->destination);
+	g_message("listening on %s (socket activation)", bound);
+	return TRUE;
+}
+
 static gboolean
 migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvocation *invocation,
 					const gchar *address, GVariant *options)
@@ -697,29 +739,12 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	if (self->destination != NULL) {
-		g_autofree gchar *current = migd_destination_get_address(self->destination);
-		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY, "already listening on %s",
-			    current);
+	if (!migd_dbus_manager_service_start_listening(self, address, -1, transport, &error)) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	if (self->devices->len == 0) {
-		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "this daemon has no devices to receive into");
-		migd_dbus_return_error(invocation, g_steal_pointer(&error));
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	destination = migd_destination_new(self->devices);
-	migd_destination_set_journal(destination, self->journal);
-	g_signal_connect_object(destination, "job-started",
-				G_CALLBACK(migd_dbus_manager_service_job_started_cb), self, 0);
-	if (!migd_destination_listen(destination, address, transport, &error)) {
-		migd_dbus_return_error(invocation, g_steal_pointer(&error));
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
+	destination = g_object_ref(self->destination);
 	bound = migd_destination_get_address(destination);
-	self->destination = g_steal_pointer(&destination);
 	g_message("listening on %s for %s", bound, g_dbus_method_invocation_get_sender(invocation));
 	migd_dbus_manager_complete_listen(iface, invocation, bound);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;

@@ -8,6 +8,7 @@
 #include "migd-device.h"
 #include "migd-journal.h"
 #include "migd-low-power.h"
+#include "migd-transport.h"
 
 G_BEGIN_DECLS
 
@@ -67,6 +68,9 @@ gboolean migd_dbus_manager_service_export(MigdDbusManagerService *self, GDBusCon
 /* unexports the Manager and every job object; stops listening */
 void migd_dbus_manager_service_unexport(MigdDbusManagerService *self);
 
+/* receives migrations on a listening socket handed over by systemd (owns @fd on success) */
+gboolean migd_dbus_manager_service_listen_fd(MigdDbusManagerService *self, gint fd,
+					     const MigdTransportConfig *transport, GError **error);
 guint migd_dbus_manager_service_get_n_active_jobs(MigdDbusManagerService *self);
 /* asks every running job to cancel (shutdown); returns how many were running */
 guint migd_dbus_manager_service_cancel_all(MigdDbusManagerService *self);

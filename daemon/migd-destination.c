@@ -837,9 +837,10 @@ migd_destination_new(GPtrArray *devices)
 	return self;
 }
 
-gboolean
-migd_destination_listen(MigdDestination *self, const gchar *address,
-			const MigdTransportConfig *transport, GError **error)
+/* @address, or (NULL) the listening socket @fd */
+static gboolean
+migd_destination_listen_full(MigdDestination *self, const gchar *address, gint fd,
+			     const MigdTransportConfig *transport, GError **error)
 {
 	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
 
@@ -854,8 +855,24 @@ migd_destination_listen(MigdDestination *self, const gchar *address,
 		return FALSE;
 	}
 	self->listener =
-	    migd_transport_listen(address, transport, migd_destination_accept_cb, self, error);
+	    address != NULL
+		? migd_transport_listen(address, transport, migd_destination_accept_cb, self, error)
+		: migd_transport_listen_fd(fd, transport, migd_destination_accept_cb, self, error);
 	return self->listener != NULL;
+}
+
+gboolean
+migd_destination_listen(MigdDestination *self, const gchar *address,
+			const MigdTransportConfig *transport, GError **error)
+{
+	return migd_destination_listen_full(self, address, -1, transport, error);
+}
+
+gboolean
+migd_destination_listen_fd(MigdDestination *self, gint fd, const MigdTransportConfig *transport,
+			   GError **error)
+{
+	return migd_destination_listen_full(self, NULL, fd, transport, error);
 }
 
 gchar *

@@ -26,6 +26,9 @@ MigdDestination *migd_destination_new(GPtrArray *devices);
 gboolean migd_destination_listen(MigdDestination *self, const gchar *address,
 				 const MigdTransportConfig *transport, GError **error);
 /* the bound address, e.g. with the port chosen for 0 */
+/* as migd_destination_listen(), on a listening socket handed over (systemd socket activation) */
+gboolean migd_destination_listen_fd(MigdDestination *self, gint fd,
+				    const MigdTransportConfig *transport, GError **error);
 gchar *migd_destination_get_address(MigdDestination *self);
 void migd_destination_close(MigdDestination *self);
 /*

@@ -363,6 +363,79 @@ migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, GError **error
 	return TRUE;
 }
 
+/*
+ * [listen]: how a listening socket systemd hands over (vfio-migd.socket) is
+ * served: TLS files, or plain (loopback only unless plain-remote, for a link
+ * already secured below us).
+ */
+static gboolean
+migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, GError **error)
+{
+	const gchar *const known[] = {"cert", "key", "ca", "plain", "plain-remote", NULL};
+	g_auto(GStrv) keys = NULL;
+	gchar **files[] = {&transport->cert_file, &transport->key_file, &transport->ca_file};
+	const gchar *file_keys[] = {"cert", "key", "ca"};
+
+	if (!g_key_file_has_group(config, "listen"))
+		return TRUE;
+	keys = g_key_file_get_keys(config, "listen", NULL, NULL);
+	for (guint i = 0; keys[i] != NULL; i++) {
+		if (!g_strv_contains(known, keys[i])) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[listen]: unknown key '%s' (known: cert, key, ca, plain, "
+				    "plain-remote)",
+				    keys[i]);
+			return FALSE;
+		}
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+		if (g_key_file_has_key(config, "listen", file_keys[i], NULL)) {
+			*files[i] = g_key_file_get_string(config, "listen", file_keys[i], error);
+			if (*files[i] == NULL)
+				return FALSE;
+		}
+	}
+	for (guint i = 0; i < 2; i++) {
+		const gchar *key = i == 0 ? "plain" : "plain-remote";
+		gboolean *out = i == 0 ? &transport->plain : &transport->allow_plain_remote;
+		g_autoptr(GError) error_local = NULL;
+		if (!g_key_file_has_key(config, "listen", key, NULL))
+			continue;
+		*out = g_key_file_get_boolean(config, "listen", key, &error_local);
+		if (error_local != NULL) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[listen] %s: %s", key, error_local->message);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/* a listening socket from systemd (vfio-migd.socket): receive migrations on it */
+static gboolean
+migd_daemon_socket_activation(MigdDbusManagerService *manager, const MigdTransportConfig *transport,
+			      GError **error)
+{
+	gint n = sd_listen_fds(TRUE);
+
+	if (n < 0) {
+		migd_set_errno_error(error, -n, "sd_listen_fds");
+		return FALSE;
+	}
+	if (n == 0)
+		return TRUE;
+	if (n > 1) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "systemd passed %d sockets; vfio-migd.socket must listen on one", n);
+		return FALSE;
+	}
+	if (!migd_dbus_manager_service_listen_fd(manager, SD_LISTEN_FDS_START, transport, error)) {
+		g_prefix_error(error, "the socket systemd passed: ");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static MigdPluginManager *
 migd_daemon_load_plugins(const gchar *plugin_dir, GKeyFile *config, GError **error)
 {
@@ -390,6 +463,7 @@ main(int argc, char **argv)
 	g_autofree gchar *state_dir = NULL;
 	g_autoptr(MigdJournal) journal = NULL;
 	g_autoptr(MigdLowPower) low_power = NULL;
+	g_autoptr(MigdTransportConfig) listen_transport = g_new0(MigdTransportConfig, 1);
 	gboolean low_power_idle = FALSE;
 	g_autoptr(GKeyFile) config = NULL;
 	g_autoptr(MigdPluginManager) plugins = NULL;
@@ -467,7 +541,8 @@ main(int argc, char **argv)
 	for (guint i = 0; i < devices->len; i++)
 		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
 	if (!migd_daemon_configure_devices(config, devices, &error) ||
-	    !migd_daemon_configure(config, &low_power_idle, &error)) {
+	    !migd_daemon_configure(config, &low_power_idle, &error) ||
+	    !migd_daemon_configure_listen(config, listen_transport, &error)) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
@@ -521,6 +596,10 @@ main(int argc, char **argv)
 	/* exported before the name is owned: whoever sees the name can call at once */
 	if (!migd_dbus_manager_service_export(manager, connection, &error)) {
 		g_printerr("vfio-migd: cannot export the manager: %s\n", error->message);
+		return 1;
+	}
+	if (!migd_daemon_socket_activation(manager, listen_transport, &error)) {
+		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
 

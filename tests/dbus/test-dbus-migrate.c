@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <gio/gunixfdlist.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,8 +34,10 @@ typedef struct {
 static void
 pair_free(Pair *pair)
 {
-	dt_daemon_stop(pair->src);
-	dt_daemon_stop(pair->dst);
+	if (pair->src != NULL)
+		dt_daemon_stop(pair->src);
+	if (pair->dst != NULL)
+		dt_daemon_stop(pair->dst);
 	g_free(pair);
 }
 
@@ -294,6 +297,85 @@ test_migrate_low_power(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* the digest of device 0 of the daemon owning @bus_name */
+static guint64
+digest_of(const gchar *bus_name)
+{
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) list = NULL;
+	g_autoptr(GVariant) props = NULL;
+	const gchar *name = NULL;
+	guint64 digest = 0;
+
+	reply = g_dbus_connection_call_sync(dt_connection(), bus_name, "/org/vfiomigd/Migd1",
+					    "org.vfiomigd.Migd1.Manager", "ListDevices", NULL,
+					    G_VARIANT_TYPE("(a(sa{sv}))"), G_DBUS_CALL_FLAGS_NONE,
+					    -1, NULL, NULL);
+	assert_non_null(reply);
+	list = g_variant_get_child_value(reply, 0);
+	g_variant_get_child(list, 0, "(&s@a{sv})", &name, &props);
+	assert_true(g_variant_lookup(props, "sim-digest", "t", &digest));
+	return digest;
+}
+
+/*
+ * Socket activation: systemd-socket-activate holds the port (as vfio-migd.socket
+ * would) and starts the destination daemon on the first connection; the daemon
+ * receives on the socket it was handed, with [listen] from its configuration.
+ */
+static void
+test_migrate_socket_activated(void **state)
+{
+	const gchar *const src_specs[] = {"mlx5:state_size=4M,seed=1", NULL};
+	const gchar *dst_name = "org.vfiomigd.Test.Activated";
+	g_autofree gchar *dir = g_dir_make_tmp("migd-sa-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "dst.conf", NULL);
+	g_autofree gchar *listen = NULL;
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *message = NULL;
+	g_autoptr(GSubprocess) activator = NULL;
+	g_autoptr(GVariant) pid = NULL;
+	g_autoptr(GError) error = NULL;
+	Pair *pair = g_new0(Pair, 1);
+	guint16 port = dt_unused_port();
+
+	if (g_find_program_in_path("systemd-socket-activate") == NULL)
+		fail_msg(
+		    "systemd-socket-activate not found (scripts/install-deps.sh installs systemd)");
+	assert_true(g_file_set_contents(conf, "[listen]\nplain=true\n", -1, NULL));
+	listen = g_strdup_printf("127.0.0.1:%u", port);
+	address = g_strdup_printf("tcp:%s", listen);
+	activator =
+	    g_subprocess_new(G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, "systemd-socket-activate",
+			     "-l", listen, "-E", "DBUS_SESSION_BUS_ADDRESS", "-E",
+			     "VFIO_MIGD_PLUGIN_DIR", dt_migd_path(), "--session", "--bus-name",
+			     dst_name, "--sim-device", "mlx5:seed=101", "--config", conf, NULL);
+	assert_non_null(activator);
+	*state = pair;
+	pair->src = dt_daemon_start(SRC_NAME, src_specs);
+	/* nothing runs on the destination side until the source connects */
+	job = migrate(pair->src, address, "timeout-s", g_variant_new_uint32(60));
+	if (!dt_job_wait_completed(pair->src, job, &message))
+		fail_msg("migration into the activated daemon failed: %s", message);
+	assert_true(digest_of(dst_name) == dt_device_digest(pair->src, 0));
+
+	/* stop the activated daemon, then the activator */
+	pid = g_dbus_connection_call_sync(
+	    dt_connection(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+	    "org.freedesktop.DBus", "GetConnectionUnixProcessID", g_variant_new("(s)", dst_name),
+	    G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+	if (pid != NULL) {
+		guint32 p = 0;
+		g_variant_get(pid, "(u)", &p);
+		kill((pid_t)p, SIGTERM);
+	}
+	g_subprocess_force_exit(activator);
+	g_subprocess_wait(activator, NULL, NULL);
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_migrate_nobody_listening(void **state)
 {
@@ -385,6 +467,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_migrate_success, teardown),
 	    cmocka_unit_test_teardown(test_migrate_dirty_bitmap, teardown),
 	    cmocka_unit_test_teardown(test_migrate_low_power, teardown),
+	    cmocka_unit_test_teardown(test_migrate_socket_activated, teardown),
 	    cmocka_unit_test_teardown(test_migrate_nobody_listening, teardown),
 	    cmocka_unit_test_teardown(test_migrate_cancel, teardown),
 	};
