@@ -43,6 +43,8 @@ migd_dbus_job_service_sync(MigdDbusJobService *self)
 	migd_dbus_job_set_downtime(iface, migd_job_get_downtime_us(job));
 	migd_dbus_job_set_expected_downtime(iface, migd_job_get_expected_downtime_us(job));
 	migd_dbus_job_set_precopy_rounds(iface, migd_job_get_precopy_rounds(job));
+	migd_dbus_job_set_dirty_pages(iface, migd_job_get_dirty_pages(job));
+	migd_dbus_job_set_dirty_wire_bytes(iface, migd_job_get_dirty_wire_bytes(job));
 	migd_dbus_job_set_devices(iface, migd_job_get_n_devices(job));
 	if (migd_job_is_finished(job)) {
 		const gchar *message = migd_job_get_message(job);

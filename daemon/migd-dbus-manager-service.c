@@ -5,6 +5,9 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "migd-dbus-job-service.h"
 #include "migd-dbus-manager-service.h"
@@ -35,6 +38,10 @@ struct _MigdDbusManagerService {
 	guint64 next_job_id;
 	MigdDbusDeviceInfoFunc info_func;
 	gpointer info_data;
+	MigdJournal *journal; /* borrowed */
+	MigdDbusDeviceOpenFunc open_func;
+	gpointer open_data;
+	MigdLowPower *low_power; /* borrowed; NULL: idle devices stay powered */
 };
 
 static void migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface);
@@ -166,6 +173,34 @@ migd_dbus_job_entry_retain_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/* idle devices go to low power when that is enabled; a driver without it is told once */
+static void
+migd_dbus_manager_service_idle_devices(MigdDbusManagerService *self, GPtrArray *devices)
+{
+	for (guint i = 0; self->low_power != NULL && i < devices->len; i++) {
+		MigdDevice *device = g_ptr_array_index(devices, i);
+		g_autoptr(GError) error = NULL;
+		if (g_hash_table_contains(self->busy, device))
+			continue;
+		if (!migd_low_power_enter(self->low_power, device, &error) &&
+		    !g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED))
+			g_message("%s: stays powered: %s", migd_device_get_name(device),
+				  error->message);
+	}
+}
+
+/* a job is about to use @devices: out of low power, or the job cannot start */
+static gboolean
+migd_dbus_manager_service_wake_devices(MigdDbusManagerService *self, GPtrArray *devices,
+				       GError **error)
+{
+	for (guint i = 0; self->low_power != NULL && i < devices->len; i++) {
+		if (!migd_low_power_exit(self->low_power, g_ptr_array_index(devices, i), error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 static void
 migd_dbus_job_entry_completed_cb(MigdJob *job, gboolean success, const gchar *message,
 				 gpointer user_data)
@@ -175,6 +210,9 @@ migd_dbus_job_entry_completed_cb(MigdJob *job, gboolean success, const gchar *me
 
 	migd_dbus_manager_service_release_devices(self, entry);
 	g_clear_signal_handler(&entry->completed_id, job);
+	/* idle again, except a destination's devices after success: a guest runs on them */
+	if (!(success && migd_job_get_role(job) == MIGD_JOB_ROLE_DESTINATION))
+		migd_dbus_manager_service_idle_devices(self, entry->devices);
 
 	/* finished jobs stay readable for a while, but never pile up without bound */
 	entry->retain_id =
@@ -218,6 +256,33 @@ migd_dbus_manager_service_add_job(MigdDbusManagerService *self, MigdJob *job, GP
 	       migd_job_get_role(job) == MIGD_JOB_ROLE_SOURCE ? "source" : "destination",
 	       devices->len);
 	return entry->path;
+}
+
+gchar *
+migd_dbus_manager_service_describe(MigdDbusManagerService *self)
+{
+	g_autoptr(GString) str = g_string_new(NULL);
+	GHashTableIter iter;
+	gpointer value;
+	guint active = 0;
+
+	g_hash_table_iter_init(&iter, self->jobs);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		MigdDbusJobEntry *entry = value;
+		MigdJob *job = migd_dbus_job_service_get_job(entry->service);
+		if (migd_job_is_finished(job))
+			continue;
+		g_string_append_printf(
+		    str, "%sjob %s %s %s %.0f%%, %" G_GUINT64_FORMAT " MiB",
+		    active++ > 0 ? "; " : "", migd_job_get_id(job),
+		    migd_job_get_role(job) == MIGD_JOB_ROLE_SOURCE ? "out" : "in",
+		    migd_job_phase_to_string(migd_job_get_phase(job)),
+		    migd_job_get_progress(job) * 100.0, migd_job_get_bytes(job) / (1024 * 1024));
+	}
+	if (active == 0)
+		g_string_printf(str, "Idle, %u device(s)%s", self->devices->len,
+				self->destination != NULL ? ", listening" : "");
+	return g_string_free(g_steal_pointer(&str), FALSE);
 }
 
 guint
@@ -275,6 +340,9 @@ migd_dbus_manager_service_device_to_variant(MigdDbusManagerService *self, MigdDe
 	}
 	g_variant_dict_insert(&dict, "flags", "s", flags);
 	g_variant_dict_insert(&dict, "busy", "b", busy);
+	if (self->low_power != NULL)
+		g_variant_dict_insert(&dict, "low-power", "b",
+				      migd_low_power_is_engaged(self->low_power, device));
 	if (self->info_func != NULL)
 		self->info_func(device, busy, &dict, self->info_data);
 	return g_variant_new("(s@a{sv})", migd_device_get_name(device), g_variant_dict_end(&dict));
@@ -378,6 +446,23 @@ migd_dbus_parse_options(GVariant *options, MigdTransportConfig *transport,
 							   error);
 		} else if (source != NULL && g_strcmp0(key, "timeout-s") == 0) {
 			ok = migd_dbus_option_get_positive(key, value, &source->timeout_s, error);
+		} else if (source != NULL && g_strcmp0(key, "iova-ranges") == 0) {
+			/* applied per device by the caller, once the devices are known */
+			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE("a{sa(tt)}"),
+							 error);
+		} else if (source != NULL && g_strcmp0(key, "dirty-fallback") == 0) {
+			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error);
+			if (ok && g_strcmp0(g_variant_get_string(value, NULL), "allow") == 0) {
+				source->dirty_fallback = MIGD_DIRTY_FALLBACK_ALLOW;
+			} else if (ok &&
+				   g_strcmp0(g_variant_get_string(value, NULL), "refuse") == 0) {
+				source->dirty_fallback = MIGD_DIRTY_FALLBACK_REFUSE;
+			} else if (ok) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "option 'dirty-fallback': expected \"allow\" or "
+					    "\"refuse\"");
+				ok = FALSE;
+			}
 		} else {
 			/* refused rather than ignored: a misspelt TLS option must not
 			 * silently fall back to something weaker */
@@ -460,6 +545,70 @@ migd_dbus_manager_service_resolve_devices(MigdDbusManagerService *self, const gc
 	return g_steal_pointer(&devices);
 }
 
+/* a(tt) -> the device's IOVA ranges; every range non-empty and not wrapping */
+static gboolean
+migd_dbus_set_iova_ranges(MigdDevice *device, GVariant *value, GError **error)
+{
+	g_autoptr(GArray) ranges = g_array_new(FALSE, FALSE, sizeof(MigdIovaRange));
+	GVariantIter iter;
+	guint64 iova, length;
+
+	if (!g_variant_is_of_type(value, G_VARIANT_TYPE("a(tt)"))) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "option 'iova-ranges' of %s: expected type a(tt), got %s",
+			    migd_device_get_name(device), g_variant_get_type_string(value));
+		return FALSE;
+	}
+	g_variant_iter_init(&iter, value);
+	while (g_variant_iter_next(&iter, "(tt)", &iova, &length)) {
+		MigdIovaRange r = {.iova = iova, .length = length};
+		if (length == 0 || iova > G_MAXUINT64 - length) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "option 'iova-ranges' of %s: range 0x%" G_GINT64_MODIFIER
+				    "x+0x%" G_GINT64_MODIFIER "x is empty or wraps",
+				    migd_device_get_name(device), iova, length);
+			return FALSE;
+		}
+		g_array_append_val(ranges, r);
+	}
+	migd_device_set_iova_ranges(device, (const MigdIovaRange *)ranges->data, ranges->len);
+	return TRUE;
+}
+
+/* Migrate's "iova-ranges": only for devices of this job, all checked before any is set */
+static gboolean
+migd_dbus_manager_service_apply_ranges(MigdDbusManagerService *self, GPtrArray *devices,
+				       GVariant *options, GError **error)
+{
+	g_autoptr(GVariant) map = g_variant_lookup_value(options, "iova-ranges", NULL);
+	GVariantIter iter;
+	const gchar *name;
+	GVariant *ranges_tmp;
+
+	if (map == NULL)
+		return TRUE;
+	g_variant_iter_init(&iter, map);
+	while (g_variant_iter_next(&iter, "{&s@a(tt)}", &name, &ranges_tmp)) {
+		g_autoptr(GVariant) ranges = ranges_tmp;
+		MigdDevice *device = migd_dbus_manager_service_find_device(self, name);
+		if (device == NULL || !g_ptr_array_find(devices, device, NULL)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "option 'iova-ranges' names '%s', which is not migrated by "
+				    "this job",
+				    name);
+			return FALSE;
+		}
+	}
+	g_variant_iter_init(&iter, map);
+	while (g_variant_iter_next(&iter, "{&s@a(tt)}", &name, &ranges_tmp)) {
+		g_autoptr(GVariant) ranges = ranges_tmp;
+		if (!migd_dbus_set_iova_ranges(migd_dbus_manager_service_find_device(self, name),
+					       ranges, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 /* ---- Migrate ---- */
 
 static gboolean
@@ -476,13 +625,16 @@ migd_dbus_manager_service_handle_migrate(MigdDbusManager *iface, GDBusMethodInvo
 	const gchar *path;
 
 	migd_source_options_init(&source_options);
+	source_options.journal = self->journal;
 	if (!migd_dbus_check_address(address, &error) ||
 	    !migd_dbus_parse_options(options, transport, &source_options, &error)) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
 	devices = migd_dbus_manager_service_resolve_devices(self, device_names, &error);
-	if (devices == NULL) {
+	if (devices == NULL ||
+	    !migd_dbus_manager_service_apply_ranges(self, devices, options, &error) ||
+	    !migd_dbus_manager_service_wake_devices(self, devices, &error)) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
@@ -514,15 +666,62 @@ migd_dbus_manager_service_job_started_cb(MigdDestination *destination, MigdJob *
 	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
 	g_autoptr(GError) error_local = NULL;
 
-	/* an incoming job may write into any local device */
+	/* an incoming job may write into any local device: all out of low power first */
 	for (guint i = 0; i < self->devices->len; i++)
 		g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
+	if (!migd_dbus_manager_service_wake_devices(self, devices, &error_local)) {
+		/* the engine's own device checks will fail and abort the job with a reason */
+		g_warning("incoming job %s: %s", migd_job_get_id(job), error_local->message);
+		g_clear_error(&error_local);
+	}
 	if (migd_dbus_manager_service_add_job(self, job, devices, &error_local) == NULL) {
 		g_warning("cannot export incoming job %s: %s", migd_job_get_id(job),
 			  error_local->message);
 		return;
 	}
 	g_message("incoming migration: job %s", migd_job_get_id(job));
+}
+
+/* Listen, or the socket systemd handed over (@address NULL, @fd) */
+static gboolean
+migd_dbus_manager_service_start_listening(MigdDbusManagerService *self, const gchar *address,
+					  gint fd, const MigdTransportConfig *transport,
+					  GError **error)
+{
+	g_autoptr(MigdDestination) destination = NULL;
+
+	if (self->destination != NULL) {
+		g_autofree gchar *current = migd_destination_get_address(self->destination);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "already listening on %s", current);
+		return FALSE;
+	}
+	if (self->devices->len == 0) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "this daemon has no devices to receive into");
+		return FALSE;
+	}
+	destination = migd_destination_new(self->devices);
+	migd_destination_set_journal(destination, self->journal);
+	g_signal_connect_object(destination, "job-started",
+				G_CALLBACK(migd_dbus_manager_service_job_started_cb), self, 0);
+	if (address != NULL ? !migd_destination_listen(destination, address, transport, error)
+			    : !migd_destination_listen_fd(destination, fd, transport, error))
+		return FALSE;
+	self->destination = g_steal_pointer(&destination);
+	return TRUE;
+}
+
+gboolean
+migd_dbus_manager_service_listen_fd(MigdDbusManagerService *self, gint fd,
+				    const MigdTransportConfig *transport, GError **error)
+{
+	g_autofree gchar *bound = NULL;
+
+	if (!migd_dbus_manager_service_start_listening(self, NULL, fd, transport, error))
+		return FALSE;
+	bound = migd_destination_get_address(self->destination);
+	g_message("listening on %s (socket activation)", bound);
+	return TRUE;
 }
 
 static gboolean
@@ -540,30 +739,234 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	if (self->destination != NULL) {
-		g_autofree gchar *current = migd_destination_get_address(self->destination);
-		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY, "already listening on %s",
-			    current);
+	if (!migd_dbus_manager_service_start_listening(self, address, -1, transport, &error)) {
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	if (self->devices->len == 0) {
-		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "this daemon has no devices to receive into");
-		migd_dbus_return_error(invocation, g_steal_pointer(&error));
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	destination = migd_destination_new(self->devices);
-	g_signal_connect_object(destination, "job-started",
-				G_CALLBACK(migd_dbus_manager_service_job_started_cb), self, 0);
-	if (!migd_destination_listen(destination, address, transport, &error)) {
-		migd_dbus_return_error(invocation, g_steal_pointer(&error));
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
+	destination = g_object_ref(self->destination);
 	bound = migd_destination_get_address(destination);
-	self->destination = g_steal_pointer(&destination);
 	g_message("listening on %s for %s", bound, g_dbus_method_invocation_get_sender(invocation));
 	migd_dbus_manager_complete_listen(iface, invocation, bound);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- ListJobs ---- */
+
+static gint
+migd_dbus_job_path_cmp(gconstpointer a, gconstpointer b)
+{
+	const gchar *pa = *(const gchar *const *)a;
+	const gchar *pb = *(const gchar *const *)b;
+	/* ".../jobs/N": by N, so job 10 comes after job 9 */
+	guint64 na = g_ascii_strtoull(strrchr(pa, '/') + 1, NULL, 10);
+	guint64 nb = g_ascii_strtoull(strrchr(pb, '/') + 1, NULL, 10);
+	return na < nb ? -1 : na > nb;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_list_jobs(MigdDbusManager *iface,
+					   GDBusMethodInvocation *invocation)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GPtrArray) paths = g_ptr_array_new();
+	GHashTableIter iter;
+	gpointer key;
+
+	g_hash_table_iter_init(&iter, self->jobs);
+	while (g_hash_table_iter_next(&iter, &key, NULL))
+		g_ptr_array_add(paths, key);
+	g_ptr_array_sort(paths, migd_dbus_job_path_cmp);
+	g_ptr_array_add(paths, NULL);
+	migd_dbus_manager_complete_list_jobs(iface, invocation, (const gchar *const *)paths->pdata);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- AddDevice, AttachDevice, DetachDevice ---- */
+
+/* the devices changed: an idle listener receives into the new set */
+static gboolean
+migd_dbus_manager_service_devices_changed(MigdDbusManagerService *self, GError **error)
+{
+	if (self->destination != NULL &&
+	    !migd_destination_set_devices(self->destination, self->devices, error))
+		return FALSE;
+	return TRUE;
+}
+
+static gboolean
+migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocation *invocation,
+			      const gchar *name, GVariant *options, gint fd)
+{
+	g_autoptr(MigdDevice) device = NULL;
+	g_autoptr(GVariant) ranges = NULL;
+	g_autoptr(GError) error = NULL;
+	GVariantIter iter;
+	const gchar *key;
+	GVariant *value_tmp;
+
+	/* option names first: a typo must not pass unnoticed */
+	g_variant_iter_init(&iter, options);
+	while (g_variant_iter_next(&iter, "{&sv}", &key, &value_tmp)) {
+		g_autoptr(GVariant) value = value_tmp;
+		if (g_strcmp0(key, "iova-ranges") != 0 && g_strcmp0(key, "sim-spec") != 0) {
+			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "unknown option '%s'", key);
+			migd_dbus_return_error(invocation, g_steal_pointer(&error));
+			return G_DBUS_METHOD_INVOCATION_HANDLED;
+		}
+	}
+	if (name[0] == '\0' || !g_utf8_validate(name, -1, NULL) || strlen(name) > 255) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "a device name must be 1 to 255 bytes of UTF-8");
+	} else if (self->open_func == NULL) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+				    "this daemon cannot open devices");
+	} else if (self->destination != NULL && migd_destination_is_busy(self->destination)) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "an incoming migration is running");
+	}
+	if (error == NULL)
+		device = self->open_func(name, options, fd, self->open_data, &error);
+	if (device != NULL &&
+	    migd_dbus_manager_service_find_device(self, migd_device_get_name(device)) != NULL)
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "a device named '%s' already exists", migd_device_get_name(device));
+	ranges = g_variant_lookup_value(options, "iova-ranges", NULL);
+	if (error == NULL && ranges != NULL)
+		migd_dbus_set_iova_ranges(device, ranges, &error);
+	if (error == NULL) {
+		g_ptr_array_add(self->devices, g_object_ref(device));
+		if (!migd_dbus_manager_service_devices_changed(self, &error))
+			g_ptr_array_remove(self->devices, device);
+	}
+	if (error == NULL) {
+		g_autoptr(GPtrArray) one = g_ptr_array_new();
+		g_ptr_array_add(one, device);
+		migd_dbus_manager_service_idle_devices(self, one);
+	}
+	if (error != NULL) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	g_message("%s device %s for %s", fd >= 0 ? "attached" : "added",
+		  migd_device_get_name(device), g_dbus_method_invocation_get_sender(invocation));
+	g_dbus_method_invocation_return_value(invocation, NULL);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_add_device(MigdDbusManager *iface,
+					    GDBusMethodInvocation *invocation, const gchar *name,
+					    GVariant *options)
+{
+	return migd_dbus_manager_service_add(MIGD_DBUS_MANAGER_SERVICE(iface), invocation, name,
+					     options, -1);
+}
+
+static gboolean
+migd_dbus_manager_service_handle_attach_device(MigdDbusManager *iface,
+					       GDBusMethodInvocation *invocation,
+					       GUnixFDList *fd_list, GVariant *handle,
+					       const gchar *name, GVariant *options)
+{
+	g_autoptr(GError) error = NULL;
+	gint index = g_variant_get_handle(handle);
+	gint fd;
+	gboolean ret;
+
+	if (fd_list == NULL || index < 0 || index >= g_unix_fd_list_get_length(fd_list)) {
+		g_set_error_literal(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "no file descriptor passed");
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	/* our own duplicate: the owner keeps its fd */
+	fd = g_unix_fd_list_get(fd_list, index, &error);
+	if (fd < 0) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	ret = migd_dbus_manager_service_add(MIGD_DBUS_MANAGER_SERVICE(iface), invocation, name,
+					    options, fd);
+	close(fd);
+	return ret;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_detach_device(MigdDbusManager *iface,
+					       GDBusMethodInvocation *invocation, const gchar *name)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	MigdDevice *device = migd_dbus_manager_service_find_device(self, name);
+	g_autoptr(MigdDevice) keep = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (device == NULL) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "unknown device '%s'",
+			    name);
+	} else if (g_hash_table_contains(self->busy, device) ||
+		   (self->destination != NULL && migd_destination_is_busy(self->destination))) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY, "device '%s' is in a job", name);
+	} else {
+		keep = g_object_ref(device);
+		if (self->low_power != NULL)
+			migd_low_power_remove(self->low_power, device);
+		g_ptr_array_remove(self->devices, device);
+		if (!migd_dbus_manager_service_devices_changed(self, &error))
+			g_ptr_array_add(self->devices, g_object_ref(keep));
+	}
+	if (error != NULL) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	g_message("detached device %s for %s", name,
+		  g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_manager_complete_detach_device(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- GetDirtyBitmap ---- */
+
+static gboolean
+migd_dbus_manager_service_handle_get_dirty_bitmap(MigdDbusManager *iface,
+						  GDBusMethodInvocation *invocation,
+						  GUnixFDList *fd_list, const gchar *device)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GUnixFDList) out = NULL;
+	g_autoptr(GError) error = NULL;
+	gint fd = -1;
+	gint handle;
+	guint index = G_MAXUINT;
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		if (g_strcmp0(migd_device_get_name(g_ptr_array_index(self->devices, i)), device) ==
+		    0)
+			index = i;
+	}
+	if (index == G_MAXUINT) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "unknown device '%s'",
+			    device);
+	} else if (self->destination == NULL) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "no dirty bitmap for %s: this daemon has received no migration",
+			    device);
+	} else {
+		fd = migd_destination_dup_dirty_bitmap_fd(self->destination, index, &error);
+	}
+	if (fd < 0) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	out = g_unix_fd_list_new();
+	handle = g_unix_fd_list_append(out, fd, &error);
+	close(fd);
+	if (handle < 0) {
+		migd_dbus_return_error(invocation, g_steal_pointer(&error));
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	migd_dbus_manager_complete_get_dirty_bitmap(iface, invocation, out,
+						    g_variant_new_handle(handle));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -575,6 +978,32 @@ migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 	iface->handle_list_devices = migd_dbus_manager_service_handle_list_devices;
 	iface->handle_migrate = migd_dbus_manager_service_handle_migrate;
 	iface->handle_listen = migd_dbus_manager_service_handle_listen;
+	iface->handle_get_dirty_bitmap = migd_dbus_manager_service_handle_get_dirty_bitmap;
+	iface->handle_add_device = migd_dbus_manager_service_handle_add_device;
+	iface->handle_list_jobs = migd_dbus_manager_service_handle_list_jobs;
+	iface->handle_attach_device = migd_dbus_manager_service_handle_attach_device;
+	iface->handle_detach_device = migd_dbus_manager_service_handle_detach_device;
+}
+
+void
+migd_dbus_manager_service_set_device_open_func(MigdDbusManagerService *self,
+					       MigdDbusDeviceOpenFunc func, gpointer user_data)
+{
+	self->open_func = func;
+	self->open_data = user_data;
+}
+
+void
+migd_dbus_manager_service_set_low_power(MigdDbusManagerService *self, MigdLowPower *low_power)
+{
+	self->low_power = low_power;
+	migd_dbus_manager_service_idle_devices(self, self->devices);
+}
+
+void
+migd_dbus_manager_service_set_journal(MigdDbusManagerService *self, MigdJournal *journal)
+{
+	self->journal = journal;
 }
 
 void

@@ -15,8 +15,10 @@
 #include <string.h>
 
 #include "migd-connection.h"
+#include "migd-dirty-sink.h"
 #include "migd-destination.h"
 #include "migd-error.h"
+#include "migd-journal.h"
 #include "migd-plugin-generic.h"
 #include "migd-stream-writer.h"
 #include "migd-wire-limits.h"
@@ -33,7 +35,8 @@ typedef struct {
 	gchar *name;
 	MigdPlugin *plugin;
 	MigdPluginPolicy policy;
-	GByteArray *head; /* the stream's first bytes, until the plugin has seen them */
+	GByteArray *head;     /* the stream's first bytes, until the plugin has seen them */
+	MigdDirtySink *dirty; /* the pages the source device's DMA dirtied; NULL until a chunk */
 	gboolean head_checked;
 	MigdStreamWriter *writer;
 	GQueue pending; /* chunks refused by the full writer, in order */
@@ -59,6 +62,7 @@ struct _MigdDestSession {
 	guint ack_timer_id;
 	gulong cancel_handler;
 	gboolean finished;
+	gboolean journaled; /* a journal record exists for this job */
 	guint64 total_bytes;
 };
 
@@ -67,6 +71,8 @@ struct _MigdDestination {
 	GPtrArray *devices; /* MigdDevice */
 	MigdTransportListener *listener;
 	MigdDestSession *active;
+	GPtrArray *dirty; /* MigdDirtySink or NULL per device, of the last completed migration */
+	MigdJournal *journal; /* borrowed; NULL: jobs are not recorded */
 	guint job_counter;
 };
 
@@ -86,6 +92,7 @@ migd_dest_device_free(MigdDestDevice *dd)
 	}
 	g_queue_clear_full(&dd->pending, (GDestroyNotify)g_bytes_unref);
 	g_clear_pointer(&dd->head, g_byte_array_unref);
+	g_clear_pointer(&dd->dirty, migd_dirty_sink_free);
 	g_clear_object(&dd->plugin);
 	g_object_unref(dd->device);
 	g_free(dd->name);
@@ -171,6 +178,9 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 	g_clear_handle_id(&self->ack_timer_id, g_source_remove);
 	if (self->conn != NULL)
 		migd_connection_close(self->conn, NULL);
+	/* success: running; failure: already reset */
+	if (self->journaled)
+		migd_journal_end(dest->journal, self->job);
 	if (self->job != NULL)
 		migd_job_complete(self->job, success, message);
 	else if (!success)
@@ -179,6 +189,14 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 			  message);
 	if (dest->active == self)
 		dest->active = NULL;
+	/* what the devices' DMA dirtied stays readable until the next migration completes */
+	if (success && self->devices->len > 0) {
+		g_ptr_array_set_size(dest->dirty, 0);
+		for (guint i = 0; i < self->devices->len; i++) {
+			MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+			g_ptr_array_add(dest->dirty, g_steal_pointer(&dd->dirty));
+		}
+	}
 	g_idle_add(migd_dest_session_unref_idle_cb, self);
 }
 
@@ -437,6 +455,15 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT, &reject);
 		return;
 	}
+	/* recorded before the first device leaves its idle state */
+	if (self->dest->journal != NULL && !self->journaled) {
+		if (!migd_journal_begin(self->dest->journal, self->job, self->dest->devices,
+					&error)) {
+			migd_dest_session_fail(self, error, TRUE);
+			return;
+		}
+		self->journaled = TRUE;
+	}
 	dd->touched = TRUE;
 	if (!migd_device_transition(dd->device, MIGD_STATE_RESUMING, MIGD_STATE_ERROR, &data_fd,
 				    NULL, &error)) {
@@ -520,6 +547,28 @@ migd_dest_session_handle_chunk(MigdDestSession *self, const MigdWireFrame *frame
 		dd->last_received = TRUE;
 		migd_dest_device_maybe_finish(dd);
 	}
+}
+
+static void
+migd_dest_session_handle_dirty(MigdDestSession *self, const Migd__Wire__DirtyBitmapChunk *chunk)
+{
+	MigdDestDevice *dd = g_ptr_array_index(self->devices, chunk->device);
+	g_autoptr(GError) error = NULL;
+
+	if (!dd->accepted || self->commit_received) {
+		g_autofree gchar *msg =
+		    g_strdup_printf("dirty bitmap for device %u, which is %s", chunk->device,
+				    dd->accepted ? "already committed" : "not accepted");
+		migd_dest_session_fail_literal(self, MIGD_ERROR_PROTOCOL, msg, TRUE);
+		return;
+	}
+	if (dd->dirty == NULL)
+		dd->dirty = migd_dirty_sink_new(dd->name);
+	if (!migd_dirty_sink_merge(dd->dirty, chunk, &error)) {
+		migd_dest_session_fail(self, error, TRUE);
+		return;
+	}
+	migd_job_add_dirty(self->job, chunk->n_dirty, chunk->data.len);
 }
 
 static void
@@ -635,10 +684,11 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 	Migd__Wire__HelloReply reply = MIGD__WIRE__HELLO_REPLY__INIT;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *job_id = NULL;
-	gboolean ok = migd_wire_negotiate(
-	    hello, MIGD_WIRE_PROTOCOL_VERSION_MIN, MIGD_WIRE_PROTOCOL_VERSION_MAX,
-	    MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_KEEPALIVE, &reply,
-	    &error);
+	gboolean ok = migd_wire_negotiate(hello, MIGD_WIRE_PROTOCOL_VERSION_MIN,
+					  MIGD_WIRE_PROTOCOL_VERSION_MAX,
+					  MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK |
+					      MIGD_WIRE_CAP_DIRTY_BITMAP | MIGD_WIRE_CAP_KEEPALIVE,
+					  &reply, &error);
 	g_autofree gchar *refusal = NULL;
 
 	if (ok && dest->active != NULL && dest->active != self) {
@@ -712,6 +762,9 @@ migd_dest_session_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpo
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK:
 		migd_dest_session_handle_chunk(self, frame);
 		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK:
+		migd_dest_session_handle_dirty(self, frame->dirty_bitmap_chunk);
+		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT: {
 		/* keep the counts: the writers may still be busy */
 		gsize len = migd__wire__commit__get_packed_size(frame->commit);
@@ -784,9 +837,10 @@ migd_destination_new(GPtrArray *devices)
 	return self;
 }
 
-gboolean
-migd_destination_listen(MigdDestination *self, const gchar *address,
-			const MigdTransportConfig *transport, GError **error)
+/* @address, or (NULL) the listening socket @fd */
+static gboolean
+migd_destination_listen_full(MigdDestination *self, const gchar *address, gint fd,
+			     const MigdTransportConfig *transport, GError **error)
 {
 	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
 
@@ -801,8 +855,24 @@ migd_destination_listen(MigdDestination *self, const gchar *address,
 		return FALSE;
 	}
 	self->listener =
-	    migd_transport_listen(address, transport, migd_destination_accept_cb, self, error);
+	    address != NULL
+		? migd_transport_listen(address, transport, migd_destination_accept_cb, self, error)
+		: migd_transport_listen_fd(fd, transport, migd_destination_accept_cb, self, error);
 	return self->listener != NULL;
+}
+
+gboolean
+migd_destination_listen(MigdDestination *self, const gchar *address,
+			const MigdTransportConfig *transport, GError **error)
+{
+	return migd_destination_listen_full(self, address, -1, transport, error);
+}
+
+gboolean
+migd_destination_listen_fd(MigdDestination *self, gint fd, const MigdTransportConfig *transport,
+			   GError **error)
+{
+	return migd_destination_listen_full(self, NULL, fd, transport, error);
 }
 
 gchar *
@@ -842,6 +912,7 @@ migd_destination_finalize(GObject *object)
 {
 	MigdDestination *self = MIGD_DESTINATION(object);
 	g_ptr_array_unref(self->devices);
+	g_ptr_array_unref(self->dirty);
 	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
 }
 
@@ -849,6 +920,53 @@ static void
 migd_destination_init(MigdDestination *self)
 {
 	self->devices = g_ptr_array_new_with_free_func(g_object_unref);
+	self->dirty = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_free);
+}
+
+gboolean
+migd_destination_is_busy(MigdDestination *self)
+{
+	return self->active != NULL;
+}
+
+gboolean
+migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError **error)
+{
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
+	if (self->active != NULL) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "an incoming migration is running");
+		return FALSE;
+	}
+	g_ptr_array_set_size(self->devices, 0);
+	for (guint i = 0; i < devices->len; i++)
+		g_ptr_array_add(self->devices, g_object_ref(g_ptr_array_index(devices, i)));
+	/* bitmaps are kept by index: a new device list makes them meaningless */
+	g_ptr_array_set_size(self->dirty, 0);
+	return TRUE;
+}
+
+void
+migd_destination_set_journal(MigdDestination *self, MigdJournal *journal)
+{
+	self->journal = journal;
+}
+
+gint
+migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError **error)
+{
+	MigdDirtySink *sink =
+	    index < self->dirty->len ? g_ptr_array_index(self->dirty, index) : NULL;
+
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), -1);
+	if (sink == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "no dirty bitmap for device %u: no completed incoming migration "
+			    "tracked it",
+			    index);
+		return -1;
+	}
+	return migd_dirty_sink_dup_fd(sink, error);
 }
 
 static void

@@ -26,8 +26,24 @@ MigdDestination *migd_destination_new(GPtrArray *devices);
 gboolean migd_destination_listen(MigdDestination *self, const gchar *address,
 				 const MigdTransportConfig *transport, GError **error);
 /* the bound address, e.g. with the port chosen for 0 */
+/* as migd_destination_listen(), on a listening socket handed over (systemd socket activation) */
+gboolean migd_destination_listen_fd(MigdDestination *self, gint fd,
+				    const MigdTransportConfig *transport, GError **error);
 gchar *migd_destination_get_address(MigdDestination *self);
 void migd_destination_close(MigdDestination *self);
+/*
+ * The accumulated dirty bitmap of device @index (its index in this
+ * destination's devices) from the last migration that completed, as a sealed
+ * memfd (docs/ABI/testing/dirty-bitmap-file); -1 and @error if there is none.
+ */
+gint migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError **error);
+/* an incoming migration is running */
+gboolean migd_destination_is_busy(MigdDestination *self);
+/* the devices incoming migrations go into from now on; MIGD_ERROR_BUSY during one */
+gboolean migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError **error);
+/* records incoming jobs in @journal (borrowed; must outlive @self), see migd-journal.h */
+typedef struct _MigdJournal MigdJournal;
+void migd_destination_set_journal(MigdDestination *self, MigdJournal *journal);
 
 /* signal "job-started" (MigdJob *job): a peer began a migration into us */
 

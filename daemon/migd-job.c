@@ -17,6 +17,8 @@ struct _MigdJob {
 	guint64 downtime_us;
 	guint64 expected_downtime_us;
 	guint precopy_rounds;
+	guint64 dirty_pages;
+	guint64 dirty_wire_bytes;
 	guint n_devices;
 	gboolean finished;
 	gboolean success;
@@ -37,6 +39,8 @@ enum {
 	PROP_DOWNTIME,
 	PROP_EXPECTED_DOWNTIME,
 	PROP_PRECOPY_ROUNDS,
+	PROP_DIRTY_PAGES,
+	PROP_DIRTY_WIRE_BYTES,
 	PROP_LAST
 };
 static GParamSpec *migd_job_props[PROP_LAST];
@@ -207,6 +211,27 @@ migd_job_set_precopy_rounds(MigdJob *self, guint rounds)
 }
 
 void
+migd_job_add_dirty(MigdJob *self, guint64 pages, guint64 wire_bytes)
+{
+	self->dirty_pages += pages;
+	self->dirty_wire_bytes += wire_bytes;
+	g_object_notify_by_pspec(G_OBJECT(self), migd_job_props[PROP_DIRTY_PAGES]);
+	g_object_notify_by_pspec(G_OBJECT(self), migd_job_props[PROP_DIRTY_WIRE_BYTES]);
+}
+
+guint64
+migd_job_get_dirty_pages(MigdJob *self)
+{
+	return self->dirty_pages;
+}
+
+guint64
+migd_job_get_dirty_wire_bytes(MigdJob *self)
+{
+	return self->dirty_wire_bytes;
+}
+
+void
 migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 {
 	if (self->finished)
@@ -259,6 +284,12 @@ migd_job_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec 
 	case PROP_PRECOPY_ROUNDS:
 		g_value_set_uint(value, self->precopy_rounds);
 		break;
+	case PROP_DIRTY_PAGES:
+		g_value_set_uint64(value, self->dirty_pages);
+		break;
+	case PROP_DIRTY_WIRE_BYTES:
+		g_value_set_uint64(value, self->dirty_wire_bytes);
+		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 		break;
@@ -300,6 +331,10 @@ migd_job_class_init(MigdJobClass *klass)
 	    g_param_spec_uint64("expected-downtime", NULL, NULL, 0, G_MAXUINT64, 0, ro);
 	migd_job_props[PROP_PRECOPY_ROUNDS] =
 	    g_param_spec_uint("precopy-rounds", NULL, NULL, 0, G_MAXUINT, 0, ro);
+	migd_job_props[PROP_DIRTY_PAGES] =
+	    g_param_spec_uint64("dirty-pages", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+	migd_job_props[PROP_DIRTY_WIRE_BYTES] =
+	    g_param_spec_uint64("dirty-wire-bytes", NULL, NULL, 0, G_MAXUINT64, 0, ro);
 	g_object_class_install_properties(object_class, PROP_LAST, migd_job_props);
 
 	migd_job_signals[SIGNAL_COMPLETED] =

@@ -59,6 +59,10 @@ void migd_job_update(MigdJob *self, gdouble progress, guint64 bytes, guint64 rat
 void migd_job_set_expected_downtime_us(MigdJob *self, guint64 us);
 void migd_job_set_downtime_us(MigdJob *self, guint64 us);
 void migd_job_set_precopy_rounds(MigdJob *self, guint rounds);
+/* a dirty-bitmap sync shipped (source) or merged (destination) @pages in @wire_bytes */
+void migd_job_add_dirty(MigdJob *self, guint64 pages, guint64 wire_bytes);
+guint64 migd_job_get_dirty_pages(MigdJob *self); /* summed over syncs */
+guint64 migd_job_get_dirty_wire_bytes(MigdJob *self);
 /* emits "completed" (gboolean success, const gchar *message) once */
 void migd_job_complete(MigdJob *self, gboolean success, const gchar *message);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "migd-connection.h"
+#include "migd-dirty-source.h"
 #include "migd-error.h"
 #include "migd-plugin-generic.h"
 #include "migd-source.h"
@@ -88,11 +89,15 @@ struct _MigdSource {
 	guint timeout_id;
 	gulong cancel_handler;
 	gboolean finished;
+	MigdDirtySource *dirty; /* NULL: no device is tracked, or the peer takes no bitmaps */
+	guint32 dirty_syncs;	/* syncs started: the next one's round number - 1 */
+	gboolean journaled;	/* a journal record exists for this job */
 };
 
 static void migd_source_fail(MigdSource *self, const GError *error);
 static void migd_source_next_round(MigdSource *self);
 static void migd_source_start_stopcopy(MigdSource *self);
+static void migd_source_dirty_round_cb(GObject *object, GAsyncResult *result, gpointer user_data);
 
 static void
 migd_source_device_free(MigdSourceDevice *sd)
@@ -123,6 +128,7 @@ migd_source_free(MigdSource *self)
 	g_ptr_array_unref(self->devices);
 	g_clear_object(&self->cancellable);
 	g_clear_pointer(&self->transport, migd_transport_config_free);
+	g_clear_pointer(&self->dirty, migd_dirty_source_unref);
 	g_free(self->address);
 	g_free(self->session_id);
 	g_object_unref(self->job);
@@ -156,6 +162,8 @@ migd_source_options_init(MigdSourceOptions *options)
 {
 	memset(options, 0, sizeof(*options));
 	migd_convergence_policy_init(&options->policy);
+	/* all-dirty is slow but correct: the consumer resends every page */
+	options->dirty_fallback = MIGD_DIRTY_FALLBACK_ALLOW;
 }
 
 static gboolean
@@ -240,9 +248,14 @@ migd_source_finish(MigdSource *self, gboolean success, const gchar *message)
 		return;
 	self->finished = TRUE;
 	self->stage = MIGD_SOURCE_STAGE_DONE;
+	if (self->dirty != NULL)
+		migd_dirty_source_stop(self->dirty);
 	g_clear_handle_id(&self->timeout_id, g_source_remove);
 	if (self->conn != NULL)
 		migd_connection_close(self->conn, NULL);
+	/* success leaves the devices stopped on purpose; failure has rolled them back */
+	if (self->journaled)
+		migd_journal_end(self->options.journal, self->job);
 	migd_job_complete(self->job, success, message);
 	g_idle_add(migd_source_unref_idle_cb, self);
 }
@@ -256,6 +269,9 @@ migd_source_fail(MigdSource *self, const GError *error)
 	if (self->finished)
 		return;
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
+	/* trackers stop before their devices move (waits for a sync in flight) */
+	if (self->dirty != NULL)
+		migd_dirty_source_stop(self->dirty);
 	/* tell the destination why, so it resets its devices at once */
 	if (self->conn != NULL) {
 		migd_connection_send_abort(self->conn, error);
@@ -390,8 +406,13 @@ migd_source_reader_drained_cb(MigdStreamReader *reader, MigdState phase, guint64
 	}
 	if (--self->n_pending > 0)
 		return;
-	/* a pre-copy round is complete on every device */
+	/* a pre-copy round is complete on every device: ship what their DMA dirtied */
 	migd_job_set_precopy_rounds(self->job, self->round);
+	if (self->dirty != NULL) {
+		migd_dirty_source_sync_async(self->dirty, ++self->dirty_syncs,
+					     migd_source_dirty_round_cb, migd_source_ref(self));
+		return;
+	}
 	migd_source_next_round(self);
 }
 
@@ -570,6 +591,123 @@ migd_source_start_precopy(MigdSource *self)
 	migd_source_next_round(self);
 }
 
+/* before the first device leaves RUNNING: a crash from here on is recoverable */
+static gboolean
+migd_source_record_job(MigdSource *self)
+{
+	g_autoptr(GPtrArray) devices = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+
+	if (self->options.journal == NULL)
+		return TRUE;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_ptr_array_add(devices, sd->device);
+	}
+	if (!migd_journal_begin(self->options.journal, self->job, devices, &error)) {
+		migd_source_fail(self, error);
+		return FALSE;
+	}
+	self->journaled = TRUE;
+	return TRUE;
+}
+
+/* ---- dirty bitmaps ---- */
+
+/*
+ * A tracker on every device that has IOVA ranges, started before any device
+ * leaves RUNNING so no write is missed. FALSE: the job failed.
+ */
+static gboolean
+migd_source_start_dirty_tracking(MigdSource *self)
+{
+	if ((self->capabilities & MIGD_WIRE_CAP_DIRTY_BITMAP) == 0)
+		return TRUE;
+	self->dirty = migd_dirty_source_new();
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+		if (!migd_dirty_source_add_device(self->dirty, sd->index, sd->device, sd->plugin,
+						  self->options.dirty_fallback, &error)) {
+			g_prefix_error(&error, "dirty tracking: ");
+			migd_source_fail(self, error);
+			return FALSE;
+		}
+	}
+	if (migd_dirty_source_get_n_tracked(self->dirty) == 0)
+		g_clear_pointer(&self->dirty, migd_dirty_source_unref);
+	return TRUE;
+}
+
+/* sends a sync's chunks; FALSE if the job failed meanwhile */
+static gboolean
+migd_source_send_dirty(MigdSource *self, GAsyncResult *result)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) chunks = NULL;
+	MigdDirtyRoundStats stats = {0};
+
+	chunks = migd_dirty_source_sync_finish(self->dirty, result, &stats, &error);
+	if (self->finished)
+		return FALSE;
+	if (chunks == NULL) {
+		g_prefix_error(&error, "dirty tracking: ");
+		migd_source_fail(self, error);
+		return FALSE;
+	}
+	for (guint i = 0; i < chunks->len; i++) {
+		const MigdDirtyChunk *c = g_ptr_array_index(chunks, i);
+		Migd__Wire__DirtyBitmapChunk msg = MIGD__WIRE__DIRTY_BITMAP_CHUNK__INIT;
+		gsize len = 0;
+
+		msg.device = c->device;
+		msg.round = c->round;
+		msg.window = c->window;
+		msg.window_iova = c->window_iova;
+		msg.window_pages = c->window_pages;
+		msg.page_size = c->page_size;
+		msg.first_page = c->first_page;
+		msg.n_pages = c->encoded.n_pages;
+		msg.encoding = (Migd__Wire__DirtyEncoding)c->encoded.encoding;
+		msg.data.data = (guint8 *)g_bytes_get_data(c->encoded.data, &len);
+		msg.data.len = len;
+		msg.n_dirty = c->encoded.n_dirty;
+		msg.checksum = c->encoded.checksum;
+		/* packed (copied) now: a RAW payload may point into the tracker's window */
+		if (!migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK, &msg))
+			return FALSE;
+	}
+	migd_job_add_dirty(self->job, stats.dirty_pages, stats.wire_bytes);
+	g_message("job %s: dirty sync %u: %" G_GUINT64_FORMAT " dirty pages (%.1f MiB of guest "
+		  "memory), %" G_GUINT64_FORMAT " bytes on the wire for %" G_GUINT64_FORMAT
+		  " bytes of bitmap, %u chunks, %.1f ms",
+		  migd_job_get_id(self->job), stats.round, stats.dirty_pages,
+		  stats.dirty_bytes / 1048576.0, stats.wire_bytes, stats.raw_bytes, stats.n_chunks,
+		  stats.sync_us / 1000.0);
+	return TRUE;
+}
+
+static void
+migd_source_dirty_round_cb(GObject *object, GAsyncResult *result, gpointer user_data)
+{
+	MigdSource *self = user_data;
+
+	if (migd_source_send_dirty(self, result))
+		migd_source_next_round(self);
+	migd_source_unref(self);
+}
+
+static void
+migd_source_dirty_final_cb(GObject *object, GAsyncResult *result, gpointer user_data)
+{
+	MigdSource *self = user_data;
+
+	/* the destination has every bitmap before Commit: frames arrive in order */
+	if (migd_source_send_dirty(self, result) && --self->n_pending == 0)
+		migd_source_commit(self);
+	migd_source_unref(self);
+}
+
 static void
 migd_source_start_stopcopy(MigdSource *self)
 {
@@ -614,6 +752,12 @@ migd_source_start_stopcopy(MigdSource *self)
 			return;
 		}
 		self->n_pending++;
+	}
+	/* every device has stopped: the last writes of its DMA, while the state streams */
+	if (self->dirty != NULL) {
+		self->n_pending++;
+		migd_dirty_source_sync_async(self->dirty, ++self->dirty_syncs,
+					     migd_source_dirty_final_cb, migd_source_ref(self));
 	}
 }
 
@@ -717,7 +861,8 @@ migd_source_conn_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpoi
 		migd_source_send_offers(self);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT:
-		if (++self->n_accepted == self->devices->len)
+		if (++self->n_accepted == self->devices->len && migd_source_record_job(self) &&
+		    migd_source_start_dirty_tracking(self))
 			migd_source_start_precopy(self);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT: {
@@ -808,8 +953,8 @@ migd_source_connected(MigdSource *self, GAsyncResult *res)
 	self->stage = MIGD_SOURCE_STAGE_HELLO;
 	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
 	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
-	hello.capabilities =
-	    MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_KEEPALIVE;
+	hello.capabilities = MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK |
+			     MIGD_WIRE_CAP_DIRTY_BITMAP | MIGD_WIRE_CAP_KEEPALIVE;
 	hello.host_identity = (gchar *)g_get_host_name();
 	hello.session_id = self->session_id;
 	hello.device_count = self->devices->len;

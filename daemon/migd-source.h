@@ -6,6 +6,8 @@
 
 #include "migd-convergence.h"
 #include "migd-device.h"
+#include "migd-dirty-tracker.h"
+#include "migd-journal.h"
 #include "migd-job.h"
 #include "migd-transport.h"
 
@@ -22,7 +24,11 @@ typedef struct {
 	MigdConvergencePolicy policy;
 	guint timeout_s;	  /* the whole job; 0 = none */
 	guint stopcopy_timeout_s; /* from the first device stopping to commit; 0 = none */
-	gsize chunk_size;	  /* data-fd read size; 0 = 1 MiB */
+	gsize chunk_size;	  /* data-fd read size; 0 = the plugin's */
+	/* a device with IOVA ranges whose DMA no tracker can follow: refuse, or all dirty */
+	MigdDirtyFallback dirty_fallback;
+	/* where jobs in flight are recorded (borrowed; NULL: nowhere) */
+	MigdJournal *journal;
 } MigdSourceOptions;
 
 void migd_source_options_init(MigdSourceOptions *options);

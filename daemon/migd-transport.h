@@ -48,6 +48,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdTransportAddress, migd_transport_address_free)
 
 /* ---- configuration ---- */
 
+/* the migration port systemd listens on for us (systemd/vfio-migd.socket) */
+#define MIGD_TRANSPORT_DEFAULT_PORT 4821
+
 typedef struct {
 	/* No TLS. Only when explicitly configured (tests, loopback): a plain stream has neither
 	 * authentication nor confidentiality, so anyone who can reach the port could feed or

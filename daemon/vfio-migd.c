@@ -9,10 +9,14 @@
 #include "config.h"
 
 #include <glib-unix.h>
+#include <errno.h>
 #include <locale.h>
+#include <string.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "migd-dbus-manager-service.h"
+#include "migd-dirty-ranges.h"
 #include "migd-error.h"
 #include "migd-kernel-device.h"
 #include "migd-plugin-manager.h"
@@ -29,7 +33,90 @@ typedef struct {
 	gint exit_status;
 	gint64 shutdown_deadline; /* monotonic µs, 0 while running */
 	guint shutdown_id;
+	gchar *status; /* the last STATUS= sent */
+	MigdPluginManager *plugins;
+	gboolean allow_sim; /* AddDevice may create simulated devices */
 } MigdDaemon;
+
+/*
+ * AddDevice / AttachDevice: a kernel device by address, UUID or sysfs path, an
+ * adopted fd, or (on a daemon that serves them) a simulated device; refused
+ * unless it can migrate, then handed its plugin.
+ */
+static MigdDevice *
+migd_daemon_open_device(const gchar *name, GVariant *options, gint fd, gpointer user_data,
+			GError **error)
+{
+	MigdDaemon *self = user_data;
+	g_autoptr(MigdDevice) device = NULL;
+	const gchar *spec = NULL;
+	g_autofree gchar *base = NULL;
+
+	if (g_variant_lookup(options, "sim-spec", "&s", &spec)) {
+		if (!self->allow_sim || fd >= 0) {
+			g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+					    "this daemon does not serve simulated devices");
+			return NULL;
+		}
+		device = MIGD_DEVICE(migd_sim_device_new_from_string(spec, error));
+		if (device == NULL)
+			return NULL;
+		migd_device_set_name(device, name);
+	} else if (fd >= 0) {
+		gint own = dup(fd);
+		if (own < 0) {
+			migd_set_errno_error(error, errno, "dup");
+			return NULL;
+		}
+		device = MIGD_DEVICE(migd_kernel_device_adopt_fd(own, name, error));
+		if (device == NULL) {
+			g_prefix_error(error, "%s: not a usable VFIO device fd: ", name);
+			return NULL;
+		}
+	} else {
+		/* "/sys/bus/pci/devices/0000:65:00.2" names the device by its last element */
+		base = g_str_has_prefix(name, "/sys/") ? g_path_get_basename(name) : g_strdup(name);
+		device = MIGD_DEVICE(migd_kernel_device_open_group(base, error));
+		if (device == NULL)
+			return NULL;
+		migd_device_set_name(device, base);
+	}
+	if (!migd_device_probe(device, error)) {
+		g_prefix_error(error, "%s: ", migd_device_get_name(device));
+		return NULL;
+	}
+	if ((migd_device_get_mig_flags(device) & MIGD_MIG_FLAG_STOP_COPY) == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s does not support VFIO migration", migd_device_get_name(device));
+		return NULL;
+	}
+	migd_plugin_manager_assign(self->plugins, device);
+	return g_steal_pointer(&device);
+}
+
+/* systemd's STATUS= line, sent only when it changed */
+static gboolean
+migd_daemon_status_cb(gpointer user_data)
+{
+	MigdDaemon *self = user_data;
+	g_autofree gchar *status = migd_dbus_manager_service_describe(self->manager);
+
+	if (g_strcmp0(status, self->status) != 0) {
+		g_autofree gchar *line = g_strdup_printf("STATUS=%s", status);
+		sd_notify(0, line);
+		g_free(self->status);
+		self->status = g_steal_pointer(&status);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* the main loop is alive: systemd restarts the service if these stop */
+static gboolean
+migd_daemon_watchdog_cb(gpointer user_data)
+{
+	sd_notify(0, "WATCHDOG=1");
+	return G_SOURCE_CONTINUE;
+}
 
 static void
 migd_daemon_device_info(MigdDevice *device, gboolean busy, GVariantDict *dict, gpointer user_data)
@@ -190,6 +277,165 @@ migd_daemon_load_config(const gchar *path, GError **error)
 	return g_steal_pointer(&config);
 }
 
+/*
+ * [device NAME] groups: settings of one device. iova-ranges: the guest memory
+ * the device may DMA into, which dirty tracking follows.
+ */
+static gboolean
+migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **error)
+{
+	g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
+
+	for (guint i = 0; groups[i] != NULL; i++) {
+		const gchar *name;
+		MigdDevice *device = NULL;
+		g_auto(GStrv) keys = NULL;
+
+		if (!g_str_has_prefix(groups[i], "device "))
+			continue;
+		name = groups[i] + strlen("device ");
+		for (guint j = 0; j < devices->len; j++) {
+			if (g_strcmp0(migd_device_get_name(g_ptr_array_index(devices, j)), name) ==
+			    0)
+				device = g_ptr_array_index(devices, j);
+		}
+		if (device == NULL) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[%s]: no such device", groups[i]);
+			return FALSE;
+		}
+		keys = g_key_file_get_keys(config, groups[i], NULL, NULL);
+		for (guint k = 0; keys[k] != NULL; k++) {
+			g_autofree gchar *value = NULL;
+			g_autoptr(GArray) ranges = NULL;
+
+			if (g_strcmp0(keys[k], "iova-ranges") != 0) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "[%s]: unknown key '%s' (known: iova-ranges)",
+					    groups[i], keys[k]);
+				return FALSE;
+			}
+			value = g_key_file_get_string(config, groups[i], keys[k], error);
+			if (value == NULL)
+				return FALSE;
+			ranges = migd_dirty_ranges_parse(value, error);
+			if (ranges == NULL) {
+				g_prefix_error(error, "[%s] iova-ranges: ", groups[i]);
+				return FALSE;
+			}
+			migd_device_set_iova_ranges(device, (const MigdIovaRange *)ranges->data,
+						    ranges->len);
+			g_message("%s: %u IOVA ranges, %" G_GUINT64_FORMAT
+				  " MiB, for dirty tracking",
+				  name, ranges->len,
+				  migd_dirty_ranges_total((const MigdIovaRange *)ranges->data,
+							  ranges->len) /
+				      1048576);
+		}
+	}
+	return TRUE;
+}
+
+/* [daemon]: the daemon's own settings */
+static gboolean
+migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, GError **error)
+{
+	g_auto(GStrv) keys = NULL;
+	g_autoptr(GError) error_local = NULL;
+
+	if (!g_key_file_has_group(config, "daemon"))
+		return TRUE;
+	keys = g_key_file_get_keys(config, "daemon", NULL, NULL);
+	for (guint i = 0; keys[i] != NULL; i++) {
+		if (g_strcmp0(keys[i], "low-power-idle") != 0) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[daemon]: unknown key '%s' (known: low-power-idle)", keys[i]);
+			return FALSE;
+		}
+	}
+	*low_power_idle = g_key_file_get_boolean(config, "daemon", "low-power-idle", &error_local);
+	if (error_local != NULL &&
+	    !g_error_matches(error_local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "[daemon] low-power-idle: %s", error_local->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/*
+ * [listen]: how a listening socket systemd hands over (vfio-migd.socket) is
+ * served: TLS files, or plain (loopback only unless plain-remote, for a link
+ * already secured below us).
+ */
+static gboolean
+migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, GError **error)
+{
+	const gchar *const known[] = {"cert", "key", "ca", "plain", "plain-remote", NULL};
+	g_auto(GStrv) keys = NULL;
+	gchar **files[] = {&transport->cert_file, &transport->key_file, &transport->ca_file};
+	const gchar *file_keys[] = {"cert", "key", "ca"};
+
+	if (!g_key_file_has_group(config, "listen"))
+		return TRUE;
+	keys = g_key_file_get_keys(config, "listen", NULL, NULL);
+	for (guint i = 0; keys[i] != NULL; i++) {
+		if (!g_strv_contains(known, keys[i])) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[listen]: unknown key '%s' (known: cert, key, ca, plain, "
+				    "plain-remote)",
+				    keys[i]);
+			return FALSE;
+		}
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+		if (g_key_file_has_key(config, "listen", file_keys[i], NULL)) {
+			*files[i] = g_key_file_get_string(config, "listen", file_keys[i], error);
+			if (*files[i] == NULL)
+				return FALSE;
+		}
+	}
+	for (guint i = 0; i < 2; i++) {
+		const gchar *key = i == 0 ? "plain" : "plain-remote";
+		gboolean *out = i == 0 ? &transport->plain : &transport->allow_plain_remote;
+		g_autoptr(GError) error_local = NULL;
+		if (!g_key_file_has_key(config, "listen", key, NULL))
+			continue;
+		*out = g_key_file_get_boolean(config, "listen", key, &error_local);
+		if (error_local != NULL) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[listen] %s: %s", key, error_local->message);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/* a listening socket from systemd (vfio-migd.socket): receive migrations on it */
+static gboolean
+migd_daemon_socket_activation(MigdDbusManagerService *manager, const MigdTransportConfig *transport,
+			      GError **error)
+{
+	gint n = sd_listen_fds(TRUE);
+
+	if (n < 0) {
+		migd_set_errno_error(error, -n, "sd_listen_fds");
+		return FALSE;
+	}
+	if (n == 0)
+		return TRUE;
+	if (n > 1) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "systemd passed %d sockets; vfio-migd.socket must listen on one", n);
+		return FALSE;
+	}
+	if (!migd_dbus_manager_service_listen_fd(manager, SD_LISTEN_FDS_START, transport, error)) {
+		g_prefix_error(error, "the socket systemd passed: ");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static MigdPluginManager *
 migd_daemon_load_plugins(const gchar *plugin_dir, GKeyFile *config, GError **error)
 {
@@ -214,6 +460,11 @@ main(int argc, char **argv)
 	g_autofree gchar *bus_name = NULL;
 	g_autofree gchar *config_path = NULL;
 	g_autofree gchar *plugin_dir = NULL;
+	g_autofree gchar *state_dir = NULL;
+	g_autoptr(MigdJournal) journal = NULL;
+	g_autoptr(MigdLowPower) low_power = NULL;
+	g_autoptr(MigdTransportConfig) listen_transport = g_new0(MigdTransportConfig, 1);
+	gboolean low_power_idle = FALSE;
 	g_autoptr(GKeyFile) config = NULL;
 	g_autoptr(MigdPluginManager) plugins = NULL;
 	g_autoptr(GOptionContext) context = NULL;
@@ -224,6 +475,9 @@ main(int argc, char **argv)
 	g_autoptr(MigdDbusManagerService) manager = NULL;
 	MigdDaemon daemon = {0};
 	guint owner_id;
+	guint status_id = 0;
+	guint watchdog_id = 0;
+	guint64 watchdog_usec = 0;
 	guint sigterm_id;
 	guint sigint_id;
 	const GOptionEntry entries[] = {
@@ -237,6 +491,10 @@ main(int argc, char **argv)
 	     "The bus name to own (default " MIGD_DBUS_BUS_NAME ")", "NAME"},
 	    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
 	     "The configuration file (default " MIGD_CONFIG_FILE ")", "FILE"},
+	    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+	     "Record jobs in flight in DIR (default $STATE_DIRECTORY, or " MIGD_STATE_DIR
+	     " on the system bus; none on the session bus)",
+	     "DIR"},
 	    {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &plugin_dir,
 	     "Load plugins from DIR (default $" MIGD_PLUGIN_DIR_ENV " or " MIGD_PLUGIN_DIR ")",
 	     "DIR"},
@@ -282,6 +540,31 @@ main(int argc, char **argv)
 	}
 	for (guint i = 0; i < devices->len; i++)
 		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
+	if (!migd_daemon_configure_devices(config, devices, &error) ||
+	    !migd_daemon_configure(config, &low_power_idle, &error) ||
+	    !migd_daemon_configure_listen(config, listen_transport, &error)) {
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
+	/* a previous run that crashed mid-job may have left devices stopped: bring them back */
+	if (state_dir == NULL && g_getenv("STATE_DIRECTORY") != NULL)
+		state_dir = g_strdup(g_getenv("STATE_DIRECTORY"));
+	if (state_dir == NULL && !session)
+		state_dir = g_strdup(MIGD_STATE_DIR);
+	if (state_dir != NULL) {
+		MigdJournalRecovery recovery;
+		journal = migd_journal_new(state_dir, &error);
+		if (journal == NULL) {
+			g_printerr("vfio-migd: %s\n", error->message);
+			return 1;
+		}
+		migd_journal_recover(journal, devices, &recovery);
+		if (recovery.jobs > 0)
+			g_message(
+			    "recovered %u unfinished job(s): %u device(s) back to RUNNING, %u "
+			    "failed, %u not ours",
+			    recovery.jobs, recovery.recovered, recovery.failed, recovery.unknown);
+	}
 	if (devices->len == 0)
 		g_message("no devices: use --device or --sim-device");
 
@@ -296,6 +579,14 @@ main(int argc, char **argv)
 	g_dbus_connection_set_exit_on_close(connection, FALSE);
 
 	manager = migd_dbus_manager_service_new(devices);
+	daemon.plugins = plugins;
+	daemon.allow_sim = session || sim_specs != NULL;
+	migd_dbus_manager_service_set_device_open_func(manager, migd_daemon_open_device, &daemon);
+	if (low_power_idle) {
+		low_power = migd_low_power_new();
+		migd_dbus_manager_service_set_low_power(manager, low_power);
+	}
+	migd_dbus_manager_service_set_journal(manager, journal);
 	migd_dbus_manager_service_set_device_info_func(manager, migd_daemon_device_info, NULL);
 	for (guint i = 0; i < devices->len; i++) {
 		gboolean sim = MIGD_IS_SIM_DEVICE(g_ptr_array_index(devices, i));
@@ -305,6 +596,10 @@ main(int argc, char **argv)
 	/* exported before the name is owned: whoever sees the name can call at once */
 	if (!migd_dbus_manager_service_export(manager, connection, &error)) {
 		g_printerr("vfio-migd: cannot export the manager: %s\n", error->message);
+		return 1;
+	}
+	if (!migd_daemon_socket_activation(manager, listen_transport, &error)) {
+		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
 
@@ -317,8 +612,17 @@ main(int argc, char **argv)
 	owner_id = g_bus_own_name_on_connection(
 	    connection, bus_name, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, migd_daemon_name_acquired_cb,
 	    migd_daemon_name_lost_cb, &daemon, NULL);
+	/* under systemd only: STATUS= follows the jobs, WATCHDOG= proves the loop runs */
+	if (g_getenv("NOTIFY_SOCKET") != NULL)
+		status_id = g_timeout_add_seconds(2, migd_daemon_status_cb, &daemon);
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
+		watchdog_id =
+		    g_timeout_add(MAX(watchdog_usec / 2000, 1), migd_daemon_watchdog_cb, &daemon);
 
 	g_main_loop_run(loop);
+	g_clear_handle_id(&status_id, g_source_remove);
+	g_clear_handle_id(&watchdog_id, g_source_remove);
+	g_free(daemon.status);
 
 	g_bus_unown_name(owner_id);
 	g_source_remove(sigterm_id);

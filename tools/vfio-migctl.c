@@ -14,7 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gio/gunixfdlist.h>
+#include <gio/gunixinputstream.h>
+
 #include "migd-dbus-generated.h"
+#include "migd-dirty-ranges.h"
 
 #define MIGCTL_OBJECT_PATH   "/org/vfiomigd/Migd1"
 #define MIGCTL_BUS_NAME	     "org.vfiomigd.Migd1"
@@ -42,6 +46,12 @@ typedef struct {
 	gint max_rounds;
 	gint timeout_s;
 	gboolean no_wait;
+	/* dirty-bitmap */
+	gchar *output;
+	/* add, attach, migrate */
+	gchar **iova_ranges; /* add/attach: RANGES; migrate: DEVICE=RANGES */
+	gchar *sim_spec;
+	gint fd;
 	/* runtime */
 	GDBusConnection *connection;
 } MigctlOptions;
@@ -366,6 +376,113 @@ migctl_cmd_devices(const MigctlOptions *options)
 	return MIGCTL_EXIT_OK;
 }
 
+/* ---- dirty-bitmap ---- */
+
+static guint64
+migctl_le64(const guint8 *p)
+{
+	guint64 v;
+	memcpy(&v, p, 8);
+	return GUINT64_FROM_LE(v);
+}
+
+static guint32
+migctl_le32(const guint8 *p)
+{
+	guint32 v;
+	memcpy(&v, p, 4);
+	return GUINT32_FROM_LE(v);
+}
+
+/* the file the daemon hands out: docs/ABI/testing/dirty-bitmap-file */
+#define MIGCTL_DIRTY_HEADER 64u
+#define MIGCTL_DIRTY_ENTRY  32u
+
+static gint
+migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GVariant) handle = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInputStream) in = NULL;
+	g_autoptr(GByteArray) file = g_byte_array_new();
+	g_auto(MigctlJson) json = {0};
+	guint8 buf[65536];
+	guint32 n_windows;
+	gint fd;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL || !migd_dbus_manager_call_get_dirty_bitmap_sync(
+				   manager, device, NULL, &handle, &fds, NULL, &error))
+		return migctl_fail(options, error);
+	fd = g_unix_fd_list_get(fds, g_variant_get_handle(handle), &error);
+	if (fd < 0)
+		return migctl_fail(options, error);
+	in = g_unix_input_stream_new(fd, TRUE);
+	for (;;) {
+		gssize n = g_input_stream_read(in, buf, sizeof(buf), NULL, &error);
+		if (n < 0)
+			return migctl_fail(options, error);
+		if (n == 0)
+			break;
+		g_byte_array_append(file, buf, n);
+	}
+	if (file->len < MIGCTL_DIRTY_HEADER || memcmp(file->data, "MIGDDIRT", 8) != 0 ||
+	    migctl_le32(file->data + 8) != 1) {
+		g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "not a version 1 dirty-bitmap file");
+		return migctl_fail(options, error);
+	}
+	n_windows = migctl_le32(file->data + 12);
+	if ((file->len - MIGCTL_DIRTY_HEADER) / MIGCTL_DIRTY_ENTRY < n_windows) {
+		g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "truncated dirty-bitmap file");
+		return migctl_fail(options, error);
+	}
+	if (options->output != NULL &&
+	    !g_file_set_contents(options->output, (const gchar *)file->data, file->len, &error))
+		return migctl_fail(options, error);
+
+	migctl_json_init(&json);
+	migctl_json_open(&json, '{');
+	migctl_json_key(&json, "device");
+	migctl_json_string(&json, device);
+	migctl_json_key(&json, "page_size");
+	migctl_json_uint(&json, migctl_le64(file->data + 16));
+	migctl_json_key(&json, "dirty_pages");
+	migctl_json_uint(&json, migctl_le64(file->data + 24));
+	migctl_json_key(&json, "rounds");
+	migctl_json_uint(&json, migctl_le32(file->data + 32));
+	migctl_json_key(&json, "windows");
+	migctl_json_open(&json, '[');
+	if (!options->json)
+		g_print("%s: page size %" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+			" dirty pages, %u syncs, %u windows\n",
+			device, migctl_le64(file->data + 16), migctl_le64(file->data + 24),
+			migctl_le32(file->data + 32), n_windows);
+	for (guint i = 0; i < n_windows; i++) {
+		const guint8 *e = file->data + MIGCTL_DIRTY_HEADER + i * MIGCTL_DIRTY_ENTRY;
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "iova");
+		migctl_json_uint(&json, migctl_le64(e));
+		migctl_json_key(&json, "pages");
+		migctl_json_uint(&json, migctl_le64(e + 8));
+		migctl_json_key(&json, "dirty_pages");
+		migctl_json_uint(&json, migctl_le64(e + 24));
+		migctl_json_close(&json, '}');
+		if (!options->json)
+			g_print("  window %u: iova 0x%" G_GINT64_MODIFIER "x, %" G_GUINT64_FORMAT
+				" pages, %" G_GUINT64_FORMAT " dirty\n",
+				i, migctl_le64(e), migctl_le64(e + 8), migctl_le64(e + 24));
+	}
+	migctl_json_close(&json, ']');
+	migctl_json_close(&json, '}');
+	if (options->json)
+		migctl_json_print(&json);
+	return MIGCTL_EXIT_OK;
+}
+
 /* ---- listen, migrate ---- */
 
 /* paths go to a daemon with another working directory: make them absolute */
@@ -378,6 +495,22 @@ migctl_add_path(GVariantBuilder *builder, const gchar *key, const gchar *path)
 		return;
 	abs = g_canonicalize_filename(path, NULL);
 	g_variant_builder_add(builder, "{sv}", key, g_variant_new_string(abs));
+}
+
+/* "IOVA+LEN,..." -> a(tt) */
+static GVariant *
+migctl_ranges_variant(const gchar *text, GError **error)
+{
+	g_autoptr(GArray) ranges = migd_dirty_ranges_parse(text, error);
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a(tt)"));
+
+	if (ranges == NULL)
+		return NULL;
+	for (guint i = 0; i < ranges->len; i++) {
+		const MigdIovaRange *r = &g_array_index(ranges, MigdIovaRange, i);
+		g_variant_builder_add(&builder, "(tt)", r->iova, r->length);
+	}
+	return g_variant_builder_end(&builder);
 }
 
 static GVariant *
@@ -403,6 +536,18 @@ migctl_build_options(const MigctlOptions *options, gboolean migrate)
 		if (options->timeout_s > 0)
 			g_variant_builder_add(&builder, "{sv}", "timeout-s",
 					      g_variant_new_uint32((guint32)options->timeout_s));
+		if (options->iova_ranges != NULL) {
+			g_auto(GVariantBuilder) map =
+			    G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a{sa(tt)}"));
+			/* checked by migctl_run: DEVICE=RANGES each */
+			for (guint i = 0; options->iova_ranges[i] != NULL; i++) {
+				g_auto(GStrv) kv = g_strsplit(options->iova_ranges[i], "=", 2);
+				g_variant_builder_add(&map, "{s@a(tt)}", kv[0],
+						      migctl_ranges_variant(kv[1], NULL));
+			}
+			g_variant_builder_add(&builder, "{sv}", "iova-ranges",
+					      g_variant_builder_end(&map));
+		}
 	}
 	return g_variant_builder_end(&builder);
 }
@@ -511,6 +656,10 @@ migctl_json_job_fields(MigctlJson *json, MigctlWatch *watch)
 	migctl_json_uint(json, migd_dbus_job_get_expected_downtime(job));
 	migctl_json_key(json, "precopy_rounds");
 	migctl_json_uint(json, migd_dbus_job_get_precopy_rounds(job));
+	migctl_json_key(json, "dirty_pages");
+	migctl_json_uint(json, migd_dbus_job_get_dirty_pages(job));
+	migctl_json_key(json, "dirty_wire_bytes");
+	migctl_json_uint(json, migd_dbus_job_get_dirty_wire_bytes(job));
 	migctl_json_key(json, "devices");
 	migctl_json_uint(json, migd_dbus_job_get_devices(job));
 }
@@ -711,6 +860,131 @@ migctl_cmd_cancel(const MigctlOptions *options, const gchar *path)
 	return MIGCTL_EXIT_OK;
 }
 
+/* ---- jobs ---- */
+
+static gint
+migctl_cmd_jobs(const MigctlOptions *options)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_auto(GStrv) paths = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(MigctlJson) json = {0};
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_list_jobs_sync(manager, &paths, NULL, &error))
+		return migctl_fail(options, error);
+	migctl_json_init(&json);
+	migctl_json_open(&json, '{');
+	migctl_json_key(&json, "jobs");
+	migctl_json_open(&json, '[');
+	if (!options->json)
+		g_print("%-28s %-12s %-10s %8s %12s %s\n", "JOB", "ROLE", "PHASE", "PROGRESS",
+			"BYTES", "MESSAGE");
+	for (guint i = 0; paths[i] != NULL; i++) {
+		g_autoptr(MigdDbusJob) job = NULL;
+		MigctlWatch watch = {.options = options, .path = paths[i]};
+
+		job = migd_dbus_job_proxy_new_sync(options->connection,
+						   G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+						   options->bus_name, paths[i], NULL, &error);
+		/* a job may expire between the list and the read: skip it */
+		if (job == NULL || migd_dbus_job_get_phase(job) == NULL) {
+			g_clear_error(&error);
+			continue;
+		}
+		watch.job = job;
+		if (options->json) {
+			migctl_json_open(&json, '{');
+			migctl_json_job_fields(&json, &watch);
+			migctl_json_key(&json, "message");
+			migctl_json_string(&json, migd_dbus_job_get_message(job));
+			migctl_json_close(&json, '}');
+		} else {
+			g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
+			g_print("%-28s %-12s %-10s %7.0f%% %12s %s\n", paths[i],
+				migd_dbus_job_get_role(job), migd_dbus_job_get_phase(job),
+				migd_dbus_job_get_progress(job) * 100.0, bytes,
+				migd_dbus_job_get_message(job));
+		}
+	}
+	migctl_json_close(&json, ']');
+	migctl_json_close(&json, '}');
+	if (options->json)
+		migctl_json_print(&json);
+	return MIGCTL_EXIT_OK;
+}
+
+/* ---- add, attach, detach ---- */
+
+static GVariant *
+migctl_device_options(const MigctlOptions *options, GError **error)
+{
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+
+	if (options->iova_ranges != NULL) {
+		GVariant *ranges;
+		if (g_strv_length(options->iova_ranges) != 1) {
+			g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+					    "give --iova-ranges once (IOVA+LEN,IOVA+LEN,...)");
+			return NULL;
+		}
+		ranges = migctl_ranges_variant(options->iova_ranges[0], error);
+		if (ranges == NULL)
+			return NULL;
+		g_variant_builder_add(&builder, "{sv}", "iova-ranges", ranges);
+	}
+	if (options->sim_spec != NULL)
+		g_variant_builder_add(&builder, "{sv}", "sim-spec",
+				      g_variant_new_string(options->sim_spec));
+	return g_variant_builder_end(&builder);
+}
+
+static gint
+migctl_cmd_device(const MigctlOptions *options, const gchar *cmd, const gchar *name)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) device_options = NULL;
+	gboolean ok;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL)
+		return migctl_fail(options, error);
+	if (g_strcmp0(cmd, "detach") == 0) {
+		ok = migd_dbus_manager_call_detach_device_sync(manager, name, NULL, &error);
+	} else {
+		device_options = migctl_device_options(options, &error);
+		if (device_options == NULL)
+			return migctl_fail(options, error);
+		g_variant_ref_sink(device_options);
+		if (g_strcmp0(cmd, "add") == 0) {
+			ok = migd_dbus_manager_call_add_device_sync(manager, name, device_options,
+								    NULL, &error);
+		} else {
+			g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
+			gint handle = g_unix_fd_list_append(fds, options->fd, &error);
+			ok = handle >= 0 && migd_dbus_manager_call_attach_device_sync(
+						manager, g_variant_new_handle(handle), name,
+						device_options, fds, NULL, NULL, &error);
+		}
+	}
+	if (!ok)
+		return migctl_fail(options, error);
+	if (options->json) {
+		g_auto(MigctlJson) json = {0};
+		migctl_json_init(&json);
+		migctl_json_open(&json, '{');
+		migctl_json_key(&json, "device");
+		migctl_json_string(&json, name);
+		migctl_json_key(&json, g_strcmp0(cmd, "detach") == 0 ? "detached" : "added");
+		migctl_json_bool(&json, TRUE);
+		migctl_json_close(&json, '}');
+		migctl_json_print(&json);
+	}
+	return MIGCTL_EXIT_OK;
+}
+
 /* ---- main ---- */
 
 static void
@@ -722,6 +996,9 @@ migctl_options_clear(MigctlOptions *options)
 	g_free(options->ca);
 	g_free(options->peer_name);
 	g_strfreev(options->devices);
+	g_free(options->output);
+	g_strfreev(options->iova_ranges);
+	g_free(options->sim_spec);
 	g_clear_object(&options->connection);
 }
 
@@ -750,11 +1027,15 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	if (argc < 2)
 		return migctl_usage("no command given");
 	cmd = argv[1];
-	if (g_strcmp0(cmd, "devices") == 0) {
+	if (g_strcmp0(cmd, "devices") == 0 || g_strcmp0(cmd, "jobs") == 0) {
 		want_args = 0;
+	} else if (g_strcmp0(cmd, "add") == 0 || g_strcmp0(cmd, "attach") == 0 ||
+		   g_strcmp0(cmd, "detach") == 0) {
+		want_args = 1;
 	} else if (g_strcmp0(cmd, "listen") == 0 || g_strcmp0(cmd, "migrate") == 0) {
 		want_args = 1;
-	} else if (g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0) {
+	} else if (g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0 ||
+		   g_strcmp0(cmd, "dirty-bitmap") == 0) {
 		want_args = 1;
 	} else {
 		return migctl_usage("unknown command '%s'", cmd);
@@ -764,6 +1045,30 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	if (migctl_has_transport_options(options) && g_strcmp0(cmd, "listen") != 0 &&
 	    g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("TLS options only apply to 'listen' and 'migrate'");
+	if ((options->sim_spec != NULL) && g_strcmp0(cmd, "add") != 0)
+		return migctl_usage("--sim-spec only applies to 'add'");
+	if (options->iova_ranges != NULL && g_strcmp0(cmd, "add") != 0 &&
+	    g_strcmp0(cmd, "attach") != 0 && g_strcmp0(cmd, "migrate") != 0)
+		return migctl_usage("--iova-ranges only applies to 'add', 'attach' and 'migrate'");
+	if ((options->fd >= 0) != (g_strcmp0(cmd, "attach") == 0))
+		return migctl_usage(options->fd >= 0 ? "--fd only applies to 'attach'"
+						     : "'attach' needs --fd N (an open VFIO device "
+						       "fd this command inherited)");
+	for (guint i = 0; g_strcmp0(cmd, "migrate") == 0 && options->iova_ranges != NULL &&
+			  options->iova_ranges[i] != NULL;
+	     i++) {
+		g_auto(GStrv) kv = g_strsplit(options->iova_ranges[i], "=", 2);
+		g_autoptr(GVariant) ranges = NULL;
+		if (kv[0] == NULL || kv[1] == NULL || kv[0][0] == '\0')
+			return migctl_usage("migrate: --iova-ranges DEVICE=IOVA+LEN,...");
+		ranges = migctl_ranges_variant(kv[1], &error);
+		if (ranges == NULL)
+			return migctl_usage("--iova-ranges %s: %s", options->iova_ranges[i],
+					    error->message);
+		g_variant_unref(g_variant_ref_sink(g_steal_pointer(&ranges)));
+	}
+	if (options->output != NULL && g_strcmp0(cmd, "dirty-bitmap") != 0)
+		return migctl_usage("--output only applies to 'dirty-bitmap'");
 	if (migctl_has_migrate_options(options) && g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("--device, --peer-name, --downtime-ms, --max-rounds, "
 				    "--timeout-s and --no-wait only apply to 'migrate'");
@@ -789,6 +1094,13 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_cmd_migrate(options, argv[2]);
 	if (g_strcmp0(cmd, "watch") == 0)
 		return migctl_watch(options, argv[2]);
+	if (g_strcmp0(cmd, "dirty-bitmap") == 0)
+		return migctl_cmd_dirty_bitmap(options, argv[2]);
+	if (g_strcmp0(cmd, "jobs") == 0)
+		return migctl_cmd_jobs(options);
+	if (g_strcmp0(cmd, "add") == 0 || g_strcmp0(cmd, "attach") == 0 ||
+	    g_strcmp0(cmd, "detach") == 0)
+		return migctl_cmd_device(options, cmd, argv[2]);
 	return migctl_cmd_cancel(options, argv[2]);
 }
 
@@ -796,6 +1108,7 @@ int
 main(int argc, char **argv)
 {
 	g_auto(MigctlOptions) options = {
+	    .fd = -1,
 	    .downtime_ms = -1,
 	    .max_rounds = -1,
 	    .timeout_s = -1,
@@ -827,20 +1140,36 @@ main(int argc, char **argv)
 	     "migrate: give up after this many seconds", "S"},
 	    {"no-wait", 0, 0, G_OPTION_ARG_NONE, &options.no_wait,
 	     "migrate: print the job and return at once", NULL},
+	    {"iova-ranges", 0, 0, G_OPTION_ARG_STRING_ARRAY, &options.iova_ranges,
+	     "add, attach: the guest IOVA ranges the device may DMA into; migrate: "
+	     "DEVICE=RANGES (repeatable)",
+	     "IOVA+LEN,..."},
+	    {"sim-spec", 0, 0, G_OPTION_ARG_STRING, &options.sim_spec,
+	     "add: a simulated device (daemons that serve them)", "SPEC"},
+	    {"fd", 0, 0, G_OPTION_ARG_INT, &options.fd, "attach: the inherited device fd", "N"},
+	    {"output", 'o', 0, G_OPTION_ARG_FILENAME, &options.output,
+	     "dirty-bitmap: write the bitmap file to FILE", "FILE"},
 	    {NULL},
 	};
 
 	setlocale(LC_ALL, "");
 	context = g_option_context_new("COMMAND [ARGS] - control vfio-migd");
 	g_option_context_set_summary(
-	    context, "Commands:\n"
-		     "  devices               list the daemon's devices\n"
-		     "  listen ADDRESS        receive migrations on ADDRESS\n"
-		     "  migrate ADDRESS       migrate devices to the daemon at ADDRESS\n"
-		     "  watch JOB_PATH        follow a job until it ends\n"
-		     "  cancel JOB_PATH       cancel a job\n"
-		     "\n"
-		     "Addresses: tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path");
+	    context,
+	    "Commands:\n"
+	    "  devices               list the daemon's devices\n"
+	    "  listen ADDRESS        receive migrations on ADDRESS\n"
+	    "  migrate ADDRESS       migrate devices to the daemon at ADDRESS\n"
+	    "  watch JOB_PATH        follow a job until it ends\n"
+	    "  cancel JOB_PATH       cancel a job\n"
+	    "  jobs                  list the daemon's jobs\n"
+	    "  add DEVICE            add a VFIO device (PCI address, mdev UUID, sysfs path)\n"
+	    "  attach NAME --fd N    hand the daemon an open VFIO device fd, as NAME\n"
+	    "  detach DEVICE         let go of a device\n"
+	    "  dirty-bitmap DEVICE   what the source device's DMA dirtied during the\n"
+	    "                        last incoming migration (--output FILE: save it)\n"
+	    "\n"
+	    "Addresses: tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path");
 	g_option_context_set_description(context,
 					 "Exit status: 0 success, 1 failure, 2 usage error.");
 	g_option_context_add_main_entries(context, entries, NULL);

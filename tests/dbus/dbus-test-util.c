@@ -142,6 +142,12 @@ dt_completed_cb(GDBusConnection *c, const gchar *sender, const gchar *path, cons
 DtDaemon *
 dt_daemon_start(const gchar *bus_name, const gchar *const *specs)
 {
+	return dt_daemon_start_full(bus_name, specs, NULL);
+}
+
+DtDaemon *
+dt_daemon_start_full(const gchar *bus_name, const gchar *const *specs, const gchar *config_path)
+{
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autoptr(GError) error = NULL;
 	DtDaemon *daemon = g_new0(DtDaemon, 1);
@@ -155,6 +161,10 @@ dt_daemon_start(const gchar *bus_name, const gchar *const *specs)
 	for (guint i = 0; specs != NULL && specs[i] != NULL; i++) {
 		g_ptr_array_add(argv, (gpointer) "--sim-device");
 		g_ptr_array_add(argv, (gpointer)specs[i]);
+	}
+	if (config_path != NULL) {
+		g_ptr_array_add(argv, (gpointer) "--config");
+		g_ptr_array_add(argv, (gpointer)config_path);
 	}
 	g_ptr_array_add(argv, NULL);
 

@@ -39,6 +39,9 @@ GDBusConnection *dt_connection(void);
 /* starts vfio-migd on the private bus with --sim-device for each of @specs (NULL-terminated)
  * and waits until it owns @bus_name */
 DtDaemon *dt_daemon_start(const gchar *bus_name, const gchar *const *specs);
+/* ... with --config @config_path (may be NULL) */
+DtDaemon *dt_daemon_start_full(const gchar *bus_name, const gchar *const *specs,
+			       const gchar *config_path);
 /* SIGTERM, and checks it exits cleanly (status 0) */
 void dt_daemon_stop(DtDaemon *daemon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DtDaemon, dt_daemon_stop)

@@ -14,6 +14,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <gio/gunixfdlist.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include "dbus-test-util.h"
 
 static const gchar *const manager_specs[] = {
@@ -150,6 +157,204 @@ test_plugins_removed_fall_back(void **state)
 	assert_int_equal(rmdir(empty), 0);
 }
 
+/* AddDevice / AttachDevice / DetachDevice, through D-Bus and vfio-migctl */
+static gboolean
+has_device(DtDaemon *daemon, const gchar *name, const gchar **plugin_out)
+{
+	g_autoptr(GVariant) reply = dt_manager_call(daemon, "ListDevices", NULL, NULL);
+	g_autoptr(GVariant) list = g_variant_get_child_value(reply, 0);
+	GVariantIter iter;
+	const gchar *n;
+	GVariant *props;
+
+	g_variant_iter_init(&iter, list);
+	while (g_variant_iter_next(&iter, "(&s@a{sv})", &n, &props)) {
+		gboolean found = g_strcmp0(n, name) == 0;
+		if (found && plugin_out != NULL) {
+			static gchar plugin[64];
+			const gchar *p = "";
+			g_variant_lookup(props, "plugin", "&s", &p);
+			g_strlcpy(plugin, p, sizeof(plugin));
+			*plugin_out = plugin;
+		}
+		g_variant_unref(props);
+		if (found)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static void
+test_add_attach_detach(void **state)
+{
+	DtDaemon *daemon = *state;
+	const gchar *bus = "org.vfiomigd.Test.Manager";
+	g_autofree gchar *out = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	const gchar *plugin = NULL;
+
+	/* a simulated device, with its IOVA ranges, through vfio-migctl */
+	assert_int_equal(dt_migctl(bus, &out, "add", "sim9", "--sim-spec", "mlx5:seed=9",
+				   "--iova-ranges", "0x0+1G,0x100000000+1G", NULL),
+			 0);
+	assert_true(has_device(daemon, "sim9", &plugin));
+	assert_string_equal(plugin, "mlx5");
+	/* the same name twice */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "add", "sim9", "--sim-spec", "hisi_acc:seed=1", NULL),
+			 1);
+	/* a bad range, an unknown option, a kernel device that does not exist */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "add", "sim8", "--sim-spec", "mlx5:seed=8",
+				   "--iova-ranges", "0x0", NULL),
+			 1);
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('sim7', {'color': <'blue'>})"), &error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "unknown option 'color'"));
+	g_clear_error(&error);
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('0000:99:99.7', @a{sv} {})"), &error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "0000:99:99.7"));
+	g_clear_error(&error);
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('sim6', {'sim-spec': <'mlx5:seed=6'>, "
+						     "'iova-ranges': <@a(tt) [(0, 0)]>})"),
+				&error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "empty or wraps"));
+	g_clear_error(&error);
+	assert_false(has_device(daemon, "sim6", NULL));
+
+	/* attach: an fd that is not a VFIO device is refused with a reason */
+	{
+		g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
+		gint fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		assert_int_equal(g_unix_fd_list_append(fds, fd, NULL), 0);
+		close(fd);
+		reply = g_dbus_connection_call_with_unix_fd_list_sync(
+		    dt_connection(), bus, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+		    "AttachDevice", g_variant_new_parsed("(@h 0, 'vm1-nic', @a{sv} {})"), NULL,
+		    G_DBUS_CALL_FLAGS_NONE, -1, fds, NULL, NULL, &error);
+		assert_null(reply);
+		assert_non_null(strstr(error->message, "not a usable VFIO device fd"));
+		g_clear_error(&error);
+	}
+	/* vfio-migctl attach insists on an fd */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "attach", "vm1-nic", NULL), 2);
+
+	/* detach: gone; twice: unknown */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "--json", "detach", "sim9", NULL), 0);
+	assert_non_null(strstr(out, "\"detached\":true"));
+	assert_false(has_device(daemon, "sim9", NULL));
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "detach", "sim9", NULL), 1);
+}
+
+/* the messages systemd would get: READY after the name, STATUS, WATCHDOG, STOPPING */
+static gboolean
+notify_wait(gint fd, const gchar *prefix, gchar **line_out)
+{
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	while (g_get_monotonic_time() < deadline) {
+		gchar buf[4096];
+		GPollFD pfd = {.fd = fd, .events = G_IO_IN};
+		gssize n;
+		/* the daemon's bus traffic is dispatched while we wait */
+		g_main_context_iteration(NULL, FALSE);
+		if (g_poll(&pfd, 1, 50) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		{
+			g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
+			for (guint i = 0; lines[i] != NULL; i++) {
+				if (!g_str_has_prefix(lines[i], prefix))
+					continue;
+				if (line_out != NULL)
+					*line_out = g_strdup(lines[i]);
+				return TRUE;
+			}
+		}
+	}
+	return FALSE;
+}
+
+static void
+test_systemd_notify(void **state)
+{
+	const gchar *const specs[] = {"mlx5:seed=1", NULL};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-notify-XXXXXX", NULL);
+	g_autofree gchar *path = g_build_filename(dir, "notify", NULL);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	g_autofree gchar *status = NULL;
+	DtDaemon *daemon;
+	gint fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	g_setenv("NOTIFY_SOCKET", path, TRUE);
+	g_setenv("WATCHDOG_USEC", "400000", TRUE);
+	daemon = dt_daemon_start("org.vfiomigd.Test.Notify", specs);
+	g_unsetenv("NOTIFY_SOCKET");
+	g_unsetenv("WATCHDOG_USEC");
+
+	assert_true(notify_wait(fd, "READY=1", NULL));
+	assert_true(notify_wait(fd, "WATCHDOG=1", NULL));
+	assert_true(notify_wait(fd, "STATUS=Idle, 1 device(s)", &status));
+	dt_daemon_stop(daemon);
+	assert_true(notify_wait(fd, "STOPPING=1", NULL));
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* a bad configuration stops the daemon at once, naming the group and the problem */
+static void
+test_bad_config_refused(void **state)
+{
+	const struct {
+		const gchar *text;
+		const gchar *expect;
+	} cases[] = {
+	    {"[device sim9]\niova-ranges=0x0+1G\n", "[device sim9]: no such device"},
+	    {"[device sim0]\niova-range=0x0+1G\n", "unknown key 'iova-range'"},
+	    {"[device sim0]\niova-ranges=0x0\n", "[device sim0] iova-ranges"},
+	    {"[plugin mlx5]\nread-size=lots\n", "[plugin mlx5]"},
+	    {"not a key file", "vfio-migd.conf"},
+	};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "vfio-migd.conf", NULL);
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GSubprocess) proc = NULL;
+		g_autofree gchar *err = NULL;
+		g_autoptr(GError) error = NULL;
+
+		assert_true(g_file_set_contents(conf, cases[i].text, -1, NULL));
+		proc = g_subprocess_new(
+		    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
+		    dt_migd_path(), "--session", "--bus-name", "org.vfiomigd.Test.BadConfig",
+		    "--sim-device", "mlx5:seed=1", "--config", conf, NULL);
+		assert_non_null(proc);
+		assert_true(g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err, &error));
+		assert_true(g_subprocess_get_if_exited(proc));
+		assert_int_equal(g_subprocess_get_exit_status(proc), 1);
+		if (strstr(err, cases[i].expect) == NULL)
+			fail_msg("case %u: '%s' does not say '%s'", i, err, cases[i].expect);
+	}
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_migrate_unknown_device(void **state)
 {
@@ -269,6 +474,9 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_properties, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_devices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_attach_detach, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_unknown_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_device_twice, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_bad_address, setup, teardown),

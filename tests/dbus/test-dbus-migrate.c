@@ -15,6 +15,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <gio/gunixfdlist.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "dbus-test-util.h"
 
 #define SRC_NAME "org.vfiomigd.Test.Source"
@@ -28,8 +34,10 @@ typedef struct {
 static void
 pair_free(Pair *pair)
 {
-	dt_daemon_stop(pair->src);
-	dt_daemon_stop(pair->dst);
+	if (pair->src != NULL)
+		dt_daemon_stop(pair->src);
+	if (pair->dst != NULL)
+		dt_daemon_stop(pair->dst);
 	g_free(pair);
 }
 
@@ -147,6 +155,227 @@ test_migrate_success(void **state)
 	}
 }
 
+/*
+ * Dirty tracking through the daemons: the source's configuration gives sim0
+ * its IOVA ranges; the destination hands out what it accumulated as an fd,
+ * and vfio-migctl reads the same.
+ */
+static void
+test_migrate_dirty_bitmap(void **state)
+{
+	const gchar *const src_specs[] = {
+	    "mlx5:state_size=8M,seed=1,dma_pattern=random,dma_rate=32M", "hisi_acc:seed=3", NULL};
+	const gchar *const dst_specs[] = {"mlx5:seed=101", "hisi_acc:seed=103", NULL};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-dbus-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "src.conf", NULL);
+	Pair *pair = g_new0(Pair, 1);
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *message = NULL;
+	g_autofree gchar *out = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) json = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 head[64];
+	guint64 pages = 0;
+	gint fd;
+
+	assert_true(g_file_set_contents(
+	    conf, "[device sim0]\niova-ranges=0x0+256M,0x100000000+256M\n", -1, NULL));
+	*state = pair;
+	pair->src = dt_daemon_start_full(SRC_NAME, src_specs, conf);
+	pair->dst = dt_daemon_start(DST_NAME, dst_specs);
+	address = dt_listen_plain(pair->dst);
+	job = migrate(pair->src, address, NULL, NULL);
+	if (!dt_job_wait_completed(pair->src, job, &message))
+		fail_msg("migration failed: %s", message);
+	assert_true(job_u64(pair->src, job, "DirtyPages") > 0);
+	assert_true(job_u64(pair->src, job, "DirtyWireBytes") > 0);
+	g_free(dt_job_wait_final(pair->dst, "/org/vfiomigd/Migd1/jobs/1"));
+	assert_int_equal(job_u64(pair->dst, "/org/vfiomigd/Migd1/jobs/1", "DirtyPages"),
+			 job_u64(pair->src, job, "DirtyPages"));
+
+	/* the fd, straight from D-Bus */
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    dt_connection(), DST_NAME, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+	    "GetDirtyBitmap", g_variant_new("(s)", "sim0"), G_VARIANT_TYPE("(h)"),
+	    G_DBUS_CALL_FLAGS_NONE, -1, NULL, &fds, NULL, &error);
+	if (reply == NULL)
+		fail_msg("GetDirtyBitmap: %s", error->message);
+	fd = g_unix_fd_list_get(fds, 0, &error);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, head, sizeof(head)), sizeof(head));
+	assert_memory_equal(head, "MIGDDIRT", 8);
+	assert_int_equal(head[12], 2); /* two windows */
+	memcpy(&pages, head + 24, 8);
+	assert_true(GUINT64_FROM_LE(pages) > 0);
+	close(fd);
+
+	/* the untracked device, and an unknown one, are clear errors */
+	g_clear_pointer(&reply, g_variant_unref);
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    dt_connection(), DST_NAME, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+	    "GetDirtyBitmap", g_variant_new("(s)", "sim1"), G_VARIANT_TYPE("(h)"),
+	    G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL, &error);
+	assert_null(reply);
+	assert_true(g_dbus_error_is_remote_error(error));
+	g_clear_error(&error);
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    dt_connection(), DST_NAME, "/org/vfiomigd/Migd1", "org.vfiomigd.Migd1.Manager",
+	    "GetDirtyBitmap", g_variant_new("(s)", "nope"), G_VARIANT_TYPE("(h)"),
+	    G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL, &error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "unknown device 'nope'"));
+	g_clear_error(&error);
+
+	/* both jobs are listed, finished */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(SRC_NAME, &out, "--json", "jobs", NULL), 0);
+	assert_non_null(strstr(out, "\"phase\":\"completed\""));
+	assert_non_null(strstr(out, job));
+	g_clear_pointer(&out, g_free);
+
+	/* vfio-migctl --json dirty-bitmap: the same numbers */
+	assert_int_equal(dt_migctl(DST_NAME, &out, "--json", "dirty-bitmap", "sim0", NULL), 0);
+	json = dt_json_parse(out, &error);
+	if (json == NULL)
+		fail_msg("%s: %s", out, error->message);
+	{
+		g_autoptr(GVariant) v = g_variant_lookup_value(json, "dirty_pages", NULL);
+		assert_non_null(v);
+		assert_true(g_variant_get_double(v) == (gdouble)GUINT64_FROM_LE(pages));
+	}
+	{
+		g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
+static gboolean
+device_low_power(DtDaemon *d, guint i)
+{
+	g_autoptr(GVariant) props = dt_device_props(d, i);
+	gboolean lp = FALSE;
+	assert_true(g_variant_lookup(props, "low-power", "b", &lp));
+	return lp;
+}
+
+/* [daemon] low-power-idle: idle devices sleep, wake for the job, and only the
+ * destination's (now running a guest) stay awake afterwards */
+static void
+test_migrate_low_power(void **state)
+{
+	const gchar *const src_specs[] = {"mlx5:state_size=4M,seed=1", "hisi_acc:seed=3", NULL};
+	const gchar *const dst_specs[] = {"mlx5:seed=101", "hisi_acc:seed=103", NULL};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-lp-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "lp.conf", NULL);
+	Pair *pair = g_new0(Pair, 1);
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *message = NULL;
+
+	assert_true(g_file_set_contents(conf, "[daemon]\nlow-power-idle=true\n", -1, NULL));
+	*state = pair;
+	pair->src = dt_daemon_start_full(SRC_NAME, src_specs, conf);
+	pair->dst = dt_daemon_start_full(DST_NAME, dst_specs, conf);
+	for (guint i = 0; i < 2; i++) {
+		assert_true(device_low_power(pair->src, i));
+		assert_true(device_low_power(pair->dst, i));
+	}
+	address = dt_listen_plain(pair->dst);
+	job = migrate(pair->src, address, NULL, NULL);
+	if (!dt_job_wait_completed(pair->src, job, &message))
+		fail_msg("migration failed: %s", message);
+	g_free(dt_job_wait_final(pair->dst, "/org/vfiomigd/Migd1/jobs/1"));
+	for (guint i = 0; i < 2; i++) {
+		assert_true(dt_device_digest(pair->dst, i) == dt_device_digest(pair->src, i));
+		assert_true(device_low_power(pair->src, i));
+		assert_false(device_low_power(pair->dst, i));
+	}
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* the digest of device 0 of the daemon owning @bus_name */
+static guint64
+digest_of(const gchar *bus_name)
+{
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) list = NULL;
+	g_autoptr(GVariant) props = NULL;
+	const gchar *name = NULL;
+	guint64 digest = 0;
+
+	reply = g_dbus_connection_call_sync(dt_connection(), bus_name, "/org/vfiomigd/Migd1",
+					    "org.vfiomigd.Migd1.Manager", "ListDevices", NULL,
+					    G_VARIANT_TYPE("(a(sa{sv}))"), G_DBUS_CALL_FLAGS_NONE,
+					    -1, NULL, NULL);
+	assert_non_null(reply);
+	list = g_variant_get_child_value(reply, 0);
+	g_variant_get_child(list, 0, "(&s@a{sv})", &name, &props);
+	assert_true(g_variant_lookup(props, "sim-digest", "t", &digest));
+	return digest;
+}
+
+/*
+ * Socket activation: systemd-socket-activate holds the port (as vfio-migd.socket
+ * would) and starts the destination daemon on the first connection; the daemon
+ * receives on the socket it was handed, with [listen] from its configuration.
+ */
+static void
+test_migrate_socket_activated(void **state)
+{
+	const gchar *const src_specs[] = {"mlx5:state_size=4M,seed=1", NULL};
+	const gchar *dst_name = "org.vfiomigd.Test.Activated";
+	g_autofree gchar *dir = g_dir_make_tmp("migd-sa-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "dst.conf", NULL);
+	g_autofree gchar *listen = NULL;
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *message = NULL;
+	g_autoptr(GSubprocess) activator = NULL;
+	g_autoptr(GVariant) pid = NULL;
+	g_autoptr(GError) error = NULL;
+	Pair *pair = g_new0(Pair, 1);
+	guint16 port = dt_unused_port();
+
+	if (g_find_program_in_path("systemd-socket-activate") == NULL)
+		fail_msg(
+		    "systemd-socket-activate not found (scripts/install-deps.sh installs systemd)");
+	assert_true(g_file_set_contents(conf, "[listen]\nplain=true\n", -1, NULL));
+	listen = g_strdup_printf("127.0.0.1:%u", port);
+	address = g_strdup_printf("tcp:%s", listen);
+	activator =
+	    g_subprocess_new(G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, "systemd-socket-activate",
+			     "-l", listen, "-E", "DBUS_SESSION_BUS_ADDRESS", "-E",
+			     "VFIO_MIGD_PLUGIN_DIR", dt_migd_path(), "--session", "--bus-name",
+			     dst_name, "--sim-device", "mlx5:seed=101", "--config", conf, NULL);
+	assert_non_null(activator);
+	*state = pair;
+	pair->src = dt_daemon_start(SRC_NAME, src_specs);
+	/* nothing runs on the destination side until the source connects */
+	job = migrate(pair->src, address, "timeout-s", g_variant_new_uint32(60));
+	if (!dt_job_wait_completed(pair->src, job, &message))
+		fail_msg("migration into the activated daemon failed: %s", message);
+	assert_true(digest_of(dst_name) == dt_device_digest(pair->src, 0));
+
+	/* stop the activated daemon, then the activator */
+	pid = g_dbus_connection_call_sync(
+	    dt_connection(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+	    "org.freedesktop.DBus", "GetConnectionUnixProcessID", g_variant_new("(s)", dst_name),
+	    G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+	if (pid != NULL) {
+		guint32 p = 0;
+		g_variant_get(pid, "(u)", &p);
+		kill((pid_t)p, SIGTERM);
+	}
+	g_subprocess_force_exit(activator);
+	g_subprocess_wait(activator, NULL, NULL);
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_migrate_nobody_listening(void **state)
 {
@@ -236,6 +465,9 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_migrate_success, teardown),
+	    cmocka_unit_test_teardown(test_migrate_dirty_bitmap, teardown),
+	    cmocka_unit_test_teardown(test_migrate_low_power, teardown),
+	    cmocka_unit_test_teardown(test_migrate_socket_activated, teardown),
 	    cmocka_unit_test_teardown(test_migrate_nobody_listening, teardown),
 	    cmocka_unit_test_teardown(test_migrate_cancel, teardown),
 	};
