@@ -72,7 +72,8 @@ start_daemon "$DST" "$TMP/dst.log" "$TMP/dst.conf" \
   mlx5:state_size=256M,seed=101 mlx5:state_size=128M,seed=102 hisi_acc:seed=103
 start_daemon "$SRC" "$TMP/src.log" "$TMP/src.conf" \
   mlx5:state_size=256M,seed=1,dirty_rate=64M,dma_pattern=hotspot:5,dma_rate=256M \
-  mlx5:state_size=128M,seed=2,dma_pattern=random,dma_rate=16M hisi_acc:seed=3
+  mlx5:state_size=128M,seed=2,dma_pattern=random,dma_rate=16M \
+  hisi_acc:seed=3,dma_pattern=sequential,dma_rate=8M
 
 echo "== source daemon: which plugin handles which device"
 grep -h -E ': plugin |no plugin for' "$TMP/src.log" | sed 's/^[^:]*: [0-9:.]*: /  /' || true
