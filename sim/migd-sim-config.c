@@ -44,6 +44,7 @@ static const MigdSimConfigKey migd_sim_config_keys[] = {
     {"que_iso_cfg", MIGD_SIM_KNOB_HISI_MATCH},
     {"iommufd_driver", MIGD_SIM_KNOB_IOMMUFD_DRIVER},
     {"sysfs", MIGD_SIM_KNOB_SYSFS},
+    {"persist", MIGD_SIM_KNOB_SYSFS},
     {"iommu_dirty", MIGD_SIM_KNOB_IOMMU_DIRTY},
 };
 
@@ -109,6 +110,7 @@ migd_sim_config_copy(const MigdSimConfig *self)
 	g_return_val_if_fail(self != NULL, NULL);
 	copy = g_memdup2(self, sizeof(*self));
 	copy->sysfs = g_strdup(self->sysfs);
+	copy->persist = g_strdup(self->persist);
 	return copy;
 }
 
@@ -118,6 +120,7 @@ migd_sim_config_free(MigdSimConfig *self)
 	if (self == NULL)
 		return;
 	g_free(self->sysfs);
+	g_free(self->persist);
 	g_free(self);
 }
 
@@ -319,6 +322,16 @@ migd_sim_config_set_value(MigdSimConfig *self, const gchar *key, const gchar *va
 		if (!migd_sim_config_parse_uint(value, G_MAXUINT, &v, error))
 			return FALSE;
 		self->fail_count = (guint)v;
+		return TRUE;
+	}
+	if (g_strcmp0(key, "persist") == 0) {
+		if (value[0] != '/') {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "persist=%s: an absolute file path is required", value);
+			return FALSE;
+		}
+		g_free(self->persist);
+		self->persist = g_strdup(value);
 		return TRUE;
 	}
 	if (g_strcmp0(key, "sysfs") == 0) {

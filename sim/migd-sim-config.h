@@ -49,6 +49,8 @@ typedef struct {
 	guint32 hisi_que_iso_cfg;
 	/* what plugins read as the device's sysfs directory (e.g. mlx5's firmware version) */
 	gchar *sysfs;
+	/* a file the FSM state is kept in, so the device outlives its process (crash tests) */
+	gchar *persist;
 } MigdSimConfig;
 
 /* the defaults of @profile_name; MIGD_ERROR_INVALID_ARGUMENT for an unknown profile */

@@ -315,6 +315,41 @@ migd_sim_device_walk(MigdSimDevice *self, MigdState target, MigdSimSession **new
 	return err;
 }
 
+/*
+ * persist=FILE: the device outlives the process that drives it, as a kernel
+ * device outlives a daemon that crashed (mtty keeps its FSM state across
+ * close). Lock held; the state as its name, written atomically.
+ */
+static void
+migd_sim_device_persist_locked(MigdSimDevice *self)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (self->config->persist == NULL)
+		return;
+	if (!g_file_set_contents(self->config->persist, migd_state_to_string(self->state), -1,
+				 &error))
+		g_warning("%s: persist: %s", self->info->name, error->message);
+}
+
+static void
+migd_sim_device_restore(MigdSimDevice *self)
+{
+	g_autofree gchar *contents = NULL;
+
+	if (self->config->persist == NULL ||
+	    !g_file_get_contents(self->config->persist, &contents, NULL, NULL))
+		return;
+	for (guint s = 0; s <= MIGD_STATE_PRE_COPY_P2P; s++) {
+		if (migd_state_is_valid(s) &&
+		    g_strcmp0(g_strstrip(contents), migd_state_to_string(s)) == 0) {
+			/* its sessions died with the process that held their fds */
+			self->state = s;
+			return;
+		}
+	}
+}
+
 static gboolean
 migd_sim_device_set_state(MigdDevice *device, MigdState state, MigdDataFd **data_fd, GError **error)
 {
@@ -326,6 +361,7 @@ migd_sim_device_set_state(MigdDevice *device, MigdState state, MigdDataFd **data
 	g_mutex_lock(&self->lock);
 	from = self->state;
 	err = migd_sim_device_walk(self, state, &session);
+	migd_sim_device_persist_locked(self);
 	g_mutex_unlock(&self->lock);
 	if (err != 0) {
 		g_clear_pointer(&session, migd_sim_session_unref);
@@ -372,6 +408,7 @@ migd_sim_device_reset(MigdDevice *device, GError **error)
 	}
 	if (self->backend->reset != NULL)
 		self->backend->reset(self);
+	migd_sim_device_persist_locked(self);
 	g_cond_broadcast(&self->cond);
 	return TRUE;
 }
@@ -1020,6 +1057,7 @@ migd_sim_device_new(const MigdSimConfig *config, GError **error)
 								 : &migd_sim_iommu_hwpt_limits);
 	if (!self->backend->init(self, error))
 		return NULL;
+	migd_sim_device_restore(self);
 	name = g_strdup_printf("sim-%s-%" G_GUINT64_FORMAT, self->info->name, config->seed);
 	migd_device_set_name(MIGD_DEVICE(self), name);
 	migd_device_set_sysfs_path(MIGD_DEVICE(self), config->sysfs);

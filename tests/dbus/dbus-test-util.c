@@ -148,6 +148,14 @@ dt_daemon_start(const gchar *bus_name, const gchar *const *specs)
 DtDaemon *
 dt_daemon_start_full(const gchar *bus_name, const gchar *const *specs, const gchar *config_path)
 {
+	const gchar *const args[] = {"--config", config_path, NULL};
+	return dt_daemon_start_args(bus_name, specs, config_path != NULL ? args : NULL);
+}
+
+DtDaemon *
+dt_daemon_start_args(const gchar *bus_name, const gchar *const *specs,
+		     const gchar *const *extra_args)
+{
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autoptr(GError) error = NULL;
 	DtDaemon *daemon = g_new0(DtDaemon, 1);
@@ -162,10 +170,8 @@ dt_daemon_start_full(const gchar *bus_name, const gchar *const *specs, const gch
 		g_ptr_array_add(argv, (gpointer) "--sim-device");
 		g_ptr_array_add(argv, (gpointer)specs[i]);
 	}
-	if (config_path != NULL) {
-		g_ptr_array_add(argv, (gpointer) "--config");
-		g_ptr_array_add(argv, (gpointer)config_path);
-	}
+	for (guint i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)extra_args[i]);
 	g_ptr_array_add(argv, NULL);
 
 	daemon->bus_name = g_strdup(bus_name);
@@ -221,6 +227,15 @@ dt_daemon_stop(DtDaemon *daemon)
 	/* a clean exit on SIGTERM: no crash, no sanitizer report */
 	assert_true(g_subprocess_get_if_exited(daemon->process));
 	assert_int_equal(g_subprocess_get_exit_status(daemon->process), 0);
+	dt_daemon_free(daemon);
+}
+
+void
+dt_daemon_crash(DtDaemon *daemon)
+{
+	g_ptr_array_remove(dt_live, daemon);
+	g_subprocess_force_exit(daemon->process);
+	dt_wait_for(&daemon->exited, "the daemon to die");
 	dt_daemon_free(daemon);
 }
 

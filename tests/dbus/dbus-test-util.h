@@ -39,6 +39,11 @@ GDBusConnection *dt_connection(void);
 /* starts vfio-migd on the private bus with --sim-device for each of @specs (NULL-terminated)
  * and waits until it owns @bus_name */
 DtDaemon *dt_daemon_start(const gchar *bus_name, const gchar *const *specs);
+/* ... with more arguments (NULL-terminated, may be NULL) */
+DtDaemon *dt_daemon_start_args(const gchar *bus_name, const gchar *const *specs,
+			       const gchar *const *extra_args);
+/* SIGKILL: a crash, with no chance to roll anything back */
+void dt_daemon_crash(DtDaemon *daemon);
 /* ... with --config @config_path (may be NULL) */
 DtDaemon *dt_daemon_start_full(const gchar *bus_name, const gchar *const *specs,
 			       const gchar *config_path);

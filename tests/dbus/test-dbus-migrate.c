@@ -376,6 +376,70 @@ test_migrate_socket_activated(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * A crash mid-migration: SIGKILL the source daemon while its device is out
+ * of RUNNING (the simulated device keeps its state in a file, as a kernel
+ * device outlives the process); the next start finds the job in its state
+ * directory and brings the device back to RUNNING.
+ */
+static void
+test_crash_restart_recovers(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-crash-XXXXXX", NULL);
+	g_autofree gchar *state_dir = g_build_filename(dir, "state", NULL);
+	g_autofree gchar *persist = g_build_filename(dir, "dev0.state", NULL);
+	g_autofree gchar *spec =
+	    g_strdup_printf("mlx5:state_size=64M,seed=1,save_rate=16M,persist=%s", persist);
+	const gchar *const src_specs[] = {spec, NULL};
+	const gchar *const dst_specs[] = {"mlx5:seed=101", NULL};
+	const gchar *const args[] = {"--state-dir", state_dir, NULL};
+	Pair *pair = g_new0(Pair, 1);
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *left = NULL;
+	g_autofree gchar *after = NULL;
+	gint64 deadline;
+
+	*state = pair;
+	pair->src = dt_daemon_start_args(SRC_NAME, src_specs, args);
+	pair->dst = dt_daemon_start(DST_NAME, dst_specs);
+	address = dt_listen_plain(pair->dst);
+	job = migrate(pair->src, address, NULL, NULL);
+	/* wait until the device has left RUNNING (pre-copy runs ~4 s at this rate) */
+	deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+	while (g_get_monotonic_time() < deadline) {
+		g_free(left);
+		left = NULL;
+		if (g_file_get_contents(persist, &left, NULL, NULL) &&
+		    g_strcmp0(left, "RUNNING") != 0)
+			break;
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(20 * 1000);
+	}
+	assert_non_null(left);
+	assert_string_not_equal(left, "RUNNING");
+	dt_daemon_crash(pair->src);
+	pair->src = NULL;
+	/* the journal is still there, and the device still where the crash left it */
+	g_free(left);
+	assert_true(g_file_get_contents(persist, &left, NULL, NULL));
+	assert_string_not_equal(left, "RUNNING");
+
+	pair->src = dt_daemon_start_args(SRC_NAME, src_specs, args);
+	after = dt_device_state(pair->src, 0);
+	assert_string_equal(after, "RUNNING");
+	{
+		g_autoptr(GDir) d = g_dir_open(state_dir, 0, NULL);
+		assert_non_null(d);
+		/* the record was consumed */
+		assert_null(g_dir_read_name(d));
+	}
+	{
+		g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 static void
 test_migrate_nobody_listening(void **state)
 {
@@ -468,6 +532,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_migrate_dirty_bitmap, teardown),
 	    cmocka_unit_test_teardown(test_migrate_low_power, teardown),
 	    cmocka_unit_test_teardown(test_migrate_socket_activated, teardown),
+	    cmocka_unit_test_teardown(test_crash_restart_recovers, teardown),
 	    cmocka_unit_test_teardown(test_migrate_nobody_listening, teardown),
 	    cmocka_unit_test_teardown(test_migrate_cancel, teardown),
 	};
