@@ -611,47 +611,65 @@ migd_dbus_manager_service_apply_ranges(MigdDbusManagerService *self, GPtrArray *
 
 /* ---- Migrate ---- */
 
+gchar *
+migd_dbus_manager_service_migrate(MigdDbusManagerService *self, const gchar *const *device_names,
+				  const gchar *address, GVariant *options, const gchar *requester,
+				  GError **error)
+{
+	g_autoptr(MigdTransportConfig) transport = g_new0(MigdTransportConfig, 1);
+	g_autoptr(GPtrArray) devices = NULL;
+	g_autoptr(MigdJob) job = NULL;
+	MigdSourceOptions source_options;
+	const gchar *path;
+
+	migd_source_options_init(&source_options);
+	source_options.journal = self->journal;
+	if (!migd_dbus_check_address(address, error) ||
+	    !migd_dbus_parse_options(options, transport, &source_options, error))
+		return NULL;
+	devices = migd_dbus_manager_service_resolve_devices(self, device_names, error);
+	if (devices == NULL ||
+	    !migd_dbus_manager_service_apply_ranges(self, devices, options, error) ||
+	    !migd_dbus_manager_service_wake_devices(self, devices, error))
+		return NULL;
+	job = migd_source_start(devices, address, transport, &source_options, error);
+	if (job == NULL)
+		return NULL;
+	path = migd_dbus_manager_service_add_job(self, job, devices, error);
+	if (path == NULL) {
+		/* the engine already started: do not leave it running unobserved */
+		migd_job_cancel(job);
+		return NULL;
+	}
+	g_message("migrating %u device(s) to %s for %s: %s", devices->len, address, requester,
+		  path);
+	return g_strdup(path);
+}
+
+gboolean
+migd_dbus_manager_service_cancel_job(MigdDbusManagerService *self, const gchar *path)
+{
+	MigdDbusJobEntry *entry = g_hash_table_lookup(self->jobs, path);
+	if (entry == NULL)
+		return FALSE;
+	return migd_job_cancel(migd_dbus_job_service_get_job(entry->service));
+}
+
 static gboolean
 migd_dbus_manager_service_handle_migrate(MigdDbusManager *iface, GDBusMethodInvocation *invocation,
 					 const gchar *address, const gchar *const *device_names,
 					 GVariant *options)
 {
 	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
-	g_autoptr(MigdTransportConfig) transport = g_new0(MigdTransportConfig, 1);
-	g_autoptr(GPtrArray) devices = NULL;
-	g_autoptr(MigdJob) job = NULL;
 	g_autoptr(GError) error = NULL;
-	MigdSourceOptions source_options;
-	const gchar *path;
+	g_autofree gchar *path = migd_dbus_manager_service_migrate(
+	    self, device_names, address, options, g_dbus_method_invocation_get_sender(invocation),
+	    &error);
 
-	migd_source_options_init(&source_options);
-	source_options.journal = self->journal;
-	if (!migd_dbus_check_address(address, &error) ||
-	    !migd_dbus_parse_options(options, transport, &source_options, &error)) {
-		migd_dbus_return_error(invocation, g_steal_pointer(&error));
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	devices = migd_dbus_manager_service_resolve_devices(self, device_names, &error);
-	if (devices == NULL ||
-	    !migd_dbus_manager_service_apply_ranges(self, devices, options, &error) ||
-	    !migd_dbus_manager_service_wake_devices(self, devices, &error)) {
-		migd_dbus_return_error(invocation, g_steal_pointer(&error));
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	job = migd_source_start(devices, address, transport, &source_options, &error);
-	if (job == NULL) {
-		migd_dbus_return_error(invocation, g_steal_pointer(&error));
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	path = migd_dbus_manager_service_add_job(self, job, devices, &error);
 	if (path == NULL) {
-		/* the engine already started: do not leave it running unobserved */
-		migd_job_cancel(job);
 		migd_dbus_return_error(invocation, g_steal_pointer(&error));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	g_message("migrating %u device(s) to %s for %s: %s", devices->len, address,
-		  g_dbus_method_invocation_get_sender(invocation), path);
 	migd_dbus_manager_complete_migrate(iface, invocation, path);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }

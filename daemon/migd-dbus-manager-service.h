@@ -71,6 +71,16 @@ void migd_dbus_manager_service_unexport(MigdDbusManagerService *self);
 /* receives migrations on a listening socket handed over by systemd (owns @fd on success) */
 gboolean migd_dbus_manager_service_listen_fd(MigdDbusManagerService *self, gint fd,
 					     const MigdTransportConfig *transport, GError **error);
+/*
+ * Migrate without a D-Bus caller (the libvirt watcher): as the Migrate method,
+ * @options as its a{sv}; returns the job's object path, or NULL with @error
+ * when it cannot start (no device touched).
+ */
+gchar *migd_dbus_manager_service_migrate(MigdDbusManagerService *self,
+					 const gchar *const *device_names, const gchar *address,
+					 GVariant *options, const gchar *requester, GError **error);
+/* cancels the job at @path; FALSE if there is none or it already ended */
+gboolean migd_dbus_manager_service_cancel_job(MigdDbusManagerService *self, const gchar *path);
 guint migd_dbus_manager_service_get_n_active_jobs(MigdDbusManagerService *self);
 /* asks every running job to cancel (shutdown); returns how many were running */
 guint migd_dbus_manager_service_cancel_all(MigdDbusManagerService *self);

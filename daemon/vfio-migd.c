@@ -19,6 +19,7 @@
 #include "migd-dirty-ranges.h"
 #include "migd-error.h"
 #include "migd-kernel-device.h"
+#include "migd-libvirt-bridge.h"
 #include "migd-plugin-manager.h"
 #include "migd-sim-device.h"
 #include "migd-tune.h"
@@ -463,6 +464,7 @@ main(int argc, char **argv)
 	g_autofree gchar *state_dir = NULL;
 	g_autoptr(MigdJournal) journal = NULL;
 	g_autoptr(MigdLowPower) low_power = NULL;
+	g_autoptr(MigdLibvirtBridge) libvirt = NULL;
 	g_autoptr(MigdTransportConfig) listen_transport = g_new0(MigdTransportConfig, 1);
 	gboolean low_power_idle = FALSE;
 	g_autoptr(GKeyFile) config = NULL;
@@ -602,6 +604,12 @@ main(int argc, char **argv)
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
+	/* [libvirt]: device migrations follow libvirt's migrations of mapped domains */
+	libvirt = migd_libvirt_bridge_new(config, manager, &error);
+	if (libvirt == NULL && error != NULL) {
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
 
 	loop = g_main_loop_new(NULL, FALSE);
 	daemon.loop = loop;
@@ -623,6 +631,8 @@ main(int argc, char **argv)
 	g_clear_handle_id(&status_id, g_source_remove);
 	g_clear_handle_id(&watchdog_id, g_source_remove);
 	g_free(daemon.status);
+	/* no libvirt callback may start a job on a manager that is going away */
+	g_clear_pointer(&libvirt, migd_libvirt_bridge_free);
 
 	g_bus_unown_name(owner_id);
 	g_source_remove(sigterm_id);

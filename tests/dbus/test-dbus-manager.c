@@ -255,6 +255,27 @@ test_add_attach_detach(void **state)
 	assert_int_equal(dt_migctl(bus, &out, "detach", "sim9", NULL), 1);
 }
 
+/* [libvirt]: the daemon follows libvirt (here the test driver) and still serves */
+static void
+test_libvirt_watcher_starts(void **state)
+{
+	const gchar *const specs[] = {"mlx5:seed=1", NULL};
+	g_autofree gchar *dir = g_dir_make_tmp("migd-lv-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "lv.conf", NULL);
+	DtDaemon *daemon;
+
+	assert_true(g_file_set_contents(conf,
+					"[libvirt]\nuri=test:///default\nplain=true\n"
+					"[libvirt-domain test]\ndevices=sim0\n"
+					"peer=tcp:127.0.0.1:4821\n",
+					-1, NULL));
+	daemon = dt_daemon_start_full("org.vfiomigd.Test.Libvirt", specs, conf);
+	assert_int_equal(dt_n_devices(daemon), 1);
+	dt_daemon_stop(daemon);
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* the messages systemd would get: READY after the name, STATUS, WATCHDOG, STOPPING */
 static gboolean
 notify_wait(gint fd, const gchar *prefix, gchar **line_out)
@@ -330,6 +351,13 @@ test_bad_config_refused(void **state)
 	    {"[device sim0]\niova-ranges=0x0\n", "[device sim0] iova-ranges"},
 	    {"[plugin mlx5]\nread-size=lots\n", "[plugin mlx5]"},
 	    {"not a key file", "vfio-migd.conf"},
+	    {"[libvirt]\nread-write=true\n", "[libvirt]: uri= is required"},
+	    {"[libvirt]\nuri=test:///default\nread-write=maybe\n", "[libvirt] read-write"},
+	    {"[libvirt]\nuri=test:///default\ncolour=red\n", "[libvirt]: unknown key 'colour'"},
+	    {"[libvirt]\nuri=test:///default\n[libvirt-domain test]\npeer=tcp:127.0.0.1:1\n",
+	     "[libvirt-domain test]"},
+	    {"[listen]\nplain=perhaps\n", "[listen] plain"},
+	    {"[daemon]\nnap=1\n", "[daemon]: unknown key 'nap'"},
 	};
 	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
 	g_autofree gchar *conf = g_build_filename(dir, "vfio-migd.conf", NULL);
@@ -477,6 +505,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_attach_detach, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_libvirt_watcher_starts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_unknown_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_device_twice, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_bad_address, setup, teardown),

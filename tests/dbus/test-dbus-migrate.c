@@ -340,7 +340,9 @@ test_migrate_socket_activated(void **state)
 	Pair *pair = g_new0(Pair, 1);
 	guint16 port = dt_unused_port();
 
-	if (g_find_program_in_path("systemd-socket-activate") == NULL)
+	g_autofree gchar *activate = g_find_program_in_path("systemd-socket-activate");
+
+	if (activate == NULL)
 		fail_msg(
 		    "systemd-socket-activate not found (scripts/install-deps.sh installs systemd)");
 	assert_true(g_file_set_contents(conf, "[listen]\nplain=true\n", -1, NULL));

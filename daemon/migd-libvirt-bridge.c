@@ -1,0 +1,197 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * MigdLibvirtBridge: libvirt's domain migrations drive the device migrations.
+ */
+#include "config.h"
+
+#include "migd-libvirt-bridge.h"
+
+#include "migd-error.h"
+#include "migd-libvirt-loop.h"
+#include "migd-libvirt-watcher.h"
+
+struct _MigdLibvirtBridge {
+	MigdDbusManagerService *manager;
+	MigdLibvirtWatcher *watcher;
+	GVariant *options; /* Migrate options: the transport to the peers */
+	GHashTable *jobs;  /* domain uuid -> job object path */
+	gboolean read_write;
+};
+
+static void
+migd_libvirt_bridge_started_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMigration *m,
+			       gpointer user_data)
+{
+	MigdLibvirtBridge *self = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *requester = g_strdup_printf("libvirt domain %s", m->name);
+	gchar *path;
+
+	if (m->late) {
+		/* seen only at its end: the guest already switched over without its devices */
+		g_warning("libvirt migrated domain %s before vfio-migd saw it start: its devices "
+			  "were not migrated",
+			  m->name);
+		return;
+	}
+	path =
+	    migd_dbus_manager_service_migrate(self->manager, (const gchar *const *)m->map->devices,
+					      m->map->peer, self->options, requester, &error);
+	if (path == NULL) {
+		g_warning("libvirt migrates domain %s, but its devices cannot follow: %s", m->name,
+			  error->message);
+		return;
+	}
+	g_hash_table_replace(self->jobs, g_strdup(m->uuid), path);
+}
+
+static void
+migd_libvirt_bridge_failed_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMigration *m,
+			      MigdLibvirtEnd end, const gchar *message, gpointer user_data)
+{
+	MigdLibvirtBridge *self = user_data;
+	const gchar *path = g_hash_table_lookup(self->jobs, m->uuid);
+
+	if (end == MIGD_LIBVIRT_END_POSTCOPY_FAILED) {
+		/* the guest's state is split between the hosts: rolling back would lose it */
+		g_critical("libvirt's post-copy migration of %s failed: its device job %s is left "
+			   "as it is until libvirt recovers the migration",
+			   m->name, path != NULL ? path : "(none)");
+		return;
+	}
+	if (end == MIGD_LIBVIRT_END_UNKNOWN) {
+		/* the domain vanished while we were disconnected: the device job decides */
+		g_warning("libvirt lost track of %s: its device job %s decides by itself", m->name,
+			  path != NULL ? path : "(none)");
+		g_hash_table_remove(self->jobs, m->uuid);
+		return;
+	}
+	/* the guest stays here: its devices must too */
+	if (path != NULL && migd_dbus_manager_service_cancel_job(self->manager, path))
+		g_message("libvirt's migration of %s ended (%s%s%s): cancelling %s", m->name,
+			  migd_libvirt_end_to_string(end), message != NULL ? ": " : "",
+			  message != NULL ? message : "", path);
+	g_hash_table_remove(self->jobs, m->uuid);
+}
+
+static void
+migd_libvirt_bridge_finished_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMigration *m,
+				gpointer user_data)
+{
+	MigdLibvirtBridge *self = user_data;
+	g_message("libvirt migrated domain %s", m->name);
+	g_hash_table_remove(self->jobs, m->uuid);
+}
+
+static void
+migd_libvirt_bridge_connection_cb(MigdLibvirtWatcher *watcher, gboolean connected,
+				  const gchar *message, gpointer user_data)
+{
+	if (connected)
+		g_message("connected to libvirt");
+	else
+		g_warning("libvirt connection: %s", message != NULL ? message : "lost");
+}
+
+static GVariant *
+migd_libvirt_bridge_options(GKeyFile *config, gboolean *read_write, GError **error)
+{
+	const gchar *const known[] = {"uri", "read-write", "plain", "cert", "key", "ca", NULL};
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+	g_auto(GStrv) keys = g_key_file_get_keys(config, "libvirt", NULL, NULL);
+	const gchar *const files[] = {"cert", "key", "ca"};
+
+	for (guint i = 0; keys[i] != NULL; i++) {
+		if (!g_strv_contains(known, keys[i])) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[libvirt]: unknown key '%s' (known: uri, read-write, plain, "
+				    "cert, key, ca)",
+				    keys[i]);
+			return NULL;
+		}
+	}
+	for (guint i = 0; i < 2; i++) {
+		const gchar *key = i == 0 ? "read-write" : "plain";
+		g_autoptr(GError) error_local = NULL;
+		gboolean v;
+		if (!g_key_file_has_key(config, "libvirt", key, NULL))
+			continue;
+		v = g_key_file_get_boolean(config, "libvirt", key, &error_local);
+		if (error_local != NULL) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[libvirt] %s: %s", key, error_local->message);
+			return NULL;
+		}
+		if (i == 0)
+			*read_write = v;
+		else if (v)
+			g_variant_builder_add(&builder, "{sv}", "plain",
+					      g_variant_new_boolean(TRUE));
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+		g_autofree gchar *path = g_key_file_get_string(config, "libvirt", files[i], NULL);
+		if (path != NULL)
+			g_variant_builder_add(&builder, "{sv}", files[i],
+					      g_variant_new_string(path));
+	}
+	return g_variant_ref_sink(g_variant_builder_end(&builder));
+}
+
+MigdLibvirtBridge *
+migd_libvirt_bridge_new(GKeyFile *config, MigdDbusManagerService *manager, GError **error)
+{
+	g_autoptr(MigdLibvirtBridge) self = NULL;
+	g_autoptr(GPtrArray) maps = NULL;
+	g_autofree gchar *uri = NULL;
+	const MigdLibvirtWatcherCallbacks callbacks = {
+	    .started = migd_libvirt_bridge_started_cb,
+	    .finished = migd_libvirt_bridge_finished_cb,
+	    .failed = migd_libvirt_bridge_failed_cb,
+	    .connection_changed = migd_libvirt_bridge_connection_cb,
+	};
+
+	if (!g_key_file_has_group(config, "libvirt"))
+		return NULL;
+	uri = g_key_file_get_string(config, "libvirt", "uri", NULL);
+	if (uri == NULL || uri[0] == '\0') {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[libvirt]: uri= is required (e.g. qemu:///system)");
+		return NULL;
+	}
+	self = g_new0(MigdLibvirtBridge, 1);
+	self->manager = g_object_ref(manager);
+	self->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	self->options = migd_libvirt_bridge_options(config, &self->read_write, error);
+	if (self->options == NULL)
+		return NULL;
+	maps = migd_libvirt_domain_maps_from_key_file(config, error);
+	if (maps == NULL)
+		return NULL;
+	if (!migd_libvirt_loop_is_registered() && !migd_libvirt_loop_register(error))
+		return NULL;
+	self->watcher = migd_libvirt_watcher_new(uri, maps,
+						 self->read_write ? MIGD_LIBVIRT_WATCHER_READ_WRITE
+								  : MIGD_LIBVIRT_WATCHER_NONE,
+						 &callbacks, self);
+	if (!migd_libvirt_watcher_start(self->watcher, error))
+		return NULL;
+	g_message("following libvirt at %s for %u domain(s)", uri, maps->len);
+	return g_steal_pointer(&self);
+}
+
+void
+migd_libvirt_bridge_free(MigdLibvirtBridge *self)
+{
+	if (self == NULL)
+		return;
+	if (self->watcher != NULL) {
+		migd_libvirt_watcher_stop(self->watcher);
+		g_object_unref(self->watcher);
+	}
+	g_clear_pointer(&self->options, g_variant_unref);
+	g_clear_pointer(&self->jobs, g_hash_table_unref);
+	g_clear_object(&self->manager);
+	g_free(self);
+}

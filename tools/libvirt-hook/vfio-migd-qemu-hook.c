@@ -1,0 +1,195 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * vfio-migd-qemu-hook: libvirt's qemu hook for the DESTINATION host, installed
+ * as /etc/libvirt/hooks/qemu.d/vfio-migd-qemu-hook (docs/libvirt.md,
+ * docs/ABI/testing/libvirt-hook). libvirt runs it as
+ *
+ *   qemu.d/vfio-migd-qemu-hook DOMAIN OPERATION SUB-OPERATION EXTRA  (XML on stdin)
+ *
+ * On "migrate begin" (an incoming migration, before anything is started) it
+ * finds the domain's host devices that the configuration maps to vfio-migd
+ * devices, checks with the local daemon that it serves them and that they are
+ * idle, and has it listen for the source daemon (unless the daemon receives on
+ * a socket of its own, vfio-migd.socket: no [listen] address). It exits 0 for every other
+ * operation and for domains without mapped devices; otherwise non-zero with a
+ * reason on stderr, which makes libvirt refuse the migration and log it.
+ *
+ * Why C and not sh: the domain XML must be read robustly (GMarkup, not grep),
+ * the wait on the daemon must be bounded and its children killed, and the
+ * daemon's answer is JSON. It links neither libvirt nor the D-Bus bindings and
+ * talks to vfio-migd only through vfio-migctl: libvirt holds its locks while a
+ * hook runs, so a hook that called libvirt back would deadlock.
+ *
+ * "migrate" is a filter: what a hook prints on stdout replaces the domain XML
+ * for the next hook, and nothing means unchanged. This hook never writes to
+ * stdout.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "migd-error.h"
+#include "migd-hook-core.h"
+
+/* meson passes both from the install prefix; these are Debian's paths */
+#ifndef MIGD_HOOK_CONFIG_FILE
+#define MIGD_HOOK_CONFIG_FILE "/etc/vfio-migd/libvirt-hook.conf"
+#endif
+#ifndef MIGD_HOOK_MIGCTL
+#define MIGD_HOOK_MIGCTL "/usr/bin/vfio-migctl"
+#endif
+
+#define HOOK_NAME "vfio-migd-qemu-hook"
+/* libvirt's domain XML is a few KiB; a hundred devices still fit many times */
+#define HOOK_MAX_XML (16 * 1024 * 1024)
+
+#define HOOK_EXIT_OK	0
+#define HOOK_EXIT_FAIL	1
+#define HOOK_EXIT_USAGE 2
+
+static gchar *
+hook_read_stdin(GError **error)
+{
+	g_autoptr(GString) xml = g_string_new(NULL);
+	gchar buf[65536];
+
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+				    "cannot read the domain XML on stdin: %s", g_strerror(errno));
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		if (xml->len + (gsize)n > HOOK_MAX_XML) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "the domain XML on stdin exceeds %d bytes", HOOK_MAX_XML);
+			return NULL;
+		}
+		g_string_append_len(xml, buf, n);
+	}
+	return g_string_free(g_steal_pointer(&xml), FALSE);
+}
+
+static gint
+hook_fail(const gchar *domain, const GError *error)
+{
+	/* libvirt logs a failing hook's stderr with its exit status */
+	g_printerr("%s: refusing the incoming migration of domain '%s': %s\n", HOOK_NAME, domain,
+		   error->message);
+	return HOOK_EXIT_FAIL;
+}
+
+/* "migrate begin": prepare vfio-migd for the domain's devices */
+static gint
+hook_migrate_begin(const gchar *object)
+{
+	const gchar *config_path = g_getenv("VFIO_MIGD_HOOK_CONFIG");
+	const gchar *migctl = g_getenv("VFIO_MIGD_HOOK_MIGCTL");
+	g_autoptr(MigdHookConfig) config = NULL;
+	g_autoptr(MigdHookDomain) domain = NULL;
+	g_autoptr(GPtrArray) devices = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) json = NULL;
+	g_autofree gchar *xml = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *list = NULL;
+	g_auto(GStrv) argv = NULL;
+	const gchar *listen = NULL;
+	gint64 deadline;
+	gint status = 0;
+
+	config = migd_hook_config_load(config_path != NULL ? config_path : MIGD_HOOK_CONFIG_FILE,
+				       &error);
+	if (config == NULL)
+		return hook_fail(object, error);
+	/* nothing configured: libvirt may close stdin unread (it ignores EPIPE) */
+	if (migd_hook_config_is_empty(config))
+		return HOOK_EXIT_OK;
+	xml = hook_read_stdin(&error);
+	if (xml == NULL)
+		return hook_fail(object, error);
+	/* unreadable XML might hide mapped devices: refuse rather than guess */
+	domain = migd_hook_domain_parse(xml, -1, &error);
+	if (domain == NULL) {
+		g_prefix_error(&error, "cannot read the domain XML libvirt passed: ");
+		return hook_fail(object, error);
+	}
+	devices = migd_hook_plan(config, object, domain, &listen);
+	if (devices->len == 0)
+		return HOOK_EXIT_OK; /* not a vfio-migd domain */
+
+	g_ptr_array_add(devices, NULL);
+	list = g_strjoinv(", ", (gchar **)devices->pdata);
+	g_ptr_array_set_size(devices, devices->len - 1);
+	if (migctl == NULL)
+		migctl = config->migctl != NULL ? config->migctl : MIGD_HOOK_MIGCTL;
+	/* one budget for the whole conversation with the daemon */
+	deadline = g_get_monotonic_time() + (gint64)config->timeout_ms * 1000;
+
+	argv = migd_hook_devices_argv(config, migctl);
+	if (!migd_hook_run((const gchar *const *)argv, deadline, &out, &err, &status, &error) ||
+	    (json = migd_hook_migctl_result(status, out, err, FALSE, &error)) == NULL ||
+	    !migd_hook_check_devices(json, devices, &error)) {
+		if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT))
+			g_prefix_error(&error, "vfio-migd did not answer in time: ");
+		else
+			g_prefix_error(&error, "cannot prepare vfio-migd devices %s: ", list);
+		return hook_fail(object, error);
+	}
+
+	if (listen == NULL) {
+		/* the daemon receives on a socket of its own (vfio-migd.socket) */
+		g_printerr("%s: vfio-migd serves devices %s of domain '%s'\n", HOOK_NAME, list,
+			   object);
+		return HOOK_EXIT_OK;
+	}
+	g_clear_pointer(&argv, g_strfreev);
+	g_clear_pointer(&json, g_variant_unref);
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	argv = migd_hook_listen_argv(config, migctl, listen);
+	if (!migd_hook_run((const gchar *const *)argv, deadline, &out, &err, &status, &error)) {
+		if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT))
+			g_prefix_error(&error, "vfio-migd did not answer in time: ");
+		return hook_fail(object, error);
+	}
+	json = migd_hook_migctl_result(status, out, err, TRUE, &error);
+	if (error != NULL) {
+		g_prefix_error(&error, "vfio-migd cannot listen on %s: ", listen);
+		return hook_fail(object, error);
+	}
+	/* stderr only reaches libvirt's debug log on success */
+	g_printerr("%s: vfio-migd expects devices %s of domain '%s' on %s%s\n", HOOK_NAME, list,
+		   object, listen, json == NULL ? " (it was already listening)" : "");
+	return HOOK_EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	setlocale(LC_ALL, "");
+	if (argc != 5) {
+		g_printerr("usage: %s DOMAIN OPERATION SUB-OPERATION EXTRA\n"
+			   "libvirt's qemu hook for vfio-migd (docs/libvirt.md); the domain XML "
+			   "comes on stdin.\n",
+			   HOOK_NAME);
+		return HOOK_EXIT_USAGE;
+	}
+	/* libvirt 9.0 calls "migrate begin -" on the destination only, before
+	 * "prepare begin", "start begin" and "started begin". "prepare" also runs
+	 * for every ordinary start and cannot tell a migration apart: nothing to
+	 * do there, nor for any other operation */
+	if (g_strcmp0(argv[2], "migrate") != 0 || g_strcmp0(argv[3], "begin") != 0)
+		return HOOK_EXIT_OK;
+	return hook_migrate_begin(argv[1]);
+}
