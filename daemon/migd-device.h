@@ -88,8 +88,8 @@ struct _MigdDeviceClass {
 	 * clears the IOMMU's bits unless @no_clear (iommufd's NO_CLEAR, for a
 	 * report right before an unmap).
 	 */
-	gboolean (*iommu_dirty_start)(MigdDevice *self, const MigdIovaRange *ranges,
-				      guint n_ranges, guint64 *page_size, GError **error);
+	gboolean (*iommu_dirty_start)(MigdDevice *self, const MigdIovaRange *ranges, guint n_ranges,
+				      guint64 *page_size, GError **error);
 	gboolean (*iommu_dirty_stop)(MigdDevice *self, GError **error);
 	gboolean (*iommu_dirty_report)(MigdDevice *self, guint64 iova, guint64 length,
 				       guint64 page_size, gboolean no_clear, guint64 *bitmap,

@@ -61,11 +61,11 @@ typedef enum {
 
 /* A plugin's decisions for one device; defaults from migd_plugin_policy_init(). */
 typedef struct {
-	gsize read_size;	   /* data fd reads (and chunk payloads) */
-	guint max_precopy_rounds;  /* 0: the job's own cap */
-	MigdDirtyTrackerKind tracker;  /* which tracker */
-	guint tracker_max_ranges;  /* device tracker: ranges START accepts (0: no limit) */
-	guint64 tracker_page_size; /* device tracker: the page size to ask for */
+	gsize read_size;	      /* data fd reads (and chunk payloads) */
+	guint max_precopy_rounds;     /* 0: the job's own cap */
+	MigdDirtyTrackerKind tracker; /* which tracker */
+	guint tracker_max_ranges;     /* device tracker: ranges START accepts (0: no limit) */
+	guint64 tracker_page_size;    /* device tracker: the page size to ask for */
 	MigdTrackerErrorAction on_tracker_error;
 	MigdRecoveryQuirks recovery_quirks;
 	gsize initial_check_bytes; /* destination: hand check_initial_data this many first bytes */

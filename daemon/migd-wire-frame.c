@@ -411,12 +411,13 @@ migd_wire_check_body(const MigdWireFrame *frame, GError **error)
 		    m->n_pages > MIGD_WIRE_MAX_BITMAP_PAGES || m->first_page >= m->window_pages ||
 		    m->n_pages > m->window_pages - m->first_page || m->n_dirty > m->n_pages) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
-				    "DirtyBitmapChunk: bad geometry (round %u, window %u at 0x%" G_GINT64_MODIFIER
-				    "x of %" G_GUINT64_FORMAT " pages of %" G_GUINT64_FORMAT
+				    "DirtyBitmapChunk: bad geometry (round %u, window %u at "
+				    "0x%" G_GINT64_MODIFIER "x of %" G_GUINT64_FORMAT
+				    " pages of %" G_GUINT64_FORMAT
 				    " bytes, pages %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT
 				    ", %" G_GUINT64_FORMAT " dirty)",
-				    m->round, m->window, m->window_iova, m->window_pages, m->page_size,
-				    m->first_page, m->n_pages, m->n_dirty);
+				    m->round, m->window, m->window_iova, m->window_pages,
+				    m->page_size, m->first_page, m->n_pages, m->n_dirty);
 			return FALSE;
 		}
 		return TRUE;
