@@ -732,6 +732,19 @@ migd_hook_run(const gchar *const *argv, gint64 deadline_us, gchar **out, gchar *
 	if (run.timed_out || run.error != NULL) {
 		/* reap it; after SIGKILL this returns at once */
 		g_subprocess_wait(process, NULL, NULL);
+		/*
+		 * A cancelled communicate may still have reads in flight on this
+		 * context; the group is dead, so they end at once: let them, so
+		 * nothing of theirs outlives the context (LeakSanitizer noticed).
+		 */
+		for (guint idle = 0, i = 0; idle < 3 && i < 200; i++) {
+			if (g_main_context_iteration(context, FALSE)) {
+				idle = 0;
+			} else {
+				idle++;
+				g_usleep(1000);
+			}
+		}
 	}
 	g_main_context_pop_thread_default(context);
 
