@@ -120,6 +120,58 @@ migd_stream_notify_wake(GSource *source)
 	g_source_set_ready_time(source, 0);
 }
 
+void
+migd_stream_worker_init(MigdStreamWorker *self)
+{
+	g_mutex_init(&self->lock);
+	g_cond_init(&self->cond);
+	g_queue_init(&self->events);
+	self->cancellable = g_cancellable_new();
+}
+
+gboolean
+migd_stream_worker_start(MigdStreamWorker *self, MigdDataFd *data_fd, MigdDataFdDirection want,
+			 GMainContext *context, const MigdStreamConfig *config,
+			 GSourceFunc dispatch, GThreadFunc func, gpointer owner,
+			 const gchar *thread_name, GError **error)
+{
+	MigdStreamConfig cfg = {0};
+
+	/* the fd is ours from here on, whatever happens */
+	if (!migd_stream_take_data_fd(data_fd, want, config, &cfg, error))
+		return FALSE;
+	self->data_fd = data_fd;
+	self->name = g_strdup(cfg.name);
+	self->config = cfg;
+	self->config.name = self->name;
+	self->context =
+	    context != NULL ? g_main_context_ref(context) : g_main_context_ref_thread_default();
+	self->notify = migd_stream_notify_new(self->context, dispatch, owner, thread_name);
+	self->thread = g_thread_try_new(thread_name, func, owner, error);
+	return self->thread != NULL;
+}
+
+void
+migd_stream_worker_dispose(MigdStreamWorker *self)
+{
+	/* prompt unless a driver's read() or write() blocks: see the headers */
+	if (self->thread != NULL)
+		g_thread_join(g_steal_pointer(&self->thread));
+	migd_stream_notify_clear(&self->notify);
+	g_queue_clear_full(&self->events, (GDestroyNotify)migd_stream_event_free);
+}
+
+void
+migd_stream_worker_finalize(MigdStreamWorker *self)
+{
+	g_clear_pointer(&self->data_fd, migd_data_fd_free);
+	g_clear_pointer(&self->context, g_main_context_unref);
+	g_clear_object(&self->cancellable);
+	g_free(self->name);
+	g_mutex_clear(&self->lock);
+	g_cond_clear(&self->cond);
+}
+
 gboolean
 migd_stream_config_resolve(const MigdStreamConfig *config, MigdStreamConfig *out, GError **error)
 {

@@ -82,4 +82,44 @@ void migd_stream_notify_clear(GSource **notify);
 gboolean migd_stream_config_resolve(const MigdStreamConfig *config, MigdStreamConfig *out,
 				    GError **error);
 
+/*
+ * What a reader and a writer both are: a data fd, a worker thread, and events
+ * posted back to the main context. Embedded in each as its first member.
+ */
+typedef struct {
+	/* set by migd_stream_worker_start(), read-only afterwards */
+	MigdDataFd *data_fd;
+	GMainContext *context;
+	MigdStreamConfig config;
+	gchar *name;
+	GSource *notify;
+	GThread *thread;
+	GCancellable *cancellable;
+
+	/* everything below is under @lock; @cond wakes the worker */
+	GMutex lock;
+	GCond cond;
+	GQueue events; /* MigdStreamEvent, for the main context */
+	MigdStreamMeter meter;
+	guint peak_chunks;
+	guint64 peak_bytes;
+} MigdStreamWorker;
+
+/* the owner's instance init */
+void migd_stream_worker_init(MigdStreamWorker *self);
+/*
+ * The owner's constructor: takes @data_fd whatever happens (as
+ * migd_stream_take_data_fd), attaches @dispatch(@owner) to @context (NULL: the
+ * thread-default one) and starts @func(@owner) as thread @thread_name.
+ */
+gboolean migd_stream_worker_start(MigdStreamWorker *self, MigdDataFd *data_fd,
+				  MigdDataFdDirection want, GMainContext *context,
+				  const MigdStreamConfig *config, GSourceFunc dispatch,
+				  GThreadFunc func, gpointer owner, const gchar *thread_name,
+				  GError **error);
+/* the owner's dispose, after it cancelled the worker: joins it, drops events and the notify */
+void migd_stream_worker_dispose(MigdStreamWorker *self);
+/* the owner's finalize */
+void migd_stream_worker_finalize(MigdStreamWorker *self);
+
 G_END_DECLS

@@ -18,35 +18,23 @@ typedef enum {
 
 struct _MigdStreamReader {
 	GObject parent_instance;
+	MigdStreamWorker w; /* fd, thread, lock, events: migd-stream-private.h */
 
 	/* set at construction, read-only afterwards */
-	MigdDataFd *data_fd;
-	GMainContext *context;
-	MigdStreamConfig config;
-	gchar *name;
 	MigdStreamReaderCallbacks callbacks;
 	gpointer user_data;
-	GSource *notify;
-	GThread *thread;
-	GCancellable *cancellable;
 
 	/* main context only */
 	gboolean busy;
 	gboolean stopped; /* an error was dispatched or cancel() was called */
 	gboolean cancelled;
 
-	/* everything below is under @lock; @cond wakes the worker */
-	GMutex lock;
-	GCond cond;
+	/* everything below is under @w.lock; @w.cond wakes the worker */
 	MigdStreamReaderOp op;
 	MigdState op_phase;
 	gboolean quit;
 	guint chunks_in_flight;
 	guint64 bytes_in_flight;
-	guint peak_chunks;
-	guint64 peak_bytes;
-	GQueue events;
-	MigdStreamMeter meter;
 };
 
 G_DEFINE_TYPE(MigdStreamReader, migd_stream_reader, G_TYPE_OBJECT)
@@ -57,12 +45,12 @@ migd_stream_reader_post(MigdStreamReader *self, MigdStreamEvent *event)
 {
 	gboolean was_empty;
 
-	g_mutex_lock(&self->lock);
-	was_empty = g_queue_is_empty(&self->events);
-	g_queue_push_tail(&self->events, event);
-	g_mutex_unlock(&self->lock);
+	g_mutex_lock(&self->w.lock);
+	was_empty = g_queue_is_empty(&self->w.events);
+	g_queue_push_tail(&self->w.events, event);
+	g_mutex_unlock(&self->w.lock);
 	if (was_empty)
-		migd_stream_notify_wake(self->notify);
+		migd_stream_notify_wake(self->w.notify);
 }
 
 static void
@@ -80,16 +68,16 @@ migd_stream_reader_post_error(MigdStreamReader *self, GError *error)
 static gboolean
 migd_stream_reader_reserve(MigdStreamReader *self)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->w.lock);
 
-	while (!self->quit && self->chunks_in_flight >= self->config.max_chunks)
-		g_cond_wait(&self->cond, &self->lock);
+	while (!self->quit && self->chunks_in_flight >= self->w.config.max_chunks)
+		g_cond_wait(&self->w.cond, &self->w.lock);
 	if (self->quit)
 		return FALSE;
 	self->chunks_in_flight++;
-	self->bytes_in_flight += self->config.chunk_size;
-	self->peak_chunks = MAX(self->peak_chunks, self->chunks_in_flight);
-	self->peak_bytes = MAX(self->peak_bytes, self->bytes_in_flight);
+	self->bytes_in_flight += self->w.config.chunk_size;
+	self->w.peak_chunks = MAX(self->w.peak_chunks, self->chunks_in_flight);
+	self->w.peak_bytes = MAX(self->w.peak_bytes, self->bytes_in_flight);
 	return TRUE;
 }
 
@@ -97,13 +85,13 @@ migd_stream_reader_reserve(MigdStreamReader *self)
 static void
 migd_stream_reader_settle(MigdStreamReader *self, gsize n_bytes)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->w.lock);
 
-	self->bytes_in_flight -= self->config.chunk_size - n_bytes;
+	self->bytes_in_flight -= self->w.config.chunk_size - n_bytes;
 	if (n_bytes == 0)
 		self->chunks_in_flight--;
 	else
-		migd_stream_meter_add(&self->meter, n_bytes, g_get_monotonic_time());
+		migd_stream_meter_add(&self->w.meter, n_bytes, g_get_monotonic_time());
 }
 
 /*
@@ -114,22 +102,22 @@ static GBytes *
 migd_stream_reader_read_chunk(MigdStreamReader *self, MigdState phase, MigdDataReadStatus *status,
 			      GError **error)
 {
-	g_autofree guint8 *buf = g_malloc(self->config.chunk_size);
+	g_autofree guint8 *buf = g_malloc(self->w.config.chunk_size);
 	gsize fill = 0;
 
 	*status = MIGD_DATA_READ_DATA;
-	while (fill < self->config.chunk_size && *status == MIGD_DATA_READ_DATA) {
+	while (fill < self->w.config.chunk_size && *status == MIGD_DATA_READ_DATA) {
 		gsize n = 0;
-		if (!migd_data_fd_read_chunk(self->data_fd, phase, buf + fill,
-					     self->config.chunk_size - fill, &n, status,
-					     self->cancellable, error))
+		if (!migd_data_fd_read_chunk(self->w.data_fd, phase, buf + fill,
+					     self->w.config.chunk_size - fill, &n, status,
+					     self->w.cancellable, error))
 			return NULL;
 		fill += n;
 	}
 	if (fill == 0)
 		return NULL;
 	/* the last chunk of a drain is often short: do not keep a whole buffer for it */
-	if (fill < self->config.chunk_size / 2)
+	if (fill < self->w.config.chunk_size / 2)
 		buf = g_realloc(buf, fill);
 	return g_bytes_new_take(g_steal_pointer(&buf), fill);
 }
@@ -139,9 +127,9 @@ migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
 {
 	guint64 total = 0;
 
-	g_mutex_lock(&self->lock);
-	migd_stream_meter_start(&self->meter, g_get_monotonic_time());
-	g_mutex_unlock(&self->lock);
+	g_mutex_lock(&self->w.lock);
+	migd_stream_meter_start(&self->w.meter, g_get_monotonic_time());
+	g_mutex_unlock(&self->w.lock);
 
 	for (;;) {
 		g_autoptr(GBytes) chunk = NULL;
@@ -155,11 +143,11 @@ migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
 		chunk = migd_stream_reader_read_chunk(self, phase, &status, &error_local);
 		migd_stream_reader_settle(self, chunk != NULL ? g_bytes_get_size(chunk) : 0);
 		if (error_local != NULL) {
-			g_prefix_error(&error_local, "%s: ", self->name);
+			g_prefix_error(&error_local, "%s: ", self->w.name);
 			migd_stream_reader_post_error(self, g_steal_pointer(&error_local));
-			g_mutex_lock(&self->lock);
+			g_mutex_lock(&self->w.lock);
 			self->quit = TRUE;
-			g_mutex_unlock(&self->lock);
+			g_mutex_unlock(&self->w.lock);
 			return;
 		}
 		if (chunk != NULL) {
@@ -187,12 +175,12 @@ migd_stream_reader_run_precopy_info(MigdStreamReader *self)
 	guint64 initial = 0;
 	guint64 dirty = 0;
 
-	if (!migd_data_fd_get_precopy_info(self->data_fd, &initial, &dirty, &error_local)) {
-		g_prefix_error(&error_local, "%s: ", self->name);
+	if (!migd_data_fd_get_precopy_info(self->w.data_fd, &initial, &dirty, &error_local)) {
+		g_prefix_error(&error_local, "%s: ", self->w.name);
 		migd_stream_reader_post_error(self, g_steal_pointer(&error_local));
-		g_mutex_lock(&self->lock);
+		g_mutex_lock(&self->w.lock);
 		self->quit = TRUE;
-		g_mutex_unlock(&self->lock);
+		g_mutex_unlock(&self->w.lock);
 		return;
 	}
 	event = migd_stream_event_new(MIGD_STREAM_EVENT_PRECOPY_INFO);
@@ -210,17 +198,17 @@ migd_stream_reader_thread(gpointer data)
 		MigdStreamReaderOp op;
 		MigdState phase;
 
-		g_mutex_lock(&self->lock);
+		g_mutex_lock(&self->w.lock);
 		while (!self->quit && self->op == MIGD_STREAM_READER_OP_NONE)
-			g_cond_wait(&self->cond, &self->lock);
+			g_cond_wait(&self->w.cond, &self->w.lock);
 		if (self->quit) {
-			g_mutex_unlock(&self->lock);
+			g_mutex_unlock(&self->w.lock);
 			break;
 		}
 		op = self->op;
 		phase = self->op_phase;
 		self->op = MIGD_STREAM_READER_OP_NONE;
-		g_mutex_unlock(&self->lock);
+		g_mutex_unlock(&self->w.lock);
 
 		if (op == MIGD_STREAM_READER_OP_DRAIN)
 			migd_stream_reader_run_drain(self, phase);
@@ -279,10 +267,10 @@ migd_stream_reader_dispatch(gpointer user_data)
 	GQueue events = G_QUEUE_INIT;
 	MigdStreamEvent *event;
 
-	g_mutex_lock(&self->lock);
-	events = self->events;
-	g_queue_init(&self->events);
-	g_mutex_unlock(&self->lock);
+	g_mutex_lock(&self->w.lock);
+	events = self->w.events;
+	g_queue_init(&self->w.events);
+	g_mutex_unlock(&self->w.lock);
 
 	while ((event = g_queue_pop_head(&events)) != NULL) {
 		/* a callback dropped the owner's last reference: nobody wants the rest */
@@ -300,20 +288,20 @@ migd_stream_reader_start_op(MigdStreamReader *self, MigdStreamReaderOp op, MigdS
 	if (self->stopped) {
 		g_set_error(error, MIGD_ERROR,
 			    self->cancelled ? MIGD_ERROR_CANCELLED : MIGD_ERROR_FAILED,
-			    "%s: the stream reader has stopped", self->name);
+			    "%s: the stream reader has stopped", self->w.name);
 		return FALSE;
 	}
 	if (self->busy) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
-			    "%s: the stream reader is busy with another operation", self->name);
+			    "%s: the stream reader is busy with another operation", self->w.name);
 		return FALSE;
 	}
 	self->busy = TRUE;
-	g_mutex_lock(&self->lock);
+	g_mutex_lock(&self->w.lock);
 	self->op = op;
 	self->op_phase = phase;
-	g_cond_broadcast(&self->cond);
-	g_mutex_unlock(&self->lock);
+	g_cond_broadcast(&self->w.cond);
+	g_mutex_unlock(&self->w.lock);
 	return TRUE;
 }
 
@@ -325,7 +313,7 @@ migd_stream_reader_drain(MigdStreamReader *self, MigdState phase, GError **error
 
 	if (!migd_state_is_saving(phase)) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s: cannot drain a save stream in %s", self->name,
+			    "%s: cannot drain a save stream in %s", self->w.name,
 			    migd_state_to_string(phase));
 		return FALSE;
 	}
@@ -351,16 +339,16 @@ migd_stream_reader_release(MigdStreamReader *self, GBytes *chunk)
 	g_return_if_fail(chunk != NULL);
 
 	size = g_bytes_get_size(chunk);
-	g_mutex_lock(&self->lock);
+	g_mutex_lock(&self->w.lock);
 	if (self->chunks_in_flight == 0 || self->bytes_in_flight < size) {
-		g_mutex_unlock(&self->lock);
-		g_critical("%s: released a chunk that was not in flight", self->name);
+		g_mutex_unlock(&self->w.lock);
+		g_critical("%s: released a chunk that was not in flight", self->w.name);
 		return;
 	}
 	self->chunks_in_flight--;
 	self->bytes_in_flight -= size;
-	g_cond_broadcast(&self->cond);
-	g_mutex_unlock(&self->lock);
+	g_cond_broadcast(&self->w.cond);
+	g_mutex_unlock(&self->w.lock);
 }
 
 gboolean
@@ -385,12 +373,12 @@ migd_stream_reader_cancel(MigdStreamReader *self)
 	self->cancelled = TRUE;
 	self->stopped = TRUE;
 	self->busy = FALSE;
-	g_mutex_lock(&self->lock);
+	g_mutex_lock(&self->w.lock);
 	self->quit = TRUE;
-	g_cond_broadcast(&self->cond);
-	g_mutex_unlock(&self->lock);
+	g_cond_broadcast(&self->w.cond);
+	g_mutex_unlock(&self->w.lock);
 	/* wakes a worker waiting in poll() for a non-blocking fd */
-	g_cancellable_cancel(self->cancellable);
+	g_cancellable_cancel(self->w.cancellable);
 }
 
 void
@@ -401,13 +389,13 @@ migd_stream_reader_get_stats(MigdStreamReader *self, MigdStreamStats *stats)
 	g_return_if_fail(MIGD_IS_STREAM_READER(self));
 	g_return_if_fail(stats != NULL);
 
-	locker = g_mutex_locker_new(&self->lock);
+	locker = g_mutex_locker_new(&self->w.lock);
 	memset(stats, 0, sizeof(*stats));
-	migd_stream_meter_snapshot(&self->meter, g_get_monotonic_time(), stats);
+	migd_stream_meter_snapshot(&self->w.meter, g_get_monotonic_time(), stats);
 	stats->chunks_in_flight = self->chunks_in_flight;
 	stats->bytes_in_flight = self->bytes_in_flight;
-	stats->peak_chunks_in_flight = self->peak_chunks;
-	stats->peak_bytes_in_flight = self->peak_bytes;
+	stats->peak_chunks_in_flight = self->w.peak_chunks;
+	stats->peak_bytes_in_flight = self->w.peak_bytes;
 }
 
 MigdStreamReader *
@@ -416,28 +404,17 @@ migd_stream_reader_new(MigdDataFd *data_fd, GMainContext *context, const MigdStr
 		       GError **error)
 {
 	g_autoptr(MigdStreamReader) self = NULL;
-	MigdStreamConfig cfg = {0};
 
 	g_return_val_if_fail(data_fd != NULL, NULL);
 	g_return_val_if_fail(callbacks != NULL, NULL);
 	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
-	/* the fd is ours from here on, whatever happens */
-	if (!migd_stream_take_data_fd(data_fd, MIGD_DATA_FD_SAVE, config, &cfg, error))
-		return NULL;
 	self = g_object_new(MIGD_TYPE_STREAM_READER, NULL);
-	self->data_fd = data_fd;
-	self->name = g_strdup(cfg.name);
-	self->config = cfg;
-	self->config.name = self->name;
 	self->callbacks = *callbacks;
 	self->user_data = user_data;
-	self->context =
-	    context != NULL ? g_main_context_ref(context) : g_main_context_ref_thread_default();
-	self->notify = migd_stream_notify_new(self->context, migd_stream_reader_dispatch, self,
-					      "migd-stream-reader");
-	self->thread = g_thread_try_new("migd-stream-rd", migd_stream_reader_thread, self, error);
-	if (self->thread == NULL)
+	if (!migd_stream_worker_start(&self->w, data_fd, MIGD_DATA_FD_SAVE, context, config,
+				      migd_stream_reader_dispatch, migd_stream_reader_thread, self,
+				      "migd-stream-rd", error))
 		return NULL;
 	return g_steal_pointer(&self);
 }
@@ -445,10 +422,7 @@ migd_stream_reader_new(MigdDataFd *data_fd, GMainContext *context, const MigdStr
 static void
 migd_stream_reader_init(MigdStreamReader *self)
 {
-	g_mutex_init(&self->lock);
-	g_cond_init(&self->cond);
-	g_queue_init(&self->events);
-	self->cancellable = g_cancellable_new();
+	migd_stream_worker_init(&self->w);
 }
 
 static void
@@ -456,27 +430,16 @@ migd_stream_reader_dispose(GObject *object)
 {
 	MigdStreamReader *self = MIGD_STREAM_READER(object);
 
-	if (self->thread != NULL) {
+	if (self->w.thread != NULL)
 		migd_stream_reader_cancel(self);
-		/* prompt unless a driver's read() blocks: see the header */
-		g_thread_join(g_steal_pointer(&self->thread));
-	}
-	migd_stream_notify_clear(&self->notify);
-	g_queue_clear_full(&self->events, (GDestroyNotify)migd_stream_event_free);
+	migd_stream_worker_dispose(&self->w);
 	G_OBJECT_CLASS(migd_stream_reader_parent_class)->dispose(object);
 }
 
 static void
 migd_stream_reader_finalize(GObject *object)
 {
-	MigdStreamReader *self = MIGD_STREAM_READER(object);
-
-	g_clear_pointer(&self->data_fd, migd_data_fd_free);
-	g_clear_pointer(&self->context, g_main_context_unref);
-	g_clear_object(&self->cancellable);
-	g_free(self->name);
-	g_mutex_clear(&self->lock);
-	g_cond_clear(&self->cond);
+	migd_stream_worker_finalize(&MIGD_STREAM_READER(object)->w);
 	G_OBJECT_CLASS(migd_stream_reader_parent_class)->finalize(object);
 }
 

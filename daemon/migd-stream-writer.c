@@ -12,35 +12,23 @@
 
 struct _MigdStreamWriter {
 	GObject parent_instance;
+	MigdStreamWorker w; /* fd, thread, lock, events: migd-stream-private.h */
 
 	/* set at construction, read-only afterwards */
-	MigdDataFd *data_fd;
-	GMainContext *context;
-	MigdStreamConfig config;
-	gchar *name;
 	MigdStreamWriterCallbacks callbacks;
 	gpointer user_data;
-	GSource *notify;
-	GThread *thread;
-	GCancellable *cancellable;
 
 	/* main context only */
 	gboolean stopped; /* finish() was called, an error dispatched, or cancel() */
 	gboolean failed;
 	gboolean cancelled;
 
-	/* everything below is under @lock; @cond wakes the worker */
-	GMutex lock;
-	GCond cond;
+	/* everything below is under @w.lock; @w.cond wakes the worker */
 	GQueue queue; /* GBytes; the head is being written and still counts */
 	guint64 queued_bytes;
-	guint peak_chunks;
-	guint64 peak_bytes;
 	gboolean want_space; /* a push was refused: tell when there is room */
 	gboolean finish;
 	gboolean quit;
-	GQueue events;
-	MigdStreamMeter meter;
 };
 
 G_DEFINE_TYPE(MigdStreamWriter, migd_stream_writer, G_TYPE_OBJECT)
@@ -49,8 +37,8 @@ G_DEFINE_TYPE(MigdStreamWriter, migd_stream_writer, G_TYPE_OBJECT)
 static gboolean
 migd_stream_writer_post_locked(MigdStreamWriter *self, MigdStreamEvent *event)
 {
-	gboolean was_empty = g_queue_is_empty(&self->events);
-	g_queue_push_tail(&self->events, event);
+	gboolean was_empty = g_queue_is_empty(&self->w.events);
+	g_queue_push_tail(&self->w.events, event);
 	return was_empty;
 }
 
@@ -61,7 +49,7 @@ migd_stream_writer_thread(gpointer data)
 	gboolean wake = FALSE;
 	gboolean idle = TRUE;
 
-	g_mutex_lock(&self->lock);
+	g_mutex_lock(&self->w.lock);
 	for (;;) {
 		g_autoptr(GError) error_local = NULL;
 		g_autoptr(GBytes) chunk = NULL;
@@ -71,35 +59,35 @@ migd_stream_writer_thread(gpointer data)
 
 		while (!self->quit && !self->finish && g_queue_is_empty(&self->queue)) {
 			idle = TRUE;
-			g_cond_wait(&self->cond, &self->lock);
+			g_cond_wait(&self->w.cond, &self->w.lock);
 		}
 		if (self->quit)
 			break;
 		if (g_queue_is_empty(&self->queue)) {
 			MigdStreamEvent *event = migd_stream_event_new(MIGD_STREAM_EVENT_FINISHED);
-			event->a = self->meter.bytes;
+			event->a = self->w.meter.bytes;
 			wake |= migd_stream_writer_post_locked(self, event);
 			break;
 		}
 		if (idle) {
-			migd_stream_meter_start(&self->meter, g_get_monotonic_time());
+			migd_stream_meter_start(&self->w.meter, g_get_monotonic_time());
 			idle = FALSE;
 		}
 		/* the head stays queued while it is written, so it counts against the bound */
 		chunk = g_bytes_ref(g_queue_peek_head(&self->queue));
-		g_mutex_unlock(&self->lock);
+		g_mutex_unlock(&self->w.lock);
 
 		buf = g_bytes_get_data(chunk, &size);
-		ok = migd_data_fd_write_all(self->data_fd, buf, size, self->cancellable,
+		ok = migd_data_fd_write_all(self->w.data_fd, buf, size, self->w.cancellable,
 					    &error_local);
 
-		g_mutex_lock(&self->lock);
+		g_mutex_lock(&self->w.lock);
 		if (!ok) {
 			/* after cancel() the error is only the consequence of it */
 			if (!self->quit) {
 				MigdStreamEvent *event =
 				    migd_stream_event_new(MIGD_STREAM_EVENT_ERROR);
-				g_prefix_error(&error_local, "%s: ", self->name);
+				g_prefix_error(&error_local, "%s: ", self->w.name);
 				event->error = g_steal_pointer(&error_local);
 				wake |= migd_stream_writer_post_locked(self, event);
 			}
@@ -110,27 +98,27 @@ migd_stream_writer_thread(gpointer data)
 		}
 		g_bytes_unref(g_queue_pop_head(&self->queue));
 		self->queued_bytes -= size;
-		migd_stream_meter_add(&self->meter, size, g_get_monotonic_time());
+		migd_stream_meter_add(&self->w.meter, size, g_get_monotonic_time());
 		/* half the bounds: a pusher gets room for more than one chunk */
 		if (self->want_space &&
-		    g_queue_get_length(&self->queue) * 2 <= self->config.max_chunks &&
-		    self->queued_bytes * 2 <= self->config.max_bytes) {
+		    g_queue_get_length(&self->queue) * 2 <= self->w.config.max_chunks &&
+		    self->queued_bytes * 2 <= self->w.config.max_bytes) {
 			self->want_space = FALSE;
 			wake |= migd_stream_writer_post_locked(
 			    self, migd_stream_event_new(MIGD_STREAM_EVENT_SPACE));
 		}
 		if (wake) {
-			g_mutex_unlock(&self->lock);
-			migd_stream_notify_wake(self->notify);
+			g_mutex_unlock(&self->w.lock);
+			migd_stream_notify_wake(self->w.notify);
 			wake = FALSE;
-			g_mutex_lock(&self->lock);
+			g_mutex_lock(&self->w.lock);
 		}
 	}
 	wake |=
 	    migd_stream_writer_post_locked(self, migd_stream_event_new(MIGD_STREAM_EVENT_STOPPED));
-	g_mutex_unlock(&self->lock);
+	g_mutex_unlock(&self->w.lock);
 	if (wake)
-		migd_stream_notify_wake(self->notify);
+		migd_stream_notify_wake(self->w.notify);
 	return NULL;
 }
 
@@ -176,10 +164,10 @@ migd_stream_writer_dispatch(gpointer user_data)
 	GQueue events = G_QUEUE_INIT;
 	MigdStreamEvent *event;
 
-	g_mutex_lock(&self->lock);
-	events = self->events;
-	g_queue_init(&self->events);
-	g_mutex_unlock(&self->lock);
+	g_mutex_lock(&self->w.lock);
+	events = self->w.events;
+	g_queue_init(&self->w.events);
+	g_mutex_unlock(&self->w.lock);
 
 	while ((event = g_queue_pop_head(&events)) != NULL) {
 		/* a callback dropped the owner's last reference: nobody wants the rest */
@@ -205,22 +193,22 @@ migd_stream_writer_push(MigdStreamWriter *self, GBytes *chunk)
 	size = g_bytes_get_size(chunk);
 	if (size == 0)
 		return TRUE;
-	locker = g_mutex_locker_new(&self->lock);
+	locker = g_mutex_locker_new(&self->w.lock);
 	/* the worker failed, its error not dispatched yet */
 	if (self->quit)
 		return FALSE;
 	n_queued = g_queue_get_length(&self->queue);
-	if (n_queued > 0 && (n_queued >= self->config.max_chunks ||
-			     self->queued_bytes + size > self->config.max_bytes)) {
+	if (n_queued > 0 && (n_queued >= self->w.config.max_chunks ||
+			     self->queued_bytes + size > self->w.config.max_bytes)) {
 		self->want_space = TRUE;
 		return FALSE;
 	}
 	g_queue_push_tail(&self->queue, g_bytes_ref(chunk));
 	self->queued_bytes += size;
-	self->peak_chunks = MAX(self->peak_chunks, n_queued + 1);
-	self->peak_bytes = MAX(self->peak_bytes, self->queued_bytes);
+	self->w.peak_chunks = MAX(self->w.peak_chunks, n_queued + 1);
+	self->w.peak_bytes = MAX(self->w.peak_bytes, self->queued_bytes);
 	if (n_queued == 0)
-		g_cond_broadcast(&self->cond);
+		g_cond_broadcast(&self->w.cond);
 	return TRUE;
 }
 
@@ -232,10 +220,10 @@ migd_stream_writer_finish(MigdStreamWriter *self)
 	if (self->stopped)
 		return;
 	self->stopped = TRUE;
-	g_mutex_lock(&self->lock);
+	g_mutex_lock(&self->w.lock);
 	self->finish = TRUE;
-	g_cond_broadcast(&self->cond);
-	g_mutex_unlock(&self->lock);
+	g_cond_broadcast(&self->w.cond);
+	g_mutex_unlock(&self->w.lock);
 }
 
 gboolean
@@ -252,12 +240,12 @@ migd_stream_writer_cancel(MigdStreamWriter *self)
 
 	self->cancelled = TRUE;
 	self->stopped = TRUE;
-	g_mutex_lock(&self->lock);
+	g_mutex_lock(&self->w.lock);
 	self->quit = TRUE;
-	g_cond_broadcast(&self->cond);
-	g_mutex_unlock(&self->lock);
+	g_cond_broadcast(&self->w.cond);
+	g_mutex_unlock(&self->w.lock);
 	/* wakes a worker waiting in poll() for a non-blocking fd */
-	g_cancellable_cancel(self->cancellable);
+	g_cancellable_cancel(self->w.cancellable);
 }
 
 void
@@ -268,13 +256,13 @@ migd_stream_writer_get_stats(MigdStreamWriter *self, MigdStreamStats *stats)
 	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
 	g_return_if_fail(stats != NULL);
 
-	locker = g_mutex_locker_new(&self->lock);
+	locker = g_mutex_locker_new(&self->w.lock);
 	memset(stats, 0, sizeof(*stats));
-	migd_stream_meter_snapshot(&self->meter, g_get_monotonic_time(), stats);
+	migd_stream_meter_snapshot(&self->w.meter, g_get_monotonic_time(), stats);
 	stats->chunks_in_flight = g_queue_get_length(&self->queue);
 	stats->bytes_in_flight = self->queued_bytes;
-	stats->peak_chunks_in_flight = self->peak_chunks;
-	stats->peak_bytes_in_flight = self->peak_bytes;
+	stats->peak_chunks_in_flight = self->w.peak_chunks;
+	stats->peak_bytes_in_flight = self->w.peak_bytes;
 }
 
 MigdStreamWriter *
@@ -283,28 +271,17 @@ migd_stream_writer_new(MigdDataFd *data_fd, GMainContext *context, const MigdStr
 		       GError **error)
 {
 	g_autoptr(MigdStreamWriter) self = NULL;
-	MigdStreamConfig cfg = {0};
 
 	g_return_val_if_fail(data_fd != NULL, NULL);
 	g_return_val_if_fail(callbacks != NULL, NULL);
 	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
-	/* the fd is ours from here on, whatever happens */
-	if (!migd_stream_take_data_fd(data_fd, MIGD_DATA_FD_RESUME, config, &cfg, error))
-		return NULL;
 	self = g_object_new(MIGD_TYPE_STREAM_WRITER, NULL);
-	self->data_fd = data_fd;
-	self->name = g_strdup(cfg.name);
-	self->config = cfg;
-	self->config.name = self->name;
 	self->callbacks = *callbacks;
 	self->user_data = user_data;
-	self->context =
-	    context != NULL ? g_main_context_ref(context) : g_main_context_ref_thread_default();
-	self->notify = migd_stream_notify_new(self->context, migd_stream_writer_dispatch, self,
-					      "migd-stream-writer");
-	self->thread = g_thread_try_new("migd-stream-wr", migd_stream_writer_thread, self, error);
-	if (self->thread == NULL)
+	if (!migd_stream_worker_start(&self->w, data_fd, MIGD_DATA_FD_RESUME, context, config,
+				      migd_stream_writer_dispatch, migd_stream_writer_thread, self,
+				      "migd-stream-wr", error))
 		return NULL;
 	return g_steal_pointer(&self);
 }
@@ -312,11 +289,8 @@ migd_stream_writer_new(MigdDataFd *data_fd, GMainContext *context, const MigdStr
 static void
 migd_stream_writer_init(MigdStreamWriter *self)
 {
-	g_mutex_init(&self->lock);
-	g_cond_init(&self->cond);
+	migd_stream_worker_init(&self->w);
 	g_queue_init(&self->queue);
-	g_queue_init(&self->events);
-	self->cancellable = g_cancellable_new();
 }
 
 static void
@@ -324,28 +298,17 @@ migd_stream_writer_dispose(GObject *object)
 {
 	MigdStreamWriter *self = MIGD_STREAM_WRITER(object);
 
-	if (self->thread != NULL) {
+	if (self->w.thread != NULL)
 		migd_stream_writer_cancel(self);
-		/* prompt unless a driver's write() blocks: see the header */
-		g_thread_join(g_steal_pointer(&self->thread));
-	}
-	migd_stream_notify_clear(&self->notify);
+	migd_stream_worker_dispose(&self->w);
 	g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
-	g_queue_clear_full(&self->events, (GDestroyNotify)migd_stream_event_free);
 	G_OBJECT_CLASS(migd_stream_writer_parent_class)->dispose(object);
 }
 
 static void
 migd_stream_writer_finalize(GObject *object)
 {
-	MigdStreamWriter *self = MIGD_STREAM_WRITER(object);
-
-	g_clear_pointer(&self->data_fd, migd_data_fd_free);
-	g_clear_pointer(&self->context, g_main_context_unref);
-	g_clear_object(&self->cancellable);
-	g_free(self->name);
-	g_mutex_clear(&self->lock);
-	g_cond_clear(&self->cond);
+	migd_stream_worker_finalize(&MIGD_STREAM_WRITER(object)->w);
 	G_OBJECT_CLASS(migd_stream_writer_parent_class)->finalize(object);
 }
 
