@@ -10,6 +10,7 @@
 
 #include "migd-error.h"
 #include "migd-libvirt-loop.h"
+#include "migd-plugin.h"
 #include "migd-libvirt-watcher.h"
 
 struct _MigdLibvirtBridge {
@@ -100,36 +101,20 @@ migd_libvirt_bridge_options(GKeyFile *config, gboolean *read_write, GError **err
 {
 	const gchar *const known[] = {"uri", "read-write", "plain", "cert", "key", "ca", NULL};
 	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
-	g_auto(GStrv) keys = g_key_file_get_keys(config, "libvirt", NULL, NULL);
 	const gchar *const files[] = {"cert", "key", "ca"};
+	gboolean plain = FALSE;
 
-	for (guint i = 0; keys[i] != NULL; i++) {
-		if (!g_strv_contains(known, keys[i])) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "[libvirt]: unknown key '%s' (known: uri, read-write, plain, "
-				    "cert, key, ca)",
-				    keys[i]);
-			return NULL;
-		}
+	if (!migd_plugin_config_check_keys(config, "libvirt", known, error)) {
+		g_prefix_error(error, "[libvirt]: ");
+		return NULL;
 	}
-	for (guint i = 0; i < 2; i++) {
-		const gchar *key = i == 0 ? "read-write" : "plain";
-		g_autoptr(GError) error_local = NULL;
-		gboolean v;
-		if (!g_key_file_has_key(config, "libvirt", key, NULL))
-			continue;
-		v = g_key_file_get_boolean(config, "libvirt", key, &error_local);
-		if (error_local != NULL) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "[libvirt] %s: %s", key, error_local->message);
-			return NULL;
-		}
-		if (i == 0)
-			*read_write = v;
-		else if (v)
-			g_variant_builder_add(&builder, "{sv}", "plain",
-					      g_variant_new_boolean(TRUE));
+	if (!migd_plugin_config_get_boolean(config, "libvirt", "read-write", read_write, error) ||
+	    !migd_plugin_config_get_boolean(config, "libvirt", "plain", &plain, error)) {
+		g_prefix_error(error, "[libvirt] ");
+		return NULL;
 	}
+	if (plain)
+		g_variant_builder_add(&builder, "{sv}", "plain", g_variant_new_boolean(TRUE));
 	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
 		g_autofree gchar *path = g_key_file_get_string(config, "libvirt", files[i], NULL);
 		if (path != NULL)

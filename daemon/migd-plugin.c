@@ -253,6 +253,25 @@ migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *k
 	return TRUE;
 }
 
+gboolean
+migd_plugin_config_get_boolean(GKeyFile *config, const gchar *group, const gchar *key,
+			       gboolean *value, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	gboolean v;
+
+	if (config == NULL || !g_key_file_has_key(config, group, key, NULL))
+		return TRUE;
+	v = g_key_file_get_boolean(config, group, key, &error_local);
+	if (error_local != NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: %s", key,
+			    error_local->message);
+		return FALSE;
+	}
+	*value = v;
+	return TRUE;
+}
+
 gchar *
 migd_plugin_read_sysfs(MigdDevice *device, const gchar *relpath)
 {

@@ -150,6 +150,9 @@ gboolean migd_plugin_config_check_keys(GKeyFile *config, const gchar *group,
 				       const gchar *const *known, GError **error);
 gboolean migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *key,
 				     guint64 min, guint64 max, guint64 *value, GError **error);
+/* a boolean; absent: *@value untouched; bad: "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) */
+gboolean migd_plugin_config_get_boolean(GKeyFile *config, const gchar *group, const gchar *key,
+					gboolean *value, GError **error);
 /* reads @relpath under the device's sysfs directory, stripped; NULL if absent */
 gchar *migd_plugin_read_sysfs(MigdDevice *device, const gchar *relpath);
 

@@ -285,6 +285,7 @@ migd_daemon_load_config(const gchar *path, GError **error)
 static gboolean
 migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **error)
 {
+	const gchar *const device_keys[] = {"iova-ranges", NULL};
 	g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
 
 	for (guint i = 0; groups[i] != NULL; i++) {
@@ -305,17 +306,15 @@ migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **err
 				    "[%s]: no such device", groups[i]);
 			return FALSE;
 		}
+		if (!migd_plugin_config_check_keys(config, groups[i], device_keys, error)) {
+			g_prefix_error(error, "[%s]: ", groups[i]);
+			return FALSE;
+		}
 		keys = g_key_file_get_keys(config, groups[i], NULL, NULL);
 		for (guint k = 0; keys[k] != NULL; k++) {
 			g_autofree gchar *value = NULL;
 			g_autoptr(GArray) ranges = NULL;
 
-			if (g_strcmp0(keys[k], "iova-ranges") != 0) {
-				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-					    "[%s]: unknown key '%s' (known: iova-ranges)",
-					    groups[i], keys[k]);
-				return FALSE;
-			}
 			value = g_key_file_get_string(config, groups[i], keys[k], error);
 			if (value == NULL)
 				return FALSE;
@@ -341,24 +340,15 @@ migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **err
 static gboolean
 migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, GError **error)
 {
-	g_auto(GStrv) keys = NULL;
-	g_autoptr(GError) error_local = NULL;
+	const gchar *const known[] = {"low-power-idle", NULL};
 
-	if (!g_key_file_has_group(config, "daemon"))
-		return TRUE;
-	keys = g_key_file_get_keys(config, "daemon", NULL, NULL);
-	for (guint i = 0; keys[i] != NULL; i++) {
-		if (g_strcmp0(keys[i], "low-power-idle") != 0) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "[daemon]: unknown key '%s' (known: low-power-idle)", keys[i]);
-			return FALSE;
-		}
+	if (!migd_plugin_config_check_keys(config, "daemon", known, error)) {
+		g_prefix_error(error, "[daemon]: ");
+		return FALSE;
 	}
-	*low_power_idle = g_key_file_get_boolean(config, "daemon", "low-power-idle", &error_local);
-	if (error_local != NULL &&
-	    !g_error_matches(error_local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND)) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "[daemon] low-power-idle: %s", error_local->message);
+	if (!migd_plugin_config_get_boolean(config, "daemon", "low-power-idle", low_power_idle,
+					    error)) {
+		g_prefix_error(error, "[daemon] ");
 		return FALSE;
 	}
 	return TRUE;
@@ -373,21 +363,14 @@ static gboolean
 migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, GError **error)
 {
 	const gchar *const known[] = {"cert", "key", "ca", "plain", "plain-remote", NULL};
-	g_auto(GStrv) keys = NULL;
 	gchar **files[] = {&transport->cert_file, &transport->key_file, &transport->ca_file};
 	const gchar *file_keys[] = {"cert", "key", "ca"};
 
 	if (!g_key_file_has_group(config, "listen"))
 		return TRUE;
-	keys = g_key_file_get_keys(config, "listen", NULL, NULL);
-	for (guint i = 0; keys[i] != NULL; i++) {
-		if (!g_strv_contains(known, keys[i])) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "[listen]: unknown key '%s' (known: cert, key, ca, plain, "
-				    "plain-remote)",
-				    keys[i]);
-			return FALSE;
-		}
+	if (!migd_plugin_config_check_keys(config, "listen", known, error)) {
+		g_prefix_error(error, "[listen]: ");
+		return FALSE;
 	}
 	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
 		if (g_key_file_has_key(config, "listen", file_keys[i], NULL)) {
@@ -396,18 +379,11 @@ migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, G
 				return FALSE;
 		}
 	}
-	for (guint i = 0; i < 2; i++) {
-		const gchar *key = i == 0 ? "plain" : "plain-remote";
-		gboolean *out = i == 0 ? &transport->plain : &transport->allow_plain_remote;
-		g_autoptr(GError) error_local = NULL;
-		if (!g_key_file_has_key(config, "listen", key, NULL))
-			continue;
-		*out = g_key_file_get_boolean(config, "listen", key, &error_local);
-		if (error_local != NULL) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "[listen] %s: %s", key, error_local->message);
-			return FALSE;
-		}
+	if (!migd_plugin_config_get_boolean(config, "listen", "plain", &transport->plain, error) ||
+	    !migd_plugin_config_get_boolean(config, "listen", "plain-remote",
+					    &transport->allow_plain_remote, error)) {
+		g_prefix_error(error, "[listen] ");
+		return FALSE;
 	}
 	return TRUE;
 }
