@@ -2,7 +2,7 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * make bench dirty: the dirty-bitmap codec (daemon/migd-dirty-bitmap.c).
+ * make bench dirty: the dirty-bitmap codec (dirty/migd-dirty-bitmap.c).
  *
  * A 32 MiB bitmap (256 Mi pages: 1 TiB of IOVA at 4 KiB) at 0.01 %, 1 % and 50 % dirty, the
  * dirty pages clustered (runs of 256..768 pages, about 2 MiB) or scattered (each page dirty
@@ -226,7 +226,7 @@ bench_case(guint64 *w, double density, gboolean clustered)
 	return ok;
 }
 
-/* which kernels the codec picks here (the same tests as daemon/migd-dirty-bitmap.c) */
+/* which kernels the codec picks here (the same tests as dirty/migd-dirty-bitmap.c) */
 static const gchar *
 kernel_name(void)
 {

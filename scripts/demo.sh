@@ -13,7 +13,7 @@ if [ -z "${MIGD_DEMO_PRIVATE_BUS:-}" ]; then
   exec dbus-run-session -- bash "$0" "$BUILD" 2> >(grep -v --line-buffered 'Failed to set fd limit' >&2)
 fi
 
-MIGD="$BUILD/tools/vfio-migd"
+MIGD="$BUILD/daemon/vfio-migd"
 # the driver plugins as built (an installed daemon loads them from its plugin directory)
 export VFIO_MIGD_PLUGIN_DIR="${VFIO_MIGD_PLUGIN_DIR:-$BUILD/plugins}"
 MIGCTL="$BUILD/tools/vfio-migctl"

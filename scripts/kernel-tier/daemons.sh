@@ -66,7 +66,7 @@ sim) [ -z "$DEVICES" ] || usage ;;
 *) usage ;;
 esac
 
-MIGD=$BUILD/tools/vfio-migd
+MIGD=$BUILD/daemon/vfio-migd
 MIGCTL=$BUILD/tools/vfio-migctl
 UART_TOOL=$BUILD/tests/conformance/migd-uart-tool
 

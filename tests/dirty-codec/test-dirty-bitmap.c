@@ -2,7 +2,7 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * The dirty-bitmap codec (daemon/migd-dirty-bitmap.c) against a reference written from the
+ * The dirty-bitmap codec (dirty/migd-dirty-bitmap.c) against a reference written from the
  * wire format's description: bit by bit, with no shared code. Round trips on seeded random and
  * adversarial bitmaps, the choice of the shortest encoding, byte-exact payloads, the checksum's
  * known answers, strict rejection of malformed chunks (leaving the target bitmap unchanged) and

@@ -2,7 +2,7 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Range planning (daemon/migd-dirty-ranges.c): the plan against a brute-force
+ * Range planning (dirty/migd-dirty-ranges.c): the plan against a brute-force
  * oracle on random small inputs, joins, limits, errors, QEMU's three-range
  * reduction, totals and the text form.
  */

@@ -2,7 +2,7 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * The dirty tracker (daemon/migd-dirty-tracker.c) on the simulator's mlx5,
+ * The dirty tracker (dirty/migd-dirty-tracker.c) on the simulator's mlx5,
  * pds and hisi_acc profiles, with the real plugin modules, and on a fake
  * device that records every call (the IOMMU provider, E2BIG, device loss,
  * REPORT slices) until the backends implement the IOMMU's dirty tracking.
