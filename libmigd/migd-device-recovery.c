@@ -178,14 +178,18 @@ migd_device_recover(MigdDevice *self, MigdState recover_state, MigdRecoveryRepor
 	if (report != NULL)
 		report->state_read_back = read_back;
 
+	/*
+	 * ERROR first: as a recover state it means "none" (reset), so a device really
+	 * in ERROR must never count as already being where it should be
+	 */
+	if (read_back == MIGD_STATE_ERROR) {
+		why = g_strdup("device went to ERROR");
+		return migd_device_recover_by_reset(self, read_back, why, report, error);
+	}
 	if (read_back == recover_state) {
 		migd_recovery_report_set(report, MIGD_RECOVERY_ALREADY_SAFE, read_back,
 					 "device stayed in %s", migd_state_to_string(read_back));
 		return TRUE;
-	}
-	if (read_back == MIGD_STATE_ERROR) {
-		why = g_strdup("device went to ERROR");
-		return migd_device_recover_by_reset(self, read_back, why, report, error);
 	}
 	/* recover_state ERROR means "no recover state": reset straight away, as QEMU does */
 	if (recover_state == MIGD_STATE_ERROR) {

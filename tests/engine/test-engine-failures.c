@@ -136,6 +136,23 @@ test_destination_validation_fails(void **state)
 }
 
 static void
+test_destination_device_in_error_is_reset(void **state)
+{
+	/* the driver's RESUMING -> STOP fails into ERROR: the device must be reset, and
+	 * the next migration into it must be accepted */
+	const gchar *src[] = {"mlx5:state_size=4M,seed=1", NULL};
+	const gchar *dst[] = {"mlx5:seed=3,fail_arc=RESUMING->STOP,fail_to_error=1", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+
+	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
+	engine_fixture_wait(fx, 30);
+	assert_source_rolled_back(fx, "could not validate");
+	assert_non_null(strstr(migd_job_get_message(fx->dst_job), "destination devices reset"));
+	assert_null(strstr(migd_job_get_message(fx->dst_job), "RESET FAILED"));
+	assert_destination_reset(fx);
+}
+
+static void
 test_hisi_acc_reset_quirk_walked_back(void **state)
 {
 	/* hisi_acc match data differs (EFAULT); its VFIO_DEVICE_RESET leaves the FSM in
@@ -432,6 +449,7 @@ main(void)
 	    cmocka_unit_test(test_destination_device_busy),
 	    cmocka_unit_test(test_source_arc_fails),
 	    cmocka_unit_test(test_destination_validation_fails),
+	    cmocka_unit_test(test_destination_device_in_error_is_reset),
 	    cmocka_unit_test(test_hisi_acc_reset_quirk_walked_back),
 	    cmocka_unit_test(test_cancel_during_precopy),
 	    cmocka_unit_test(test_timeout),

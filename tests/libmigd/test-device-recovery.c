@@ -338,6 +338,37 @@ test_no_recover_state_resets(void **state)
 	assert_int_equal(report.action, MIGD_RECOVERY_RESET);
 }
 
+/*
+ * A destination aborts with no recover state (ERROR): a device that really is in
+ * ERROR must be reset, not taken as "already at the recover state".
+ */
+static void
+test_error_device_without_recover_state_resets(void **state)
+{
+	g_autoptr(MigdFakeDevice) dev = fake_new(MIGD_MIG_FLAGS_KNOWN, MIGD_STATE_STOP);
+	g_auto(MigdRecoveryReport) report = {0};
+	g_autoptr(GError) error = NULL;
+
+	fake_fail(dev, MIGD_STATE_RESUMING, MIGD_STATE_STOP, EINVAL, FAKE_FAIL_TO_ERROR);
+	assert_true(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_RESUMING, MIGD_STATE_ERROR,
+					   NULL, NULL, NULL));
+	assert_false(migd_device_transition(MIGD_DEVICE(dev), MIGD_STATE_STOP, MIGD_STATE_ERROR,
+					    NULL, &report, &error));
+	assert_string_equal(dev->log->str, "ST>RE RE>ST reset ");
+	assert_int_equal(report.state_read_back, MIGD_STATE_ERROR);
+	assert_int_equal(report.action, MIGD_RECOVERY_RESET);
+	assert_int_equal(report.final_state, MIGD_STATE_RUNNING);
+	assert_int_equal(dev->state, MIGD_STATE_RUNNING);
+
+	/* the same through migd_device_recover() directly (the journal's restart path) */
+	g_string_truncate(dev->log, 0);
+	dev->state = MIGD_STATE_ERROR;
+	assert_true(migd_device_recover(MIGD_DEVICE(dev), MIGD_STATE_ERROR, &report, NULL));
+	assert_string_equal(dev->log->str, "reset ");
+	assert_int_equal(report.action, MIGD_RECOVERY_RESET);
+	assert_int_equal(dev->state, MIGD_STATE_RUNNING);
+}
+
 static void
 test_device_gone(void **state)
 {
@@ -439,6 +470,7 @@ main(void)
 	    cmocka_unit_test(test_recovery_path_fails_then_reset),
 	    cmocka_unit_test(test_first_arc_fails_already_safe),
 	    cmocka_unit_test(test_no_recover_state_resets),
+	    cmocka_unit_test(test_error_device_without_recover_state_resets),
 	    cmocka_unit_test(test_device_gone),
 	    cmocka_unit_test(test_refused_plans_touch_nothing),
 	    cmocka_unit_test(test_single_arc_api),
