@@ -134,7 +134,8 @@ migd_dbus_options_parse(GVariant *options, MigdTransportConfig *transport,
 		} else if (migrate != NULL && g_strcmp0(key, "peer-name") == 0) {
 			ok = migd_dbus_option_get_path(key, value, &transport->peer_name, error);
 		} else if (migrate != NULL && g_strcmp0(key, "downtime-ms") == 0) {
-			ok = migd_dbus_option_get_positive(key, value, &migrate->downtime_ms, error);
+			ok =
+			    migd_dbus_option_get_positive(key, value, &migrate->downtime_ms, error);
 		} else if (migrate != NULL && g_strcmp0(key, "max-rounds") == 0) {
 			ok = migd_dbus_option_get_positive(key, value, &migrate->max_rounds, error);
 		} else if (migrate != NULL && g_strcmp0(key, "timeout-s") == 0) {

@@ -21,7 +21,7 @@ gboolean migd_dbus_options_parse_listen(GVariant *options, MigdTransportConfig *
 gboolean migd_dbus_options_parse_migrate(GVariant *options, MigdMigrateOptions *migrate,
 					 GError **error);
 /* AddDevice's "iova-ranges" of @device (a(tt)): MigdIovaRange, NULL without the key */
-gboolean migd_dbus_options_get_iova_ranges(GVariant *options, MigdDevice *device,
-					   GArray **ranges, GError **error);
+gboolean migd_dbus_options_get_iova_ranges(GVariant *options, MigdDevice *device, GArray **ranges,
+					   GError **error);
 
 G_END_DECLS

@@ -42,7 +42,13 @@ struct _MigdManager {
 	MigdLowPower *low_power; /* borrowed; NULL: idle devices stay powered */
 };
 
-enum { SIGNAL_JOB_ADDED, SIGNAL_JOB_FINISHED, SIGNAL_JOB_REMOVED, SIGNAL_DEVICES_CHANGED, SIGNAL_LAST };
+enum {
+	SIGNAL_JOB_ADDED,
+	SIGNAL_JOB_FINISHED,
+	SIGNAL_JOB_REMOVED,
+	SIGNAL_DEVICES_CHANGED,
+	SIGNAL_LAST
+};
 static guint signals[SIGNAL_LAST] = {0};
 
 G_DEFINE_TYPE(MigdManager, migd_manager, G_TYPE_OBJECT)
@@ -83,8 +89,7 @@ migd_migrate_options_free(MigdMigrateOptions *options)
 }
 
 void
-migd_migrate_options_add_iova_ranges(MigdMigrateOptions *options, const gchar *name,
-				     GArray *ranges)
+migd_migrate_options_add_iova_ranges(MigdMigrateOptions *options, const gchar *name, GArray *ranges)
 {
 	MigdManagerIovaRanges *entry = g_new0(MigdManagerIovaRanges, 1);
 
@@ -671,8 +676,8 @@ migd_manager_start_listening(MigdManager *self, const gchar *address, gint fd,
 	}
 	destination = migd_destination_new(self->devices);
 	migd_destination_set_journal(destination, self->journal);
-	g_signal_connect_object(destination, "job-started",
-				G_CALLBACK(migd_manager_job_started_cb), self, 0);
+	g_signal_connect_object(destination, "job-started", G_CALLBACK(migd_manager_job_started_cb),
+				self, 0);
 	if (address != NULL ? !migd_destination_listen(destination, address, transport, error)
 			    : !migd_destination_listen_fd(destination, fd, transport, error))
 		return FALSE;
@@ -854,8 +859,8 @@ migd_manager_class_init(MigdManagerClass *klass)
 	    g_signal_new("job-added", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
 			 NULL, G_TYPE_NONE, 2, G_TYPE_UINT64, MIGD_TYPE_JOB);
 	signals[SIGNAL_JOB_FINISHED] =
-	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
-			 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT64, MIGD_TYPE_JOB);
+	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 2, G_TYPE_UINT64, MIGD_TYPE_JOB);
 	signals[SIGNAL_JOB_REMOVED] =
 	    g_signal_new("job-removed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
 			 NULL, G_TYPE_NONE, 1, G_TYPE_UINT64);

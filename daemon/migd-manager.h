@@ -44,8 +44,8 @@ typedef void (*MigdManagerDeviceInfoFunc)(MigdDevice *device, gboolean busy, GVa
  * keep it), probed and with a plugin. @sim_spec: a simulated device's spec, or
  * NULL. Keeps device backends and plugins out of the service.
  */
-typedef MigdDevice *(*MigdManagerDeviceOpenFunc)(const gchar *name, const gchar *sim_spec,
-						 gint fd, gpointer user_data, GError **error);
+typedef MigdDevice *(*MigdManagerDeviceOpenFunc)(const gchar *name, const gchar *sim_spec, gint fd,
+						 gpointer user_data, GError **error);
 
 /* what a migration is started with; everything 0 or NULL means the default */
 typedef struct {
