@@ -196,6 +196,49 @@ plain_options(void)
 	return options;
 }
 
+/* a source manager and a destination manager listening on loopback, both followed */
+typedef struct {
+	MigdManager *src;
+	MigdManager *dst;
+	Events *src_ev;
+	Events *dst_ev;
+	MigdMigrateOptions *options;
+	gchar *address;
+} Pair;
+
+static Pair *
+pair_new(const gchar *const *src_specs, const gchar *const *dst_specs)
+{
+	Pair *pair = g_new0(Pair, 1);
+	MigdTransportConfig transport = {.plain = TRUE};
+	g_autoptr(GError) error = NULL;
+
+	pair->src = manager_new(src_specs, "src");
+	pair->dst = manager_new(dst_specs, "dst");
+	pair->src_ev = events_new(pair->src);
+	pair->dst_ev = events_new(pair->dst);
+	pair->options = plain_options();
+	assert_false(migd_manager_is_listening(pair->dst));
+	pair->address = migd_manager_listen(pair->dst, "tcp:127.0.0.1:0", &transport, &error);
+	if (pair->address == NULL)
+		fail_msg("listen: %s", error->message);
+	assert_true(migd_manager_is_listening(pair->dst));
+	return pair;
+}
+
+static void
+pair_free(Pair *pair)
+{
+	events_free(pair->src_ev);
+	events_free(pair->dst_ev);
+	g_object_unref(pair->src);
+	g_object_unref(pair->dst);
+	migd_migrate_options_free(pair->options);
+	g_free(pair->address);
+	g_free(pair);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Pair, pair_free)
+
 /* ---- the device registry ---- */
 
 static void
@@ -338,32 +381,25 @@ test_manager_migrate(void **state)
 {
 	const gchar *src_specs[] = {"mlx5:state_size=8M,seed=3", "hisi_acc:seed=4", NULL};
 	const gchar *dst_specs[] = {"mlx5:seed=13", "hisi_acc:seed=14", NULL};
-	g_autoptr(MigdManager) src = manager_new(src_specs, "src");
-	g_autoptr(MigdManager) dst = manager_new(dst_specs, "dst");
-	g_autoptr(Events) src_ev = events_new(src);
-	g_autoptr(Events) dst_ev = events_new(dst);
-	g_autoptr(MigdMigrateOptions) options = plain_options();
-	g_autoptr(MigdTransportConfig) transport = g_new0(MigdTransportConfig, 1);
+	g_autoptr(Pair) pair = pair_new(src_specs, dst_specs);
+	MigdManager *src = pair->src;
+	MigdManager *dst = pair->dst;
+	Events *src_ev = pair->src_ev;
+	Events *dst_ev = pair->dst_ev;
 	g_autoptr(GArray) ids = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *address = NULL;
 	g_autofree gchar *src_status = NULL;
 	g_autofree gchar *dst_status = NULL;
 	g_autofree gchar *running_status = NULL;
 	guint64 id;
 
-	transport->plain = TRUE;
-	assert_false(migd_manager_is_listening(dst));
-	address = migd_manager_listen(dst, "tcp:127.0.0.1:0", transport, &error);
-	assert_non_null(address);
-	assert_true(g_str_has_prefix(address, "tcp:127.0.0.1:"));
-	assert_false(g_str_has_suffix(address, ":0"));
-	assert_true(migd_manager_is_listening(dst));
+	assert_true(g_str_has_prefix(pair->address, "tcp:127.0.0.1:"));
+	assert_false(g_str_has_suffix(pair->address, ":0"));
 	dst_status = migd_manager_describe(dst);
 	assert_string_equal(dst_status, "Idle, 2 device(s), listening");
 
-	options->max_rounds = 3;
-	id = migd_manager_migrate(src, NULL, address, options, &error);
+	pair->options->max_rounds = 3;
+	id = migd_manager_migrate(src, NULL, pair->address, pair->options, &error);
 	assert_null(error);
 	assert_int_equal(id, 1);
 	/* registered and announced before migrate returned */
@@ -378,7 +414,7 @@ test_manager_migrate(void **state)
 
 	/* its devices are busy: not in another job, not detached */
 	assert_true(migd_manager_device_is_busy(src, migd_manager_find_device(src, "src0")));
-	assert_int_equal(migd_manager_migrate(src, NULL, address, options, &error), 0);
+	assert_int_equal(migd_manager_migrate(src, NULL, pair->address, pair->options, &error), 0);
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_BUSY));
 	assert_string_equal(error->message, "device 'src0' is busy in another job");
 	g_clear_error(&error);
@@ -434,21 +470,15 @@ test_manager_cancel(void **state)
 {
 	const gchar *src_specs[] = {"mlx5:state_size=64M,seed=1,save_rate=16M", NULL};
 	const gchar *dst_specs[] = {"mlx5:seed=2", NULL};
-	g_autoptr(MigdManager) src = manager_new(src_specs, "src");
-	g_autoptr(MigdManager) dst = manager_new(dst_specs, "dst");
-	g_autoptr(Events) src_ev = events_new(src);
-	g_autoptr(Events) dst_ev = events_new(dst);
-	g_autoptr(MigdMigrateOptions) options = plain_options();
-	g_autoptr(MigdTransportConfig) transport = g_new0(MigdTransportConfig, 1);
+	g_autoptr(Pair) pair = pair_new(src_specs, dst_specs);
+	MigdManager *src = pair->src;
+	Events *src_ev = pair->src_ev;
+	Events *dst_ev = pair->dst_ev;
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *address = NULL;
 	guint64 id;
 	gint64 start;
 
-	transport->plain = TRUE;
-	address = migd_manager_listen(dst, "tcp:127.0.0.1:0", transport, &error);
-	assert_non_null(address);
-	id = migd_manager_migrate(src, NULL, address, options, &error);
+	id = migd_manager_migrate(src, NULL, pair->address, pair->options, &error);
 	assert_int_equal(id, 1);
 	assert_false(migd_manager_cancel_job(src, 2));
 
@@ -474,7 +504,7 @@ test_manager_cancel(void **state)
 		wait_finished(dst_ev->job, 30);
 		assert_false(migd_job_get_success(dst_ev->job));
 	}
-	assert_int_equal(state_of(dst, "dst0"), MIGD_STATE_RUNNING);
+	assert_int_equal(state_of(pair->dst, "dst0"), MIGD_STATE_RUNNING);
 }
 
 static void
