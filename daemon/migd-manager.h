@@ -47,13 +47,16 @@ typedef void (*MigdManagerDeviceInfoFunc)(MigdDevice *device, gboolean busy, GVa
 typedef MigdDevice *(*MigdManagerDeviceOpenFunc)(const gchar *name, const gchar *sim_spec, gint fd,
 						 gpointer user_data, GError **error);
 
-/* what a migration is started with; everything 0 or NULL means the default */
+/*
+ * What a migration is started with (Migrate's options, without D-Bus). Made by
+ * migd_migrate_options_new(): the engine's defaults, no TLS files.
+ */
 typedef struct {
-	MigdTransportConfig transport; /* the strings are owned */
-	guint downtime_ms;	       /* 0: the convergence policy's */
-	guint max_rounds;	       /* 0: the convergence policy's */
-	guint timeout_s;	       /* the whole job; 0: none */
-	MigdDirtyFallback dirty_fallback;
+	MigdTransportConfig transport;	  /* the strings are owned */
+	guint downtime_ms;		  /* 0: the convergence policy's */
+	guint max_rounds;		  /* 0: the convergence policy's */
+	guint timeout_s;		  /* the whole job; 0: none */
+	MigdDirtyFallback dirty_fallback; /* default ALLOW, as the engine's */
 	GPtrArray *iova_ranges; /* (MigdManagerIovaRanges) for devices of the job, or NULL */
 	gchar *requester;	/* who asked, for the log */
 } MigdMigrateOptions;
