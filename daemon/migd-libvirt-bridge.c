@@ -14,10 +14,10 @@
 #include "migd-libvirt-watcher.h"
 
 struct _MigdLibvirtBridge {
-	MigdDbusManagerService *manager;
+	MigdManager *manager;
 	MigdLibvirtWatcher *watcher;
-	GVariant *options; /* Migrate options: the transport to the peers */
-	GHashTable *jobs;  /* domain uuid -> job object path */
+	MigdMigrateOptions *options; /* the transport to the peers */
+	GHashTable *jobs;	     /* domain uuid -> guint64 *, the manager's job id */
 	gboolean read_write;
 };
 
@@ -27,8 +27,7 @@ migd_libvirt_bridge_started_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMig
 {
 	MigdLibvirtBridge *self = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *requester = g_strdup_printf("libvirt domain %s", m->name);
-	gchar *path;
+	guint64 id;
 
 	if (m->late) {
 		/* seen only at its end: the guest already switched over without its devices */
@@ -37,15 +36,16 @@ migd_libvirt_bridge_started_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMig
 			  m->name);
 		return;
 	}
-	path =
-	    migd_dbus_manager_service_migrate(self->manager, (const gchar *const *)m->map->devices,
-					      m->map->peer, self->options, requester, &error);
-	if (path == NULL) {
+	g_free(self->options->requester);
+	self->options->requester = g_strdup_printf("libvirt domain %s", m->name);
+	id = migd_manager_migrate(self->manager, (const gchar *const *)m->map->devices,
+				  m->map->peer, self->options, &error);
+	if (id == 0) {
 		g_warning("libvirt migrates domain %s, but its devices cannot follow: %s", m->name,
 			  error->message);
 		return;
 	}
-	g_hash_table_replace(self->jobs, g_strdup(m->uuid), path);
+	g_hash_table_replace(self->jobs, g_strdup(m->uuid), g_memdup2(&id, sizeof(id)));
 }
 
 static void
@@ -53,27 +53,28 @@ migd_libvirt_bridge_failed_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMigr
 			      MigdLibvirtEnd end, const gchar *message, gpointer user_data)
 {
 	MigdLibvirtBridge *self = user_data;
-	const gchar *path = g_hash_table_lookup(self->jobs, m->uuid);
+	const guint64 *id = g_hash_table_lookup(self->jobs, m->uuid);
+	g_autofree gchar *job = id != NULL ? g_strdup_printf("%" G_GUINT64_FORMAT, *id) : NULL;
 
 	if (end == MIGD_LIBVIRT_END_POSTCOPY_FAILED) {
 		/* the guest's state is split between the hosts: rolling back would lose it */
 		g_critical("libvirt's post-copy migration of %s failed: its device job %s is left "
 			   "as it is until libvirt recovers the migration",
-			   m->name, path != NULL ? path : "(none)");
+			   m->name, job != NULL ? job : "(none)");
 		return;
 	}
 	if (end == MIGD_LIBVIRT_END_UNKNOWN) {
 		/* the domain vanished while we were disconnected: the device job decides */
 		g_warning("libvirt lost track of %s: its device job %s decides by itself", m->name,
-			  path != NULL ? path : "(none)");
+			  job != NULL ? job : "(none)");
 		g_hash_table_remove(self->jobs, m->uuid);
 		return;
 	}
 	/* the guest stays here: its devices must too */
-	if (path != NULL && migd_dbus_manager_service_cancel_job(self->manager, path))
-		g_message("libvirt's migration of %s ended (%s%s%s): cancelling %s", m->name,
+	if (id != NULL && migd_manager_cancel_job(self->manager, *id))
+		g_message("libvirt's migration of %s ended (%s%s%s): cancelling job %s", m->name,
 			  migd_libvirt_end_to_string(end), message != NULL ? ": " : "",
-			  message != NULL ? message : "", path);
+			  message != NULL ? message : "", job);
 	g_hash_table_remove(self->jobs, m->uuid);
 }
 
@@ -96,36 +97,32 @@ migd_libvirt_bridge_connection_cb(MigdLibvirtWatcher *watcher, gboolean connecte
 		g_warning("libvirt connection: %s", message != NULL ? message : "lost");
 }
 
-static GVariant *
+static MigdMigrateOptions *
 migd_libvirt_bridge_options(GKeyFile *config, gboolean *read_write, GError **error)
 {
 	const gchar *const known[] = {"uri", "read-write", "plain", "cert", "key", "ca", NULL};
-	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
-	const gchar *const files[] = {"cert", "key", "ca"};
-	gboolean plain = FALSE;
+	g_autoptr(MigdMigrateOptions) options = migd_migrate_options_new();
+	gchar **files[] = {&options->transport.cert_file, &options->transport.key_file,
+			   &options->transport.ca_file};
+	const gchar *const file_keys[] = {"cert", "key", "ca"};
 
 	if (!migd_plugin_config_check_keys(config, "libvirt", known, error)) {
 		g_prefix_error(error, "[libvirt]: ");
 		return NULL;
 	}
 	if (!migd_plugin_config_get_boolean(config, "libvirt", "read-write", read_write, error) ||
-	    !migd_plugin_config_get_boolean(config, "libvirt", "plain", &plain, error)) {
+	    !migd_plugin_config_get_boolean(config, "libvirt", "plain", &options->transport.plain,
+					    error)) {
 		g_prefix_error(error, "[libvirt] ");
 		return NULL;
 	}
-	if (plain)
-		g_variant_builder_add(&builder, "{sv}", "plain", g_variant_new_boolean(TRUE));
-	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
-		g_autofree gchar *path = g_key_file_get_string(config, "libvirt", files[i], NULL);
-		if (path != NULL)
-			g_variant_builder_add(&builder, "{sv}", files[i],
-					      g_variant_new_string(path));
-	}
-	return g_variant_ref_sink(g_variant_builder_end(&builder));
+	for (guint i = 0; i < G_N_ELEMENTS(files); i++)
+		*files[i] = g_key_file_get_string(config, "libvirt", file_keys[i], NULL);
+	return g_steal_pointer(&options);
 }
 
 MigdLibvirtBridge *
-migd_libvirt_bridge_new(GKeyFile *config, MigdDbusManagerService *manager, GError **error)
+migd_libvirt_bridge_new(GKeyFile *config, MigdManager *manager, GError **error)
 {
 	g_autoptr(MigdLibvirtBridge) self = NULL;
 	g_autoptr(GPtrArray) maps = NULL;
@@ -175,7 +172,7 @@ migd_libvirt_bridge_free(MigdLibvirtBridge *self)
 		migd_libvirt_watcher_stop(self->watcher);
 		g_object_unref(self->watcher);
 	}
-	g_clear_pointer(&self->options, g_variant_unref);
+	g_clear_pointer(&self->options, migd_migrate_options_free);
 	g_clear_pointer(&self->jobs, g_hash_table_unref);
 	g_clear_object(&self->manager);
 	g_free(self);

@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include "migd-dbus-manager-service.h"
+#include "migd-manager.h"
 
 G_BEGIN_DECLS
 
@@ -19,8 +19,7 @@ G_BEGIN_DECLS
 typedef struct _MigdLibvirtBridge MigdLibvirtBridge;
 
 /* NULL without an error when the configuration has no [libvirt] group */
-MigdLibvirtBridge *migd_libvirt_bridge_new(GKeyFile *config, MigdDbusManagerService *manager,
-					   GError **error);
+MigdLibvirtBridge *migd_libvirt_bridge_new(GKeyFile *config, MigdManager *manager, GError **error);
 void migd_libvirt_bridge_free(MigdLibvirtBridge *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdLibvirtBridge, migd_libvirt_bridge_free)
 

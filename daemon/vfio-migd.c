@@ -20,6 +20,7 @@
 #include "migd-error.h"
 #include "migd-kernel-device.h"
 #include "migd-libvirt-bridge.h"
+#include "migd-manager.h"
 #include "migd-plugin-manager.h"
 #include "migd-sim-device.h"
 #include "migd-tune.h"
@@ -29,7 +30,7 @@
 
 typedef struct {
 	GMainLoop *loop;
-	MigdDbusManagerService *manager;
+	MigdManager *manager;
 	gchar *bus_name;
 	gint exit_status;
 	gint64 shutdown_deadline; /* monotonic µs, 0 while running */
@@ -45,15 +46,14 @@ typedef struct {
  * unless it can migrate, then handed its plugin.
  */
 static MigdDevice *
-migd_daemon_open_device(const gchar *name, GVariant *options, gint fd, gpointer user_data,
+migd_daemon_open_device(const gchar *name, const gchar *spec, gint fd, gpointer user_data,
 			GError **error)
 {
 	MigdDaemon *self = user_data;
 	g_autoptr(MigdDevice) device = NULL;
-	const gchar *spec = NULL;
 	g_autofree gchar *base = NULL;
 
-	if (g_variant_lookup(options, "sim-spec", "&s", &spec)) {
+	if (spec != NULL) {
 		if (!self->allow_sim || fd >= 0) {
 			g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
 					    "this daemon does not serve simulated devices");
@@ -100,7 +100,7 @@ static gboolean
 migd_daemon_status_cb(gpointer user_data)
 {
 	MigdDaemon *self = user_data;
-	g_autofree gchar *status = migd_dbus_manager_service_describe(self->manager);
+	g_autofree gchar *status = migd_manager_describe(self->manager);
 
 	if (g_strcmp0(status, self->status) != 0) {
 		g_autofree gchar *line = g_strdup_printf("STATUS=%s", status);
@@ -201,7 +201,7 @@ static gboolean
 migd_daemon_shutdown_poll_cb(gpointer user_data)
 {
 	MigdDaemon *self = user_data;
-	guint active = migd_dbus_manager_service_get_n_active_jobs(self->manager);
+	guint active = migd_manager_get_n_active_jobs(self->manager);
 
 	if (active == 0 || g_get_monotonic_time() >= self->shutdown_deadline) {
 		if (active > 0)
@@ -226,7 +226,7 @@ migd_daemon_signal_cb(gpointer user_data)
 	}
 	sd_notify(0, "STOPPING=1");
 	/* running jobs roll their devices back before the daemon goes away */
-	cancelled = migd_dbus_manager_service_cancel_all(self->manager);
+	cancelled = migd_manager_cancel_all(self->manager);
 	g_message("shutting down%s", cancelled > 0 ? ", cancelling running jobs" : "");
 	self->shutdown_deadline = g_get_monotonic_time() + MIGD_SHUTDOWN_GRACE_S * G_USEC_PER_SEC;
 	self->shutdown_id = g_timeout_add(50, migd_daemon_shutdown_poll_cb, self);
@@ -270,8 +270,9 @@ migd_daemon_load_config(const gchar *path, GError **error)
 	if (!g_key_file_load_from_file(config, file, G_KEY_FILE_NONE, &error_local)) {
 		if (path == NULL && g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
 			return g_steal_pointer(&config);
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: %s", file,
-			    error_local->message);
+		/* file and key-file errors: the operator's to fix (INVALID_ARGUMENT) */
+		migd_error_convert(&error_local);
+		g_propagate_prefixed_error(error, g_steal_pointer(&error_local), "%s: ", file);
 		return NULL;
 	}
 	g_message("configuration from %s", file);
@@ -390,7 +391,7 @@ migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, G
 
 /* a listening socket from systemd (vfio-migd.socket): receive migrations on it */
 static gboolean
-migd_daemon_socket_activation(MigdDbusManagerService *manager, const MigdTransportConfig *transport,
+migd_daemon_socket_activation(MigdManager *manager, const MigdTransportConfig *transport,
 			      GError **error)
 {
 	gint n = sd_listen_fds(TRUE);
@@ -406,7 +407,7 @@ migd_daemon_socket_activation(MigdDbusManagerService *manager, const MigdTranspo
 			    "systemd passed %d sockets; vfio-migd.socket must listen on one", n);
 		return FALSE;
 	}
-	if (!migd_dbus_manager_service_listen_fd(manager, SD_LISTEN_FDS_START, transport, error)) {
+	if (!migd_manager_listen_fd(manager, SD_LISTEN_FDS_START, transport, error)) {
 		g_prefix_error(error, "the socket systemd passed: ");
 		return FALSE;
 	}
@@ -450,7 +451,8 @@ main(int argc, char **argv)
 	g_autoptr(GPtrArray) devices = NULL;
 	g_autoptr(GDBusConnection) connection = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
-	g_autoptr(MigdDbusManagerService) manager = NULL;
+	g_autoptr(MigdManager) manager = NULL;
+	g_autoptr(MigdDbusManagerService) service = NULL;
 	MigdDaemon daemon = {0};
 	guint owner_id;
 	guint status_id = 0;
@@ -546,7 +548,7 @@ main(int argc, char **argv)
 	if (devices->len == 0)
 		g_message("no devices: use --device or --sim-device");
 
-	migd_dbus_error_register();
+	migd_error_register_dbus();
 	connection = g_bus_get_sync(session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
 	if (connection == NULL) {
 		g_printerr("vfio-migd: cannot connect to the %s bus: %s\n",
@@ -556,23 +558,24 @@ main(int argc, char **argv)
 	/* losing the bus ends the main loop through name-lost, not with _exit() */
 	g_dbus_connection_set_exit_on_close(connection, FALSE);
 
-	manager = migd_dbus_manager_service_new(devices);
+	manager = migd_manager_new(devices);
 	daemon.plugins = plugins;
 	daemon.allow_sim = session || sim_specs != NULL;
-	migd_dbus_manager_service_set_device_open_func(manager, migd_daemon_open_device, &daemon);
+	migd_manager_set_device_open_func(manager, migd_daemon_open_device, &daemon);
 	if (low_power_idle) {
 		low_power = migd_low_power_new();
-		migd_dbus_manager_service_set_low_power(manager, low_power);
+		migd_manager_set_low_power(manager, low_power);
 	}
-	migd_dbus_manager_service_set_journal(manager, journal);
-	migd_dbus_manager_service_set_device_info_func(manager, migd_daemon_device_info, NULL);
+	migd_manager_set_journal(manager, journal);
+	migd_manager_set_device_info_func(manager, migd_daemon_device_info, NULL);
+	service = migd_dbus_manager_service_new(manager);
 	for (guint i = 0; i < devices->len; i++) {
 		gboolean sim = MIGD_IS_SIM_DEVICE(g_ptr_array_index(devices, i));
-		migd_dbus_manager_service_add_capability(manager, sim ? "simulated-devices"
+		migd_dbus_manager_service_add_capability(service, sim ? "simulated-devices"
 								      : "kernel-devices");
 	}
 	/* exported before the name is owned: whoever sees the name can call at once */
-	if (!migd_dbus_manager_service_export(manager, connection, &error)) {
+	if (!migd_dbus_manager_service_export(service, connection, &error)) {
 		g_printerr("vfio-migd: cannot export the manager: %s\n", error->message);
 		return 1;
 	}
@@ -614,7 +617,9 @@ main(int argc, char **argv)
 	g_source_remove(sigterm_id);
 	g_source_remove(sigint_id);
 	g_clear_handle_id(&daemon.shutdown_id, g_source_remove);
-	migd_dbus_manager_service_unexport(manager);
+	/* stops listening and drops the jobs (their objects go), then the Manager goes */
+	migd_manager_close(manager);
+	migd_dbus_manager_service_unexport(service);
 	if (!g_dbus_connection_is_closed(connection))
 		g_dbus_connection_flush_sync(connection, NULL, NULL);
 	g_message("exiting");

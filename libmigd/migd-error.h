@@ -35,6 +35,17 @@ GQuark migd_error_quark(void);
 const gchar *migd_error_to_dbus_name(MigdError code);
 
 /*
+ * Turns a foreign error (GIO, TLS, file, key file, D-Bus) into the MIGD_ERROR
+ * code it means, keeping the message: what leaves vfio-migd carries a name
+ * clients can match. Codes without a row become MIGD_ERROR_FAILED; MIGD_ERROR
+ * and a NULL @error or *@error are left alone.
+ */
+void migd_error_convert(GError **error);
+
+/* registers MIGD_ERROR's D-Bus names (idempotent); errors then cross D-Bus by name */
+void migd_error_register_dbus(void);
+
+/*
  * MIGD_KERNEL_ERROR: a call into the kernel (or the simulator standing in for
  * it) failed; the code is the errno value itself, so callers and tests can tell
  * EINVAL from E2BIG without a lossy mapping.

@@ -1,0 +1,188 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "migd-dbus-options.h"
+#include "migd-error.h"
+
+static gboolean
+migd_dbus_option_check_type(const gchar *key, GVariant *value, const GVariantType *type,
+			    GError **error)
+{
+	if (!g_variant_is_of_type(value, type)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "option '%s' must be of type '%.*s', not '%s'", key,
+			    (gint)g_variant_type_get_string_length(type),
+			    g_variant_type_peek_string(type), g_variant_get_type_string(value));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_dbus_option_get_path(const gchar *key, GVariant *value, gchar **dest, GError **error)
+{
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error))
+		return FALSE;
+	if (g_variant_get_string(value, NULL)[0] == '\0') {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "option '%s' must not be empty", key);
+		return FALSE;
+	}
+	g_free(*dest);
+	*dest = g_variant_dup_string(value, NULL);
+	return TRUE;
+}
+
+static gboolean
+migd_dbus_option_get_positive(const gchar *key, GVariant *value, guint *dest, GError **error)
+{
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_UINT32, error))
+		return FALSE;
+	if (g_variant_get_uint32(value) == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "option '%s' must be greater than 0", key);
+		return FALSE;
+	}
+	*dest = g_variant_get_uint32(value);
+	return TRUE;
+}
+
+/* a(tt), already of that type, as MigdIovaRange; the manager checks the values */
+static GArray *
+migd_dbus_option_ranges_from_variant(GVariant *value)
+{
+	GArray *ranges = g_array_new(FALSE, FALSE, sizeof(MigdIovaRange));
+	GVariantIter iter;
+	guint64 iova, length;
+
+	g_variant_iter_init(&iter, value);
+	while (g_variant_iter_next(&iter, "(tt)", &iova, &length)) {
+		MigdIovaRange r = {.iova = iova, .length = length};
+		g_array_append_val(ranges, r);
+	}
+	return ranges;
+}
+
+/* "iova-ranges" of Migrate: a{sa(tt)}, device name -> ranges */
+static gboolean
+migd_dbus_option_get_ranges_map(const gchar *key, GVariant *value, MigdMigrateOptions *migrate,
+				GError **error)
+{
+	GVariantIter iter;
+	const gchar *name;
+	GVariant *ranges_tmp;
+
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE("a{sa(tt)}"), error))
+		return FALSE;
+	g_variant_iter_init(&iter, value);
+	while (g_variant_iter_next(&iter, "{&s@a(tt)}", &name, &ranges_tmp)) {
+		g_autoptr(GVariant) ranges_variant = ranges_tmp;
+		g_autoptr(GArray) ranges = migd_dbus_option_ranges_from_variant(ranges_variant);
+		migd_migrate_options_add_iova_ranges(migrate, name, ranges);
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_dbus_option_get_dirty_fallback(const gchar *key, GVariant *value, MigdDirtyFallback *dest,
+				    GError **error)
+{
+	const gchar *str;
+
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error))
+		return FALSE;
+	str = g_variant_get_string(value, NULL);
+	if (g_strcmp0(str, "allow") == 0) {
+		*dest = MIGD_DIRTY_FALLBACK_ALLOW;
+	} else if (g_strcmp0(str, "refuse") == 0) {
+		*dest = MIGD_DIRTY_FALLBACK_REFUSE;
+	} else {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "option 'dirty-fallback': expected \"allow\" or \"refuse\"");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* @migrate: NULL for Listen, which takes only the TLS options */
+static gboolean
+migd_dbus_options_parse(GVariant *options, MigdTransportConfig *transport,
+			MigdMigrateOptions *migrate, GError **error)
+{
+	GVariantIter iter;
+	const gchar *key = NULL;
+	GVariant *value_tmp = NULL;
+
+	g_variant_iter_init(&iter, options);
+	while (g_variant_iter_next(&iter, "{&sv}", &key, &value_tmp)) {
+		g_autoptr(GVariant) value = value_tmp;
+		gboolean ok;
+
+		if (g_strcmp0(key, "plain") == 0) {
+			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_BOOLEAN, error);
+			if (ok)
+				transport->plain = g_variant_get_boolean(value);
+		} else if (g_strcmp0(key, "cert") == 0) {
+			ok = migd_dbus_option_get_path(key, value, &transport->cert_file, error);
+		} else if (g_strcmp0(key, "key") == 0) {
+			ok = migd_dbus_option_get_path(key, value, &transport->key_file, error);
+		} else if (g_strcmp0(key, "ca") == 0) {
+			ok = migd_dbus_option_get_path(key, value, &transport->ca_file, error);
+		} else if (migrate != NULL && g_strcmp0(key, "peer-name") == 0) {
+			ok = migd_dbus_option_get_path(key, value, &transport->peer_name, error);
+		} else if (migrate != NULL && g_strcmp0(key, "downtime-ms") == 0) {
+			ok =
+			    migd_dbus_option_get_positive(key, value, &migrate->downtime_ms, error);
+		} else if (migrate != NULL && g_strcmp0(key, "max-rounds") == 0) {
+			ok = migd_dbus_option_get_positive(key, value, &migrate->max_rounds, error);
+		} else if (migrate != NULL && g_strcmp0(key, "timeout-s") == 0) {
+			ok = migd_dbus_option_get_positive(key, value, &migrate->timeout_s, error);
+		} else if (migrate != NULL && g_strcmp0(key, "iova-ranges") == 0) {
+			ok = migd_dbus_option_get_ranges_map(key, value, migrate, error);
+		} else if (migrate != NULL && g_strcmp0(key, "dirty-fallback") == 0) {
+			ok = migd_dbus_option_get_dirty_fallback(key, value,
+								 &migrate->dirty_fallback, error);
+		} else {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "unknown option '%s'", key);
+			ok = FALSE;
+		}
+		if (!ok)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+migd_dbus_options_parse_listen(GVariant *options, MigdTransportConfig *transport, GError **error)
+{
+	return migd_dbus_options_parse(options, transport, NULL, error);
+}
+
+gboolean
+migd_dbus_options_parse_migrate(GVariant *options, MigdMigrateOptions *migrate, GError **error)
+{
+	return migd_dbus_options_parse(options, &migrate->transport, migrate, error);
+}
+
+gboolean
+migd_dbus_options_get_iova_ranges(GVariant *options, MigdDevice *device, GArray **ranges,
+				  GError **error)
+{
+	g_autoptr(GVariant) value = g_variant_lookup_value(options, "iova-ranges", NULL);
+
+	*ranges = NULL;
+	if (value == NULL)
+		return TRUE;
+	if (!g_variant_is_of_type(value, G_VARIANT_TYPE("a(tt)"))) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "option 'iova-ranges' of %s: expected type a(tt), got %s",
+			    migd_device_get_name(device), g_variant_get_type_string(value));
+		return FALSE;
+	}
+	*ranges = migd_dbus_option_ranges_from_variant(value);
+	return TRUE;
+}

@@ -1,0 +1,27 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-manager.h"
+
+G_BEGIN_DECLS
+
+/*
+ * The a{sv} options of org.vfiomigd.Migd1.Manager methods into the service's C
+ * options. Unknown keys and wrong types are refused rather than ignored: a
+ * misspelt TLS option must not silently fall back to something weaker.
+ */
+
+/* Listen: the TLS options only */
+gboolean migd_dbus_options_parse_listen(GVariant *options, MigdTransportConfig *transport,
+					GError **error);
+/* Migrate: TLS, peer-name, downtime-ms, max-rounds, timeout-s, iova-ranges, dirty-fallback */
+gboolean migd_dbus_options_parse_migrate(GVariant *options, MigdMigrateOptions *migrate,
+					 GError **error);
+/* AddDevice's "iova-ranges" of @device (a(tt)): MigdIovaRange, NULL without the key */
+gboolean migd_dbus_options_get_iova_ranges(GVariant *options, MigdDevice *device, GArray **ranges,
+					   GError **error);
+
+G_END_DECLS

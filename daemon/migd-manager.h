@@ -1,0 +1,153 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "migd-device.h"
+#include "migd-dirty-tracker.h"
+#include "migd-job.h"
+#include "migd-journal.h"
+#include "migd-low-power.h"
+#include "migd-transport.h"
+
+G_BEGIN_DECLS
+
+/* how long, and how many, finished jobs stay registered so their result can be read */
+#define MIGD_MANAGER_JOB_RETAIN_S     600
+#define MIGD_MANAGER_JOB_RETAIN_COUNT 64
+
+/*
+ * The service itself, behind every front door (D-Bus, the libvirt bridge): the
+ * devices, the jobs (outgoing and incoming migrations) and the listener.
+ * Front doors translate their requests into these calls and follow the
+ * signals:
+ *
+ *  job-added (guint64 id, MigdJob *job): a job was registered; ids count from 1
+ *  job-finished (guint64 id, MigdJob *job): it completed, its devices are free
+ *  job-removed (guint64 id): it is no longer retained
+ *  devices-changed: a device was added or detached
+ */
+#define MIGD_TYPE_MANAGER (migd_manager_get_type())
+G_DECLARE_FINAL_TYPE(MigdManager, migd_manager, MIGD, MANAGER, GObject)
+
+/*
+ * Adds backend-specific entries to a device's description; @busy: the device
+ * is in a job, so its state is in flux. Keeps backends (the simulator) out of
+ * the service.
+ */
+typedef void (*MigdManagerDeviceInfoFunc)(MigdDevice *device, gboolean busy, GVariantDict *dict,
+					  gpointer user_data);
+
+/*
+ * Opens a device by @name (@fd < 0) or adopts @fd (borrowed: duplicate it to
+ * keep it), probed and with a plugin. @sim_spec: a simulated device's spec, or
+ * NULL. Keeps device backends and plugins out of the service.
+ */
+typedef MigdDevice *(*MigdManagerDeviceOpenFunc)(const gchar *name, const gchar *sim_spec, gint fd,
+						 gpointer user_data, GError **error);
+
+/*
+ * What a migration is started with (Migrate's options, without D-Bus). Made by
+ * migd_migrate_options_new(): the engine's defaults, no TLS files.
+ */
+typedef struct {
+	MigdTransportConfig transport;	  /* the strings are owned */
+	guint downtime_ms;		  /* 0: the convergence policy's */
+	guint max_rounds;		  /* 0: the convergence policy's */
+	guint timeout_s;		  /* the whole job; 0: none */
+	MigdDirtyFallback dirty_fallback; /* default ALLOW, as the engine's */
+	GPtrArray *iova_ranges; /* (MigdManagerIovaRanges) for devices of the job, or NULL */
+	gchar *requester;	/* who asked, for the log */
+} MigdMigrateOptions;
+
+/* one device's IOVA ranges in MigdMigrateOptions */
+typedef struct {
+	gchar *name;
+	GArray *ranges; /* MigdIovaRange, not yet checked */
+} MigdManagerIovaRanges;
+
+MigdMigrateOptions *migd_migrate_options_new(void);
+void migd_migrate_options_free(MigdMigrateOptions *options);
+/* @ranges: MigdIovaRange, copied */
+void migd_migrate_options_add_iova_ranges(MigdMigrateOptions *options, const gchar *name,
+					  GArray *ranges);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdMigrateOptions, migd_migrate_options_free)
+
+/* @devices: MigdDevice, probed, with unique names */
+MigdManager *migd_manager_new(GPtrArray *devices);
+
+/* idle devices go to low power (borrowed; outlives the manager); NULL: they stay powered */
+void migd_manager_set_low_power(MigdManager *self, MigdLowPower *low_power);
+MigdLowPower *migd_manager_get_low_power(MigdManager *self);
+/* jobs are recorded in @journal (borrowed; outlives the manager), see migd-journal.h */
+void migd_manager_set_journal(MigdManager *self, MigdJournal *journal);
+void migd_manager_set_device_info_func(MigdManager *self, MigdManagerDeviceInfoFunc func,
+				       gpointer user_data);
+void migd_manager_set_device_open_func(MigdManager *self, MigdManagerDeviceOpenFunc func,
+				       gpointer user_data);
+/* finished jobs stay for @seconds, at most @count of them (default: MIGD_MANAGER_JOB_RETAIN_*) */
+void migd_manager_set_job_retention(MigdManager *self, guint seconds, guint count);
+
+/* ---- devices ---- */
+
+/* MigdDevice, borrowed, in the order they were added */
+GPtrArray *migd_manager_get_devices(MigdManager *self);
+MigdDevice *migd_manager_find_device(MigdManager *self, const gchar *name);
+/* in a job: its state is the engine's */
+gboolean migd_manager_device_is_busy(MigdManager *self, MigdDevice *device);
+/* the device info func's entries, if there is one */
+void migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDict *dict);
+/*
+ * Opens a device with the open func (@fd >= 0: adopts a duplicate of it) but
+ * does not add it: a front door may still refuse it. Refuses a bad name, a
+ * name in use and any change while an incoming migration runs.
+ */
+MigdDevice *migd_manager_open_device(MigdManager *self, const gchar *name, const gchar *sim_spec,
+				     gint fd, GError **error);
+/* adds an opened @device, with its IOVA ranges (@ranges: MigdIovaRange, or NULL) */
+gboolean migd_manager_add_device(MigdManager *self, MigdDevice *device, GArray *ranges,
+				 GError **error);
+/* refused while the device is in a job or an incoming migration runs */
+gboolean migd_manager_detach_device(MigdManager *self, const gchar *name, GError **error);
+
+/* ---- migrations ---- */
+
+/* refuses what is not an address (tcp:HOST:PORT, unix:PATH), as a caller's error */
+gboolean migd_manager_check_address(const gchar *address, GError **error);
+/*
+ * Migrates the devices named (none: all) to @address; @options may be NULL.
+ * Returns the job's id, or 0 with @error when it cannot start (no device
+ * touched).
+ */
+guint64 migd_manager_migrate(MigdManager *self, const gchar *const *device_names,
+			     const gchar *address, const MigdMigrateOptions *options,
+			     GError **error);
+/* receives migrations on @address; returns the address bound (port 0 resolved) */
+gchar *migd_manager_listen(MigdManager *self, const gchar *address,
+			   const MigdTransportConfig *transport, GError **error);
+/* receives migrations on a listening socket handed over by systemd (owns @fd on success) */
+gboolean migd_manager_listen_fd(MigdManager *self, gint fd, const MigdTransportConfig *transport,
+				GError **error);
+gboolean migd_manager_is_listening(MigdManager *self);
+/* the accumulated dirty bitmap of @name after an incoming migration (a sealed memfd) */
+gint migd_manager_dup_dirty_bitmap_fd(MigdManager *self, const gchar *name, GError **error);
+
+/* ---- jobs ---- */
+
+/* NULL if there is no job @id (never was, or no longer retained) */
+MigdJob *migd_manager_get_job(MigdManager *self, guint64 id);
+/* guint64, the ids of every registered job, ascending */
+GArray *migd_manager_get_job_ids(MigdManager *self);
+guint migd_manager_get_n_active_jobs(MigdManager *self);
+/* cancels job @id; FALSE if there is none or it already ended */
+gboolean migd_manager_cancel_job(MigdManager *self, guint64 id);
+/* asks every running job to cancel (shutdown); returns how many were running */
+guint migd_manager_cancel_all(MigdManager *self);
+/* one line for systemd's STATUS=: the running jobs' phases and progress, or idle */
+gchar *migd_manager_describe(MigdManager *self);
+
+/* stops listening and drops every job (job-removed for each); the devices stay */
+void migd_manager_close(MigdManager *self);
+
+G_END_DECLS
