@@ -116,8 +116,15 @@ migd_libvirt_bridge_options(GKeyFile *config, gboolean *read_write, GError **err
 		g_prefix_error(error, "[libvirt] ");
 		return NULL;
 	}
-	for (guint i = 0; i < G_N_ELEMENTS(files); i++)
+	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
 		*files[i] = g_key_file_get_string(config, "libvirt", file_keys[i], NULL);
+		/* the same rule as Migrate's options, told at start rather than at migration */
+		if (*files[i] != NULL && (*files[i])[0] == '\0') {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[libvirt] option '%s' must not be empty", file_keys[i]);
+			return NULL;
+		}
+	}
 	return g_steal_pointer(&options);
 }
 

@@ -356,6 +356,8 @@ test_bad_config_refused(void **state)
 	    {"[libvirt]\nuri=test:///default\ncolour=red\n", "[libvirt]: unknown key 'colour'"},
 	    {"[libvirt]\nuri=test:///default\n[libvirt-domain test]\npeer=tcp:127.0.0.1:1\n",
 	     "[libvirt-domain test]"},
+	    {"[libvirt]\nuri=test:///default\ncert=\n",
+	     "[libvirt] option 'cert' must not be empty"},
 	    {"[listen]\nplain=perhaps\n", "[listen] plain"},
 	    {"[daemon]\nnap=1\n", "[daemon]: unknown key 'nap'"},
 	};
