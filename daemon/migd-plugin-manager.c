@@ -111,18 +111,21 @@ migd_plugin_manager_load_module(MigdPluginManager *self, const gchar *path, GErr
 	return TRUE;
 }
 
+/* by file name, whatever directory a module is in */
 static gint
-migd_plugin_manager_cmp_names(gconstpointer a, gconstpointer b)
+migd_plugin_manager_cmp_basenames(gconstpointer a, gconstpointer b)
 {
-	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
+	g_autofree gchar *name_a = g_path_get_basename(*(const gchar *const *)a);
+	g_autofree gchar *name_b = g_path_get_basename(*(const gchar *const *)b);
+	return g_strcmp0(name_a, name_b);
 }
 
-gboolean
-migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dir, GError **error)
+/* adds the path of every module in @dir to @paths */
+static gboolean
+migd_plugin_manager_list_dir(const gchar *dir, GPtrArray *paths, GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
 	g_autoptr(GDir) gdir = g_dir_open(dir, 0, &error_local);
-	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
 	const gchar *name;
 
 	if (gdir == NULL) {
@@ -136,14 +139,34 @@ migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dir, GError *
 	}
 	while ((name = g_dir_read_name(gdir)) != NULL) {
 		if (g_str_has_suffix(name, "." G_MODULE_SUFFIX))
-			g_ptr_array_add(names, g_strdup(name));
+			g_ptr_array_add(paths, g_build_filename(dir, name, NULL));
 	}
-	/* the same order on every host, whatever readdir returns */
-	g_ptr_array_sort(names, migd_plugin_manager_cmp_names);
-	for (guint i = 0; i < names->len; i++) {
-		g_autofree gchar *path = g_build_filename(dir, g_ptr_array_index(names, i), NULL);
+	return TRUE;
+}
+
+gboolean
+migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dirs, GError **error)
+{
+	g_auto(GStrv) split = g_strsplit(dirs, G_SEARCHPATH_SEPARATOR_S, -1);
+	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
+
+	for (guint i = 0; split[i] != NULL; i++) {
+		/* "a::b" or a trailing separator names no directory */
+		if (split[i][0] == '\0')
+			continue;
+		if (!migd_plugin_manager_list_dir(split[i], paths, error))
+			return FALSE;
+	}
+	/*
+	 * the same order on every host, whatever readdir returns, and the same
+	 * whether the modules share one directory or not (stable: a module in
+	 * two directories is tried from the first, the second copy refused)
+	 */
+	g_ptr_array_sort(paths, migd_plugin_manager_cmp_basenames);
+	for (guint i = 0; i < paths->len; i++) {
 		g_autoptr(GError) error_module = NULL;
-		if (!migd_plugin_manager_load_module(self, path, &error_module))
+		if (!migd_plugin_manager_load_module(self, g_ptr_array_index(paths, i),
+						     &error_module))
 			g_warning("refused plugin %s", error_module->message);
 	}
 	return TRUE;

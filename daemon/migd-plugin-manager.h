@@ -15,19 +15,25 @@ G_BEGIN_DECLS
 #define MIGD_TYPE_PLUGIN_MANAGER (migd_plugin_manager_get_type())
 G_DECLARE_FINAL_TYPE(MigdPluginManager, migd_plugin_manager, MIGD, PLUGIN_MANAGER, GObject)
 
-/* overrides the compiled-in plugin directory (tests, running from the build tree) */
+/*
+ * overrides the compiled-in plugin directory (tests, running from the build
+ * tree); like --plugin-dir it may name several directories separated by
+ * G_SEARCHPATH_SEPARATOR, as the build tree keeps each plugin in its own
+ */
 #define MIGD_PLUGIN_DIR_ENV "VFIO_MIGD_PLUGIN_DIR"
 
 MigdPluginManager *migd_plugin_manager_new(void);
-/* the directory in use: $VFIO_MIGD_PLUGIN_DIR, else the compiled-in one */
+/* the directories in use: $VFIO_MIGD_PLUGIN_DIR, else the compiled-in one */
 const gchar *migd_plugin_manager_default_dir(void);
 /*
- * Loads every module (*.so) in @dir. A module that cannot be used (not a
- * plugin, another ABI version, a duplicate name) is refused with a warning and
- * skipped; only an unreadable directory fails. A missing directory is no error:
- * the generic plugin remains.
+ * Loads every module (*.so) in @dirs: one directory, or several separated by
+ * G_SEARCHPATH_SEPARATOR (an installed vfio-migd has one; the build tree one per
+ * plugin), all in the order of their file names. A module that cannot be used
+ * (not a plugin, another ABI version, a duplicate name) is refused with a
+ * warning and skipped; only an unreadable directory fails. A missing directory
+ * is no error: the generic plugin remains.
  */
-gboolean migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dir, GError **error);
+gboolean migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dirs, GError **error);
 /* one module; fails with the reason it was refused */
 gboolean migd_plugin_manager_load_module(MigdPluginManager *self, const gchar *path,
 					 GError **error);

@@ -14,8 +14,13 @@ if [ -z "${MIGD_DEMO_PRIVATE_BUS:-}" ]; then
 fi
 
 MIGD="$BUILD/daemon/vfio-migd"
-# the driver plugins as built (an installed daemon loads them from its plugin directory)
-export VFIO_MIGD_PLUGIN_DIR="${VFIO_MIGD_PLUGIN_DIR:-$BUILD/plugins}"
+# the driver plugins as built, each in its plugin's build directory, as one search
+# path (an installed daemon loads them from its one plugin directory)
+BUILT_PLUGIN_DIRS=
+for so in "$BUILD"/plugins/*/migd-plugin-*.so; do
+  if [ -e "$so" ]; then BUILT_PLUGIN_DIRS="${BUILT_PLUGIN_DIRS:+$BUILT_PLUGIN_DIRS:}${so%/*}"; fi
+done
+export VFIO_MIGD_PLUGIN_DIR="${VFIO_MIGD_PLUGIN_DIR:-$BUILT_PLUGIN_DIRS}"
 MIGCTL="$BUILD/tools/vfio-migctl"
 SRC=org.vfiomigd.Demo.Source
 DST=org.vfiomigd.Demo.Destination

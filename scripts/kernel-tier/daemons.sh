@@ -257,8 +257,14 @@ start_daemon() { # bus-name log device-options...
 	_log=$2
 	shift 2
 	: >"$WORK/vfio-migd.conf"
+	# each plugin's build directory, as one search path
+	_plugin_dirs=
+	for _so in "$BUILD"/plugins/*/migd-plugin-*.so; do
+		[ -e "$_so" ] || continue
+		_plugin_dirs="${_plugin_dirs:+$_plugin_dirs:}${_so%/*}"
+	done
 	timeout -k 5 "$LIFETIME_S" "$MIGD" --session --bus-name "$_name" \
-		--config "$WORK/vfio-migd.conf" --plugin-dir "$BUILD/plugins" "$@" >"$_log" 2>&1 &
+		--config "$WORK/vfio-migd.conf" --plugin-dir "$_plugin_dirs" "$@" >"$_log" 2>&1 &
 	DAEMON_PID=$!
 }
 

@@ -24,18 +24,10 @@
 #include "conformance-cases.h"
 #include "migd-dirty-tracker.h"
 #include "migd-error.h"
+#include "migd-test-util.h"
 
 #define KiB (1024ull)
 #define MiB (1024ull * KiB)
-
-static guint64
-conf_popcount(const guint64 *bitmap, gsize n_words)
-{
-	guint64 n = 0;
-	for (gsize i = 0; i < n_words; i++)
-		n += (guint64)__builtin_popcountll(bitmap[i]);
-	return n;
-}
 
 /* "iommu", "all-dirty", "device", or the error's name when the tracker refused */
 static gchar *
@@ -136,7 +128,7 @@ conf_case_dirty_fallback(ConfCtx *ctx, ConfRun *run, gint arg, GError **error)
 		migd_device_iommu_dirty_report(dev, 0, 5 * MiB, 4 * KiB, FALSE, bitmap, &e_both);
 		conf_expect_err(run, "iommu_report_both", e_both, "ok");
 		conf_expect_u64(run, "iommu_dirty_pages",
-				conf_popcount(bitmap, G_N_ELEMENTS(bitmap)), 0);
+				migd_test_bitmap_weight(bitmap, G_N_ELEMENTS(bitmap)), 0);
 		migd_device_iommu_dirty_report(dev, 0, 1 * MiB, 64 * KiB, FALSE, bitmap, &e_page);
 		conf_expect_err(run, "iommu_report_page_64k", e_page, "EINVAL");
 		migd_device_iommu_dirty_report(dev, 512, 1 * MiB, 4 * KiB, FALSE, bitmap,

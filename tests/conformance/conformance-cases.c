@@ -14,6 +14,7 @@
 
 #include "conformance-cases.h"
 #include "migd-error.h"
+#include "migd-test-util.h"
 
 #define MTTY2_DATA_SIZE	 96
 #define MTTY1_DATA_SIZE	 60
@@ -319,15 +320,6 @@ conf_case_save_resume_uart(ConfCtx *ctx, ConfRun *run, gint arg, GError **error)
 	return TRUE;
 }
 
-static guint
-conf_bitmap_weight(const guint64 *bitmap, guint n_words)
-{
-	guint n = 0;
-	for (guint i = 0; i < n_words; i++)
-		n += (guint)__builtin_popcountll(bitmap[i]);
-	return n;
-}
-
 gboolean
 conf_case_dma_logging(ConfCtx *ctx, ConfRun *run, gint arg, GError **error)
 {
@@ -368,7 +360,8 @@ conf_case_dma_logging(ConfCtx *ctx, ConfRun *run, gint arg, GError **error)
 	 */
 	migd_device_dma_logging_report(dev, 0, 1024 * 1024, 4096, bitmap, &e_report);
 	conf_expect_err(run, "report", e_report, "EOPNOTSUPP");
-	conf_expect_u64(run, "dirty_pages", conf_bitmap_weight(bitmap, G_N_ELEMENTS(bitmap)), 0);
+	conf_expect_u64(run, "dirty_pages", migd_test_bitmap_weight(bitmap, G_N_ELEMENTS(bitmap)),
+			0);
 	migd_device_dma_logging_stop(dev, &e_stop);
 	conf_expect_err(run, "stop", e_stop, "ok");
 	migd_device_dma_logging_stop(dev, &e_stop2);

@@ -25,68 +25,14 @@
 #include "migd-sim-device-private.h"
 #include "migd-sim-device.h"
 #include "migd-sim-dirty.h"
+#include "engine-test-util.h"
+#include "migd-test-log.h"
+#include "migd-test-plugins.h"
 
 #define KiB  ((guint64)1024)
 #define MiB  (1024 * KiB)
 #define GiB  (1024 * MiB)
 #define PAGE (4 * KiB)
-
-/* ---- captured log messages ---- */
-
-static GPtrArray *captured; /* "WARNING message" or "OTHER message" */
-
-static GLogWriterOutput
-capture_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
-{
-	for (gsize i = 0; i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "MESSAGE") != 0)
-			continue;
-		if (captured != NULL)
-			g_ptr_array_add(
-			    captured,
-			    g_strdup_printf("%s %s",
-					    (level & G_LOG_LEVEL_WARNING) ? "WARNING" : "OTHER",
-					    (const gchar *)fields[i].value));
-		if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE))
-			fprintf(stderr, "# log: %s\n", (const gchar *)fields[i].value);
-	}
-	return G_LOG_WRITER_HANDLED;
-}
-
-static gboolean
-captured_has(const gchar *level, const gchar *needle, const gchar *needle2)
-{
-	for (guint i = 0; i < captured->len; i++) {
-		const gchar *line = g_ptr_array_index(captured, i);
-		if (g_str_has_prefix(line, level) && strstr(line, needle) != NULL &&
-		    (needle2 == NULL || strstr(line, needle2) != NULL))
-			return TRUE;
-	}
-	return FALSE;
-}
-
-static guint
-captured_count(const gchar *level)
-{
-	guint n = 0;
-	for (guint i = 0; i < captured->len; i++)
-		n += g_str_has_prefix(g_ptr_array_index(captured, i), level) ? 1 : 0;
-	return n;
-}
-
-static int
-setup(void **state)
-{
-	captured = g_ptr_array_new_with_free_func(g_free);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	g_clear_pointer(&captured, g_ptr_array_unref);
-	return 0;
-}
 
 /* ---- a plugin whose policy the test sets ---- */
 
@@ -391,46 +337,6 @@ fake_new(const gchar *name, gboolean dma_logging, gboolean iommu)
 
 /* ---- helpers ---- */
 
-static const gchar *
-built_plugin_dir(void)
-{
-	const gchar *dir = g_getenv(MIGD_PLUGIN_DIR_ENV);
-	if (dir == NULL)
-		fail_msg("%s is not set (run through meson test)", MIGD_PLUGIN_DIR_ENV);
-	return dir;
-}
-
-/* the built plugin modules, configured with @config (key file text, may be NULL) */
-static MigdPluginManager *
-manager_new(const gchar *config)
-{
-	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
-	g_autoptr(GKeyFile) keyfile = g_key_file_new();
-	g_autoptr(GError) error = NULL;
-
-	if (!migd_plugin_manager_load_dir(manager, built_plugin_dir(), &error))
-		fail_msg("load_dir: %s", error->message);
-	assert_non_null(migd_plugin_manager_find(manager, "mlx5"));
-	if (config != NULL &&
-	    !g_key_file_load_from_data(keyfile, config, -1, G_KEY_FILE_NONE, &error))
-		fail_msg("config: %s", error->message);
-	if (!migd_plugin_manager_configure(manager, config != NULL ? keyfile : NULL, &error))
-		fail_msg("configure: %s", error->message);
-	return g_steal_pointer(&manager);
-}
-
-static MigdDevice *
-sim_new(const gchar *spec, const gchar *name)
-{
-	g_autoptr(GError) error = NULL;
-	MigdSimDevice *dev = migd_sim_device_new_from_string(spec, &error);
-
-	if (dev == NULL)
-		fail_msg("%s: %s", spec, error->message);
-	migd_device_set_name(MIGD_DEVICE(dev), name);
-	return MIGD_DEVICE(dev);
-}
-
 /*
  * a simulated device whose platform IOMMU cannot track dirty pages (the knob
  * iommu_dirty=0 where the simulator has the IOMMU's tracking, as is otherwise)
@@ -442,7 +348,7 @@ sim_new_no_iommu(const gchar *spec, const gchar *name)
 	MigdSimDevice *dev = migd_sim_device_new_from_string(full, NULL);
 
 	if (dev == NULL)
-		return sim_new(spec, name);
+		return migd_test_sim_device(spec, name);
 	migd_device_set_name(MIGD_DEVICE(dev), name);
 	return MIGD_DEVICE(dev);
 }
@@ -627,8 +533,9 @@ plan_of(const MigdIovaRange *ranges, guint n, guint max)
 static void
 test_mlx5_merges_to_limit(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_new("[plugin mlx5]\ntracker-max-ranges=4\n");
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=1", "sim-mlx5-a");
+	g_autoptr(MigdPluginManager) manager =
+	    migd_test_plugins_new("[plugin mlx5]\ntracker-max-ranges=4\n");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=1", "sim-mlx5-a");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	g_autoptr(GArray) plan = plan_of(seven, G_N_ELEMENTS(seven), 4);
 	g_autoptr(GArray) all = plan_of(seven, G_N_ELEMENTS(seven), 0);
@@ -676,7 +583,7 @@ test_mlx5_merges_to_limit(void **state)
 	stats = stats_of(t);
 	assert_int_equal(stats.syncs, 3);
 	assert_int_equal(stats.provider_errors, 0);
-	assert_int_equal(captured_count("WARNING"), 0);
+	assert_int_equal(migd_test_log_count(MIGD_TEST_LOG_WARNING), 0);
 
 	g_clear_pointer(&t, migd_dirty_tracker_free);
 	assert_false(sim_active(dev));
@@ -686,8 +593,8 @@ test_mlx5_merges_to_limit(void **state)
 static void
 test_mlx5_driver_combines(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_new(NULL);
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=2", "sim-mlx5-b");
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=2", "sim-mlx5-b");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	g_autoptr(GArray) plan4 = plan_of(seven, G_N_ELEMENTS(seven), 4);
 	g_autoptr(GArray) tracked = NULL;
@@ -716,8 +623,9 @@ test_mlx5_driver_combines(void **state)
 static void
 test_mlx5_sequential_dma(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_new(NULL);
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=3,dma_pattern=sequential", "sim-mlx5-c");
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
+	g_autoptr(MigdDevice) dev =
+	    migd_test_sim_device("mlx5:seed=3,dma_pattern=sequential", "sim-mlx5-c");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	/* A and B 64K apart close first (five mappings, four firmware ranges) */
 	const MigdIovaRange mapped[] = {
@@ -748,7 +656,7 @@ test_mlx5_sequential_dma(void **state)
 static void
 test_e2big_halves(void **state)
 {
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=4", "sim-mlx5-d");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=4", "sim-mlx5-d");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	g_autofree MigdIovaRange *mapped = g_new(MigdIovaRange, 300);
 	g_autoptr(GArray) plan150 = NULL;
@@ -760,8 +668,9 @@ test_e2big_halves(void **state)
 	/* no plugin assigned: the generic one, which sets no limit */
 	t = tracker_ok(dev, NULL, mapped, 300, MIGD_DIRTY_FALLBACK_REFUSE);
 	assert_string_equal(migd_dirty_tracker_get_kind(t), "device");
-	assert_true(captured_has("OTHER", "sim-mlx5-d", "refused 300 ranges"));
-	assert_true(captured_has("OTHER", "sim-mlx5-d", "trying 150"));
+	assert_true(
+	    migd_test_log_has(MIGD_TEST_LOG_OTHER, "sim-mlx5-d", "refused 300 ranges", NULL));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_OTHER, "sim-mlx5-d", "trying 150", NULL));
 	assert_int_equal(stats_of(t).tracked_bytes,
 			 migd_dirty_ranges_total((const MigdIovaRange *)plan150->data, 150));
 	assert_int_equal(migd_dirty_tracker_get_n_windows(t), 300);
@@ -771,7 +680,7 @@ test_e2big_halves(void **state)
 	sim_write(dev, 8 * KiB, 8 * KiB); /* merged gap */
 	sync_ok(t);
 	assert_dirty_exactly(t, dirty, G_N_ELEMENTS(dirty));
-	assert_int_equal(captured_count("WARNING"), 0);
+	assert_int_equal(migd_test_log_count(MIGD_TEST_LOG_WARNING), 0);
 	migd_dirty_tracker_stop(t);
 	assert_false(sim_active(dev));
 }
@@ -780,9 +689,10 @@ test_e2big_halves(void **state)
 static void
 test_mlx5_page_size_clamp(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_new("[plugin mlx5]\ntracker-page-size=1G\n");
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=5", "sim-mlx5-e");
-	g_autoptr(MigdDevice) dev2 = sim_new("mlx5:seed=6", "sim-mlx5-f");
+	g_autoptr(MigdPluginManager) manager =
+	    migd_test_plugins_new("[plugin mlx5]\ntracker-page-size=1G\n");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=5", "sim-mlx5-e");
+	g_autoptr(MigdDevice) dev2 = migd_test_sim_device("mlx5:seed=6", "sim-mlx5-f");
 	g_autoptr(MigdPlugin) small =
 	    test_plugin_new(MIGD_DIRTY_TRACKER_DEVICE, 0, 1024, MIGD_TRACKER_ERROR_ALL_DIRTY);
 	g_autoptr(MigdDirtyTracker) t = NULL;
@@ -846,8 +756,10 @@ test_pds_unusable_page_size(void **state)
 	t = tracker_ok(dev, small, &mapped, 1, MIGD_DIRTY_FALLBACK_ALLOW);
 	assert_string_equal(migd_dirty_tracker_get_kind(t), "all-dirty");
 	assert_false(sim_active(dev));
-	assert_true(captured_has("WARNING", "sim-pds-a", "device DMA logging cannot start"));
-	assert_true(captured_has("WARNING", "sim-pds-a", "IOMMU dirty tracking cannot start"));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, "sim-pds-a",
+				      "device DMA logging cannot start", NULL));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, "sim-pds-a",
+				      "IOMMU dirty tracking cannot start", NULL));
 }
 
 /* ---- errors mid-migration ---- */
@@ -855,8 +767,8 @@ test_pds_unusable_page_size(void **state)
 static void
 test_mlx5_eio_restarts(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_new(NULL);
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=7,report_eio=1", "sim-mlx5-g");
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=7,report_eio=1", "sim-mlx5-g");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	const MigdIovaRange mapped[] = {{.iova = 0, .length = 2 * MiB},
 					{.iova = 1 * GiB, .length = 1 * MiB}};
@@ -873,8 +785,9 @@ test_mlx5_eio_restarts(void **state)
 	assert_int_equal(stats.provider_errors, 1);
 	assert_int_equal(stats.restarts, 1);
 	assert_int_equal(stats.dirty_pages, (3 * MiB) / PAGE);
-	assert_true(captured_has("WARNING", "sim-mlx5-g", "REPORT failed"));
-	assert_true(captured_has("OTHER", "sim-mlx5-g", "DMA logging restarted"));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, "sim-mlx5-g", "REPORT failed", NULL));
+	assert_true(
+	    migd_test_log_has(MIGD_TEST_LOG_OTHER, "sim-mlx5-g", "DMA logging restarted", NULL));
 	assert_true(sim_active(dev));
 	assert_string_equal(migd_dirty_tracker_get_kind(t), "device");
 
@@ -893,7 +806,7 @@ test_mlx5_eio_restarts(void **state)
 static void
 test_generic_eio_persists(void **state)
 {
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=8,report_eio=1", "sim-mlx5-h");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=8,report_eio=1", "sim-mlx5-h");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	const MigdIovaRange mapped = {.iova = 16 * MiB, .length = 260 * KiB};
 	MigdDirtyTrackerStats stats;
@@ -918,7 +831,7 @@ test_generic_eio_persists(void **state)
 static void
 test_hisi_fallback(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_new(NULL);
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
 	g_autoptr(MigdDevice) hisi = sim_new_no_iommu("hisi_acc:seed=1", "sim-hisi-a");
 	g_autoptr(MigdDevice) plain = sim_new_no_iommu("hisi_acc:seed=2", "sim-hisi-b");
 	const MigdIovaRange mapped[] = {{.iova = 0, .length = 100 * PAGE},
@@ -941,7 +854,8 @@ test_hisi_fallback(void **state)
 
 		t = tracker_ok(dev, NULL, mapped, 2, MIGD_DIRTY_FALLBACK_ALLOW);
 		assert_string_equal(migd_dirty_tracker_get_kind(t), "all-dirty");
-		assert_true(captured_has("WARNING", name, "IOMMU dirty tracking cannot start"));
+		assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, name,
+					      "IOMMU dirty tracking cannot start", NULL));
 		assert_int_equal(stats_of(t).tracked_bytes, 0);
 		assert_int_equal(stats_of(t).total_pages,
 				 130 * PAGE / migd_dirty_tracker_get_page_size(t));
@@ -957,11 +871,12 @@ test_hisi_fallback(void **state)
 static void
 test_hisi_iommu(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_new(NULL);
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
 	MigdSimDevice *with_dma =
 	    migd_sim_device_new_from_string("hisi_acc:seed=3,dma_pattern=sequential", NULL);
-	g_autoptr(MigdDevice) hisi =
-	    with_dma != NULL ? MIGD_DEVICE(with_dma) : sim_new("hisi_acc:seed=3", "sim-hisi-c");
+	g_autoptr(MigdDevice) hisi = with_dma != NULL
+					 ? MIGD_DEVICE(with_dma)
+					 : migd_test_sim_device("hisi_acc:seed=3", "sim-hisi-c");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	const MigdIovaRange mapped[] = {{.iova = 4 * GiB, .length = 30 * PAGE},
 					{.iova = 0, .length = 100 * PAGE}};
@@ -988,7 +903,7 @@ test_hisi_iommu(void **state)
 	sync_ok(t);
 	assert_int_equal(stats_of(t).dirty_pages, 0);
 	assert_int_equal(stats_of(t).provider_errors, 0);
-	assert_int_equal(captured_count("WARNING"), 0);
+	assert_int_equal(migd_test_log_count(MIGD_TEST_LOG_WARNING), 0);
 	migd_dirty_tracker_stop(t);
 	/* stopped once: a new START is accepted */
 	assert_true(iommu_supported(hisi, mapped, 2));
@@ -999,11 +914,11 @@ test_hisi_iommu(void **state)
 static void
 test_pds_single_range_reports(void **state)
 {
-	g_autoptr(MigdDevice) dev = sim_new("pds:seed=2", "sim-pds-b");
-	g_autoptr(MigdDevice) dev2 = sim_new("pds:seed=3", "sim-pds-c");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("pds:seed=2", "sim-pds-b");
+	g_autoptr(MigdDevice) dev2 = migd_test_sim_device("pds:seed=3", "sim-pds-c");
 	g_autoptr(MigdPlugin) two =
 	    test_plugin_new(MIGD_DIRTY_TRACKER_DEVICE, 2, 0, MIGD_TRACKER_ERROR_ALL_DIRTY);
-	g_autoptr(MigdDevice) dev3 = sim_new("pds:seed=5", "sim-pds-e");
+	g_autoptr(MigdDevice) dev3 = migd_test_sim_device("pds:seed=5", "sim-pds-e");
 	g_autoptr(MigdPlugin) one =
 	    test_plugin_new(MIGD_DIRTY_TRACKER_DEVICE, 1, 0, MIGD_TRACKER_ERROR_ALL_DIRTY);
 	g_autoptr(MigdDirtyTracker) t = NULL;
@@ -1055,7 +970,7 @@ test_pds_single_range_reports(void **state)
 	assert_dirty_exactly(t3, close_dirty, G_N_ELEMENTS(close_dirty));
 	assert_int_equal(stats_of(t3).provider_errors, 0);
 
-	assert_int_equal(captured_count("WARNING"), 0);
+	assert_int_equal(migd_test_log_count(MIGD_TEST_LOG_WARNING), 0);
 	g_clear_pointer(&t, migd_dirty_tracker_free);
 	g_clear_pointer(&t2, migd_dirty_tracker_free);
 	g_clear_pointer(&t3, migd_dirty_tracker_free);
@@ -1068,7 +983,7 @@ test_pds_single_range_reports(void **state)
 static void
 test_pds_report_slices(void **state)
 {
-	g_autoptr(MigdDevice) dev = sim_new("pds:seed=4", "sim-pds-d");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("pds:seed=4", "sim-pds-d");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	const guint64 slice = (guint64)MIGD_DIRTY_TRACKER_REPORT_BYTES * 8 * PAGE; /* 64 GiB */
 	const MigdIovaRange mapped[] = {{.iova = 0, .length = slice + 1 * GiB},
@@ -1090,7 +1005,7 @@ test_pds_report_slices(void **state)
 static void
 test_stop_paired(void **state)
 {
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=9", "sim-mlx5-i");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=9", "sim-mlx5-i");
 	MigdDirtyTracker *t;
 	const MigdIovaRange mapped = {.iova = 0, .length = 1 * MiB};
 	g_autoptr(GError) error = NULL;
@@ -1115,7 +1030,7 @@ test_stop_paired(void **state)
 static void
 test_bad_ranges(void **state)
 {
-	g_autoptr(MigdDevice) dev = sim_new("mlx5:seed=10", "sim-mlx5-j");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=10", "sim-mlx5-j");
 	const MigdIovaRange high = {.iova = (1ull << 63) - PAGE, .length = 2 * PAGE};
 	const MigdIovaRange zero = {.iova = 0, .length = 0};
 	const MigdIovaRange top = {.iova = G_MAXUINT64 - PAGE + 1, .length = PAGE};
@@ -1281,7 +1196,8 @@ test_restart_fails(void **state)
 			sync_ok(t);
 			assert_all_dirty(t);
 			assert_string_equal(migd_dirty_tracker_get_kind(t), "all-dirty");
-			assert_true(captured_has("WARNING", "fake-c", "could not be restarted"));
+			assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, "fake-c",
+						      "could not be restarted", NULL));
 			sync_ok(t);
 			assert_all_dirty(t);
 			assert_int_equal(stats_of(t).provider_errors, 1);
@@ -1309,8 +1225,10 @@ test_device_falls_back_to_iommu(void **state)
 	fake->dma_start_errno = EOPNOTSUPP;
 	t = tracker_ok(MIGD_DEVICE(fake), NULL, &mapped, 1, MIGD_DIRTY_FALLBACK_REFUSE);
 	assert_string_equal(migd_dirty_tracker_get_kind(t), "iommu");
-	assert_true(captured_has("WARNING", "fake-d", "device DMA logging cannot start"));
-	assert_true(captured_has("WARNING", "fake-d", "falling back to IOMMU"));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, "fake-d",
+				      "device DMA logging cannot start", NULL));
+	assert_true(
+	    migd_test_log_has(MIGD_TEST_LOG_WARNING, "fake-d", "falling back to IOMMU", NULL));
 	sync_ok(t);
 	g_clear_pointer(&t, migd_dirty_tracker_free);
 	/* nothing started on the device side, so nothing stopped there */
@@ -1374,7 +1292,7 @@ test_device_gone(void **state)
 	assert_int_equal(fake->starts->len, 1);
 	g_clear_pointer(&t, migd_dirty_tracker_free);
 	assert_int_equal(fake->n_dma_stops, 1);
-	assert_int_equal(captured_count("WARNING"), 0);
+	assert_int_equal(migd_test_log_count(MIGD_TEST_LOG_WARNING), 0);
 	assert_fake_clean(fake);
 }
 
@@ -1472,8 +1390,9 @@ test_policy_none(void **state)
 
 	t = tracker_ok(MIGD_DEVICE(fake), none, &mapped, 1, MIGD_DIRTY_FALLBACK_REFUSE);
 	assert_string_equal(migd_dirty_tracker_get_kind(t), "all-dirty");
-	assert_true(captured_has("OTHER", "fake-i", "chose no dirty tracker"));
-	assert_int_equal(captured_count("WARNING"), 0);
+	assert_true(
+	    migd_test_log_has(MIGD_TEST_LOG_OTHER, "fake-i", "chose no dirty tracker", NULL));
+	assert_int_equal(migd_test_log_count(MIGD_TEST_LOG_WARNING), 0);
 	sync_ok(t);
 	assert_all_dirty(t);
 	assert_int_equal(fake->starts->len, 0);
@@ -1518,7 +1437,7 @@ static void
 test_start_but_no_report_falls_back(void **state)
 {
 	const MigdIovaRange mapped = {.iova = 0, .length = 2 * MiB};
-	g_autoptr(MigdDevice) dev = sim_new("mtty:seed=1", "sim-mtty-a");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mtty:seed=1", "sim-mtty-a");
 	g_autoptr(MigdDevice) bare = sim_new_no_iommu("mtty:seed=2", "sim-mtty-b");
 	g_autoptr(MigdDirtyTracker) t = NULL;
 	g_autoptr(MigdDirtyTracker) all = NULL;
@@ -1544,34 +1463,34 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_mlx5_merges_to_limit, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mlx5_driver_combines, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mlx5_sequential_dma, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_e2big_halves, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mlx5_page_size_clamp, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_pds_unusable_page_size, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mlx5_eio_restarts, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_generic_eio_persists, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_hisi_fallback, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_hisi_iommu, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_pds_single_range_reports, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_pds_report_slices, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_stop_paired, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bad_ranges, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_iommu_provider, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_iommu_error_recovery, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_restart_new_page_size, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_restart_fails, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_device_falls_back_to_iommu, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_e2big_down_to_one, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_device_gone, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_report_slices, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_report_word_offsets, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_policy_none, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_device_restart_without_hook, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_start_but_no_report_falls_back, setup, teardown),
+	    migd_test_log_unit_test(test_mlx5_merges_to_limit),
+	    migd_test_log_unit_test(test_mlx5_driver_combines),
+	    migd_test_log_unit_test(test_mlx5_sequential_dma),
+	    migd_test_log_unit_test(test_e2big_halves),
+	    migd_test_log_unit_test(test_mlx5_page_size_clamp),
+	    migd_test_log_unit_test(test_pds_unusable_page_size),
+	    migd_test_log_unit_test(test_mlx5_eio_restarts),
+	    migd_test_log_unit_test(test_generic_eio_persists),
+	    migd_test_log_unit_test(test_hisi_fallback),
+	    migd_test_log_unit_test(test_hisi_iommu),
+	    migd_test_log_unit_test(test_pds_single_range_reports),
+	    migd_test_log_unit_test(test_pds_report_slices),
+	    migd_test_log_unit_test(test_stop_paired),
+	    migd_test_log_unit_test(test_bad_ranges),
+	    migd_test_log_unit_test(test_iommu_provider),
+	    migd_test_log_unit_test(test_iommu_error_recovery),
+	    migd_test_log_unit_test(test_restart_new_page_size),
+	    migd_test_log_unit_test(test_restart_fails),
+	    migd_test_log_unit_test(test_device_falls_back_to_iommu),
+	    migd_test_log_unit_test(test_e2big_down_to_one),
+	    migd_test_log_unit_test(test_device_gone),
+	    migd_test_log_unit_test(test_report_slices),
+	    migd_test_log_unit_test(test_report_word_offsets),
+	    migd_test_log_unit_test(test_policy_none),
+	    migd_test_log_unit_test(test_device_restart_without_hook),
+	    migd_test_log_unit_test(test_start_but_no_report_falls_back),
 	};
 	/* once per process (GLib refuses a second writer): every test captures */
-	g_log_set_writer_func(capture_writer, NULL, NULL);
+	migd_test_log_init(MIGD_TEST_LOG_ECHO);
 	return cmocka_run_group_tests_name("dirty-tracker", tests, NULL, NULL);
 }

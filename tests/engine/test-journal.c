@@ -17,17 +17,9 @@
 
 #include "migd-journal.h"
 #include "migd-sim-device.h"
-
-static MigdDevice *
-sim(const gchar *spec, const gchar *name)
-{
-	g_autoptr(GError) error = NULL;
-	MigdSimDevice *dev = migd_sim_device_new_from_string(spec, &error);
-	if (dev == NULL)
-		fail_msg("%s: %s", spec, error->message);
-	migd_device_set_name(MIGD_DEVICE(dev), name);
-	return MIGD_DEVICE(dev);
-}
+#include "engine-test-util.h"
+#include "migd-test-log.h"
+#include "migd-test-util.h"
 
 static MigdState
 state_of(MigdDevice *device)
@@ -48,13 +40,6 @@ count_files(const gchar *dir, const gchar *suffix)
 	return n;
 }
 
-static void
-rm_rf(const gchar *dir)
-{
-	g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
-}
-
 /* a crash mid-job: the next run finds the record and restarts the devices */
 static void
 test_recover_after_crash(void **state)
@@ -70,9 +55,9 @@ test_recover_after_crash(void **state)
 	MigdJournalRecovery result;
 
 	assert_non_null(journal);
-	g_ptr_array_add(devices, sim("mlx5:seed=1", "a"));
-	g_ptr_array_add(devices, sim("hisi_acc:seed=2", "b"));
-	g_ptr_array_add(dst_devices, sim("mlx5:seed=3", "c"));
+	g_ptr_array_add(devices, migd_test_sim_device("mlx5:seed=1", "a"));
+	g_ptr_array_add(devices, migd_test_sim_device("hisi_acc:seed=2", "b"));
+	g_ptr_array_add(dst_devices, migd_test_sim_device("mlx5:seed=3", "c"));
 	assert_true(migd_journal_begin(journal, src_job, devices, NULL));
 	assert_true(migd_journal_begin(journal, dst_job, dst_devices, NULL));
 	assert_int_equal(count_files(dir, ".job"), 2);
@@ -102,7 +87,7 @@ test_recover_after_crash(void **state)
 	assert_int_equal(count_files(dir, ".job"), 0);
 	migd_journal_recover(journal, all, &result);
 	assert_int_equal(result.jobs, 0);
-	rm_rf(dir);
+	migd_test_rm_rf(dir);
 }
 
 /* a job that ended removes its record: devices it left stopped on purpose stay stopped */
@@ -115,7 +100,7 @@ test_finished_job_leaves_nothing(void **state)
 	g_autoptr(MigdJob) job = migd_job_new(MIGD_JOB_ROLE_SOURCE, "1");
 	MigdJournalRecovery result;
 
-	g_ptr_array_add(devices, sim("mlx5:seed=1", "a"));
+	g_ptr_array_add(devices, migd_test_sim_device("mlx5:seed=1", "a"));
 	assert_true(migd_journal_begin(journal, job, devices, NULL));
 	assert_true(migd_device_transition(g_ptr_array_index(devices, 0), MIGD_STATE_STOP,
 					   MIGD_STATE_RUNNING, NULL, NULL, NULL));
@@ -123,7 +108,7 @@ test_finished_job_leaves_nothing(void **state)
 	migd_journal_recover(journal, devices, &result);
 	assert_int_equal(result.jobs, 0);
 	assert_int_equal(state_of(g_ptr_array_index(devices, 0)), MIGD_STATE_STOP);
-	rm_rf(dir);
+	migd_test_rm_rf(dir);
 }
 
 static void
@@ -136,7 +121,7 @@ test_damaged_record_set_aside(void **state)
 	g_autofree gchar *other = g_build_filename(dir, "destination-in1.job", NULL);
 	MigdJournalRecovery result;
 
-	g_ptr_array_add(devices, sim("mlx5:seed=1", "a"));
+	g_ptr_array_add(devices, migd_test_sim_device("mlx5:seed=1", "a"));
 	assert_true(g_file_set_contents(bad, "this is not a key file", -1, NULL));
 	assert_true(
 	    g_file_set_contents(other, "[job]\nversion=99\nrole=source\ndevices=a\n", -1, NULL));
@@ -144,7 +129,7 @@ test_damaged_record_set_aside(void **state)
 	assert_int_equal(result.jobs, 0);
 	assert_int_equal(count_files(dir, ".job"), 0);
 	assert_int_equal(count_files(dir, ".job.bad"), 2);
-	rm_rf(dir);
+	migd_test_rm_rf(dir);
 }
 
 static void
@@ -156,15 +141,6 @@ test_unwritable_state_dir(void **state)
 	assert_non_null(strstr(error->message, "state directory"));
 }
 
-static GLogWriterOutput
-quiet_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
-{
-	/* the recovery warns on purpose; only criticals would be news */
-	if (level & G_LOG_LEVEL_CRITICAL)
-		return g_log_writer_standard_streams(level, fields, n_fields, user_data);
-	return G_LOG_WRITER_HANDLED;
-}
-
 int
 main(void)
 {
@@ -174,6 +150,7 @@ main(void)
 	    cmocka_unit_test(test_damaged_record_set_aside),
 	    cmocka_unit_test(test_unwritable_state_dir),
 	};
-	g_log_set_writer_func(quiet_writer, NULL, NULL);
+	/* the recovery warns on purpose; only criticals would be news */
+	migd_test_log_init(MIGD_TEST_LOG_CRITICALS);
 	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
 }

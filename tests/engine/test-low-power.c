@@ -18,16 +18,14 @@
 #include "migd-error.h"
 #include "migd-low-power.h"
 #include "migd-sim-device.h"
+#include "engine-test-util.h"
 
 static MigdDevice *
 sim(const gchar *spec)
 {
-	g_autoptr(GError) error = NULL;
-	MigdSimDevice *dev = migd_sim_device_new_from_string(spec, &error);
-	if (dev == NULL)
-		fail_msg("%s: %s", spec, error->message);
-	assert_true(migd_device_probe(MIGD_DEVICE(dev), NULL));
-	return MIGD_DEVICE(dev);
+	MigdDevice *dev = migd_test_sim_device(spec, NULL);
+	assert_true(migd_device_probe(dev, NULL));
+	return dev;
 }
 
 static gboolean

@@ -18,6 +18,7 @@
 
 #include "migd-error.h"
 #include "migd-libvirt-loop.h"
+#include "migd-test-util.h"
 
 #define WAIT_MS 5000
 
@@ -35,38 +36,6 @@ typedef struct {
 	gboolean remove_self;
 	gboolean drain;
 } Probe;
-
-static gboolean
-flag_set(gpointer data)
-{
-	*(gboolean *)data = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-/* iterates the default context until *@counter >= @want or WAIT_MS passed */
-static gboolean
-wait_for(const gint *counter, gint want)
-{
-	gboolean expired = FALSE;
-	guint id = g_timeout_add(WAIT_MS, flag_set, &expired);
-
-	while (*counter < want && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!expired)
-		g_source_remove(id);
-	return *counter >= want;
-}
-
-/* iterates for @ms of wall time (a bounded window in which nothing may happen) */
-static void
-run_for(guint ms)
-{
-	gboolean expired = FALSE;
-
-	g_timeout_add(ms, flag_set, &expired);
-	while (!expired)
-		g_main_context_iteration(NULL, TRUE);
-}
 
 static void
 probe_free(void *opaque)
@@ -180,7 +149,7 @@ test_handle_readable(void **state)
 	assert_int_equal(p.calls, 0);
 
 	assert_int_equal(write(fds[1], "x", 1), 1);
-	assert_true(wait_for(&p.calls, 1));
+	assert_true(migd_test_wait_count(&p.calls, 1, WAIT_MS));
 	assert_int_equal(p.last_watch, watch);
 	assert_int_equal(p.last_fd, fds[0]);
 	assert_int_equal(p.last_events, VIR_EVENT_HANDLE_READABLE);
@@ -189,7 +158,7 @@ test_handle_readable(void **state)
 	/* the free callback never runs from inside the remove function */
 	assert_int_equal(virEventRemoveHandle(watch), 0);
 	assert_int_equal(p.frees, 0);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	assert_int_equal(p.frees, 1);
 	assert_int_equal(migd_libvirt_loop_count_live(), base);
 	/* removing twice fails, and the fd is not watched any more */
@@ -216,15 +185,15 @@ test_handle_writable_and_update(void **state)
 	assert_int_equal(p.calls, 0);
 	/* an empty pipe is writable at once */
 	virEventUpdateHandle(watch, VIR_EVENT_HANDLE_WRITABLE);
-	assert_true(wait_for(&p.calls, 1));
+	assert_true(migd_test_wait_count(&p.calls, 1, WAIT_MS));
 	assert_int_equal(p.last_events, VIR_EVENT_HANDLE_WRITABLE);
 	/* back to nothing: no more callbacks although it stays writable */
 	virEventUpdateHandle(watch, 0);
 	p.calls = 0;
-	run_for(30);
+	migd_test_spin_ms(30);
 	assert_int_equal(p.calls, 0);
 	assert_int_equal(virEventRemoveHandle(watch), 0);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	close(fds[0]);
 	close(fds[1]);
 }
@@ -239,7 +208,7 @@ test_hangup_not_polled_when_unwanted(void **state)
 	assert_int_equal(pipe(fds), 0);
 	close(fds[1]); /* the read end now reports HUP whatever is asked */
 	watch = virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, handle_cb, &p, probe_free);
-	assert_true(wait_for(&p.calls, 1));
+	assert_true(migd_test_wait_count(&p.calls, 1, WAIT_MS));
 	assert_true(p.last_events & VIR_EVENT_HANDLE_HANGUP);
 
 	/* libvirt stops listening: the loop must go idle, not spin on POLLHUP */
@@ -250,10 +219,10 @@ test_hangup_not_polled_when_unwanted(void **state)
 	assert_int_equal(p.calls, 0);
 	/* and back */
 	virEventUpdateHandle(watch, VIR_EVENT_HANDLE_READABLE);
-	assert_true(wait_for(&p.calls, 1));
+	assert_true(migd_test_wait_count(&p.calls, 1, WAIT_MS));
 	assert_true(p.last_events & VIR_EVENT_HANDLE_HANGUP);
 	assert_int_equal(virEventRemoveHandle(watch), 0);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	close(fds[0]);
 }
 
@@ -268,11 +237,11 @@ test_handle_remove_inside_callback(void **state)
 	assert_int_equal(write(fds[1], "x", 1), 1); /* readable, never drained */
 	watch = virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, handle_cb, &p, probe_free);
 	assert_true(watch > 0);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	/* called once, freed later from a clean stack, never again */
 	assert_int_equal(p.calls, 1);
 	assert_false(p.freed_inside_callback);
-	run_for(20);
+	migd_test_spin_ms(20);
 	assert_int_equal(p.calls, 1);
 	assert_int_equal(p.frees, 1);
 	close(fds[0]);
@@ -298,7 +267,7 @@ test_timeout_zero_fires_every_iteration(void **state)
 	assert_int_equal(p.calls, 5);
 	assert_int_equal(virEventRemoveTimeout(timer), 0);
 	assert_int_equal(p.frees, 0);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	assert_false(p.wrong_thread);
 }
 
@@ -310,14 +279,14 @@ test_timeout_periodic(void **state)
 	gint timer = virEventAddTimeout(20, timer_cb, &p, probe_free);
 
 	assert_true(timer > 0);
-	assert_true(wait_for(&p.calls, 3));
+	assert_true(migd_test_wait_count(&p.calls, 3, WAIT_MS));
 	/* three periods of 20 ms at least, and far less than the bound */
 	assert_true(g_get_monotonic_time() - start >= 3 * 20 * 1000 - 1000);
 	assert_int_equal(virEventRemoveTimeout(timer), 0);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	/* a removed timer does not fire */
 	p.calls = 0;
-	run_for(50);
+	migd_test_spin_ms(50);
 	assert_int_equal(p.calls, 0);
 }
 
@@ -328,13 +297,13 @@ test_timeout_disabled_then_armed(void **state)
 	gint timer = virEventAddTimeout(-1, timer_cb, &p, NULL);
 
 	assert_true(timer > 0);
-	run_for(30);
+	migd_test_spin_ms(30);
 	assert_int_equal(p.calls, 0);
 	virEventUpdateTimeout(timer, 10);
-	assert_true(wait_for(&p.calls, 1));
+	assert_true(migd_test_wait_count(&p.calls, 1, WAIT_MS));
 	assert_int_equal(virEventRemoveTimeout(timer), 0);
 	/* no free callback given: the entry still goes away */
-	run_for(10);
+	migd_test_spin_ms(10);
 }
 
 static void
@@ -344,7 +313,7 @@ test_timeout_remove_inside_callback(void **state)
 	gint timer = virEventAddTimeout(0, timer_cb, &p, probe_free);
 
 	assert_true(timer > 0);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	assert_int_equal(p.calls, 1);
 	assert_false(p.freed_inside_callback);
 	for (guint i = 0; i < 10; i++)
@@ -367,7 +336,7 @@ test_remove_mismatched_ids(void **state)
 	virEventUpdateTimeout(999999, 0);
 	assert_int_equal(virEventRemoveTimeout(timer), 0);
 	assert_int_equal(virEventRemoveTimeout(timer), -1);
-	assert_true(wait_for(&p.frees, 1));
+	assert_true(migd_test_wait_count(&p.frees, 1, WAIT_MS));
 	/* invalid arguments are refused */
 	assert_int_equal(virEventAddHandle(-1, VIR_EVENT_HANDLE_READABLE, handle_cb, &p, NULL), -1);
 }
@@ -406,11 +375,11 @@ test_calls_from_another_thread(void **state)
 	assert_true(ct.timer > 0);
 	assert_int_equal(ct.remove_result, 0);
 	/* dispatched, and freed, on the loop's thread */
-	assert_true(wait_for(&ct.timer_probe.calls, 1));
+	assert_true(migd_test_wait_count(&ct.timer_probe.calls, 1, WAIT_MS));
 	assert_false(ct.timer_probe.wrong_thread);
-	assert_true(wait_for(&hp.frees, 1));
+	assert_true(migd_test_wait_count(&hp.frees, 1, WAIT_MS));
 	assert_int_equal(virEventRemoveTimeout(ct.timer), 0);
-	assert_true(wait_for(&ct.timer_probe.frees, 1));
+	assert_true(migd_test_wait_count(&ct.timer_probe.frees, 1, WAIT_MS));
 	close(fds[0]);
 	close(fds[1]);
 }

@@ -22,6 +22,7 @@
 #include "migd-error.h"
 #include "migd-libvirt-loop.h"
 #include "migd-libvirt-watcher-private.h"
+#include "migd-test-util.h"
 
 #define TEST_URI "test:///default"
 #define WAIT_MS	 10000
@@ -50,55 +51,6 @@ typedef struct {
 	gboolean unref_in_event;
 	guint64 last_id;
 } Rec;
-
-static gboolean
-flag_set(gpointer data)
-{
-	*(gboolean *)data = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-static gboolean
-wait_until(gboolean (*done)(gpointer), gpointer data)
-{
-	gboolean expired = FALSE;
-	guint id = g_timeout_add(WAIT_MS, flag_set, &expired);
-
-	while (!done(data) && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!expired)
-		g_source_remove(id);
-	return done(data);
-}
-
-typedef struct {
-	const gint *counter;
-	gint want;
-} Count;
-
-static gboolean
-count_reached(gpointer data)
-{
-	Count *c = data;
-	return *c->counter >= c->want;
-}
-
-static gboolean
-wait_for(const gint *counter, gint want)
-{
-	Count c = {counter, want};
-	return wait_until(count_reached, &c);
-}
-
-static void
-run_for(guint ms)
-{
-	gboolean expired = FALSE;
-
-	g_timeout_add(ms, flag_set, &expired);
-	while (!expired)
-		g_main_context_iteration(NULL, TRUE);
-}
 
 static gboolean
 loop_back_to_base(gpointer unused)
@@ -244,7 +196,7 @@ rec_start(const gchar *domain)
 
 	assert_true(migd_libvirt_watcher_start(rec->watcher, &error));
 	assert_null(error);
-	assert_true(wait_for(&rec->n_connected, 1));
+	assert_true(migd_test_wait_count(&rec->n_connected, 1, WAIT_MS));
 	assert_true(migd_libvirt_watcher_is_connected(rec->watcher));
 	return rec;
 }
@@ -256,7 +208,7 @@ rec_free(Rec *rec)
 	if (rec->watcher != NULL)
 		migd_libvirt_watcher_stop(rec->watcher);
 	g_clear_object(&rec->watcher);
-	assert_true(wait_until(loop_back_to_base, NULL));
+	assert_true(migd_test_wait_until(loop_back_to_base, NULL, WAIT_MS));
 	assert_false(rec->wrong_thread);
 	g_ptr_array_unref(rec->log);
 	g_ptr_array_unref(rec->events);
@@ -334,10 +286,10 @@ test_lifecycle_through_main_loop(void **state)
 
 	assert_int_equal(rec->n_disconnected, 0);
 	assert_int_equal(virDomainSuspend(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 1));
+	assert_true(migd_test_wait_count(&rec->n_events, 1, WAIT_MS));
 	assert_string_equal(event_at(rec, 0), "lifecycle test 3 0"); /* SUSPENDED PAUSED */
 	assert_int_equal(virDomainResume(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 2));
+	assert_true(migd_test_wait_count(&rec->n_events, 2, WAIT_MS));
 	assert_string_equal(event_at(rec, 1), "lifecycle test 4 0"); /* RESUMED UNPAUSED */
 
 	/* another domain's events are filtered out */
@@ -350,11 +302,11 @@ test_lifecycle_through_main_loop(void **state)
 	virDomainFree(other);
 	/* this one comes after all of those: when it is here, they were dropped */
 	assert_int_equal(virDomainDestroy(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 3));
+	assert_true(migd_test_wait_count(&rec->n_events, 3, WAIT_MS));
 	assert_int_equal(rec->n_events, 3);
 	assert_string_equal(event_at(rec, 2), "lifecycle test 5 1"); /* STOPPED DESTROYED */
 	assert_int_equal(virDomainCreate(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 4));
+	assert_true(migd_test_wait_count(&rec->n_events, 4, WAIT_MS));
 	assert_string_equal(event_at(rec, 3), "lifecycle test 2 0"); /* STARTED BOOTED */
 	/* plain lifecycle changes are no migration */
 	assert_int_equal(rec->n_log, 0);
@@ -370,7 +322,7 @@ test_map_by_uuid(void **state)
 
 	assert_non_null(migd_libvirt_watcher_lookup(rec->watcher, test_uuid, "renamed"));
 	assert_int_equal(virDomainSuspend(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 1));
+	assert_true(migd_test_wait_count(&rec->n_events, 1, WAIT_MS));
 	assert_string_equal(event_at(rec, 0), "lifecycle test 3 0");
 	rec_free(rec);
 }
@@ -384,12 +336,13 @@ test_injected_migration_aborted(void **state)
 	/* an iteration asks libvirt what the job is; the test driver has no job
 	 * API, so it is taken for a migration */
 	migd_libvirt_watcher_inject(rec->watcher, &in);
-	assert_true(wait_for(&rec->n_log, 1));
+	assert_true(migd_test_wait_count(&rec->n_log, 1, WAIT_MS));
 	assert_string_equal(log_at(rec, 0), "started 1");
 	assert_int_equal(migd_libvirt_watcher_get_probe_count(rec->watcher), 1);
 	/* a real pause by the user during pre-copy is no switchover */
 	assert_int_equal(virDomainSuspend(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 3)); /* iteration, probe, suspend */
+	assert_true(
+	    migd_test_wait_count(&rec->n_events, 3, WAIT_MS)); /* iteration, probe, suspend */
 	assert_string_equal(event_at(rec, 2), "lifecycle test 3 0");
 	assert_int_equal(rec->n_log, 1);
 	in = injected(MIGD_LIBVIRT_INPUT_LIFECYCLE, VIR_DOMAIN_EVENT_SUSPENDED,
@@ -399,7 +352,7 @@ test_injected_migration_aborted(void **state)
 	assert_string_equal(log_at(rec, 1), "switchover 1");
 	/* the real resume after the switchover: libvirt gave up the migration */
 	assert_int_equal(virDomainResume(test_dom), 0);
-	assert_true(wait_for(&rec->n_log, 3));
+	assert_true(migd_test_wait_count(&rec->n_log, 3, WAIT_MS));
 	assert_string_equal(log_at(rec, 2), "failed 1 aborted");
 	assert_non_null(strstr(rec->last_message, "resumed"));
 	rec_free(rec);
@@ -412,9 +365,9 @@ test_destroyed_during_migration(void **state)
 	MigdLibvirtInput in = injected(MIGD_LIBVIRT_INPUT_ITERATION, 0, 0);
 
 	migd_libvirt_watcher_inject(rec->watcher, &in);
-	assert_true(wait_for(&rec->n_log, 1));
+	assert_true(migd_test_wait_count(&rec->n_log, 1, WAIT_MS));
 	assert_int_equal(virDomainDestroy(test_dom), 0);
-	assert_true(wait_for(&rec->n_log, 2));
+	assert_true(migd_test_wait_count(&rec->n_log, 2, WAIT_MS));
 	assert_string_equal(log_at(rec, 1), "failed 1 domain-stopped");
 	assert_non_null(strstr(rec->last_message, "destroyed"));
 	rec_free(rec);
@@ -454,15 +407,15 @@ test_reconnect_after_close(void **state)
 
 	assert_int_equal(migd_libvirt_watcher_get_connect_attempts(rec->watcher), 1);
 	migd_libvirt_watcher_simulate_close(rec->watcher, VIR_CONNECT_CLOSE_REASON_EOF);
-	assert_true(wait_for(&rec->n_disconnected, 1));
+	assert_true(migd_test_wait_count(&rec->n_disconnected, 1, WAIT_MS));
 	assert_non_null(strstr(rec->last_message, "end of file"));
 	assert_false(migd_libvirt_watcher_is_connected(rec->watcher));
-	assert_true(wait_for(&rec->n_connected, 2));
+	assert_true(migd_test_wait_count(&rec->n_connected, 2, WAIT_MS));
 	assert_int_equal(migd_libvirt_watcher_get_connect_attempts(rec->watcher), 2);
 	/* the old registrations are gone: one event, once */
 	assert_int_equal(virDomainSuspend(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 1));
-	run_for(50);
+	assert_true(migd_test_wait_count(&rec->n_events, 1, WAIT_MS));
+	migd_test_spin_ms(50);
 	assert_int_equal(rec->n_events, 1);
 	rec_free(rec);
 }
@@ -474,20 +427,21 @@ test_resync_after_reconnect(void **state)
 	MigdLibvirtInput in = injected(MIGD_LIBVIRT_INPUT_ITERATION, 0, 0);
 
 	migd_libvirt_watcher_inject(rec->watcher, &in);
-	assert_true(wait_for(&rec->n_log, 1));
+	assert_true(migd_test_wait_count(&rec->n_log, 1, WAIT_MS));
 	assert_int_equal(migd_libvirt_watcher_get_probe_count(rec->watcher), 1);
 	/* events may have been lost: what was migrating is asked about again */
 	migd_libvirt_watcher_simulate_close(rec->watcher, VIR_CONNECT_CLOSE_REASON_KEEPALIVE);
-	assert_true(wait_for(&rec->n_connected, 2));
-	assert_true(wait_for(&rec->n_events, 3)); /* iteration, probe, probe after resync */
+	assert_true(migd_test_wait_count(&rec->n_connected, 2, WAIT_MS));
+	assert_true(migd_test_wait_count(&rec->n_events, 3,
+					 WAIT_MS)); /* iteration, probe, probe after resync */
 	assert_int_equal(migd_libvirt_watcher_get_probe_count(rec->watcher), 2);
 	assert_string_equal(event_at(rec, 2), event_at(rec, 1));
 	/* no job API here, so no polling: the count stays */
-	run_for(100);
+	migd_test_spin_ms(100);
 	assert_int_equal(migd_libvirt_watcher_get_probe_count(rec->watcher), 2);
 	/* still migrating, and a real event still ends it */
 	assert_int_equal(virDomainDestroy(test_dom), 0);
-	assert_true(wait_for(&rec->n_log, 2));
+	assert_true(migd_test_wait_count(&rec->n_log, 2, WAIT_MS));
 	assert_string_equal(log_at(rec, 1), "failed 1 domain-stopped");
 	rec_free(rec);
 }
@@ -515,9 +469,9 @@ test_connect_failure_backoff(void **state)
 
 	migd_libvirt_watcher_set_backoff(rec->watcher, 10, 40);
 	assert_true(migd_libvirt_watcher_start(rec->watcher, &error));
-	assert_true(wait_for(&rec->n_disconnected, 1));
+	assert_true(migd_test_wait_count(&rec->n_disconnected, 1, WAIT_MS));
 	assert_non_null(strstr(rec->last_message, "cannot connect"));
-	assert_true(wait_until(attempts_reached, &a));
+	assert_true(migd_test_wait_until(attempts_reached, &a, WAIT_MS));
 	/* 10 + 20 + 40 ms between the four attempts */
 	assert_true(g_get_monotonic_time() - start >= 70 * 1000 - 1000);
 	/* reported once per outage, not per attempt */
@@ -525,7 +479,7 @@ test_connect_failure_backoff(void **state)
 	assert_int_equal(rec->n_connected, 0);
 	migd_libvirt_watcher_stop(rec->watcher);
 	attempts = migd_libvirt_watcher_get_connect_attempts(rec->watcher);
-	run_for(150);
+	migd_test_spin_ms(150);
 	assert_int_equal(migd_libvirt_watcher_get_connect_attempts(rec->watcher), attempts);
 	rec_free(rec);
 }
@@ -549,10 +503,10 @@ test_stop_inside_callbacks(void **state)
 	rec = rec_start("test");
 	rec->stop_in_event = TRUE;
 	assert_int_equal(virDomainSuspend(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 1));
+	assert_true(migd_test_wait_count(&rec->n_events, 1, WAIT_MS));
 	assert_false(migd_libvirt_watcher_is_connected(rec->watcher));
 	assert_int_equal(virDomainResume(test_dom), 0);
-	run_for(50);
+	migd_test_spin_ms(50);
 	assert_int_equal(rec->n_events, 1);
 	rec_free(rec);
 }
@@ -566,10 +520,10 @@ test_unref_inside_libvirt_callback(void **state)
 	 * outlives the callback, then it stops and everything is released */
 	rec->unref_in_event = TRUE;
 	assert_int_equal(virDomainSuspend(test_dom), 0);
-	assert_true(wait_for(&rec->n_events, 1));
+	assert_true(migd_test_wait_count(&rec->n_events, 1, WAIT_MS));
 	assert_null(rec->watcher);
 	assert_int_equal(virDomainResume(test_dom), 0);
-	run_for(50);
+	migd_test_spin_ms(50);
 	assert_int_equal(rec->n_events, 1);
 	rec_free(rec);
 }
@@ -602,7 +556,7 @@ test_abort_job(void **state)
 
 	/* read-only by default */
 	migd_libvirt_watcher_abort_job(rec->watcher, test_uuid, NULL, abort_done, &r);
-	assert_true(wait_until(abort_finished, &r));
+	assert_true(migd_test_wait_until(abort_finished, &r, WAIT_MS));
 	assert_true(g_error_matches(r.error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
 	g_clear_error(&r.error);
 	rec_free(rec);
@@ -611,22 +565,22 @@ test_abort_job(void **state)
 	/* not connected yet */
 	r.done = FALSE;
 	migd_libvirt_watcher_abort_job(rec->watcher, test_uuid, NULL, abort_done, &r);
-	assert_true(wait_until(abort_finished, &r));
+	assert_true(migd_test_wait_until(abort_finished, &r, WAIT_MS));
 	assert_true(g_error_matches(r.error, MIGD_ERROR, MIGD_ERROR_FAILED));
 	g_clear_error(&r.error);
 	assert_true(migd_libvirt_watcher_start(rec->watcher, NULL));
-	assert_true(wait_for(&rec->n_connected, 1));
+	assert_true(migd_test_wait_count(&rec->n_connected, 1, WAIT_MS));
 	/* the test driver has no virDomainAbortJob: the call is made and refused */
 	r.done = FALSE;
 	migd_libvirt_watcher_abort_job(rec->watcher, test_uuid, NULL, abort_done, &r);
-	assert_true(wait_until(abort_finished, &r));
+	assert_true(migd_test_wait_until(abort_finished, &r, WAIT_MS));
 	assert_true(g_error_matches(r.error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
 	g_clear_error(&r.error);
 	/* an unknown domain */
 	r.done = FALSE;
 	migd_libvirt_watcher_abort_job(rec->watcher, "99999999-8888-7777-6666-555555555555", NULL,
 				       abort_done, &r);
-	assert_true(wait_until(abort_finished, &r));
+	assert_true(migd_test_wait_until(abort_finished, &r, WAIT_MS));
 	assert_true(g_error_matches(r.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 	g_clear_error(&r.error);
 	rec_free(rec);

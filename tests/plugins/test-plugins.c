@@ -2,9 +2,10 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Plugins: the module loader (ABI refusal, fallback to the generic plugin),
- * configuration, and the mlx5 and hisi_acc rules against the simulator, alone
- * and inside whole migrations between two engines.
+ * Plugins: the module loader (ABI refusal, duplicates, fallback to the generic
+ * plugin), configuration, the generic plugin, and a whole migration through the
+ * mlx5 and hisi_acc plugins together. Each plugin's own rules are tested in its
+ * folder (plugins/NAME/tests).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,136 +15,20 @@
 
 #include <errno.h>
 #include <gio/gio.h>
-#include <gmodule.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "engine-test-util.h"
 #include "migd-error.h"
-#include "migd-plugin-manager.h"
-
-/* ---- captured log messages ---- */
-
-static GPtrArray *captured; /* "LEVEL message" */
-
-static GLogWriterOutput
-capture_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
-{
-	for (gsize i = 0; captured != NULL && i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "MESSAGE") == 0)
-			g_ptr_array_add(
-			    captured,
-			    g_strdup_printf("%s %s",
-					    (level & G_LOG_LEVEL_WARNING) ? "WARNING" : "OTHER",
-					    (const gchar *)fields[i].value));
-	}
-	return G_LOG_WRITER_HANDLED;
-}
-
-static gboolean
-captured_has(const gchar *level, const gchar *needle)
-{
-	for (guint i = 0; i < captured->len; i++) {
-		const gchar *line = g_ptr_array_index(captured, i);
-		if (g_str_has_prefix(line, level) && strstr(line, needle) != NULL)
-			return TRUE;
-	}
-	return FALSE;
-}
-
-static int
-setup(void **state)
-{
-	captured = g_ptr_array_new_with_free_func(g_free);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	g_clear_pointer(&captured, g_ptr_array_unref);
-	return 0;
-}
-
-/* ---- helpers ---- */
-
-static const gchar *
-built_plugin_dir(void)
-{
-	const gchar *dir = g_getenv(MIGD_PLUGIN_DIR_ENV);
-	if (dir == NULL)
-		fail_msg("%s is not set (run through meson test)", MIGD_PLUGIN_DIR_ENV);
-	return dir;
-}
-
-static gchar *
-module_path(const gchar *dir, const gchar *name)
-{
-	g_autofree gchar *file = g_strdup_printf("migd-plugin-%s.%s", name, G_MODULE_SUFFIX);
-	return g_build_filename(dir, file, NULL);
-}
-
-static MigdPluginManager *
-manager_with_built_plugins(void)
-{
-	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
-	g_autoptr(GError) error = NULL;
-
-	if (!migd_plugin_manager_load_dir(manager, built_plugin_dir(), &error))
-		fail_msg("load_dir: %s", error->message);
-	if (!migd_plugin_manager_configure(manager, NULL, &error))
-		fail_msg("configure: %s", error->message);
-	return g_steal_pointer(&manager);
-}
-
-static MigdDevice *
-sim_device(const gchar *spec)
-{
-	g_autoptr(GError) error = NULL;
-	MigdSimDevice *dev = migd_sim_device_new_from_string(spec, &error);
-	if (dev == NULL)
-		fail_msg("%s: %s", spec, error->message);
-	return MIGD_DEVICE(dev);
-}
-
-/*
- * A plugin directory made of links to the built modules: a module is loaded
- * once per process, and the dynamic linker knows a link for the same file.
- */
-static void
-link_module(const gchar *from, const gchar *to)
-{
-	g_autofree gchar *target = g_canonicalize_filename(from, NULL);
-	if (symlink(target, to) != 0)
-		fail_msg("symlink %s: %s", to, g_strerror(errno));
-}
-
-static void
-rm_rf(const gchar *path)
-{
-	g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", path);
-	assert_int_equal(system(cmd), 0);
-}
-
-/* a fake sysfs node of an mlx5 VF whose PF shows firmware @fw */
-static gchar *
-fake_mlx5_sysfs(const gchar *root, const gchar *name, const gchar *fw)
-{
-	g_autofree gchar *ib = g_build_filename(root, name, "physfn", "infiniband", "mlx5_0", NULL);
-	g_autofree gchar *file = g_build_filename(ib, "fw_ver", NULL);
-	g_autofree gchar *contents = g_strdup_printf("%s\n", fw);
-
-	assert_int_equal(g_mkdir_with_parents(ib, 0700), 0);
-	assert_true(g_file_set_contents(file, contents, -1, NULL));
-	return g_build_filename(root, name, NULL);
-}
+#include "migd-test-log.h"
+#include "migd-test-plugins.h"
+#include "migd-test-util.h"
 
 /* ---- the loader ---- */
 
 static void
 test_load_built_plugins(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
 	GPtrArray *plugins = migd_plugin_manager_get_plugins(manager);
 
 	assert_non_null(migd_plugin_manager_find(manager, "mlx5"));
@@ -157,10 +42,10 @@ test_load_built_plugins(void **state)
 static void
 test_assign_by_driver(void **state)
 {
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
-	g_autoptr(MigdDevice) mlx5 = sim_device("mlx5:seed=1");
-	g_autoptr(MigdDevice) hisi = sim_device("hisi_acc:seed=2");
-	g_autoptr(MigdDevice) mtty = sim_device("mtty:seed=3");
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
+	g_autoptr(MigdDevice) mlx5 = migd_test_sim_device("mlx5:seed=1", NULL);
+	g_autoptr(MigdDevice) hisi = migd_test_sim_device("hisi_acc:seed=2", NULL);
+	g_autoptr(MigdDevice) mtty = migd_test_sim_device("mtty:seed=3", NULL);
 	MigdPluginPolicy policy;
 
 	migd_plugin_manager_assign(manager, mlx5);
@@ -183,8 +68,9 @@ test_assign_by_driver(void **state)
 
 	/* mtty has no plugin: generic, and the operator is told */
 	assert_string_equal(migd_plugin_get_name(migd_device_get_plugin(mtty)), "generic");
-	assert_true(captured_has("WARNING", "no plugin for driver mtty"));
-	assert_true(captured_has("OTHER", "plugin mlx5 (driver mlx5_vfio_pci"));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, "no plugin for driver mtty", NULL));
+	assert_true(
+	    migd_test_log_has(MIGD_TEST_LOG_OTHER, "plugin mlx5 (driver mlx5_vfio_pci", NULL));
 }
 
 /* removing a module: its devices fall back to the generic plugin, with a warning */
@@ -192,37 +78,74 @@ static void
 test_removed_module_falls_back(void **state)
 {
 	g_autofree gchar *dir = g_dir_make_tmp("migd-plugins-XXXXXX", NULL);
-	g_autofree gchar *from = module_path(built_plugin_dir(), "hisi_acc");
-	g_autofree gchar *to = module_path(dir, "hisi_acc");
+	g_autofree gchar *from = migd_test_plugin_module_built("hisi_acc");
+	g_autofree gchar *to = migd_test_plugin_module_path(dir, "hisi_acc");
 	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
-	g_autoptr(MigdDevice) mlx5 = sim_device("mlx5:seed=1");
-	g_autoptr(MigdDevice) hisi = sim_device("hisi_acc:seed=2");
+	g_autoptr(MigdDevice) mlx5 = migd_test_sim_device("mlx5:seed=1", NULL);
+	g_autoptr(MigdDevice) hisi = migd_test_sim_device("hisi_acc:seed=2", NULL);
 	g_autoptr(GError) error = NULL;
 	MigdPluginPolicy policy;
 
-	link_module(from, to);
+	migd_test_plugin_link_module(from, to);
 	assert_true(migd_plugin_manager_load_dir(manager, dir, &error));
 	assert_null(migd_plugin_manager_find(manager, "mlx5"));
 	migd_plugin_manager_assign(manager, mlx5);
 	migd_plugin_manager_assign(manager, hisi);
 	assert_string_equal(migd_plugin_get_name(migd_device_get_plugin(mlx5)), "generic");
 	assert_string_equal(migd_plugin_get_name(migd_device_get_plugin(hisi)), "hisi_acc");
-	assert_true(captured_has("WARNING", "no plugin for driver mlx5_vfio_pci"));
+	assert_true(
+	    migd_test_log_has(MIGD_TEST_LOG_WARNING, "no plugin for driver mlx5_vfio_pci", NULL));
 	/* the generic rules: the uAPI's choices, no mlx5 read size, no restart */
 	migd_plugin_get_policy(migd_device_get_plugin(mlx5), mlx5, &policy);
 	assert_int_equal(policy.read_size, 1024 * 1024);
 	assert_int_equal(policy.on_tracker_error, MIGD_TRACKER_ERROR_ALL_DIRTY);
-	rm_rf(dir);
+	migd_test_rm_rf(dir);
+}
+
+/*
+ * several directories (the build tree has one per plugin): modules load in the
+ * order of their file names, a name in two directories from the first one
+ */
+static void
+test_search_path(void **state)
+{
+	g_autofree gchar *a = g_dir_make_tmp("migd-plugins-XXXXXX", NULL);
+	g_autofree gchar *b = g_dir_make_tmp("migd-plugins-XXXXXX", NULL);
+	g_autofree gchar *mlx5 = migd_test_plugin_module_built("mlx5");
+	g_autofree gchar *hisi = migd_test_plugin_module_built("hisi_acc");
+	g_autofree gchar *mlx5_a = migd_test_plugin_module_path(a, "mlx5");
+	g_autofree gchar *mlx5_b = migd_test_plugin_module_path(b, "mlx5");
+	g_autofree gchar *hisi_b = migd_test_plugin_module_path(b, "hisi_acc");
+	g_autofree gchar *dirs =
+	    g_strjoin(G_SEARCHPATH_SEPARATOR_S, a, "", b, "/nonexistent/migd-plugins", NULL);
+	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
+	g_autoptr(GError) error = NULL;
+	GPtrArray *plugins;
+
+	migd_test_plugin_link_module(mlx5, mlx5_a);
+	migd_test_plugin_link_module(mlx5, mlx5_b);
+	migd_test_plugin_link_module(hisi, hisi_b);
+	assert_true(migd_plugin_manager_load_dir(manager, dirs, &error));
+	plugins = migd_plugin_manager_get_plugins(manager);
+	assert_int_equal(plugins->len, 3);
+	assert_string_equal(migd_plugin_get_name(g_ptr_array_index(plugins, 0)), "hisi_acc");
+	assert_string_equal(migd_plugin_get_name(g_ptr_array_index(plugins, 1)), "mlx5");
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, mlx5_b, "already loaded", NULL));
+	assert_false(migd_test_log_has(MIGD_TEST_LOG_WARNING, mlx5_a, NULL));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_OTHER,
+				      "no plugin directory /nonexistent/migd-plugins", NULL));
+	migd_test_rm_rf(a);
+	migd_test_rm_rf(b);
 }
 
 static void
 test_bad_abi_refused(void **state)
 {
-	g_autofree gchar *bad = module_path(PLUGIN_TEST_MODULE_DIR, "bad-abi");
+	g_autofree gchar *bad = migd_test_plugin_module_path(PLUGIN_TEST_MODULE_DIR, "bad-abi");
 	g_autofree gchar *dir = g_dir_make_tmp("migd-plugins-XXXXXX", NULL);
-	g_autofree gchar *from = module_path(built_plugin_dir(), "mlx5");
-	g_autofree gchar *to = module_path(dir, "mlx5");
-	g_autofree gchar *bad_copy = module_path(dir, "bad-abi");
+	g_autofree gchar *from = migd_test_plugin_module_built("mlx5");
+	g_autofree gchar *to = migd_test_plugin_module_path(dir, "mlx5");
+	g_autofree gchar *bad_copy = migd_test_plugin_module_path(dir, "bad-abi");
 	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
 	g_autoptr(MigdPluginManager) manager2 = migd_plugin_manager_new();
 	g_autoptr(GError) error = NULL;
@@ -235,22 +158,23 @@ test_bad_abi_refused(void **state)
 	assert_null(migd_plugin_manager_find(manager, "bad-abi"));
 
 	/* in a directory: skipped with a warning, the good plugin still loads */
-	link_module(bad, bad_copy);
-	link_module(from, to);
+	migd_test_plugin_link_module(bad, bad_copy);
+	migd_test_plugin_link_module(from, to);
 	g_clear_error(&error);
 	assert_true(migd_plugin_manager_load_dir(manager2, dir, &error));
 	assert_non_null(migd_plugin_manager_find(manager2, "mlx5"));
 	assert_null(migd_plugin_manager_find(manager2, "bad-abi"));
-	assert_true(captured_has("WARNING", "plugin ABI version 99"));
-	rm_rf(dir);
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING, "plugin ABI version 99", NULL));
+	migd_test_rm_rf(dir);
 }
 
 static void
 test_not_a_plugin_refused(void **state)
 {
-	g_autofree gchar *path = module_path(PLUGIN_TEST_MODULE_DIR, "not-a-plugin");
-	g_autofree gchar *dup = module_path(built_plugin_dir(), "mlx5");
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
+	g_autofree gchar *path =
+	    migd_test_plugin_module_path(PLUGIN_TEST_MODULE_DIR, "not-a-plugin");
+	g_autofree gchar *dup = migd_test_plugin_module_built("mlx5");
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
 	g_autoptr(GError) error = NULL;
 
 	assert_false(migd_plugin_manager_load_module(manager, path, &error));
@@ -266,32 +190,17 @@ test_not_a_plugin_refused(void **state)
 
 /* ---- configuration ---- */
 
-static gboolean
-configure_with(const gchar *text, MigdPluginManager **out, GError **error)
-{
-	g_autoptr(GKeyFile) config = g_key_file_new();
-	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
-
-	if (!g_key_file_load_from_data(config, text, -1, G_KEY_FILE_NONE, error))
-		return FALSE;
-	if (!migd_plugin_manager_load_dir(manager, built_plugin_dir(), error) ||
-	    !migd_plugin_manager_configure(manager, config, error))
-		return FALSE;
-	if (out != NULL)
-		*out = g_steal_pointer(&manager);
-	return TRUE;
-}
-
 static void
 test_config_tunables(void **state)
 {
 	g_autoptr(MigdPluginManager) manager = NULL;
-	g_autoptr(MigdDevice) mlx5 = sim_device("mlx5:seed=1");
-	g_autoptr(MigdDevice) hisi = sim_device("hisi_acc:seed=2");
+	g_autoptr(MigdDevice) mlx5 = migd_test_sim_device("mlx5:seed=1", NULL);
+	g_autoptr(MigdDevice) hisi = migd_test_sim_device("hisi_acc:seed=2", NULL);
 	g_autoptr(GError) error = NULL;
 	MigdPluginPolicy policy;
 
-	assert_true(configure_with("[plugin mlx5]\nread-size=2M\non-tracker-error=all-dirty\n"
+	assert_true(
+	    migd_test_plugins_load("[plugin mlx5]\nread-size=2M\non-tracker-error=all-dirty\n"
 				   "tracker-max-ranges=16\n[plugin hisi_acc]\nread-size=128K\n",
 				   &manager, &error));
 	migd_plugin_manager_assign(manager, mlx5);
@@ -324,7 +233,7 @@ test_config_errors(void **state)
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
-		assert_false(configure_with(cases[i].text, NULL, &error));
+		assert_false(migd_test_plugins_load(cases[i].text, NULL, &error));
 		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 		if (strstr(error->message, cases[i].expect) == NULL)
 			fail_msg("case %u: '%s' does not say '%s'", i, error->message,
@@ -341,7 +250,7 @@ test_config_example_valid(void **state)
 	g_autofree gchar *text = NULL;
 	g_autoptr(GString) uncommented = g_string_new(NULL);
 	g_autoptr(MigdPluginManager) manager = NULL;
-	g_autoptr(MigdDevice) mlx5 = sim_device("mlx5:seed=1");
+	g_autoptr(MigdDevice) mlx5 = migd_test_sim_device("mlx5:seed=1", NULL);
 	g_auto(GStrv) lines = NULL;
 	g_autoptr(GError) error = NULL;
 	MigdPluginPolicy policy;
@@ -354,7 +263,7 @@ test_config_example_valid(void **state)
 			g_string_append_printf(uncommented, "%s\n", lines[i] + 1);
 	}
 	assert_non_null(strstr(uncommented->str, "[plugin mlx5]"));
-	if (!configure_with(uncommented->str, &manager, &error))
+	if (!migd_test_plugins_load(uncommented->str, &manager, &error))
 		fail_msg("%s", error->message);
 	migd_plugin_manager_assign(manager, mlx5);
 	migd_plugin_get_policy(migd_device_get_plugin(mlx5), mlx5, &policy);
@@ -367,115 +276,19 @@ test_config_absent_plugin_warns(void **state)
 {
 	g_autoptr(GError) error = NULL;
 
-	assert_true(configure_with("[plugin pds]\nread-size=1M\n", NULL, &error));
-	assert_true(captured_has("WARNING", "[plugin pds]: no such plugin is loaded"));
+	assert_true(migd_test_plugins_load("[plugin pds]\nread-size=1M\n", NULL, &error));
+	assert_true(migd_test_log_has(MIGD_TEST_LOG_WARNING,
+				      "[plugin pds]: no such plugin is loaded", NULL));
 }
 
-/* ---- mlx5 ---- */
-
-/* descriptor of @src judged by @dst's plugin, through the wire encoding */
-static gboolean
-judge(MigdDevice *src, MigdDevice *dst, GError **error)
-{
-	g_autoptr(GVariant) data = migd_plugin_describe(migd_device_get_plugin(src), src, error);
-	g_autoptr(GBytes) wire = NULL;
-	g_autoptr(GVariant) back = NULL;
-	MigdPeerDescriptor peer = {.driver = "mlx5_vfio_pci"};
-
-	assert_non_null(data);
-	wire = migd_plugin_data_encode(data, error);
-	assert_non_null(wire);
-	back = migd_plugin_data_decode(g_bytes_get_data(wire, NULL), g_bytes_get_size(wire), error);
-	assert_non_null(back);
-	g_variant_lookup(back, "plugin", "&s", &peer.plugin);
-	peer.plugin_data = back;
-	return migd_plugin_check_peer(migd_device_get_plugin(dst), dst, &peer, error);
-}
-
-static void
-test_mlx5_firmware_judged(void **state)
-{
-	g_autofree gchar *root = g_dir_make_tmp("migd-sysfs-XXXXXX", NULL);
-	g_autofree gchar *a = fake_mlx5_sysfs(root, "a", "28.39.1002");
-	g_autofree gchar *b = fake_mlx5_sysfs(root, "b", "28.40.1000");
-	g_autofree gchar *c = fake_mlx5_sysfs(root, "c", "22.36.1010");
-	g_autofree gchar *spec_a = g_strdup_printf("mlx5:seed=1,sysfs=%s", a);
-	g_autofree gchar *spec_b = g_strdup_printf("mlx5:seed=2,sysfs=%s", b);
-	g_autofree gchar *spec_c = g_strdup_printf("mlx5:seed=3,sysfs=%s", c);
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
-	g_autoptr(MigdPluginManager) exact = NULL;
-	g_autoptr(MigdDevice) dev_a = sim_device(spec_a);
-	g_autoptr(MigdDevice) dev_b = sim_device(spec_b);
-	g_autoptr(MigdDevice) dev_c = sim_device(spec_c);
-	g_autoptr(MigdDevice) dev_none = sim_device("mlx5:seed=4");
-	g_autoptr(GVariant) data = NULL;
-	g_autoptr(GError) error = NULL;
-	const gchar *fw = NULL;
-
-	migd_plugin_manager_assign(manager, dev_a);
-	migd_plugin_manager_assign(manager, dev_b);
-	migd_plugin_manager_assign(manager, dev_c);
-	migd_plugin_manager_assign(manager, dev_none);
-
-	data = migd_plugin_describe(migd_device_get_plugin(dev_a), dev_a, &error);
-	assert_true(g_variant_lookup(data, "fw-version", "&s", &fw));
-	assert_string_equal(fw, "28.39.1002");
-
-	/* same major: accepted by default */
-	assert_true(judge(dev_a, dev_b, &error));
-	/* another major: refused, both versions named */
-	assert_false(judge(dev_a, dev_c, &error));
-	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INCOMPATIBLE));
-	assert_non_null(
-	    strstr(error->message, "firmware 28.39.1002 on the source, 22.36.1010 here"));
-	g_clear_error(&error);
-	/* an unknown firmware on either side is not compared */
-	assert_true(judge(dev_none, dev_c, &error));
-	assert_true(judge(dev_a, dev_none, &error));
-
-	/* firmware-match=exact refuses a minor difference */
-	assert_true(configure_with("[plugin mlx5]\nfirmware-match=exact\n", &exact, &error));
-	migd_plugin_manager_assign(exact, dev_b);
-	assert_false(judge(dev_a, dev_b, &error));
-	assert_non_null(strstr(error->message, "firmware-match=exact"));
-	rm_rf(root);
-}
-
-/* mlx5 tracker EIO: the plugin restarts tracking, and reports work again */
-static void
-test_mlx5_tracker_eio_restarts(void **state)
-{
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
-	g_autoptr(MigdDevice) dev = sim_device("mlx5:seed=1,report_eio=1,dma_pattern=sequential");
-	const MigdIovaRange range = {.iova = 0, .length = 1024 * 1024};
-	guint64 page_size = 4096;
-	guint64 bitmap[4] = {0};
-	g_autoptr(GError) error = NULL;
-	MigdPluginPolicy policy;
-
-	migd_plugin_manager_assign(manager, dev);
-	migd_plugin_get_policy(migd_device_get_plugin(dev), dev, &policy);
-	assert_int_equal(policy.on_tracker_error, MIGD_TRACKER_ERROR_RESTART);
-	assert_true(migd_device_dma_logging_start(dev, &range, 1, &page_size, &error));
-	assert_false(
-	    migd_device_dma_logging_report(dev, 0, range.length, page_size, bitmap, &error));
-	assert_true(migd_error_matches_errno(error, EIO));
-	g_clear_error(&error);
-
-	assert_true(migd_plugin_recover_tracker(migd_device_get_plugin(dev), dev, &range, 1,
-						&page_size, &error));
-	assert_true(captured_has("OTHER", "DMA logging restarted"));
-	assert_true(
-	    migd_device_dma_logging_report(dev, 0, range.length, page_size, bitmap, &error));
-	assert_true(migd_device_dma_logging_stop(dev, &error));
-}
+/* ---- the generic plugin ---- */
 
 /* the generic rule for the same fault: the tracker is left alone (all dirty) */
 static void
 test_generic_tracker_eio_all_dirty(void **state)
 {
 	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
-	g_autoptr(MigdDevice) dev = sim_device("mlx5:seed=1,report_eio=1");
+	g_autoptr(MigdDevice) dev = migd_test_sim_device("mlx5:seed=1,report_eio=1", NULL);
 	const MigdIovaRange range = {.iova = 0, .length = 1024 * 1024};
 	guint64 page_size = 4096;
 	guint64 bitmap[4] = {0};
@@ -492,71 +305,23 @@ test_generic_tracker_eio_all_dirty(void **state)
 	assert_true(migd_device_dma_logging_stop(dev, NULL));
 }
 
-/* ---- hisi_acc ---- */
-
-static void
-put_match(guint8 *buf, guint64 magic, guint16 major)
-{
-	memset(buf, 0, 40);
-	memcpy(buf, &magic, 8);
-	memcpy(buf + 28, &major, 2);
-}
-
-static void
-test_hisi_initial_data(void **state)
-{
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
-	g_autoptr(MigdDevice) dev = sim_device("hisi_acc:seed=1");
-	MigdPlugin *plugin;
-	guint8 buf[64];
-	g_autoptr(GError) error = NULL;
-
-	plugin = migd_plugin_manager_assign(manager, dev);
-	put_match(buf, G_GUINT64_CONSTANT(0xAACCFEEDDECADEDE), 1);
-	assert_true(migd_plugin_check_initial_data(plugin, dev, buf, 40, &error));
-	/* V1 (before 6.4) carries no version */
-	put_match(buf, G_GUINT64_CONSTANT(0xCDCDCDCDFEEDAACC), 7);
-	assert_true(migd_plugin_check_initial_data(plugin, dev, buf, 40, &error));
-
-	put_match(buf, G_GUINT64_CONSTANT(0xAACCFEEDDECADEDE), 2);
-	assert_false(migd_plugin_check_initial_data(plugin, dev, buf, 40, &error));
-	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INCOMPATIBLE));
-	assert_non_null(strstr(error->message, "stream format 2.0"));
-	g_clear_error(&error);
-
-	put_match(buf, G_GUINT64_CONSTANT(0x1122334455667788), 1);
-	assert_false(migd_plugin_check_initial_data(plugin, dev, buf, 40, &error));
-	assert_non_null(strstr(error->message, "not a hisi_acc migration stream"));
-	g_clear_error(&error);
-
-	assert_false(migd_plugin_check_initial_data(plugin, dev, buf, 12, &error));
-	assert_non_null(strstr(error->message, "less than the 40 bytes"));
-}
-
-/* ---- whole migrations through the plugins ---- */
-
-static void
-assign_all(MigdPluginManager *manager, GPtrArray *devices)
-{
-	for (guint i = 0; i < devices->len; i++)
-		migd_plugin_manager_assign(manager, g_ptr_array_index(devices, i));
-}
+/* ---- a whole migration through both plugins ---- */
 
 static void
 test_migrate_through_plugins(void **state)
 {
 	g_autofree gchar *root = g_dir_make_tmp("migd-sysfs-XXXXXX", NULL);
-	g_autofree gchar *a = fake_mlx5_sysfs(root, "a", "28.39.1002");
-	g_autofree gchar *b = fake_mlx5_sysfs(root, "b", "28.39.1002");
+	g_autofree gchar *a = migd_test_mlx5_sysfs(root, "a", "28.39.1002");
+	g_autofree gchar *b = migd_test_mlx5_sysfs(root, "b", "28.39.1002");
 	g_autofree gchar *src0 = g_strdup_printf("mlx5:state_size=16M,seed=1,sysfs=%s", a);
 	g_autofree gchar *dst0 = g_strdup_printf("mlx5:seed=11,sysfs=%s", b);
 	const gchar *src[] = {src0, "mlx5:state_size=4M,seed=2", "hisi_acc:seed=3", NULL};
 	const gchar *dst[] = {dst0, "mlx5:seed=12", "hisi_acc:seed=13", NULL};
 	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
+	g_autoptr(MigdPluginManager) manager = migd_test_plugins_new(NULL);
 
-	assign_all(manager, fx->src_devices);
-	assign_all(manager, fx->dst_devices);
+	migd_test_plugins_assign_all(manager, fx->src_devices);
+	migd_test_plugins_assign_all(manager, fx->dst_devices);
 	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
 	engine_fixture_wait(fx, 60);
 	if (!migd_job_get_success(fx->src_job))
@@ -568,111 +333,29 @@ test_migrate_through_plugins(void **state)
 			    engine_fixture_digest(fx->dst_devices, i));
 	}
 	/* both ends handled each device with the same plugin: no mismatch warning */
-	assert_false(captured_has("WARNING", "the source handled this device with plugin"));
-	rm_rf(root);
-}
-
-/* the plugin's round cap binds the job: a device that never converges stops after it */
-static void
-test_migrate_plugin_caps_rounds(void **state)
-{
-	const gchar *src[] = {"mlx5:state_size=8M,seed=1,dirty_rate=512M,save_rate=64M", NULL};
-	const gchar *dst[] = {"mlx5:seed=11", NULL};
-	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
-	g_autoptr(MigdPluginManager) manager = NULL;
-	g_autoptr(GError) error = NULL;
-
-	assert_true(configure_with("[plugin mlx5]\nmax-precopy-rounds=1\n", &manager, &error));
-	assign_all(manager, fx->src_devices);
-	assign_all(manager, fx->dst_devices);
-	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
-	engine_fixture_wait(fx, 60);
-	if (!migd_job_get_success(fx->src_job))
-		fail_msg("source: %s", migd_job_get_message(fx->src_job));
-	assert_int_equal(migd_job_get_precopy_rounds(fx->src_job), 1);
-	assert_true(engine_fixture_digest(fx->src_devices, 0) ==
-		    engine_fixture_digest(fx->dst_devices, 0));
-}
-
-/* the destination's mlx5 plugin refuses other firmware before anything moves */
-static void
-test_migrate_firmware_mismatch_refused(void **state)
-{
-	g_autofree gchar *root = g_dir_make_tmp("migd-sysfs-XXXXXX", NULL);
-	g_autofree gchar *a = fake_mlx5_sysfs(root, "a", "28.39.1002");
-	g_autofree gchar *b = fake_mlx5_sysfs(root, "b", "22.36.1010");
-	g_autofree gchar *src0 = g_strdup_printf("mlx5:state_size=4M,seed=1,sysfs=%s", a);
-	g_autofree gchar *dst0 = g_strdup_printf("mlx5:seed=11,sysfs=%s", b);
-	const gchar *src[] = {src0, "hisi_acc:seed=3", NULL};
-	const gchar *dst[] = {dst0, "hisi_acc:seed=13", NULL};
-	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
-
-	assign_all(manager, fx->src_devices);
-	assign_all(manager, fx->dst_devices);
-	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
-	engine_fixture_wait(fx, 60);
-	assert_false(migd_job_get_success(fx->src_job));
-	assert_non_null(strstr(migd_job_get_message(fx->src_job), "firmware 28.39.1002"));
-	assert_int_equal(migd_job_get_bytes(fx->src_job), 0);
-	assert_int_equal(migd_job_get_downtime_us(fx->src_job), 0);
-	for (guint i = 0; i < fx->src_devices->len; i++)
-		assert_int_equal(engine_fixture_state(fx->src_devices, i), MIGD_STATE_RUNNING);
-	rm_rf(root);
-}
-
-/* hisi_acc match data that the destination VF refuses: named, and the source never stopped */
-static void
-test_migrate_hisi_mismatch_before_stop(void **state)
-{
-	const gchar *src[] = {"mlx5:state_size=4M,seed=1", "hisi_acc:seed=3,qp_num=64", NULL};
-	const gchar *dst[] = {"mlx5:seed=11", "hisi_acc:seed=13,qp_num=32", NULL};
-	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
-	g_autoptr(MigdPluginManager) manager = manager_with_built_plugins();
-	const gchar *msg;
-
-	assign_all(manager, fx->src_devices);
-	assign_all(manager, fx->dst_devices);
-	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
-	engine_fixture_wait(fx, 60);
-	assert_false(migd_job_get_success(fx->src_job));
-	msg = migd_job_get_message(fx->src_job);
-	if (strstr(msg, "refused the source VF's match data (dev_id") == NULL ||
-	    strstr(msg, "qp_num 64") == NULL)
-		fail_msg("source job message does not name the match data: %s", msg);
-	/* the switchover-ack never came: no device stopped, no downtime */
-	assert_int_equal(migd_job_get_downtime_us(fx->src_job), 0);
-	for (guint i = 0; i < fx->src_devices->len; i++)
-		assert_int_equal(engine_fixture_state(fx->src_devices, i), MIGD_STATE_RUNNING);
-	/* the destination device was reset, not left RESUMING */
-	assert_int_not_equal(engine_fixture_state(fx->dst_devices, 1), MIGD_STATE_RESUMING);
+	assert_false(migd_test_log_has(MIGD_TEST_LOG_WARNING,
+				       "the source handled this device with plugin", NULL));
+	migd_test_rm_rf(root);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_load_built_plugins, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_assign_by_driver, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_removed_module_falls_back, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bad_abi_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_not_a_plugin_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_config_tunables, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_config_example_valid, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_config_absent_plugin_warns, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mlx5_firmware_judged, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mlx5_tracker_eio_restarts, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_generic_tracker_eio_all_dirty, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_hisi_initial_data, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_through_plugins, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_plugin_caps_rounds, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_firmware_mismatch_refused, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_hisi_mismatch_before_stop, setup,
-					    teardown),
+	    migd_test_log_unit_test(test_load_built_plugins),
+	    migd_test_log_unit_test(test_assign_by_driver),
+	    migd_test_log_unit_test(test_removed_module_falls_back),
+	    migd_test_log_unit_test(test_search_path),
+	    migd_test_log_unit_test(test_bad_abi_refused),
+	    migd_test_log_unit_test(test_not_a_plugin_refused),
+	    migd_test_log_unit_test(test_config_tunables),
+	    migd_test_log_unit_test(test_config_errors),
+	    migd_test_log_unit_test(test_config_example_valid),
+	    migd_test_log_unit_test(test_config_absent_plugin_warns),
+	    migd_test_log_unit_test(test_generic_tracker_eio_all_dirty),
+	    migd_test_log_unit_test(test_migrate_through_plugins),
 	};
 	/* once per process (GLib refuses a second writer): every test captures */
-	g_log_set_writer_func(capture_writer, NULL, NULL);
+	migd_test_log_init(MIGD_TEST_LOG_QUIET);
 	return cmocka_run_group_tests_name("plugins", tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "migd-error.h"
 #include "migd-sim-dirty.h"
+#include "migd-test-util.h"
 
 #define KiB (1024ull)
 #define MiB (1024ull * KiB)
@@ -48,15 +49,6 @@ assert_errno(GError *error, gint errnum)
 }
 
 #define bit_is_set(bitmap, n) (((bitmap)[(n) / 64] >> ((n) % 64)) & 1)
-
-static guint64
-count_bits(const guint64 *bitmap, guint64 n_words)
-{
-	guint64 count = 0;
-	for (guint64 i = 0; i < n_words; i++)
-		count += (guint64)__builtin_popcountll(bitmap[i]);
-	return count;
-}
 
 /* START must fail with @errnum */
 static void
@@ -407,7 +399,7 @@ test_report_read_and_clear(void **state)
 	/* read and clear: the same report again is empty */
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(migd_sim_dirty_report(self, 0, 1 * MiB, 4 * KiB, bitmap, NULL));
-	assert_int_equal(count_bits(bitmap, 4), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 4), 0);
 
 	/* the other range kept its page */
 	assert_int_equal(migd_sim_dirty_count_dirty(self), 1);
@@ -473,7 +465,7 @@ test_granularity_coarse(void **state)
 	assert_int_equal(migd_sim_dirty_count_dirty(self), 1);
 	/* report [0, 8M) at 4K: bits 512..1023 (the whole 2 MiB page) replicated */
 	assert_true(migd_sim_dirty_report(self, 0, 8 * MiB, 4 * KiB, bitmap, NULL));
-	assert_int_equal(count_bits(bitmap, 32), 512);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 32), 512);
 	assert_false(bit_is_set(bitmap, 511));
 	assert_true(bit_is_set(bitmap, 512));
 	assert_true(bit_is_set(bitmap, 1023));
@@ -487,7 +479,7 @@ test_granularity_coarse(void **state)
 	assert_true(
 	    migd_sim_dirty_report(self, 2 * MiB - 3 * 4 * KiB, 4 * MiB, 4 * KiB, bitmap, NULL));
 	assert_int_equal(bitmap[0], 0x1 | (~0ull << 3));
-	assert_int_equal(count_bits(bitmap, 16), 513);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 513);
 	assert_true(bit_is_set(bitmap, 514));
 	assert_false(bit_is_set(bitmap, 515));
 
@@ -495,7 +487,7 @@ test_granularity_coarse(void **state)
 	migd_sim_dirty_record_dma_write(self, 4 * MiB, 1);
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(migd_sim_dirty_report(self, 5 * MiB, 1 * MiB, 4 * KiB, bitmap, NULL));
-	assert_int_equal(count_bits(bitmap, 4), 256);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 4), 256);
 	assert_int_equal(migd_sim_dirty_count_dirty(self), 1);
 }
 
@@ -529,11 +521,11 @@ test_pds_single_range(void **state)
 	expect_report_fails(self, 0, 2 * MiB, 4 * KiB, bitmap, EINVAL);
 	/* partly outside any region */
 	expect_report_fails(self, 1 * MiB, 2 * MiB, 4 * KiB, bitmap, EINVAL);
-	assert_int_equal(count_bits(bitmap, 8), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 8), 0);
 	assert_int_equal(migd_sim_dirty_count_dirty(self), 512);
 
 	assert_true(migd_sim_dirty_report(self, 1 * MiB, 1 * MiB, 4 * KiB, bitmap, NULL));
-	assert_int_equal(count_bits(bitmap, 8), 256);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 8), 256);
 	assert_int_equal(migd_sim_dirty_count_dirty(self), 256);
 
 	/* mlx5 takes the same request across both ranges */
@@ -541,7 +533,7 @@ test_pds_single_range(void **state)
 	migd_sim_dirty_record_dma_write(mlx5, 0, 2 * MiB);
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(migd_sim_dirty_report(mlx5, 0, 2 * MiB, 4 * KiB, bitmap, NULL));
-	assert_int_equal(count_bits(bitmap, 8), 512);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 8), 512);
 }
 
 static void
@@ -679,8 +671,9 @@ test_generate_hotspot(void **state)
 	assert_true(dirty > 1000 && dirty <= 1638);
 
 	bitmap = report_all(self, 32 * MiB);
-	assert_int_equal(count_bits(bitmap, migd_sim_dirty_report_bitmap_words(32 * MiB, 4 * KiB)),
-			 dirty);
+	assert_int_equal(
+	    migd_test_bitmap_weight(bitmap, migd_sim_dirty_report_bitmap_words(32 * MiB, 4 * KiB)),
+	    dirty);
 	for (guint64 n = 1638; n < 8192; n++)
 		assert_false(bit_is_set(bitmap, n));
 	assert_int_equal(migd_sim_dirty_count_dirty(self), 0);
@@ -737,7 +730,7 @@ test_large_range(void **state)
 	/* one 1 GiB window in the middle: 262144 bits, cleared, the rest kept */
 	bitmap = g_new0(guint64, n_words);
 	assert_true(migd_sim_dirty_report(self, 40 * GiB, 1 * GiB, 4 * KiB, bitmap, NULL));
-	assert_int_equal(count_bits(bitmap, n_words), 262144);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, n_words), 262144);
 	assert_int_equal(migd_sim_dirty_count_dirty(self), 16ull * 1024 * 1024 - 262144);
 
 	/* 256 TiB at 4 KiB would need 8 GiB of bitmap: refused up front */
@@ -839,7 +832,7 @@ test_generate_mirrored(void **state)
 	assert_true(migd_sim_dirty_report(plain, 1 * MiB, 1 * MiB, 4 * KiB, c, NULL));
 	assert_memory_equal(a, b, sizeof(a));
 	assert_memory_equal(a, c, sizeof(a));
-	assert_true(count_bits(a, 4) > 0);
+	assert_true(migd_test_bitmap_weight(a, 4) > 0);
 }
 
 int

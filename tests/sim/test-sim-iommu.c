@@ -15,21 +15,13 @@
 #include <cmocka.h>
 
 #include "migd-dirty-tracker.h"
+#include "migd-test-util.h"
 #include "sim-test-util.h"
 
 #define PAGE ((guint64)4096)
 
 /* two guest mappings with a gap: 1 MiB at 1 MiB, 1 MiB at 4 MiB */
 static const MigdIovaRange mapped[] = {{1 * MiB, 1 * MiB}, {4 * MiB, 1 * MiB}};
-
-static guint64
-popcount(const guint64 *bitmap, gsize n_words)
-{
-	guint64 n = 0;
-	for (gsize i = 0; i < n_words; i++)
-		n += (guint64)__builtin_popcountll(bitmap[i]);
-	return n;
-}
 
 static void
 assert_kernel_errno(GError **error, gint errnum)
@@ -83,7 +75,7 @@ test_hwpt_no_log_ops(void **state)
 	/* one report across both mappings and the gap (1 MiB .. 5 MiB = 1024 pages) */
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, TRUE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 16), 300);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 300);
 	assert_int_equal(bitmap[0], G_MAXUINT64);
 	assert_int_equal(bitmap[3], G_MAXUINT64);
 	assert_int_equal(bitmap[4] | bitmap[11], 0); /* the gap */
@@ -94,11 +86,11 @@ test_hwpt_no_log_ops(void **state)
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, FALSE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 16), 300);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 300);
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, FALSE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 16), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 0);
 
 	/* stopped: no error, no bits (the IOPTEs' dirty bits stay clear) */
 	assert_true(migd_device_iommu_dirty_stop(dev, &error));
@@ -107,7 +99,7 @@ test_hwpt_no_log_ops(void **state)
 	assert_int_equal(migd_sim_device_dma_write(MIGD_SIM_DEVICE(dev), 8 * PAGE), 0);
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 1 * MiB, PAGE, FALSE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 16), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 0);
 	assert_null(error);
 }
 
@@ -138,7 +130,7 @@ test_hwpt_page_sizes(void **state)
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 256 * PAGE, PAGE, FALSE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 4), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 4), 0);
 	assert_null(error);
 }
 
@@ -193,7 +185,7 @@ test_hwpt_no_range_limit(void **state)
 		if (i % 2 == 1)
 			assert_false(bitmap[i / 64] & (1ull << (i % 64)));
 	}
-	assert_true(popcount(bitmap, 300 * 2 / 64 + 1) > 0);
+	assert_true(migd_test_bitmap_weight(bitmap, 300 * 2 / 64 + 1) > 0);
 
 	/* no mappings at all: tracking on, nothing to report */
 	assert_true(migd_device_iommu_dirty_start(dev, NULL, 0, &page_size, &error));
@@ -224,7 +216,7 @@ test_same_dma_as_device_logging(void **state)
 		assert_true(migd_device_iommu_dirty_report(dev, mapped[i].iova, mapped[i].length,
 							   PAGE, FALSE, iommu_bits + off, &error));
 	}
-	assert_true(popcount(dev_bits, 16) > 0);
+	assert_true(migd_test_bitmap_weight(dev_bits, 16) > 0);
 	assert_memory_equal(dev_bits, iommu_bits, sizeof(dev_bits));
 
 	/* device logging stops: the DMA goes on and the IOMMU alone sees it */
@@ -233,7 +225,8 @@ test_same_dma_as_device_logging(void **state)
 	memset(iommu_bits, 0, sizeof(iommu_bits));
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, FALSE, iommu_bits, &error));
-	assert_true(popcount(iommu_bits, 16) > 0 && popcount(iommu_bits, 16) <= 10);
+	assert_true(migd_test_bitmap_weight(iommu_bits, 16) > 0 &&
+		    migd_test_bitmap_weight(iommu_bits, 16) <= 10);
 	assert_null(error);
 }
 
@@ -249,7 +242,7 @@ test_dma_rate_reaches_iommu(void **state)
 	g_usleep(20000);
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, FALSE, bitmap, &error));
-	assert_true(popcount(bitmap, 16) > 0);
+	assert_true(migd_test_bitmap_weight(bitmap, 16) > 0);
 	assert_int_equal(bitmap[4] | bitmap[5] | bitmap[6] | bitmap[7], 0);
 
 	/* a stopped device does no DMA */
@@ -261,7 +254,7 @@ test_dma_rate_reaches_iommu(void **state)
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, FALSE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 16), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 0);
 	assert_null(error);
 }
 
@@ -312,7 +305,7 @@ test_type1_mtty(void **state)
 	/* mtty does no DMA: nothing is ever dirty */
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, FALSE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 16), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 0);
 
 	/* vfio_iommu_type1_dirty_pages(GET_BITMAP)'s rules */
 	assert_false(
@@ -368,7 +361,7 @@ test_type1_mtty_pinned_writes(void **state)
 	memset(bitmap, 0, sizeof(bitmap));
 	assert_true(
 	    migd_device_iommu_dirty_report(dev, 1 * MiB, 4 * MiB, PAGE, FALSE, bitmap, &error));
-	assert_int_equal(popcount(bitmap, 16), 0);
+	assert_int_equal(migd_test_bitmap_weight(bitmap, 16), 0);
 	assert_null(error);
 }
 

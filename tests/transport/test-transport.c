@@ -25,6 +25,7 @@
 
 #include "migd-error.h"
 #include "migd-test-pki.h"
+#include "migd-test-util.h"
 #include "migd-transport.h"
 
 static MigdTestPki *pki = NULL;
@@ -37,18 +38,11 @@ static MigdTestPki *pki = NULL;
 
 /* ---- main loop helpers ---- */
 
-static gboolean
-test_flag_cb(gpointer user_data)
-{
-	*(gboolean *)user_data = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
 /* iterates the default context until @cond holds; fails after 10 s */
 #define WAIT_FOR(cond)                                                                             \
 	do {                                                                                       \
 		gboolean expired_ = FALSE;                                                         \
-		guint id_ = g_timeout_add(10000, test_flag_cb, &expired_);                         \
+		guint id_ = g_timeout_add(10000, migd_test_flag_set, &expired_);                   \
 		while (!(cond) && !expired_)                                                       \
 			g_main_context_iteration(NULL, TRUE);                                      \
 		if (!expired_)                                                                     \
@@ -56,16 +50,6 @@ test_flag_cb(gpointer user_data)
 		if (expired_)                                                                      \
 			fail_msg("timed out waiting for %s", #cond);                               \
 	} while (0)
-
-/* lets the loop run, for checking that something does NOT happen */
-static void
-test_spin_ms(guint ms)
-{
-	gboolean done = FALSE;
-	g_timeout_add(ms, test_flag_cb, &done);
-	while (!done)
-		g_main_context_iteration(NULL, TRUE);
-}
 
 /* ---- server and client state ---- */
 
@@ -436,7 +420,7 @@ test_tls_client_without_certificate(void **state)
 		assert_true(rr.n <= 0);
 		g_clear_error(&rr.error);
 	}
-	test_spin_ms(100);
+	migd_test_spin_ms(100);
 	assert_int_equal(st.streams->len, 0); /* never handed to the caller */
 	assert_int_equal(st.refused, 1);
 	assert_true(st.refused_error->domain == G_TLS_ERROR);
@@ -471,7 +455,7 @@ test_tls_client_other_ca(void **state)
 		assert_true(rr.n <= 0);
 		g_clear_error(&rr.error);
 	}
-	test_spin_ms(100);
+	migd_test_spin_ms(100);
 	assert_int_equal(st.streams->len, 0);
 	assert_true(g_error_matches(st.refused_error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
 	connect_result_clear(&cr);
@@ -857,7 +841,7 @@ test_cancel(void **state)
 
 	SKIP_WITHOUT_TLS();
 	migd_transport_connect_async(address, &ccfg, cancellable, connect_cb, &cr);
-	test_spin_ms(50);
+	migd_test_spin_ms(50);
 	g_cancellable_cancel(cancellable);
 	WAIT_FOR(cr.done);
 	assert_true(g_error_matches(cr.error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
@@ -877,9 +861,9 @@ test_close_aborts_handshakes(void **state)
 	server_state_init(&st);
 	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
 	silent = raw_connect(listener_port(listener));
-	test_spin_ms(50); /* the handshake is under way */
+	migd_test_spin_ms(50); /* the handshake is under way */
 	g_object_unref(listener);
-	test_spin_ms(100);
+	migd_test_spin_ms(100);
 	assert_int_equal(st.streams->len, 0);
 	assert_int_equal(st.refused, 0); /* nobody left to tell */
 	server_state_clear(&st);

@@ -8,6 +8,9 @@
 #include "migd-sim-device.h"
 #include "migd-source.h"
 
+/* a simulated device from its spec ("mlx5:seed=1"); @name may be NULL; fails the test */
+MigdDevice *migd_test_sim_device(const gchar *spec, const gchar *name);
+
 /* a source and a destination daemon's engines in one process, on loopback */
 typedef struct {
 	GPtrArray *src_devices; /* MigdSimDevice */

@@ -10,18 +10,26 @@
 
 #include "engine-test-util.h"
 
+MigdDevice *
+migd_test_sim_device(const gchar *spec, const gchar *name)
+{
+	g_autoptr(GError) error = NULL;
+	MigdSimDevice *dev = migd_sim_device_new_from_string(spec, &error);
+
+	if (dev == NULL)
+		fail_msg("%s: %s", spec, error->message);
+	if (name != NULL)
+		migd_device_set_name(MIGD_DEVICE(dev), name);
+	return MIGD_DEVICE(dev);
+}
+
 static GPtrArray *
 engine_fixture_make_devices(const gchar *const *specs, const gchar *prefix)
 {
 	GPtrArray *devices = g_ptr_array_new_with_free_func(g_object_unref);
 	for (guint i = 0; specs[i] != NULL; i++) {
-		g_autoptr(GError) error = NULL;
 		g_autofree gchar *name = g_strdup_printf("%s%u", prefix, i);
-		MigdSimDevice *dev = migd_sim_device_new_from_string(specs[i], &error);
-		if (dev == NULL)
-			fail_msg("%s: %s", specs[i], error->message);
-		migd_device_set_name(MIGD_DEVICE(dev), name);
-		g_ptr_array_add(devices, dev);
+		g_ptr_array_add(devices, migd_test_sim_device(specs[i], name));
 	}
 	return devices;
 }
