@@ -476,7 +476,8 @@ main(int argc, char **argv)
 	     " on the system bus; none on the session bus)",
 	     "DIR"},
 	    {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &plugin_dir,
-	     "Load plugins from DIR (default $" MIGD_PLUGIN_DIR_ENV " or " MIGD_PLUGIN_DIR ")",
+	     "Load plugins from DIR, or from each of DIR:DIR... (default $" MIGD_PLUGIN_DIR_ENV
+	     " or " MIGD_PLUGIN_DIR ")",
 	     "DIR"},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Show debug messages", NULL},
 	    {NULL},
