@@ -186,21 +186,6 @@ migd_dirty_file_write(gint fd, guint64 page_size, guint32 rounds,
 
 /* ---- reader ---- */
 
-static gpointer migd_dirty_file_fail(GError **error, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
-
-static gpointer
-migd_dirty_file_fail(GError **error, const gchar *format, ...)
-{
-	va_list args;
-	g_autofree gchar *msg = NULL;
-
-	va_start(args, format);
-	msg = g_strdup_vprintf(format, args);
-	va_end(args);
-	g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, msg);
-	return NULL;
-}
-
 void
 migd_dirty_file_free(MigdDirtyFile *file)
 {
@@ -238,28 +223,29 @@ migd_dirty_file_check_entry(const MigdDirtyFile *file, guint i, gsize len, guint
 	guint64 count;
 
 	if (e->n_pages > (G_MAXUINT64 - e->iova) / file->page_size) {
-		migd_dirty_file_fail(error, "bad dirty-bitmap file: window %u wraps past 2^64", i);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "bad dirty-bitmap file: window %u wraps past 2^64", i);
 		return FALSE;
 	}
 	if (words > len / 8 || e->offset % 8 != 0 || e->offset < table_end || e->offset > len ||
 	    words * 8 > len - e->offset) {
-		migd_dirty_file_fail(error,
-				     "bad dirty-bitmap file: window %u: %" G_GUINT64_FORMAT
-				     " pages at offset %" G_GUINT64_FORMAT
-				     " do not fit a file of %" G_GSIZE_FORMAT " bytes",
-				     i, e->n_pages, e->offset, len);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "bad dirty-bitmap file: window %u: %" G_GUINT64_FORMAT
+			    " pages at offset %" G_GUINT64_FORMAT
+			    " do not fit a file of %" G_GSIZE_FORMAT " bytes",
+			    i, e->n_pages, e->offset, len);
 		return FALSE;
 	}
 	if (!migd_dirty_file_count_entry(data, e, &count)) {
-		migd_dirty_file_fail(
-		    error, "bad dirty-bitmap file: window %u has bits set past its pages", i);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "bad dirty-bitmap file: window %u has bits set past its pages", i);
 		return FALSE;
 	}
 	if (count != e->dirty_pages) {
-		migd_dirty_file_fail(error,
-				     "bad dirty-bitmap file: window %u claims %" G_GUINT64_FORMAT
-				     " dirty pages, its bitmap has %" G_GUINT64_FORMAT,
-				     i, e->dirty_pages, count);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "bad dirty-bitmap file: window %u claims %" G_GUINT64_FORMAT
+			    " dirty pages, its bitmap has %" G_GUINT64_FORMAT,
+			    i, e->dirty_pages, count);
 		return FALSE;
 	}
 	return TRUE;
@@ -290,9 +276,10 @@ migd_dirty_file_check_overlap(const MigdDirtyFile *file, GError **error)
 		const MigdDirtyFileEntry *b = &file->windows[g_array_index(used, guint, k)];
 		/* no wrap: checked per window before */
 		if (a->iova + a->n_pages * file->page_size > b->iova) {
-			migd_dirty_file_fail(
-			    error, "bad dirty-bitmap file: windows %u and %u overlap",
-			    g_array_index(used, guint, k - 1), g_array_index(used, guint, k));
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+				    "bad dirty-bitmap file: windows %u and %u overlap",
+				    g_array_index(used, guint, k - 1),
+				    g_array_index(used, guint, k));
 			return FALSE;
 		}
 	}
@@ -311,22 +298,29 @@ migd_dirty_file_parse(GBytes *bytes, GError **error)
 
 	file->bytes = g_bytes_ref(bytes);
 	if (len < MIGD_DIRTY_FILE_HEADER_SIZE || memcmp(data, MIGD_DIRTY_FILE_MAGIC, 8) != 0 ||
-	    migd_dirty_file_le32(data + MIGD_DIRTY_FILE_OFF_VERSION) != MIGD_DIRTY_FILE_VERSION)
-		return migd_dirty_file_fail(error, "not a version 1 dirty-bitmap file");
+	    migd_dirty_file_le32(data + MIGD_DIRTY_FILE_OFF_VERSION) != MIGD_DIRTY_FILE_VERSION) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "not a version 1 dirty-bitmap file");
+		return NULL;
+	}
 	for (guint i = MIGD_DIRTY_FILE_OFF_RESERVED; i < MIGD_DIRTY_FILE_HEADER_SIZE; i++) {
-		if (data[i] != 0)
-			return migd_dirty_file_fail(
-			    error, "bad dirty-bitmap file: reserved byte %u is not zero", i);
+		if (data[i] != 0) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+				    "bad dirty-bitmap file: reserved byte %u is not zero", i);
+			return NULL;
+		}
 	}
 	file->n_windows = migd_dirty_file_le32(data + MIGD_DIRTY_FILE_OFF_N_WINDOWS);
 	file->page_size = migd_dirty_file_le64(data + MIGD_DIRTY_FILE_OFF_PAGE_SIZE);
 	file->dirty_pages = migd_dirty_file_le64(data + MIGD_DIRTY_FILE_OFF_DIRTY_PAGES);
 	file->rounds = migd_dirty_file_le32(data + MIGD_DIRTY_FILE_OFF_ROUNDS);
 	/* before anything is allocated for the table */
-	if ((len - MIGD_DIRTY_FILE_HEADER_SIZE) / MIGD_DIRTY_FILE_ENTRY_SIZE < file->n_windows)
-		return migd_dirty_file_fail(
-		    error, "truncated dirty-bitmap file: %u windows in %" G_GSIZE_FORMAT " bytes",
-		    file->n_windows, len);
+	if ((len - MIGD_DIRTY_FILE_HEADER_SIZE) / MIGD_DIRTY_FILE_ENTRY_SIZE < file->n_windows) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "truncated dirty-bitmap file: %u windows in %" G_GSIZE_FORMAT " bytes",
+			    file->n_windows, len);
+		return NULL;
+	}
 	table_end =
 	    MIGD_DIRTY_FILE_HEADER_SIZE + (guint64)file->n_windows * MIGD_DIRTY_FILE_ENTRY_SIZE;
 	file->windows = g_new0(MigdDirtyFileEntry, MAX(file->n_windows, 1));
@@ -341,32 +335,39 @@ migd_dirty_file_parse(GBytes *bytes, GError **error)
 		any_used |= file->windows[i].n_pages != 0;
 	}
 	/* an empty sink has no page size yet */
-	if (!migd_dirty_file_page_size_ok(file->page_size) && (any_used || file->page_size != 0))
-		return migd_dirty_file_fail(
-		    error, "bad dirty-bitmap file: bad page size %" G_GUINT64_FORMAT,
-		    file->page_size);
+	if (!migd_dirty_file_page_size_ok(file->page_size) && (any_used || file->page_size != 0)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "bad dirty-bitmap file: bad page size %" G_GUINT64_FORMAT,
+			    file->page_size);
+		return NULL;
+	}
 	for (guint i = 0; i < file->n_windows; i++) {
 		const MigdDirtyFileEntry *e = &file->windows[i];
 		if (e->n_pages == 0) {
-			if (e->dirty_pages != 0)
-				return migd_dirty_file_fail(
-				    error,
+			if (e->dirty_pages != 0) {
+				g_set_error(
+				    error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
 				    "bad dirty-bitmap file: unused window %u has dirty pages", i);
+				return NULL;
+			}
 			continue;
 		}
 		if (!migd_dirty_file_check_entry(file, i, len, table_end, error))
 			return NULL;
 		/* windows may share a bitmap: the sum can still wrap */
-		if (!g_uint64_checked_add(&total, total, e->dirty_pages))
-			return migd_dirty_file_fail(
-			    error, "bad dirty-bitmap file: dirty page counts overflow");
+		if (!g_uint64_checked_add(&total, total, e->dirty_pages)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+				    "bad dirty-bitmap file: dirty page counts overflow");
+			return NULL;
+		}
 	}
-	if (total != file->dirty_pages)
-		return migd_dirty_file_fail(error,
-					    "bad dirty-bitmap file: %" G_GUINT64_FORMAT
-					    " dirty pages in the header, %" G_GUINT64_FORMAT
-					    " in the windows",
-					    file->dirty_pages, total);
+	if (total != file->dirty_pages) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "bad dirty-bitmap file: %" G_GUINT64_FORMAT
+			    " dirty pages in the header, %" G_GUINT64_FORMAT " in the windows",
+			    file->dirty_pages, total);
+		return NULL;
+	}
 	if (!migd_dirty_file_check_overlap(file, error))
 		return NULL;
 	return g_steal_pointer(&file);

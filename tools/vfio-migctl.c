@@ -71,6 +71,13 @@ migctl_json_uint(JsonBuilder *builder, guint64 value)
 }
 
 static void
+migctl_json_member_uint(JsonBuilder *builder, const gchar *key, guint64 value)
+{
+	json_builder_set_member_name(builder, key);
+	migctl_json_uint(builder, value);
+}
+
+static void
 migctl_json_double(JsonBuilder *builder, gdouble value)
 {
 	/* NaN and infinities have no JSON spelling */
@@ -338,12 +345,9 @@ migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
 	json_builder_begin_object(builder);
 	json_builder_set_member_name(builder, "device");
 	migctl_json_string(builder, device);
-	json_builder_set_member_name(builder, "page_size");
-	migctl_json_uint(builder, file->page_size);
-	json_builder_set_member_name(builder, "dirty_pages");
-	migctl_json_uint(builder, file->dirty_pages);
-	json_builder_set_member_name(builder, "rounds");
-	migctl_json_uint(builder, file->rounds);
+	migctl_json_member_uint(builder, "page_size", file->page_size);
+	migctl_json_member_uint(builder, "dirty_pages", file->dirty_pages);
+	migctl_json_member_uint(builder, "rounds", file->rounds);
 	json_builder_set_member_name(builder, "windows");
 	json_builder_begin_array(builder);
 	if (!options->json)
@@ -353,12 +357,9 @@ migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
 	for (guint i = 0; i < file->n_windows; i++) {
 		const MigdDirtyFileEntry *e = &file->windows[i];
 		json_builder_begin_object(builder);
-		json_builder_set_member_name(builder, "iova");
-		migctl_json_uint(builder, e->iova);
-		json_builder_set_member_name(builder, "pages");
-		migctl_json_uint(builder, e->n_pages);
-		json_builder_set_member_name(builder, "dirty_pages");
-		migctl_json_uint(builder, e->dirty_pages);
+		migctl_json_member_uint(builder, "iova", e->iova);
+		migctl_json_member_uint(builder, "pages", e->n_pages);
+		migctl_json_member_uint(builder, "dirty_pages", e->dirty_pages);
 		json_builder_end_object(builder);
 		if (!options->json)
 			g_print("  window %u: iova 0x%" G_GINT64_MODIFIER "x, %" G_GUINT64_FORMAT
@@ -514,6 +515,19 @@ static void
 migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 {
 	MigdDbusJob *job = watch->job;
+	const struct {
+		const gchar *key;
+		guint64 value;
+	} numbers[] = {
+	    {"bytes", migd_dbus_job_get_bytes(job)},
+	    {"rate", migd_dbus_job_get_rate(job)},
+	    {"downtime_us", migd_dbus_job_get_downtime(job)},
+	    {"expected_downtime_us", migd_dbus_job_get_expected_downtime(job)},
+	    {"precopy_rounds", migd_dbus_job_get_precopy_rounds(job)},
+	    {"dirty_pages", migd_dbus_job_get_dirty_pages(job)},
+	    {"dirty_wire_bytes", migd_dbus_job_get_dirty_wire_bytes(job)},
+	    {"devices", migd_dbus_job_get_devices(job)},
+	};
 
 	json_builder_set_member_name(builder, "job");
 	migctl_json_string(builder, watch->path);
@@ -523,22 +537,8 @@ migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 	migctl_json_string(builder, migd_dbus_job_get_phase(job));
 	json_builder_set_member_name(builder, "progress");
 	migctl_json_double(builder, migd_dbus_job_get_progress(job));
-	json_builder_set_member_name(builder, "bytes");
-	migctl_json_uint(builder, migd_dbus_job_get_bytes(job));
-	json_builder_set_member_name(builder, "rate");
-	migctl_json_uint(builder, migd_dbus_job_get_rate(job));
-	json_builder_set_member_name(builder, "downtime_us");
-	migctl_json_uint(builder, migd_dbus_job_get_downtime(job));
-	json_builder_set_member_name(builder, "expected_downtime_us");
-	migctl_json_uint(builder, migd_dbus_job_get_expected_downtime(job));
-	json_builder_set_member_name(builder, "precopy_rounds");
-	migctl_json_uint(builder, migd_dbus_job_get_precopy_rounds(job));
-	json_builder_set_member_name(builder, "dirty_pages");
-	migctl_json_uint(builder, migd_dbus_job_get_dirty_pages(job));
-	json_builder_set_member_name(builder, "dirty_wire_bytes");
-	migctl_json_uint(builder, migd_dbus_job_get_dirty_wire_bytes(job));
-	json_builder_set_member_name(builder, "devices");
-	migctl_json_uint(builder, migd_dbus_job_get_devices(job));
+	for (guint i = 0; i < G_N_ELEMENTS(numbers); i++)
+		migctl_json_member_uint(builder, numbers[i].key, numbers[i].value);
 }
 
 static void

@@ -47,28 +47,29 @@ write_file(guint64 page_size, guint32 rounds, const MigdDirtyFileWindow *windows
 	return g_byte_array_free_to_bytes(g_steal_pointer(&data));
 }
 
+/* the @size-byte little-endian number at @offset */
 static guint64
-get_le64(GBytes *bytes, gsize offset)
+get_le(GBytes *bytes, gsize offset, guint size)
 {
 	gsize len;
 	const guint8 *p = g_bytes_get_data(bytes, &len);
-	guint64 v;
+	guint64 v = 0;
 
-	assert_true(offset + 8 <= len);
-	memcpy(&v, p + offset, 8);
+	assert_true(offset + size <= len);
+	memcpy(&v, p + offset, size);
 	return GUINT64_FROM_LE(v);
+}
+
+static guint64
+get_le64(GBytes *bytes, gsize offset)
+{
+	return get_le(bytes, offset, 8);
 }
 
 static guint32
 get_le32(GBytes *bytes, gsize offset)
 {
-	gsize len;
-	const guint8 *p = g_bytes_get_data(bytes, &len);
-	guint32 v;
-
-	assert_true(offset + 4 <= len);
-	memcpy(&v, p + offset, 4);
-	return GUINT32_FROM_LE(v);
+	return (guint32)get_le(bytes, offset, 4);
 }
 
 /* a copy of @bytes with @size bytes at @offset replaced by @value, little-endian */
