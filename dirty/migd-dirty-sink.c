@@ -189,97 +189,30 @@ migd_dirty_sink_get_n_windows(MigdDirtySink *self)
 	return self->windows->len;
 }
 
-static void
-migd_put_le64(guint8 *p, guint64 v)
-{
-	v = GUINT64_TO_LE(v);
-	memcpy(p, &v, 8);
-}
-
-static void
-migd_put_le32(guint8 *p, guint32 v)
-{
-	v = GUINT32_TO_LE(v);
-	memcpy(p, &v, 4);
-}
-
-/* the file format: docs/ABI/testing/dirty-bitmap-file */
-#define MIGD_DIRTY_FILE_HEADER 64u
-#define MIGD_DIRTY_FILE_ENTRY  32u
-
-static gboolean
-migd_dirty_sink_write_all(gint fd, const void *buf, gsize len, GError **error)
-{
-	const guint8 *p = buf;
-	while (len > 0) {
-		gssize n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			migd_set_errno_error(error, n < 0 ? errno : EIO,
-					     "writing the dirty bitmap");
-			return FALSE;
-		}
-		p += n;
-		len -= n;
-	}
-	return TRUE;
-}
-
 gint
 migd_dirty_sink_dup_fd(MigdDirtySink *self, GError **error)
 {
 	guint n = self->windows->len;
-	gsize table = MIGD_DIRTY_FILE_HEADER + (gsize)n * MIGD_DIRTY_FILE_ENTRY;
-	g_autofree guint8 *head = g_malloc0(table);
-	guint64 offset = table;
+	g_autofree MigdDirtyFileWindow *windows = g_new0(MigdDirtyFileWindow, MAX(n, 1));
 	gint fd;
 
-	memcpy(head, MIGD_DIRTY_FILE_MAGIC, 8);
-	migd_put_le32(head + 8, MIGD_DIRTY_FILE_VERSION);
-	migd_put_le32(head + 12, n);
-	migd_put_le64(head + 16, self->page_size);
-	migd_put_le64(head + 24, migd_dirty_sink_get_dirty_pages(self));
-	migd_put_le32(head + 32, self->round);
 	for (guint i = 0; i < n; i++) {
 		MigdDirtySinkWindow *win = g_ptr_array_index(self->windows, i);
-		guint8 *e = head + MIGD_DIRTY_FILE_HEADER + i * MIGD_DIRTY_FILE_ENTRY;
 		/* a window number never used stays an empty entry */
 		if (win == NULL)
 			continue;
-		migd_put_le64(e, win->iova);
-		migd_put_le64(e + 8, win->n_pages);
-		migd_put_le64(e + 16, offset);
-		migd_put_le64(e + 24, migd_dirty_count(win->bitmap, win->n_pages));
-		offset += (win->n_pages + 63) / 64 * 8;
+		windows[i].iova = win->iova;
+		windows[i].n_pages = win->n_pages;
+		windows[i].bitmap = win->bitmap;
 	}
 	fd = memfd_create("vfio-migd-dirty-bitmap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
 		migd_set_errno_error(error, errno, "memfd_create");
 		return -1;
 	}
-	if (!migd_dirty_sink_write_all(fd, head, table, error)) {
+	if (!migd_dirty_file_write(fd, self->page_size, self->round, windows, n, error)) {
 		close(fd);
 		return -1;
-	}
-	for (guint i = 0; i < n; i++) {
-		MigdDirtySinkWindow *win = g_ptr_array_index(self->windows, i);
-		gsize words;
-		if (win == NULL)
-			continue;
-		words = (win->n_pages + 63) / 64;
-#if G_BYTE_ORDER == G_BIG_ENDIAN
-		for (gsize w = 0; w < words; w++)
-			win->bitmap[w] = GUINT64_TO_LE(win->bitmap[w]);
-#endif
-		if (!migd_dirty_sink_write_all(fd, win->bitmap, words * 8, error)) {
-			close(fd);
-			return -1;
-		}
-#if G_BYTE_ORDER == G_BIG_ENDIAN
-		for (gsize w = 0; w < words; w++)
-			win->bitmap[w] = GUINT64_FROM_LE(win->bitmap[w]);
-#endif
 	}
 	/* a snapshot: the consumer can rely on it never changing under it */
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {

@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "migd-dirty-bitmap-file.h"
 #include "migd.pb-c.h"
 
 G_BEGIN_DECLS
@@ -18,10 +19,6 @@ G_BEGIN_DECLS
  * Memory is bounded: at most MIGD_WIRE_MAX_DIRTY_PAGES_PER_DEVICE pages of
  * windows, checked before a window is allocated.
  */
-
-/* the file's magic and format version */
-#define MIGD_DIRTY_FILE_MAGIC	"MIGDDIRT"
-#define MIGD_DIRTY_FILE_VERSION 1u
 
 typedef struct _MigdDirtySink MigdDirtySink;
 

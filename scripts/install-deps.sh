@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential pkg-config meson ninja-build
   libglib2.0-dev libglib2.0-bin
   libprotobuf-c-dev protobuf-c-compiler
-  libsystemd-dev libvirt-dev libcmocka-dev
+  libsystemd-dev libvirt-dev libcmocka-dev libjson-glib-dev
   clang-format valgrind python3
   dbus-daemon
   glib-networking openssl

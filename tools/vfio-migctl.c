@@ -16,8 +16,10 @@
 
 #include <gio/gunixfdlist.h>
 #include <gio/gunixinputstream.h>
+#include <json-glib/json-glib.h>
 
 #include "migd-dbus-generated.h"
+#include "migd-dirty-bitmap-file.h"
 #include "migd-dirty-ranges.h"
 
 #define MIGCTL_OBJECT_PATH   "/org/vfiomigd/Migd1"
@@ -56,158 +58,81 @@ typedef struct {
 	GDBusConnection *connection;
 } MigctlOptions;
 
-/* ---- JSON, written by hand: json-glib is not a dependency ---- */
-
-typedef struct {
-	GString *str;
-	GArray *first; /* gboolean per open container: nothing written in it yet */
-} MigctlJson;
+/* ---- JSON (json-glib) ---- */
 
 static void
-migctl_json_init(MigctlJson *json)
+migctl_json_uint(JsonBuilder *builder, guint64 value)
 {
-	json->str = g_string_new(NULL);
-	json->first = g_array_new(FALSE, FALSE, sizeof(gboolean));
+	/* json-glib holds signed integers: a larger value stays a number, if inexact */
+	if (value > G_MAXINT64)
+		json_builder_add_double_value(builder, (gdouble)value);
+	else
+		json_builder_add_int_value(builder, (gint64)value);
 }
 
 static void
-migctl_json_clear(MigctlJson *json)
+migctl_json_member_uint(JsonBuilder *builder, const gchar *key, guint64 value)
 {
-	if (json->str != NULL)
-		g_string_free(json->str, TRUE);
-	g_clear_pointer(&json->first, g_array_unref);
-}
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigctlJson, migctl_json_clear)
-
-/* a comma before every value but the first of its container */
-static void
-migctl_json_separate(MigctlJson *json)
-{
-	gboolean *first;
-
-	if (json->first->len == 0)
-		return;
-	first = &g_array_index(json->first, gboolean, json->first->len - 1);
-	if (!*first)
-		g_string_append_c(json->str, ',');
-	*first = FALSE;
+	json_builder_set_member_name(builder, key);
+	migctl_json_uint(builder, value);
 }
 
 static void
-migctl_json_escape(GString *str, const gchar *value)
+migctl_json_double(JsonBuilder *builder, gdouble value)
 {
-	g_string_append_c(str, '"');
-	for (const gchar *p = value; *p != '\0'; p++) {
-		guchar c = (guchar)*p;
-		switch (c) {
-		case '"':
-			g_string_append(str, "\\\"");
-			break;
-		case '\\':
-			g_string_append(str, "\\\\");
-			break;
-		case '\b':
-			g_string_append(str, "\\b");
-			break;
-		case '\f':
-			g_string_append(str, "\\f");
-			break;
-		case '\n':
-			g_string_append(str, "\\n");
-			break;
-		case '\r':
-			g_string_append(str, "\\r");
-			break;
-		case '\t':
-			g_string_append(str, "\\t");
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				g_string_append_printf(str, "\\u%04x", c);
-			else
-				g_string_append_c(str, (gchar)c);
-			break;
-		}
-	}
-	g_string_append_c(str, '"');
+	/* NaN and infinities have no JSON spelling */
+	if (!isfinite(value))
+		json_builder_add_null_value(builder);
+	else
+		json_builder_add_double_value(builder, value);
 }
 
 static void
-migctl_json_open(MigctlJson *json, gchar bracket)
+migctl_json_string(JsonBuilder *builder, const gchar *value)
 {
-	gboolean first = TRUE;
-
-	migctl_json_separate(json);
-	g_string_append_c(json->str, bracket);
-	g_array_append_val(json->first, first);
-}
-
-static void
-migctl_json_close(MigctlJson *json, gchar bracket)
-{
-	g_array_set_size(json->first, json->first->len - 1);
-	g_string_append_c(json->str, bracket);
-}
-
-/* the key of the next value in an object */
-static void
-migctl_json_key(MigctlJson *json, const gchar *key)
-{
-	migctl_json_separate(json);
-	migctl_json_escape(json->str, key);
-	g_string_append_c(json->str, ':');
-	/* the value that follows belongs to this key: no comma before it */
-	g_array_index(json->first, gboolean, json->first->len - 1) = TRUE;
-}
-
-static void
-migctl_json_string(MigctlJson *json, const gchar *value)
-{
-	migctl_json_separate(json);
-	migctl_json_escape(json->str, value != NULL ? value : "");
-}
-
-static void
-migctl_json_uint(MigctlJson *json, guint64 value)
-{
-	migctl_json_separate(json);
-	g_string_append_printf(json->str, "%" G_GUINT64_FORMAT, value);
-}
-
-static void
-migctl_json_int(MigctlJson *json, gint64 value)
-{
-	migctl_json_separate(json);
-	g_string_append_printf(json->str, "%" G_GINT64_FORMAT, value);
-}
-
-static void
-migctl_json_double(MigctlJson *json, gdouble value)
-{
-	gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
-
-	migctl_json_separate(json);
-	if (!isfinite(value)) {
-		g_string_append(json->str, "null");
-		return;
-	}
-	g_string_append(json->str, g_ascii_dtostr(buf, sizeof(buf), value));
-}
-
-static void
-migctl_json_bool(MigctlJson *json, gboolean value)
-{
-	migctl_json_separate(json);
-	g_string_append(json->str, value ? "true" : "false");
+	json_builder_add_string_value(builder, value != NULL ? value : "");
 }
 
 /* one object per line, flushed so a reader sees each event as it happens */
 static void
-migctl_json_print(MigctlJson *json)
+migctl_json_print(JsonBuilder *builder)
 {
-	g_print("%s\n", json->str->str);
+	g_autoptr(JsonNode) root = json_builder_get_root(builder);
+	g_autoptr(JsonGenerator) generator = json_generator_new();
+	g_autofree gchar *text = NULL;
+	g_autoptr(GString) line = NULL;
+
+	json_generator_set_root(generator, root);
+	text = json_generator_to_data(generator, NULL);
+	/* json-glib 1.6 writes U+001F raw (its escaping stops at U+001E); in the
+	 * compact output a control byte can only be inside a string, where RFC 8259
+	 * wants it as \u00XX */
+	line = g_string_sized_new(strlen(text) + 1);
+	for (const gchar *p = text; *p != '\0'; p++) {
+		if ((guchar)*p < 0x20)
+			g_string_append_printf(line, "\\u%04x", (guint)(guchar)*p);
+		else
+			g_string_append_c(line, *p);
+	}
+	g_print("%s\n", line->str);
 	fflush(stdout);
+}
+
+/* {"KEY": "VALUE"}, or with FLAG, {"KEY": "VALUE", "FLAG": true}: what most commands print */
+static void
+migctl_json_print_result(const gchar *key, const gchar *value, const gchar *flag)
+{
+	g_autoptr(JsonBuilder) builder = json_builder_new();
+
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, key);
+	migctl_json_string(builder, value);
+	if (flag != NULL) {
+		json_builder_set_member_name(builder, flag);
+		json_builder_add_boolean_value(builder, TRUE);
+	}
+	json_builder_end_object(builder);
+	migctl_json_print(builder);
 }
 
 /* a digest compares as text: a 64-bit number does not survive every JSON parser */
@@ -218,38 +143,38 @@ migctl_key_is_digest(const gchar *key)
 }
 
 static void
-migctl_json_variant(MigctlJson *json, const gchar *key, GVariant *value)
+migctl_json_variant(JsonBuilder *builder, const gchar *key, GVariant *value)
 {
 	if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
-		migctl_json_string(json, g_variant_get_string(value, NULL));
+		migctl_json_string(builder, g_variant_get_string(value, NULL));
 	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN)) {
-		migctl_json_bool(json, g_variant_get_boolean(value));
+		json_builder_add_boolean_value(builder, g_variant_get_boolean(value));
 	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT64)) {
 		guint64 v = g_variant_get_uint64(value);
 		if (migctl_key_is_digest(key)) {
 			g_autofree gchar *hex = g_strdup_printf("%016" G_GINT64_MODIFIER "x", v);
-			migctl_json_string(json, hex);
+			migctl_json_string(builder, hex);
 		} else {
-			migctl_json_uint(json, v);
+			migctl_json_uint(builder, v);
 		}
 	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT32)) {
-		migctl_json_uint(json, g_variant_get_uint32(value));
+		json_builder_add_int_value(builder, g_variant_get_uint32(value));
 	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT64)) {
-		migctl_json_int(json, g_variant_get_int64(value));
+		json_builder_add_int_value(builder, g_variant_get_int64(value));
 	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT32)) {
-		migctl_json_int(json, g_variant_get_int32(value));
+		json_builder_add_int_value(builder, g_variant_get_int32(value));
 	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_DOUBLE)) {
-		migctl_json_double(json, g_variant_get_double(value));
+		migctl_json_double(builder, g_variant_get_double(value));
 	} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING_ARRAY)) {
 		g_autofree const gchar **strv = g_variant_get_strv(value, NULL);
-		migctl_json_open(json, '[');
+		json_builder_begin_array(builder);
 		for (guint i = 0; strv[i] != NULL; i++)
-			migctl_json_string(json, strv[i]);
-		migctl_json_close(json, ']');
+			migctl_json_string(builder, strv[i]);
+		json_builder_end_array(builder);
 	} else {
 		/* a type a newer daemon added: still valid JSON, as GVariant text */
 		g_autofree gchar *text = g_variant_print(value, FALSE);
-		migctl_json_string(json, text);
+		migctl_json_string(builder, text);
 	}
 }
 
@@ -262,17 +187,17 @@ migctl_fail(const MigctlOptions *options, GError *error)
 
 	g_dbus_error_strip_remote_error(error);
 	if (options->json) {
-		g_auto(MigctlJson) json = {0};
-		migctl_json_init(&json);
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "event");
-		migctl_json_string(&json, "error");
-		migctl_json_key(&json, "error");
-		migctl_json_string(&json, name != NULL ? name : "org.vfiomigd.Migd1.Error.Failed");
-		migctl_json_key(&json, "message");
-		migctl_json_string(&json, error->message);
-		migctl_json_close(&json, '}');
-		migctl_json_print(&json);
+		g_autoptr(JsonBuilder) builder = json_builder_new();
+		json_builder_begin_object(builder);
+		json_builder_set_member_name(builder, "event");
+		migctl_json_string(builder, "error");
+		json_builder_set_member_name(builder, "error");
+		migctl_json_string(builder,
+				   name != NULL ? name : "org.vfiomigd.Migd1.Error.Failed");
+		json_builder_set_member_name(builder, "message");
+		migctl_json_string(builder, error->message);
+		json_builder_end_object(builder);
+		migctl_json_print(builder);
 	}
 	g_printerr("vfio-migctl: %s\n", error->message);
 	return MIGCTL_EXIT_FAIL;
@@ -313,17 +238,16 @@ migctl_cmd_devices(const MigctlOptions *options)
 	GVariantIter iter;
 	const gchar *name = NULL;
 	GVariant *props_tmp = NULL;
-	g_auto(MigctlJson) json = {0};
+	g_autoptr(JsonBuilder) builder = json_builder_new();
 
 	manager = migctl_manager(options, &error);
 	if (manager == NULL ||
 	    !migd_dbus_manager_call_list_devices_sync(manager, &devices, NULL, &error))
 		return migctl_fail(options, error);
 
-	migctl_json_init(&json);
-	migctl_json_open(&json, '{');
-	migctl_json_key(&json, "devices");
-	migctl_json_open(&json, '[');
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "devices");
+	json_builder_begin_array(builder);
 	if (!options->json)
 		g_print("%-14s %-12s %-24s %-9s %-8s %-8s %-9s %s\n", "NAME", "STATE", "FLAGS",
 			"PLUGIN", "TRACKER", "BACKEND", "PROFILE", "DIGEST");
@@ -358,45 +282,25 @@ migctl_cmd_devices(const MigctlOptions *options)
 				plugin, tracker, backend, profile, digest_str);
 			continue;
 		}
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "name");
-		migctl_json_string(&json, name);
+		json_builder_begin_object(builder);
+		json_builder_set_member_name(builder, "name");
+		migctl_json_string(builder, name);
 		g_variant_iter_init(&piter, props);
 		while (g_variant_iter_next(&piter, "{&sv}", &key, &value_tmp)) {
 			g_autoptr(GVariant) value = value_tmp;
-			migctl_json_key(&json, key);
-			migctl_json_variant(&json, key, value);
+			json_builder_set_member_name(builder, key);
+			migctl_json_variant(builder, key, value);
 		}
-		migctl_json_close(&json, '}');
+		json_builder_end_object(builder);
 	}
-	migctl_json_close(&json, ']');
-	migctl_json_close(&json, '}');
+	json_builder_end_array(builder);
+	json_builder_end_object(builder);
 	if (options->json)
-		migctl_json_print(&json);
+		migctl_json_print(builder);
 	return MIGCTL_EXIT_OK;
 }
 
 /* ---- dirty-bitmap ---- */
-
-static guint64
-migctl_le64(const guint8 *p)
-{
-	guint64 v;
-	memcpy(&v, p, 8);
-	return GUINT64_FROM_LE(v);
-}
-
-static guint32
-migctl_le32(const guint8 *p)
-{
-	guint32 v;
-	memcpy(&v, p, 4);
-	return GUINT32_FROM_LE(v);
-}
-
-/* the file the daemon hands out: docs/ABI/testing/dirty-bitmap-file */
-#define MIGCTL_DIRTY_HEADER 64u
-#define MIGCTL_DIRTY_ENTRY  32u
 
 static gint
 migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
@@ -406,10 +310,11 @@ migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
 	g_autoptr(GUnixFDList) fds = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GInputStream) in = NULL;
-	g_autoptr(GByteArray) file = g_byte_array_new();
-	g_auto(MigctlJson) json = {0};
+	g_autoptr(GByteArray) data = g_byte_array_new();
+	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(MigdDirtyFile) file = NULL;
+	g_autoptr(JsonBuilder) builder = json_builder_new();
 	guint8 buf[65536];
-	guint32 n_windows;
 	gint fd;
 
 	manager = migctl_manager(options, &error);
@@ -426,60 +331,45 @@ migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
 			return migctl_fail(options, error);
 		if (n == 0)
 			break;
-		g_byte_array_append(file, buf, n);
+		g_byte_array_append(data, buf, n);
 	}
-	if (file->len < MIGCTL_DIRTY_HEADER || memcmp(file->data, "MIGDDIRT", 8) != 0 ||
-	    migctl_le32(file->data + 8) != 1) {
-		g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-				    "not a version 1 dirty-bitmap file");
+	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
+	file = migd_dirty_file_parse(bytes, &error);
+	if (file == NULL)
 		return migctl_fail(options, error);
-	}
-	n_windows = migctl_le32(file->data + 12);
-	if ((file->len - MIGCTL_DIRTY_HEADER) / MIGCTL_DIRTY_ENTRY < n_windows) {
-		g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-				    "truncated dirty-bitmap file");
-		return migctl_fail(options, error);
-	}
 	if (options->output != NULL &&
-	    !g_file_set_contents(options->output, (const gchar *)file->data, file->len, &error))
+	    !g_file_set_contents(options->output, g_bytes_get_data(bytes, NULL),
+				 (gssize)g_bytes_get_size(bytes), &error))
 		return migctl_fail(options, error);
 
-	migctl_json_init(&json);
-	migctl_json_open(&json, '{');
-	migctl_json_key(&json, "device");
-	migctl_json_string(&json, device);
-	migctl_json_key(&json, "page_size");
-	migctl_json_uint(&json, migctl_le64(file->data + 16));
-	migctl_json_key(&json, "dirty_pages");
-	migctl_json_uint(&json, migctl_le64(file->data + 24));
-	migctl_json_key(&json, "rounds");
-	migctl_json_uint(&json, migctl_le32(file->data + 32));
-	migctl_json_key(&json, "windows");
-	migctl_json_open(&json, '[');
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "device");
+	migctl_json_string(builder, device);
+	migctl_json_member_uint(builder, "page_size", file->page_size);
+	migctl_json_member_uint(builder, "dirty_pages", file->dirty_pages);
+	migctl_json_member_uint(builder, "rounds", file->rounds);
+	json_builder_set_member_name(builder, "windows");
+	json_builder_begin_array(builder);
 	if (!options->json)
 		g_print("%s: page size %" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
 			" dirty pages, %u syncs, %u windows\n",
-			device, migctl_le64(file->data + 16), migctl_le64(file->data + 24),
-			migctl_le32(file->data + 32), n_windows);
-	for (guint i = 0; i < n_windows; i++) {
-		const guint8 *e = file->data + MIGCTL_DIRTY_HEADER + i * MIGCTL_DIRTY_ENTRY;
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "iova");
-		migctl_json_uint(&json, migctl_le64(e));
-		migctl_json_key(&json, "pages");
-		migctl_json_uint(&json, migctl_le64(e + 8));
-		migctl_json_key(&json, "dirty_pages");
-		migctl_json_uint(&json, migctl_le64(e + 24));
-		migctl_json_close(&json, '}');
+			device, file->page_size, file->dirty_pages, file->rounds, file->n_windows);
+	for (guint i = 0; i < file->n_windows; i++) {
+		const MigdDirtyFileEntry *e = &file->windows[i];
+		json_builder_begin_object(builder);
+		migctl_json_member_uint(builder, "iova", e->iova);
+		migctl_json_member_uint(builder, "pages", e->n_pages);
+		migctl_json_member_uint(builder, "dirty_pages", e->dirty_pages);
+		json_builder_end_object(builder);
 		if (!options->json)
 			g_print("  window %u: iova 0x%" G_GINT64_MODIFIER "x, %" G_GUINT64_FORMAT
 				" pages, %" G_GUINT64_FORMAT " dirty\n",
-				i, migctl_le64(e), migctl_le64(e + 8), migctl_le64(e + 24));
+				i, e->iova, e->n_pages, e->dirty_pages);
 	}
-	migctl_json_close(&json, ']');
-	migctl_json_close(&json, '}');
+	json_builder_end_array(builder);
+	json_builder_end_object(builder);
 	if (options->json)
-		migctl_json_print(&json);
+		migctl_json_print(builder);
 	return MIGCTL_EXIT_OK;
 }
 
@@ -565,13 +455,7 @@ migctl_cmd_listen(const MigctlOptions *options, const gchar *address)
 		manager, address, migctl_build_options(options, FALSE), &bound, NULL, &error))
 		return migctl_fail(options, error);
 	if (options->json) {
-		g_auto(MigctlJson) json = {0};
-		migctl_json_init(&json);
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "address");
-		migctl_json_string(&json, bound);
-		migctl_json_close(&json, '}');
-		migctl_json_print(&json);
+		migctl_json_print_result("address", bound, NULL);
 	} else {
 		g_print("%s\n", bound);
 	}
@@ -597,13 +481,7 @@ migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
 		return migctl_fail(options, error);
 	if (options->no_wait) {
 		if (options->json) {
-			g_auto(MigctlJson) json = {0};
-			migctl_json_init(&json);
-			migctl_json_open(&json, '{');
-			migctl_json_key(&json, "job");
-			migctl_json_string(&json, job);
-			migctl_json_close(&json, '}');
-			migctl_json_print(&json);
+			migctl_json_print_result("job", job, NULL);
 		} else {
 			g_print("%s\n", job);
 		}
@@ -634,34 +512,33 @@ migctl_size(guint64 bytes)
 }
 
 static void
-migctl_json_job_fields(MigctlJson *json, MigctlWatch *watch)
+migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 {
 	MigdDbusJob *job = watch->job;
+	const struct {
+		const gchar *key;
+		guint64 value;
+	} numbers[] = {
+	    {"bytes", migd_dbus_job_get_bytes(job)},
+	    {"rate", migd_dbus_job_get_rate(job)},
+	    {"downtime_us", migd_dbus_job_get_downtime(job)},
+	    {"expected_downtime_us", migd_dbus_job_get_expected_downtime(job)},
+	    {"precopy_rounds", migd_dbus_job_get_precopy_rounds(job)},
+	    {"dirty_pages", migd_dbus_job_get_dirty_pages(job)},
+	    {"dirty_wire_bytes", migd_dbus_job_get_dirty_wire_bytes(job)},
+	    {"devices", migd_dbus_job_get_devices(job)},
+	};
 
-	migctl_json_key(json, "job");
-	migctl_json_string(json, watch->path);
-	migctl_json_key(json, "role");
-	migctl_json_string(json, migd_dbus_job_get_role(job));
-	migctl_json_key(json, "phase");
-	migctl_json_string(json, migd_dbus_job_get_phase(job));
-	migctl_json_key(json, "progress");
-	migctl_json_double(json, migd_dbus_job_get_progress(job));
-	migctl_json_key(json, "bytes");
-	migctl_json_uint(json, migd_dbus_job_get_bytes(job));
-	migctl_json_key(json, "rate");
-	migctl_json_uint(json, migd_dbus_job_get_rate(job));
-	migctl_json_key(json, "downtime_us");
-	migctl_json_uint(json, migd_dbus_job_get_downtime(job));
-	migctl_json_key(json, "expected_downtime_us");
-	migctl_json_uint(json, migd_dbus_job_get_expected_downtime(job));
-	migctl_json_key(json, "precopy_rounds");
-	migctl_json_uint(json, migd_dbus_job_get_precopy_rounds(job));
-	migctl_json_key(json, "dirty_pages");
-	migctl_json_uint(json, migd_dbus_job_get_dirty_pages(job));
-	migctl_json_key(json, "dirty_wire_bytes");
-	migctl_json_uint(json, migd_dbus_job_get_dirty_wire_bytes(job));
-	migctl_json_key(json, "devices");
-	migctl_json_uint(json, migd_dbus_job_get_devices(job));
+	json_builder_set_member_name(builder, "job");
+	migctl_json_string(builder, watch->path);
+	json_builder_set_member_name(builder, "role");
+	migctl_json_string(builder, migd_dbus_job_get_role(job));
+	json_builder_set_member_name(builder, "phase");
+	migctl_json_string(builder, migd_dbus_job_get_phase(job));
+	json_builder_set_member_name(builder, "progress");
+	migctl_json_double(builder, migd_dbus_job_get_progress(job));
+	for (guint i = 0; i < G_N_ELEMENTS(numbers); i++)
+		migctl_json_member_uint(builder, numbers[i].key, numbers[i].value);
 }
 
 static void
@@ -677,14 +554,13 @@ migctl_watch_progress(MigctlWatch *watch)
 	if (phase == NULL)
 		return;
 	if (watch->options->json) {
-		g_auto(MigctlJson) json = {0};
-		migctl_json_init(&json);
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "event");
-		migctl_json_string(&json, "progress");
-		migctl_json_job_fields(&json, watch);
-		migctl_json_close(&json, '}');
-		migctl_json_print(&json);
+		g_autoptr(JsonBuilder) builder = json_builder_new();
+		json_builder_begin_object(builder);
+		json_builder_set_member_name(builder, "event");
+		migctl_json_string(builder, "progress");
+		migctl_json_job_fields(builder, watch);
+		json_builder_end_object(builder);
+		migctl_json_print(builder);
 	} else if (watch->tty) {
 		g_autofree gchar *bar = g_strnfill(MIGCTL_BAR_WIDTH, ' ');
 		guint filled = (guint)(progress * MIGCTL_BAR_WIDTH);
@@ -716,18 +592,17 @@ migctl_watch_finish(MigctlWatch *watch, gboolean success, const gchar *message)
 	watch->done = TRUE;
 	watch->exit_status = success ? MIGCTL_EXIT_OK : MIGCTL_EXIT_FAIL;
 	if (watch->options->json) {
-		g_auto(MigctlJson) json = {0};
-		migctl_json_init(&json);
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "event");
-		migctl_json_string(&json, "completed");
-		migctl_json_key(&json, "success");
-		migctl_json_bool(&json, success);
-		migctl_json_key(&json, "message");
-		migctl_json_string(&json, message);
-		migctl_json_job_fields(&json, watch);
-		migctl_json_close(&json, '}');
-		migctl_json_print(&json);
+		g_autoptr(JsonBuilder) builder = json_builder_new();
+		json_builder_begin_object(builder);
+		json_builder_set_member_name(builder, "event");
+		migctl_json_string(builder, "completed");
+		json_builder_set_member_name(builder, "success");
+		json_builder_add_boolean_value(builder, success);
+		json_builder_set_member_name(builder, "message");
+		migctl_json_string(builder, message);
+		migctl_json_job_fields(builder, watch);
+		json_builder_end_object(builder);
+		migctl_json_print(builder);
 	} else {
 		g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
 		if (watch->bar_drawn)
@@ -846,17 +721,8 @@ migctl_cmd_cancel(const MigctlOptions *options, const gchar *path)
 					   options->bus_name, path, NULL, &error);
 	if (job == NULL || !migd_dbus_job_call_cancel_sync(job, NULL, &error))
 		return migctl_fail(options, error);
-	if (options->json) {
-		g_auto(MigctlJson) json = {0};
-		migctl_json_init(&json);
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "job");
-		migctl_json_string(&json, path);
-		migctl_json_key(&json, "cancelled");
-		migctl_json_bool(&json, TRUE);
-		migctl_json_close(&json, '}');
-		migctl_json_print(&json);
-	}
+	if (options->json)
+		migctl_json_print_result("job", path, "cancelled");
 	return MIGCTL_EXIT_OK;
 }
 
@@ -868,16 +734,15 @@ migctl_cmd_jobs(const MigctlOptions *options)
 	g_autoptr(MigdDbusManager) manager = NULL;
 	g_auto(GStrv) paths = NULL;
 	g_autoptr(GError) error = NULL;
-	g_auto(MigctlJson) json = {0};
+	g_autoptr(JsonBuilder) builder = json_builder_new();
 
 	manager = migctl_manager(options, &error);
 	if (manager == NULL ||
 	    !migd_dbus_manager_call_list_jobs_sync(manager, &paths, NULL, &error))
 		return migctl_fail(options, error);
-	migctl_json_init(&json);
-	migctl_json_open(&json, '{');
-	migctl_json_key(&json, "jobs");
-	migctl_json_open(&json, '[');
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "jobs");
+	json_builder_begin_array(builder);
 	if (!options->json)
 		g_print("%-28s %-12s %-10s %8s %12s %s\n", "JOB", "ROLE", "PHASE", "PROGRESS",
 			"BYTES", "MESSAGE");
@@ -895,11 +760,11 @@ migctl_cmd_jobs(const MigctlOptions *options)
 		}
 		watch.job = job;
 		if (options->json) {
-			migctl_json_open(&json, '{');
-			migctl_json_job_fields(&json, &watch);
-			migctl_json_key(&json, "message");
-			migctl_json_string(&json, migd_dbus_job_get_message(job));
-			migctl_json_close(&json, '}');
+			json_builder_begin_object(builder);
+			migctl_json_job_fields(builder, &watch);
+			json_builder_set_member_name(builder, "message");
+			migctl_json_string(builder, migd_dbus_job_get_message(job));
+			json_builder_end_object(builder);
 		} else {
 			g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
 			g_print("%-28s %-12s %-10s %7.0f%% %12s %s\n", paths[i],
@@ -908,10 +773,10 @@ migctl_cmd_jobs(const MigctlOptions *options)
 				migd_dbus_job_get_message(job));
 		}
 	}
-	migctl_json_close(&json, ']');
-	migctl_json_close(&json, '}');
+	json_builder_end_array(builder);
+	json_builder_end_object(builder);
 	if (options->json)
-		migctl_json_print(&json);
+		migctl_json_print(builder);
 	return MIGCTL_EXIT_OK;
 }
 
@@ -971,17 +836,9 @@ migctl_cmd_device(const MigctlOptions *options, const gchar *cmd, const gchar *n
 	}
 	if (!ok)
 		return migctl_fail(options, error);
-	if (options->json) {
-		g_auto(MigctlJson) json = {0};
-		migctl_json_init(&json);
-		migctl_json_open(&json, '{');
-		migctl_json_key(&json, "device");
-		migctl_json_string(&json, name);
-		migctl_json_key(&json, g_strcmp0(cmd, "detach") == 0 ? "detached" : "added");
-		migctl_json_bool(&json, TRUE);
-		migctl_json_close(&json, '}');
-		migctl_json_print(&json);
-	}
+	if (options->json)
+		migctl_json_print_result("device", name,
+					 g_strcmp0(cmd, "detach") == 0 ? "detached" : "added");
 	return MIGCTL_EXIT_OK;
 }
 

@@ -422,220 +422,27 @@ dt_migctl(const gchar *bus_name, gchar **out, const gchar *first_arg, ...)
 
 /* ---- JSON ---- */
 
-typedef struct {
-	const gchar *p;
-} DtJson;
-
-static GVariant *dt_json_value(DtJson *j, GError **error);
-
-static void
-dt_json_ws(DtJson *j)
-{
-	while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
-		j->p++;
-}
-
-static gboolean
-dt_json_fail(DtJson *j, GError **error, const gchar *what)
-{
-	g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "JSON: %s at '%.20s'", what, j->p);
-	return FALSE;
-}
-
-static gchar *
-dt_json_string(DtJson *j, GError **error)
-{
-	g_autoptr(GString) s = g_string_new(NULL);
-
-	if (*j->p != '"') {
-		dt_json_fail(j, error, "expected a string");
-		return NULL;
-	}
-	j->p++;
-	while (*j->p != '"') {
-		guchar c = (guchar)*j->p;
-		if (c == '\0' || c < 0x20) {
-			dt_json_fail(j, error, "unterminated string or raw control character");
-			return NULL;
-		}
-		if (c != '\\') {
-			g_string_append_c(s, (gchar)c);
-			j->p++;
-			continue;
-		}
-		j->p++;
-		switch (*j->p) {
-		case '"':
-		case '\\':
-		case '/':
-			g_string_append_c(s, *j->p);
-			break;
-		case 'b':
-			g_string_append_c(s, '\b');
-			break;
-		case 'f':
-			g_string_append_c(s, '\f');
-			break;
-		case 'n':
-			g_string_append_c(s, '\n');
-			break;
-		case 'r':
-			g_string_append_c(s, '\r');
-			break;
-		case 't':
-			g_string_append_c(s, '\t');
-			break;
-		case 'u': {
-			gchar hex[5] = {0};
-			gchar *end = NULL;
-			gunichar u;
-			memcpy(hex, j->p + 1, 4);
-			u = (gunichar)g_ascii_strtoull(hex, &end, 16);
-			if (strlen(hex) != 4 || end != hex + 4) {
-				dt_json_fail(j, error, "bad \\u escape");
-				return NULL;
-			}
-			g_string_append_unichar(s, u);
-			j->p += 4;
-			break;
-		}
-		default:
-			dt_json_fail(j, error, "bad escape");
-			return NULL;
-		}
-		j->p++;
-	}
-	j->p++;
-	if (!g_utf8_validate(s->str, (gssize)s->len, NULL)) {
-		dt_json_fail(j, error, "invalid UTF-8");
-		return NULL;
-	}
-	return g_string_free(g_steal_pointer(&s), FALSE);
-}
-
-static GVariant *
-dt_json_object(DtJson *j, GError **error)
-{
-	g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
-
-	j->p++;
-	dt_json_ws(j);
-	if (*j->p == '}') {
-		j->p++;
-		return g_variant_builder_end(&b);
-	}
-	for (;;) {
-		g_autofree gchar *key = NULL;
-		GVariant *value;
-
-		dt_json_ws(j);
-		key = dt_json_string(j, error);
-		if (key == NULL)
-			return NULL;
-		dt_json_ws(j);
-		if (*j->p != ':') {
-			dt_json_fail(j, error, "expected ':'");
-			return NULL;
-		}
-		j->p++;
-		value = dt_json_value(j, error);
-		if (value == NULL)
-			return NULL;
-		g_variant_builder_add(&b, "{sv}", key, value);
-		dt_json_ws(j);
-		if (*j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (*j->p == '}') {
-			j->p++;
-			return g_variant_builder_end(&b);
-		}
-		dt_json_fail(j, error, "expected ',' or '}'");
-		return NULL;
-	}
-}
-
-static GVariant *
-dt_json_array(DtJson *j, GError **error)
-{
-	g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("av"));
-
-	j->p++;
-	dt_json_ws(j);
-	if (*j->p == ']') {
-		j->p++;
-		return g_variant_builder_end(&b);
-	}
-	for (;;) {
-		GVariant *value = dt_json_value(j, error);
-		if (value == NULL)
-			return NULL;
-		g_variant_builder_add(&b, "v", value);
-		dt_json_ws(j);
-		if (*j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (*j->p == ']') {
-			j->p++;
-			return g_variant_builder_end(&b);
-		}
-		dt_json_fail(j, error, "expected ',' or ']'");
-		return NULL;
-	}
-}
-
-static GVariant *
-dt_json_value(DtJson *j, GError **error)
-{
-	dt_json_ws(j);
-	if (*j->p == '{')
-		return dt_json_object(j, error);
-	if (*j->p == '[')
-		return dt_json_array(j, error);
-	if (*j->p == '"') {
-		gchar *s = dt_json_string(j, error);
-		return s != NULL ? g_variant_new_take_string(s) : NULL;
-	}
-	if (g_str_has_prefix(j->p, "true")) {
-		j->p += 4;
-		return g_variant_new_boolean(TRUE);
-	}
-	if (g_str_has_prefix(j->p, "false")) {
-		j->p += 5;
-		return g_variant_new_boolean(FALSE);
-	}
-	if (g_str_has_prefix(j->p, "null")) {
-		j->p += 4;
-		return g_variant_new_maybe(G_VARIANT_TYPE_VARIANT, NULL);
-	}
-	if (*j->p == '-' || g_ascii_isdigit(*j->p)) {
-		gchar *end = NULL;
-		gdouble d = g_ascii_strtod(j->p, &end);
-		if (end == j->p) {
-			dt_json_fail(j, error, "bad number");
-			return NULL;
-		}
-		j->p = end;
-		return g_variant_new_double(d);
-	}
-	dt_json_fail(j, error, "unexpected character");
-	return NULL;
-}
-
-GVariant *
+JsonNode *
 dt_json_parse(const gchar *text, GError **error)
 {
-	DtJson j = {text};
-	g_autoptr(GVariant) value = dt_json_value(&j, error);
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+	JsonNode *root;
 
-	if (value == NULL)
+	/* vfio-migctl writes one document per line: a raw control character
+	 * (json-glib takes them in strings) would be a broken escape */
+	for (const gchar *p = text; *p != '\0'; p++) {
+		if ((guchar)*p < 0x20) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "JSON: raw control character 0x%02x", (guchar)*p);
+			return NULL;
+		}
+	}
+	if (!json_parser_load_from_data(parser, text, -1, error))
 		return NULL;
-	dt_json_ws(&j);
-	if (*j.p != '\0') {
-		dt_json_fail(&j, error, "trailing data");
+	root = json_parser_get_root(parser);
+	if (root == NULL) {
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "JSON: no value");
 		return NULL;
 	}
-	return g_variant_ref_sink(g_steal_pointer(&value));
+	return json_node_copy(root);
 }

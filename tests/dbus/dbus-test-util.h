@@ -3,12 +3,13 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Helpers for the D-Bus tests: a private session bus (GTestDBus), vfio-migd
- * processes on it, calls with a deadline, and a small JSON reader for
- * vfio-migctl's output. Everything fails the test through cmocka on error.
+ * processes on it, calls with a deadline, and reading vfio-migctl's JSON
+ * output (json-glib). Everything fails the test through cmocka on error.
  */
 #pragma once
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 #define DT_MIGD_ERROR_PREFIX "org.vfiomigd.Migd1.Error."
 #define DT_MANAGER_PATH	     "/org/vfiomigd/Migd1"
@@ -77,6 +78,6 @@ guint16 dt_unused_port(void);
 gint dt_migctl(const gchar *bus_name, gchar **out, const gchar *first_arg,
 	       ...) G_GNUC_NULL_TERMINATED;
 
-/* parses one JSON value into a GVariant: object a{sv}, array av, string s, number d,
- * true/false b, null "mv"; NULL with @error on a syntax error or trailing data */
-GVariant *dt_json_parse(const gchar *text, GError **error);
+/* parses one line of vfio-migctl's JSON output; NULL with @error on a syntax error,
+ * no value, or a raw control character */
+JsonNode *dt_json_parse(const gchar *text, GError **error);

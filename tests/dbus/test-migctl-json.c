@@ -19,65 +19,103 @@
 #define SRC_NAME "org.vfiomigd.Test.CliSource"
 #define DST_NAME "org.vfiomigd.Test.CliDestination"
 
-/* every line one JSON object; returns them (av of a{sv}) */
+/* every line one JSON object; returns them (JsonObject) */
 static GPtrArray *
 parse_lines(const gchar *out)
 {
 	g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
-	GPtrArray *objects = g_ptr_array_new_with_free_func((GDestroyNotify)g_variant_unref);
+	GPtrArray *objects = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 
 	for (guint i = 0; lines[i] != NULL; i++) {
 		g_autoptr(GError) error = NULL;
-		GVariant *v;
+		g_autoptr(JsonNode) node = NULL;
 
 		if (lines[i][0] == '\0' && lines[i + 1] == NULL)
 			break; /* after the final newline */
-		v = dt_json_parse(lines[i], &error);
-		if (v == NULL)
+		node = dt_json_parse(lines[i], &error);
+		if (node == NULL)
 			fail_msg("line %u is not JSON (%s): %s", i, error->message, lines[i]);
-		if (!g_variant_is_of_type(v, G_VARIANT_TYPE_VARDICT))
+		if (!JSON_NODE_HOLDS_OBJECT(node))
 			fail_msg("line %u is not an object: %s", i, lines[i]);
-		g_ptr_array_add(objects, v);
+		g_ptr_array_add(objects, json_object_ref(json_node_get_object(node)));
 	}
 	return objects;
 }
 
-static const gchar *
-obj_str(GVariant *obj, const gchar *key)
+/* the value of @key, of JSON type @type (G_TYPE_STRING, G_TYPE_INT64, ...) */
+static JsonNode *
+obj_value(JsonObject *obj, const gchar *key, GType type)
 {
-	const gchar *s = NULL;
-	if (!g_variant_lookup(obj, key, "&s", &s))
-		fail_msg("no string '%s'", key);
-	return s;
+	JsonNode *node = json_object_get_member(obj, key);
+
+	if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != type)
+		fail_msg("no %s '%s'", g_type_name(type), key);
+	return node;
 }
 
-static gdouble
-obj_num(GVariant *obj, const gchar *key)
+static const gchar *
+obj_str(JsonObject *obj, const gchar *key)
 {
-	gdouble d = -1;
-	if (!g_variant_lookup(obj, key, "d", &d))
-		fail_msg("no number '%s'", key);
-	return d;
+	return json_node_get_string(obj_value(obj, key, G_TYPE_STRING));
+}
+
+/* a number: an integer, or (progress) a fraction */
+static gdouble
+obj_num(JsonObject *obj, const gchar *key)
+{
+	JsonNode *node = json_object_get_member(obj, key);
+
+	if (node != NULL && JSON_NODE_HOLDS_VALUE(node) &&
+	    json_node_get_value_type(node) == G_TYPE_DOUBLE)
+		return json_node_get_double(node);
+	return (gdouble)json_node_get_int(obj_value(obj, key, G_TYPE_INT64));
+}
+
+/* an integer the documentation spells as a JSON integer */
+static gint64
+obj_int(JsonObject *obj, const gchar *key)
+{
+	return json_node_get_int(obj_value(obj, key, G_TYPE_INT64));
 }
 
 static gboolean
-obj_bool(GVariant *obj, const gchar *key)
+obj_bool(JsonObject *obj, const gchar *key)
 {
-	gboolean b = FALSE;
-	if (!g_variant_lookup(obj, key, "b", &b))
-		fail_msg("no boolean '%s'", key);
-	return b;
+	return json_node_get_boolean(obj_value(obj, key, G_TYPE_BOOLEAN));
+}
+
+/* the objects of the array @key */
+static JsonArray *
+obj_array(JsonObject *obj, const gchar *key)
+{
+	JsonNode *node = json_object_get_member(obj, key);
+
+	if (node == NULL || !JSON_NODE_HOLDS_ARRAY(node))
+		fail_msg("no array '%s'", key);
+	return json_node_get_array(node);
+}
+
+static JsonObject *
+array_obj(JsonArray *array, guint index)
+{
+	JsonNode *node;
+
+	assert_true(index < json_array_get_length(array));
+	node = json_array_get_element(array, index);
+	if (!JSON_NODE_HOLDS_OBJECT(node))
+		fail_msg("element %u is not an object", index);
+	return json_node_get_object(node);
 }
 
 static void
 test_json_parser_self_check(void **state)
 {
-	g_autoptr(GVariant) v = dt_json_parse("{\"a\":[1,2.5,true,null],\"b\":\"x\\\"\\n\"}", NULL);
-	g_autoptr(GVariant) bad = dt_json_parse("{\"a\":1,}", NULL);
-	g_autoptr(GVariant) bad2 = dt_json_parse("{\"a\":\"raw\nnewline\"}", NULL);
+	g_autoptr(JsonNode) v = dt_json_parse("{\"a\":[1,2.5,true,null],\"b\":\"x\\\"\\n\"}", NULL);
+	g_autoptr(JsonNode) bad = dt_json_parse("{\"a\":1,}", NULL);
+	g_autoptr(JsonNode) bad2 = dt_json_parse("{\"a\":\"raw\nnewline\"}", NULL);
 
 	assert_non_null(v);
-	assert_string_equal(obj_str(v, "b"), "x\"\n");
+	assert_string_equal(obj_str(json_node_get_object(v), "b"), "x\"\n");
 	assert_null(bad);
 	assert_null(bad2);
 }
@@ -102,27 +140,24 @@ test_json_devices_listen_migrate(void **state)
 	g_autoptr(GPtrArray) events = NULL;
 	g_autoptr(GPtrArray) after = NULL;
 	g_autoptr(GPtrArray) watch = NULL;
-	g_autoptr(GVariant) devices = NULL;
-	GVariant *last;
+	JsonArray *devices;
+	JsonObject *last;
 	const gchar *job;
 
 	/* devices: one line, {"devices": [{name, state, flags, busy, backend, ...}]} */
 	assert_int_equal(dt_migctl(SRC_NAME, &out, "--json", "devices", NULL), 0);
 	devices_obj = parse_lines(out);
 	assert_int_equal(devices_obj->len, 1);
-	devices = g_variant_lookup_value(g_ptr_array_index(devices_obj, 0), "devices",
-					 G_VARIANT_TYPE("av"));
-	assert_non_null(devices);
-	assert_int_equal(g_variant_n_children(devices), 2);
+	devices = obj_array(g_ptr_array_index(devices_obj, 0), "devices");
+	assert_int_equal(json_array_get_length(devices), 2);
 	{
-		g_autoptr(GVariant) boxed = g_variant_get_child_value(devices, 0);
-		g_autoptr(GVariant) dev = g_variant_get_variant(boxed);
+		JsonObject *dev = array_obj(devices, 0);
 		assert_string_equal(obj_str(dev, "name"), "sim0");
 		assert_string_equal(obj_str(dev, "state"), "RUNNING");
 		assert_string_equal(obj_str(dev, "profile"), "mlx5");
 		assert_string_equal(obj_str(dev, "backend"), "sim");
 		assert_false(obj_bool(dev, "busy"));
-		assert_true(obj_num(dev, "state-size") > 0);
+		assert_true(obj_int(dev, "state-size") > 0);
 		/* digests are 16 hex digits as a string: exact in any JSON parser */
 		assert_int_equal(strlen(obj_str(dev, "sim-digest")), 16);
 	}
@@ -143,25 +178,25 @@ test_json_devices_listen_migrate(void **state)
 	events = parse_lines(out_migrate);
 	assert_true(events->len >= 1);
 	for (guint i = 0; i + 1 < events->len; i++) {
-		GVariant *e = g_ptr_array_index(events, i);
+		JsonObject *e = g_ptr_array_index(events, i);
 		assert_string_equal(obj_str(e, "event"), "progress");
 		assert_true(g_str_has_prefix(obj_str(e, "job"), "/org/vfiomigd/Migd1/jobs/"));
 		assert_string_equal(obj_str(e, "role"), "source");
 		obj_str(e, "phase");
 		assert_true(obj_num(e, "progress") >= 0 && obj_num(e, "progress") <= 1);
-		obj_num(e, "bytes");
-		obj_num(e, "rate");
-		obj_num(e, "precopy_rounds");
-		obj_num(e, "expected_downtime_us");
+		obj_int(e, "bytes");
+		obj_int(e, "rate");
+		obj_int(e, "precopy_rounds");
+		obj_int(e, "expected_downtime_us");
 	}
 	last = g_ptr_array_index(events, events->len - 1);
 	assert_string_equal(obj_str(last, "event"), "completed");
 	assert_true(obj_bool(last, "success"));
 	obj_str(last, "message");
 	assert_string_equal(obj_str(last, "phase"), "completed");
-	assert_true(obj_num(last, "bytes") > 16 * 1024 * 1024);
-	assert_true(obj_num(last, "downtime_us") > 0);
-	assert_int_equal((gint)obj_num(last, "devices"), 2);
+	assert_true(obj_int(last, "bytes") > 16 * 1024 * 1024);
+	assert_true(obj_int(last, "downtime_us") > 0);
+	assert_int_equal(obj_int(last, "devices"), 2);
 	job = obj_str(last, "job");
 
 	/* watch on a finished job: just the completed object, same numbers */
@@ -169,34 +204,25 @@ test_json_devices_listen_migrate(void **state)
 	watch = parse_lines(out_watch);
 	assert_int_equal(watch->len, 1);
 	assert_string_equal(obj_str(g_ptr_array_index(watch, 0), "event"), "completed");
-	assert_true(obj_num(g_ptr_array_index(watch, 0), "bytes") == obj_num(last, "bytes"));
+	assert_true(obj_int(g_ptr_array_index(watch, 0), "bytes") == obj_int(last, "bytes"));
 
 	/* the destination holds the (stopped) source's state */
 	g_free(dt_job_wait_final(dst, "/org/vfiomigd/Migd1/jobs/1"));
 	{
 		g_autofree gchar *out_src = NULL;
 		g_autoptr(GPtrArray) src_objs = NULL;
-		g_autoptr(GVariant) list = NULL;
-		g_autoptr(GVariant) boxed = NULL;
-		g_autoptr(GVariant) dev = NULL;
 
 		assert_int_equal(dt_migctl(SRC_NAME, &out_src, "--json", "devices", NULL), 0);
 		src_objs = parse_lines(out_src);
-		list = g_variant_lookup_value(g_ptr_array_index(src_objs, 0), "devices",
-					      G_VARIANT_TYPE("av"));
-		boxed = g_variant_get_child_value(list, 0);
-		dev = g_variant_get_variant(boxed);
-		src_digest = g_strdup(obj_str(dev, "sim-digest"));
+		src_digest = g_strdup(
+		    obj_str(array_obj(obj_array(g_ptr_array_index(src_objs, 0), "devices"), 0),
+			    "sim-digest"));
 	}
 	assert_int_equal(dt_migctl(DST_NAME, &out_after, "--json", "devices", NULL), 0);
 	after = parse_lines(out_after);
-	{
-		g_autoptr(GVariant) list = g_variant_lookup_value(g_ptr_array_index(after, 0),
-								  "devices", G_VARIANT_TYPE("av"));
-		g_autoptr(GVariant) boxed = g_variant_get_child_value(list, 0);
-		g_autoptr(GVariant) dev = g_variant_get_variant(boxed);
-		assert_string_equal(obj_str(dev, "sim-digest"), src_digest);
-	}
+	assert_string_equal(
+	    obj_str(array_obj(obj_array(g_ptr_array_index(after, 0), "devices"), 0), "sim-digest"),
+	    src_digest);
 }
 
 static void
@@ -205,14 +231,14 @@ test_json_errors_and_exit_codes(void **state)
 	const gchar *const specs[] = {"hisi_acc:seed=3", NULL};
 	g_autoptr(DtDaemon) src = dt_daemon_start(SRC_NAME "2", specs);
 	/* a hostile name: quotes, backslash, control characters, non-ASCII */
-	const gchar *evil = "a\"b\\c\nd\te\x01"
+	const gchar *evil = "a\"b\\c\nd\te\x01\x1f"
 			    "f\xc3\xa9";
 	g_autofree gchar *expected = g_strdup_printf("unknown device '%s'", evil);
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *out2 = NULL;
 	g_autofree gchar *out3 = NULL;
 	g_autoptr(GPtrArray) objs = NULL;
-	GVariant *e;
+	JsonObject *e;
 
 	/* a failed call: exit 1, one error object naming the D-Bus error */
 	assert_int_equal(dt_migctl(SRC_NAME "2", &out, "--json", "migrate", "tcp:127.0.0.1:9",
@@ -224,6 +250,9 @@ test_json_errors_and_exit_codes(void **state)
 	assert_string_equal(obj_str(e, "event"), "error");
 	assert_string_equal(obj_str(e, "error"), DT_MIGD_ERROR_PREFIX "InvalidArgument");
 	assert_string_equal(obj_str(e, "message"), expected);
+	/* the hostile bytes are escaped: no raw control character but the line's end */
+	for (const gchar *p = out; *p != '\0'; p++)
+		assert_true((guchar)*p >= 0x20 || (*p == '\n' && p[1] == '\0'));
 
 	/* usage errors: exit 2, nothing on stdout */
 	assert_int_equal(dt_migctl(SRC_NAME "2", &out2, "--json", "frobnicate", NULL), 2);

@@ -386,72 +386,98 @@ test_argv(void **state)
 static void
 test_json(void **state)
 {
-	g_autoptr(GVariant) v = migd_hook_json_parse(
+	g_autoptr(JsonNode) v = migd_hook_json_parse(
 	    " {\"a\":[1,-2.5e3,true,false,null],\"b\":\"x\\\"\\\\\\/\\n\\u00e9\\ud83d\\ude00\","
 	    "\"c\":{}} ",
 	    NULL);
-	g_autoptr(GVariant) arr = NULL;
-	const gchar *b = NULL;
-	gdouble n = 0;
+	JsonObject *obj;
+	JsonArray *arr;
+	/* what json-glib refuses, and what the hook refuses before it: no value, raw
+	 * control characters in strings, JavaScript assignments */
 	const gchar *bad[] = {
 	    "",
+	    "   ",
 	    "{",
 	    "{\"a\":1,}",
 	    "{\"a\" 1}",
 	    "[1 2]",
 	    "{\"a\":tru}",
 	    "\"raw\nnewline\"",
-	    "\"\\x\"",
+	    "\"raw\ttab\"",
 	    "\"\\ud800\"",
 	    "\"\\udc00\"",
-	    "{} {}",
 	    "{a:1}",
 	    "-",
 	    "01x",
 	    "\"\\u12\"",
 	    "[1,]",
 	    "\"unterminated",
+	    "var x = {}",
+	    "{\"a\":\"\xff\"}",
 	};
 	GString *deep = g_string_new(NULL);
-	GVariant *dv;
+	g_autofree gchar *huge = NULL;
+	JsonNode *dv;
 
 	assert_non_null(v);
-	assert_true(g_variant_lookup(v, "b", "&s", &b));
-	assert_string_equal(b, "x\"\\/\n\xc3\xa9\xf0\x9f\x98\x80");
-	arr = g_variant_lookup_value(v, "a", G_VARIANT_TYPE("av"));
-	assert_int_equal(g_variant_n_children(arr), 5);
-	{
-		g_autoptr(GVariant) first = g_variant_get_child_value(arr, 1);
-		g_autoptr(GVariant) inner = g_variant_get_variant(first);
-		n = g_variant_get_double(inner);
-	}
-	assert_true(n == -2500.0);
+	assert_true(JSON_NODE_HOLDS_OBJECT(v));
+	obj = json_node_get_object(v);
+	assert_string_equal(json_object_get_string_member(obj, "b"),
+			    "x\"\\/\n\xc3\xa9\xf0\x9f\x98\x80");
+	arr = json_object_get_array_member(obj, "a");
+	assert_int_equal(json_array_get_length(arr), 5);
+	assert_true(json_array_get_double_element(arr, 1) == -2500.0);
+	assert_int_equal(json_array_get_int_element(arr, 0), 1);
+	assert_true(json_array_get_boolean_element(arr, 2));
+	assert_true(json_array_get_null_element(arr, 4));
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GVariant) x = migd_hook_json_parse(bad[i], &error);
+		g_autoptr(JsonNode) x = migd_hook_json_parse(bad[i], &error);
 		if (x != NULL)
 			fail_msg("accepted: %s", bad[i]);
 		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
 	}
-	/* nesting is bounded, so hostile output cannot exhaust the stack */
+	/* nesting is bounded, so hostile output cannot exhaust the stack: json-glib
+	 * itself recurses without a limit, and 10^6 levels would crash it */
 	for (guint i = 0; i < 100; i++)
 		g_string_append_c(deep, '[');
 	for (guint i = 0; i < 100; i++)
 		g_string_append_c(deep, ']');
 	dv = migd_hook_json_parse(deep->str, NULL);
 	assert_null(dv);
+	g_string_truncate(deep, 0);
+	for (guint i = 0; i < 1000000; i++)
+		g_string_append(deep, i % 2 == 0 ? "[" : "{\"k\":");
+	dv = migd_hook_json_parse(deep->str, NULL);
+	assert_null(dv);
+	/* brackets in strings do not count; 64 levels are fine */
+	g_string_truncate(deep, 0);
+	for (guint i = 0; i < MIGD_HOOK_JSON_MAX_DEPTH; i++)
+		g_string_append(deep, "[\"[{\\\"\",");
+	g_string_append_c(deep, '0');
+	for (guint i = 0; i < MIGD_HOOK_JSON_MAX_DEPTH; i++)
+		g_string_append_c(deep, ']');
+	dv = migd_hook_json_parse(deep->str, NULL);
+	assert_non_null(dv);
+	json_node_unref(dv);
 	g_string_free(deep, TRUE);
+	/* and so is the size */
+	huge = g_strnfill(MIGD_HOOK_JSON_MAX_SIZE + 1, ' ');
+	huge[0] = '1';
+	dv = migd_hook_json_parse(huge, NULL);
+	assert_null(dv);
 }
 
 static void
 test_migctl_result(void **state)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) ok = NULL;
-	GVariant *v;
+	g_autoptr(JsonObject) ok = NULL;
+	JsonObject *v;
 
 	ok = migd_hook_migctl_result(0, "{\"address\":\"tcp:1.2.3.4:5\"}\n", "", FALSE, &error);
 	assert_non_null(ok);
+	assert_string_equal(json_object_get_string_member(ok, "address"), "tcp:1.2.3.4:5");
 	/* exit 0 without JSON is a vfio-migctl that does not match */
 	v = migd_hook_migctl_result(0, "listening\n", "", FALSE, &error);
 	assert_null(v);
@@ -483,6 +509,12 @@ test_migctl_result(void **state)
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
 	assert_non_null(strstr(error->message, "unknown option"));
 	g_clear_error(&error);
+	/* an error object whose fields have other types: not a crash, just a failure */
+	v = migd_hook_migctl_result(1, "{\"event\":\"error\",\"error\":5,\"message\":[\"x\"]}\n",
+				    "", TRUE, &error);
+	assert_null(v);
+	assert_non_null(strstr(error->message, "exit status 1"));
+	g_clear_error(&error);
 	v = migd_hook_migctl_result(3, "garbage", "boom\n", FALSE, &error);
 	assert_null(v);
 	assert_non_null(strstr(error->message, "exit status 3"));
@@ -492,13 +524,17 @@ test_migctl_result(void **state)
 static void
 test_check_devices(void **state)
 {
-	g_autoptr(GVariant) json = migd_hook_json_parse(
+	g_autoptr(JsonNode) json_node = migd_hook_json_parse(
 	    "{\"devices\":[{\"name\":\"vf0\",\"busy\":false,\"state\":\"RUNNING\"},"
-	    "{\"name\":\"vf1\",\"busy\":true},{\"nameless\":1},7]}",
+	    "{\"name\":\"vf1\",\"busy\":true},{\"nameless\":1},7,"
+	    "{\"name\":[\"vf2\"]},{\"name\":\"vf3\",\"busy\":\"yes\"}]}",
 	    NULL);
 	g_autoptr(GPtrArray) wanted = g_ptr_array_new();
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) empty = migd_hook_json_parse("{\"address\":\"x\"}", NULL);
+	g_autoptr(JsonNode) empty_node = migd_hook_json_parse("{\"address\":\"x\"}", NULL);
+	g_autoptr(JsonNode) not_list_node = migd_hook_json_parse("{\"devices\":{\"a\":1}}", NULL);
+	JsonObject *json = json_node_get_object(json_node);
+	JsonObject *empty = json_node_get_object(empty_node);
 
 	g_ptr_array_add(wanted, "vf0");
 	assert_true(migd_hook_check_devices(json, wanted, &error));
@@ -513,6 +549,16 @@ test_check_devices(void **state)
 	g_clear_error(&error);
 	assert_false(migd_hook_check_devices(empty, wanted, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
+	g_clear_error(&error);
+	assert_false(migd_hook_check_devices(json_node_get_object(not_list_node), wanted, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
+	g_clear_error(&error);
+	/* a name that is not a string is no device; a busy that is not a boolean is not busy */
+	g_ptr_array_index(wanted, 1) = "vf3";
+	assert_true(migd_hook_check_devices(json, wanted, &error));
+	g_ptr_array_index(wanted, 1) = "vf2";
+	assert_false(migd_hook_check_devices(json, wanted, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 }
 
 static void

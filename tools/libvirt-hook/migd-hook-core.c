@@ -777,279 +777,113 @@ migd_hook_run(const gchar *const *argv, gint64 deadline_us, gchar **out, gchar *
 	return TRUE;
 }
 
-/* ---- JSON ---- */
+/* ---- JSON (json-glib) ---- */
 
-#define MIGD_HOOK_JSON_MAX_DEPTH 64
-
-typedef struct {
-	const gchar *p;
-	guint depth;
-} MigdHookJson;
-
-static void
-migd_hook_json_space(MigdHookJson *j)
-{
-	while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
-		j->p++;
-}
-
-static GVariant *migd_hook_json_value(MigdHookJson *j, GError **error);
-
+/*
+ * Not a parser: json-glib 1.6 recurses once per nesting level with no limit
+ * of its own (a line of '[' would exhaust the stack), so the size and nesting
+ * of the child's untrusted output are bounded before json-glib sees it. Raw
+ * control characters in strings, which json-glib takes, are refused: one
+ * document per line cannot hold them, and vfio-migctl never writes them.
+ */
 static gboolean
-migd_hook_json_fail(GError **error, const gchar *what)
+migd_hook_json_check_bounds(const gchar *text, GError **error)
 {
-	g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "bad JSON: %s", what);
-	return FALSE;
-}
+	gboolean in_string = FALSE;
+	guint depth = 0;
 
-static gboolean
-migd_hook_json_hex4(const gchar *p, gunichar *value)
-{
-	*value = 0;
-	for (guint i = 0; i < 4; i++) {
-		if (!g_ascii_isxdigit(p[i]))
-			return FALSE;
-		*value = *value * 16 + (gunichar)g_ascii_xdigit_value(p[i]);
+	if (strnlen(text, MIGD_HOOK_JSON_MAX_SIZE + 1) > MIGD_HOOK_JSON_MAX_SIZE) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "bad JSON: longer than %u bytes", (guint)MIGD_HOOK_JSON_MAX_SIZE);
+		return FALSE;
+	}
+	for (const gchar *p = text; *p != '\0'; p++) {
+		if (in_string) {
+			if ((guchar)*p < 0x20) {
+				g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+						    "bad JSON: raw control character in a string");
+				return FALSE;
+			}
+			/* an escaped character never ends the string */
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '"')
+				in_string = FALSE;
+		} else if (*p == '"') {
+			in_string = TRUE;
+		} else if (*p == '[' || *p == '{') {
+			if (++depth > MIGD_HOOK_JSON_MAX_DEPTH) {
+				g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+						    "bad JSON: nested too deeply");
+				return FALSE;
+			}
+		} else if ((*p == ']' || *p == '}') && depth > 0) {
+			depth--;
+		}
 	}
 	return TRUE;
 }
 
-static gchar *
-migd_hook_json_string(MigdHookJson *j, GError **error)
-{
-	g_autoptr(GString) s = g_string_new(NULL);
-
-	j->p++; /* the opening quote */
-	for (;;) {
-		guchar c = (guchar)*j->p;
-		gunichar u, low;
-
-		if (c == '\0' || c < 0x20) {
-			migd_hook_json_fail(error, "unterminated string or raw control character");
-			return NULL;
-		}
-		j->p++;
-		if (c == '"')
-			break;
-		if (c != '\\') {
-			g_string_append_c(s, (gchar)c);
-			continue;
-		}
-		c = (guchar)*j->p++;
-		switch (c) {
-		case '"':
-		case '\\':
-		case '/':
-			g_string_append_c(s, (gchar)c);
-			break;
-		case 'b':
-			g_string_append_c(s, '\b');
-			break;
-		case 'f':
-			g_string_append_c(s, '\f');
-			break;
-		case 'n':
-			g_string_append_c(s, '\n');
-			break;
-		case 'r':
-			g_string_append_c(s, '\r');
-			break;
-		case 't':
-			g_string_append_c(s, '\t');
-			break;
-		case 'u':
-			if (!migd_hook_json_hex4(j->p, &u)) {
-				migd_hook_json_fail(error, "bad \\u escape");
-				return NULL;
-			}
-			j->p += 4;
-			if (u >= 0xd800 && u < 0xdc00) {
-				if (j->p[0] != '\\' || j->p[1] != 'u' ||
-				    !migd_hook_json_hex4(j->p + 2, &low) || low < 0xdc00 ||
-				    low >= 0xe000) {
-					migd_hook_json_fail(error, "lone surrogate");
-					return NULL;
-				}
-				j->p += 6;
-				u = 0x10000 + ((u - 0xd800) << 10) + (low - 0xdc00);
-			} else if (u >= 0xdc00 && u < 0xe000) {
-				migd_hook_json_fail(error, "lone surrogate");
-				return NULL;
-			}
-			g_string_append_unichar(s, u);
-			break;
-		default:
-			migd_hook_json_fail(error, "bad escape");
-			return NULL;
-		}
-	}
-	if (!g_utf8_validate(s->str, (gssize)s->len, NULL)) {
-		migd_hook_json_fail(error, "invalid UTF-8");
-		return NULL;
-	}
-	return g_string_free(g_steal_pointer(&s), FALSE);
-}
-
-static GVariant *
-migd_hook_json_number(MigdHookJson *j, GError **error)
-{
-	const gchar *start = j->p;
-	gchar *end = NULL;
-	gdouble v;
-
-	if (*j->p == '-')
-		j->p++;
-	if (!g_ascii_isdigit(*j->p)) {
-		migd_hook_json_fail(error, "unexpected character");
-		return NULL;
-	}
-	while (g_ascii_isdigit(*j->p) || *j->p == '.' || *j->p == 'e' || *j->p == 'E' ||
-	       *j->p == '+' || *j->p == '-')
-		j->p++;
-	v = g_ascii_strtod(start, &end);
-	if (end != j->p) {
-		migd_hook_json_fail(error, "bad number");
-		return NULL;
-	}
-	return g_variant_new_double(v);
-}
-
-static GVariant *
-migd_hook_json_container(MigdHookJson *j, gboolean object, GError **error)
-{
-	g_auto(GVariantBuilder) builder;
-	gchar close = object ? '}' : ']';
-
-	g_variant_builder_init(&builder, object ? G_VARIANT_TYPE_VARDICT : G_VARIANT_TYPE("av"));
-	if (++j->depth > MIGD_HOOK_JSON_MAX_DEPTH) {
-		migd_hook_json_fail(error, "nested too deeply");
-		return NULL;
-	}
-	j->p++;
-	migd_hook_json_space(j);
-	if (*j->p == close) {
-		j->p++;
-		j->depth--;
-		return g_variant_builder_end(&builder);
-	}
-	for (;;) {
-		g_autofree gchar *key = NULL;
-		GVariant *value;
-
-		migd_hook_json_space(j);
-		if (object) {
-			if (*j->p != '"') {
-				migd_hook_json_fail(error, "expected a key");
-				return NULL;
-			}
-			key = migd_hook_json_string(j, error);
-			if (key == NULL)
-				return NULL;
-			migd_hook_json_space(j);
-			if (*j->p != ':') {
-				migd_hook_json_fail(error, "expected ':'");
-				return NULL;
-			}
-			j->p++;
-		}
-		value = migd_hook_json_value(j, error);
-		if (value == NULL)
-			return NULL;
-		if (object)
-			g_variant_builder_add(&builder, "{sv}", key, value);
-		else
-			g_variant_builder_add(&builder, "v", value);
-		migd_hook_json_space(j);
-		if (*j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (*j->p == close) {
-			j->p++;
-			break;
-		}
-		migd_hook_json_fail(error, "expected ',' or the end of the container");
-		return NULL;
-	}
-	j->depth--;
-	return g_variant_builder_end(&builder);
-}
-
-static GVariant *
-migd_hook_json_value(MigdHookJson *j, GError **error)
-{
-	migd_hook_json_space(j);
-	switch (*j->p) {
-	case '{':
-		return migd_hook_json_container(j, TRUE, error);
-	case '[':
-		return migd_hook_json_container(j, FALSE, error);
-	case '"': {
-		gchar *s = migd_hook_json_string(j, error);
-		return s != NULL ? g_variant_new_take_string(s) : NULL;
-	}
-	case 't':
-		if (g_str_has_prefix(j->p, "true")) {
-			j->p += 4;
-			return g_variant_new_boolean(TRUE);
-		}
-		break;
-	case 'f':
-		if (g_str_has_prefix(j->p, "false")) {
-			j->p += 5;
-			return g_variant_new_boolean(FALSE);
-		}
-		break;
-	case 'n':
-		if (g_str_has_prefix(j->p, "null")) {
-			j->p += 4;
-			return g_variant_new_maybe(G_VARIANT_TYPE_VARIANT, NULL);
-		}
-		break;
-	default:
-		return migd_hook_json_number(j, error);
-	}
-	migd_hook_json_fail(error, "unexpected word");
-	return NULL;
-}
-
-GVariant *
+JsonNode *
 migd_hook_json_parse(const gchar *text, GError **error)
 {
-	MigdHookJson j = {.p = text};
-	g_autoptr(GVariant) value = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+	g_autoptr(GError) local = NULL;
+	JsonNode *root;
 
-	value = migd_hook_json_value(&j, error);
-	if (value == NULL)
+	if (!migd_hook_json_check_bounds(text, error))
 		return NULL;
-	migd_hook_json_space(&j);
-	if (*j.p != '\0') {
-		migd_hook_json_fail(error, "trailing data");
+	if (!json_parser_load_from_data(parser, text, -1, &local)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "bad JSON: %s", local->message);
 		return NULL;
 	}
-	return g_variant_ref_sink(g_steal_pointer(&value));
+	root = json_parser_get_root(parser);
+	/* json-glib takes an empty text, and JavaScript's "var name = value" */
+	if (root == NULL || json_parser_has_assignment(parser, NULL)) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+				    "bad JSON: not one JSON value");
+		return NULL;
+	}
+	return json_node_ref(root);
+}
+
+/* the member @key of @object if it is a value of @type (untrusted: anything may be anything) */
+static JsonNode *
+migd_hook_json_get_value(JsonObject *object, const gchar *key, GType type)
+{
+	JsonNode *node = json_object_get_member(object, key);
+
+	if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != type)
+		return NULL;
+	return node;
+}
+
+static const gchar *
+migd_hook_json_get_string(JsonObject *object, const gchar *key)
+{
+	JsonNode *node = migd_hook_json_get_value(object, key, G_TYPE_STRING);
+	return node != NULL ? json_node_get_string(node) : NULL;
 }
 
 /* the last line of @out that parses as a JSON object, or NULL */
-static GVariant *
+static JsonObject *
 migd_hook_last_object(const gchar *out)
 {
 	g_auto(GStrv) lines = g_strsplit(out != NULL ? out : "", "\n", -1);
 
 	for (gint i = (gint)g_strv_length(lines) - 1; i >= 0; i--) {
-		GVariant *v = migd_hook_json_parse(g_strstrip(lines[i]), NULL);
-		if (v != NULL && g_variant_is_of_type(v, G_VARIANT_TYPE_VARDICT))
-			return v;
-		g_clear_pointer(&v, g_variant_unref);
+		g_autoptr(JsonNode) node = migd_hook_json_parse(g_strstrip(lines[i]), NULL);
+		if (node != NULL && JSON_NODE_HOLDS_OBJECT(node))
+			return json_object_ref(json_node_get_object(node));
 	}
 	return NULL;
 }
 
-GVariant *
+JsonObject *
 migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err, gboolean busy_ok,
 			GError **error)
 {
-	g_autoptr(GVariant) json = migd_hook_last_object(out);
+	g_autoptr(JsonObject) json = migd_hook_last_object(out);
 	const gchar *name = NULL, *message = NULL;
 	g_autofree gchar *err_line = g_strstrip(g_strdup(err != NULL ? err : ""));
 
@@ -1068,8 +902,8 @@ migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err, gb
 		return NULL;
 	}
 	if (json != NULL) {
-		g_variant_lookup(json, "error", "&s", &name);
-		g_variant_lookup(json, "message", "&s", &message);
+		name = migd_hook_json_get_string(json, "error");
+		message = migd_hook_json_get_string(json, "message");
 	}
 	if (busy_ok && g_strcmp0(name, migd_error_to_dbus_name(MIGD_ERROR_BUSY)) == 0)
 		return NULL;
@@ -1091,31 +925,35 @@ migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err, gb
 }
 
 gboolean
-migd_hook_check_devices(GVariant *devices_json, GPtrArray *wanted, GError **error)
+migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted, GError **error)
 {
-	g_autoptr(GVariant) list = NULL;
+	JsonNode *list = json_object_get_member(devices_json, "devices");
 	g_autoptr(GHashTable) busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GString) served = g_string_new(NULL);
-	GVariantIter iter;
-	GVariant *item;
+	JsonArray *array;
 
-	list = g_variant_lookup_value(devices_json, "devices", G_VARIANT_TYPE("av"));
-	if (list == NULL) {
+	if (list == NULL || !JSON_NODE_HOLDS_ARRAY(list)) {
 		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
 				    "vfio-migctl devices printed no device list");
 		return FALSE;
 	}
-	g_variant_iter_init(&iter, list);
-	while (g_variant_iter_next(&iter, "v", &item)) {
-		const gchar *name = NULL;
-		gboolean is_busy = FALSE;
-		if (g_variant_is_of_type(item, G_VARIANT_TYPE_VARDICT) &&
-		    g_variant_lookup(item, "name", "&s", &name)) {
-			g_variant_lookup(item, "busy", "b", &is_busy);
-			g_hash_table_insert(busy, g_strdup(name), GINT_TO_POINTER(is_busy));
-			g_string_append_printf(served, "%s%s", served->len > 0 ? ", " : "", name);
-		}
-		g_variant_unref(item);
+	array = json_node_get_array(list);
+	for (guint i = 0; i < json_array_get_length(array); i++) {
+		JsonNode *item = json_array_get_element(array, i);
+		JsonNode *is_busy;
+		const gchar *name;
+
+		if (!JSON_NODE_HOLDS_OBJECT(item))
+			continue;
+		name = migd_hook_json_get_string(json_node_get_object(item), "name");
+		if (name == NULL)
+			continue;
+		is_busy =
+		    migd_hook_json_get_value(json_node_get_object(item), "busy", G_TYPE_BOOLEAN);
+		g_hash_table_insert(
+		    busy, g_strdup(name),
+		    GINT_TO_POINTER(is_busy != NULL && json_node_get_boolean(is_busy)));
+		g_string_append_printf(served, "%s%s", served->len > 0 ? ", " : "", name);
 	}
 	for (guint i = 0; i < wanted->len; i++) {
 		const gchar *device = g_ptr_array_index(wanted, i);

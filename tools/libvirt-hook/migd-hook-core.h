@@ -5,6 +5,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -102,9 +103,14 @@ GStrv migd_hook_listen_argv(const MigdHookConfig *config, const gchar *migctl,
 gboolean migd_hook_run(const gchar *const *argv, gint64 deadline_us, gchar **out, gchar **err,
 		       gint *exit_status, GError **error);
 
-/* parses one JSON value: object a{sv}, array av, string s, number d, true and
- * false b, null "mv"; trailing data or nesting deeper than 64 is an error */
-GVariant *migd_hook_json_parse(const gchar *text, GError **error);
+/* bounds on a document of vfio-migctl's untrusted output */
+#define MIGD_HOOK_JSON_MAX_SIZE	 (4u * 1024 * 1024)
+#define MIGD_HOOK_JSON_MAX_DEPTH 64u
+
+/* parses one JSON value with json-glib; more than MIGD_HOOK_JSON_MAX_SIZE bytes,
+ * nesting deeper than MIGD_HOOK_JSON_MAX_DEPTH, a raw control character in a
+ * string, no value or a syntax error is MIGD_ERROR_PROTOCOL */
+JsonNode *migd_hook_json_parse(const gchar *text, GError **error);
 
 /*
  * Judges one vfio-migctl run (docs/ABI/testing/cli-json). Exit 0: its JSON
@@ -113,11 +119,11 @@ GVariant *migd_hook_json_parse(const gchar *text, GError **error);
  * ("already listening") as success and returns NULL without an error. Exit 2:
  * a usage error, i.e. a vfio-migctl that does not match this hook.
  */
-GVariant *migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err,
-				  gboolean busy_ok, GError **error);
+JsonObject *migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err,
+				    gboolean busy_ok, GError **error);
 
 /* checks that every device of @wanted is served and not busy, from the JSON of
  * "vfio-migctl --json devices" */
-gboolean migd_hook_check_devices(GVariant *devices_json, GPtrArray *wanted, GError **error);
+gboolean migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted, GError **error);
 
 G_END_DECLS

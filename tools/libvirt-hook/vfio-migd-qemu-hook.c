@@ -98,7 +98,7 @@ hook_migrate_begin(const gchar *object)
 	g_autoptr(MigdHookDomain) domain = NULL;
 	g_autoptr(GPtrArray) devices = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) json = NULL;
+	g_autoptr(JsonObject) json = NULL;
 	g_autofree gchar *xml = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
@@ -154,7 +154,7 @@ hook_migrate_begin(const gchar *object)
 		return HOOK_EXIT_OK;
 	}
 	g_clear_pointer(&argv, g_strfreev);
-	g_clear_pointer(&json, g_variant_unref);
+	g_clear_pointer(&json, json_object_unref);
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 	argv = migd_hook_listen_argv(config, migctl, listen);
