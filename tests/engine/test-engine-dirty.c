@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "engine-test-util.h"
+#include "migd-dirty-bitmap-file.h"
 #include "migd-dirty-bitmap.h"
 #include "migd-dirty-sink.h"
 #include "migd-error.h"
@@ -45,51 +46,35 @@ typedef struct {
 	guint64 counted; /* set bits actually in the file's bitmaps */
 } DirtyFile;
 
-static guint64
-le64(const guint8 *p)
-{
-	guint64 v;
-	memcpy(&v, p, 8);
-	return GUINT64_FROM_LE(v);
-}
-
-static guint32
-le32(const guint8 *p)
-{
-	guint32 v;
-	memcpy(&v, p, 4);
-	return GUINT32_FROM_LE(v);
-}
-
+/* through the one reader of the format, which checks every number of the file */
 static void
 read_dirty_file(gint fd, DirtyFile *out)
 {
 	g_autoptr(GByteArray) data = g_byte_array_new();
+	g_autoptr(MigdDirtyFile) file = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GError) error = NULL;
 	guint8 buf[65536];
 	gssize n;
 
 	memset(out, 0, sizeof(*out));
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		g_byte_array_append(data, buf, n);
-	assert_true(data->len >= 64);
-	assert_memory_equal(data->data, MIGD_DIRTY_FILE_MAGIC, 8);
-	assert_int_equal(le32(data->data + 8), MIGD_DIRTY_FILE_VERSION);
-	out->n_windows = le32(data->data + 12);
-	out->page_size = le64(data->data + 16);
-	out->dirty_pages = le64(data->data + 24);
-	out->rounds = le32(data->data + 32);
+	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
+	file = migd_dirty_file_parse(bytes, &error);
+	if (file == NULL)
+		fail_msg("dirty-bitmap file: %s", error->message);
+	out->n_windows = file->n_windows;
+	out->page_size = file->page_size;
+	out->dirty_pages = file->dirty_pages;
+	out->rounds = file->rounds;
 	assert_true(out->n_windows <= 8);
 	for (guint i = 0; i < out->n_windows; i++) {
-		const guint8 *e = data->data + 64 + 32 * i;
-		guint64 off = le64(e + 16);
-		guint64 words;
-		out->iova[i] = le64(e);
-		out->pages[i] = le64(e + 8);
-		out->window_dirty[i] = le64(e + 24);
-		words = (out->pages[i] + 63) / 64;
-		assert_true(off % 8 == 0 && off + words * 8 <= data->len);
-		for (guint64 w = 0; w < words; w++)
-			out->counted += __builtin_popcountll(le64(data->data + off + w * 8));
+		out->iova[i] = file->windows[i].iova;
+		out->pages[i] = file->windows[i].n_pages;
+		out->window_dirty[i] = file->windows[i].dirty_pages;
+		for (guint64 p = 0; p < out->pages[i]; p++)
+			out->counted += migd_dirty_file_page_is_dirty(file, i, p) ? 1 : 0;
 	}
 }
 
