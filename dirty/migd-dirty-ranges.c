@@ -266,6 +266,28 @@ migd_dirty_ranges_total(const MigdIovaRange *ranges, guint n_ranges)
 	return total;
 }
 
+GArray *
+migd_dirty_ranges_align(const GArray *ranges, guint64 align)
+{
+	GArray *out = g_array_sized_new(FALSE, FALSE, sizeof(MigdIovaRange), ranges->len);
+
+	for (guint i = 0; i < ranges->len; i++) {
+		const MigdIovaRange *r = &g_array_index(ranges, MigdIovaRange, i);
+		guint64 start = migd_dirty_ranges_align_down(r->iova, align);
+		guint64 end = migd_dirty_ranges_align_up(r->iova + r->length, align);
+
+		if (out->len > 0) {
+			MigdIovaRange *prev = &g_array_index(out, MigdIovaRange, out->len - 1);
+			if (start <= prev->iova + prev->length) {
+				prev->length = MAX(prev->iova + prev->length, end) - prev->iova;
+				continue;
+			}
+		}
+		g_array_append_val(out, ((MigdIovaRange){.iova = start, .length = end - start}));
+	}
+	return out;
+}
+
 /* one number: 0x hex or decimal, then an optional K, M or G (powers of 1024) */
 static gboolean
 migd_dirty_ranges_parse_number(const gchar *text, guint64 *value, GError **error)

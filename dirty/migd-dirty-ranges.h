@@ -44,6 +44,26 @@ GArray *migd_dirty_ranges_plan_qemu(const MigdIovaRange *ranges, guint n_ranges,
 /* the bytes the ranges cover (their union: overlaps count once; saturates at 2^64 - 1) */
 guint64 migd_dirty_ranges_total(const MigdIovaRange *ranges, guint n_ranges);
 
+/* @v rounded down / up to a multiple of @align, a power of two */
+static inline guint64
+migd_dirty_ranges_align_down(guint64 v, guint64 align)
+{
+	return v & ~(align - 1);
+}
+
+static inline guint64
+migd_dirty_ranges_align_up(guint64 v, guint64 align)
+{
+	return (v + (align - 1)) & ~(align - 1);
+}
+
+/*
+ * @ranges (a GArray of MigdIovaRange) sorted and disjoint, aligned out to
+ * @align and joined where that made them overlap or touch (the vfio core
+ * refuses overlapping ranges). Returns a new GArray of MigdIovaRange.
+ */
+GArray *migd_dirty_ranges_align(const GArray *ranges, guint64 align);
+
 /*
  * "0x0+0x40000000,0x100000000+0x80000000" (iova+length, hex or decimal, K/M/G
  * suffixes, spaces around the numbers allowed); MIGD_ERROR_INVALID_ARGUMENT for

@@ -123,18 +123,6 @@ migd_dirty_is_pow2(guint64 v)
 }
 
 static guint64
-migd_dirty_align_down(guint64 v, guint64 align)
-{
-	return v & ~(align - 1);
-}
-
-static guint64
-migd_dirty_align_up(guint64 v, guint64 align)
-{
-	return (v + (align - 1)) & ~(align - 1);
-}
-
-static guint64
 migd_dirty_host_page_size(void)
 {
 	long ps = sysconf(_SC_PAGESIZE);
@@ -159,32 +147,6 @@ migd_dirty_tracker_hint(MigdDirtyTracker *self, MigdDirtyProvider provider)
 }
 
 /* ---- ranges ---- */
-
-/*
- * @ranges sorted and disjoint, aligned out to @align and joined where that made
- * them overlap or touch (the vfio core refuses overlapping ranges).
- */
-static GArray *
-migd_dirty_ranges_align(const GArray *ranges, guint64 align)
-{
-	GArray *out = g_array_sized_new(FALSE, FALSE, sizeof(MigdIovaRange), ranges->len);
-
-	for (guint i = 0; i < ranges->len; i++) {
-		const MigdIovaRange *r = &g_array_index(ranges, MigdIovaRange, i);
-		guint64 start = migd_dirty_align_down(r->iova, align);
-		guint64 end = migd_dirty_align_up(r->iova + r->length, align);
-
-		if (out->len > 0) {
-			MigdIovaRange *prev = &g_array_index(out, MigdIovaRange, out->len - 1);
-			if (start <= prev->iova + prev->length) {
-				prev->length = MAX(prev->iova + prev->length, end) - prev->iova;
-				continue;
-			}
-		}
-		g_array_append_val(out, ((MigdIovaRange){.iova = start, .length = end - start}));
-	}
-	return out;
-}
 
 /* what START is given: the mapped ranges reduced to @max_ranges, aligned to @hint */
 static GArray *
@@ -230,8 +192,8 @@ migd_dirty_tracker_set_windows(MigdDirtyTracker *self, guint64 page_size, GError
 
 	for (guint i = 0; i < self->mapped->len; i++) {
 		const MigdIovaRange *r = &g_array_index(self->mapped, MigdIovaRange, i);
-		guint64 start = migd_dirty_align_down(r->iova, page_size);
-		guint64 end = migd_dirty_align_up(r->iova + r->length, page_size);
+		guint64 start = migd_dirty_ranges_align_down(r->iova, page_size);
+		guint64 end = migd_dirty_ranges_align_up(r->iova + r->length, page_size);
 
 		if (spans->len > 0) {
 			MigdIovaRange *prev = &g_array_index(spans, MigdIovaRange, spans->len - 1);
@@ -686,7 +648,7 @@ migd_dirty_tracker_report_all(MigdDirtyTracker *self, GError **error)
 		const MigdIovaRange *tr = &g_array_index(self->tracked, MigdIovaRange, t);
 		guint64 t_start = tr->iova;
 		guint64 t_end = tr->iova + tr->length;
-		guint64 base = migd_dirty_align_down(t_start, page_size);
+		guint64 base = migd_dirty_ranges_align_down(t_start, page_size);
 		guint64 ext_start = 0, ext_end = 0;
 		gboolean have = FALSE;
 
@@ -704,8 +666,8 @@ migd_dirty_tracker_report_all(MigdDirtyTracker *self, GError **error)
 				break;
 			a = MAX(w->iova, t_start);
 			b = MIN(w_end, t_end);
-			a = base + migd_dirty_align_down(a - base, 64 * page_size);
-			b = migd_dirty_align_up(b, page_size);
+			a = base + migd_dirty_ranges_align_down(a - base, 64 * page_size);
+			b = migd_dirty_ranges_align_up(b, page_size);
 			if (have && a <= ext_end) {
 				ext_end = MAX(ext_end, b);
 				continue;

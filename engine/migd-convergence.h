@@ -6,6 +6,9 @@
 
 #include <glib.h>
 
+/* the engine measures the rates it feeds in with a MigdRateEstimator */
+#include "migd-rate-estimator.h"
+
 G_BEGIN_DECLS
 
 /*
@@ -66,21 +69,5 @@ MigdConvergenceVerdict migd_convergence_decide(const MigdConvergencePolicy *poli
 					       guint n_devices, guint round, guint64 link_rate);
 
 const gchar *migd_convergence_reason_to_string(MigdConvergenceReason reason);
-
-/*
- * A transfer-rate estimate: an exponentially weighted moving average of
- * samples, each weighted by its duration so that a burst of tiny samples
- * cannot swing it.
- */
-typedef struct {
-	gdouble rate;	 /* bytes/s */
-	gint64 total_us; /* time covered by samples */
-	guint64 total_bytes;
-} MigdRateEstimator;
-
-void migd_rate_estimator_init(MigdRateEstimator *self);
-void migd_rate_estimator_add(MigdRateEstimator *self, guint64 bytes, gint64 elapsed_us);
-/* bytes/s, 0 until a sample arrived */
-guint64 migd_rate_estimator_get(const MigdRateEstimator *self);
 
 G_END_DECLS

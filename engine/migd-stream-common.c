@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "migd-error.h"
 #include "migd-stream-private.h"
 
@@ -65,6 +67,54 @@ migd_stream_meter_snapshot(const MigdStreamMeter *self, gint64 now_us, MigdStrea
 				      G_USEC_PER_SEC / (gdouble)age;
 		break;
 	}
+}
+
+gboolean
+migd_stream_window_is_full(const MigdStreamWindow *self, guint max_chunks, guint64 max_bytes,
+			   guint64 size)
+{
+	return self->chunks > 0 && (self->chunks >= max_chunks || self->bytes + size > max_bytes);
+}
+
+gboolean
+migd_stream_window_is_half_empty(const MigdStreamWindow *self, guint max_chunks, guint64 max_bytes)
+{
+	return (guint64)self->chunks * 2 <= max_chunks && self->bytes * 2 <= max_bytes;
+}
+
+void
+migd_stream_window_take(MigdStreamWindow *self, guint64 size)
+{
+	self->chunks++;
+	self->bytes += size;
+	self->peak_chunks = MAX(self->peak_chunks, self->chunks);
+	self->peak_bytes = MAX(self->peak_bytes, self->bytes);
+}
+
+void
+migd_stream_window_put(MigdStreamWindow *self, guint64 size)
+{
+	self->chunks--;
+	self->bytes -= size;
+}
+
+void
+migd_stream_window_trim(MigdStreamWindow *self, guint64 unused)
+{
+	self->bytes -= unused;
+}
+
+gboolean
+migd_stream_window_holds(const MigdStreamWindow *self, guint64 size)
+{
+	return self->chunks > 0 && self->bytes >= size;
+}
+
+void
+migd_stream_window_clear(MigdStreamWindow *self)
+{
+	self->chunks = 0;
+	self->bytes = 0;
 }
 
 MigdStreamEvent *
@@ -170,6 +220,19 @@ migd_stream_worker_finalize(MigdStreamWorker *self)
 	g_free(self->name);
 	g_mutex_clear(&self->lock);
 	g_cond_clear(&self->cond);
+}
+
+void
+migd_stream_worker_get_stats(MigdStreamWorker *self, MigdStreamStats *stats)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+
+	memset(stats, 0, sizeof(*stats));
+	migd_stream_meter_snapshot(&self->meter, g_get_monotonic_time(), stats);
+	stats->chunks_in_flight = self->window.chunks;
+	stats->bytes_in_flight = self->window.bytes;
+	stats->peak_chunks_in_flight = self->window.peak_chunks;
+	stats->peak_bytes_in_flight = self->window.peak_bytes;
 }
 
 gboolean

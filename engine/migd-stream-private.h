@@ -83,6 +83,47 @@ gboolean migd_stream_config_resolve(const MigdStreamConfig *config, MigdStreamCo
 				    GError **error);
 
 /*
+ * The flow-control window of one stream, in one shape for both workers: the
+ * chunks (and their bytes) between the producer and the consumer, bounded by
+ * MigdStreamConfig. A reader's window holds the chunks read or being read and
+ * not yet released by the engine, a writer's the chunks pushed and not yet
+ * written. Under the worker's lock.
+ *
+ * What differs is only who waits when the window is full, and that follows
+ * from which side runs on a thread: the reader's producer is its worker, which
+ * blocks on the worker's GCond until a release; the writer's producer is the
+ * main context, which must not block, so push() is refused and the writer
+ * posts SPACE once the window has drained to half its bounds.
+ */
+typedef struct {
+	guint chunks;
+	guint64 bytes;
+	guint peak_chunks;
+	guint64 peak_bytes;
+} MigdStreamWindow;
+
+/*
+ * A chunk of @size does not fit: the window holds @max_chunks chunks, or would
+ * hold more than @max_bytes with it (G_MAXUINT64: no byte bound). An empty
+ * window takes any chunk.
+ */
+gboolean migd_stream_window_is_full(const MigdStreamWindow *self, guint max_chunks,
+				    guint64 max_bytes, guint64 size);
+/* drained to half of both bounds: room for more than one chunk again */
+gboolean migd_stream_window_is_half_empty(const MigdStreamWindow *self, guint max_chunks,
+					  guint64 max_bytes);
+/* one chunk of @size enters the window */
+void migd_stream_window_take(MigdStreamWindow *self, guint64 size);
+/* one chunk of @size leaves it */
+void migd_stream_window_put(MigdStreamWindow *self, guint64 size);
+/* a chunk taken at @size turned out @unused bytes smaller */
+void migd_stream_window_trim(MigdStreamWindow *self, guint64 unused);
+/* the window holds a chunk of @size (a release that is not in flight is a bug) */
+gboolean migd_stream_window_holds(const MigdStreamWindow *self, guint64 size);
+/* empties it (a writer that failed drops its queue); the peaks stay */
+void migd_stream_window_clear(MigdStreamWindow *self);
+
+/*
  * What a reader and a writer both are: a data fd, a worker thread, and events
  * posted back to the main context. Embedded in each as its first member.
  */
@@ -101,8 +142,7 @@ typedef struct {
 	GCond cond;
 	GQueue events; /* MigdStreamEvent, for the main context */
 	MigdStreamMeter meter;
-	guint peak_chunks;
-	guint64 peak_bytes;
+	MigdStreamWindow window;
 } MigdStreamWorker;
 
 /* the owner's instance init */
@@ -121,5 +161,7 @@ gboolean migd_stream_worker_start(MigdStreamWorker *self, MigdDataFd *data_fd,
 void migd_stream_worker_dispose(MigdStreamWorker *self);
 /* the owner's finalize */
 void migd_stream_worker_finalize(MigdStreamWorker *self);
+/* the meter and the window, for the owner's get_stats (takes the lock) */
+void migd_stream_worker_get_stats(MigdStreamWorker *self, MigdStreamStats *stats);
 
 G_END_DECLS

@@ -4,8 +4,6 @@
  */
 #include "config.h"
 
-#include <string.h>
-
 #include "migd-error.h"
 #include "migd-stream-private.h"
 #include "migd-stream-reader.h"
@@ -33,8 +31,7 @@ struct _MigdStreamReader {
 	MigdStreamReaderOp op;
 	MigdState op_phase;
 	gboolean quit;
-	guint chunks_in_flight;
-	guint64 bytes_in_flight;
+	/* the window (@w.window) holds the chunks read or being read, not yet released */
 };
 
 G_DEFINE_TYPE(MigdStreamReader, migd_stream_reader, G_TYPE_OBJECT)
@@ -62,22 +59,21 @@ migd_stream_reader_post_error(MigdStreamReader *self, GError *error)
 }
 
 /*
- * worker: waits for a free slot and takes it before a read, so that what is
- * being read counts against the bound too. FALSE: quit.
+ * worker: waits for room in the window and takes a whole chunk of it before a
+ * read, so that what is being read counts against the bound too. The reader
+ * bounds chunks only: each holds at most chunk_size bytes. FALSE: quit.
  */
 static gboolean
 migd_stream_reader_reserve(MigdStreamReader *self)
 {
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->w.lock);
 
-	while (!self->quit && self->chunks_in_flight >= self->w.config.max_chunks)
+	while (!self->quit && migd_stream_window_is_full(&self->w.window, self->w.config.max_chunks,
+							 G_MAXUINT64, self->w.config.chunk_size))
 		g_cond_wait(&self->w.cond, &self->w.lock);
 	if (self->quit)
 		return FALSE;
-	self->chunks_in_flight++;
-	self->bytes_in_flight += self->w.config.chunk_size;
-	self->w.peak_chunks = MAX(self->w.peak_chunks, self->chunks_in_flight);
-	self->w.peak_bytes = MAX(self->w.peak_bytes, self->bytes_in_flight);
+	migd_stream_window_take(&self->w.window, self->w.config.chunk_size);
 	return TRUE;
 }
 
@@ -87,11 +83,12 @@ migd_stream_reader_settle(MigdStreamReader *self, gsize n_bytes)
 {
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->w.lock);
 
-	self->bytes_in_flight -= self->w.config.chunk_size - n_bytes;
-	if (n_bytes == 0)
-		self->chunks_in_flight--;
-	else
-		migd_stream_meter_add(&self->w.meter, n_bytes, g_get_monotonic_time());
+	if (n_bytes == 0) {
+		migd_stream_window_put(&self->w.window, self->w.config.chunk_size);
+		return;
+	}
+	migd_stream_window_trim(&self->w.window, self->w.config.chunk_size - n_bytes);
+	migd_stream_meter_add(&self->w.meter, n_bytes, g_get_monotonic_time());
 }
 
 /*
@@ -340,13 +337,12 @@ migd_stream_reader_release(MigdStreamReader *self, GBytes *chunk)
 
 	size = g_bytes_get_size(chunk);
 	g_mutex_lock(&self->w.lock);
-	if (self->chunks_in_flight == 0 || self->bytes_in_flight < size) {
+	if (!migd_stream_window_holds(&self->w.window, size)) {
 		g_mutex_unlock(&self->w.lock);
 		g_critical("%s: released a chunk that was not in flight", self->w.name);
 		return;
 	}
-	self->chunks_in_flight--;
-	self->bytes_in_flight -= size;
+	migd_stream_window_put(&self->w.window, size);
 	g_cond_broadcast(&self->w.cond);
 	g_mutex_unlock(&self->w.lock);
 }
@@ -384,18 +380,10 @@ migd_stream_reader_cancel(MigdStreamReader *self)
 void
 migd_stream_reader_get_stats(MigdStreamReader *self, MigdStreamStats *stats)
 {
-	g_autoptr(GMutexLocker) locker = NULL;
-
 	g_return_if_fail(MIGD_IS_STREAM_READER(self));
 	g_return_if_fail(stats != NULL);
 
-	locker = g_mutex_locker_new(&self->w.lock);
-	memset(stats, 0, sizeof(*stats));
-	migd_stream_meter_snapshot(&self->w.meter, g_get_monotonic_time(), stats);
-	stats->chunks_in_flight = self->chunks_in_flight;
-	stats->bytes_in_flight = self->bytes_in_flight;
-	stats->peak_chunks_in_flight = self->w.peak_chunks;
-	stats->peak_bytes_in_flight = self->w.peak_bytes;
+	migd_stream_worker_get_stats(&self->w, stats);
 }
 
 MigdStreamReader *

@@ -4,8 +4,6 @@
  */
 #include "config.h"
 
-#include <string.h>
-
 #include "migd-error.h"
 #include "migd-stream-private.h"
 #include "migd-stream-writer.h"
@@ -24,8 +22,7 @@ struct _MigdStreamWriter {
 	gboolean cancelled;
 
 	/* everything below is under @w.lock; @w.cond wakes the worker */
-	GQueue queue; /* GBytes; the head is being written and still counts */
-	guint64 queued_bytes;
+	GQueue queue;	     /* GBytes; the head is being written and still counts (@w.window) */
 	gboolean want_space; /* a push was refused: tell when there is room */
 	gboolean finish;
 	gboolean quit;
@@ -92,17 +89,17 @@ migd_stream_writer_thread(gpointer data)
 				wake |= migd_stream_writer_post_locked(self, event);
 			}
 			g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
-			self->queued_bytes = 0;
+			migd_stream_window_clear(&self->w.window);
 			self->quit = TRUE;
 			break;
 		}
 		g_bytes_unref(g_queue_pop_head(&self->queue));
-		self->queued_bytes -= size;
+		migd_stream_window_put(&self->w.window, size);
 		migd_stream_meter_add(&self->w.meter, size, g_get_monotonic_time());
 		/* half the bounds: a pusher gets room for more than one chunk */
 		if (self->want_space &&
-		    g_queue_get_length(&self->queue) * 2 <= self->w.config.max_chunks &&
-		    self->queued_bytes * 2 <= self->w.config.max_bytes) {
+		    migd_stream_window_is_half_empty(&self->w.window, self->w.config.max_chunks,
+						     self->w.config.max_bytes)) {
 			self->want_space = FALSE;
 			wake |= migd_stream_writer_post_locked(
 			    self, migd_stream_event_new(MIGD_STREAM_EVENT_SPACE));
@@ -183,7 +180,6 @@ migd_stream_writer_push(MigdStreamWriter *self, GBytes *chunk)
 {
 	g_autoptr(GMutexLocker) locker = NULL;
 	gsize size;
-	guint n_queued;
 
 	g_return_val_if_fail(MIGD_IS_STREAM_WRITER(self), FALSE);
 	g_return_val_if_fail(chunk != NULL, FALSE);
@@ -197,17 +193,14 @@ migd_stream_writer_push(MigdStreamWriter *self, GBytes *chunk)
 	/* the worker failed, its error not dispatched yet */
 	if (self->quit)
 		return FALSE;
-	n_queued = g_queue_get_length(&self->queue);
-	if (n_queued > 0 && (n_queued >= self->w.config.max_chunks ||
-			     self->queued_bytes + size > self->w.config.max_bytes)) {
+	if (migd_stream_window_is_full(&self->w.window, self->w.config.max_chunks,
+				       self->w.config.max_bytes, size)) {
 		self->want_space = TRUE;
 		return FALSE;
 	}
 	g_queue_push_tail(&self->queue, g_bytes_ref(chunk));
-	self->queued_bytes += size;
-	self->w.peak_chunks = MAX(self->w.peak_chunks, n_queued + 1);
-	self->w.peak_bytes = MAX(self->w.peak_bytes, self->queued_bytes);
-	if (n_queued == 0)
+	migd_stream_window_take(&self->w.window, size);
+	if (self->w.window.chunks == 1)
 		g_cond_broadcast(&self->w.cond);
 	return TRUE;
 }
@@ -251,18 +244,10 @@ migd_stream_writer_cancel(MigdStreamWriter *self)
 void
 migd_stream_writer_get_stats(MigdStreamWriter *self, MigdStreamStats *stats)
 {
-	g_autoptr(GMutexLocker) locker = NULL;
-
 	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
 	g_return_if_fail(stats != NULL);
 
-	locker = g_mutex_locker_new(&self->w.lock);
-	memset(stats, 0, sizeof(*stats));
-	migd_stream_meter_snapshot(&self->w.meter, g_get_monotonic_time(), stats);
-	stats->chunks_in_flight = g_queue_get_length(&self->queue);
-	stats->bytes_in_flight = self->queued_bytes;
-	stats->peak_chunks_in_flight = self->w.peak_chunks;
-	stats->peak_bytes_in_flight = self->w.peak_bytes;
+	migd_stream_worker_get_stats(&self->w, stats);
 }
 
 MigdStreamWriter *

@@ -14,7 +14,7 @@ G_BEGIN_DECLS
  * the feature and the device), except ENODEV, which is MIGD_ERROR_DEVICE_GONE.
  * IOMMU dirty tracking (iommu_dirty_*) runs on the container (type1
  * VFIO_IOMMU_DIRTY_PAGES) or the iommufd HWPT the device was opened with; an
- * adopted fd answers MIGD_ERROR_NOT_SUPPORTED (see migd-kernel-device.c).
+ * adopted fd answers MIGD_ERROR_NOT_SUPPORTED (see migd-kernel-iommu-dirty.c).
  */
 #define MIGD_TYPE_KERNEL_DEVICE (migd_kernel_device_get_type())
 G_DECLARE_FINAL_TYPE(MigdKernelDevice, migd_kernel_device, MIGD, KERNEL_DEVICE, MigdDevice)

@@ -38,10 +38,3 @@ migd_plugin_generic_new(void)
 {
 	return g_object_new(MIGD_TYPE_PLUGIN_GENERIC, "name", MIGD_PLUGIN_GENERIC_NAME, NULL);
 }
-
-MigdPlugin *
-migd_plugin_dup_for_device(MigdDevice *device)
-{
-	MigdPlugin *plugin = migd_device_get_plugin(device);
-	return plugin != NULL ? g_object_ref(plugin) : migd_plugin_generic_new();
-}

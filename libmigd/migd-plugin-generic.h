@@ -15,7 +15,5 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(MigdPluginGeneric, migd_plugin_generic, MIGD, PLUGIN_GENERIC, MigdPlugin)
 
 MigdPlugin *migd_plugin_generic_new(void);
-/* @device's plugin, or the generic one if no manager assigned any (engines in tests) */
-MigdPlugin *migd_plugin_dup_for_device(MigdDevice *device);
 
 G_END_DECLS

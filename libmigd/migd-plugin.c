@@ -11,6 +11,7 @@
 #include "migd-plugin.h"
 
 #include "migd-error.h"
+#include "migd-plugin-generic.h"
 #include "migd-stream-stats.h"
 #include "migd-wire-limits.h"
 
@@ -60,6 +61,13 @@ migd_plugin_get_name(MigdPlugin *self)
 	MigdPluginPrivate *priv = GET_PRIVATE(self);
 	g_return_val_if_fail(MIGD_IS_PLUGIN(self), NULL);
 	return priv->name;
+}
+
+MigdPlugin *
+migd_plugin_dup_for_device(MigdDevice *device)
+{
+	MigdPlugin *plugin = migd_device_get_plugin(device);
+	return plugin != NULL ? g_object_ref(plugin) : migd_plugin_generic_new();
 }
 
 guint

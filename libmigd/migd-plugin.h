@@ -131,6 +131,8 @@ typedef struct {
 	}
 
 const gchar *migd_plugin_get_name(MigdPlugin *self);
+/* @device's plugin, or the generic one if no manager assigned any (engines in tests) */
+MigdPlugin *migd_plugin_dup_for_device(MigdDevice *device);
 guint migd_plugin_match(MigdPlugin *self, MigdDevice *device, const MigdDeviceIdentity *identity);
 gboolean migd_plugin_configure(MigdPlugin *self, GKeyFile *config, GError **error);
 void migd_plugin_get_policy(MigdPlugin *self, MigdDevice *device, MigdPluginPolicy *policy);

@@ -2,7 +2,8 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Listener and connector: sockets, TLS credentials and the mutual X.509 handshake.
+ * Listener and connector: sockets and the mutual X.509 handshake (the TLS credentials are
+ * loaded and checked in migd-transport-creds.c).
  *
  * A peer is authenticated entirely inside GIO's handshake (glib-networking, GnuTLS): the server
  * requires a client certificate and verifies it against ca_file; the client verifies the server
@@ -20,6 +21,7 @@
 #include <glib/gstdio.h>
 
 #include "migd-error.h"
+#include "migd-transport-creds.h"
 #include "migd-transport.h"
 
 /* ---- configuration ---- */
@@ -56,262 +58,6 @@ migd_transport_config_timeout_ms(const MigdTransportConfig *config)
 {
 	return config->handshake_timeout_ms > 0 ? config->handshake_timeout_ms
 						: MIGD_TRANSPORT_HANDSHAKE_TIMEOUT_MS_DEFAULT;
-}
-
-/* the TLS material loaded from the files, shared by every connection of a listener */
-typedef struct {
-	GTlsCertificate *certificate;
-	GTlsDatabase *database;
-} MigdTransportCreds;
-
-static void
-migd_transport_creds_free(MigdTransportCreds *creds)
-{
-	if (creds == NULL)
-		return;
-	g_clear_object(&creds->certificate);
-	g_clear_object(&creds->database);
-	g_free(creds);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdTransportCreds, migd_transport_creds_free)
-
-static gboolean
-migd_transport_check_file(const gchar *key, const gchar *path, GError **error)
-{
-	g_autofree gchar *contents = NULL;
-	g_autoptr(GError) error_local = NULL;
-
-	if (path == NULL || path[0] == '\0') {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "TLS is required but %s is not set (configure cert_file, key_file and "
-			    "ca_file, or set plain only for loopback tests)",
-			    key);
-		return FALSE;
-	}
-	/* read it ourselves: GIO's parse errors do not say which of the files was wrong */
-	if (!g_file_get_contents(path, &contents, NULL, &error_local)) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s '%s': %s", key,
-			    path, error_local->message);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
-migd_transport_accept_any_cb(GTlsConnection *conn, GTlsCertificate *peer_cert,
-			     GTlsCertificateFlags errors, gpointer user_data)
-{
-	return TRUE;
-}
-
-typedef struct {
-	guint pending;
-	GCancellable *cancellable;
-	GError *error_server;
-	GError *error_client;
-} MigdTransportSelfTest;
-
-static void
-migd_transport_self_test_server_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	MigdTransportSelfTest *st = user_data;
-	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &st->error_server))
-		g_cancellable_cancel(st->cancellable);
-	st->pending--;
-}
-
-static void
-migd_transport_self_test_client_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	MigdTransportSelfTest *st = user_data;
-	/* the failing side need not tell the other: stop waiting for it */
-	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &st->error_client))
-		g_cancellable_cancel(st->cancellable);
-	st->pending--;
-}
-
-static gboolean
-migd_transport_self_test_timeout_cb(gpointer user_data)
-{
-	GCancellable *cancellable = user_data;
-	g_cancellable_cancel(cancellable);
-	return G_SOURCE_REMOVE;
-}
-
-static GIOStream *
-migd_transport_stream_from_fd(gint fd, GError **error)
-{
-	g_autoptr(GSocket) socket = g_socket_new_from_fd(fd, error);
-	if (socket == NULL) {
-		g_close(fd, NULL);
-		return NULL;
-	}
-	return G_IO_STREAM(g_socket_connection_factory_create_connection(socket));
-}
-
-/*
- * GIO accepts a key that does not belong to the certificate and the mistake would only show as
- * an obscure handshake failure on the peer. Prove possession instead: one handshake with
- * ourselves over a socketpair, the client accepting any certificate, so only the signature
- * made with the key can fail. Runs in a private context so the caller's loop is not re-entered.
- */
-static gboolean
-migd_transport_check_key_matches(GTlsCertificate *certificate, const MigdTransportConfig *config,
-				 GError **error)
-{
-	gint fds[2] = {-1, -1};
-	MigdTransportSelfTest st = {0};
-	g_autoptr(GMainContext) context = g_main_context_new();
-	g_autoptr(GCancellable) cancellable = g_cancellable_new();
-	g_autoptr(GSource) timeout = NULL;
-	g_autoptr(GIOStream) base_server = NULL;
-	g_autoptr(GIOStream) base_client = NULL;
-	g_autoptr(GIOStream) server = NULL;
-	g_autoptr(GIOStream) client = NULL;
-	g_autoptr(GError) error_local = NULL;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) {
-		migd_set_errno_error(error, errno, "socketpair for the TLS key check");
-		return FALSE;
-	}
-	base_server = migd_transport_stream_from_fd(fds[0], error);
-	if (base_server == NULL) {
-		g_close(fds[1], NULL);
-		return FALSE;
-	}
-	base_client = migd_transport_stream_from_fd(fds[1], error);
-	if (base_client == NULL)
-		return FALSE;
-
-	g_main_context_push_thread_default(context);
-	server = g_tls_server_connection_new(base_server, certificate, &error_local);
-	if (server != NULL)
-		client = g_tls_client_connection_new(base_client, NULL, &error_local);
-	if (client != NULL) {
-		/* only the possession of the key is under test here, not the chain */
-		g_tls_connection_set_database(G_TLS_CONNECTION(client), NULL);
-		g_signal_connect(client, "accept-certificate",
-				 G_CALLBACK(migd_transport_accept_any_cb), NULL);
-		st.pending = 2;
-		st.cancellable = cancellable;
-		g_tls_connection_handshake_async(G_TLS_CONNECTION(server), G_PRIORITY_DEFAULT,
-						 cancellable, migd_transport_self_test_server_cb,
-						 &st);
-		g_tls_connection_handshake_async(G_TLS_CONNECTION(client), G_PRIORITY_DEFAULT,
-						 cancellable, migd_transport_self_test_client_cb,
-						 &st);
-		timeout = g_timeout_source_new_seconds(10);
-		g_source_set_callback(timeout, migd_transport_self_test_timeout_cb, cancellable,
-				      NULL);
-		g_source_attach(timeout, context);
-		while (st.pending > 0)
-			g_main_context_iteration(context, TRUE);
-		g_source_destroy(timeout);
-	}
-	g_main_context_pop_thread_default(context);
-
-	if (error_local != NULL) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
-			    "cannot set up TLS with cert_file '%s': %s", config->cert_file,
-			    error_local->message);
-		return FALSE;
-	}
-	if (st.error_client != NULL || st.error_server != NULL) {
-		/* the side that failed first has the reason; the other one was cancelled */
-		const GError *reason = st.error_client;
-		if (reason == NULL || (g_error_matches(reason, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
-				       st.error_server != NULL))
-			reason = st.error_server;
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "key_file '%s' does not match cert_file '%s': %s", config->key_file,
-			    config->cert_file, reason->message);
-		g_clear_error(&st.error_client);
-		g_clear_error(&st.error_server);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
-migd_transport_check_validity(GTlsCertificate *certificate, const gchar *key, const gchar *path,
-			      GError **error)
-{
-	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-	g_autoptr(GDateTime) not_before = g_tls_certificate_get_not_valid_before(certificate);
-	g_autoptr(GDateTime) not_after = g_tls_certificate_get_not_valid_after(certificate);
-
-	/* the peer would refuse it with a less helpful message */
-	if (not_after != NULL && g_date_time_compare(now, not_after) > 0) {
-		g_autofree gchar *when = g_date_time_format_iso8601(not_after);
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s '%s': certificate expired at %s", key, path, when);
-		return FALSE;
-	}
-	if (not_before != NULL && g_date_time_compare(now, not_before) < 0) {
-		g_autofree gchar *when = g_date_time_format_iso8601(not_before);
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s '%s': certificate not valid before %s", key, path, when);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static MigdTransportCreds *
-migd_transport_creds_load(const MigdTransportConfig *config, GError **error)
-{
-	GTlsBackend *backend = g_tls_backend_get_default();
-	GList *ca_list = NULL;
-	g_autofree gchar *ca_path = NULL;
-	g_autoptr(MigdTransportCreds) creds = g_new0(MigdTransportCreds, 1);
-	g_autoptr(GError) error_local = NULL;
-
-	if (!g_tls_backend_supports_tls(backend)) {
-		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
-				    "no TLS backend is available to GIO: install glib-networking "
-				    "(Debian: apt install glib-networking)");
-		return NULL;
-	}
-	if (!migd_transport_check_file("cert_file", config->cert_file, error))
-		return NULL;
-	if (!migd_transport_check_file("key_file", config->key_file, error))
-		return NULL;
-	if (!migd_transport_check_file("ca_file", config->ca_file, error))
-		return NULL;
-
-	creds->certificate =
-	    g_tls_certificate_new_from_files(config->cert_file, config->key_file, &error_local);
-	if (creds->certificate == NULL) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "cert_file '%s' / key_file '%s': %s", config->cert_file,
-			    config->key_file, error_local->message);
-		return NULL;
-	}
-	if (!migd_transport_check_validity(creds->certificate, "cert_file", config->cert_file,
-					   error))
-		return NULL;
-
-	/* a file without any certificate would make an empty database that trusts nobody */
-	ca_list = g_tls_certificate_list_new_from_file(config->ca_file, &error_local);
-	if (ca_list == NULL) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "ca_file '%s': %s",
-			    config->ca_file,
-			    error_local != NULL ? error_local->message
-						: "contains no PEM certificate");
-		return NULL;
-	}
-	g_list_free_full(ca_list, g_object_unref);
-	/* GTlsFileDatabase wants an absolute path */
-	ca_path = g_canonicalize_filename(config->ca_file, NULL);
-	creds->database = g_tls_file_database_new(ca_path, &error_local);
-	if (creds->database == NULL) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "ca_file '%s': %s",
-			    config->ca_file, error_local->message);
-		return NULL;
-	}
-	if (!migd_transport_check_key_matches(creds->certificate, config, error))
-		return NULL;
-	return g_steal_pointer(&creds);
 }
 
 static gboolean
@@ -431,71 +177,7 @@ migd_transport_describe_remote(GSocketConnection *connection)
 	return g_steal_pointer(&str);
 }
 
-/* subject CN, e.g. "migd-node-a" from "CN=migd-node-a,O=example"; the whole DN without a CN */
-static gchar *
-migd_transport_certificate_identity(GTlsCertificate *certificate)
-{
-	g_autofree gchar *dn = g_tls_certificate_get_subject_name(certificate);
-	GString *cn = NULL;
-	const gchar *p = NULL;
-
-	if (dn == NULL)
-		return g_strdup("unknown");
-	/* RFC 4514: components separated by unescaped ',' ("\," inside a value) */
-	for (p = dn; *p != '\0';) {
-		if (g_ascii_strncasecmp(p, "CN=", 3) == 0) {
-			cn = g_string_new(NULL);
-			for (p += 3; *p != '\0' && *p != ','; p++) {
-				if (*p == '\\' && p[1] != '\0')
-					p++;
-				g_string_append_c(cn, *p);
-			}
-			return g_string_free(cn, FALSE);
-		}
-		while (*p != '\0' && *p != ',') {
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			p++;
-		}
-		while (*p == ',' || *p == ' ')
-			p++;
-	}
-	return g_steal_pointer(&dn);
-}
-
-/* defense in depth: the backend already failed the handshake for any of these */
-static gchar *
-migd_transport_peer_identity(GTlsConnection *tls, GError **error)
-{
-	GTlsCertificate *peer = g_tls_connection_get_peer_certificate(tls);
-
-	if (peer == NULL) {
-		g_set_error_literal(error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED,
-				    "peer presented no certificate");
-		return NULL;
-	}
-	if (g_tls_connection_get_peer_certificate_errors(tls) != 0) {
-		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
-			    "peer certificate not accepted (flags 0x%x)",
-			    (guint)g_tls_connection_get_peer_certificate_errors(tls));
-		return NULL;
-	}
-	return migd_transport_certificate_identity(peer);
-}
-
 /* ---- listener ---- */
-
-/*
- * GIO's server side asks this signal about every client certificate, even one that verified
- * cleanly, and rejects it without a handler. The policy: accept exactly the certificates that
- * chain to ca_file for client authentication with no error at all (expiry, revocation, ...).
- */
-static gboolean
-migd_transport_server_accept_certificate_cb(GTlsConnection *conn, GTlsCertificate *peer_cert,
-					    GTlsCertificateFlags errors, gpointer user_data)
-{
-	return errors == 0;
-}
 
 typedef struct _MigdTransportHandshake MigdTransportHandshake;
 
@@ -564,7 +246,7 @@ migd_transport_listener_handshake_cb(GObject *source, GAsyncResult *res, gpointe
 				    "TLS handshake timed out after %u ms", hs->timeout_ms);
 		}
 	} else {
-		identity = migd_transport_peer_identity(hs->tls, &error);
+		identity = migd_transport_creds_peer_identity(hs->tls, &error);
 	}
 	if (self == NULL || self->closed) {
 		migd_transport_handshake_free(hs);
@@ -625,7 +307,7 @@ migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *
 	g_object_set(tls, "authentication-mode", G_TLS_AUTHENTICATION_REQUIRED, NULL);
 	g_tls_connection_set_database(G_TLS_CONNECTION(tls), self->creds->database);
 	g_signal_connect(tls, "accept-certificate",
-			 G_CALLBACK(migd_transport_server_accept_certificate_cb), NULL);
+			 G_CALLBACK(migd_transport_creds_accept_certificate_cb), NULL);
 
 	hs = g_new0(MigdTransportHandshake, 1);
 	hs->listener = self;
@@ -946,7 +628,7 @@ migd_transport_connect_handshake_cb(GObject *source, GAsyncResult *res, gpointer
 		migd_transport_connect_return(task, NULL, error);
 		return;
 	}
-	data->peer_identity = migd_transport_peer_identity(data->tls, &error);
+	data->peer_identity = migd_transport_creds_peer_identity(data->tls, &error);
 	if (data->peer_identity == NULL) {
 		migd_transport_connect_return(task, NULL, error);
 		return;

@@ -4,6 +4,10 @@
  *
  * Framing of the wire protocol: varint length prefix + packed migd.wire.Frame.
  * Everything that reads from a peer returns MIGD_ERROR_PROTOCOL on bad input.
+ *
+ * The public header of the frame API, implemented in migd-wire-names.c (names,
+ * varints, frame_init), migd-wire-schema.c (validation), migd-wire-decoder.c
+ * (decoding, the streaming decoder) and migd-wire-encoder.c (encoding).
  */
 #pragma once
 
