@@ -179,10 +179,12 @@ migd_stream_worker_init(MigdStreamWorker *self)
 	self->cancellable = g_cancellable_new();
 }
 
+static gboolean migd_stream_worker_dispatch(gpointer user_data);
+
 gboolean
 migd_stream_worker_start(MigdStreamWorker *self, MigdDataFd *data_fd, MigdDataFdDirection want,
 			 GMainContext *context, const MigdStreamConfig *config,
-			 GSourceFunc dispatch, GThreadFunc func, gpointer owner,
+			 MigdStreamDeliverFunc deliver, GThreadFunc func, GObject *owner,
 			 const gchar *thread_name, GError **error)
 {
 	MigdStreamConfig cfg = {0};
@@ -196,9 +198,75 @@ migd_stream_worker_start(MigdStreamWorker *self, MigdDataFd *data_fd, MigdDataFd
 	self->config.name = self->name;
 	self->context =
 	    context != NULL ? g_main_context_ref(context) : g_main_context_ref_thread_default();
-	self->notify = migd_stream_notify_new(self->context, dispatch, owner, thread_name);
+	self->owner = owner;
+	self->deliver = deliver;
+	self->notify =
+	    migd_stream_notify_new(self->context, migd_stream_worker_dispatch, self, thread_name);
 	self->thread = g_thread_try_new(thread_name, func, owner, error);
 	return self->thread != NULL;
+}
+
+gboolean
+migd_stream_worker_post_locked(MigdStreamWorker *self, MigdStreamEvent *event)
+{
+	gboolean was_empty = g_queue_is_empty(&self->events);
+	g_queue_push_tail(&self->events, event);
+	return was_empty;
+}
+
+void
+migd_stream_worker_post(MigdStreamWorker *self, MigdStreamEvent *event)
+{
+	gboolean wake;
+
+	g_mutex_lock(&self->lock);
+	wake = migd_stream_worker_post_locked(self, event);
+	g_mutex_unlock(&self->lock);
+	if (wake)
+		migd_stream_notify_wake(self->notify);
+}
+
+void
+migd_stream_worker_post_stopped(MigdStreamWorker *self)
+{
+	migd_stream_worker_post(self, migd_stream_event_new(MIGD_STREAM_EVENT_STOPPED));
+}
+
+/* main context: hands the owner what the worker posted */
+static gboolean
+migd_stream_worker_dispatch(gpointer user_data)
+{
+	MigdStreamWorker *self = user_data;
+	g_autoptr(GObject) keep = g_object_ref(self->owner);
+	GQueue events = G_QUEUE_INIT;
+	MigdStreamEvent *event;
+
+	g_mutex_lock(&self->lock);
+	events = self->events;
+	g_queue_init(&self->events);
+	g_mutex_unlock(&self->lock);
+
+	while ((event = g_queue_pop_head(&events)) != NULL) {
+		/* a callback dropped the owner's last reference: nobody wants the rest */
+		if (g_atomic_int_get(&self->owner->ref_count) > 1 &&
+		    (!self->cancelled || event->kind == MIGD_STREAM_EVENT_STOPPED))
+			self->deliver(self->owner, event);
+		migd_stream_event_free(event);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+void
+migd_stream_worker_cancel(MigdStreamWorker *self)
+{
+	self->cancelled = TRUE;
+	self->stopped = TRUE;
+	g_mutex_lock(&self->lock);
+	self->quit = TRUE;
+	g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+	/* wakes a worker waiting in poll() for a non-blocking fd */
+	g_cancellable_cancel(self->cancellable);
 }
 
 void

@@ -123,9 +123,13 @@ gboolean migd_stream_window_holds(const MigdStreamWindow *self, guint64 size);
 /* empties it (a writer that failed drops its queue); the peaks stay */
 void migd_stream_window_clear(MigdStreamWindow *self);
 
+/* the owner's handler of one event on the main context (the worker keeps the event) */
+typedef void (*MigdStreamDeliverFunc)(gpointer owner, MigdStreamEvent *event);
+
 /*
  * What a reader and a writer both are: a data fd, a worker thread, and events
- * posted back to the main context. Embedded in each as its first member.
+ * posted back to the main context, delivered there until the owner cancels.
+ * Embedded in each as its first member.
  */
 typedef struct {
 	/* set by migd_stream_worker_start(), read-only afterwards */
@@ -136,8 +140,15 @@ typedef struct {
 	GSource *notify;
 	GThread *thread;
 	GCancellable *cancellable;
+	GObject *owner; /* not a reference: the owner embeds the worker */
+	MigdStreamDeliverFunc deliver;
+
+	/* main context only */
+	gboolean stopped;   /* the owner's own reasons, an error dispatched, or cancel() */
+	gboolean cancelled; /* after cancel() nothing but STOPPED reaches the owner */
 
 	/* everything below is under @lock; @cond wakes the worker */
+	gboolean quit;
 	GMutex lock;
 	GCond cond;
 	GQueue events; /* MigdStreamEvent, for the main context */
@@ -149,14 +160,27 @@ typedef struct {
 void migd_stream_worker_init(MigdStreamWorker *self);
 /*
  * The owner's constructor: takes @data_fd whatever happens (as
- * migd_stream_take_data_fd), attaches @dispatch(@owner) to @context (NULL: the
- * thread-default one) and starts @func(@owner) as thread @thread_name.
+ * migd_stream_take_data_fd), delivers the posted events to @deliver(@owner) on
+ * @context (NULL: the thread-default one) and starts @func(@owner) as thread
+ * @thread_name.
  */
 gboolean migd_stream_worker_start(MigdStreamWorker *self, MigdDataFd *data_fd,
 				  MigdDataFdDirection want, GMainContext *context,
-				  const MigdStreamConfig *config, GSourceFunc dispatch,
-				  GThreadFunc func, gpointer owner, const gchar *thread_name,
+				  const MigdStreamConfig *config, MigdStreamDeliverFunc deliver,
+				  GThreadFunc func, GObject *owner, const gchar *thread_name,
 				  GError **error);
+/* worker, @lock held: queues @event; TRUE if the caller must wake the main context after unlocking
+ */
+gboolean migd_stream_worker_post_locked(MigdStreamWorker *self, MigdStreamEvent *event);
+/* worker: queues @event and wakes the main context when the queue was empty */
+void migd_stream_worker_post(MigdStreamWorker *self, MigdStreamEvent *event);
+/* the worker thread's last word: STOPPED, which reaches the owner even after cancel() */
+void migd_stream_worker_post_stopped(MigdStreamWorker *self);
+/*
+ * Main context: stops delivering anything but STOPPED, asks the thread to quit
+ * (wakes it in its GCond and in poll() for a non-blocking fd).
+ */
+void migd_stream_worker_cancel(MigdStreamWorker *self);
 /* the owner's dispose, after it cancelled the worker: joins it, drops events and the notify */
 void migd_stream_worker_dispose(MigdStreamWorker *self);
 /* the owner's finalize */

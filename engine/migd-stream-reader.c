@@ -22,40 +22,23 @@ struct _MigdStreamReader {
 	MigdStreamReaderCallbacks callbacks;
 	gpointer user_data;
 
-	/* main context only */
+	/* main context only; @w.stopped: an error was dispatched or cancel() was called */
 	gboolean busy;
-	gboolean stopped; /* an error was dispatched or cancel() was called */
-	gboolean cancelled;
 
 	/* everything below is under @w.lock; @w.cond wakes the worker */
 	MigdStreamReaderOp op;
 	MigdState op_phase;
-	gboolean quit;
 	/* the window (@w.window) holds the chunks read or being read, not yet released */
 };
 
 G_DEFINE_TYPE(MigdStreamReader, migd_stream_reader, G_TYPE_OBJECT)
-
-/* worker: queue @event for the main context, waking it when the queue was empty */
-static void
-migd_stream_reader_post(MigdStreamReader *self, MigdStreamEvent *event)
-{
-	gboolean was_empty;
-
-	g_mutex_lock(&self->w.lock);
-	was_empty = g_queue_is_empty(&self->w.events);
-	g_queue_push_tail(&self->w.events, event);
-	g_mutex_unlock(&self->w.lock);
-	if (was_empty)
-		migd_stream_notify_wake(self->w.notify);
-}
 
 static void
 migd_stream_reader_post_error(MigdStreamReader *self, GError *error)
 {
 	MigdStreamEvent *event = migd_stream_event_new(MIGD_STREAM_EVENT_ERROR);
 	event->error = error;
-	migd_stream_reader_post(self, event);
+	migd_stream_worker_post(&self->w, event);
 }
 
 /*
@@ -68,10 +51,11 @@ migd_stream_reader_reserve(MigdStreamReader *self)
 {
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->w.lock);
 
-	while (!self->quit && migd_stream_window_is_full(&self->w.window, self->w.config.max_chunks,
-							 G_MAXUINT64, self->w.config.chunk_size))
+	while (!self->w.quit &&
+	       migd_stream_window_is_full(&self->w.window, self->w.config.max_chunks, G_MAXUINT64,
+					  self->w.config.chunk_size))
 		g_cond_wait(&self->w.cond, &self->w.lock);
-	if (self->quit)
+	if (self->w.quit)
 		return FALSE;
 	migd_stream_window_take(&self->w.window, self->w.config.chunk_size);
 	return TRUE;
@@ -143,7 +127,7 @@ migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
 			g_prefix_error(&error_local, "%s: ", self->w.name);
 			migd_stream_reader_post_error(self, g_steal_pointer(&error_local));
 			g_mutex_lock(&self->w.lock);
-			self->quit = TRUE;
+			self->w.quit = TRUE;
 			g_mutex_unlock(&self->w.lock);
 			return;
 		}
@@ -151,14 +135,14 @@ migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
 			total += g_bytes_get_size(chunk);
 			event = migd_stream_event_new(MIGD_STREAM_EVENT_CHUNK);
 			event->chunk = g_steal_pointer(&chunk);
-			migd_stream_reader_post(self, event);
+			migd_stream_worker_post(&self->w, event);
 		}
 		if (status != MIGD_DATA_READ_DATA) {
 			event = migd_stream_event_new(MIGD_STREAM_EVENT_DRAINED);
 			event->phase = phase;
 			event->status = status;
 			event->a = total;
-			migd_stream_reader_post(self, event);
+			migd_stream_worker_post(&self->w, event);
 			return;
 		}
 	}
@@ -176,14 +160,14 @@ migd_stream_reader_run_precopy_info(MigdStreamReader *self)
 		g_prefix_error(&error_local, "%s: ", self->w.name);
 		migd_stream_reader_post_error(self, g_steal_pointer(&error_local));
 		g_mutex_lock(&self->w.lock);
-		self->quit = TRUE;
+		self->w.quit = TRUE;
 		g_mutex_unlock(&self->w.lock);
 		return;
 	}
 	event = migd_stream_event_new(MIGD_STREAM_EVENT_PRECOPY_INFO);
 	event->a = initial;
 	event->b = dirty;
-	migd_stream_reader_post(self, event);
+	migd_stream_worker_post(&self->w, event);
 }
 
 static gpointer
@@ -196,9 +180,9 @@ migd_stream_reader_thread(gpointer data)
 		MigdState phase;
 
 		g_mutex_lock(&self->w.lock);
-		while (!self->quit && self->op == MIGD_STREAM_READER_OP_NONE)
+		while (!self->w.quit && self->op == MIGD_STREAM_READER_OP_NONE)
 			g_cond_wait(&self->w.cond, &self->w.lock);
-		if (self->quit) {
+		if (self->w.quit) {
 			g_mutex_unlock(&self->w.lock);
 			break;
 		}
@@ -212,24 +196,21 @@ migd_stream_reader_thread(gpointer data)
 		else
 			migd_stream_reader_run_precopy_info(self);
 	}
-	migd_stream_reader_post(self, migd_stream_event_new(MIGD_STREAM_EVENT_STOPPED));
+	migd_stream_worker_post_stopped(&self->w);
 	return NULL;
 }
 
 static void
-migd_stream_reader_deliver(MigdStreamReader *self, MigdStreamEvent *event)
+migd_stream_reader_deliver(gpointer owner, MigdStreamEvent *event)
 {
+	MigdStreamReader *self = owner;
 	const MigdStreamReaderCallbacks *cb = &self->callbacks;
 
-	if (event->kind == MIGD_STREAM_EVENT_STOPPED) {
+	switch (event->kind) {
+	case MIGD_STREAM_EVENT_STOPPED:
 		if (cb->stopped != NULL)
 			cb->stopped(self, self->user_data);
-		return;
-	}
-	/* after cancel() nothing but stopped reaches the owner */
-	if (self->cancelled)
-		return;
-	switch (event->kind) {
+		break;
 	case MIGD_STREAM_EVENT_CHUNK:
 		if (cb->chunk != NULL)
 			cb->chunk(self, event->chunk, self->user_data);
@@ -246,7 +227,7 @@ migd_stream_reader_deliver(MigdStreamReader *self, MigdStreamEvent *event)
 		break;
 	case MIGD_STREAM_EVENT_ERROR:
 		self->busy = FALSE;
-		self->stopped = TRUE;
+		self->w.stopped = TRUE;
 		if (cb->error != NULL)
 			cb->error(self, event->error, self->user_data);
 		break;
@@ -257,34 +238,12 @@ migd_stream_reader_deliver(MigdStreamReader *self, MigdStreamEvent *event)
 }
 
 static gboolean
-migd_stream_reader_dispatch(gpointer user_data)
-{
-	MigdStreamReader *self = user_data;
-	g_autoptr(MigdStreamReader) keep = g_object_ref(self);
-	GQueue events = G_QUEUE_INIT;
-	MigdStreamEvent *event;
-
-	g_mutex_lock(&self->w.lock);
-	events = self->w.events;
-	g_queue_init(&self->w.events);
-	g_mutex_unlock(&self->w.lock);
-
-	while ((event = g_queue_pop_head(&events)) != NULL) {
-		/* a callback dropped the owner's last reference: nobody wants the rest */
-		if (g_atomic_int_get(&G_OBJECT(self)->ref_count) > 1)
-			migd_stream_reader_deliver(self, event);
-		migd_stream_event_free(event);
-	}
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean
 migd_stream_reader_start_op(MigdStreamReader *self, MigdStreamReaderOp op, MigdState phase,
 			    GError **error)
 {
-	if (self->stopped) {
+	if (self->w.stopped) {
 		g_set_error(error, MIGD_ERROR,
-			    self->cancelled ? MIGD_ERROR_CANCELLED : MIGD_ERROR_FAILED,
+			    self->w.cancelled ? MIGD_ERROR_CANCELLED : MIGD_ERROR_FAILED,
 			    "%s: the stream reader has stopped", self->w.name);
 		return FALSE;
 	}
@@ -358,7 +317,7 @@ gboolean
 migd_stream_reader_is_stopped(MigdStreamReader *self)
 {
 	g_return_val_if_fail(MIGD_IS_STREAM_READER(self), TRUE);
-	return self->stopped;
+	return self->w.stopped;
 }
 
 void
@@ -366,15 +325,8 @@ migd_stream_reader_cancel(MigdStreamReader *self)
 {
 	g_return_if_fail(MIGD_IS_STREAM_READER(self));
 
-	self->cancelled = TRUE;
-	self->stopped = TRUE;
 	self->busy = FALSE;
-	g_mutex_lock(&self->w.lock);
-	self->quit = TRUE;
-	g_cond_broadcast(&self->w.cond);
-	g_mutex_unlock(&self->w.lock);
-	/* wakes a worker waiting in poll() for a non-blocking fd */
-	g_cancellable_cancel(self->w.cancellable);
+	migd_stream_worker_cancel(&self->w);
 }
 
 void
@@ -401,8 +353,8 @@ migd_stream_reader_new(MigdDataFd *data_fd, GMainContext *context, const MigdStr
 	self->callbacks = *callbacks;
 	self->user_data = user_data;
 	if (!migd_stream_worker_start(&self->w, data_fd, MIGD_DATA_FD_SAVE, context, config,
-				      migd_stream_reader_dispatch, migd_stream_reader_thread, self,
-				      "migd-stream-rd", error))
+				      migd_stream_reader_deliver, migd_stream_reader_thread,
+				      G_OBJECT(self), "migd-stream-rd", error))
 		return NULL;
 	return g_steal_pointer(&self);
 }

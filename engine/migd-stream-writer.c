@@ -16,28 +16,16 @@ struct _MigdStreamWriter {
 	MigdStreamWriterCallbacks callbacks;
 	gpointer user_data;
 
-	/* main context only */
-	gboolean stopped; /* finish() was called, an error dispatched, or cancel() */
+	/* main context only; @w.stopped: finish() was called, an error dispatched, or cancel() */
 	gboolean failed;
-	gboolean cancelled;
 
 	/* everything below is under @w.lock; @w.cond wakes the worker */
 	GQueue queue;	     /* GBytes; the head is being written and still counts (@w.window) */
 	gboolean want_space; /* a push was refused: tell when there is room */
 	gboolean finish;
-	gboolean quit;
 };
 
 G_DEFINE_TYPE(MigdStreamWriter, migd_stream_writer, G_TYPE_OBJECT)
-
-/* lock held: queue @event; TRUE if the caller must wake the main context after unlocking */
-static gboolean
-migd_stream_writer_post_locked(MigdStreamWriter *self, MigdStreamEvent *event)
-{
-	gboolean was_empty = g_queue_is_empty(&self->w.events);
-	g_queue_push_tail(&self->w.events, event);
-	return was_empty;
-}
 
 static gpointer
 migd_stream_writer_thread(gpointer data)
@@ -54,16 +42,16 @@ migd_stream_writer_thread(gpointer data)
 		gconstpointer buf;
 		gboolean ok;
 
-		while (!self->quit && !self->finish && g_queue_is_empty(&self->queue)) {
+		while (!self->w.quit && !self->finish && g_queue_is_empty(&self->queue)) {
 			idle = TRUE;
 			g_cond_wait(&self->w.cond, &self->w.lock);
 		}
-		if (self->quit)
+		if (self->w.quit)
 			break;
 		if (g_queue_is_empty(&self->queue)) {
 			MigdStreamEvent *event = migd_stream_event_new(MIGD_STREAM_EVENT_FINISHED);
 			event->a = self->w.meter.bytes;
-			wake |= migd_stream_writer_post_locked(self, event);
+			wake |= migd_stream_worker_post_locked(&self->w, event);
 			break;
 		}
 		if (idle) {
@@ -81,16 +69,16 @@ migd_stream_writer_thread(gpointer data)
 		g_mutex_lock(&self->w.lock);
 		if (!ok) {
 			/* after cancel() the error is only the consequence of it */
-			if (!self->quit) {
+			if (!self->w.quit) {
 				MigdStreamEvent *event =
 				    migd_stream_event_new(MIGD_STREAM_EVENT_ERROR);
 				g_prefix_error(&error_local, "%s: ", self->w.name);
 				event->error = g_steal_pointer(&error_local);
-				wake |= migd_stream_writer_post_locked(self, event);
+				wake |= migd_stream_worker_post_locked(&self->w, event);
 			}
 			g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
 			migd_stream_window_clear(&self->w.window);
-			self->quit = TRUE;
+			self->w.quit = TRUE;
 			break;
 		}
 		g_bytes_unref(g_queue_pop_head(&self->queue));
@@ -101,8 +89,8 @@ migd_stream_writer_thread(gpointer data)
 		    migd_stream_window_is_half_empty(&self->w.window, self->w.config.max_chunks,
 						     self->w.config.max_bytes)) {
 			self->want_space = FALSE;
-			wake |= migd_stream_writer_post_locked(
-			    self, migd_stream_event_new(MIGD_STREAM_EVENT_SPACE));
+			wake |= migd_stream_worker_post_locked(
+			    &self->w, migd_stream_event_new(MIGD_STREAM_EVENT_SPACE));
 		}
 		if (wake) {
 			g_mutex_unlock(&self->w.lock);
@@ -111,8 +99,8 @@ migd_stream_writer_thread(gpointer data)
 			g_mutex_lock(&self->w.lock);
 		}
 	}
-	wake |=
-	    migd_stream_writer_post_locked(self, migd_stream_event_new(MIGD_STREAM_EVENT_STOPPED));
+	wake |= migd_stream_worker_post_locked(&self->w,
+					       migd_stream_event_new(MIGD_STREAM_EVENT_STOPPED));
 	g_mutex_unlock(&self->w.lock);
 	if (wake)
 		migd_stream_notify_wake(self->w.notify);
@@ -120,19 +108,16 @@ migd_stream_writer_thread(gpointer data)
 }
 
 static void
-migd_stream_writer_deliver(MigdStreamWriter *self, MigdStreamEvent *event)
+migd_stream_writer_deliver(gpointer owner, MigdStreamEvent *event)
 {
+	MigdStreamWriter *self = owner;
 	const MigdStreamWriterCallbacks *cb = &self->callbacks;
 
-	if (event->kind == MIGD_STREAM_EVENT_STOPPED) {
+	switch (event->kind) {
+	case MIGD_STREAM_EVENT_STOPPED:
 		if (cb->stopped != NULL)
 			cb->stopped(self, self->user_data);
-		return;
-	}
-	/* after cancel() nothing but stopped reaches the owner */
-	if (self->cancelled)
-		return;
-	switch (event->kind) {
+		break;
 	case MIGD_STREAM_EVENT_SPACE:
 		if (cb->space_available != NULL && !self->failed)
 			cb->space_available(self, self->user_data);
@@ -143,7 +128,7 @@ migd_stream_writer_deliver(MigdStreamWriter *self, MigdStreamEvent *event)
 		break;
 	case MIGD_STREAM_EVENT_ERROR:
 		self->failed = TRUE;
-		self->stopped = TRUE;
+		self->w.stopped = TRUE;
 		if (cb->error != NULL)
 			cb->error(self, event->error, self->user_data);
 		break;
@@ -151,28 +136,6 @@ migd_stream_writer_deliver(MigdStreamWriter *self, MigdStreamEvent *event)
 		g_warn_if_reached();
 		break;
 	}
-}
-
-static gboolean
-migd_stream_writer_dispatch(gpointer user_data)
-{
-	MigdStreamWriter *self = user_data;
-	g_autoptr(MigdStreamWriter) keep = g_object_ref(self);
-	GQueue events = G_QUEUE_INIT;
-	MigdStreamEvent *event;
-
-	g_mutex_lock(&self->w.lock);
-	events = self->w.events;
-	g_queue_init(&self->w.events);
-	g_mutex_unlock(&self->w.lock);
-
-	while ((event = g_queue_pop_head(&events)) != NULL) {
-		/* a callback dropped the owner's last reference: nobody wants the rest */
-		if (g_atomic_int_get(&G_OBJECT(self)->ref_count) > 1)
-			migd_stream_writer_deliver(self, event);
-		migd_stream_event_free(event);
-	}
-	return G_SOURCE_CONTINUE;
 }
 
 gboolean
@@ -184,14 +147,14 @@ migd_stream_writer_push(MigdStreamWriter *self, GBytes *chunk)
 	g_return_val_if_fail(MIGD_IS_STREAM_WRITER(self), FALSE);
 	g_return_val_if_fail(chunk != NULL, FALSE);
 
-	if (self->stopped)
+	if (self->w.stopped)
 		return FALSE;
 	size = g_bytes_get_size(chunk);
 	if (size == 0)
 		return TRUE;
 	locker = g_mutex_locker_new(&self->w.lock);
 	/* the worker failed, its error not dispatched yet */
-	if (self->quit)
+	if (self->w.quit)
 		return FALSE;
 	if (migd_stream_window_is_full(&self->w.window, self->w.config.max_chunks,
 				       self->w.config.max_bytes, size)) {
@@ -210,9 +173,9 @@ migd_stream_writer_finish(MigdStreamWriter *self)
 {
 	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
 
-	if (self->stopped)
+	if (self->w.stopped)
 		return;
-	self->stopped = TRUE;
+	self->w.stopped = TRUE;
 	g_mutex_lock(&self->w.lock);
 	self->finish = TRUE;
 	g_cond_broadcast(&self->w.cond);
@@ -223,7 +186,7 @@ gboolean
 migd_stream_writer_is_stopped(MigdStreamWriter *self)
 {
 	g_return_val_if_fail(MIGD_IS_STREAM_WRITER(self), TRUE);
-	return self->stopped;
+	return self->w.stopped;
 }
 
 void
@@ -231,14 +194,7 @@ migd_stream_writer_cancel(MigdStreamWriter *self)
 {
 	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
 
-	self->cancelled = TRUE;
-	self->stopped = TRUE;
-	g_mutex_lock(&self->w.lock);
-	self->quit = TRUE;
-	g_cond_broadcast(&self->w.cond);
-	g_mutex_unlock(&self->w.lock);
-	/* wakes a worker waiting in poll() for a non-blocking fd */
-	g_cancellable_cancel(self->w.cancellable);
+	migd_stream_worker_cancel(&self->w);
 }
 
 void
@@ -265,8 +221,8 @@ migd_stream_writer_new(MigdDataFd *data_fd, GMainContext *context, const MigdStr
 	self->callbacks = *callbacks;
 	self->user_data = user_data;
 	if (!migd_stream_worker_start(&self->w, data_fd, MIGD_DATA_FD_RESUME, context, config,
-				      migd_stream_writer_dispatch, migd_stream_writer_thread, self,
-				      "migd-stream-wr", error))
+				      migd_stream_writer_deliver, migd_stream_writer_thread,
+				      G_OBJECT(self), "migd-stream-wr", error))
 		return NULL;
 	return g_steal_pointer(&self);
 }
