@@ -50,6 +50,26 @@ migd_dbus_option_get_positive(const gchar *key, GVariant *value, guint *dest, GE
 	return TRUE;
 }
 
+/* "allowed-uids" (au): plain UNIX peers let in besides root and the daemon's uid */
+static gboolean
+migd_dbus_option_get_uids(const gchar *key, GVariant *value, MigdTransportConfig *transport,
+			  GError **error)
+{
+	gsize n = 0;
+	const guint32 *uids = NULL;
+
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE("au"), error))
+		return FALSE;
+	uids = g_variant_get_fixed_array(value, &n, sizeof(guint32));
+	for (gsize i = 0; i < n; i++) {
+		if (!migd_transport_config_add_allowed_uid(transport, uids[i], error)) {
+			g_prefix_error(error, "option '%s': ", key);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 /* a(tt), already of that type, as MigdIovaRange; the manager checks the values */
 static GArray *
 migd_dbus_option_ranges_from_variant(GVariant *value)
@@ -107,7 +127,7 @@ migd_dbus_option_get_dirty_fallback(const gchar *key, GVariant *value, MigdDirty
 	return TRUE;
 }
 
-/* @migrate: NULL for Listen, which takes only the TLS options */
+/* @migrate: NULL for Listen, which takes the transport options and the listener's limits */
 static gboolean
 migd_dbus_options_parse(GVariant *options, MigdTransportConfig *transport,
 			MigdMigrateOptions *migrate, GError **error)
@@ -125,6 +145,21 @@ migd_dbus_options_parse(GVariant *options, MigdTransportConfig *transport,
 			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_BOOLEAN, error);
 			if (ok)
 				transport->plain = g_variant_get_boolean(value);
+		} else if (g_strcmp0(key, "insecure-plain-tcp") == 0) {
+			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_BOOLEAN, error);
+			if (ok)
+				transport->insecure_plain_tcp = g_variant_get_boolean(value);
+		} else if (g_strcmp0(key, "allowed-uids") == 0) {
+			ok = migd_dbus_option_get_uids(key, value, transport, error);
+		} else if (migrate == NULL && g_strcmp0(key, "hello-timeout-ms") == 0) {
+			ok = migd_dbus_option_get_positive(key, value, &transport->hello_timeout_ms,
+							   error);
+		} else if (migrate == NULL && g_strcmp0(key, "frame-timeout-ms") == 0) {
+			ok = migd_dbus_option_get_positive(key, value, &transport->frame_timeout_ms,
+							   error);
+		} else if (migrate == NULL && g_strcmp0(key, "max-pending-peers") == 0) {
+			ok = migd_dbus_option_get_positive(key, value,
+							   &transport->max_pending_peers, error);
 		} else if (g_strcmp0(key, "cert") == 0) {
 			ok = migd_dbus_option_get_path(key, value, &transport->cert_file, error);
 		} else if (g_strcmp0(key, "key") == 0) {

@@ -100,7 +100,8 @@ migd_libvirt_bridge_connection_cb(MigdLibvirtWatcher *watcher, gboolean connecte
 static MigdMigrateOptions *
 migd_libvirt_bridge_options(GKeyFile *config, gboolean *read_write, GError **error)
 {
-	const gchar *const known[] = {"uri", "read-write", "plain", "cert", "key", "ca", NULL};
+	const gchar *const known[] = {"uri",  "read-write", "plain", "insecure-plain-tcp",
+				      "cert", "key",	    "ca",    NULL};
 	g_autoptr(MigdMigrateOptions) options = migd_migrate_options_new();
 	gchar **files[] = {&options->transport.cert_file, &options->transport.key_file,
 			   &options->transport.ca_file};
@@ -112,7 +113,9 @@ migd_libvirt_bridge_options(GKeyFile *config, gboolean *read_write, GError **err
 	}
 	if (!migd_plugin_config_get_boolean(config, "libvirt", "read-write", read_write, error) ||
 	    !migd_plugin_config_get_boolean(config, "libvirt", "plain", &options->transport.plain,
-					    error)) {
+					    error) ||
+	    !migd_plugin_config_get_boolean(config, "libvirt", "insecure-plain-tcp",
+					    &options->transport.insecure_plain_tcp, error)) {
 		g_prefix_error(error, "[libvirt] ");
 		return NULL;
 	}

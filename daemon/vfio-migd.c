@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include "migd-connection.h"
 #include "migd-dbus-manager-service.h"
 #include "migd-dirty-ranges.h"
 #include "migd-error.h"
@@ -24,6 +25,7 @@
 #include "migd-plugin-manager.h"
 #include "migd-sim-device.h"
 #include "migd-tune.h"
+#include "migd-wire-limits.h"
 
 /* on SIGTERM, how long running jobs get to roll their devices back */
 #define MIGD_SHUTDOWN_GRACE_S 10
@@ -355,15 +357,90 @@ migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, GError **error
 	return TRUE;
 }
 
+/* [listen] KEY: a number of milliseconds or connections, 1 .. G_MAXUINT32 */
+static gboolean
+migd_daemon_config_get_uint(GKeyFile *config, const gchar *key, guint *value, GError **error)
+{
+	g_autofree gchar *raw = NULL;
+	guint64 v = 0;
+
+	if (!g_key_file_has_key(config, "listen", key, NULL))
+		return TRUE;
+	raw = g_key_file_get_string(config, "listen", key, error);
+	if (raw == NULL)
+		return FALSE;
+	if (!g_ascii_string_to_unsigned(g_strstrip(raw), 10, 1, G_MAXUINT32, &v, NULL)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s=%s: expected a number from 1 to %u", key, raw, G_MAXUINT32);
+		return FALSE;
+	}
+	*value = (guint)v;
+	return TRUE;
+}
+
+/* [listen] deadlines, caps and the uids a plain UNIX socket lets in (docs/ABI/testing/config-file)
+ */
+static gboolean
+migd_daemon_configure_listen_limits(GKeyFile *config, MigdTransportConfig *transport,
+				    GError **error)
+{
+	g_auto(GStrv) uids = NULL;
+	guint64 budget = 0;
+
+	if (!migd_plugin_config_get_boolean(config, "listen", "insecure-plain-tcp",
+					    &transport->insecure_plain_tcp, error) ||
+	    !migd_daemon_config_get_uint(config, "hello-timeout-ms", &transport->hello_timeout_ms,
+					 error) ||
+	    !migd_daemon_config_get_uint(config, "frame-timeout-ms", &transport->frame_timeout_ms,
+					 error) ||
+	    !migd_daemon_config_get_uint(config, "max-pending-peers", &transport->max_pending_peers,
+					 error) ||
+	    !migd_plugin_config_get_size(config, "listen", "max-partial-frame-bytes",
+					 MIGD_WIRE_MAX_FRAME_SIZE, G_MAXSIZE, &budget, error))
+		return FALSE;
+	/* daemon-wide: every connection's partial frames count against it */
+	if (budget > 0)
+		migd_connection_set_partial_frame_budget((gsize)budget);
+	if (g_key_file_has_key(config, "listen", "allowed-uids", NULL)) {
+		uids = g_key_file_get_string_list(config, "listen", "allowed-uids", NULL, error);
+		if (uids == NULL)
+			return FALSE;
+	}
+	for (guint i = 0; uids != NULL && uids[i] != NULL; i++) {
+		guint64 uid = 0;
+		if (!g_ascii_string_to_unsigned(g_strstrip(uids[i]), 10, 0, G_MAXUINT32 - 1, &uid,
+						NULL)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "allowed-uids: '%s' is not a uid", uids[i]);
+			return FALSE;
+		}
+		if (!migd_transport_config_add_allowed_uid(transport, (guint32)uid, error)) {
+			g_prefix_error(error, "allowed-uids: ");
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 /*
  * [listen]: how a listening socket systemd hands over (vfio-migd.socket) is
- * served: TLS files, or plain (loopback only unless plain-remote, for a link
- * already secured below us).
+ * served: TLS files, or plain (UNIX sockets, peers checked by uid; TCP only
+ * with insecure-plain-tcp, for a link already secured below us).
  */
 static gboolean
 migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, GError **error)
 {
-	const gchar *const known[] = {"cert", "key", "ca", "plain", "plain-remote", NULL};
+	const gchar *const known[] = {"cert",
+				      "key",
+				      "ca",
+				      "plain",
+				      "insecure-plain-tcp",
+				      "allowed-uids",
+				      "hello-timeout-ms",
+				      "frame-timeout-ms",
+				      "max-pending-peers",
+				      "max-partial-frame-bytes",
+				      NULL};
 	gchar **files[] = {&transport->cert_file, &transport->key_file, &transport->ca_file};
 	const gchar *file_keys[] = {"cert", "key", "ca"};
 
@@ -381,8 +458,7 @@ migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, G
 		}
 	}
 	if (!migd_plugin_config_get_boolean(config, "listen", "plain", &transport->plain, error) ||
-	    !migd_plugin_config_get_boolean(config, "listen", "plain-remote",
-					    &transport->allow_plain_remote, error)) {
+	    !migd_daemon_configure_listen_limits(config, transport, error)) {
 		g_prefix_error(error, "[listen] ");
 		return FALSE;
 	}

@@ -64,6 +64,9 @@ struct _MigdDestSession {
 	gboolean finished;
 	gboolean journaled; /* a journal record exists for this job */
 	guint64 total_bytes;
+	guint handshake_timer_id; /* until Hello and every offer arrived */
+	guint n_offers;
+	gboolean pending; /* counted in the destination's n_pending: no Hello yet */
 };
 
 struct _MigdDestination {
@@ -74,6 +77,8 @@ struct _MigdDestination {
 	GPtrArray *dirty; /* MigdDirtySink or NULL per device, of the last completed migration */
 	MigdJournal *journal; /* borrowed; NULL: jobs are not recorded */
 	guint job_counter;
+	MigdTransportConfig *transport; /* the listener's: deadlines and caps */
+	guint n_pending;		/* sessions that have not sent Hello yet */
 };
 
 G_DEFINE_TYPE(MigdDestination, migd_destination, G_TYPE_OBJECT)
@@ -105,6 +110,7 @@ migd_dest_session_unref(MigdDestSession *self)
 	if (--self->refcount > 0)
 		return;
 	g_clear_handle_id(&self->ack_timer_id, g_source_remove);
+	g_clear_handle_id(&self->handshake_timer_id, g_source_remove);
 	if (self->conn != NULL) {
 		migd_connection_detach(self->conn);
 		g_object_unref(self->conn);
@@ -176,6 +182,11 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 		return;
 	self->finished = TRUE;
 	g_clear_handle_id(&self->ack_timer_id, g_source_remove);
+	g_clear_handle_id(&self->handshake_timer_id, g_source_remove);
+	if (self->pending) {
+		self->pending = FALSE;
+		dest->n_pending--;
+	}
 	if (self->conn != NULL)
 		migd_connection_close(self->conn, NULL);
 	/* success: running; failure: already reset */
@@ -691,6 +702,10 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 					  &reply, &error);
 	g_autofree gchar *refusal = NULL;
 
+	if (self->pending) {
+		self->pending = FALSE;
+		dest->n_pending--;
+	}
 	if (ok && dest->active != NULL && dest->active != self) {
 		ok = FALSE;
 		reply.has_refusal = TRUE;
@@ -748,6 +763,9 @@ migd_dest_session_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpo
 		migd_dest_session_handle_hello(self, frame->hello);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER:
+		/* the session rules let each device be offered once */
+		if (++self->n_offers == self->devices->len)
+			g_clear_handle_id(&self->handshake_timer_id, g_source_remove);
 		migd_dest_session_handle_offer(self, frame->device_offer);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_PRECOPY_PROGRESS: {
@@ -808,23 +826,75 @@ migd_dest_session_closed_cb(MigdConnection *conn, const GError *error, gpointer 
 	migd_dest_session_fail(self, lost, FALSE);
 }
 
+/* a peer must not hold us before the session is set up: Hello and every offer come in time */
+static gboolean
+migd_dest_session_handshake_timeout_cb(gpointer user_data)
+{
+	MigdDestSession *self = user_data;
+	guint timeout_ms = migd_transport_config_get_hello_timeout_ms(self->dest->transport);
+	const gchar *peer = migd_connection_get_peer_identity(self->conn);
+	g_autofree gchar *msg = NULL;
+
+	self->handshake_timer_id = 0;
+	if (self->job == NULL)
+		msg = g_strdup_printf("no Hello from %s within %u ms", peer, timeout_ms);
+	else
+		msg = g_strdup_printf("%u of %u device offers from %s within %u ms", self->n_offers,
+				      self->devices->len, peer, timeout_ms);
+	g_message("closing the connection: %s", msg);
+	migd_dest_session_fail_literal(self, MIGD_ERROR_TIMED_OUT, msg, TRUE);
+	return G_SOURCE_REMOVE;
+}
+
+/* over the cap of connections before Hello: tell the peer why, then let it go */
+static void
+migd_destination_refuse_pending(MigdDestination *dest, GIOStream *stream,
+				const gchar *peer_identity)
+{
+	g_autoptr(MigdConnection) conn =
+	    migd_connection_new(stream, MIGD_WIRE_ROLE_DESTINATION, peer_identity, NULL, NULL);
+	g_autoptr(GError) error = NULL;
+	guint max = migd_transport_config_get_max_pending_peers(dest->transport);
+
+	g_warning("refusing the connection from %s: %u connections have not sent Hello yet "
+		  "(max-pending-peers %u)",
+		  peer_identity, dest->n_pending, max);
+	g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY,
+		    "too many connections waiting for Hello (%u): try again later", max);
+	/* the pending write keeps the connection until the Abort left or the flush timed out */
+	migd_connection_send_abort(conn, error);
+	migd_connection_close(conn, error);
+}
+
 static void
 migd_destination_accept_cb(MigdTransportListener *listener, GIOStream *stream,
 			   const gchar *peer_identity, gpointer user_data)
 {
 	MigdDestination *dest = MIGD_DESTINATION(user_data);
-	MigdDestSession *self = g_new0(MigdDestSession, 1);
+	MigdDestSession *self = NULL;
 	const MigdConnectionCallbacks callbacks = {
 	    .frame = migd_dest_session_frame_cb,
 	    .closed = migd_dest_session_closed_cb,
 	};
 
+	if (dest->n_pending >= migd_transport_config_get_max_pending_peers(dest->transport)) {
+		migd_destination_refuse_pending(dest, stream, peer_identity);
+		return;
+	}
 	g_message("accepted a connection from %s", peer_identity);
+	self = g_new0(MigdDestSession, 1);
 	self->refcount = 1;
 	self->dest = dest;
 	self->devices = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dest_device_free);
 	self->conn = migd_connection_new(stream, MIGD_WIRE_ROLE_DESTINATION, peer_identity,
 					 &callbacks, self);
+	migd_connection_set_frame_timeout(
+	    self->conn, migd_transport_config_get_frame_timeout_ms(dest->transport));
+	self->pending = TRUE;
+	dest->n_pending++;
+	self->handshake_timer_id =
+	    g_timeout_add(migd_transport_config_get_hello_timeout_ms(dest->transport),
+			  migd_dest_session_handshake_timeout_cb, self);
 	migd_connection_start(self->conn);
 }
 
@@ -854,6 +924,9 @@ migd_destination_listen_full(MigdDestination *self, const gchar *address, gint f
 			    migd_transport_listener_get_address(self->listener));
 		return FALSE;
 	}
+	/* before listening: the accept callback reads the deadlines and caps */
+	migd_transport_config_free(self->transport);
+	self->transport = migd_transport_config_copy(transport);
 	self->listener =
 	    address != NULL
 		? migd_transport_listen(address, transport, migd_destination_accept_cb, self, error)
@@ -913,6 +986,7 @@ migd_destination_finalize(GObject *object)
 	MigdDestination *self = MIGD_DESTINATION(object);
 	g_ptr_array_unref(self->devices);
 	g_ptr_array_unref(self->dirty);
+	migd_transport_config_free(self->transport);
 	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
 }
 

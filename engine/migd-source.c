@@ -948,6 +948,8 @@ migd_source_connected(MigdSource *self, GAsyncResult *res)
 	}
 	g_message("job %s: connected to %s (%s)", migd_job_get_id(self->job), self->address, peer);
 	self->conn = migd_connection_new(stream, MIGD_WIRE_ROLE_SOURCE, peer, &callbacks, self);
+	migd_connection_set_frame_timeout(
+	    self->conn, migd_transport_config_get_frame_timeout_ms(self->transport));
 	migd_connection_start(self->conn);
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_NEGOTIATING);
 	self->stage = MIGD_SOURCE_STAGE_HELLO;

@@ -61,6 +61,21 @@
 #define MIGD_WIRE_MAX_MESSAGE_LEN	1024u
 
 /*
+ * What a receiver tolerates from a peer, so that nobody can hold a destination:
+ * Hello and every DeviceOffer must arrive within the handshake deadline of the
+ * connection's start; a frame whose first byte (of its length prefix) arrived
+ * must be complete within the frame deadline; silence between frames ends the
+ * connection after MIGD_CONNECTION_IDLE_TIMEOUT_S (progress counts whole frames,
+ * never bytes). Defaults; the listener's configuration may change them.
+ */
+#define MIGD_WIRE_HELLO_TIMEOUT_MS_DEFAULT 10000u
+#define MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT 30000u
+/* connections that have not sent Hello yet (TLS handshakes included), per listener */
+#define MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT 16u
+/* bytes held by partially received frames, across every connection of the daemon */
+#define MIGD_WIRE_PARTIAL_FRAME_BUDGET_DEFAULT (64u * 1024u * 1024u)
+
+/*
  * The unpacker may allocate at most this much for one frame: the frame's own
  * length times MIGD_WIRE_UNPACK_BUDGET_FACTOR plus MIGD_WIRE_UNPACK_BUDGET_SLACK.
  * A well-formed frame needs about its length plus a few hundred bytes of structs;
@@ -74,3 +89,5 @@
 G_STATIC_ASSERT(MIGD_WIRE_MAX_CHUNK_PAYLOAD + 64u <= MIGD_WIRE_MAX_FRAME_SIZE);
 G_STATIC_ASSERT(MIGD_WIRE_MAX_BITMAP_BYTES + 64u <= MIGD_WIRE_MAX_FRAME_SIZE);
 G_STATIC_ASSERT(MIGD_WIRE_PROTOCOL_VERSION_MIN <= MIGD_WIRE_PROTOCOL_VERSION_MAX);
+/* the daemon-wide budget must hold at least one largest frame */
+G_STATIC_ASSERT(MIGD_WIRE_PARTIAL_FRAME_BUDGET_DEFAULT >= MIGD_WIRE_MAX_FRAME_SIZE);

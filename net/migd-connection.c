@@ -42,14 +42,123 @@ struct _MigdConnection {
 	GError *close_reason;
 	guint tick_id;
 	guint flush_timeout_id;
-	gint64 last_rx_us;
+	gint64 last_rx_us; /* the last whole frame: bytes alone are no progress */
 	gint64 last_tx_us;
+	guint frame_timeout_ms;
+	guint frame_timer_id; /* armed while a frame is partly received */
+	gboolean refused;     /* we sent an Abort for the peer's data: read nothing more */
 };
 
 G_DEFINE_TYPE(MigdConnection, migd_connection, G_TYPE_OBJECT)
 
 static void migd_connection_read_next(MigdConnection *self);
 static void migd_connection_write_next(MigdConnection *self);
+static void migd_connection_finish(MigdConnection *self, const GError *error);
+
+/* ---- the daemon-wide budget of partially received frames ---- */
+
+G_LOCK_DEFINE_STATIC(migd_connection_budget);
+static gsize migd_connection_partial_bytes;
+static gsize migd_connection_partial_max = MIGD_WIRE_PARTIAL_FRAME_BUDGET_DEFAULT;
+
+void
+migd_connection_set_partial_frame_budget(gsize max_bytes)
+{
+	G_LOCK(migd_connection_budget);
+	migd_connection_partial_max =
+	    max_bytes > 0 ? max_bytes : MIGD_WIRE_PARTIAL_FRAME_BUDGET_DEFAULT;
+	G_UNLOCK(migd_connection_budget);
+}
+
+gsize
+migd_connection_get_partial_frame_budget(void)
+{
+	gsize max;
+	G_LOCK(migd_connection_budget);
+	max = migd_connection_partial_max;
+	G_UNLOCK(migd_connection_budget);
+	return max;
+}
+
+gsize
+migd_connection_get_partial_frame_bytes(void)
+{
+	gsize used;
+	G_LOCK(migd_connection_budget);
+	used = migd_connection_partial_bytes;
+	G_UNLOCK(migd_connection_budget);
+	return used;
+}
+
+static gboolean
+migd_connection_budget_reserve(gsize len, gpointer user_data, GError **error)
+{
+	MigdConnection *self = MIGD_CONNECTION(user_data);
+	gsize used, max;
+	gboolean ok;
+
+	G_LOCK(migd_connection_budget);
+	used = migd_connection_partial_bytes;
+	max = migd_connection_partial_max;
+	ok = len <= max && used <= max - len;
+	if (ok)
+		migd_connection_partial_bytes += len;
+	G_UNLOCK(migd_connection_budget);
+	if (ok)
+		return TRUE;
+	g_warning("refusing a frame of %" G_GSIZE_FORMAT " bytes from %s: partial frames already "
+		  "hold %" G_GSIZE_FORMAT " of the daemon's %" G_GSIZE_FORMAT
+		  " bytes (max-partial-frame-bytes)",
+		  len, self->peer_identity, used, max);
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+		    "a frame of %" G_GSIZE_FORMAT " bytes refused: the receiver's memory for "
+		    "partial frames is exhausted (%" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+		    " bytes in use)",
+		    len, used, max);
+	return FALSE;
+}
+
+static void
+migd_connection_budget_release(gsize len, gpointer user_data)
+{
+	G_LOCK(migd_connection_budget);
+	g_warn_if_fail(migd_connection_partial_bytes >= len);
+	migd_connection_partial_bytes -= MIN(len, migd_connection_partial_bytes);
+	G_UNLOCK(migd_connection_budget);
+}
+
+/* ---- the frame deadline ---- */
+
+static gboolean
+migd_connection_frame_timeout_cb(gpointer user_data)
+{
+	MigdConnection *self = MIGD_CONNECTION(user_data);
+	g_autoptr(GError) error = NULL;
+
+	self->frame_timer_id = 0;
+	g_set_error(&error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT,
+		    "%s did not complete a frame within %u ms", self->peer_identity,
+		    self->frame_timeout_ms);
+	g_message("closing the connection to %s: %s", self->peer_identity, error->message);
+	migd_connection_finish(self, error);
+	return G_SOURCE_REMOVE;
+}
+
+/* a started frame must finish in time, however slowly its bytes trickle in */
+static void
+migd_connection_update_frame_timer(MigdConnection *self)
+{
+	gboolean partial =
+	    !self->closed && self->reading_enabled && migd_wire_decoder_is_partial(self->decoder);
+
+	if (!partial) {
+		g_clear_handle_id(&self->frame_timer_id, g_source_remove);
+		return;
+	}
+	if (self->frame_timer_id == 0)
+		self->frame_timer_id =
+		    g_timeout_add(self->frame_timeout_ms, migd_connection_frame_timeout_cb, self);
+}
 
 /* ends the connection once; the owner hears about it through the closed callback */
 static void
@@ -61,6 +170,7 @@ migd_connection_finish(MigdConnection *self, const GError *error)
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->tick_id, g_source_remove);
 	g_clear_handle_id(&self->flush_timeout_id, g_source_remove);
+	g_clear_handle_id(&self->frame_timer_id, g_source_remove);
 	/* a pending writev may still read the queued pieces: finalize drops them then */
 	if (!self->write_pending)
 		g_queue_clear_full(&self->send_queue, (GDestroyNotify)g_bytes_unref);
@@ -79,6 +189,22 @@ migd_connection_fail(MigdConnection *self, const GError *error)
 	migd_connection_finish(self, error);
 }
 
+/*
+ * The peer sent something we refuse (malformed, against the session rules, over
+ * the memory budget): tell it why with an Abort, then close once that has left.
+ */
+static void
+migd_connection_refuse(MigdConnection *self, const GError *error)
+{
+	if (self->closed)
+		return;
+	g_debug("refusing data from %s: %s", self->peer_identity, error->message);
+	self->refused = TRUE;
+	g_clear_handle_id(&self->frame_timer_id, g_source_remove);
+	migd_connection_send_abort(self, error);
+	migd_connection_close(self, error);
+}
+
 static void
 migd_connection_deliver_frames(MigdConnection *self)
 {
@@ -88,13 +214,14 @@ migd_connection_deliver_frames(MigdConnection *self)
 
 		if (frame == NULL) {
 			if (error != NULL)
-				migd_connection_fail(self, error);
+				migd_connection_refuse(self, error);
 			return;
 		}
 		if (!migd_wire_session_check_received(self->session, frame, &error)) {
-			migd_connection_fail(self, error);
+			migd_connection_refuse(self, error);
 			return;
 		}
+		self->last_rx_us = g_get_monotonic_time();
 		if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
 			continue;
 		if (self->cb.frame != NULL) {
@@ -118,7 +245,7 @@ migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), res, &error);
 
 	self->read_pending = FALSE;
-	if (self->closed)
+	if (self->closed || self->refused)
 		return;
 	if (n < 0) {
 		g_prefix_error(&error, "reading from %s: ", self->peer_identity);
@@ -139,14 +266,14 @@ migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		migd_connection_fail(self, error);
 		return;
 	}
-	self->last_rx_us = g_get_monotonic_time();
 	if (self->read_direct) {
 		migd_wire_decoder_advance(self->decoder, (gsize)n);
 	} else if (!migd_wire_decoder_feed(self->decoder, self->small_buf, (gsize)n, &error)) {
-		migd_connection_fail(self, error);
+		migd_connection_refuse(self, error);
 		return;
 	}
 	migd_connection_deliver_frames(self);
+	migd_connection_update_frame_timer(self);
 	migd_connection_read_next(self);
 }
 
@@ -157,7 +284,7 @@ migd_connection_read_next(MigdConnection *self)
 	gsize len = 0;
 	guint8 *buf;
 
-	if (self->closed || !self->reading_enabled || self->read_pending)
+	if (self->closed || self->refused || !self->reading_enabled || self->read_pending)
 		return;
 	buf = migd_wire_decoder_peek_space(self->decoder, &len);
 	self->read_direct = buf != NULL && len > 0;
@@ -284,6 +411,8 @@ migd_connection_reason_for_error(const GError *error)
 		return MIGD__WIRE__REASON__REASON_TIMED_OUT;
 	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL))
 		return MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR;
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_BUSY))
+		return MIGD__WIRE__REASON__REASON_BUSY;
 	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INCOMPATIBLE))
 		return MIGD__WIRE__REASON__REASON_INCOMPATIBLE_DEVICE;
 	if (error->domain == MIGD_KERNEL_ERROR ||
@@ -338,12 +467,15 @@ migd_connection_set_reading(MigdConnection *self, gboolean enabled)
 	if (self->reading_enabled == enabled)
 		return;
 	self->reading_enabled = enabled;
+	/* time spent paused by our own backpressure is not the peer's slowness */
+	g_clear_handle_id(&self->frame_timer_id, g_source_remove);
 	if (!enabled)
 		return;
-	/* time spent paused by our own backpressure is not the peer's silence */
+	/* nor its silence */
 	self->last_rx_us = g_get_monotonic_time();
 	/* frames that arrived while paused are already decoded: deliver them first */
 	migd_connection_deliver_frames(self);
+	migd_connection_update_frame_timer(self);
 	migd_connection_read_next(self);
 }
 
@@ -396,7 +528,9 @@ migd_connection_tick_cb(gpointer user_data)
 	MigdConnection *self = MIGD_CONNECTION(user_data);
 	gint64 now = g_get_monotonic_time();
 
-	if (self->reading_enabled &&
+	/* inside a frame the frame deadline rules */
+	if (self->reading_enabled && !self->refused &&
+	    !migd_wire_decoder_is_partial(self->decoder) &&
 	    now - self->last_rx_us > MIGD_CONNECTION_IDLE_TIMEOUT_S * G_USEC_PER_SEC) {
 		g_autoptr(GError) error =
 		    g_error_new(MIGD_ERROR, MIGD_ERROR_TIMED_OUT, "%s sent nothing for %d s",
@@ -426,6 +560,13 @@ migd_connection_start(MigdConnection *self)
 	if (self->tick_id == 0)
 		self->tick_id = g_timeout_add_seconds(1, migd_connection_tick_cb, self);
 	migd_connection_read_next(self);
+}
+
+void
+migd_connection_set_frame_timeout(MigdConnection *self, guint timeout_ms)
+{
+	g_return_if_fail(MIGD_IS_CONNECTION(self));
+	self->frame_timeout_ms = timeout_ms > 0 ? timeout_ms : MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT;
 }
 
 const gchar *
@@ -489,6 +630,9 @@ migd_connection_init(MigdConnection *self)
 	self->cancellable = g_cancellable_new();
 	self->small_buf = g_malloc(MIGD_CONNECTION_SMALL_READ);
 	self->decoder = migd_wire_decoder_new();
+	migd_wire_decoder_set_budget(self->decoder, migd_connection_budget_reserve,
+				     migd_connection_budget_release, self);
+	self->frame_timeout_ms = MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT;
 	self->reading_enabled = TRUE;
 	g_queue_init(&self->send_queue);
 }

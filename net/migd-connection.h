@@ -63,6 +63,24 @@ GBytes *migd_connection_steal_chunk_payload(MigdConnection *self, const MigdWire
 gsize migd_connection_get_queued_bytes(MigdConnection *self);
 gboolean migd_connection_is_congested(MigdConnection *self);
 
+/*
+ * A frame whose first byte arrived must be complete within @timeout_ms (0: the
+ * default, MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT), or the connection ends with
+ * MIGD_ERROR_TIMED_OUT. The idle timeout counts whole frames only.
+ */
+void migd_connection_set_frame_timeout(MigdConnection *self, guint timeout_ms);
+
+/*
+ * Daemon-wide: the bytes that partially received frames of all connections may
+ * hold together (0: MIGD_WIRE_PARTIAL_FRAME_BUDGET_DEFAULT). A frame that would
+ * exceed it is refused before its buffer is allocated: the connection sends
+ * Abort{BUSY} and closes, with a warning in the log.
+ */
+void migd_connection_set_partial_frame_budget(gsize max_bytes);
+gsize migd_connection_get_partial_frame_budget(void);
+/* what partial frames hold now */
+gsize migd_connection_get_partial_frame_bytes(void);
+
 /* pause or resume reading from the peer (destination backpressure) */
 void migd_connection_set_reading(MigdConnection *self, gboolean enabled);
 

@@ -15,14 +15,18 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
 #include "migd-error.h"
 #include "migd-transport-creds.h"
 #include "migd-transport.h"
+#include "migd-wire-limits.h"
 
 /* ---- configuration ---- */
 
@@ -60,21 +64,81 @@ migd_transport_config_timeout_ms(const MigdTransportConfig *config)
 						: MIGD_TRANSPORT_HANDSHAKE_TIMEOUT_MS_DEFAULT;
 }
 
+guint
+migd_transport_config_get_hello_timeout_ms(const MigdTransportConfig *config)
+{
+	return config->hello_timeout_ms > 0 ? config->hello_timeout_ms
+					    : MIGD_WIRE_HELLO_TIMEOUT_MS_DEFAULT;
+}
+
+guint
+migd_transport_config_get_frame_timeout_ms(const MigdTransportConfig *config)
+{
+	return config->frame_timeout_ms > 0 ? config->frame_timeout_ms
+					    : MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT;
+}
+
+guint
+migd_transport_config_get_max_pending_peers(const MigdTransportConfig *config)
+{
+	return config->max_pending_peers > 0 ? config->max_pending_peers
+					     : MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT;
+}
+
+gboolean
+migd_transport_config_add_allowed_uid(MigdTransportConfig *config, guint32 uid, GError **error)
+{
+	for (guint i = 0; i < config->n_allowed_uids; i++) {
+		if (config->allowed_uids[i] == uid)
+			return TRUE;
+	}
+	if (config->n_allowed_uids >= MIGD_TRANSPORT_MAX_ALLOWED_UIDS) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "at most %u allowed uids", (guint)MIGD_TRANSPORT_MAX_ALLOWED_UIDS);
+		return FALSE;
+	}
+	config->allowed_uids[config->n_allowed_uids++] = uid;
+	return TRUE;
+}
+
+gboolean
+migd_transport_config_uid_allowed(const MigdTransportConfig *config, guint32 uid)
+{
+	if (uid == 0 || uid == (guint32)geteuid())
+		return TRUE;
+	for (guint i = 0; i < config->n_allowed_uids && i < MIGD_TRANSPORT_MAX_ALLOWED_UIDS; i++) {
+		if (config->allowed_uids[i] == uid)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* plain over UNIX sockets, whose peers we can name; over TCP only when explicitly insecure */
 static gboolean
 migd_transport_config_check_plain(const MigdTransportConfig *config,
 				  const MigdTransportAddress *address, GError **error)
 {
 	g_autofree gchar *str = NULL;
 
-	if (config->allow_plain_remote || migd_transport_address_is_local(address))
+	if (address->kind != MIGD_TRANSPORT_ADDRESS_TCP || config->insecure_plain_tcp)
 		return TRUE;
 	str = migd_transport_address_to_string(address);
 	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-		    "plain (unencrypted, unauthenticated) transport refused for non-loopback "
-		    "address '%s': configure TLS, or set allow_plain_remote inside a trusted "
-		    "encrypted tunnel",
+		    "plain (unencrypted, unauthenticated) transport refused on TCP address '%s': "
+		    "any local user or host that reaches it could feed or read device state. "
+		    "Use a unix:PATH address (peers checked by uid), or TLS (cert, key, ca); "
+		    "insecure-plain-tcp allows it only where the link is secured otherwise",
 		    str);
 	return FALSE;
+}
+
+static void
+migd_transport_warn_insecure(const gchar *what, const gchar *address)
+{
+	g_warning("INSECURE: %s '%s' with plain TCP (insecure-plain-tcp): no encryption and no "
+		  "authentication, anyone who can reach it can read or replace device state; "
+		  "this link must be secured otherwise (IPsec, WireGuard, an isolated network)",
+		  what, address);
 }
 
 static MigdTransportCreds *
@@ -175,6 +239,43 @@ migd_transport_describe_remote(GSocketConnection *connection)
 				       (guint)g_credentials_get_unix_user(creds, NULL));
 	}
 	return g_steal_pointer(&str);
+}
+
+/*
+ * A plain UNIX peer: who it is (SO_PEERCRED) decides, since the stream itself proves nothing.
+ * @role names the peer for the message ("client", "server").
+ */
+static gboolean
+migd_transport_check_unix_peer(const MigdTransportConfig *config, GSocket *socket,
+			       const gchar *role, GError **error)
+{
+	g_autoptr(GCredentials) creds = NULL;
+	g_autoptr(GError) error_local = NULL;
+	uid_t uid;
+	pid_t pid;
+
+	creds = g_socket_get_credentials(socket, &error_local);
+	if (creds == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+			    "cannot read the credentials of the %s: %s", role,
+			    error_local->message);
+		return FALSE;
+	}
+	uid = g_credentials_get_unix_user(creds, &error_local);
+	if (uid == (uid_t)-1) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+			    "cannot read the uid of the %s: %s", role, error_local->message);
+		return FALSE;
+	}
+	pid = g_credentials_get_unix_pid(creds, NULL);
+	if (migd_transport_config_uid_allowed(config, (guint32)uid))
+		return TRUE;
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+		    "plain UNIX %s uid %u (pid %" G_GINT64_FORMAT
+		    ") refused: only root, uid %u and allowed-uids may use a plain socket; add "
+		    "the uid to allowed-uids to let it in",
+		    role, (guint)uid, (gint64)pid, (guint)geteuid());
+	return FALSE;
 }
 
 /* ---- listener ---- */
@@ -291,12 +392,29 @@ migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *
 
 	if (self->config->plain) {
 		g_autofree gchar *identity = g_strdup_printf("plain:%s", peer);
+		GSocket *socket = g_socket_connection_get_socket(connection);
+		GSocketFamily family = g_socket_get_family(socket);
+		if (family == G_SOCKET_FAMILY_UNIX &&
+		    !migd_transport_check_unix_peer(self->config, socket, "client", &error)) {
+			migd_transport_listener_refuse(self, peer, error);
+			g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+			return TRUE;
+		}
 		g_object_ref(self);
 		self->func(self, G_IO_STREAM(connection), identity, self->user_data);
 		g_object_unref(self);
 		return TRUE;
 	}
 
+	if (g_list_length(self->handshakes) >=
+	    migd_transport_config_get_max_pending_peers(self->config)) {
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY,
+			    "%u TLS handshakes are already in progress (max-pending-peers)",
+			    g_list_length(self->handshakes));
+		migd_transport_listener_refuse(self, peer, error);
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return TRUE;
+	}
 	tls =
 	    g_tls_server_connection_new(G_IO_STREAM(connection), self->creds->certificate, &error);
 	if (tls == NULL) {
@@ -421,6 +539,85 @@ migd_transport_listener_new(GSocket *socket, MigdTransportCreds *creds,
 	return g_steal_pointer(&self);
 }
 
+/*
+ * A socket file left by a process that died is in the way of bind(). It is removed only when
+ * it is a socket and nobody accepts on it: connect() is refused. A live socket (connect
+ * succeeds, or its backlog is full) and any other file stay. A listener that starts between
+ * the check and the unlink loses its name; two daemons on one path are a mistake anyway.
+ */
+static gboolean
+migd_transport_remove_stale_socket(const gchar *path, GError **error)
+{
+	struct stat st = {0};
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	gint fd;
+	gint rc;
+	gint saved_errno;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return TRUE;
+		migd_set_errno_error(error, errno, "'%s'", path);
+		return FALSE;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "'%s' exists and is not a socket: not removing it", path);
+		return FALSE;
+	}
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "'%s' is too long for a UNIX socket", path);
+		return FALSE;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		migd_set_errno_error(error, errno, "socket");
+		return FALSE;
+	}
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	saved_errno = errno;
+	close(fd);
+	if (rc == 0 || saved_errno == EAGAIN || saved_errno == EINPROGRESS) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+			    "'%s' is in use: a process accepts connections on it", path);
+		return FALSE;
+	}
+	if (saved_errno == ENOENT)
+		return TRUE;
+	if (saved_errno != ECONNREFUSED) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+			    "cannot tell whether the socket '%s' is in use (%s): not removing it",
+			    path, g_strerror(saved_errno));
+		return FALSE;
+	}
+	g_message("removing the stale socket %s: nobody accepts on it", path);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		migd_set_errno_error(error, errno, "removing the stale socket '%s'", path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+migd_transport_bind(GSocket *socket, GSocketAddress *bind_address, const MigdTransportAddress *addr,
+		    GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+
+	if (g_socket_bind(socket, bind_address, TRUE, &error_local))
+		return TRUE;
+	if (addr->kind != MIGD_TRANSPORT_ADDRESS_UNIX ||
+	    !g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)) {
+		g_propagate_error(error, g_steal_pointer(&error_local));
+		return FALSE;
+	}
+	if (!migd_transport_remove_stale_socket(addr->path, error))
+		return FALSE;
+	return g_socket_bind(socket, bind_address, TRUE, error);
+}
+
 MigdTransportListener *
 migd_transport_listen(const gchar *address, const MigdTransportConfig *config,
 		      MigdTransportAcceptFunc func, gpointer user_data, GError **error)
@@ -450,7 +647,9 @@ migd_transport_listen(const gchar *address, const MigdTransportConfig *config,
 		return NULL;
 	/* before listen(): accepted sockets inherit the buffers and the window scale */
 	migd_transport_set_buffers(socket, config);
-	if (!g_socket_bind(socket, bind_address, TRUE, &error_local) ||
+	/* GSocket's default of 10 makes a burst of connects wait for SYN retransmits */
+	g_socket_set_listen_backlog(socket, SOMAXCONN);
+	if (!migd_transport_bind(socket, bind_address, addr, &error_local) ||
 	    !g_socket_listen(socket, &error_local)) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED, "cannot listen on '%s': %s",
 			    address, error_local->message);
@@ -462,6 +661,8 @@ migd_transport_listen(const gchar *address, const MigdTransportConfig *config,
 		return NULL;
 	if (addr->kind == MIGD_TRANSPORT_ADDRESS_UNIX)
 		self->unlink_path = g_strdup(addr->path);
+	if (config->plain && addr->kind == MIGD_TRANSPORT_ADDRESS_TCP)
+		migd_transport_warn_insecure("listening on", self->address);
 	return self;
 }
 
@@ -533,6 +734,8 @@ migd_transport_listen_fd(gint fd, const MigdTransportConfig *config, MigdTranspo
 	socket = g_socket_new_from_fd(fd, error);
 	if (socket == NULL)
 		return NULL;
+	if (config->plain && addr->kind == MIGD_TRANSPORT_ADDRESS_TCP)
+		migd_transport_warn_insecure("listening on", str);
 	return migd_transport_listener_new(socket, g_steal_pointer(&creds), config, func, user_data,
 					   error);
 }
@@ -636,26 +839,16 @@ migd_transport_connect_handshake_cb(GObject *source, GAsyncResult *res, gpointer
 	migd_transport_connect_return(task, G_IO_STREAM(g_object_ref(data->tls)), NULL);
 }
 
-/* plain: the configured name may still have resolved to something that is not loopback */
+/* plain: a UNIX server must run as a uid we trust, or anyone could pose as the destination */
 static gboolean
-migd_transport_check_plain_remote(MigdTransportConnectData *data, GSocketConnection *connection,
+migd_transport_check_plain_server(MigdTransportConnectData *data, GSocketConnection *connection,
 				  GError **error)
 {
 	GSocket *socket = g_socket_connection_get_socket(connection);
-	g_autoptr(GSocketAddress) remote = NULL;
-	g_autofree gchar *str = NULL;
-	g_autoptr(MigdTransportAddress) addr = NULL;
 
-	if (data->config->allow_plain_remote)
+	if (g_socket_get_family(socket) != G_SOCKET_FAMILY_UNIX)
 		return TRUE;
-	remote = g_socket_get_remote_address(socket, error);
-	if (remote == NULL)
-		return FALSE;
-	str = migd_transport_socket_address_to_string(remote);
-	addr = migd_transport_address_parse(str, error);
-	if (addr == NULL)
-		return FALSE;
-	return migd_transport_config_check_plain(data->config, addr, error);
+	return migd_transport_check_unix_peer(data->config, socket, "server", error);
 }
 
 /*
@@ -694,7 +887,7 @@ migd_transport_connect_connected_cb(GObject *source, GAsyncResult *res, gpointer
 
 	if (data->config->plain) {
 		g_autofree gchar *peer = migd_transport_describe_remote(connection);
-		if (!migd_transport_check_plain_remote(data, connection, &error)) {
+		if (!migd_transport_check_plain_server(data, connection, &error)) {
 			migd_transport_connect_return(task, NULL, error);
 			return;
 		}
@@ -746,6 +939,8 @@ migd_transport_connect_async(const gchar *address, const MigdTransportConfig *co
 	}
 	data->config = migd_transport_config_copy(config);
 	data->address = g_steal_pointer(&addr);
+	if (config->plain && data->address->kind == MIGD_TRANSPORT_ADDRESS_TCP)
+		migd_transport_warn_insecure("connecting to", address);
 	data->cancellable = g_cancellable_new();
 	if (cancellable != NULL) {
 		data->caller_cancellable = g_object_ref(cancellable);

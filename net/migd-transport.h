@@ -51,14 +51,22 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdTransportAddress, migd_transport_address_free)
 /* the migration port systemd listens on for us (systemd/vfio-migd.socket) */
 #define MIGD_TRANSPORT_DEFAULT_PORT 4821
 
+/* at most this many uids besides root and our own may use a plain UNIX socket */
+#define MIGD_TRANSPORT_MAX_ALLOWED_UIDS 16
+
 typedef struct {
-	/* No TLS. Only when explicitly configured (tests, loopback): a plain stream has neither
-	 * authentication nor confidentiality, so anyone who can reach the port could feed or
-	 * read device state. Refused for non-local addresses unless allow_plain_remote is set. */
+	/* No TLS: a plain stream has neither authentication nor confidentiality. Allowed over
+	 * UNIX sockets only, where the peer's credentials (SO_PEERCRED) are checked: the
+	 * listener accepts, and the connector talks to, root, our own uid and allowed_uids
+	 * only. Over TCP only with insecure_plain_tcp. */
 	gboolean plain;
-	/* Permit plain on non-loopback TCP, e.g. inside an already encrypted and authenticated
-	 * tunnel (IPsec, WireGuard) where TLS would only cost throughput. */
-	gboolean allow_plain_remote;
+	/* Also permit plain over TCP (any address, loopback included), e.g. inside an
+	 * encrypted and authenticated tunnel (IPsec, WireGuard). Every listen and connect
+	 * warns: anyone who can reach the port can feed or read device state. */
+	gboolean insecure_plain_tcp;
+	/* plain UNIX peers allowed besides root and the daemon's own uid */
+	guint32 allowed_uids[MIGD_TRANSPORT_MAX_ALLOWED_UIDS];
+	guint n_allowed_uids;
 	gchar *cert_file; /* PEM: our certificate (chain) */
 	gchar *key_file;  /* PEM: its private key, unencrypted */
 	gchar *ca_file;	  /* PEM: the CA(s) the peer's certificate must chain to */
@@ -66,6 +74,15 @@ typedef struct {
 	 * address (required for UNIX addresses, which have no host) */
 	gchar *peer_name;
 	guint handshake_timeout_ms; /* connect + TLS handshake; 0 = 30 s */
+	/* listener: Hello and every DeviceOffer must arrive within this of the connection's
+	 * start; 0 = MIGD_WIRE_HELLO_TIMEOUT_MS_DEFAULT */
+	guint hello_timeout_ms;
+	/* a frame whose first byte arrived must be complete within this; 0 =
+	 * MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT */
+	guint frame_timeout_ms;
+	/* listener: connections not past Hello (TLS handshakes included) beyond this are
+	 * refused; 0 = MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT */
+	guint max_pending_peers;
 	/* SO_SNDBUF/SO_RCVBUF in bytes; 0 = kernel default. Leave 0 for TCP: an explicit size
 	 * disables Linux's receive-window autotuning and is capped by net.core.[rw]mem_max. */
 	gint socket_buffer_bytes;
@@ -74,6 +91,16 @@ typedef struct {
 MigdTransportConfig *migd_transport_config_copy(const MigdTransportConfig *config);
 void migd_transport_config_free(MigdTransportConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdTransportConfig, migd_transport_config_free)
+
+/* the configured deadlines and caps, or their defaults */
+guint migd_transport_config_get_hello_timeout_ms(const MigdTransportConfig *config);
+guint migd_transport_config_get_frame_timeout_ms(const MigdTransportConfig *config);
+guint migd_transport_config_get_max_pending_peers(const MigdTransportConfig *config);
+/* adds @uid to allowed_uids (a uid already there is not added twice) */
+gboolean migd_transport_config_add_allowed_uid(MigdTransportConfig *config, guint32 uid,
+					       GError **error);
+/* whether a plain UNIX peer running as @uid is let in: root, our own uid, allowed_uids */
+gboolean migd_transport_config_uid_allowed(const MigdTransportConfig *config, guint32 uid);
 
 /* Checks @config for use with @address without touching the network: plain rules, the TLS
  * backend, the files (readable, parseable, key matching the certificate, not expired). */
@@ -89,14 +116,18 @@ G_DECLARE_FINAL_TYPE(MigdTransportListener, migd_transport_listener, MIGD, TRANS
 
 /*
  * Called once per peer that completed the handshake and presented a certificate that chains to
- * ca_file (or, in plain mode, once per connection). @stream is borrowed: g_object_ref() it to
- * keep it. @peer_identity is the subject CN of the peer's certificate (the full subject DN if it
- * has no CN), or "plain:ADDRESS" in plain mode. Peers that fail are never passed here; they are
- * reported by the "peer-refused" signal (const gchar *peer_address, GError *error).
+ * ca_file (or, in plain mode, once per connection whose peer credentials are allowed). @stream is
+ * borrowed: g_object_ref() it to keep it. @peer_identity is the subject CN of the peer's
+ * certificate (the full subject DN if it has no CN), or "plain:ADDRESS" in plain mode. Peers that
+ * fail are never passed here; they are reported by the "peer-refused" signal (const gchar
+ * *peer_address, GError *error).
  */
 typedef void (*MigdTransportAcceptFunc)(MigdTransportListener *listener, GIOStream *stream,
 					const gchar *peer_identity, gpointer user_data);
 
+/* The listen backlog: a burst of connects must not wait for retransmits. A UNIX path whose
+ * socket file was left by a dead process (connect() is refused) is removed and bound again;
+ * a live socket or any other file there is an error. */
 MigdTransportListener *migd_transport_listen(const gchar *address,
 					     const MigdTransportConfig *config,
 					     MigdTransportAcceptFunc func, gpointer user_data,

@@ -355,6 +355,9 @@ struct _MigdWireDecoder {
 	gsize frame_fill;
 	GQueue complete; /* of GBytes */
 	GError *error;	 /* sticky */
+	MigdWireDecoderReserveFunc reserve;
+	MigdWireDecoderReleaseFunc release;
+	gpointer budget_data;
 };
 
 static ProtobufCAllocator migd_wire_glib_allocator = {
@@ -383,8 +386,11 @@ migd_wire_decoder_free(MigdWireDecoder *self)
 {
 	if (self == NULL)
 		return;
-	if (self->frame != NULL)
+	if (self->frame != NULL) {
 		self->allocator->free(self->allocator->allocator_data, self->frame);
+		if (self->release != NULL)
+			self->release(self->frame_len, self->budget_data);
+	}
 	g_queue_clear_full(&self->complete, (GDestroyNotify)g_bytes_unref);
 	g_clear_error(&self->error);
 	g_free(self);
@@ -422,6 +428,8 @@ migd_wire_decoder_complete(MigdWireDecoder *self)
 	g_queue_push_tail(
 	    &self->complete,
 	    g_bytes_new_with_free_func(fb->data, self->frame_len, migd_wire_frame_buf_free, fb));
+	if (self->release != NULL)
+		self->release(self->frame_len, self->budget_data);
 	self->frame_len = 0;
 	self->frame_fill = 0;
 }
@@ -454,8 +462,13 @@ migd_wire_decoder_feed_prefix(MigdWireDecoder *self, const guint8 *data, gsize l
 		g_set_error(&self->error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "empty frame");
 		return 0;
 	}
+	if (self->reserve != NULL &&
+	    !self->reserve((gsize)frame_len, self->budget_data, &self->error))
+		return 0;
 	self->frame = self->allocator->alloc(self->allocator->allocator_data, frame_len);
 	if (self->frame == NULL) {
+		if (self->release != NULL)
+			self->release((gsize)frame_len, self->budget_data);
 		g_set_error(&self->error, MIGD_ERROR, MIGD_ERROR_FAILED,
 			    "cannot allocate %" G_GUINT64_FORMAT " bytes for a frame", frame_len);
 		return 0;
@@ -550,6 +563,25 @@ migd_wire_decoder_get_pending(MigdWireDecoder *self)
 {
 	g_return_val_if_fail(self != NULL, 0);
 	return g_queue_get_length(&self->complete);
+}
+
+gboolean
+migd_wire_decoder_is_partial(MigdWireDecoder *self)
+{
+	g_return_val_if_fail(self != NULL, FALSE);
+	return self->frame != NULL || self->prefix_len > 0;
+}
+
+void
+migd_wire_decoder_set_budget(MigdWireDecoder *self, MigdWireDecoderReserveFunc reserve,
+			     MigdWireDecoderReleaseFunc release, gpointer user_data)
+{
+	g_return_if_fail(self != NULL);
+	/* only between frames: a reserved frame must be released by the same hooks */
+	g_return_if_fail(self->frame == NULL);
+	self->reserve = reserve;
+	self->release = release;
+	self->budget_data = user_data;
 }
 
 gboolean

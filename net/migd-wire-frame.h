@@ -129,6 +129,18 @@ GBytes *migd_wire_decoder_pop(MigdWireDecoder *self);
 /* pop + migd_wire_frame_decode; NULL without an error when no frame is complete */
 MigdWireFrame *migd_wire_decoder_next(MigdWireDecoder *self, GError **error);
 guint migd_wire_decoder_get_pending(MigdWireDecoder *self);
+/* a length prefix or a frame body has started and is not complete yet */
+gboolean migd_wire_decoder_is_partial(MigdWireDecoder *self);
+/*
+ * Accounting of partial frames: @reserve is asked for a frame's length once its
+ * prefix is read, before the buffer is allocated (FALSE with an error fails the
+ * decoder); @release gives the same length back when the frame is complete or the
+ * decoder is freed with it unfinished.
+ */
+typedef gboolean (*MigdWireDecoderReserveFunc)(gsize len, gpointer user_data, GError **error);
+typedef void (*MigdWireDecoderReleaseFunc)(gsize len, gpointer user_data);
+void migd_wire_decoder_set_budget(MigdWireDecoder *self, MigdWireDecoderReserveFunc reserve,
+				  MigdWireDecoderReleaseFunc release, gpointer user_data);
 /* at end of stream: fails if the stream stopped inside a frame */
 gboolean migd_wire_decoder_finish(MigdWireDecoder *self, GError **error);
 

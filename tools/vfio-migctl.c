@@ -38,6 +38,8 @@ typedef struct {
 	gboolean json;
 	/* transport */
 	gboolean plain;
+	gboolean insecure_plain_tcp;
+	gchar **allowed_uids;
 	gchar *cert;
 	gchar *key;
 	gchar *ca;
@@ -410,6 +412,19 @@ migctl_build_options(const MigctlOptions *options, gboolean migrate)
 
 	if (options->plain)
 		g_variant_builder_add(&builder, "{sv}", "plain", g_variant_new_boolean(TRUE));
+	if (options->insecure_plain_tcp)
+		g_variant_builder_add(&builder, "{sv}", "insecure-plain-tcp",
+				      g_variant_new_boolean(TRUE));
+	if (options->allowed_uids != NULL) {
+		g_auto(GVariantBuilder) uids = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("au"));
+		/* checked by migctl_run: numbers each */
+		for (guint i = 0; options->allowed_uids[i] != NULL; i++)
+			g_variant_builder_add(
+			    &uids, "u",
+			    (guint32)g_ascii_strtoull(options->allowed_uids[i], NULL, 10));
+		g_variant_builder_add(&builder, "{sv}", "allowed-uids",
+				      g_variant_builder_end(&uids));
+	}
 	migctl_add_path(&builder, "cert", options->cert);
 	migctl_add_path(&builder, "key", options->key);
 	migctl_add_path(&builder, "ca", options->ca);
@@ -848,6 +863,7 @@ static void
 migctl_options_clear(MigctlOptions *options)
 {
 	g_free(options->bus_name);
+	g_strfreev(options->allowed_uids);
 	g_free(options->cert);
 	g_free(options->key);
 	g_free(options->ca);
@@ -864,7 +880,8 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigctlOptions, migctl_options_clear)
 static gboolean
 migctl_has_transport_options(const MigctlOptions *o)
 {
-	return o->plain || o->cert != NULL || o->key != NULL || o->ca != NULL;
+	return o->plain || o->insecure_plain_tcp || o->allowed_uids != NULL || o->cert != NULL ||
+	       o->key != NULL || o->ca != NULL;
 }
 
 static gboolean
@@ -901,7 +918,13 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_usage("'%s' takes %u argument(s), got %d", cmd, want_args, argc - 2);
 	if (migctl_has_transport_options(options) && g_strcmp0(cmd, "listen") != 0 &&
 	    g_strcmp0(cmd, "migrate") != 0)
-		return migctl_usage("TLS options only apply to 'listen' and 'migrate'");
+		return migctl_usage("transport options only apply to 'listen' and 'migrate'");
+	for (guint i = 0; options->allowed_uids != NULL && options->allowed_uids[i] != NULL; i++) {
+		if (!g_ascii_string_to_unsigned(options->allowed_uids[i], 10, 0, G_MAXUINT32 - 1,
+						NULL, NULL))
+			return migctl_usage("--allowed-uid %s: not a uid",
+					    options->allowed_uids[i]);
+	}
 	if ((options->sim_spec != NULL) && g_strcmp0(cmd, "add") != 0)
 		return migctl_usage("--sim-spec only applies to 'add'");
 	if (options->iova_ranges != NULL && g_strcmp0(cmd, "add") != 0 &&
@@ -980,7 +1003,11 @@ main(int argc, char **argv)
 	    {"json", 0, 0, G_OPTION_ARG_NONE, &options.json,
 	     "Machine-readable output: one JSON object per line", NULL},
 	    {"plain", 0, 0, G_OPTION_ARG_NONE, &options.plain,
-	     "No TLS (loopback or an already secured link only)", NULL},
+	     "No TLS: unix: addresses only, peers checked by uid", NULL},
+	    {"insecure-plain-tcp", 0, 0, G_OPTION_ARG_NONE, &options.insecure_plain_tcp,
+	     "With --plain, allow TCP too: only on a link secured otherwise", NULL},
+	    {"allowed-uid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &options.allowed_uids,
+	     "With --plain: a uid besides root and the daemon's own (repeatable)", "UID"},
 	    {"cert", 0, 0, G_OPTION_ARG_FILENAME, &options.cert, "Our certificate (PEM)", "FILE"},
 	    {"key", 0, 0, G_OPTION_ARG_FILENAME, &options.key, "Its private key (PEM)", "FILE"},
 	    {"ca", 0, 0, G_OPTION_ARG_FILENAME, &options.ca,

@@ -359,6 +359,11 @@ test_bad_config_refused(void **state)
 	    {"[libvirt]\nuri=test:///default\ncert=\n",
 	     "[libvirt] option 'cert' must not be empty"},
 	    {"[listen]\nplain=perhaps\n", "[listen] plain"},
+	    {"[listen]\nplain-remote=true\n", "[listen]: unknown key 'plain-remote'"},
+	    {"[listen]\nallowed-uids=0;bob\n", "[listen] allowed-uids: 'bob' is not a uid"},
+	    {"[listen]\nhello-timeout-ms=0\n", "[listen] hello-timeout-ms=0"},
+	    {"[listen]\nmax-pending-peers=many\n", "[listen] max-pending-peers=many"},
+	    {"[listen]\nmax-partial-frame-bytes=1M\n", "max-partial-frame-bytes=1M: out of range"},
 	    {"[daemon]\nnap=1\n", "[daemon]: unknown key 'nap'"},
 	};
 	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
@@ -448,6 +453,8 @@ test_listen_bad_input(void **state)
 	DtDaemon *daemon = *state;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GError) error2 = NULL;
+	g_autoptr(GError) error3 = NULL;
+	g_autoptr(GError) error4 = NULL;
 	g_autoptr(GVariant) reply = NULL;
 
 	reply = dt_manager_call(daemon, "Listen",
@@ -463,6 +470,22 @@ test_listen_bad_input(void **state)
 				&error2);
 	assert_null(reply);
 	assert_dbus_error(error2, DT_MIGD_ERROR_PREFIX "InvalidArgument");
+	/* plain TCP, loopback or not, only with the explicit option, and the error says so */
+	reply = dt_manager_call(daemon, "Listen",
+				g_variant_new("(s@a{sv})", "tcp:127.0.0.1:0",
+					      options_one("plain", g_variant_new_boolean(TRUE))),
+				&error3);
+	assert_null(reply);
+	assert_dbus_error(error3, DT_MIGD_ERROR_PREFIX "InvalidArgument");
+	assert_non_null(strstr(error3->message, "insecure-plain-tcp"));
+	reply =
+	    dt_manager_call(daemon, "Listen",
+			    g_variant_new("(s@a{sv})", "unix:@migd-dt-bad-uids",
+					  options_one("allowed-uids", g_variant_new_string("1"))),
+			    &error4);
+	assert_null(reply);
+	assert_dbus_error(error4, DT_MIGD_ERROR_PREFIX "InvalidArgument");
+	assert_non_null(strstr(error4->message, "'allowed-uids' must be of type 'au'"));
 }
 
 static void

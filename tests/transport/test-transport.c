@@ -13,12 +13,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -524,7 +526,7 @@ test_tls_wrong_server_identity(void **state)
 static void
 test_plain(void **state)
 {
-	MigdTransportConfig plain = {.plain = TRUE};
+	MigdTransportConfig plain = {.plain = TRUE, .insecure_plain_tcp = TRUE};
 	MigdTransportConfig scfg = server_config();
 	MigdTransportConfig ccfg = client_config();
 	ServerState st;
@@ -588,39 +590,333 @@ test_plain(void **state)
 	server_state_clear(&st);
 }
 
+/* plain TCP is refused everywhere, loopback included, unless explicitly insecure */
 static void
-test_plain_remote_refused(void **state)
+test_plain_tcp_refused(void **state)
 {
 	MigdTransportConfig plain = {.plain = TRUE};
-	MigdTransportConfig plain_remote = {.plain = TRUE, .allow_plain_remote = TRUE};
+	MigdTransportConfig insecure = {.plain = TRUE, .insecure_plain_tcp = TRUE};
 	ConnectResult cr = {0};
 	ServerState st;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(MigdTransportListener) listener = NULL;
 	g_autoptr(MigdTransportAddress) remote =
 	    migd_transport_address_parse("tcp:192.0.2.1:4444", NULL);
-	const gchar *listen_refused[] = {"tcp:0.0.0.0:0", "tcp:[::]:0", "tcp:192.0.2.1:0"};
+	const gchar *listen_refused[] = {"tcp:127.0.0.1:0", "tcp:[::1]:0", "tcp:0.0.0.0:0",
+					 "tcp:[::]:0", "tcp:192.0.2.1:0"};
 
 	server_state_init(&st);
 	for (guint i = 0; i < G_N_ELEMENTS(listen_refused); i++) {
 		listener = migd_transport_listen(listen_refused[i], &plain, accept_cb, &st, &error);
 		assert_null(listener);
 		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
-		assert_non_null(strstr(error->message, "allow_plain_remote"));
+		/* what was refused, and the ways to get a link */
+		assert_non_null(strstr(error->message, listen_refused[i]));
+		assert_non_null(strstr(error->message, "insecure-plain-tcp"));
+		assert_non_null(strstr(error->message, "unix:PATH"));
 		g_clear_error(&error);
 	}
 
-	/* refused before any socket exists: no traffic to the (documentation) address */
-	migd_transport_connect_async("tcp:192.0.2.1:4444", &plain, NULL, connect_cb, &cr);
+	/* refused before any socket exists: no traffic to any address */
+	migd_transport_connect_async("tcp:127.0.0.1:4444", &plain, NULL, connect_cb, &cr);
 	WAIT_FOR(cr.done);
 	assert_true(g_error_matches(cr.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
-	assert_non_null(strstr(cr.error->message, "allow_plain_remote"));
+	assert_non_null(strstr(cr.error->message, "insecure-plain-tcp"));
 	connect_result_clear(&cr);
 
 	/* the explicit opt-in passes the configuration check (checked without connecting) */
-	assert_true(migd_transport_config_check(&plain_remote, remote, FALSE, &error));
+	assert_true(migd_transport_config_check(&insecure, remote, FALSE, &error));
 	assert_false(migd_transport_config_check(&plain, remote, FALSE, &error));
 	g_clear_error(&error);
+	server_state_clear(&st);
+}
+
+/* a directory anyone may enter and create sockets in, for a peer of another uid */
+static gchar *
+shared_dir(void)
+{
+	g_autoptr(GError) error = NULL;
+	gchar *dir = g_dir_make_tmp("migd-peer-XXXXXX", &error);
+	if (dir == NULL)
+		fail_msg("tmpdir: %s", error->message);
+	assert_int_equal(g_chmod(dir, 01777), 0);
+	return dir;
+}
+
+#define NOBODY 65534
+
+/* child: as uid NOBODY, connects to @path and waits for the server to hang up */
+static pid_t
+fork_nobody_client(const gchar *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	pid_t pid;
+
+	g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		gchar c;
+		gint fd;
+		alarm(20);
+		if (setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0)
+			_exit(10);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+			_exit(11);
+		while (read(fd, &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	return pid;
+}
+
+/* child: as uid NOBODY, listens on @path, accepts one peer and waits for it to hang up */
+static pid_t
+fork_nobody_server(const gchar *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	gint ready[2] = {-1, -1};
+	gchar c = 0;
+	pid_t pid;
+
+	g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		gint fd;
+		gint conn;
+		alarm(20);
+		if (setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0)
+			_exit(10);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+		    listen(fd, 4) < 0)
+			_exit(11);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(12);
+		conn = accept(fd, NULL, NULL);
+		while (conn >= 0 && read(conn, &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	return pid;
+}
+
+static gint
+wait_child(pid_t pid)
+{
+	gint status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* plain UNIX: a peer of another uid is refused, with its uid and pid, unless allowed */
+static void
+test_plain_unix_peer_uid(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	g_autofree gchar *dir = NULL;
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *pid_str = NULL;
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(GError) error = NULL;
+	ServerState st;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip(); /* needs a peer of another uid */
+	dir = shared_dir();
+	path = g_build_filename(dir, "plain.sock", NULL);
+	address = g_strdup_printf("unix:%s", path);
+	server_state_init(&st);
+
+	listener = listen_ok(address, &plain, &st);
+	assert_int_equal(g_chmod(path, 0777), 0);
+	pid = fork_nobody_client(path);
+	WAIT_FOR(st.refused == 1);
+	assert_int_equal(st.streams->len, 0);
+	assert_non_null(strstr(st.refused_error->message, "uid 65534"));
+	pid_str = g_strdup_printf("pid %d", (gint)pid);
+	assert_non_null(strstr(st.refused_error->message, pid_str));
+	assert_non_null(strstr(st.refused_error->message, "allowed-uids"));
+	/* refused means hung up on */
+	assert_int_equal(wait_child(pid), 0);
+	g_clear_object(&listener);
+
+	/* configured: let in */
+	assert_true(migd_transport_config_add_allowed_uid(&plain, NOBODY, &error));
+	assert_true(migd_transport_config_uid_allowed(&plain, NOBODY));
+	assert_true(migd_transport_config_uid_allowed(&plain, 0));
+	assert_false(migd_transport_config_uid_allowed(&plain, NOBODY - 1));
+	listener = listen_ok(address, &plain, &st);
+	assert_int_equal(g_chmod(path, 0777), 0);
+	pid = fork_nobody_client(path);
+	WAIT_FOR(st.streams->len == 1);
+	assert_int_equal(st.refused, 1);
+	assert_true(g_str_has_prefix(g_ptr_array_index(st.identities, 0), "plain:unix:pid="));
+	g_ptr_array_set_size(st.streams, 0); /* closes: the child sees the end */
+	assert_int_equal(wait_child(pid), 0);
+	g_clear_object(&listener);
+	server_state_clear(&st);
+	g_rmdir(dir);
+}
+
+/* the source checks the server too: a socket of an untrusted uid could be a decoy */
+static void
+test_plain_unix_server_uid(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	ConnectResult cr = {0};
+	g_autofree gchar *dir = NULL;
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *address = NULL;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip();
+	dir = shared_dir();
+	path = g_build_filename(dir, "decoy.sock", NULL);
+	address = g_strdup_printf("unix:%s", path);
+	pid = fork_nobody_server(path);
+	migd_transport_connect_async(address, &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_null(cr.stream);
+	assert_true(g_error_matches(cr.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_non_null(strstr(cr.error->message, "server uid 65534"));
+	connect_result_clear(&cr);
+	assert_int_equal(wait_child(pid), 0);
+
+	/* allowed: connects */
+	g_unlink(path);
+	assert_true(migd_transport_config_add_allowed_uid(&plain, NOBODY, NULL));
+	pid = fork_nobody_server(path);
+	migd_transport_connect_async(address, &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_null(cr.error);
+	connect_result_clear(&cr); /* closes: the child sees the end */
+	assert_int_equal(wait_child(pid), 0);
+	g_unlink(path);
+	g_rmdir(dir);
+}
+
+/* a socket file left by a dead process is replaced; a live one or another file is not */
+static void
+test_listen_stale_socket(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	g_autofree gchar *path = g_build_filename(pki->dir, "stale.sock", NULL);
+	g_autofree gchar *file = g_build_filename(pki->dir, "not-a-socket", NULL);
+	g_autofree gchar *address = g_strdup_printf("unix:%s", path);
+	g_autofree gchar *file_address = g_strdup_printf("unix:%s", file);
+	g_autofree gchar *contents = NULL;
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(MigdTransportListener) second = NULL;
+	g_autoptr(GError) error = NULL;
+	ConnectResult cr = {0};
+	ServerState st;
+	gint fd;
+
+	server_state_init(&st);
+	/* a crash: bound, maybe listened, never unlinked */
+	g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	close(fd);
+	assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
+	listener = listen_ok(address, &plain, &st);
+	migd_transport_connect_async(address, &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done && st.streams->len == 1);
+	assert_null(cr.error);
+	connect_result_clear(&cr);
+
+	/* a live socket stays, and so does its listener */
+	second = migd_transport_listen(address, &plain, accept_cb, &st, &error);
+	assert_null(second);
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_FAILED));
+	assert_non_null(strstr(error->message, "in use"));
+	g_clear_error(&error);
+	/* (the probe that found it alive was a connection too) */
+	migd_transport_connect_async(address, &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done && st.streams->len >= 2);
+	assert_null(cr.error);
+	connect_result_clear(&cr);
+	g_clear_object(&listener);
+	assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+
+	/* not a socket: never removed */
+	assert_true(g_file_set_contents(file, "precious", -1, NULL));
+	second = migd_transport_listen(file_address, &plain, accept_cb, &st, &error);
+	assert_null(second);
+	assert_non_null(error);
+	assert_non_null(strstr(error->message, "not a socket"));
+	assert_true(g_file_get_contents(file, &contents, NULL, NULL));
+	assert_string_equal(contents, "precious");
+	g_unlink(file);
+	server_state_clear(&st);
+}
+
+/* a burst of connects is queued, not dropped: the backlog is the system's, not GIO's 10 */
+static void
+test_listen_backlog(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE};
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	g_autofree gchar *path = g_build_filename(pki->dir, "backlog.sock", NULL);
+	g_autofree gchar *address = g_strdup_printf("unix:%s", path);
+	g_autoptr(MigdTransportListener) listener = NULL;
+	gint fds[64];
+	ServerState st;
+
+	server_state_init(&st);
+	listener = listen_ok(address, &plain, &st);
+	g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	/* nothing accepts meanwhile (no main loop): a UNIX connect beyond the backlog fails */
+	for (guint i = 0; i < G_N_ELEMENTS(fds); i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		assert_true(fds[i] >= 0);
+		if (connect(fds[i], (struct sockaddr *)&sun, sizeof(sun)) < 0)
+			fail_msg("connect %u of %u: %s", i + 1, (guint)G_N_ELEMENTS(fds),
+				 g_strerror(errno));
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(fds); i++)
+		close(fds[i]);
+	g_clear_object(&listener);
+	server_state_clear(&st);
+}
+
+/* TLS handshakes in progress count against max-pending-peers: the excess is refused */
+static void
+test_pending_handshakes_capped(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autoptr(GSocketConnection) a = NULL;
+	g_autoptr(GSocketConnection) b = NULL;
+	g_autoptr(GSocketConnection) c = NULL;
+	ServerState st;
+
+	SKIP_WITHOUT_TLS();
+	scfg.max_pending_peers = 2;
+	server_state_init(&st);
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+	a = raw_connect(listener_port(listener)); /* silent: their handshakes stay pending */
+	b = raw_connect(listener_port(listener));
+	migd_test_spin_ms(50);
+	assert_int_equal(st.refused, 0);
+	c = raw_connect(listener_port(listener));
+	WAIT_FOR(st.refused == 1);
+	assert_true(g_error_matches(st.refused_error, MIGD_ERROR, MIGD_ERROR_BUSY));
+	assert_non_null(strstr(st.refused_error->message, "max-pending-peers"));
+	g_clear_object(&listener);
 	server_state_clear(&st);
 }
 
@@ -629,7 +925,7 @@ test_plain_remote_refused(void **state)
 static void
 test_bad_addresses(void **state)
 {
-	MigdTransportConfig plain = {.plain = TRUE};
+	MigdTransportConfig plain = {.plain = TRUE, .insecure_plain_tcp = TRUE};
 	const gchar *listen_bad[] = {"",
 				     "tcp:127.0.0.1",
 				     "tcp:localhost:0",
@@ -874,7 +1170,7 @@ test_close_aborts_handshakes(void **state)
 static void
 test_listen_port0(void **state)
 {
-	MigdTransportConfig plain = {.plain = TRUE};
+	MigdTransportConfig plain = {.plain = TRUE, .insecure_plain_tcp = TRUE};
 	ServerState st;
 	g_autoptr(MigdTransportListener) a = NULL;
 	g_autoptr(MigdTransportListener) b = NULL;
@@ -1018,7 +1314,12 @@ main(void)
 	    cmocka_unit_test(test_tls_server_untrusted),
 	    cmocka_unit_test(test_tls_wrong_server_identity),
 	    cmocka_unit_test(test_plain),
-	    cmocka_unit_test(test_plain_remote_refused),
+	    cmocka_unit_test(test_plain_tcp_refused),
+	    cmocka_unit_test(test_plain_unix_peer_uid),
+	    cmocka_unit_test(test_plain_unix_server_uid),
+	    cmocka_unit_test(test_listen_stale_socket),
+	    cmocka_unit_test(test_listen_backlog),
+	    cmocka_unit_test(test_pending_handshakes_capped),
 	    cmocka_unit_test(test_bad_addresses),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_timeout_server),

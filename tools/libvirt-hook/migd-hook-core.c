@@ -182,7 +182,8 @@ migd_hook_config_group(MigdHookConfig *c, GKeyFile *kf, const gchar *group, GErr
 {
 	static const gchar *const hook_keys[] = {"timeout-ms", "migctl", "bus-name", "session",
 						 NULL};
-	static const gchar *const listen_keys[] = {"address", "plain", "cert", "key", "ca", NULL};
+	static const gchar *const listen_keys[] = {
+	    "address", "plain", "insecure-plain-tcp", "cert", "key", "ca", NULL};
 	static const gchar *const device_keys[] = {"device", NULL};
 	static const gchar *const domain_keys[] = {"devices", "listen", NULL};
 
@@ -216,6 +217,8 @@ migd_hook_config_group(MigdHookConfig *c, GKeyFile *kf, const gchar *group, GErr
 		return migd_hook_check_keys(kf, group, listen_keys, error) &&
 		       migd_hook_get_string(kf, group, "address", &c->listen, error) &&
 		       migd_hook_get_bool(kf, group, "plain", &c->plain, error) &&
+		       migd_hook_get_bool(kf, group, "insecure-plain-tcp", &c->insecure_plain_tcp,
+					  error) &&
 		       migd_hook_get_string(kf, group, "cert", &c->cert, error) &&
 		       migd_hook_get_string(kf, group, "key", &c->key, error) &&
 		       migd_hook_get_string(kf, group, "ca", &c->ca, error);
@@ -627,6 +630,9 @@ migd_hook_listen_argv(const MigdHookConfig *config, const gchar *migctl, const g
 	g_ptr_array_add(argv, g_strdup("listen"));
 	if (config->plain) {
 		g_ptr_array_add(argv, g_strdup("--plain"));
+		/* the daemon refuses plain TCP without it, and warns with it */
+		if (config->insecure_plain_tcp)
+			g_ptr_array_add(argv, g_strdup("--insecure-plain-tcp"));
 	} else {
 		const gchar *opts[][2] = {
 		    {"--cert", config->cert}, {"--key", config->key}, {"--ca", config->ca}};

@@ -33,6 +33,7 @@ typedef struct {
 	gboolean session; /* the session bus (tests) */
 	gchar *listen;	  /* [listen] address=; NULL: the daemon listens by itself */
 	gboolean plain;
+	gboolean insecure_plain_tcp; /* plain over TCP: only on a link secured otherwise */
 	gchar *cert;
 	gchar *key;
 	gchar *ca;
@@ -90,7 +91,8 @@ GPtrArray *migd_hook_plan(const MigdHookConfig *config, const gchar *object,
 
 /* argv of "vfio-migctl [--session] [--bus-name N] --json devices" */
 GStrv migd_hook_devices_argv(const MigdHookConfig *config, const gchar *migctl);
-/* argv of "vfio-migctl ... --json listen [--plain | --cert --key --ca] ADDRESS" */
+/* argv of "vfio-migctl ... --json listen [--plain [--insecure-plain-tcp] | --cert --key --ca]
+ * ADDRESS" */
 GStrv migd_hook_listen_argv(const MigdHookConfig *config, const gchar *migctl,
 			    const gchar *address);
 
