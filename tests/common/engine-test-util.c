@@ -8,6 +8,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+
+#include <glib/gstdio.h>
+
 #include "engine-test-util.h"
 
 MigdDevice *
@@ -41,20 +45,35 @@ engine_fixture_job_started_cb(MigdDestination *dest, MigdJob *job, EngineFixture
 }
 
 EngineFixture *
-engine_fixture_new(const gchar *const *src_specs, const gchar *const *dst_specs)
+engine_fixture_new_full(const gchar *const *src_specs, const gchar *const *dst_specs,
+			const MigdTransportConfig *transport)
 {
 	EngineFixture *fx = g_new0(EngineFixture, 1);
 	g_autoptr(GError) error = NULL;
+	g_autofree gchar *address = NULL;
 
+	if (transport != NULL)
+		fx->transport = *transport;
+	/* plain only over a UNIX socket, whose peers are checked by uid */
 	fx->transport.plain = TRUE;
+	fx->tmpdir = g_dir_make_tmp("migd-engine-XXXXXX", &error);
+	if (fx->tmpdir == NULL)
+		fail_msg("tmpdir: %s", error->message);
+	address = g_strdup_printf("unix:%s/dst.sock", fx->tmpdir);
 	fx->src_devices = engine_fixture_make_devices(src_specs, "src");
 	fx->dst_devices = engine_fixture_make_devices(dst_specs, "dst");
 	fx->dest = migd_destination_new(fx->dst_devices);
 	g_signal_connect(fx->dest, "job-started", G_CALLBACK(engine_fixture_job_started_cb), fx);
-	if (!migd_destination_listen(fx->dest, "tcp:127.0.0.1:0", &fx->transport, &error))
+	if (!migd_destination_listen(fx->dest, address, &fx->transport, &error))
 		fail_msg("listen: %s", error->message);
 	fx->address = migd_destination_get_address(fx->dest);
 	return fx;
+}
+
+EngineFixture *
+engine_fixture_new(const gchar *const *src_specs, const gchar *const *dst_specs)
+{
+	return engine_fixture_new_full(src_specs, dst_specs, NULL);
 }
 
 void
@@ -70,6 +89,9 @@ engine_fixture_free(EngineFixture *fx)
 	g_ptr_array_unref(fx->src_devices);
 	g_ptr_array_unref(fx->dst_devices);
 	g_free(fx->address);
+	if (fx->tmpdir != NULL && g_rmdir(fx->tmpdir) < 0)
+		g_debug("cannot remove %s: %s", fx->tmpdir, g_strerror(errno));
+	g_free(fx->tmpdir);
 	g_free(fx);
 }
 

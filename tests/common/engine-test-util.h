@@ -22,9 +22,14 @@ typedef struct {
 	gboolean src_done;
 	gboolean dst_done;
 	MigdTransportConfig transport;
+	gchar *tmpdir; /* holds the destination's socket */
 } EngineFixture;
 
+/* the destination listens on a plain UNIX socket in a fresh directory */
 EngineFixture *engine_fixture_new(const gchar *const *src_specs, const gchar *const *dst_specs);
+/* the same with @transport's deadlines and caps (plain is forced) */
+EngineFixture *engine_fixture_new_full(const gchar *const *src_specs, const gchar *const *dst_specs,
+				       const MigdTransportConfig *transport);
 void engine_fixture_free(EngineFixture *fx);
 /* starts the source job; NULL (and @error) when the source refuses at once */
 MigdJob *engine_fixture_migrate(EngineFixture *fx, const MigdSourceOptions *options,

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dbus-test-util.h"
 
@@ -305,15 +306,23 @@ dt_listen_plain(DtDaemon *daemon)
 	g_auto(GVariantBuilder) options = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
 	gchar *bound = NULL;
 
+	g_autofree gchar *address = dt_unused_unix_address();
+
 	g_variant_builder_add(&options, "{sv}", "plain", g_variant_new_boolean(TRUE));
-	reply = dt_manager_call(daemon, "Listen",
-				g_variant_new("(sa{sv})", "tcp:127.0.0.1:0", &options), &error);
+	reply =
+	    dt_manager_call(daemon, "Listen", g_variant_new("(sa{sv})", address, &options), &error);
 	if (reply == NULL)
 		fail_msg("Listen: %s", error->message);
 	g_variant_get(reply, "(s)", &bound);
-	assert_true(g_str_has_prefix(bound, "tcp:127.0.0.1:"));
-	assert_false(g_str_has_suffix(bound, ":0"));
+	assert_string_equal(bound, address);
 	return bound;
+}
+
+gchar *
+dt_unused_unix_address(void)
+{
+	static guint n = 0;
+	return g_strdup_printf("unix:@migd-dt-%d-%u", (gint)getpid(), ++n);
 }
 
 GVariant *

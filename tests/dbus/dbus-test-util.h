@@ -59,7 +59,7 @@ GVariant *dt_device_props(DtDaemon *daemon, guint index);
 guint dt_n_devices(DtDaemon *daemon);
 gchar *dt_device_state(DtDaemon *daemon, guint index);
 guint64 dt_device_digest(DtDaemon *daemon, guint index);
-/* Listen(address, {"plain": true}) -> the bound address */
+/* Listen(a fresh unix:@ address, {"plain": true}) -> the bound address */
 gchar *dt_listen_plain(DtDaemon *daemon);
 /* a property of the object at @path */
 GVariant *dt_get_property(DtDaemon *daemon, const gchar *path, const gchar *iface,
@@ -73,6 +73,8 @@ gchar *dt_job_wait_final(DtDaemon *daemon, const gchar *job_path);
 
 /* a TCP port on 127.0.0.1 nobody listens on (bound, then closed) */
 guint16 dt_unused_port(void);
+/* an abstract UNIX address nobody listens on yet: plain is for UNIX sockets only */
+gchar *dt_unused_unix_address(void);
 
 /* runs vfio-migctl --session --bus-name @bus_name ARGS; returns the exit status */
 gint dt_migctl(const gchar *bus_name, gchar **out, const gchar *first_arg,

@@ -130,6 +130,7 @@ test_json_devices_listen_migrate(void **state)
 	g_autoptr(DtDaemon) dst = dt_daemon_start(DST_NAME, dst_specs);
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *out_listen = NULL;
+	g_autofree gchar *listen_address = dt_unused_unix_address();
 	g_autofree gchar *out_migrate = NULL;
 	g_autofree gchar *out_after = NULL;
 	g_autofree gchar *out_watch = NULL;
@@ -163,13 +164,13 @@ test_json_devices_listen_migrate(void **state)
 	}
 
 	/* listen: {"address": "..."} */
-	assert_int_equal(dt_migctl(DST_NAME, &out_listen, "--json", "listen", "tcp:127.0.0.1:0",
-				   "--plain", NULL),
-			 0);
+	assert_int_equal(
+	    dt_migctl(DST_NAME, &out_listen, "--json", "listen", listen_address, "--plain", NULL),
+	    0);
 	listen_obj = parse_lines(out_listen);
 	assert_int_equal(listen_obj->len, 1);
 	address = g_strdup(obj_str(g_ptr_array_index(listen_obj, 0), "address"));
-	assert_true(g_str_has_prefix(address, "tcp:127.0.0.1:"));
+	assert_string_equal(address, listen_address);
 
 	/* migrate: progress events, then one completed object, exit 0 */
 	assert_int_equal(dt_migctl(SRC_NAME, &out_migrate, "--json", "migrate", address, "--plain",
@@ -241,7 +242,7 @@ test_json_errors_and_exit_codes(void **state)
 	JsonObject *e;
 
 	/* a failed call: exit 1, one error object naming the D-Bus error */
-	assert_int_equal(dt_migctl(SRC_NAME "2", &out, "--json", "migrate", "tcp:127.0.0.1:9",
+	assert_int_equal(dt_migctl(SRC_NAME "2", &out, "--json", "migrate", "unix:@migd-dt-nowhere",
 				   "--plain", "--device", evil, NULL),
 			 1);
 	objs = parse_lines(out);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "engine-test-util.h"
@@ -356,14 +357,15 @@ raw_source_thread(gpointer user_data)
 	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
 	Migd__Wire__DeviceOffer offer = MIGD__WIRE__DEVICE_OFFER__INIT;
 	Migd__Wire__DeviceDescriptor desc = MIGD__WIRE__DEVICE_DESCRIPTOR__INIT;
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	const gchar *port = strrchr(rs->address, ':') + 1;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	MigdWireFrame *frame;
 	TestChunk bad;
-	gint fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	gint fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	sin.sin_port = htons((guint16)atoi(port));
-	g_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	/* the fixture's destination listens on a plain UNIX socket */
+	g_assert(g_str_has_prefix(rs->address, "unix:/"));
+	g_strlcpy(sun.sun_path, rs->address + strlen("unix:"), sizeof(sun.sun_path));
+	g_assert(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
 	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
 	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
 	hello.capabilities = MIGD_WIRE_CAP_DIRTY_BITMAP;

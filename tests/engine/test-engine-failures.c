@@ -13,10 +13,11 @@
 #include <cmocka.h>
 
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include "engine-test-util.h"
 #include "migd-error.h"
@@ -281,6 +282,7 @@ typedef struct {
 	GBytes *(*reply_func)(const Migd__Wire__Hello *hello);
 	GThread *thread;
 	gboolean hold_open;
+	gchar *path;
 } RawPeer;
 
 static gpointer
@@ -319,19 +321,20 @@ raw_peer_thread(gpointer user_data)
 	return NULL;
 }
 
+/* on a plain UNIX socket in @dir, as the engines use */
 static gchar *
-raw_peer_start(RawPeer *peer)
+raw_peer_start(RawPeer *peer, const gchar *dir)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
-	peer->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	g_snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/raw-peer.sock", dir);
+	peer->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(peer->listen_fd >= 0);
-	assert_int_equal(bind(peer->listen_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(bind(peer->listen_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 	assert_int_equal(listen(peer->listen_fd, 1), 0);
-	assert_int_equal(getsockname(peer->listen_fd, (struct sockaddr *)&sin, &len), 0);
+	peer->path = g_strdup(sun.sun_path);
 	peer->thread = g_thread_new("raw-peer", raw_peer_thread, peer);
-	return g_strdup_printf("tcp:127.0.0.1:%u", ntohs(sin.sin_port));
+	return g_strdup_printf("unix:%s", sun.sun_path);
 }
 
 static void
@@ -340,6 +343,8 @@ raw_peer_stop(RawPeer *peer)
 	shutdown(peer->listen_fd, SHUT_RDWR);
 	g_thread_join(peer->thread);
 	close(peer->listen_fd);
+	g_unlink(peer->path);
+	g_clear_pointer(&peer->path, g_free);
 	g_clear_pointer(&peer->script, g_bytes_unref);
 }
 
@@ -351,7 +356,7 @@ run_against_raw_peer_full(GBytes *script, GBytes *(*reply_func)(const Migd__Wire
 	const gchar *dst[] = {"mtty:seed=3", NULL};
 	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
 	RawPeer peer = {.script = script, .reply_func = reply_func, .hold_open = hold_open};
-	g_autofree gchar *address = raw_peer_start(&peer);
+	g_autofree gchar *address = raw_peer_start(&peer, fx->tmpdir);
 
 	g_free(fx->address);
 	fx->address = g_strdup(address);
@@ -440,6 +445,17 @@ test_destination_refuses(void **state)
 	run_against_raw_peer_full(NULL, reply_refusal, TRUE, "maintenance window");
 }
 
+/* a destination that refuses our Hello with a reason: the job's message carries it */
+static void
+test_destination_aborts_with_reason(void **state)
+{
+	Migd__Wire__Abort abort_msg = MIGD__WIRE__ABORT__INIT;
+	abort_msg.reason = MIGD__WIRE__REASON__REASON_PROTOCOL_ERROR;
+	abort_msg.message = (gchar *)"Hello.version_min 2 > version_max 1";
+	run_against_raw_peer(frame_bytes(MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &abort_msg), TRUE,
+			     "Hello.version_min 2 > version_max 1");
+}
+
 int
 main(void)
 {
@@ -462,6 +478,7 @@ main(void)
 	    cmocka_unit_test(test_unknown_message),
 	    cmocka_unit_test(test_wrong_version),
 	    cmocka_unit_test(test_destination_refuses),
+	    cmocka_unit_test(test_destination_aborts_with_reason),
 	};
 	g_log_set_always_fatal(G_LOG_FATAL_MASK);
 	return cmocka_run_group_tests_name("engine-failures", tests, NULL, NULL);

@@ -71,7 +71,7 @@ test_hook_prepares_destination(void **state)
 	const gchar *const src_specs[] = {"mtty:seed=5,ports=1", NULL};
 	g_autoptr(DtDaemon) dst = dt_daemon_start(DST_NAME, dst_specs);
 	g_autoptr(DtDaemon) src = dt_daemon_start(SRC_NAME, src_specs);
-	g_autofree gchar *address = g_strdup_printf("tcp:127.0.0.1:%u", dt_unused_port());
+	g_autofree gchar *address = dt_unused_unix_address();
 	g_autofree gchar *err = NULL;
 	g_autofree gchar *err2 = NULL;
 	g_autofree gchar *out = NULL;
@@ -97,7 +97,7 @@ test_hook_refuses(void **state)
 {
 	const gchar *const dst_specs[] = {"mtty:seed=11,ports=1", NULL};
 	DtDaemon *dst = dt_daemon_start(DST_NAME, dst_specs);
-	g_autofree gchar *address = g_strdup_printf("tcp:127.0.0.1:%u", dt_unused_port());
+	g_autofree gchar *address = dt_unused_unix_address();
 	g_autofree gchar *err = NULL;
 	g_autofree gchar *err2 = NULL;
 

@@ -34,6 +34,7 @@ static gchar *log_path;
 	"[listen]\n"                                                                               \
 	"address=tcp:0.0.0.0:47000\n"                                                              \
 	"plain=true\n"                                                                             \
+	"insecure-plain-tcp=true\n"                                                                \
 	"[pci 0000:3b:00.2]\n"                                                                     \
 	"device=vf0\n"                                                                             \
 	"[mdev 3b3b0a1c-5f0e-4f56-a4a6-2b3a9a1e0c11]\n"                                            \
@@ -235,7 +236,8 @@ test_mapped_domain_prepares_daemon(void **state)
 	assert_string_equal(r.out, "");
 	assert_int_equal(g_strv_length(r.calls), 2);
 	assert_string_equal(r.calls[0], PREFIX "devices");
-	assert_string_equal(r.calls[1], PREFIX "listen --plain -- tcp:0.0.0.0:47000");
+	assert_string_equal(r.calls[1],
+			    PREFIX "listen --plain --insecure-plain-tcp -- tcp:0.0.0.0:47000");
 	assert_contains(r.err, "vf0, mtty0, vf1");
 }
 
