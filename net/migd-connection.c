@@ -70,24 +70,26 @@ migd_connection_set_partial_frame_budget(gsize max_bytes)
 	G_UNLOCK(migd_connection_budget);
 }
 
+static gsize
+migd_connection_budget_read(const gsize *value)
+{
+	gsize v;
+	G_LOCK(migd_connection_budget);
+	v = *value;
+	G_UNLOCK(migd_connection_budget);
+	return v;
+}
+
 gsize
 migd_connection_get_partial_frame_budget(void)
 {
-	gsize max;
-	G_LOCK(migd_connection_budget);
-	max = migd_connection_partial_max;
-	G_UNLOCK(migd_connection_budget);
-	return max;
+	return migd_connection_budget_read(&migd_connection_partial_max);
 }
 
 gsize
 migd_connection_get_partial_frame_bytes(void)
 {
-	gsize used;
-	G_LOCK(migd_connection_budget);
-	used = migd_connection_partial_bytes;
-	G_UNLOCK(migd_connection_budget);
-	return used;
+	return migd_connection_budget_read(&migd_connection_partial_bytes);
 }
 
 static gboolean

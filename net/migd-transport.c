@@ -57,32 +57,39 @@ migd_transport_config_free(MigdTransportConfig *config)
 	g_free(config);
 }
 
+/* 0 in a configuration means "the default" */
+static guint
+migd_transport_or_default(guint value, guint fallback)
+{
+	return value > 0 ? value : fallback;
+}
+
 static guint
 migd_transport_config_timeout_ms(const MigdTransportConfig *config)
 {
-	return config->handshake_timeout_ms > 0 ? config->handshake_timeout_ms
-						: MIGD_TRANSPORT_HANDSHAKE_TIMEOUT_MS_DEFAULT;
+	return migd_transport_or_default(config->handshake_timeout_ms,
+					 MIGD_TRANSPORT_HANDSHAKE_TIMEOUT_MS_DEFAULT);
 }
 
 guint
 migd_transport_config_get_hello_timeout_ms(const MigdTransportConfig *config)
 {
-	return config->hello_timeout_ms > 0 ? config->hello_timeout_ms
-					    : MIGD_WIRE_HELLO_TIMEOUT_MS_DEFAULT;
+	return migd_transport_or_default(config->hello_timeout_ms,
+					 MIGD_WIRE_HELLO_TIMEOUT_MS_DEFAULT);
 }
 
 guint
 migd_transport_config_get_frame_timeout_ms(const MigdTransportConfig *config)
 {
-	return config->frame_timeout_ms > 0 ? config->frame_timeout_ms
-					    : MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT;
+	return migd_transport_or_default(config->frame_timeout_ms,
+					 MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT);
 }
 
 guint
 migd_transport_config_get_max_pending_peers(const MigdTransportConfig *config)
 {
-	return config->max_pending_peers > 0 ? config->max_pending_peers
-					     : MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT;
+	return migd_transport_or_default(config->max_pending_peers,
+					 MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT);
 }
 
 gboolean

@@ -645,6 +645,15 @@ shared_dir(void)
 
 #define NOBODY 65534
 
+/* in a forked child: become NOBODY (exit 10 if that fails), and never outlive the test */
+static void
+child_become_nobody(void)
+{
+	alarm(20);
+	if (setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0)
+		_exit(10);
+}
+
 /* child: as uid NOBODY, connects to @path and waits for the server to hang up */
 static pid_t
 fork_nobody_client(const gchar *path)
@@ -658,9 +667,7 @@ fork_nobody_client(const gchar *path)
 	if (pid == 0) {
 		gchar c;
 		gint fd;
-		alarm(20);
-		if (setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0)
-			_exit(10);
+		child_become_nobody();
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
 			_exit(11);
@@ -687,9 +694,7 @@ fork_nobody_server(const gchar *path)
 	if (pid == 0) {
 		gint fd;
 		gint conn;
-		alarm(20);
-		if (setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0)
-			_exit(10);
+		child_become_nobody();
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
 		    listen(fd, 4) < 0)
