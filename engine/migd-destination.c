@@ -66,7 +66,7 @@ struct _MigdDestSession {
 	guint64 total_bytes;
 	guint handshake_timer_id; /* until Hello and every offer arrived */
 	guint n_offers;
-	gboolean pending; /* counted in the destination's n_pending: no Hello yet */
+	gboolean pending; /* in the destination's pending: no Hello yet */
 };
 
 struct _MigdDestination {
@@ -78,7 +78,7 @@ struct _MigdDestination {
 	MigdJournal *journal; /* borrowed; NULL: jobs are not recorded */
 	guint job_counter;
 	MigdTransportConfig *transport; /* the listener's: deadlines and caps */
-	guint n_pending;		/* sessions that have not sent Hello yet */
+	GPtrArray *pending;		/* MigdDestSession (unowned) without a Hello yet */
 };
 
 G_DEFINE_TYPE(MigdDestination, migd_destination, G_TYPE_OBJECT)
@@ -185,7 +185,7 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 	g_clear_handle_id(&self->handshake_timer_id, g_source_remove);
 	if (self->pending) {
 		self->pending = FALSE;
-		dest->n_pending--;
+		g_ptr_array_remove_fast(dest->pending, self);
 	}
 	if (self->conn != NULL)
 		migd_connection_close(self->conn, NULL);
@@ -704,7 +704,7 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 
 	if (self->pending) {
 		self->pending = FALSE;
-		dest->n_pending--;
+		g_ptr_array_remove_fast(dest->pending, self);
 	}
 	if (ok && dest->active != NULL && dest->active != self) {
 		ok = FALSE;
@@ -858,7 +858,7 @@ migd_destination_refuse_pending(MigdDestination *dest, GIOStream *stream,
 
 	g_warning("refusing the connection from %s: %u connections have not sent Hello yet "
 		  "(max-pending-peers %u)",
-		  peer_identity, dest->n_pending, max);
+		  peer_identity, dest->pending->len, max);
 	g_set_error(&error, MIGD_ERROR, MIGD_ERROR_BUSY,
 		    "too many connections waiting for Hello (%u): try again later", max);
 	/* the pending write keeps the connection until the Abort left or the flush timed out */
@@ -877,7 +877,7 @@ migd_destination_accept_cb(MigdTransportListener *listener, GIOStream *stream,
 	    .closed = migd_dest_session_closed_cb,
 	};
 
-	if (dest->n_pending >= migd_transport_config_get_max_pending_peers(dest->transport)) {
+	if (dest->pending->len >= migd_transport_config_get_max_pending_peers(dest->transport)) {
 		migd_destination_refuse_pending(dest, stream, peer_identity);
 		return;
 	}
@@ -891,7 +891,7 @@ migd_destination_accept_cb(MigdTransportListener *listener, GIOStream *stream,
 	migd_connection_set_frame_timeout(
 	    self->conn, migd_transport_config_get_frame_timeout_ms(dest->transport));
 	self->pending = TRUE;
-	dest->n_pending++;
+	g_ptr_array_add(dest->pending, self);
 	self->handshake_timer_id =
 	    g_timeout_add(migd_transport_config_get_hello_timeout_ms(dest->transport),
 			  migd_dest_session_handshake_timeout_cb, self);
@@ -970,6 +970,12 @@ migd_destination_close(MigdDestination *self)
 		    g_error_new_literal(MIGD_ERROR, MIGD_ERROR_CANCELLED, "destination closed");
 		migd_dest_session_fail(self->active, error, TRUE);
 	}
+	/* connections still waiting for Hello: their timers must not outlive us */
+	while (self->pending->len > 0) {
+		g_autoptr(GError) error =
+		    g_error_new_literal(MIGD_ERROR, MIGD_ERROR_CANCELLED, "destination closed");
+		migd_dest_session_fail(g_ptr_array_index(self->pending, 0), error, TRUE);
+	}
 }
 
 static void
@@ -987,6 +993,7 @@ migd_destination_finalize(GObject *object)
 	g_ptr_array_unref(self->devices);
 	g_ptr_array_unref(self->dirty);
 	migd_transport_config_free(self->transport);
+	g_ptr_array_unref(self->pending);
 	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
 }
 
@@ -995,6 +1002,7 @@ migd_destination_init(MigdDestination *self)
 {
 	self->devices = g_ptr_array_new_with_free_func(g_object_unref);
 	self->dirty = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_free);
+	self->pending = g_ptr_array_new();
 }
 
 gboolean

@@ -158,6 +158,21 @@ test_silent_peer_cut_at_hello_deadline(void **state)
 	assert_null(fx->dst_job);
 }
 
+/* closing the destination ends the connections still waiting for Hello, and their timers */
+static void
+test_close_ends_pending_peers(void **state)
+{
+	g_autoptr(EngineFixture) fx = fixture_new(60000, 0, 0);
+	g_autoptr(GByteArray) got = g_byte_array_new();
+	gint fd = raw_connect(fx);
+
+	migd_test_spin_ms(20);
+	migd_destination_close(fx->dest);
+	assert_true(raw_read_until_eof(fd, got, 5000));
+	assert_abort(got, MIGD__WIRE__REASON__REASON_CANCELLED, "destination closed");
+	close(fd);
+}
+
 /* the offers count too: a Hello alone does not buy time */
 static void
 test_missing_offers_cut_at_hello_deadline(void **state)
@@ -322,6 +337,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    migd_test_log_unit_test(test_silent_peer_cut_at_hello_deadline),
+	    migd_test_log_unit_test(test_close_ends_pending_peers),
 	    migd_test_log_unit_test(test_missing_offers_cut_at_hello_deadline),
 	    migd_test_log_unit_test(test_slow_loris_cut_at_frame_deadline),
 	    migd_test_log_unit_test(test_pending_peers_capped),
