@@ -70,7 +70,7 @@
  */
 #define MIGD_WIRE_HELLO_TIMEOUT_MS_DEFAULT 10000u
 #define MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT 30000u
-/* connections that have not sent Hello yet (TLS handshakes included), per listener */
+/* per listener: TLS handshakes in progress, and connections waiting for Hello, each */
 #define MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT 16u
 /* bytes held by partially received frames, across every connection of the daemon */
 #define MIGD_WIRE_PARTIAL_FRAME_BUDGET_DEFAULT (64u * 1024u * 1024u)

@@ -80,8 +80,8 @@ typedef struct {
 	/* a frame whose first byte arrived must be complete within this; 0 =
 	 * MIGD_WIRE_FRAME_TIMEOUT_MS_DEFAULT */
 	guint frame_timeout_ms;
-	/* listener: connections not past Hello (TLS handshakes included) beyond this are
-	 * refused; 0 = MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT */
+	/* listener: TLS handshakes in progress, and connections waiting for Hello after it,
+	 * beyond this (each) are refused; 0 = MIGD_WIRE_MAX_PENDING_PEERS_DEFAULT */
 	guint max_pending_peers;
 	/* SO_SNDBUF/SO_RCVBUF in bytes; 0 = kernel default. Leave 0 for TCP: an explicit size
 	 * disables Linux's receive-window autotuning and is capped by net.core.[rw]mem_max. */
