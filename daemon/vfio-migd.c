@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include "migd-config.h"
 #include "migd-dbus-manager-service.h"
 #include "migd-dirty-ranges.h"
 #include "migd-error.h"
@@ -257,29 +258,6 @@ migd_daemon_name_lost_cb(GDBusConnection *connection, const gchar *name, gpointe
 }
 
 /*
- * The configuration file: an explicit --config must exist; the default one may
- * be absent. Bad syntax or values are errors, so a typo never passes silently.
- */
-static GKeyFile *
-migd_daemon_load_config(const gchar *path, GError **error)
-{
-	g_autoptr(GKeyFile) config = g_key_file_new();
-	g_autoptr(GError) error_local = NULL;
-	const gchar *file = path != NULL ? path : MIGD_CONFIG_FILE;
-
-	if (!g_key_file_load_from_file(config, file, G_KEY_FILE_NONE, &error_local)) {
-		if (path == NULL && g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-			return g_steal_pointer(&config);
-		/* file and key-file errors: the operator's to fix (INVALID_ARGUMENT) */
-		migd_error_convert(&error_local);
-		g_propagate_prefixed_error(error, g_steal_pointer(&error_local), "%s: ", file);
-		return NULL;
-	}
-	g_message("configuration from %s", file);
-	return g_steal_pointer(&config);
-}
-
-/*
  * [device NAME] groups: settings of one device. iova-ranges: the guest memory
  * the device may DMA into, which dirty tracking follows.
  */
@@ -504,7 +482,13 @@ main(int argc, char **argv)
 	if (verbose)
 		g_log_set_debug_enabled(TRUE);
 
-	config = migd_daemon_load_config(config_path, &error);
+	/* an explicit --config must exist; the default one may be absent */
+	config = migd_daemon_config_load(config_path, &error);
+	if (config != NULL && !migd_daemon_config_check(config, &error)) {
+		g_prefix_error(&error,
+			       "%s: ", config_path != NULL ? config_path : MIGD_CONFIG_FILE);
+		g_clear_pointer(&config, g_key_file_unref);
+	}
 	if (config == NULL) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;

@@ -18,6 +18,7 @@
 #include <gio/gunixfdlist.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -360,6 +361,10 @@ test_bad_config_refused(void **state)
 	     "[libvirt] option 'cert' must not be empty"},
 	    {"[listen]\nplain=perhaps\n", "[listen] plain"},
 	    {"[daemon]\nnap=1\n", "[daemon]: unknown key 'nap'"},
+	    /* a misspelt or capitalised group used to be ignored without a word */
+	    {"[deamon]\nlow-power-idle=true\n", "unknown group [deamon] (known: [daemon], "},
+	    {"[Listen]\nplain=true\n", "unknown group [Listen]"},
+	    {"[device ]\niova-ranges=0x0+1G\n", "unknown group [device ]"},
 	};
 	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
 	g_autofree gchar *conf = g_build_filename(dir, "vfio-migd.conf", NULL);
@@ -382,6 +387,62 @@ test_bad_config_refused(void **state)
 			fail_msg("case %u: '%s' does not say '%s'", i, err, cases[i].expect);
 	}
 	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static void
+config_proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
+	*(gboolean *)user_data = TRUE;
+}
+
+/* runs vfio-migd --config @conf; it must exit 1 within 10 s saying @expect */
+static void
+assert_config_refused_quickly(const gchar *conf, const gchar *expect)
+{
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInputStream) err = NULL;
+	gchar buf[4096] = {0};
+	gsize n = 0;
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	gboolean exited = FALSE;
+
+	proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				&error, dt_migd_path(), "--session", "--bus-name",
+				"org.vfiomigd.Test.BadConfig", "--config", conf, NULL);
+	assert_non_null(proc);
+	g_subprocess_wait_async(proc, NULL, config_proc_exited_cb, &exited);
+	while (!exited) {
+		if (g_get_monotonic_time() > deadline) {
+			g_subprocess_force_exit(proc);
+			while (!exited)
+				g_main_context_iteration(NULL, TRUE);
+			fail_msg("--config %s: still running after 10 s", conf);
+		}
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(10000);
+	}
+	assert_true(g_subprocess_get_if_exited(proc));
+	assert_int_equal(g_subprocess_get_exit_status(proc), 1);
+	err = g_object_ref(g_subprocess_get_stderr_pipe(proc));
+	assert_true(g_input_stream_read_all(err, buf, sizeof(buf) - 1, &n, NULL, NULL));
+	if (strstr(buf, expect) == NULL)
+		fail_msg("--config %s: '%s' does not say '%s'", conf, buf, expect);
+}
+
+/* a FIFO (nobody writing) or a device as the configuration: refused at once, never read */
+static void
+test_config_not_a_file(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
+	g_autofree gchar *fifo = g_build_filename(dir, "fifo.conf", NULL);
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_config_refused_quickly(fifo, "a FIFO, but a regular file is required");
+	assert_config_refused_quickly("/dev/zero", "/dev/zero: a character device");
+	assert_int_equal(unlink(fifo), 0);
 	assert_int_equal(rmdir(dir), 0);
 }
 
@@ -505,6 +566,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_list_devices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_not_a_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_attach_detach, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_libvirt_watcher_starts, setup, teardown),
