@@ -275,9 +275,12 @@ migctl_cmd_devices(const MigctlOptions *options)
 			g_variant_dict_lookup(dict, "profile", "&s", &profile);
 			g_variant_dict_lookup(dict, "plugin", "&s", &plugin);
 			g_variant_dict_lookup(dict, "dirty-tracker", "&s", &tracker);
-			digest_str = g_variant_dict_lookup(dict, "sim-digest", "t", &digest)
-					 ? g_strdup_printf("%016" G_GINT64_MODIFIER "x", digest)
-					 : g_strdup("-");
+			if (g_variant_dict_lookup(dict, "sim-digest", "t", &digest))
+				digest_str = g_strdup_printf("%016" G_GINT64_MODIFIER "x", digest);
+			else if (g_variant_dict_contains(dict, "sim-digest-pending"))
+				digest_str = g_strdup("pending");
+			else
+				digest_str = g_strdup("-");
 			g_print("%-14s %-12s %-24s %-9s %-8s %-8s %-9s %s\n", name, state, flags,
 				plugin, tracker, backend, profile, digest_str);
 			continue;

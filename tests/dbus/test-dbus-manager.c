@@ -446,6 +446,41 @@ test_config_not_a_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * A 16 GiB simulated state takes minutes to hash: ListDevices answers at once with
+ * sim-digest-pending, a smaller large one gets its digest from the worker, and SIGTERM ends
+ * the daemon promptly while the big digest is still being computed.
+ */
+static void
+test_large_sim_digest(void **state)
+{
+	const gchar *const specs[] = {"mlx5:state_size=16G,seed=3", "mlx5:state_size=128M,seed=4",
+				      NULL};
+	DtDaemon *daemon = dt_daemon_start("org.vfiomigd.Test.LargeSim", specs);
+	g_autoptr(GVariant) props = NULL;
+	guint64 digest = 0;
+	gboolean pending = FALSE;
+	gint64 start = g_get_monotonic_time();
+
+	props = dt_device_props(daemon, 0);
+	assert_true(g_get_monotonic_time() - start < 2 * G_USEC_PER_SEC);
+	assert_false(g_variant_lookup(props, "sim-digest", "t", &digest));
+	assert_true(g_variant_lookup(props, "sim-digest-pending", "b", &pending));
+	assert_true(pending);
+	assert_true(g_variant_lookup(props, "state-size", "t", &digest));
+	assert_int_equal(digest, 16ull << 30);
+
+	/* the worker's digest, then the cached one for the same state */
+	digest = dt_device_digest(daemon, 1);
+	assert_true(digest == dt_device_digest(daemon, 1));
+
+	start = g_get_monotonic_time();
+	dt_daemon_stop(daemon); /* SIGTERM; exit status 0 */
+	if (g_get_monotonic_time() - start > 3 * G_USEC_PER_SEC)
+		fail_msg("SIGTERM took %" G_GINT64_FORMAT " ms",
+			 (g_get_monotonic_time() - start) / 1000);
+}
+
 static void
 test_migrate_unknown_device(void **state)
 {
@@ -567,6 +602,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_not_a_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_large_sim_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_attach_detach, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_libvirt_watcher_starts, setup, teardown),
