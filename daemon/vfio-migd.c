@@ -86,7 +86,8 @@ migd_daemon_open_device(const gchar *name, const gchar *spec, gint fd, gpointer 
 		}
 		device = MIGD_DEVICE(migd_kernel_device_adopt_fd(own, name, error));
 		if (device == NULL) {
-			g_prefix_error(error, "%s: not a usable VFIO device fd: ", name);
+			/* what the caller passed, once */
+			g_prefix_error(error, "%s: the fd passed: ", name);
 			return NULL;
 		}
 	} else {
@@ -485,8 +486,11 @@ migd_daemon_load_plugins(const gchar *plugin_dir, GKeyFile *config, GError **err
 {
 	g_autoptr(MigdPluginManager) plugins = migd_plugin_manager_new();
 	const gchar *dir = plugin_dir != NULL ? plugin_dir : migd_plugin_manager_default_dir();
+	const gchar *env = g_getenv(MIGD_PLUGIN_DIR_ENV);
+	/* what the operator named must exist; the compiled-in directory may be absent */
+	gboolean required = plugin_dir != NULL || (env != NULL && env[0] != '\0');
 
-	if (!migd_plugin_manager_load_dir(plugins, dir, error) ||
+	if (!migd_plugin_manager_load_dirs(plugins, dir, required, error) ||
 	    !migd_plugin_manager_configure(plugins, config, error)) {
 		g_prefix_error(error, "plugins: ");
 		return NULL;

@@ -233,6 +233,8 @@ test_add_attach_detach(void **state)
 	{
 		g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
 		gint fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		const gchar *said;
+
 		assert_int_equal(g_unix_fd_list_append(fds, fd, NULL), 0);
 		close(fd);
 		reply = g_dbus_connection_call_with_unix_fd_list_sync(
@@ -240,7 +242,13 @@ test_add_attach_detach(void **state)
 		    "AttachDevice", g_variant_new_parsed("(@h 0, 'vm1-nic', @a{sv} {})"), NULL,
 		    G_DBUS_CALL_FLAGS_NONE, -1, fds, NULL, NULL, &error);
 		assert_null(reply);
-		assert_non_null(strstr(error->message, "not a usable VFIO device fd"));
+		/* said once, about what the caller passed, not the daemon's own fd number */
+		said = strstr(error->message, "vm1-nic: the fd passed: not a usable VFIO device fd "
+					      "(VFIO_DEVICE_GET_INFO): ");
+		if (said == NULL ||
+		    strstr(strstr(said, "not a usable") + 1, "not a usable") != NULL ||
+		    strstr(error->message, " on fd ") != NULL)
+			fail_msg("AttachDevice of /dev/null: '%s'", error->message);
 		g_clear_error(&error);
 	}
 	/* vfio-migctl attach insists on an fd */
@@ -397,21 +405,29 @@ config_proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	*(gboolean *)user_data = TRUE;
 }
 
-/* runs vfio-migd --config @conf; it must exit 1 within 10 s saying @expect */
+/* runs vfio-migd with @args; it must exit 1 within 10 s saying @expect */
 static void
-assert_config_refused_quickly(const gchar *conf, const gchar *expect)
+assert_daemon_refused_quickly(const gchar *const *args, const gchar *expect)
 {
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GInputStream) err = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	gchar buf[4096] = {0};
 	gsize n = 0;
 	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
 	gboolean exited = FALSE;
 
-	proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-				&error, dt_migd_path(), "--session", "--bus-name",
-				"org.vfiomigd.Test.BadConfig", "--config", conf, NULL);
+	g_ptr_array_add(argv, (gpointer)dt_migd_path());
+	g_ptr_array_add(argv, (gpointer) "--session");
+	g_ptr_array_add(argv, (gpointer) "--bus-name");
+	g_ptr_array_add(argv, (gpointer) "org.vfiomigd.Test.BadConfig");
+	for (guint i = 0; args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)args[i]);
+	g_ptr_array_add(argv, NULL);
+	proc = g_subprocess_newv((const gchar *const *)argv->pdata,
+				 G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				 &error);
 	assert_non_null(proc);
 	g_subprocess_wait_async(proc, NULL, config_proc_exited_cb, &exited);
 	while (!exited) {
@@ -419,7 +435,7 @@ assert_config_refused_quickly(const gchar *conf, const gchar *expect)
 			g_subprocess_force_exit(proc);
 			while (!exited)
 				g_main_context_iteration(NULL, TRUE);
-			fail_msg("--config %s: still running after 10 s", conf);
+			fail_msg("%s %s: still running after 10 s", args[0], args[1]);
 		}
 		if (!g_main_context_iteration(NULL, FALSE))
 			g_usleep(10000);
@@ -429,7 +445,33 @@ assert_config_refused_quickly(const gchar *conf, const gchar *expect)
 	err = g_object_ref(g_subprocess_get_stderr_pipe(proc));
 	assert_true(g_input_stream_read_all(err, buf, sizeof(buf) - 1, &n, NULL, NULL));
 	if (strstr(buf, expect) == NULL)
-		fail_msg("--config %s: '%s' does not say '%s'", conf, buf, expect);
+		fail_msg("%s %s: '%s' does not say '%s'", args[0], args[1], buf, expect);
+}
+
+static void
+assert_config_refused_quickly(const gchar *conf, const gchar *expect)
+{
+	const gchar *const args[] = {"--config", conf, NULL};
+	assert_daemon_refused_quickly(args, expect);
+}
+
+/* a plugin directory the operator named must exist; the compiled-in one may be absent */
+static void
+test_plugin_dir_missing(void **state)
+{
+	const gchar *const args[] = {"--plugin-dir", "/nonexistent/migd-plugins", NULL};
+	g_autofree gchar *saved = g_strdup(g_getenv("VFIO_MIGD_PLUGIN_DIR"));
+	const gchar *const none[] = {NULL};
+
+	assert_daemon_refused_quickly(args, "plugin directory /nonexistent/migd-plugins does not "
+					    "exist (a directory named with --plugin-dir or "
+					    "$VFIO_MIGD_PLUGIN_DIR must)");
+	g_setenv("VFIO_MIGD_PLUGIN_DIR", "/nonexistent/migd-env-plugins", TRUE);
+	assert_daemon_refused_quickly(none, "plugin directory /nonexistent/migd-env-plugins");
+	if (saved != NULL)
+		g_setenv("VFIO_MIGD_PLUGIN_DIR", saved, TRUE);
+	else
+		g_unsetenv("VFIO_MIGD_PLUGIN_DIR");
 }
 
 /* a FIFO (nobody writing) or a device as the configuration: refused at once, never read */
@@ -602,6 +644,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_not_a_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plugin_dir_missing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_large_sim_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_attach_detach, setup, teardown),
