@@ -21,24 +21,14 @@ migd_daemon_config_load(const gchar *path, GError **error)
 {
 	g_autoptr(GKeyFile) config = g_key_file_new();
 	g_autoptr(GError) error_local = NULL;
-	g_autofree gchar *contents = NULL;
-	gsize length = 0;
 	const gchar *file = path != NULL ? path : MIGD_CONFIG_FILE;
 
 	/* a FIFO or /dev/zero as the config must neither block nor grow the daemon */
-	if (!migd_file_load_bounded(file, MIGD_FILE_MAX_CONFIG_SIZE, &contents, &length,
-				    &error_local)) {
+	if (!migd_file_load_key_file(config, file, &error_local)) {
 		if (path == NULL && g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
 			return g_steal_pointer(&config);
-		/* the message names the file already */
 		migd_error_convert(&error_local);
 		g_propagate_error(error, g_steal_pointer(&error_local));
-		return NULL;
-	}
-	if (!g_key_file_load_from_data(config, contents, length, G_KEY_FILE_NONE, &error_local)) {
-		/* key-file errors: the operator's to fix (INVALID_ARGUMENT) */
-		migd_error_convert(&error_local);
-		g_propagate_prefixed_error(error, g_steal_pointer(&error_local), "%s: ", file);
 		return NULL;
 	}
 	g_message("configuration from %s", file);

@@ -108,6 +108,30 @@ migd_file_read_fd(gint fd, const gchar *path, gsize max_size, gchar **contents, 
 }
 
 gboolean
+migd_file_load_key_file(GKeyFile *key_file, const gchar *path, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autofree gchar *contents = NULL;
+	gsize length = 0;
+
+	if (!migd_file_load_bounded(path, MIGD_FILE_MAX_CONFIG_SIZE, &contents, &length,
+				    &error_local)) {
+		/* the message names the path already */
+		if (!g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+			migd_error_convert(&error_local);
+		g_propagate_error(error, g_steal_pointer(&error_local));
+		return FALSE;
+	}
+	if (!g_key_file_load_from_data(key_file, contents, length, G_KEY_FILE_NONE, &error_local)) {
+		/* key-file errors: the operator's to fix (INVALID_ARGUMENT) */
+		migd_error_convert(&error_local);
+		g_propagate_prefixed_error(error, g_steal_pointer(&error_local), "%s: ", path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
 migd_file_load_bounded(const gchar *path, gsize max_size, gchar **contents, gsize *length,
 		       GError **error)
 {

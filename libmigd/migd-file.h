@@ -26,5 +26,12 @@ G_BEGIN_DECLS
  */
 gboolean migd_file_load_bounded(const gchar *path, gsize max_size, gchar **contents, gsize *length,
 				GError **error);
+/*
+ * A configuration file into @key_file: read as migd_file_load_bounded() with
+ * MIGD_FILE_MAX_CONFIG_SIZE, then parsed. A missing file is G_FILE_ERROR_NOENT (callers may
+ * take that as "not configured"); everything else is MIGD_ERROR_INVALID_ARGUMENT naming
+ * @path once.
+ */
+gboolean migd_file_load_key_file(GKeyFile *key_file, const gchar *path, GError **error);
 
 G_END_DECLS

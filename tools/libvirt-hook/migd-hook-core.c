@@ -315,22 +315,15 @@ migd_hook_config_load(const gchar *path, GError **error)
 {
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	g_autoptr(GError) local = NULL;
-	g_autofree gchar *contents = NULL;
-	gsize length = 0;
 	MigdHookConfig *config;
 
 	/* libvirt waits for its hooks: a FIFO or /dev/zero here must not hang or grow it */
-	if (!migd_file_load_bounded(path, MIGD_FILE_MAX_CONFIG_SIZE, &contents, &length, &local)) {
+	if (!migd_file_load_key_file(kf, path, &local)) {
 		/* not configured: the hook is installed but inert */
 		if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
 			return migd_hook_config_new();
-		/* the message names the path */
-		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, local->message);
-		return NULL;
-	}
-	if (!g_key_file_load_from_data(kf, contents, length, G_KEY_FILE_NONE, &local)) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: %s", path,
-			    local->message);
+		/* MIGD_ERROR_INVALID_ARGUMENT, naming the path */
+		g_propagate_error(error, g_steal_pointer(&local));
 		return NULL;
 	}
 	config = migd_hook_config_from_key_file(kf, &local);
