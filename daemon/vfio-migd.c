@@ -523,6 +523,7 @@ main(int argc, char **argv)
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autoptr(MigdManager) manager = NULL;
 	g_autoptr(MigdDbusManagerService) service = NULL;
+	g_autoptr(GCancellable) digest_cancellable = g_cancellable_new();
 	MigdDaemon daemon = {0};
 	guint owner_id;
 	guint status_id = 0;
@@ -644,7 +645,7 @@ main(int argc, char **argv)
 		migd_manager_set_low_power(manager, low_power);
 	}
 	migd_manager_set_journal(manager, journal);
-	daemon.digest_cancellable = g_cancellable_new();
+	daemon.digest_cancellable = digest_cancellable;
 	migd_manager_set_device_info_func(manager, migd_daemon_device_info, &daemon);
 	service = migd_dbus_manager_service_new(manager);
 	for (guint i = 0; i < devices->len; i++) {
@@ -699,7 +700,6 @@ main(int argc, char **argv)
 	g_cancellable_cancel(daemon.digest_cancellable);
 	while (daemon.digests_pending > 0)
 		g_main_context_iteration(NULL, TRUE);
-	g_clear_object(&daemon.digest_cancellable);
 	/* stops listening and drops the jobs (their objects go), then the Manager goes */
 	migd_manager_close(manager);
 	migd_dbus_manager_service_unexport(service);
