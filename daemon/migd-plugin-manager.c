@@ -122,13 +122,20 @@ migd_plugin_manager_cmp_basenames(gconstpointer a, gconstpointer b)
 
 /* adds the path of every module in @dir to @paths */
 static gboolean
-migd_plugin_manager_list_dir(const gchar *dir, GPtrArray *paths, GError **error)
+migd_plugin_manager_list_dir(const gchar *dir, gboolean required, GPtrArray *paths, GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
 	g_autoptr(GDir) gdir = g_dir_open(dir, 0, &error_local);
 	const gchar *name;
 
 	if (gdir == NULL) {
+		if (g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT) && required) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "plugin directory %s does not exist (a directory named with "
+				    "--plugin-dir or $" MIGD_PLUGIN_DIR_ENV " must)",
+				    dir);
+			return FALSE;
+		}
 		if (g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
 			g_message("no plugin directory %s: only the generic plugin", dir);
 			return TRUE;
@@ -147,6 +154,13 @@ migd_plugin_manager_list_dir(const gchar *dir, GPtrArray *paths, GError **error)
 gboolean
 migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dirs, GError **error)
 {
+	return migd_plugin_manager_load_dirs(self, dirs, FALSE, error);
+}
+
+gboolean
+migd_plugin_manager_load_dirs(MigdPluginManager *self, const gchar *dirs, gboolean required,
+			      GError **error)
+{
 	g_auto(GStrv) split = g_strsplit(dirs, G_SEARCHPATH_SEPARATOR_S, -1);
 	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
 
@@ -154,7 +168,7 @@ migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dirs, GError 
 		/* "a::b" or a trailing separator names no directory */
 		if (split[i][0] == '\0')
 			continue;
-		if (!migd_plugin_manager_list_dir(split[i], paths, error))
+		if (!migd_plugin_manager_list_dir(split[i], required, paths, error))
 			return FALSE;
 	}
 	/*

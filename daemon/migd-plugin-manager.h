@@ -34,6 +34,13 @@ const gchar *migd_plugin_manager_default_dir(void);
  * is no error: the generic plugin remains.
  */
 gboolean migd_plugin_manager_load_dir(MigdPluginManager *self, const gchar *dirs, GError **error);
+/*
+ * The same, but with @required every directory named in @dirs must exist: one an operator
+ * named (--plugin-dir, $VFIO_MIGD_PLUGIN_DIR) and that is missing is a typo, not "no plugins"
+ * (MIGD_ERROR_INVALID_ARGUMENT naming it). Empty entries ("a::b") still name nothing.
+ */
+gboolean migd_plugin_manager_load_dirs(MigdPluginManager *self, const gchar *dirs,
+				       gboolean required, GError **error);
 /* one module; fails with the reason it was refused */
 gboolean migd_plugin_manager_load_module(MigdPluginManager *self, const gchar *path,
 					 GError **error);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include "migd-config.h"
 #include "migd-connection.h"
 #include "migd-dbus-manager-service.h"
 #include "migd-dirty-ranges.h"
@@ -39,8 +40,22 @@ typedef struct {
 	guint shutdown_id;
 	gchar *status; /* the last STATUS= sent */
 	MigdPluginManager *plugins;
-	gboolean allow_sim; /* AddDevice may create simulated devices */
+	gboolean allow_sim;		  /* AddDevice may create simulated devices */
+	GCancellable *digest_cancellable; /* cancelled at shutdown */
+	guint digests_pending;		  /* worker threads hashing a simulated state */
 } MigdDaemon;
+
+/* simulated states up to this size are hashed inline (milliseconds); larger ones on a worker */
+#define MIGD_DAEMON_INLINE_DIGEST_MAX (64 * 1024 * 1024)
+#define MIGD_DAEMON_DIGEST_KEY	      "migd-daemon-digest"
+
+/* the last digest of a simulated device, kept on the device object */
+typedef struct {
+	guint64 digest;
+	guint64 generation; /* the device's state generation it belongs to */
+	gboolean valid;
+	gboolean computing;
+} MigdDaemonDigest;
 
 /*
  * AddDevice / AttachDevice: a kernel device by address, UUID or sysfs path, an
@@ -73,7 +88,8 @@ migd_daemon_open_device(const gchar *name, const gchar *spec, gint fd, gpointer 
 		}
 		device = MIGD_DEVICE(migd_kernel_device_adopt_fd(own, name, error));
 		if (device == NULL) {
-			g_prefix_error(error, "%s: not a usable VFIO device fd: ", name);
+			/* what the caller passed, once */
+			g_prefix_error(error, "%s: the fd passed: ", name);
 			return NULL;
 		}
 	} else {
@@ -122,8 +138,81 @@ migd_daemon_watchdog_cb(gpointer user_data)
 }
 
 static void
+migd_daemon_digest_thread(GTask *task, gpointer source, gpointer task_data,
+			  GCancellable *cancellable)
+{
+	g_autofree MigdDaemonDigest *result = g_new0(MigdDaemonDigest, 1);
+	GError *error = NULL;
+
+	if (!migd_sim_device_compute_state_digest(MIGD_SIM_DEVICE(task_data), cancellable,
+						  &result->digest, &result->generation, &error)) {
+		g_task_return_error(task, error);
+		return;
+	}
+	result->valid = TRUE;
+	g_task_return_pointer(task, g_steal_pointer(&result), g_free);
+}
+
+static void
+migd_daemon_digest_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	MigdDaemon *self = user_data;
+	GObject *device = g_task_get_task_data(G_TASK(res));
+	MigdDaemonDigest *cache = g_object_get_data(device, MIGD_DAEMON_DIGEST_KEY);
+	g_autoptr(GError) error = NULL;
+	g_autofree MigdDaemonDigest *result = g_task_propagate_pointer(G_TASK(res), &error);
+
+	self->digests_pending--;
+	cache->computing = FALSE;
+	if (result == NULL) {
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_warning("%s: digest: %s", migd_device_get_name(MIGD_DEVICE(device)),
+				  error->message);
+		return;
+	}
+	*cache = *result;
+}
+
+/*
+ * sim-digest: a large simulated state takes seconds to minutes to hash, so it is hashed on
+ * a worker thread and ListDevices says sim-digest-pending until the digest of the current
+ * state is known; the main loop (D-Bus, signals) never waits for it.
+ */
+static void
+migd_daemon_sim_digest(MigdDaemon *self, MigdSimDevice *sim, GVariantDict *dict)
+{
+	MigdDaemonDigest *cache = g_object_get_data(G_OBJECT(sim), MIGD_DAEMON_DIGEST_KEY);
+	guint64 generation = migd_sim_device_get_state_generation(sim);
+	g_autoptr(GTask) task = NULL;
+
+	if (migd_sim_device_get_state_size(sim) <= MIGD_DAEMON_INLINE_DIGEST_MAX) {
+		g_variant_dict_insert(dict, "sim-digest", "t",
+				      migd_sim_device_get_state_digest(sim));
+		return;
+	}
+	if (cache == NULL) {
+		cache = g_new0(MigdDaemonDigest, 1);
+		g_object_set_data_full(G_OBJECT(sim), MIGD_DAEMON_DIGEST_KEY, cache, g_free);
+	}
+	if (cache->valid && cache->generation == generation) {
+		g_variant_dict_insert(dict, "sim-digest", "t", cache->digest);
+		return;
+	}
+	g_variant_dict_insert(dict, "sim-digest-pending", "b", TRUE);
+	if (cache->computing || g_cancellable_is_cancelled(self->digest_cancellable))
+		return;
+	cache->computing = TRUE;
+	self->digests_pending++;
+	task = g_task_new(NULL, self->digest_cancellable, migd_daemon_digest_done_cb, self);
+	g_task_set_source_tag(task, migd_daemon_sim_digest);
+	g_task_set_task_data(task, g_object_ref(sim), g_object_unref);
+	g_task_run_in_thread(task, migd_daemon_digest_thread);
+}
+
+static void
 migd_daemon_device_info(MigdDevice *device, gboolean busy, GVariantDict *dict, gpointer user_data)
 {
+	MigdDaemon *self = user_data;
 	MigdPlugin *plugin = migd_device_get_plugin(device);
 	MigdSimDevice *sim;
 
@@ -144,8 +233,7 @@ migd_daemon_device_info(MigdDevice *device, gboolean busy, GVariantDict *dict, g
 	g_variant_dict_insert(dict, "state-size", "t", migd_sim_device_get_state_size(sim));
 	/* while a job moves the state, a digest would describe nothing in particular */
 	if (!busy)
-		g_variant_dict_insert(dict, "sim-digest", "t",
-				      migd_sim_device_get_state_digest(sim));
+		migd_daemon_sim_digest(self, sim, dict);
 }
 
 static GPtrArray *
@@ -227,6 +315,8 @@ migd_daemon_signal_cb(gpointer user_data)
 		return G_SOURCE_CONTINUE;
 	}
 	sd_notify(0, "STOPPING=1");
+	/* a digest being computed is of no use any more */
+	g_cancellable_cancel(self->digest_cancellable);
 	/* running jobs roll their devices back before the daemon goes away */
 	cancelled = migd_manager_cancel_all(self->manager);
 	g_message("shutting down%s", cancelled > 0 ? ", cancelling running jobs" : "");
@@ -256,29 +346,6 @@ migd_daemon_name_lost_cb(GDBusConnection *connection, const gchar *name, gpointe
 		g_warning("cannot own or lost the bus name %s", name);
 	self->exit_status = 1;
 	g_main_loop_quit(self->loop);
-}
-
-/*
- * The configuration file: an explicit --config must exist; the default one may
- * be absent. Bad syntax or values are errors, so a typo never passes silently.
- */
-static GKeyFile *
-migd_daemon_load_config(const gchar *path, GError **error)
-{
-	g_autoptr(GKeyFile) config = g_key_file_new();
-	g_autoptr(GError) error_local = NULL;
-	const gchar *file = path != NULL ? path : MIGD_CONFIG_FILE;
-
-	if (!g_key_file_load_from_file(config, file, G_KEY_FILE_NONE, &error_local)) {
-		if (path == NULL && g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-			return g_steal_pointer(&config);
-		/* file and key-file errors: the operator's to fix (INVALID_ARGUMENT) */
-		migd_error_convert(&error_local);
-		g_propagate_prefixed_error(error, g_steal_pointer(&error_local), "%s: ", file);
-		return NULL;
-	}
-	g_message("configuration from %s", file);
-	return g_steal_pointer(&config);
 }
 
 /*
@@ -495,8 +562,11 @@ migd_daemon_load_plugins(const gchar *plugin_dir, GKeyFile *config, GError **err
 {
 	g_autoptr(MigdPluginManager) plugins = migd_plugin_manager_new();
 	const gchar *dir = plugin_dir != NULL ? plugin_dir : migd_plugin_manager_default_dir();
+	const gchar *env = g_getenv(MIGD_PLUGIN_DIR_ENV);
+	/* what the operator named must exist; the compiled-in directory may be absent */
+	gboolean required = plugin_dir != NULL || (env != NULL && env[0] != '\0');
 
-	if (!migd_plugin_manager_load_dir(plugins, dir, error) ||
+	if (!migd_plugin_manager_load_dirs(plugins, dir, required, error) ||
 	    !migd_plugin_manager_configure(plugins, config, error)) {
 		g_prefix_error(error, "plugins: ");
 		return NULL;
@@ -529,6 +599,7 @@ main(int argc, char **argv)
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autoptr(MigdManager) manager = NULL;
 	g_autoptr(MigdDbusManagerService) service = NULL;
+	g_autoptr(GCancellable) digest_cancellable = g_cancellable_new();
 	MigdDaemon daemon = {0};
 	guint owner_id;
 	guint status_id = 0;
@@ -580,7 +651,13 @@ main(int argc, char **argv)
 	if (verbose)
 		g_log_set_debug_enabled(TRUE);
 
-	config = migd_daemon_load_config(config_path, &error);
+	/* an explicit --config must exist; the default one may be absent */
+	config = migd_daemon_config_load(config_path, &error);
+	if (config != NULL && !migd_daemon_config_check(config, &error)) {
+		g_prefix_error(&error,
+			       "%s: ", config_path != NULL ? config_path : MIGD_CONFIG_FILE);
+		g_clear_pointer(&config, g_key_file_unref);
+	}
 	if (config == NULL) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
@@ -644,7 +721,8 @@ main(int argc, char **argv)
 		migd_manager_set_low_power(manager, low_power);
 	}
 	migd_manager_set_journal(manager, journal);
-	migd_manager_set_device_info_func(manager, migd_daemon_device_info, NULL);
+	daemon.digest_cancellable = digest_cancellable;
+	migd_manager_set_device_info_func(manager, migd_daemon_device_info, &daemon);
 	service = migd_dbus_manager_service_new(manager);
 	for (guint i = 0; i < devices->len; i++) {
 		gboolean sim = MIGD_IS_SIM_DEVICE(g_ptr_array_index(devices, i));
@@ -694,6 +772,10 @@ main(int argc, char **argv)
 	g_source_remove(sigterm_id);
 	g_source_remove(sigint_id);
 	g_clear_handle_id(&daemon.shutdown_id, g_source_remove);
+	/* cancelled digests end within a step; their threads hold the devices */
+	g_cancellable_cancel(daemon.digest_cancellable);
+	while (daemon.digests_pending > 0)
+		g_main_context_iteration(NULL, TRUE);
 	/* stops listening and drops the jobs (their objects go), then the Manager goes */
 	migd_manager_close(manager);
 	migd_dbus_manager_service_unexport(service);

@@ -288,7 +288,7 @@ migd_dirty_ranges_align(const GArray *ranges, guint64 align)
 	return out;
 }
 
-/* one number: 0x hex or decimal, then an optional K, M or G (powers of 1024) */
+/* one number: 0x hex or decimal, then an optional K, M, G or T (powers of 1024) */
 static gboolean
 migd_dirty_ranges_parse_number(const gchar *text, guint64 *value, GError **error)
 {
@@ -314,6 +314,10 @@ migd_dirty_ranges_parse_number(const gchar *text, guint64 *value, GError **error
 		case 'g':
 			shift = 30;
 			break;
+		case 'T':
+		case 't':
+			shift = 40;
+			break;
 		default:
 			break;
 		}
@@ -328,15 +332,16 @@ migd_dirty_ranges_parse_number(const gchar *text, guint64 *value, GError **error
 	if (digits[0] == '\0' || strspn(digits, base == 16 ? "0123456789abcdefABCDEF"
 							   : "0123456789") != strlen(digits)) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "'%s': not a number (hex 0x... or decimal, optional K, M or G)", text);
+			    "'%s': not a number (hex 0x... or decimal, optional K, M, G or T)",
+			    text);
 		return FALSE;
 	}
 	errno = 0;
 	v = g_ascii_strtoull(digits, &end, base);
 	if (errno != 0 || end == NULL || *end != '\0') {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "'%s': not a number (hex 0x... or decimal, optional K, M or G)%s", text,
-			    errno == ERANGE ? ": too large" : "");
+			    "'%s': not a number (hex 0x... or decimal, optional K, M, G or T)%s",
+			    text, errno == ERANGE ? ": too large" : "");
 		return FALSE;
 	}
 	if (shift != 0 && v > (G_MAXUINT64 >> shift)) {

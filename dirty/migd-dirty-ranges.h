@@ -65,7 +65,7 @@ migd_dirty_ranges_align_up(guint64 v, guint64 align)
 GArray *migd_dirty_ranges_align(const GArray *ranges, guint64 align);
 
 /*
- * "0x0+0x40000000,0x100000000+0x80000000" (iova+length, hex or decimal, K/M/G
+ * "0x0+0x40000000,0x100000000+0x80000000" (iova+length, hex or decimal, K/M/G/T
  * suffixes, spaces around the numbers allowed); MIGD_ERROR_INVALID_ARGUMENT for
  * anything else, an empty list, a zero length or a range past 2^64
  */

@@ -565,10 +565,9 @@ migd_kernel_device_adopt_fd(gint device_fd, const gchar *name, GError **error)
 	if (rc < 0) {
 		gint errsv = errno;
 		migd_kernel_handles_clear(&handles);
+		/* the fd number is ours, not the owner's: callers name the device */
 		migd_set_errno_error(error, errsv,
-				     "VFIO_DEVICE_GET_INFO on fd %d handed over for %s", device_fd,
-				     name);
-		g_prefix_error(error, "not a usable VFIO device fd: ");
+				     "not a usable VFIO device fd (VFIO_DEVICE_GET_INFO)");
 		return NULL;
 	}
 	/* an fd received over SCM_RIGHTS may lack it; keep it out of any child we spawn */

@@ -10,6 +10,8 @@
 
 #include "migd-plugin.h"
 
+#include <errno.h>
+
 #include "migd-error.h"
 #include "migd-plugin-generic.h"
 #include "migd-stream-stats.h"
@@ -220,7 +222,28 @@ migd_plugin_config_check_keys(GKeyFile *config, const gchar *group, const gchar 
 	return TRUE;
 }
 
-/* a size with an optional K, M or G suffix (powers of 1024), within [@min, @max] */
+/* the value of @key, stripped; FALSE with *@raw NULL when absent */
+static gboolean
+migd_plugin_config_get_raw(GKeyFile *config, const gchar *group, const gchar *key, gchar **raw,
+			   GError **error)
+{
+	*raw = NULL;
+	if (config == NULL || !g_key_file_has_key(config, group, key, NULL))
+		return TRUE;
+	*raw = g_key_file_get_string(config, group, key, error);
+	if (*raw == NULL) {
+		migd_error_convert(error);
+		g_prefix_error(error, "%s: ", key);
+		return FALSE;
+	}
+	g_strstrip(*raw);
+	return TRUE;
+}
+
+/*
+ * a size: digits with an optional K, M, G or T suffix (powers of 1024, either case), within
+ * [@min, @max]
+ */
 gboolean
 migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *key, guint64 min,
 			    guint64 max, guint64 *value, GError **error)
@@ -230,30 +253,71 @@ migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *k
 	guint64 v = 0;
 	guint shift = 0;
 
-	if (config == NULL || !g_key_file_has_key(config, group, key, NULL))
-		return TRUE;
-	raw = g_key_file_get_string(config, group, key, error);
-	if (raw == NULL)
+	if (!migd_plugin_config_get_raw(config, group, key, &raw, error))
 		return FALSE;
-	g_strstrip(raw);
+	if (raw == NULL)
+		return TRUE;
+	errno = 0;
 	if (!g_ascii_isdigit(raw[0]))
 		end = raw;
 	else
 		v = g_ascii_strtoull(raw, &end, 10);
+	if (errno != 0)
+		end = raw;
 	if (end != raw && end[0] != '\0' && end[1] == '\0') {
-		shift = end[0] == 'K' ? 10 : end[0] == 'M' ? 20 : end[0] == 'G' ? 30 : 0;
+		switch (g_ascii_toupper(end[0])) {
+		case 'K':
+			shift = 10;
+			break;
+		case 'M':
+			shift = 20;
+			break;
+		case 'G':
+			shift = 30;
+			break;
+		case 'T':
+			shift = 40;
+			break;
+		default:
+			break;
+		}
 		if (shift != 0)
 			end++;
 	}
 	if (end == raw || end[0] != '\0' || (shift != 0 && v > (G_MAXUINT64 >> shift))) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s=%s: not a size (a number with an optional K, M or G)", key, raw);
+			    "%s=%s: not a size (expected digits with an optional K, M, G or T, "
+			    "from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT " bytes)",
+			    key, raw, min, max);
 		return FALSE;
 	}
 	v <<= shift;
 	if (v < min || v > max) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 			    "%s=%s: out of range [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "]",
+			    key, raw, min, max);
+		return FALSE;
+	}
+	*value = v;
+	return TRUE;
+}
+
+/* a count: decimal digits, no sign, no suffix, within [@min, @max] */
+gboolean
+migd_plugin_config_get_uint(GKeyFile *config, const gchar *group, const gchar *key, guint64 min,
+			    guint64 max, guint64 *value, GError **error)
+{
+	g_autofree gchar *raw = NULL;
+	guint64 v = 0;
+
+	if (!migd_plugin_config_get_raw(config, group, key, &raw, error))
+		return FALSE;
+	if (raw == NULL)
+		return TRUE;
+	if (!g_ascii_string_to_unsigned(raw, 10, min, max, &v, NULL)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s=%s: expected a whole number from %" G_GUINT64_FORMAT
+			    " to %" G_GUINT64_FORMAT,
 			    key, raw, min, max);
 		return FALSE;
 	}

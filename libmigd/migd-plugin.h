@@ -150,7 +150,11 @@ gboolean migd_plugin_recover_tracker(MigdPlugin *self, MigdDevice *device,
 /* helpers for plugins */
 gboolean migd_plugin_config_check_keys(GKeyFile *config, const gchar *group,
 				       const gchar *const *known, GError **error);
+/* a size (digits, optional K, M, G or T) in [@min, @max]; absent: *@value untouched */
 gboolean migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *key,
+				     guint64 min, guint64 max, guint64 *value, GError **error);
+/* a count (decimal digits only) in [@min, @max]; absent: *@value untouched */
+gboolean migd_plugin_config_get_uint(GKeyFile *config, const gchar *group, const gchar *key,
 				     guint64 min, guint64 max, guint64 *value, GError **error);
 /* a boolean; absent: *@value untouched; bad: "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) */
 gboolean migd_plugin_config_get_boolean(GKeyFile *config, const gchar *group, const gchar *key,

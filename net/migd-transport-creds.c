@@ -10,11 +10,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <glib/gstdio.h>
 
 #include "migd-error.h"
+#include "migd-file.h"
 #include "migd-transport-creds.h"
 
 void
@@ -27,10 +29,16 @@ migd_transport_creds_free(MigdTransportCreds *creds)
 	g_free(creds);
 }
 
+/*
+ * Reads one of the files: only a regular file of at most MIGD_FILE_MAX_TLS_SIZE bytes, so
+ * `cert_file=/dev/zero` or a FIFO is refused before any read (migd-file.c says why that
+ * keeps the main loop, where Listen and Migrate load these, responsive). Everything GIO
+ * parses afterwards comes from these bytes, never from the path again.
+ */
 static gboolean
-migd_transport_check_file(const gchar *key, const gchar *path, GError **error)
+migd_transport_read_file(const gchar *key, const gchar *path, gchar **contents, gsize *length,
+			 GError **error)
 {
-	g_autofree gchar *contents = NULL;
 	g_autoptr(GError) error_local = NULL;
 
 	if (path == NULL || path[0] == '\0') {
@@ -41,9 +49,14 @@ migd_transport_check_file(const gchar *key, const gchar *path, GError **error)
 		return FALSE;
 	}
 	/* read it ourselves: GIO's parse errors do not say which of the files was wrong */
-	if (!g_file_get_contents(path, &contents, NULL, &error_local)) {
+	if (!migd_file_load_bounded(path, MIGD_FILE_MAX_TLS_SIZE, contents, length, &error_local)) {
+		const gchar *reason = error_local->message;
+		gsize n = strlen(path);
+		/* "PATH: reason": the path is said once, after the key */
+		if (strncmp(reason, path, n) == 0 && reason[n] == ':' && reason[n + 1] == ' ')
+			reason += n + 2;
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s '%s': %s", key,
-			    path, error_local->message);
+			    path, reason);
 		return FALSE;
 	}
 	return TRUE;
@@ -208,14 +221,60 @@ migd_transport_check_validity(GTlsCertificate *certificate, const gchar *key, co
 	return TRUE;
 }
 
+#define MIGD_PEM_CERT_BEGIN "-----BEGIN CERTIFICATE-----"
+#define MIGD_PEM_CERT_END   "-----END CERTIFICATE-----"
+
+/*
+ * What g_tls_certificate_list_new_from_file() checked, from bytes (GLib 2.74 has no
+ * list_new_from_pem): every certificate block parses; returns their number, 0 with
+ * @error unset when there is none.
+ */
+static guint
+migd_transport_count_pem_certificates(const gchar *data, gsize len, GError **error)
+{
+	const gchar *p = data;
+	const gchar *end = data + len;
+	guint n = 0;
+
+	for (;;) {
+		const gchar *begin = g_strstr_len(p, end - p, MIGD_PEM_CERT_BEGIN);
+		const gchar *stop;
+		g_autoptr(GTlsCertificate) certificate = NULL;
+
+		if (begin == NULL)
+			return n;
+		stop = g_strstr_len(begin, end - begin, MIGD_PEM_CERT_END);
+		if (stop == NULL) {
+			g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+				    "certificate %u has no end line", n + 1);
+			return 0;
+		}
+		stop += strlen(MIGD_PEM_CERT_END);
+		certificate = g_tls_certificate_new_from_pem(begin, stop - begin, error);
+		if (certificate == NULL) {
+			g_prefix_error(error, "certificate %u: ", n + 1);
+			return 0;
+		}
+		n++;
+		p = stop;
+	}
+}
+
 MigdTransportCreds *
 migd_transport_creds_load(const MigdTransportConfig *config, GError **error)
 {
 	GTlsBackend *backend = g_tls_backend_get_default();
-	GList *ca_list = NULL;
+	guint n_ca;
 	g_autofree gchar *ca_path = NULL;
 	g_autoptr(MigdTransportCreds) creds = g_new0(MigdTransportCreds, 1);
 	g_autoptr(GError) error_local = NULL;
+	g_autofree gchar *cert_pem = NULL;
+	g_autofree gchar *key_pem = NULL;
+	g_autofree gchar *ca_pem = NULL;
+	gsize cert_len = 0;
+	gsize key_len = 0;
+	gsize ca_len = 0;
+	g_autoptr(GString) pem = NULL;
 
 	if (!g_tls_backend_supports_tls(backend)) {
 		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
@@ -223,15 +282,28 @@ migd_transport_creds_load(const MigdTransportConfig *config, GError **error)
 				    "(Debian: apt install glib-networking)");
 		return NULL;
 	}
-	if (!migd_transport_check_file("cert_file", config->cert_file, error))
-		return NULL;
-	if (!migd_transport_check_file("key_file", config->key_file, error))
-		return NULL;
-	if (!migd_transport_check_file("ca_file", config->ca_file, error))
+	if (!migd_transport_read_file("cert_file", config->cert_file, &cert_pem, &cert_len,
+				      error) ||
+	    !migd_transport_read_file("key_file", config->key_file, &key_pem, &key_len, error) ||
+	    !migd_transport_read_file("ca_file", config->ca_file, &ca_pem, &ca_len, error))
 		return NULL;
 
-	creds->certificate =
-	    g_tls_certificate_new_from_files(config->cert_file, config->key_file, &error_local);
+	/*
+	 * g_tls_certificate_new_from_files() from the bytes: the key first (GIO takes the
+	 * first private key it finds), then the certificate chain, parsed as GIO parses it
+	 */
+	if (g_strstr_len(key_pem, key_len, "PRIVATE KEY-----") == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "key_file '%s': no PEM-encoded private key found", config->key_file);
+		return NULL;
+	}
+	pem = g_string_new_len(key_pem, key_len);
+	g_string_append_c(pem, '\n');
+	g_string_append_len(pem, cert_pem, cert_len);
+	creds->certificate = g_tls_certificate_new_from_pem(pem->str, pem->len, &error_local);
+	/* the key's bytes go as soon as GIO has them */
+	memset(pem->str, 0, pem->len);
+	memset(key_pem, 0, key_len);
 	if (creds->certificate == NULL) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 			    "cert_file '%s' / key_file '%s': %s", config->cert_file,
@@ -243,16 +315,19 @@ migd_transport_creds_load(const MigdTransportConfig *config, GError **error)
 		return NULL;
 
 	/* a file without any certificate would make an empty database that trusts nobody */
-	ca_list = g_tls_certificate_list_new_from_file(config->ca_file, &error_local);
-	if (ca_list == NULL) {
+	n_ca = migd_transport_count_pem_certificates(ca_pem, ca_len, &error_local);
+	if (n_ca == 0) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "ca_file '%s': %s",
 			    config->ca_file,
 			    error_local != NULL ? error_local->message
 						: "contains no PEM certificate");
 		return NULL;
 	}
-	g_list_free_full(ca_list, g_object_unref);
-	/* GTlsFileDatabase wants an absolute path */
+	/*
+	 * GTlsFileDatabase reads its anchors from a path (absolute), so it opens the file once
+	 * more; the read above already refused anything but a regular file of a sane size, and
+	 * whoever could swap the file in between could as well have put their own CA in it
+	 */
 	ca_path = g_canonicalize_filename(config->ca_file, NULL);
 	creds->database = g_tls_file_database_new(ca_path, &error_local);
 	if (creds->database == NULL) {

@@ -279,10 +279,13 @@ migd_sim_config_set_value(MigdSimConfig *self, const gchar *key, const gchar *va
 		guint64 v = 0;
 		if (!migd_sim_parse_size(value, &v, error))
 			return FALSE;
-		/* the paged model needs at least one page; 1 TiB bounds its memory */
-		if (v < 4096 || v > (1ull << 40)) {
+		/*
+		 * the paged model needs at least one page; 16 GiB (a large device) keeps its
+		 * bookkeeping at 64 MiB and a digest of the whole state within a minute
+		 */
+		if (v < 4096 || v > MIGD_SIM_MAX_STATE_SIZE) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "%s is out of range (allowed: 4K..1T)", value);
+				    "%s is out of range (allowed: 4K..16G)", value);
 			return FALSE;
 		}
 		self->state_size = v;

@@ -12,6 +12,9 @@
 
 G_BEGIN_DECLS
 
+/* the largest state_size (docs/ABI/testing/sim-device-spec) */
+#define MIGD_SIM_MAX_STATE_SIZE (16ull << 30)
+
 /*
  * The simulator's knobs. Parsed from a spec string
  *   "mlx5:state_size=64M,seed=7,save_rate=1G,fail_arc=STOP->STOP_COPY,fail_errno=EIO"

@@ -31,6 +31,7 @@ struct _MigdSimDevice {
 	MigdSimDirty *iommu; /* the platform IOMMU's dirty tracking (profile iommu_type1) */
 	guint64 rng;
 	gint64 dma_clock_us; /* time of the last dma_rate accounting */
+	guint64 generation;  /* bumped by whatever may change the state a digest covers */
 };
 
 /*
@@ -62,6 +63,11 @@ struct _MigdSimBackend {
 	/* profile state after VFIO_DEVICE_RESET (FSM and files are handled by the device) */
 	void (*reset)(MigdSimDevice *self);
 	guint64 (*digest)(MigdSimDevice *self);
+	/*
+	 * NULL, or a part of what digest() costs, done ahead from page *@cursor on, at most
+	 * @max_units units, lock held; TRUE when nothing is left (digest() is then cheap)
+	 */
+	gboolean (*digest_step)(MigdSimDevice *self, guint64 *cursor, guint64 max_units);
 	/* NULL: the configured size; mlx5 takes the size of the image it loads */
 	guint64 (*state_size)(MigdSimDevice *self);
 	void (*touch)(MigdSimDevice *self, guint64 n_units);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "migd-error.h"
+#include "migd-file.h"
 #include "migd-fsm.h"
 #include "migd-sim-device-private.h"
 #include "migd-sim-prng.h"
@@ -93,6 +94,7 @@ migd_sim_device_fop_read(GObject *owner, MigdSimSession *session, void *buf, gsi
 	/* fault injection: a driver that hands out a few bytes per read */
 	if (self->config->short_reads)
 		len = MIN(len, 1 + migd_sim_prng_next(&self->rng) % 7);
+	self->generation++;
 	err = self->backend->read(self, session, buf, len, nonblock, n_read, data);
 	if (err == 0 && !self->backend->paced_reads)
 		migd_sim_device_pace(self, session, *n_read, self->config->save_rate);
@@ -119,6 +121,7 @@ migd_sim_device_fop_write(GObject *owner, MigdSimSession *session, const void *b
 		g_mutex_unlock(&self->lock);
 		return ENODEV;
 	}
+	self->generation++;
 	err = self->backend->write(self, session, buf, len, n_written);
 	if (err == 0)
 		migd_sim_device_pace(self, session, *n_written, self->config->load_rate);
@@ -288,6 +291,7 @@ migd_sim_device_walk(MigdSimDevice *self, MigdState target, MigdSimSession **new
 				self->state = MIGD_STATE_ERROR;
 			break;
 		}
+		self->generation++;
 		err = self->backend->arc(self, self->state, next, &session);
 		if (err != 0)
 			break;
@@ -336,10 +340,18 @@ static void
 migd_sim_device_restore(MigdSimDevice *self)
 {
 	g_autofree gchar *contents = NULL;
+	g_autoptr(GError) error = NULL;
 
-	if (self->config->persist == NULL ||
-	    !g_file_get_contents(self->config->persist, &contents, NULL, NULL))
+	if (self->config->persist == NULL)
 		return;
+	/* AddDevice runs this on the main loop: a FIFO or a device must not hang it */
+	if (!migd_file_load_bounded(self->config->persist, MIGD_FILE_MAX_STATE_SIZE, &contents,
+				    NULL, &error)) {
+		if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+			g_message("%s: persist: %s; starting in RUNNING", self->info->name,
+				  error->message);
+		return;
+	}
 	for (guint s = 0; s <= MIGD_STATE_PRE_COPY_P2P; s++) {
 		if (migd_state_is_valid(s) &&
 		    g_strcmp0(g_strstrip(contents), migd_state_to_string(s)) == 0) {
@@ -406,6 +418,7 @@ migd_sim_device_reset(MigdDevice *device, GError **error)
 		self->state = MIGD_STATE_RUNNING;
 		migd_sim_device_drop_session(self);
 	}
+	self->generation++;
 	if (self->backend->reset != NULL)
 		self->backend->reset(self);
 	migd_sim_device_persist_locked(self);
@@ -835,6 +848,7 @@ migd_sim_device_region_rw(MigdSimDevice *self, guint index, guint64 offset, guin
 			part = 4;
 		else if (len >= 2 && offset % 2 == 0)
 			part = 2;
+		self->generation += is_write ? 1 : 0;
 		err = self->backend->region_access(self, index, offset, buf, part, is_write);
 		if (err != 0) {
 			migd_set_errno_error(error, err, "%s: %s of region %u", self->info->name,
@@ -993,6 +1007,46 @@ migd_sim_device_get_state_digest(MigdSimDevice *self)
 	return self->backend->digest(self);
 }
 
+/* pages hashed per hold of the lock: about a millisecond, so set_state never waits long */
+#define MIGD_SIM_DIGEST_STEP_UNITS 256
+
+gboolean
+migd_sim_device_compute_state_digest(MigdSimDevice *self, GCancellable *cancellable,
+				     guint64 *digest, guint64 *generation, GError **error)
+{
+	guint64 cursor = 0;
+
+	g_return_val_if_fail(MIGD_IS_SIM_DEVICE(self), FALSE);
+
+	for (gboolean done = self->backend->digest_step == NULL; !done;) {
+		g_autoptr(GMutexLocker) locker = NULL;
+
+		if (g_cancellable_set_error_if_cancelled(cancellable, error))
+			return FALSE;
+		locker = g_mutex_locker_new(&self->lock);
+		done = self->backend->digest_step(self, &cursor, MIGD_SIM_DIGEST_STEP_UNITS);
+	}
+	if (g_cancellable_set_error_if_cancelled(cancellable, error))
+		return FALSE;
+	{
+		g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+		/* what changed since a step is hashed here: the pair is always consistent */
+		*digest = self->backend->digest(self);
+		*generation = self->generation;
+	}
+	return TRUE;
+}
+
+guint64
+migd_sim_device_get_state_generation(MigdSimDevice *self)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_val_if_fail(MIGD_IS_SIM_DEVICE(self), 0);
+	locker = g_mutex_locker_new(&self->lock);
+	return self->generation;
+}
+
 void
 migd_sim_device_touch_state(MigdSimDevice *self, guint64 n_units)
 {
@@ -1000,6 +1054,7 @@ migd_sim_device_touch_state(MigdSimDevice *self, guint64 n_units)
 
 	g_return_if_fail(MIGD_IS_SIM_DEVICE(self));
 	locker = g_mutex_locker_new(&self->lock);
+	self->generation++;
 	self->backend->touch(self, n_units);
 	g_cond_broadcast(&self->cond);
 }

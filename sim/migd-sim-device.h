@@ -33,6 +33,20 @@ guint64 migd_sim_device_get_state_size(MigdSimDevice *self);
  * the destination loaded exactly the source's state.
  */
 guint64 migd_sim_device_get_state_digest(MigdSimDevice *self);
+/*
+ * The same digest for a worker thread: the costly part (hashing a large mlx5 state) in short
+ * holds of the device lock, so transitions and I/O are never held up for long, giving up
+ * with G_IO_ERROR_CANCELLED between them; *@generation is the generation the digest belongs
+ * to (see below).
+ */
+gboolean migd_sim_device_compute_state_digest(MigdSimDevice *self, GCancellable *cancellable,
+					      guint64 *digest, guint64 *generation, GError **error);
+/*
+ * A counter that changes whenever the state a digest covers may have changed (transitions,
+ * resets, data-fd I/O, region writes, touches): a digest of generation G still holds while
+ * the generation is G.
+ */
+guint64 migd_sim_device_get_state_generation(MigdSimDevice *self);
 
 /*
  * The guest uses the device: changes @n units of internal state (mlx5: pages,

@@ -403,6 +403,13 @@ migd_sim_mlx5_digest(MigdSimDevice *self)
 	return migd_sim_pages_digest(mlx5->pages);
 }
 
+static gboolean
+migd_sim_mlx5_digest_step(MigdSimDevice *self, guint64 *cursor, guint64 max_units)
+{
+	MigdSimMlx5 *mlx5 = self->priv;
+	return migd_sim_pages_digest_step(mlx5->pages, cursor, max_units);
+}
+
 static guint64
 migd_sim_mlx5_state_size(MigdSimDevice *self)
 {
@@ -453,6 +460,7 @@ const MigdSimBackend migd_sim_mlx5_backend = {
     .data_size = migd_sim_mlx5_data_size,
     .reset = migd_sim_mlx5_reset,
     .digest = migd_sim_mlx5_digest,
+    .digest_step = migd_sim_mlx5_digest_step,
     .state_size = migd_sim_mlx5_state_size,
     .touch = migd_sim_mlx5_touch,
 };

@@ -144,20 +144,38 @@ migd_sim_pages_content_hash(const void *content, gsize len)
 	return migd_sim_hash(content, len, 0x636f6e74656e74ull);
 }
 
+/* a source page's content is its key's stream: hash it once, then cache */
+static void
+migd_sim_pages_hash_page(MigdSimPages *self, guint64 p)
+{
+	guint64 scratch[MIGD_SIM_PAGE_SIZE / 8];
+	gsize len;
+
+	if ((self->hash_valid[BIT_WORD(p)] & BIT_MASK(p)) != 0)
+		return;
+	len = migd_sim_pages_page_len(self->size, p);
+	migd_sim_fill_bytes(self->keys[p], 0, scratch, len);
+	self->hashes[p] = migd_sim_pages_content_hash(scratch, len);
+	self->hash_valid[BIT_WORD(p)] |= BIT_MASK(p);
+}
+
+gboolean
+migd_sim_pages_digest_step(MigdSimPages *self, guint64 *cursor, guint64 max_pages)
+{
+	guint64 end = *cursor + MIN(max_pages, self->n_pages);
+
+	for (; *cursor < self->n_pages && *cursor < end; (*cursor)++)
+		migd_sim_pages_hash_page(self, *cursor);
+	return *cursor >= self->n_pages;
+}
+
 guint64
 migd_sim_pages_digest(MigdSimPages *self)
 {
-	guint64 scratch[MIGD_SIM_PAGE_SIZE / 8];
 	guint64 digest = migd_sim_mix64(self->size);
 
 	for (guint64 p = 0; p < self->n_pages; p++) {
-		/* a source page's content is its key's stream: hash it once, then cache */
-		if ((self->hash_valid[BIT_WORD(p)] & BIT_MASK(p)) == 0) {
-			gsize len = migd_sim_pages_page_len(self->size, p);
-			migd_sim_fill_bytes(self->keys[p], 0, scratch, len);
-			self->hashes[p] = migd_sim_pages_content_hash(scratch, len);
-			self->hash_valid[BIT_WORD(p)] |= BIT_MASK(p);
-		}
+		migd_sim_pages_hash_page(self, p);
 		digest = migd_sim_mix64(digest ^ self->keys[p]);
 		digest = migd_sim_mix64(digest ^ self->hashes[p]);
 	}

@@ -51,5 +51,7 @@ gboolean migd_sim_pages_load(MigdSimPages *self, guint64 page, guint64 key, guin
 /* hash of @len bytes of page content */
 guint64 migd_sim_pages_content_hash(const void *content, gsize len);
 guint64 migd_sim_pages_digest(MigdSimPages *self);
+/* hashes up to @max_pages pages ahead of a digest from *@cursor on; TRUE when all are */
+gboolean migd_sim_pages_digest_step(MigdSimPages *self, guint64 *cursor, guint64 max_pages);
 
 G_END_DECLS

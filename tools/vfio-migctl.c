@@ -46,9 +46,9 @@ typedef struct {
 	gchar *peer_name;
 	/* migrate */
 	gchar **devices;
-	gint downtime_ms;
-	gint max_rounds;
-	gint timeout_s;
+	guint32 downtime_ms; /* 0: not given, the daemon's default */
+	guint32 max_rounds;
+	guint32 timeout_s;
 	gboolean no_wait;
 	/* dirty-bitmap */
 	gchar *output;
@@ -277,9 +277,12 @@ migctl_cmd_devices(const MigctlOptions *options)
 			g_variant_dict_lookup(dict, "profile", "&s", &profile);
 			g_variant_dict_lookup(dict, "plugin", "&s", &plugin);
 			g_variant_dict_lookup(dict, "dirty-tracker", "&s", &tracker);
-			digest_str = g_variant_dict_lookup(dict, "sim-digest", "t", &digest)
-					 ? g_strdup_printf("%016" G_GINT64_MODIFIER "x", digest)
-					 : g_strdup("-");
+			if (g_variant_dict_lookup(dict, "sim-digest", "t", &digest))
+				digest_str = g_strdup_printf("%016" G_GINT64_MODIFIER "x", digest);
+			else if (g_variant_dict_contains(dict, "sim-digest-pending"))
+				digest_str = g_strdup("pending");
+			else
+				digest_str = g_strdup("-");
 			g_print("%-14s %-12s %-24s %-9s %-8s %-8s %-9s %s\n", name, state, flags,
 				plugin, tracker, backend, profile, digest_str);
 			continue;
@@ -434,13 +437,13 @@ migctl_build_options(const MigctlOptions *options, gboolean migrate)
 					      g_variant_new_string(options->peer_name));
 		if (options->downtime_ms > 0)
 			g_variant_builder_add(&builder, "{sv}", "downtime-ms",
-					      g_variant_new_uint32((guint32)options->downtime_ms));
+					      g_variant_new_uint32(options->downtime_ms));
 		if (options->max_rounds > 0)
 			g_variant_builder_add(&builder, "{sv}", "max-rounds",
-					      g_variant_new_uint32((guint32)options->max_rounds));
+					      g_variant_new_uint32(options->max_rounds));
 		if (options->timeout_s > 0)
 			g_variant_builder_add(&builder, "{sv}", "timeout-s",
-					      g_variant_new_uint32((guint32)options->timeout_s));
+					      g_variant_new_uint32(options->timeout_s));
 		if (options->iova_ranges != NULL) {
 			g_auto(GVariantBuilder) map =
 			    G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a{sa(tt)}"));
@@ -887,8 +890,8 @@ migctl_has_transport_options(const MigctlOptions *o)
 static gboolean
 migctl_has_migrate_options(const MigctlOptions *o)
 {
-	return o->devices != NULL || o->downtime_ms != -1 || o->max_rounds != -1 ||
-	       o->timeout_s != -1 || o->no_wait || o->peer_name != NULL;
+	return o->devices != NULL || o->downtime_ms != 0 || o->max_rounds != 0 ||
+	       o->timeout_s != 0 || o->no_wait || o->peer_name != NULL;
 }
 
 static gint
@@ -952,9 +955,6 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	if (migctl_has_migrate_options(options) && g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("--device, --peer-name, --downtime-ms, --max-rounds, "
 				    "--timeout-s and --no-wait only apply to 'migrate'");
-	if (options->downtime_ms == 0 || options->downtime_ms < -1 || options->max_rounds == 0 ||
-	    options->max_rounds < -1 || options->timeout_s == 0 || options->timeout_s < -1)
-		return migctl_usage("--downtime-ms, --max-rounds and --timeout-s must be positive");
 	if ((g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0) &&
 	    !g_variant_is_object_path(argv[2]))
 		return migctl_usage("'%s' is not a D-Bus object path", argv[2]);
@@ -984,15 +984,49 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	return migctl_cmd_cancel(options, argv[2]);
 }
 
+/*
+ * --downtime-ms, --max-rounds, --timeout-s: what Migrate takes (uint32, 0 refused), checked
+ * here so that -1 or 0 is told as such rather than taken for "not given"
+ */
+static gboolean
+migctl_parse_count(const gchar *name, const gchar *value, gpointer data, GError **error)
+{
+	MigctlOptions *options = data;
+	const struct {
+		const gchar *name;
+		guint32 *dest;
+		const gchar *unit;
+	} counts[] = {
+	    {"--downtime-ms", &options->downtime_ms, "milliseconds"},
+	    {"--max-rounds", &options->max_rounds, "pre-copy rounds"},
+	    {"--timeout-s", &options->timeout_s, "seconds"},
+	};
+	guint64 v = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS(counts); i++) {
+		if (g_strcmp0(name, counts[i].name) != 0)
+			continue;
+		/* digits only: g_ascii_string_to_unsigned() refuses a sign */
+		if (!g_ascii_string_to_unsigned(value, 10, 1, G_MAXUINT32, &v, NULL)) {
+			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "%s=%s: expected a whole number of %s from 1 to %u", name,
+				    value, counts[i].unit, G_MAXUINT32);
+			return FALSE;
+		}
+		*counts[i].dest = (guint32)v;
+		return TRUE;
+	}
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "%s: unexpected option", name);
+	return FALSE;
+}
+
 int
 main(int argc, char **argv)
 {
 	g_auto(MigctlOptions) options = {
 	    .fd = -1,
-	    .downtime_ms = -1,
-	    .max_rounds = -1,
-	    .timeout_s = -1,
 	};
+	GOptionGroup *main_group = NULL;
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	const GOptionEntry entries[] = {
@@ -1016,11 +1050,11 @@ main(int argc, char **argv)
 	     "migrate: the identity the destination's certificate must carry", "NAME"},
 	    {"device", 0, 0, G_OPTION_ARG_STRING_ARRAY, &options.devices,
 	     "migrate: a device to move (repeatable; default: all)", "NAME"},
-	    {"downtime-ms", 0, 0, G_OPTION_ARG_INT, &options.downtime_ms,
+	    {"downtime-ms", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
 	     "migrate: the downtime target", "MS"},
-	    {"max-rounds", 0, 0, G_OPTION_ARG_INT, &options.max_rounds,
+	    {"max-rounds", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
 	     "migrate: at most this many pre-copy rounds", "N"},
-	    {"timeout-s", 0, 0, G_OPTION_ARG_INT, &options.timeout_s,
+	    {"timeout-s", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
 	     "migrate: give up after this many seconds", "S"},
 	    {"no-wait", 0, 0, G_OPTION_ARG_NONE, &options.no_wait,
 	     "migrate: print the job and return at once", NULL},
@@ -1056,7 +1090,10 @@ main(int argc, char **argv)
 	    "Addresses: tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path");
 	g_option_context_set_description(context,
 					 "Exit status: 0 success, 1 failure, 2 usage error.");
-	g_option_context_add_main_entries(context, entries, NULL);
+	/* a main group of our own: the callbacks get the options */
+	main_group = g_option_group_new(NULL, NULL, NULL, &options, NULL);
+	g_option_group_add_entries(main_group, entries);
+	g_option_context_set_main_group(context, main_group);
 	if (!g_option_context_parse(context, &argc, &argv, &error))
 		return migctl_usage("%s", error->message);
 	if (options.bus_name == NULL)

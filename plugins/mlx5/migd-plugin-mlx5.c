@@ -78,10 +78,10 @@ migd_plugin_mlx5_configure(MigdPlugin *plugin, GKeyFile *config, const gchar *gr
 	if (!migd_plugin_config_check_keys(config, group, known, error) ||
 	    !migd_plugin_config_get_size(config, group, "read-size", 64 * 1024, 8 * 1024 * 1024,
 					 &self->read_size, error) ||
-	    !migd_plugin_config_get_size(config, group, "max-precopy-rounds", 0, 1000,
+	    !migd_plugin_config_get_uint(config, group, "max-precopy-rounds", 0, 1000,
 					 &self->max_precopy_rounds, error) ||
 	    /* 256: the vfio core's LOG_MAX_RANGES */
-	    !migd_plugin_config_get_size(config, group, "tracker-max-ranges", 0, 256,
+	    !migd_plugin_config_get_uint(config, group, "tracker-max-ranges", 0, 256,
 					 &self->tracker_max_ranges, error) ||
 	    !migd_plugin_config_get_size(config, group, "tracker-page-size", 4096, 1ull << 30,
 					 &self->tracker_page_size, error))

@@ -291,11 +291,22 @@ dt_device_state(DtDaemon *daemon, guint index)
 guint64
 dt_device_digest(DtDaemon *daemon, guint index)
 {
-	g_autoptr(GVariant) props = dt_device_props(daemon, index);
-	guint64 digest = 0;
+	gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
 
-	assert_true(g_variant_lookup(props, "sim-digest", "t", &digest));
-	return digest;
+	/* a large state is hashed on a worker: sim-digest-pending until it is known */
+	for (;;) {
+		g_autoptr(GVariant) props = dt_device_props(daemon, index);
+		guint64 digest = 0;
+		gboolean pending = FALSE;
+
+		if (g_variant_lookup(props, "sim-digest", "t", &digest))
+			return digest;
+		assert_true(g_variant_lookup(props, "sim-digest-pending", "b", &pending));
+		assert_true(pending);
+		if (g_get_monotonic_time() > deadline)
+			fail_msg("device %u: no digest after %d s", index, DT_TIMEOUT_S);
+		g_usleep(20000);
+	}
 }
 
 gchar *

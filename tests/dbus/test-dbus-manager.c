@@ -18,6 +18,7 @@
 #include <gio/gunixfdlist.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -232,6 +233,8 @@ test_add_attach_detach(void **state)
 	{
 		g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
 		gint fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		const gchar *said;
+
 		assert_int_equal(g_unix_fd_list_append(fds, fd, NULL), 0);
 		close(fd);
 		reply = g_dbus_connection_call_with_unix_fd_list_sync(
@@ -239,7 +242,13 @@ test_add_attach_detach(void **state)
 		    "AttachDevice", g_variant_new_parsed("(@h 0, 'vm1-nic', @a{sv} {})"), NULL,
 		    G_DBUS_CALL_FLAGS_NONE, -1, fds, NULL, NULL, &error);
 		assert_null(reply);
-		assert_non_null(strstr(error->message, "not a usable VFIO device fd"));
+		/* said once, about what the caller passed, not the daemon's own fd number */
+		said = strstr(error->message, "vm1-nic: the fd passed: not a usable VFIO device fd "
+					      "(VFIO_DEVICE_GET_INFO): ");
+		if (said == NULL ||
+		    strstr(strstr(said, "not a usable") + 1, "not a usable") != NULL ||
+		    strstr(error->message, " on fd ") != NULL)
+			fail_msg("AttachDevice of /dev/null: '%s'", error->message);
 		g_clear_error(&error);
 	}
 	/* vfio-migctl attach insists on an fd */
@@ -365,6 +374,10 @@ test_bad_config_refused(void **state)
 	    {"[listen]\nmax-pending-peers=many\n", "[listen] max-pending-peers=many"},
 	    {"[listen]\nmax-partial-frame-bytes=1M\n", "max-partial-frame-bytes=1M: out of range"},
 	    {"[daemon]\nnap=1\n", "[daemon]: unknown key 'nap'"},
+	    /* a misspelt or capitalised group used to be ignored without a word */
+	    {"[deamon]\nlow-power-idle=true\n", "unknown group [deamon] (known: [daemon], "},
+	    {"[Listen]\nplain=true\n", "unknown group [Listen]"},
+	    {"[device ]\niova-ranges=0x0+1G\n", "unknown group [device ]"},
 	};
 	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
 	g_autofree gchar *conf = g_build_filename(dir, "vfio-migd.conf", NULL);
@@ -388,6 +401,131 @@ test_bad_config_refused(void **state)
 	}
 	assert_int_equal(unlink(conf), 0);
 	assert_int_equal(rmdir(dir), 0);
+}
+
+static void
+config_proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
+	*(gboolean *)user_data = TRUE;
+}
+
+/* runs vfio-migd with @args; it must exit 1 within 10 s saying @expect */
+static void
+assert_daemon_refused_quickly(const gchar *const *args, const gchar *expect)
+{
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInputStream) err = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	gchar buf[4096] = {0};
+	gsize n = 0;
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	gboolean exited = FALSE;
+
+	g_ptr_array_add(argv, (gpointer)dt_migd_path());
+	g_ptr_array_add(argv, (gpointer) "--session");
+	g_ptr_array_add(argv, (gpointer) "--bus-name");
+	g_ptr_array_add(argv, (gpointer) "org.vfiomigd.Test.BadConfig");
+	for (guint i = 0; args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)args[i]);
+	g_ptr_array_add(argv, NULL);
+	proc = g_subprocess_newv((const gchar *const *)argv->pdata,
+				 G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				 &error);
+	assert_non_null(proc);
+	g_subprocess_wait_async(proc, NULL, config_proc_exited_cb, &exited);
+	while (!exited) {
+		if (g_get_monotonic_time() > deadline) {
+			g_subprocess_force_exit(proc);
+			while (!exited)
+				g_main_context_iteration(NULL, TRUE);
+			fail_msg("%s %s: still running after 10 s", args[0], args[1]);
+		}
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(10000);
+	}
+	assert_true(g_subprocess_get_if_exited(proc));
+	assert_int_equal(g_subprocess_get_exit_status(proc), 1);
+	err = g_object_ref(g_subprocess_get_stderr_pipe(proc));
+	assert_true(g_input_stream_read_all(err, buf, sizeof(buf) - 1, &n, NULL, NULL));
+	if (strstr(buf, expect) == NULL)
+		fail_msg("%s %s: '%s' does not say '%s'", args[0], args[1], buf, expect);
+}
+
+static void
+assert_config_refused_quickly(const gchar *conf, const gchar *expect)
+{
+	const gchar *const args[] = {"--config", conf, NULL};
+	assert_daemon_refused_quickly(args, expect);
+}
+
+/* a plugin directory the operator named must exist; the compiled-in one may be absent */
+static void
+test_plugin_dir_missing(void **state)
+{
+	const gchar *const args[] = {"--plugin-dir", "/nonexistent/migd-plugins", NULL};
+	g_autofree gchar *saved = g_strdup(g_getenv("VFIO_MIGD_PLUGIN_DIR"));
+	const gchar *const none[] = {NULL};
+
+	assert_daemon_refused_quickly(args, "plugin directory /nonexistent/migd-plugins does not "
+					    "exist (a directory named with --plugin-dir or "
+					    "$VFIO_MIGD_PLUGIN_DIR must)");
+	g_setenv("VFIO_MIGD_PLUGIN_DIR", "/nonexistent/migd-env-plugins", TRUE);
+	assert_daemon_refused_quickly(none, "plugin directory /nonexistent/migd-env-plugins");
+	if (saved != NULL)
+		g_setenv("VFIO_MIGD_PLUGIN_DIR", saved, TRUE);
+	else
+		g_unsetenv("VFIO_MIGD_PLUGIN_DIR");
+}
+
+/* a FIFO (nobody writing) or a device as the configuration: refused at once, never read */
+static void
+test_config_not_a_file(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
+	g_autofree gchar *fifo = g_build_filename(dir, "fifo.conf", NULL);
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_config_refused_quickly(fifo, "a FIFO, but a regular file is required");
+	assert_config_refused_quickly("/dev/zero", "/dev/zero: a character device");
+	assert_int_equal(unlink(fifo), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * A 16 GiB simulated state takes minutes to hash: ListDevices answers at once with
+ * sim-digest-pending, a smaller large one gets its digest from the worker, and SIGTERM ends
+ * the daemon promptly while the big digest is still being computed.
+ */
+static void
+test_large_sim_digest(void **state)
+{
+	const gchar *const specs[] = {"mlx5:state_size=16G,seed=3", "mlx5:state_size=128M,seed=4",
+				      NULL};
+	DtDaemon *daemon = dt_daemon_start("org.vfiomigd.Test.LargeSim", specs);
+	g_autoptr(GVariant) props = NULL;
+	guint64 digest = 0;
+	gboolean pending = FALSE;
+	gint64 start = g_get_monotonic_time();
+
+	props = dt_device_props(daemon, 0);
+	assert_true(g_get_monotonic_time() - start < 2 * G_USEC_PER_SEC);
+	assert_false(g_variant_lookup(props, "sim-digest", "t", &digest));
+	assert_true(g_variant_lookup(props, "sim-digest-pending", "b", &pending));
+	assert_true(pending);
+	assert_true(g_variant_lookup(props, "state-size", "t", &digest));
+	assert_int_equal(digest, 16ull << 30);
+
+	/* the worker's digest, then the cached one for the same state */
+	digest = dt_device_digest(daemon, 1);
+	assert_true(digest == dt_device_digest(daemon, 1));
+
+	start = g_get_monotonic_time();
+	dt_daemon_stop(daemon); /* SIGTERM; exit status 0 */
+	if (g_get_monotonic_time() - start > 3 * G_USEC_PER_SEC)
+		fail_msg("SIGTERM took %" G_GINT64_FORMAT " ms",
+			 (g_get_monotonic_time() - start) / 1000);
 }
 
 static void
@@ -528,6 +666,9 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_list_devices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_not_a_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plugin_dir_missing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_large_sim_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_attach_detach, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_libvirt_watcher_starts, setup, teardown),

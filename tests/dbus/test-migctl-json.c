@@ -263,6 +263,30 @@ test_json_errors_and_exit_codes(void **state)
 	assert_int_equal(
 	    dt_migctl(SRC_NAME "2", NULL, "migrate", "tcp:127.0.0.1:9", "--downtime-ms", "0", NULL),
 	    2);
+	/* -1 used to pass for "not given" */
+	assert_int_equal(
+	    dt_migctl(SRC_NAME "2", NULL, "migrate", "tcp:127.0.0.1:9", "--downtime-ms=-1", NULL),
+	    2);
+	assert_int_equal(
+	    dt_migctl(SRC_NAME "2", NULL, "migrate", "tcp:127.0.0.1:9", "--max-rounds=-1", NULL),
+	    2);
+	assert_int_equal(dt_migctl(SRC_NAME "2", NULL, "migrate", "tcp:127.0.0.1:9",
+				   "--timeout-s=4294967296", NULL),
+			 2);
+	{
+		g_autoptr(GSubprocess) proc = NULL;
+		g_autofree gchar *err = NULL;
+		g_autoptr(GError) error = NULL;
+
+		proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+					    G_SUBPROCESS_FLAGS_STDERR_PIPE,
+					&error, dt_migctl_path(), "--session", "migrate",
+					"tcp:127.0.0.1:9", "--downtime-ms=-1", NULL);
+		assert_non_null(proc);
+		assert_true(g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err, &error));
+		assert_non_null(strstr(err, "--downtime-ms=-1: expected a whole number of "
+					    "milliseconds from 1 to 4294967295"));
+	}
 	/* a job that does not exist: exit 1 */
 	assert_int_equal(
 	    dt_migctl(SRC_NAME "2", NULL, "watch", "/org/vfiomigd/Migd1/jobs/999", NULL), 1);

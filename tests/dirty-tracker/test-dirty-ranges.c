@@ -416,6 +416,8 @@ test_parse_good(void **state)
 	g_autoptr(GArray) b = parse_ok(" 0+1G , 4G + 2G,0x1000+4K,1M+0x10M ");
 	g_autoptr(GArray) c = parse_ok("4096+4096");
 	g_autoptr(GArray) d = parse_ok("0xFFFFFFFFFFFFF000+0x1000");
+	/* T, as documented (docs/ABI/testing/config-file) */
+	g_autoptr(GArray) t = parse_ok("0+1T,0x20000000000+4t,16777215T+1T");
 
 	assert_int_equal(a->len, 2);
 	assert_range(a, 0, 0, 0x40000000);
@@ -428,6 +430,10 @@ test_parse_good(void **state)
 	assert_int_equal(c->len, 1);
 	assert_range(c, 0, 4096, 4096);
 	assert_range(d, 0, 0xfffffffffffff000ull, 0x1000);
+	assert_int_equal(t->len, 3);
+	assert_range(t, 0, 0, 1024 * GiB);
+	assert_range(t, 1, 2048 * GiB, 4096 * GiB);
+	assert_range(t, 2, 16777215ull << 40, 1ull << 40);
 }
 
 static void
@@ -450,7 +456,9 @@ test_parse_bad(void **state)
 	    "-1+5",
 	    "0x0x5+1",
 	    "1 2+3",
-	    "1+4T",
+	    "1+4Q",
+	    "16777216T+1",
+	    "1+4TB",
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "migd-error.h"
 #include "migd-hook-core.h"
@@ -239,6 +241,31 @@ test_config_defaults_and_missing_file(void **state)
 	assert_null(c->migctl);
 	assert_non_null(e);
 	assert_true(migd_hook_config_is_empty(e));
+}
+
+/* libvirt waits for the hook: a FIFO or a device as its configuration is refused at once */
+static void
+test_config_not_a_file(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-hook-XXXXXX", NULL);
+	g_autofree gchar *fifo = g_build_filename(dir, "hook.conf", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MigdHookConfig) c = NULL;
+	g_autoptr(MigdHookConfig) z = NULL;
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	c = migd_hook_config_load(fifo, &error);
+	assert_null(c);
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_non_null(strstr(error->message, "a FIFO, but a regular file is required"));
+	assert_non_null(strstr(error->message, fifo));
+	g_clear_error(&error);
+	z = migd_hook_config_load("/dev/zero", &error);
+	assert_null(z);
+	assert_string_equal(error->message,
+			    "/dev/zero: a character device, but a regular file is required");
+	assert_int_equal(unlink(fifo), 0);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 static void
@@ -613,6 +640,7 @@ main(void)
 	    cmocka_unit_test(test_config_full),
 	    cmocka_unit_test(test_config_defaults_and_missing_file),
 	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_config_not_a_file),
 	    cmocka_unit_test(test_example_config),
 	    cmocka_unit_test(test_plan),
 	    cmocka_unit_test(test_argv),

@@ -119,6 +119,7 @@ test_search_path(void **state)
 	g_autofree gchar *dirs =
 	    g_strjoin(G_SEARCHPATH_SEPARATOR_S, a, "", b, "/nonexistent/migd-plugins", NULL);
 	g_autoptr(MigdPluginManager) manager = migd_plugin_manager_new();
+	g_autoptr(MigdPluginManager) required = migd_plugin_manager_new();
 	g_autoptr(GError) error = NULL;
 	GPtrArray *plugins;
 
@@ -134,6 +135,11 @@ test_search_path(void **state)
 	assert_false(migd_test_log_has(MIGD_TEST_LOG_WARNING, mlx5_a, NULL));
 	assert_true(migd_test_log_has(MIGD_TEST_LOG_OTHER,
 				      "no plugin directory /nonexistent/migd-plugins", NULL));
+	/* named by the operator: every entry must exist */
+	assert_false(migd_plugin_manager_load_dirs(required, dirs, TRUE, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_non_null(
+	    strstr(error->message, "plugin directory /nonexistent/migd-plugins does not exist"));
 	migd_test_rm_rf(a);
 	migd_test_rm_rf(b);
 }
@@ -199,6 +205,12 @@ test_config_tunables(void **state)
 	g_autoptr(GError) error = NULL;
 	MigdPluginPolicy policy;
 
+	g_autoptr(MigdPluginManager) tera = NULL;
+
+	/* the T suffix the documentation allows: parsed, then refused as out of range */
+	assert_false(migd_test_plugins_load("[plugin mlx5]\nread-size=1T\n", &tera, &error));
+	assert_non_null(strstr(error->message, "read-size=1T: out of range"));
+	g_clear_error(&error);
 	assert_true(
 	    migd_test_plugins_load("[plugin mlx5]\nread-size=2M\non-tracker-error=all-dirty\n"
 				   "tracker-max-ranges=16\n[plugin hisi_acc]\nread-size=128K\n",
@@ -223,6 +235,12 @@ test_config_errors(void **state)
 	    {"[plugin mlx5]\nread-sise=2M\n", "unknown key 'read-sise'"},
 	    {"[plugin mlx5]\nread-size=2X\n", "not a size"},
 	    {"[plugin mlx5]\nread-size=1K\n", "out of range"},
+	    {"[plugin mlx5]\nread-size=-1\n", "read-size=-1: not a size (expected digits"},
+	    /* a count is not a size: say what is expected */
+	    {"[plugin mlx5]\nmax-precopy-rounds=-1\n",
+	     "max-precopy-rounds=-1: expected a whole number from 0 to 1000"},
+	    {"[plugin mlx5]\ntracker-max-ranges=4K\n",
+	     "tracker-max-ranges=4K: expected a whole number from 0 to 256"},
 	    {"[plugin mlx5]\ntracker-page-size=12K\n", "not a power of two"},
 	    {"[plugin mlx5]\non-tracker-error=panic\n", "expected restart or all-dirty"},
 	    {"[plugin mlx5]\nfirmware-match=close\n", "expected ignore, major or exact"},

@@ -14,6 +14,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
 
 #include "migd-error.h"
 #include "migd-sim-config.h"
@@ -135,6 +138,44 @@ assert_spec_error(const gchar *spec, const gchar *needle)
 		fail_msg("'%s': message '%s' lacks '%s'", spec, error->message, needle);
 }
 
+/* state_size: 4K..16G, the bound a large device needs and a digest can cover */
+static void
+test_state_size_bounds(void **state)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MigdSimConfig) max =
+	    migd_sim_config_new_from_string("mlx5:state_size=16G", &error);
+
+	assert_non_null(max);
+	assert_int_equal(max->state_size, 16ull << 30);
+	assert_spec_error("mlx5:state_size=1T", "1T is out of range (allowed: 4K..16G)");
+	assert_spec_error("mlx5:state_size=16385M", "out of range (allowed: 4K..16G)");
+	assert_spec_error("mlx5:state_size=4095", "out of range (allowed: 4K..16G)");
+}
+
+/* a persist file that is a FIFO or a device: ignored at once, never waited on */
+static void
+test_persist_not_a_file(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-sim-XXXXXX", NULL);
+	g_autofree gchar *fifo = g_build_filename(dir, "state", NULL);
+	g_autofree gchar *spec = g_strdup_printf("mtty:persist=%s", fifo);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MigdSimDevice) dev = NULL;
+	g_autoptr(MigdSimDevice) zero = NULL;
+	MigdState s = MIGD_STATE_ERROR;
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	dev = migd_sim_device_new_from_string(spec, &error);
+	assert_non_null(dev);
+	assert_true(migd_device_get_state(MIGD_DEVICE(dev), &s, &error));
+	assert_int_equal(s, MIGD_STATE_RUNNING);
+	zero = migd_sim_device_new_from_string("mtty:persist=/dev/zero", &error);
+	assert_non_null(zero);
+	g_unlink(fifo);
+	g_rmdir(dir);
+}
+
 static void
 test_bad_specs(void **state)
 {
@@ -144,7 +185,7 @@ test_bad_specs(void **state)
 	assert_spec_error("mlx5:colour=blue", "state_size");
 	assert_spec_error("mlx5:seed=x", "seed");
 	assert_spec_error("mlx5:state_size=lots", "state_size");
-	assert_spec_error("mlx5:state_size=1", "4K..1T");
+	assert_spec_error("mlx5:state_size=1", "4K..16G");
 	assert_spec_error("mlx5:ports=2", "ports");
 	assert_spec_error("hisi_acc:state_size=1M", "does not apply");
 	assert_spec_error("mtty:ports=3", "1, 2");
@@ -243,10 +284,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_full_spec), cmocka_unit_test(test_dma_and_iommu_knobs),
-	    cmocka_unit_test(test_defaults),  cmocka_unit_test(test_sizes),
-	    cmocka_unit_test(test_bad_specs), cmocka_unit_test(test_real_arcs),
-	    cmocka_unit_test(test_keyfile),   cmocka_unit_test(test_set_and_copy),
+	    cmocka_unit_test(test_full_spec),	      cmocka_unit_test(test_dma_and_iommu_knobs),
+	    cmocka_unit_test(test_defaults),	      cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_bad_specs),	      cmocka_unit_test(test_real_arcs),
+	    cmocka_unit_test(test_keyfile),	      cmocka_unit_test(test_set_and_copy),
+	    cmocka_unit_test(test_state_size_bounds), cmocka_unit_test(test_persist_not_a_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1065,6 +1066,59 @@ test_config_errors(void **state)
 	}
 }
 
+/*
+ * Only regular files of at most 1 MiB: a CA bundle over the cap (valid PEM, repeated), a FIFO
+ * nobody writes to (it blocked the main loop) and /dev/zero (it grew the daemon to 24 GB) are
+ * refused at once, naming the key, the path and the reason.
+ */
+static void
+test_config_files_not_regular(void **state)
+{
+	g_autofree gchar *fifo = g_build_filename(pki->dir, "key-fifo.pem", NULL);
+	g_autofree gchar *big = g_build_filename(pki->dir, "big-ca.pem", NULL);
+	g_autofree gchar *ca = NULL;
+	g_autoptr(GString) bundle = g_string_new(NULL);
+	g_autoptr(MigdTransportAddress) tcp = migd_transport_address_parse("tcp:127.0.0.1:1", NULL);
+	g_autoptr(GError) error = NULL;
+	gint64 start;
+	MigdTransportConfig cfg = {0};
+
+	SKIP_WITHOUT_TLS();
+	assert_true(g_file_get_contents(pki->ca_crt, &ca, NULL, NULL));
+	while (bundle->len <= 1024 * 1024)
+		g_string_append(bundle, ca);
+	assert_true(g_file_set_contents(big, bundle->str, bundle->len, NULL));
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+
+	cfg = server_config();
+	cfg.ca_file = big;
+	assert_false(migd_transport_config_check(&cfg, tcp, TRUE, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_non_null(strstr(error->message, "ca_file '"));
+	assert_non_null(strstr(error->message, "more than the 1048576 allowed"));
+	g_clear_error(&error);
+
+	start = g_get_monotonic_time();
+	cfg = server_config();
+	cfg.key_file = fifo;
+	assert_false(migd_transport_config_check(&cfg, tcp, TRUE, &error));
+	if (strstr(error->message, "key_file '") == NULL ||
+	    strstr(error->message, "a FIFO, but a regular file is required") == NULL)
+		fail_msg("FIFO key: '%s'", error->message);
+	g_clear_error(&error);
+
+	cfg = server_config();
+	cfg.cert_file = "/dev/zero";
+	assert_false(migd_transport_config_check(&cfg, tcp, TRUE, &error));
+	/* the path once, after the key */
+	assert_string_equal(error->message,
+			    "cert_file '/dev/zero': a character device, but a regular file is "
+			    "required");
+	assert_true(g_get_monotonic_time() - start < 2 * G_USEC_PER_SEC);
+	assert_int_equal(g_unlink(fifo), 0);
+	assert_int_equal(g_unlink(big), 0);
+}
+
 /* ---- timeouts and cancellation ---- */
 
 static void
@@ -1327,6 +1381,7 @@ main(void)
 	    cmocka_unit_test(test_pending_handshakes_capped),
 	    cmocka_unit_test(test_bad_addresses),
 	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_config_files_not_regular),
 	    cmocka_unit_test(test_timeout_server),
 	    cmocka_unit_test(test_timeout_client),
 	    cmocka_unit_test(test_cancel),

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "migd-error.h"
+#include "migd-file.h"
 #include "migd-hook-core.h"
 
 /* ---- configuration ---- */
@@ -319,12 +320,13 @@ migd_hook_config_load(const gchar *path, GError **error)
 	g_autoptr(GError) local = NULL;
 	MigdHookConfig *config;
 
-	if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
+	/* libvirt waits for its hooks: a FIFO or /dev/zero here must not hang or grow it */
+	if (!migd_file_load_key_file(kf, path, &local)) {
 		/* not configured: the hook is installed but inert */
 		if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
 			return migd_hook_config_new();
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: %s", path,
-			    local->message);
+		/* MIGD_ERROR_INVALID_ARGUMENT, naming the path */
+		g_propagate_error(error, g_steal_pointer(&local));
 		return NULL;
 	}
 	config = migd_hook_config_from_key_file(kf, &local);
