@@ -29,6 +29,8 @@ typedef struct {
 	MigdDirtyFallback dirty_fallback;
 	/* where jobs in flight are recorded (borrowed; NULL: nowhere) */
 	MigdJournal *journal;
+	/* do not offer CAP_CHECKSUM (the benchmark measures its cost; tests play an old peer) */
+	gboolean no_checksum;
 } MigdSourceOptions;
 
 void migd_source_options_init(MigdSourceOptions *options);

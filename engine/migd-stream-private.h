@@ -34,7 +34,7 @@ void migd_stream_meter_add(MigdStreamMeter *self, guint64 n_bytes, gint64 now_us
 void migd_stream_meter_snapshot(const MigdStreamMeter *self, gint64 now_us, MigdStreamStats *stats);
 
 typedef enum {
-	MIGD_STREAM_EVENT_CHUNK,	/* reader: @chunk */
+	MIGD_STREAM_EVENT_CHUNK,	/* reader: @chunk, @a = its CRC32C (config.checksum) */
 	MIGD_STREAM_EVENT_DRAINED,	/* reader: @phase, @status, @a = bytes of this drain */
 	MIGD_STREAM_EVENT_PRECOPY_INFO, /* reader: @a = initial, @b = dirty */
 	MIGD_STREAM_EVENT_SPACE,	/* writer: the queue drained to its low-water mark */

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "migd-crc32c.h"
 #include "migd-error.h"
 #include "migd-stream-private.h"
 #include "migd-stream-reader.h"
@@ -134,6 +135,12 @@ migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
 		if (chunk != NULL) {
 			total += g_bytes_get_size(chunk);
 			event = migd_stream_event_new(MIGD_STREAM_EVENT_CHUNK);
+			/* now, while the bytes just read are still in cache */
+			if (self->w.config.checksum) {
+				gsize len = 0;
+				gconstpointer data = g_bytes_get_data(chunk, &len);
+				event->a = migd_crc32c_update(0, data, len);
+			}
 			event->chunk = g_steal_pointer(&chunk);
 			migd_stream_worker_post(&self->w, event);
 		}
@@ -213,7 +220,7 @@ migd_stream_reader_deliver(gpointer owner, MigdStreamEvent *event)
 		break;
 	case MIGD_STREAM_EVENT_CHUNK:
 		if (cb->chunk != NULL)
-			cb->chunk(self, event->chunk, self->user_data);
+			cb->chunk(self, event->chunk, (guint32)event->a, self->user_data);
 		break;
 	case MIGD_STREAM_EVENT_DRAINED:
 		self->busy = FALSE;

@@ -46,8 +46,12 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(MigdStreamReader, migd_stream_reader, MIGD, STREAM_READER, GObject)
 
 typedef struct {
-	/* the next piece of the stream, in order; see "Ownership of chunks" */
-	void (*chunk)(MigdStreamReader *reader, GBytes *chunk, gpointer user_data);
+	/*
+	 * the next piece of the stream, in order; see "Ownership of chunks";
+	 * @crc32c: its CRC32C, computed on the worker while the bytes were in
+	 * cache, with MigdStreamConfig.checksum (else 0)
+	 */
+	void (*chunk)(MigdStreamReader *reader, GBytes *chunk, guint32 crc32c, gpointer user_data);
 	/*
 	 * the drain reached the temporary end (PRE_COPY: MIGD_DATA_READ_TEMP_END)
 	 * or the end (STOP_COPY: MIGD_DATA_READ_END) after @drain_bytes; every

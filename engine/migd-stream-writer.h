@@ -58,6 +58,20 @@ MigdStreamWriter *migd_stream_writer_new(MigdDataFd *data_fd, GMainContext *cont
  */
 gboolean migd_stream_writer_push(MigdStreamWriter *self, GBytes *chunk);
 
+/*
+ * As push(), and the worker checks, before writing it, that the chunk's CRC32C
+ * is @crc32c (on the worker: the bytes are then in cache for the write). A
+ * mismatch fails the writer (MIGD_ERROR_PROTOCOL, "checksum") and nothing of
+ * the chunk reaches the device.
+ */
+gboolean migd_stream_writer_push_checked(MigdStreamWriter *self, GBytes *chunk, guint32 crc32c);
+
+/*
+ * The CRC32C of every checked chunk written so far, in order (the whole stream
+ * when every chunk was pushed checked); final once finished ran.
+ */
+guint32 migd_stream_writer_get_crc32c(MigdStreamWriter *self);
+
 /* no more chunks: finished runs once the queue is written */
 void migd_stream_writer_finish(MigdStreamWriter *self);
 

@@ -55,7 +55,7 @@ consumer_release_one(Consumer *c)
 }
 
 static void
-consumer_chunk(MigdStreamReader *reader, GBytes *chunk, gpointer user_data)
+consumer_chunk(MigdStreamReader *reader, GBytes *chunk, guint32 crc32c, gpointer user_data)
 {
 	Consumer *c = user_data;
 	gsize size = g_bytes_get_size(chunk);
