@@ -87,7 +87,8 @@ struct _MigdDestination {
 	MigdTransportListener *listener;
 	MigdDestSession *active;
 	GPtrArray *dirty; /* MigdDirtySink or NULL per device, of the last completed migration */
-	MigdJournal *journal; /* borrowed; NULL: jobs are not recorded */
+	MigdJournal *journal;	  /* borrowed; NULL: jobs are not recorded */
+	MigdStreamBudget *budget; /* NULL: the writers' windows alone bound the streams */
 	guint job_counter;
 };
 
@@ -499,6 +500,7 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 		migd_dest_session_fail(self, error, TRUE);
 		return;
 	}
+	migd_stream_writer_set_budget(dd->writer, self->dest->budget);
 	dd->accepted = TRUE;
 	{
 		Migd__Wire__DeviceAccept accept = MIGD__WIRE__DEVICE_ACCEPT__INIT;
@@ -996,6 +998,7 @@ migd_destination_finalize(GObject *object)
 	MigdDestination *self = MIGD_DESTINATION(object);
 	g_ptr_array_unref(self->devices);
 	g_ptr_array_unref(self->dirty);
+	g_clear_pointer(&self->budget, migd_stream_budget_unref);
 	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
 }
 
@@ -1027,6 +1030,16 @@ migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError *
 	/* bitmaps are kept by index: a new device list makes them meaningless */
 	g_ptr_array_set_size(self->dirty, 0);
 	return TRUE;
+}
+
+void
+migd_destination_set_budget(MigdDestination *self, MigdStreamBudget *budget)
+{
+	g_return_if_fail(MIGD_IS_DESTINATION(self));
+	if (budget != NULL)
+		migd_stream_budget_ref(budget);
+	g_clear_pointer(&self->budget, migd_stream_budget_unref);
+	self->budget = budget;
 }
 
 void

@@ -568,7 +568,10 @@ migd_source_attach_reader(MigdSource *self, MigdSourceDevice *sd, MigdDataFd *da
 	    .checksum = (self->capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0,
 	};
 	sd->reader = migd_stream_reader_new(data_fd, NULL, &config, &callbacks, sd, error);
-	return sd->reader != NULL;
+	if (sd->reader == NULL)
+		return FALSE;
+	migd_stream_reader_set_budget(sd->reader, self->options.budget);
+	return TRUE;
 }
 
 static void

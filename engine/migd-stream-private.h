@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 
 #include "migd-data-fd.h"
+#include "migd-stream-budget.h"
 #include "migd-stream-stats.h"
 
 G_BEGIN_DECLS
@@ -142,6 +143,9 @@ typedef struct {
 	GCancellable *cancellable;
 	GObject *owner; /* not a reference: the owner embeds the worker */
 	MigdStreamDeliverFunc deliver;
+
+	/* the daemon's budget this stream takes from too (NULL: none); set before any chunk */
+	MigdStreamBudgetMember *member;
 
 	/* main context only */
 	gboolean stopped;   /* the owner's own reasons, an error dispatched, or cancel() */

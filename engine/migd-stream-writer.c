@@ -122,11 +122,24 @@ migd_stream_writer_thread(gpointer data)
 					   (GDestroyNotify)migd_stream_writer_item_free);
 			migd_stream_window_clear(&self->w.window);
 			self->w.quit = TRUE;
+			if (self->w.member != NULL) {
+				g_mutex_unlock(&self->w.lock);
+				migd_stream_budget_give(
+				    self->w.member,
+				    migd_stream_budget_member_get_held(self->w.member));
+				g_mutex_lock(&self->w.lock);
+			}
 			break;
 		}
 		migd_stream_writer_item_free(g_queue_pop_head(&self->queue));
 		migd_stream_window_put(&self->w.window, size);
 		migd_stream_meter_add(&self->w.meter, size, g_get_monotonic_time());
+		/* unlocked: giving back may call other writers' wake, which takes their locks */
+		if (self->w.member != NULL) {
+			g_mutex_unlock(&self->w.lock);
+			migd_stream_budget_give(self->w.member, size);
+			g_mutex_lock(&self->w.lock);
+		}
 		/* half the bounds: a pusher gets room for more than one chunk */
 		if (self->want_space &&
 		    migd_stream_window_is_half_empty(&self->w.window, self->w.config.max_chunks,
@@ -202,6 +215,11 @@ migd_stream_writer_push_item(MigdStreamWriter *self, GBytes *chunk, gboolean che
 		self->want_space = TRUE;
 		return FALSE;
 	}
+	/* the daemon's bound: refused, the budget wakes us once bytes come back */
+	if (self->w.member != NULL && !migd_stream_budget_try_take(self->w.member, size)) {
+		self->want_space = TRUE;
+		return FALSE;
+	}
 	item = g_new0(MigdStreamWriterItem, 1);
 	item->chunk = g_bytes_ref(chunk);
 	item->check = check;
@@ -227,6 +245,38 @@ migd_stream_writer_push_checked(MigdStreamWriter *self, GBytes *chunk, guint32 c
 	g_return_val_if_fail(MIGD_IS_STREAM_WRITER(self), FALSE);
 	g_return_val_if_fail(chunk != NULL, FALSE);
 	return migd_stream_writer_push_item(self, chunk, TRUE, crc32c);
+}
+
+/* any thread, no budget lock held: another stream gave bytes back */
+static void
+migd_stream_writer_budget_wake(gpointer member, gpointer user_data)
+{
+	MigdStreamWriter *self = user_data;
+	gboolean wake = FALSE;
+
+	g_mutex_lock(&self->w.lock);
+	if (self->want_space && !self->w.quit) {
+		self->want_space = FALSE;
+		wake = migd_stream_worker_post_locked(
+		    &self->w, migd_stream_event_new(MIGD_STREAM_EVENT_SPACE));
+	}
+	g_mutex_unlock(&self->w.lock);
+	if (wake)
+		migd_stream_notify_wake(self->w.notify);
+}
+
+void
+migd_stream_writer_set_budget(MigdStreamWriter *self, MigdStreamBudget *budget)
+{
+	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
+	g_return_if_fail(self->w.member == NULL);
+
+	if (budget == NULL)
+		return;
+	g_mutex_lock(&self->w.lock);
+	self->w.member = migd_stream_budget_join(budget, MIGD_STREAM_BUDGET_RECEIVE,
+						 migd_stream_writer_budget_wake, self);
+	g_mutex_unlock(&self->w.lock);
 }
 
 guint32

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "migd-data-fd.h"
+#include "migd-stream-budget.h"
 #include "migd-stream-stats.h"
 
 G_BEGIN_DECLS
@@ -71,6 +72,14 @@ gboolean migd_stream_writer_push_checked(MigdStreamWriter *self, GBytes *chunk, 
  * when every chunk was pushed checked); final once finished ran.
  */
 guint32 migd_stream_writer_get_crc32c(MigdStreamWriter *self);
+
+/*
+ * Queued chunks take from @budget too (the daemon's, shared by every stream;
+ * its receive half): push() also refuses a chunk the budget does not grant,
+ * and space_available follows once other streams gave bytes back. Before the
+ * first push().
+ */
+void migd_stream_writer_set_budget(MigdStreamWriter *self, MigdStreamBudget *budget);
 
 /* no more chunks: finished runs once the queue is written */
 void migd_stream_writer_finish(MigdStreamWriter *self);
