@@ -52,13 +52,15 @@ static gsize
 migd_stream_reader_reserve(MigdStreamReader *self)
 {
 	gsize size = self->w.config.chunk_size;
+	gboolean quit;
 
 	g_mutex_lock(&self->w.lock);
 	while (!self->w.quit && migd_stream_window_is_full(
 				    &self->w.window, self->w.config.max_chunks, G_MAXUINT64, size))
 		g_cond_wait(&self->w.cond, &self->w.lock);
+	quit = self->w.quit;
 	g_mutex_unlock(&self->w.lock);
-	if (self->w.quit)
+	if (quit)
 		return 0;
 	/* outside the lock: the bytes come back from other streams' threads */
 	if (self->w.member != NULL) {
