@@ -296,6 +296,20 @@ migd_stream_worker_finalize(MigdStreamWorker *self)
 }
 
 void
+migd_stream_worker_join_budget(MigdStreamWorker *self, MigdStreamBudget *budget,
+			       MigdStreamBudgetSide side, GFunc wake, gpointer wake_data)
+{
+	g_return_if_fail(self->member == NULL);
+
+	if (budget == NULL)
+		return;
+	/* the worker reads it once an operation or a chunk reached it, under the lock */
+	g_mutex_lock(&self->lock);
+	self->member = migd_stream_budget_join(budget, side, wake, wake_data);
+	g_mutex_unlock(&self->lock);
+}
+
+void
 migd_stream_worker_get_stats(MigdStreamWorker *self, MigdStreamStats *stats)
 {
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);

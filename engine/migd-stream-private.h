@@ -189,6 +189,12 @@ void migd_stream_worker_cancel(MigdStreamWorker *self);
 void migd_stream_worker_dispose(MigdStreamWorker *self);
 /* the owner's finalize */
 void migd_stream_worker_finalize(MigdStreamWorker *self);
+/*
+ * The owner's set_budget, before any chunk: the worker takes from @budget's
+ * @side too (NULL: it does not); @wake as in migd_stream_budget_join()
+ */
+void migd_stream_worker_join_budget(MigdStreamWorker *self, MigdStreamBudget *budget,
+				    MigdStreamBudgetSide side, GFunc wake, gpointer wake_data);
 /* the meter and the window, for the owner's get_stats (takes the lock) */
 void migd_stream_worker_get_stats(MigdStreamWorker *self, MigdStreamStats *stats);
 

@@ -336,14 +336,7 @@ void
 migd_stream_reader_set_budget(MigdStreamReader *self, MigdStreamBudget *budget)
 {
 	g_return_if_fail(MIGD_IS_STREAM_READER(self));
-	g_return_if_fail(self->w.member == NULL);
-
-	if (budget == NULL)
-		return;
-	/* the worker reads it after an operation started, under the lock */
-	g_mutex_lock(&self->w.lock);
-	self->w.member = migd_stream_budget_join(budget, MIGD_STREAM_BUDGET_SEND, NULL, NULL);
-	g_mutex_unlock(&self->w.lock);
+	migd_stream_worker_join_budget(&self->w, budget, MIGD_STREAM_BUDGET_SEND, NULL, NULL);
 }
 
 gboolean

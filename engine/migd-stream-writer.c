@@ -269,14 +269,8 @@ void
 migd_stream_writer_set_budget(MigdStreamWriter *self, MigdStreamBudget *budget)
 {
 	g_return_if_fail(MIGD_IS_STREAM_WRITER(self));
-	g_return_if_fail(self->w.member == NULL);
-
-	if (budget == NULL)
-		return;
-	g_mutex_lock(&self->w.lock);
-	self->w.member = migd_stream_budget_join(budget, MIGD_STREAM_BUDGET_RECEIVE,
-						 migd_stream_writer_budget_wake, self);
-	g_mutex_unlock(&self->w.lock);
+	migd_stream_worker_join_budget(&self->w, budget, MIGD_STREAM_BUDGET_RECEIVE,
+				       migd_stream_writer_budget_wake, self);
 }
 
 guint32
