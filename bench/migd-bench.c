@@ -8,6 +8,8 @@
  *      (and, for information, against a memory-to-memory copy on the link);
  *  (b) downtime of 4 devices whose save rate dominates, stopped and streamed in
  *      parallel by one job, against the same 4 devices migrated one after another.
+ * With (a), the cost of the streams' CRC32C: the engine without it (a source that
+ * does not offer CAP_CHECKSUM) in the same run, and CRC32C alone in GB/s.
  */
 #include "config.h"
 
@@ -15,10 +17,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migd-crc32c.h"
 #include "migd-data-fd.h"
 #include "migd-destination.h"
 #include "migd-tune.h"
@@ -58,7 +63,8 @@ bench_devices(const gchar *spec, guint n, guint seed)
 
 /* one migration of @n devices of @spec; returns the source job (finished) */
 static MigdJob *
-bench_migrate(const gchar *src_spec, const gchar *dst_spec, guint n, gdouble *seconds)
+bench_migrate(const gchar *src_spec, const gchar *dst_spec, guint n, gboolean checksum,
+	      gdouble *seconds)
 {
 	g_autoptr(GPtrArray) src = bench_devices(src_spec, n, 1);
 	g_autoptr(GPtrArray) dst = bench_devices(dst_spec, n, 100);
@@ -74,6 +80,7 @@ bench_migrate(const gchar *src_spec, const gchar *dst_spec, guint n, gdouble *se
 	migd_source_options_init(&options);
 	/* stop-copy moves everything: no pre-copy round at all */
 	options.policy.max_rounds = 0;
+	options.no_checksum = !checksum;
 	g_signal_connect(dest, "job-started", G_CALLBACK(bench_job_started_cb), &jobs);
 	if (!migd_destination_listen(dest, "tcp:127.0.0.1:0", &transport, &error)) {
 		g_printerr("bench: listen: %s\n", error->message);
@@ -287,29 +294,124 @@ bench_relay_copy(const gchar *spec, guint64 *bytes)
 	return (g_get_monotonic_time() - start) / (gdouble)G_USEC_PER_SEC;
 }
 
+/* CRC32C of 1 MiB chunks (the default chunk size), in GB/s: the best of 5 rounds of 256 MiB */
+static gdouble
+bench_crc32c(guint32 (*func)(guint32, gconstpointer, gsize))
+{
+	const gsize chunk = 1024 * 1024;
+	g_autofree guint8 *buf = g_malloc(chunk);
+	gdouble best = 0;
+	guint32 sink = 0;
+
+	for (gsize i = 0; i < chunk; i++)
+		buf[i] = (guint8)(i * 131 + (i >> 9));
+	for (guint round = 0; round < 5; round++) {
+		gint64 start = g_get_monotonic_time();
+		gdouble s;
+		for (guint i = 0; i < 256; i++)
+			sink ^= func(sink, buf, chunk);
+		s = (g_get_monotonic_time() - start) / (gdouble)G_USEC_PER_SEC;
+		best = MAX(best, 256.0 * chunk / s / 1e9);
+	}
+	/* keeps the loop from being optimised away */
+	if (sink == 0x12345678)
+		printf(" ");
+	return best;
+}
+
+static gint
+bench_cmp_double(gconstpointer a, gconstpointer b)
+{
+	gdouble x = *(const gdouble *)a;
+	gdouble y = *(const gdouble *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* CPU time of the whole process (both engines, every thread), in seconds */
+static gdouble
+bench_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+#define BENCH_CHECKSUM_PAIRS 5
+
+typedef struct {
+	gdouble rate[2];	/* MiB/s without, with the checksum: medians */
+	gdouble cpu_per_gib[2]; /* CPU seconds per GiB moved, both engines: medians */
+} BenchChecksumCost;
+
+/*
+ * The engine without the checksum and with it, alternately, five times each:
+ * wall-clock rates and CPU time per GiB (which the other load on shared cores
+ * disturbs less), medians.
+ */
+static void
+bench_checksum_cost(const gchar *spec, BenchChecksumCost *cost)
+{
+	gdouble rate[2][BENCH_CHECKSUM_PAIRS];
+	gdouble cpu[2][BENCH_CHECKSUM_PAIRS];
+
+	for (guint i = 0; i < BENCH_CHECKSUM_PAIRS; i++) {
+		for (guint with = 0; with < 2; with++) {
+			gdouble s = 0;
+			gdouble cpu0 = bench_cpu_s();
+			g_autoptr(MigdJob) job = bench_migrate(spec, spec, 1, with, &s);
+			gdouble gib = migd_job_get_bytes(job) / 1073741824.0;
+
+			rate[with][i] = gib * 1024.0 / s;
+			cpu[with][i] = (bench_cpu_s() - cpu0) / gib;
+		}
+	}
+	for (guint with = 0; with < 2; with++) {
+		qsort(rate[with], BENCH_CHECKSUM_PAIRS, sizeof(gdouble), bench_cmp_double);
+		qsort(cpu[with], BENCH_CHECKSUM_PAIRS, sizeof(gdouble), bench_cmp_double);
+		cost->rate[with] = rate[with][BENCH_CHECKSUM_PAIRS / 2];
+		cost->cpu_per_gib[with] = cpu[with][BENCH_CHECKSUM_PAIRS / 2];
+	}
+}
+
 static gboolean
 bench_throughput(gdouble target)
 {
 	const gchar *spec = "mlx5:state_size=1G";
 	const guint64 size = 1024ull * 1024 * 1024;
 	guint64 relay_bytes = 0;
-	gdouble engine_s = 0;
 	gdouble plain_s = bench_plain_copy(size);
 	gdouble relay_s = bench_relay_copy(spec, &relay_bytes);
-	g_autoptr(MigdJob) job = bench_migrate(spec, spec, 1, &engine_s);
-	gdouble engine_rate = migd_job_get_bytes(job) / engine_s / 1048576.0;
+	BenchChecksumCost cost = {0};
+	gdouble engine_rate;
+	gdouble bare_rate;
+	gdouble crc_generic = bench_crc32c(migd_crc32c_update_generic);
+	gdouble crc_hw = migd_crc32c_have_hw() ? bench_crc32c(migd_crc32c_update_hw) : 0;
 	gdouble relay_rate = relay_bytes / relay_s / 1048576.0;
 	gdouble plain_rate = size / plain_s / 1048576.0;
-	gdouble ratio = engine_rate / relay_rate;
+	gdouble ratio;
 
-	printf("throughput: 1 GiB stop-copy: engine %.0f MiB/s (%" G_GUINT64_FORMAT
-	       " bytes in %.2f s), plain TCP relay of the same device state %.0f MiB/s: ratio "
-	       "%.2f (target >= %.2f) %s\n",
-	       engine_rate, migd_job_get_bytes(job), engine_s, relay_rate, ratio, target,
-	       ratio >= target ? "MET" : "MISSED");
+	bench_checksum_cost(spec, &cost);
+	bare_rate = cost.rate[0];
+	engine_rate = cost.rate[1];
+	ratio = engine_rate / relay_rate;
+	printf("throughput: 1 GiB stop-copy: engine %.0f MiB/s (median of 5), plain TCP relay of "
+	       "the same device state %.0f MiB/s: ratio %.2f (target >= %.2f) %s\n",
+	       engine_rate, relay_rate, ratio, target, ratio >= target ? "MET" : "MISSED");
 	printf("throughput: link limit (plain TCP copy of 1 GiB from memory) %.0f MiB/s: engine "
 	       "%.2f, relay %.2f of it\n",
 	       plain_rate, engine_rate / plain_rate, relay_rate / plain_rate);
+	printf("checksum: engine with CRC32C %.0f MiB/s, without %.0f MiB/s (%.2f of it); CPU "
+	       "(both engines) %.2f s/GiB with, %.2f s/GiB without (+%.1f%%); medians of %u "
+	       "alternating runs each\n",
+	       engine_rate, bare_rate, engine_rate / bare_rate, cost.cpu_per_gib[1],
+	       cost.cpu_per_gib[0], 100.0 * (cost.cpu_per_gib[1] / cost.cpu_per_gib[0] - 1),
+	       BENCH_CHECKSUM_PAIRS);
+	printf("checksum: CRC32C of 1 MiB chunks %.1f GB/s with SSE4.2%s, %.1f GB/s with tables; "
+	       "two passes (source and destination) per byte at the engine's rate: %.2f%% of a "
+	       "core\n",
+	       crc_hw, migd_crc32c_have_hw() ? "" : " (not on this CPU)", crc_generic,
+	       100.0 * 2 * engine_rate * 1048576.0 /
+		   ((migd_crc32c_have_hw() ? crc_hw : crc_generic) * 1e9));
 	return ratio >= target;
 }
 
@@ -319,13 +421,13 @@ bench_downtime(gdouble target)
 	const gchar *spec =
 	    g_getenv("BENCH_SPEC") ? g_getenv("BENCH_SPEC") : "mlx5:state_size=32M,save_rate=128M";
 	gdouble s = 0;
-	g_autoptr(MigdJob) parallel = bench_migrate(spec, "mlx5", 4, &s);
+	g_autoptr(MigdJob) parallel = bench_migrate(spec, "mlx5", 4, TRUE, &s);
 	gdouble parallel_ms = migd_job_get_downtime_us(parallel) / 1000.0;
 	gdouble sequential_ms = 0;
 	gdouble ratio;
 
 	for (guint i = 0; i < 4; i++) {
-		g_autoptr(MigdJob) one = bench_migrate(spec, "mlx5", 1, &s);
+		g_autoptr(MigdJob) one = bench_migrate(spec, "mlx5", 1, TRUE, &s);
 		sequential_ms += migd_job_get_downtime_us(one) / 1000.0;
 	}
 	ratio = parallel_ms / sequential_ms;

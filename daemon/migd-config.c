@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "migd-config.h"
+#include "migd-stream-budget.h"
 
 #include <string.h>
 
@@ -93,15 +94,18 @@ migd_daemon_config_check_device(GKeyFile *config, const gchar *group, GError **e
 static gboolean
 migd_daemon_config_check_daemon(GKeyFile *config, GError **error)
 {
-	const gchar *const known[] = {"low-power-idle", NULL};
+	const gchar *const known[] = {"low-power-idle", "max-inflight", NULL};
 	gboolean low_power_idle = FALSE;
+	guint64 max_inflight = MIGD_STREAM_BUDGET_DEFAULT;
 
 	if (!migd_plugin_config_check_keys(config, "daemon", known, error)) {
 		g_prefix_error(error, "[daemon]: ");
 		return FALSE;
 	}
 	if (!migd_plugin_config_get_boolean(config, "daemon", "low-power-idle", &low_power_idle,
-					    error)) {
+					    error) ||
+	    !migd_plugin_config_get_size(config, "daemon", "max-inflight", MIGD_STREAM_BUDGET_MIN,
+					 MIGD_STREAM_BUDGET_MAX, &max_inflight, error)) {
 		g_prefix_error(error, "[daemon] ");
 		return FALSE;
 	}

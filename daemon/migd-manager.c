@@ -38,8 +38,9 @@ struct _MigdManager {
 	gpointer info_data;
 	MigdManagerDeviceOpenFunc open_func;
 	gpointer open_data;
-	MigdJournal *journal;	 /* borrowed */
-	MigdLowPower *low_power; /* borrowed; NULL: idle devices stay powered */
+	MigdJournal *journal;	  /* borrowed */
+	MigdLowPower *low_power;  /* borrowed; NULL: idle devices stay powered */
+	MigdStreamBudget *budget; /* state in flight, over every stream of every job */
 };
 
 enum {
@@ -615,6 +616,7 @@ migd_manager_migrate(MigdManager *self, const gchar *const *device_names, const 
 		return 0;
 	migd_source_options_init(&source_options);
 	source_options.journal = self->journal;
+	source_options.budget = self->budget;
 	if (options->downtime_ms > 0)
 		source_options.policy.downtime_target_us =
 		    (guint64)options->downtime_ms * G_TIME_SPAN_MILLISECOND;
@@ -676,6 +678,7 @@ migd_manager_start_listening(MigdManager *self, const gchar *address, gint fd,
 	}
 	destination = migd_destination_new(self->devices);
 	migd_destination_set_journal(destination, self->journal);
+	migd_destination_set_budget(destination, self->budget);
 	g_signal_connect_object(destination, "job-started", G_CALLBACK(migd_manager_job_started_cb),
 				self, 0);
 	if (address != NULL ? !migd_destination_listen(destination, address, transport, error)
@@ -826,6 +829,25 @@ migd_manager_init(MigdManager *self)
 	self->next_job_id = 1;
 	self->retain_s = MIGD_MANAGER_JOB_RETAIN_S;
 	self->retain_count = MIGD_MANAGER_JOB_RETAIN_COUNT;
+	self->budget = migd_stream_budget_new(MIGD_STREAM_BUDGET_DEFAULT);
+}
+
+void
+migd_manager_set_max_inflight(MigdManager *self, guint64 bytes)
+{
+	g_return_if_fail(MIGD_IS_MANAGER(self));
+	/* streams running keep the budget they joined; it lives until they leave */
+	g_clear_pointer(&self->budget, migd_stream_budget_unref);
+	self->budget = migd_stream_budget_new(bytes);
+	if (self->destination != NULL)
+		migd_destination_set_budget(self->destination, self->budget);
+}
+
+MigdStreamBudget *
+migd_manager_get_budget(MigdManager *self)
+{
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), NULL);
+	return self->budget;
 }
 
 static void
@@ -845,6 +867,7 @@ migd_manager_finalize(GObject *object)
 	g_hash_table_unref(self->jobs);
 	g_hash_table_unref(self->busy);
 	g_ptr_array_unref(self->devices);
+	g_clear_pointer(&self->budget, migd_stream_budget_unref);
 	G_OBJECT_CLASS(migd_manager_parent_class)->finalize(object);
 }
 

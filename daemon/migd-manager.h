@@ -9,6 +9,7 @@
 #include "migd-job.h"
 #include "migd-journal.h"
 #include "migd-low-power.h"
+#include "migd-stream-budget.h"
 #include "migd-transport.h"
 
 G_BEGIN_DECLS
@@ -86,6 +87,13 @@ void migd_manager_set_device_info_func(MigdManager *self, MigdManagerDeviceInfoF
 				       gpointer user_data);
 void migd_manager_set_device_open_func(MigdManager *self, MigdManagerDeviceOpenFunc func,
 				       gpointer user_data);
+/*
+ * The bound on device state in flight over every stream of every job
+ * ([daemon] max-inflight=, default MIGD_STREAM_BUDGET_DEFAULT; see
+ * migd-stream-budget.h). Jobs started from now on use it.
+ */
+void migd_manager_set_max_inflight(MigdManager *self, guint64 bytes);
+MigdStreamBudget *migd_manager_get_budget(MigdManager *self);
 /* finished jobs stay for @seconds, at most @count of them (default: MIGD_MANAGER_JOB_RETAIN_*) */
 void migd_manager_set_job_retention(MigdManager *self, guint seconds, guint count);
 

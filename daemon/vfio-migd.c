@@ -406,18 +406,18 @@ migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **err
 	return TRUE;
 }
 
-/* [daemon]: the daemon's own settings */
+/* [daemon]: the daemon's own settings (keys and values checked by migd_daemon_config_check) */
 static gboolean
-migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, GError **error)
+migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, guint64 *max_inflight,
+		      GError **error)
 {
-	const gchar *const known[] = {"low-power-idle", NULL};
-
-	if (!migd_plugin_config_check_keys(config, "daemon", known, error)) {
-		g_prefix_error(error, "[daemon]: ");
-		return FALSE;
-	}
 	if (!migd_plugin_config_get_boolean(config, "daemon", "low-power-idle", low_power_idle,
 					    error)) {
+		g_prefix_error(error, "[daemon] ");
+		return FALSE;
+	}
+	if (!migd_plugin_config_get_size(config, "daemon", "max-inflight", MIGD_STREAM_BUDGET_MIN,
+					 MIGD_STREAM_BUDGET_MAX, max_inflight, error)) {
 		g_prefix_error(error, "[daemon] ");
 		return FALSE;
 	}
@@ -590,6 +590,7 @@ main(int argc, char **argv)
 	g_autoptr(MigdLibvirtBridge) libvirt = NULL;
 	g_autoptr(MigdTransportConfig) listen_transport = g_new0(MigdTransportConfig, 1);
 	gboolean low_power_idle = FALSE;
+	guint64 max_inflight = MIGD_STREAM_BUDGET_DEFAULT;
 	g_autoptr(GKeyFile) config = NULL;
 	g_autoptr(MigdPluginManager) plugins = NULL;
 	g_autoptr(GOptionContext) context = NULL;
@@ -675,7 +676,7 @@ main(int argc, char **argv)
 	for (guint i = 0; i < devices->len; i++)
 		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
 	if (!migd_daemon_configure_devices(config, devices, &error) ||
-	    !migd_daemon_configure(config, &low_power_idle, &error) ||
+	    !migd_daemon_configure(config, &low_power_idle, &max_inflight, &error) ||
 	    !migd_daemon_configure_listen(config, listen_transport, &error)) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
@@ -713,6 +714,7 @@ main(int argc, char **argv)
 	g_dbus_connection_set_exit_on_close(connection, FALSE);
 
 	manager = migd_manager_new(devices);
+	migd_manager_set_max_inflight(manager, max_inflight);
 	daemon.plugins = plugins;
 	daemon.allow_sim = session || sim_specs != NULL;
 	migd_manager_set_device_open_func(manager, migd_daemon_open_device, &daemon);

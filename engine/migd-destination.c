@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "migd-connection.h"
+#include "migd-crc32c.h"
 #include "migd-dirty-sink.h"
 #include "migd-destination.h"
 #include "migd-error.h"
@@ -28,6 +29,19 @@
 
 typedef struct _MigdDestSession MigdDestSession;
 
+/* a received chunk and the CRC32C the source sent with it */
+typedef struct {
+	GBytes *bytes;
+	guint32 crc32c;
+} MigdDestChunk;
+
+static void
+migd_dest_chunk_free(MigdDestChunk *chunk)
+{
+	g_bytes_unref(chunk->bytes);
+	g_free(chunk);
+}
+
 typedef struct {
 	MigdDestSession *session;
 	guint index;
@@ -39,7 +53,7 @@ typedef struct {
 	MigdDirtySink *dirty; /* the pages the source device's DMA dirtied; NULL until a chunk */
 	gboolean head_checked;
 	MigdStreamWriter *writer;
-	GQueue pending; /* chunks refused by the full writer, in order */
+	GQueue pending; /* MigdDestChunk refused by the full writer, in order */
 	gboolean accepted;
 	gboolean touched; /* left its idle state: reset on failure */
 	gboolean initial_done;
@@ -63,6 +77,7 @@ struct _MigdDestSession {
 	gulong cancel_handler;
 	gboolean finished;
 	gboolean journaled; /* a journal record exists for this job */
+	gboolean checksum;  /* CAP_CHECKSUM: every chunk and the whole stream are checked */
 	guint64 total_bytes;
 	guint handshake_timer_id; /* until Hello and every offer arrived */
 	guint n_offers;
@@ -75,7 +90,8 @@ struct _MigdDestination {
 	MigdTransportListener *listener;
 	MigdDestSession *active;
 	GPtrArray *dirty; /* MigdDirtySink or NULL per device, of the last completed migration */
-	MigdJournal *journal; /* borrowed; NULL: jobs are not recorded */
+	MigdJournal *journal;	  /* borrowed; NULL: jobs are not recorded */
+	MigdStreamBudget *budget; /* NULL: the writers' windows alone bound the streams */
 	guint job_counter;
 	MigdTransportConfig *transport; /* the listener's: deadlines and caps */
 	GPtrArray *pending;		/* MigdDestSession (unowned) without a Hello yet */
@@ -95,7 +111,7 @@ migd_dest_device_free(MigdDestDevice *dd)
 		migd_stream_writer_cancel(dd->writer);
 		g_object_unref(dd->writer);
 	}
-	g_queue_clear_full(&dd->pending, (GDestroyNotify)g_bytes_unref);
+	g_queue_clear_full(&dd->pending, (GDestroyNotify)migd_dest_chunk_free);
 	g_clear_pointer(&dd->head, g_byte_array_unref);
 	g_clear_pointer(&dd->dirty, migd_dirty_sink_free);
 	g_clear_object(&dd->plugin);
@@ -157,7 +173,7 @@ migd_dest_session_reset_devices(MigdDestSession *self)
 		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
 		if (dd->writer != NULL)
 			migd_stream_writer_cancel(dd->writer);
-		g_queue_clear_full(&dd->pending, (GDestroyNotify)g_bytes_unref);
+		g_queue_clear_full(&dd->pending, (GDestroyNotify)migd_dest_chunk_free);
 	}
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
@@ -305,10 +321,13 @@ static gboolean
 migd_dest_device_push_pending(MigdDestDevice *dd)
 {
 	while (!g_queue_is_empty(&dd->pending)) {
-		GBytes *chunk = g_queue_peek_head(&dd->pending);
-		if (!migd_stream_writer_push(dd->writer, chunk))
+		MigdDestChunk *chunk = g_queue_peek_head(&dd->pending);
+		/* the writer's thread checks it, where the bytes are in cache for the write */
+		if (dd->session->checksum
+			? !migd_stream_writer_push_checked(dd->writer, chunk->bytes, chunk->crc32c)
+			: !migd_stream_writer_push(dd->writer, chunk->bytes))
 			return FALSE;
-		g_bytes_unref(g_queue_pop_head(&dd->pending));
+		migd_dest_chunk_free(g_queue_pop_head(&dd->pending));
 	}
 	migd_dest_device_maybe_finish(dd);
 	return TRUE;
@@ -354,8 +373,14 @@ migd_dest_writer_error_cb(MigdStreamWriter *writer, const GError *error, gpointe
 {
 	MigdDestDevice *dd = user_data;
 	g_autoptr(GError) copy = g_error_copy(error);
-	g_autofree gchar *why = migd_plugin_explain_load_error(dd->plugin, dd->device, error);
+	g_autofree gchar *why = NULL;
 
+	/* a chunk that failed its checksum never reached the device: nothing to explain */
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL)) {
+		migd_dest_session_fail(dd->session, copy, TRUE);
+		return;
+	}
+	why = migd_plugin_explain_load_error(dd->plugin, dd->device, error);
 	if (why != NULL) {
 		/* the driver's errno alone rarely says what an operator must fix */
 		g_clear_error(&copy);
@@ -486,6 +511,7 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 		migd_dest_session_fail(self, error, TRUE);
 		return;
 	}
+	migd_stream_writer_set_budget(dd->writer, self->dest->budget);
 	dd->accepted = TRUE;
 	{
 		Migd__Wire__DeviceAccept accept = MIGD__WIRE__DEVICE_ACCEPT__INIT;
@@ -535,6 +561,13 @@ migd_dest_session_handle_chunk(MigdDestSession *self, const MigdWireFrame *frame
 		migd_dest_session_fail_literal(self, MIGD_ERROR_PROTOCOL, msg, TRUE);
 		return;
 	}
+	if (self->checksum && chunk->data.len > 0 && !chunk->has_crc32c) {
+		g_autofree gchar *msg =
+		    g_strdup_printf("%s: state chunk %" G_GUINT64_FORMAT " carries no checksum",
+				    dd->name, chunk->sequence);
+		migd_dest_session_fail_literal(self, MIGD_ERROR_PROTOCOL, msg, TRUE);
+		return;
+	}
 	if (chunk->phase == MIGD__WIRE__PHASE__PHASE_STOPCOPY)
 		migd_job_set_phase(self->job, MIGD_JOB_PHASE_STOPCOPY);
 	if (!migd_dest_device_check_head(dd, chunk->data.data, chunk->data.len,
@@ -544,12 +577,14 @@ migd_dest_session_handle_chunk(MigdDestSession *self, const MigdWireFrame *frame
 	if (chunk->data.len > 0) {
 		gsize len = chunk->data.len;
 		/* the unpacked payload, taken from the frame without a copy */
-		GBytes *bytes = migd_connection_steal_chunk_payload(self->conn, frame);
-		if (bytes == NULL)
-			bytes = g_bytes_new(chunk->data.data, len);
+		MigdDestChunk *item = g_new0(MigdDestChunk, 1);
+		item->bytes = migd_connection_steal_chunk_payload(self->conn, frame);
+		if (item->bytes == NULL)
+			item->bytes = g_bytes_new(chunk->data.data, len);
+		item->crc32c = chunk->crc32c;
 		dd->bytes_received += len;
 		self->total_bytes += len;
-		g_queue_push_tail(&dd->pending, bytes);
+		g_queue_push_tail(&dd->pending, item);
 		if (!migd_dest_device_push_pending(dd))
 			migd_connection_set_reading(self->conn, FALSE);
 		migd_job_update(self->job, 0, self->total_bytes, 0);
@@ -582,6 +617,59 @@ migd_dest_session_handle_dirty(MigdDestSession *self, const Migd__Wire__DirtyBit
 	migd_job_add_dirty(self->job, chunk->n_dirty, chunk->data.len);
 }
 
+/* the Commit's counts and, with CAP_CHECKSUM, the CRC32C of the whole stream */
+static gboolean
+migd_dest_session_check_stream(MigdDestSession *self, MigdDestDevice *dd, GError **error)
+{
+	const Migd__Wire__CommitDevice *sent = NULL;
+	guint32 crc;
+
+	for (gsize j = 0; j < self->commit->n_devices; j++) {
+		if (self->commit->devices[j]->device == dd->index)
+			sent = self->commit->devices[j];
+	}
+	if (sent == NULL || sent->chunks != dd->chunks_received ||
+	    sent->bytes != dd->bytes_received) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "%s: the source sent %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT
+			    " chunks, %" G_GUINT64_FORMAT " in %" G_GUINT64_FORMAT " arrived",
+			    dd->name, sent != NULL ? sent->bytes : 0,
+			    sent != NULL ? sent->chunks : 0, dd->bytes_received,
+			    dd->chunks_received);
+		return FALSE;
+	}
+	if (!self->checksum)
+		return TRUE;
+	if (!sent->has_crc32c) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "%s: the commit carries no checksum of the stream", dd->name);
+		return FALSE;
+	}
+	/* the writers have finished: every chunk was checked and written */
+	crc = dd->writer != NULL ? migd_stream_writer_get_crc32c(dd->writer) : 0;
+	if (crc != sent->crc32c) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "%s: stream checksum mismatch: CRC32C %08x of the %" G_GUINT64_FORMAT
+			    " bytes written, the source sent %08x",
+			    dd->name, crc, dd->bytes_received, sent->crc32c);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* device @entry failed: its result says why, and so will the job's message */
+static void
+migd_dest_commit_entry_fail(Migd__Wire__CommitDeviceResult *entry, const GError *error,
+			    GPtrArray *messages, GString *problems)
+{
+	entry->ok = FALSE;
+	entry->has_reason = TRUE;
+	entry->reason = MIGD__WIRE__REASON__REASON_VALIDATION_FAILED;
+	entry->message = g_strdup(error->message);
+	g_ptr_array_add(messages, entry->message);
+	g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "", error->message);
+}
+
 static void
 migd_dest_session_commit(MigdDestSession *self)
 {
@@ -593,42 +681,34 @@ migd_dest_session_commit(MigdDestSession *self)
 	g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GString) problems = g_string_new(NULL);
 	gboolean all_ok = TRUE;
+	gboolean streams_ok;
 
-	/* RESUMING -> STOP is where the driver validates what it loaded */
+	/* every stream whole and intact before any device moves on (docs/protocol.md) */
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
-		const Migd__Wire__CommitDevice *sent = NULL;
 		g_autoptr(GError) error = NULL;
 
 		migd__wire__commit_device_result__init(&entries[i]);
 		entries[i].device = dd->index;
+		entries[i].ok = TRUE;
 		ptrs[i] = &entries[i];
-		for (gsize j = 0; j < self->commit->n_devices; j++) {
-			if (self->commit->devices[j]->device == dd->index)
-				sent = self->commit->devices[j];
-		}
-		g_clear_object(&dd->writer);
-		if (sent == NULL || sent->chunks != dd->chunks_received ||
-		    sent->bytes != dd->bytes_received) {
-			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
-				    "%s: the source sent %" G_GUINT64_FORMAT
-				    " bytes in %" G_GUINT64_FORMAT " chunks, %" G_GUINT64_FORMAT
-				    " in %" G_GUINT64_FORMAT " arrived",
-				    dd->name, sent != NULL ? sent->bytes : 0,
-				    sent != NULL ? sent->chunks : 0, dd->bytes_received,
-				    dd->chunks_received);
-		} else if (migd_device_transition(dd->device, MIGD_STATE_STOP, MIGD_STATE_ERROR,
-						  NULL, NULL, &error)) {
-			entries[i].ok = TRUE;
+		if (migd_dest_session_check_stream(self, dd, &error))
 			continue;
-		}
 		all_ok = FALSE;
-		entries[i].has_reason = TRUE;
-		entries[i].reason = MIGD__WIRE__REASON__REASON_VALIDATION_FAILED;
-		entries[i].message = g_strdup(error->message);
-		g_ptr_array_add(messages, entries[i].message);
-		g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "",
-				       error->message);
+		migd_dest_commit_entry_fail(&entries[i], error, messages, problems);
+	}
+	/* RESUMING -> STOP is where the driver validates what it loaded */
+	streams_ok = all_ok;
+	for (guint i = 0; streams_ok && i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		g_autoptr(GError) error = NULL;
+
+		g_clear_object(&dd->writer);
+		if (migd_device_transition(dd->device, MIGD_STATE_STOP, MIGD_STATE_ERROR, NULL,
+					   NULL, &error))
+			continue;
+		all_ok = FALSE;
+		migd_dest_commit_entry_fail(&entries[i], error, messages, problems);
 	}
 	/* all or nothing: the source keeps its devices only if every one of ours runs */
 	for (guint i = 0; all_ok && i < self->devices->len; i++) {
@@ -695,11 +775,11 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 	Migd__Wire__HelloReply reply = MIGD__WIRE__HELLO_REPLY__INIT;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *job_id = NULL;
-	gboolean ok = migd_wire_negotiate(hello, MIGD_WIRE_PROTOCOL_VERSION_MIN,
-					  MIGD_WIRE_PROTOCOL_VERSION_MAX,
-					  MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK |
-					      MIGD_WIRE_CAP_DIRTY_BITMAP | MIGD_WIRE_CAP_KEEPALIVE,
-					  &reply, &error);
+	gboolean ok = migd_wire_negotiate(
+	    hello, MIGD_WIRE_PROTOCOL_VERSION_MIN, MIGD_WIRE_PROTOCOL_VERSION_MAX,
+	    MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_DIRTY_BITMAP |
+		MIGD_WIRE_CAP_KEEPALIVE | MIGD_WIRE_CAP_CHECKSUM,
+	    &reply, &error);
 	g_autofree gchar *refusal = NULL;
 
 	if (self->pending) {
@@ -730,6 +810,11 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 	dest->active = self;
 	job_id = g_strdup_printf("in%u", ++dest->job_counter);
 	self->job = migd_job_new(MIGD_JOB_ROLE_DESTINATION, job_id);
+	self->checksum = (reply.capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0;
+	if (!self->checksum)
+		g_message("job %s: the source sends no state checksums (an older vfio-migd): the "
+			  "streams are not checked end to end",
+			  job_id);
 	migd_job_set_n_devices(self->job, dest->devices->len);
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_NEGOTIATING);
 	for (guint i = 0; i < dest->devices->len; i++) {
@@ -994,6 +1079,7 @@ migd_destination_finalize(GObject *object)
 	g_ptr_array_unref(self->dirty);
 	migd_transport_config_free(self->transport);
 	g_ptr_array_unref(self->pending);
+	g_clear_pointer(&self->budget, migd_stream_budget_unref);
 	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
 }
 
@@ -1026,6 +1112,16 @@ migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError *
 	/* bitmaps are kept by index: a new device list makes them meaningless */
 	g_ptr_array_set_size(self->dirty, 0);
 	return TRUE;
+}
+
+void
+migd_destination_set_budget(MigdDestination *self, MigdStreamBudget *budget)
+{
+	g_return_if_fail(MIGD_IS_DESTINATION(self));
+	if (budget != NULL)
+		migd_stream_budget_ref(budget);
+	g_clear_pointer(&self->budget, migd_stream_budget_unref);
+	self->budget = budget;
 }
 
 void

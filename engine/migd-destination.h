@@ -41,6 +41,9 @@ gint migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GE
 gboolean migd_destination_is_busy(MigdDestination *self);
 /* the devices incoming migrations go into from now on; MIGD_ERROR_BUSY during one */
 gboolean migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError **error);
+/* incoming streams take from @budget, the daemon's bound on state in flight (NULL: none) */
+typedef struct _MigdStreamBudget MigdStreamBudget;
+void migd_destination_set_budget(MigdDestination *self, MigdStreamBudget *budget);
 /* records incoming jobs in @journal (borrowed; must outlive @self), see migd-journal.h */
 typedef struct _MigdJournal MigdJournal;
 void migd_destination_set_journal(MigdDestination *self, MigdJournal *journal);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "migd-connection.h"
+#include "migd-crc32c.h"
 #include "migd-dirty-source.h"
 #include "migd-error.h"
 #include "migd-plugin-generic.h"
@@ -46,6 +47,7 @@ typedef struct {
 	guint64 sequence;
 	guint64 chunks_sent;
 	guint64 bytes_sent;
+	guint32 crc32c; /* of every chunk sent, with CAP_CHECKSUM */
 	guint64 initial_bytes;
 	guint64 dirty_bytes;
 	gboolean acked;
@@ -295,7 +297,8 @@ migd_source_fail_literal(MigdSource *self, gint code, const gchar *message)
 /* ---- data path: reader callbacks ---- */
 
 static void
-migd_source_reader_chunk_cb(MigdStreamReader *reader, GBytes *chunk, gpointer user_data)
+migd_source_reader_chunk_cb(MigdStreamReader *reader, GBytes *chunk, guint32 crc32c,
+			    gpointer user_data)
 {
 	MigdSourceDevice *sd = user_data;
 	MigdSource *self = sd->source;
@@ -312,6 +315,12 @@ migd_source_reader_chunk_cb(MigdStreamReader *reader, GBytes *chunk, gpointer us
 	msg.sequence = sd->sequence++;
 	msg.data.data = (guint8 *)g_bytes_get_data(chunk, &len);
 	msg.data.len = len;
+	/* the reader computed it on its thread; the stream's value needs no pass over the bytes */
+	if ((self->capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0) {
+		msg.has_crc32c = TRUE;
+		msg.crc32c = crc32c;
+		sd->crc32c = migd_crc32c_combine(sd->crc32c, crc32c, len);
+	}
 	migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_STATE_CHUNK, &msg);
 	/* the connection references @chunk until it is written: no copy of the payload */
 	if (!migd_connection_send_with_payload(self->conn, &frame, chunk, &error)) {
@@ -369,6 +378,8 @@ migd_source_commit(MigdSource *self)
 		entries[i].device = sd->index;
 		entries[i].chunks = sd->chunks_sent;
 		entries[i].bytes = sd->bytes_sent;
+		entries[i].has_crc32c = (self->capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0;
+		entries[i].crc32c = sd->crc32c;
 		ptrs[i] = &entries[i];
 	}
 	commit.n_devices = self->devices->len;
@@ -554,9 +565,13 @@ migd_source_attach_reader(MigdSource *self, MigdSourceDevice *sd, MigdDataFd *da
 	    .chunk_size =
 		self->options.chunk_size != 0 ? self->options.chunk_size : sd->policy.read_size,
 	    .name = sd->name,
+	    .checksum = (self->capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0,
 	};
 	sd->reader = migd_stream_reader_new(data_fd, NULL, &config, &callbacks, sd, error);
-	return sd->reader != NULL;
+	if (sd->reader == NULL)
+		return FALSE;
+	migd_stream_reader_set_budget(sd->reader, self->options.budget);
+	return TRUE;
 }
 
 static void
@@ -858,6 +873,11 @@ migd_source_conn_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpoi
 			return;
 		}
 		self->capabilities = frame->hello_reply->capabilities;
+		if (!self->options.no_checksum &&
+		    (self->capabilities & MIGD_WIRE_CAP_CHECKSUM) == 0)
+			g_message("job %s: the destination takes no state checksums (an older "
+				  "vfio-migd): the streams are not checked end to end",
+				  migd_job_get_id(self->job));
 		migd_source_send_offers(self);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT:
@@ -957,6 +977,8 @@ migd_source_connected(MigdSource *self, GAsyncResult *res)
 	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
 	hello.capabilities = MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK |
 			     MIGD_WIRE_CAP_DIRTY_BITMAP | MIGD_WIRE_CAP_KEEPALIVE;
+	if (!self->options.no_checksum)
+		hello.capabilities |= MIGD_WIRE_CAP_CHECKSUM;
 	hello.host_identity = (gchar *)g_get_host_name();
 	hello.session_id = self->session_id;
 	hello.device_count = self->devices->len;

@@ -9,6 +9,7 @@
 #include "migd-dirty-tracker.h"
 #include "migd-journal.h"
 #include "migd-job.h"
+#include "migd-stream-budget.h"
 #include "migd-transport.h"
 
 G_BEGIN_DECLS
@@ -29,6 +30,10 @@ typedef struct {
 	MigdDirtyFallback dirty_fallback;
 	/* where jobs in flight are recorded (borrowed; NULL: nowhere) */
 	MigdJournal *journal;
+	/* do not offer CAP_CHECKSUM (the benchmark measures its cost; tests play an old peer) */
+	gboolean no_checksum;
+	/* the daemon's bound on state in flight, shared by every stream (borrowed; NULL: none) */
+	MigdStreamBudget *budget;
 } MigdSourceOptions;
 
 void migd_source_options_init(MigdSourceOptions *options);

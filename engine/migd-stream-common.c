@@ -265,6 +265,9 @@ migd_stream_worker_cancel(MigdStreamWorker *self)
 	self->quit = TRUE;
 	g_cond_broadcast(&self->cond);
 	g_mutex_unlock(&self->lock);
+	/* wakes a worker waiting for the budget */
+	if (self->member != NULL)
+		migd_stream_budget_cancel(self->member);
 	/* wakes a worker waiting in poll() for a non-blocking fd */
 	g_cancellable_cancel(self->cancellable);
 }
@@ -275,6 +278,8 @@ migd_stream_worker_dispose(MigdStreamWorker *self)
 	/* prompt unless a driver's read() or write() blocks: see the headers */
 	if (self->thread != NULL)
 		g_thread_join(g_steal_pointer(&self->thread));
+	/* whatever is still in flight is gone with the stream; no wake after this */
+	g_clear_pointer(&self->member, migd_stream_budget_leave);
 	migd_stream_notify_clear(&self->notify);
 	g_queue_clear_full(&self->events, (GDestroyNotify)migd_stream_event_free);
 }
@@ -288,6 +293,20 @@ migd_stream_worker_finalize(MigdStreamWorker *self)
 	g_free(self->name);
 	g_mutex_clear(&self->lock);
 	g_cond_clear(&self->cond);
+}
+
+void
+migd_stream_worker_join_budget(MigdStreamWorker *self, MigdStreamBudget *budget,
+			       MigdStreamBudgetSide side, GFunc wake, gpointer wake_data)
+{
+	g_return_if_fail(self->member == NULL);
+
+	if (budget == NULL)
+		return;
+	/* the worker reads it once an operation or a chunk reached it, under the lock */
+	g_mutex_lock(&self->lock);
+	self->member = migd_stream_budget_join(budget, side, wake, wake_data);
+	g_mutex_unlock(&self->lock);
 }
 
 void

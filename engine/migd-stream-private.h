@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 
 #include "migd-data-fd.h"
+#include "migd-stream-budget.h"
 #include "migd-stream-stats.h"
 
 G_BEGIN_DECLS
@@ -34,7 +35,7 @@ void migd_stream_meter_add(MigdStreamMeter *self, guint64 n_bytes, gint64 now_us
 void migd_stream_meter_snapshot(const MigdStreamMeter *self, gint64 now_us, MigdStreamStats *stats);
 
 typedef enum {
-	MIGD_STREAM_EVENT_CHUNK,	/* reader: @chunk */
+	MIGD_STREAM_EVENT_CHUNK,	/* reader: @chunk, @a = its CRC32C (config.checksum) */
 	MIGD_STREAM_EVENT_DRAINED,	/* reader: @phase, @status, @a = bytes of this drain */
 	MIGD_STREAM_EVENT_PRECOPY_INFO, /* reader: @a = initial, @b = dirty */
 	MIGD_STREAM_EVENT_SPACE,	/* writer: the queue drained to its low-water mark */
@@ -143,6 +144,9 @@ typedef struct {
 	GObject *owner; /* not a reference: the owner embeds the worker */
 	MigdStreamDeliverFunc deliver;
 
+	/* the daemon's budget this stream takes from too (NULL: none); set before any chunk */
+	MigdStreamBudgetMember *member;
+
 	/* main context only */
 	gboolean stopped;   /* the owner's own reasons, an error dispatched, or cancel() */
 	gboolean cancelled; /* after cancel() nothing but STOPPED reaches the owner */
@@ -185,6 +189,12 @@ void migd_stream_worker_cancel(MigdStreamWorker *self);
 void migd_stream_worker_dispose(MigdStreamWorker *self);
 /* the owner's finalize */
 void migd_stream_worker_finalize(MigdStreamWorker *self);
+/*
+ * The owner's set_budget, before any chunk: the worker takes from @budget's
+ * @side too (NULL: it does not); @wake as in migd_stream_budget_join()
+ */
+void migd_stream_worker_join_budget(MigdStreamWorker *self, MigdStreamBudget *budget,
+				    MigdStreamBudgetSide side, GFunc wake, gpointer wake_data);
 /* the meter and the window, for the owner's get_stats (takes the lock) */
 void migd_stream_worker_get_stats(MigdStreamWorker *self, MigdStreamStats *stats);
 

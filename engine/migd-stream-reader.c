@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "migd-crc32c.h"
 #include "migd-error.h"
 #include "migd-stream-private.h"
 #include "migd-stream-reader.h"
@@ -42,37 +43,52 @@ migd_stream_reader_post_error(MigdStreamReader *self, GError *error)
 }
 
 /*
- * worker: waits for room in the window and takes a whole chunk of it before a
- * read, so that what is being read counts against the bound too. The reader
- * bounds chunks only: each holds at most chunk_size bytes. FALSE: quit.
+ * worker: waits for room in the window, then for the budget, and takes a chunk
+ * of both before a read, so that what is being read counts against the bounds
+ * too. The reader's window bounds chunks only: each holds at most chunk_size
+ * bytes, or what the budget granted. Returns the bytes reserved; 0: quit.
  */
-static gboolean
+static gsize
 migd_stream_reader_reserve(MigdStreamReader *self)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->w.lock);
+	gsize size = self->w.config.chunk_size;
+	gboolean quit;
 
-	while (!self->w.quit &&
-	       migd_stream_window_is_full(&self->w.window, self->w.config.max_chunks, G_MAXUINT64,
-					  self->w.config.chunk_size))
+	g_mutex_lock(&self->w.lock);
+	while (!self->w.quit && migd_stream_window_is_full(
+				    &self->w.window, self->w.config.max_chunks, G_MAXUINT64, size))
 		g_cond_wait(&self->w.cond, &self->w.lock);
-	if (self->w.quit)
-		return FALSE;
-	migd_stream_window_take(&self->w.window, self->w.config.chunk_size);
-	return TRUE;
+	quit = self->w.quit;
+	g_mutex_unlock(&self->w.lock);
+	if (quit)
+		return 0;
+	/* outside the lock: the bytes come back from other streams' threads */
+	if (self->w.member != NULL) {
+		size = migd_stream_budget_take(self->w.member, size,
+					       MIN(size, MIGD_STREAM_MIN_CHUNK_SIZE));
+		if (size == 0)
+			return 0;
+	}
+	g_mutex_lock(&self->w.lock);
+	migd_stream_window_take(&self->w.window, size);
+	g_mutex_unlock(&self->w.lock);
+	return size;
 }
 
-/* worker: a reserved slot now holds @n_bytes (0: give the slot back) */
+/* worker: a slot of @reserved bytes now holds @n_bytes (0: give the slot back) */
 static void
-migd_stream_reader_settle(MigdStreamReader *self, gsize n_bytes)
+migd_stream_reader_settle(MigdStreamReader *self, gsize reserved, gsize n_bytes)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->w.lock);
-
+	g_mutex_lock(&self->w.lock);
 	if (n_bytes == 0) {
-		migd_stream_window_put(&self->w.window, self->w.config.chunk_size);
-		return;
+		migd_stream_window_put(&self->w.window, reserved);
+	} else {
+		migd_stream_window_trim(&self->w.window, reserved - n_bytes);
+		migd_stream_meter_add(&self->w.meter, n_bytes, g_get_monotonic_time());
 	}
-	migd_stream_window_trim(&self->w.window, self->w.config.chunk_size - n_bytes);
-	migd_stream_meter_add(&self->w.meter, n_bytes, g_get_monotonic_time());
+	g_mutex_unlock(&self->w.lock);
+	if (self->w.member != NULL)
+		migd_stream_budget_give(self->w.member, reserved - n_bytes);
 }
 
 /*
@@ -80,25 +96,24 @@ migd_stream_reader_settle(MigdStreamReader *self, gsize n_bytes)
  * Returns NULL with @status set, or NULL with @error set.
  */
 static GBytes *
-migd_stream_reader_read_chunk(MigdStreamReader *self, MigdState phase, MigdDataReadStatus *status,
-			      GError **error)
+migd_stream_reader_read_chunk(MigdStreamReader *self, MigdState phase, gsize size,
+			      MigdDataReadStatus *status, GError **error)
 {
-	g_autofree guint8 *buf = g_malloc(self->w.config.chunk_size);
+	g_autofree guint8 *buf = g_malloc(size);
 	gsize fill = 0;
 
 	*status = MIGD_DATA_READ_DATA;
-	while (fill < self->w.config.chunk_size && *status == MIGD_DATA_READ_DATA) {
+	while (fill < size && *status == MIGD_DATA_READ_DATA) {
 		gsize n = 0;
-		if (!migd_data_fd_read_chunk(self->w.data_fd, phase, buf + fill,
-					     self->w.config.chunk_size - fill, &n, status,
-					     self->w.cancellable, error))
+		if (!migd_data_fd_read_chunk(self->w.data_fd, phase, buf + fill, size - fill, &n,
+					     status, self->w.cancellable, error))
 			return NULL;
 		fill += n;
 	}
 	if (fill == 0)
 		return NULL;
 	/* the last chunk of a drain is often short: do not keep a whole buffer for it */
-	if (fill < self->w.config.chunk_size / 2)
+	if (fill < size / 2)
 		buf = g_realloc(buf, fill);
 	return g_bytes_new_take(g_steal_pointer(&buf), fill);
 }
@@ -117,12 +132,15 @@ migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
 		g_autoptr(GError) error_local = NULL;
 		MigdDataReadStatus status = MIGD_DATA_READ_DATA;
 		MigdStreamEvent *event;
+		gsize reserved;
 
 		/* backpressure: nothing is read while the consumer holds max_chunks */
-		if (!migd_stream_reader_reserve(self))
+		reserved = migd_stream_reader_reserve(self);
+		if (reserved == 0)
 			return;
-		chunk = migd_stream_reader_read_chunk(self, phase, &status, &error_local);
-		migd_stream_reader_settle(self, chunk != NULL ? g_bytes_get_size(chunk) : 0);
+		chunk = migd_stream_reader_read_chunk(self, phase, reserved, &status, &error_local);
+		migd_stream_reader_settle(self, reserved,
+					  chunk != NULL ? g_bytes_get_size(chunk) : 0);
 		if (error_local != NULL) {
 			g_prefix_error(&error_local, "%s: ", self->w.name);
 			migd_stream_reader_post_error(self, g_steal_pointer(&error_local));
@@ -134,6 +152,12 @@ migd_stream_reader_run_drain(MigdStreamReader *self, MigdState phase)
 		if (chunk != NULL) {
 			total += g_bytes_get_size(chunk);
 			event = migd_stream_event_new(MIGD_STREAM_EVENT_CHUNK);
+			/* now, while the bytes just read are still in cache */
+			if (self->w.config.checksum) {
+				gsize len = 0;
+				gconstpointer data = g_bytes_get_data(chunk, &len);
+				event->a = migd_crc32c_update(0, data, len);
+			}
 			event->chunk = g_steal_pointer(&chunk);
 			migd_stream_worker_post(&self->w, event);
 		}
@@ -213,7 +237,7 @@ migd_stream_reader_deliver(gpointer owner, MigdStreamEvent *event)
 		break;
 	case MIGD_STREAM_EVENT_CHUNK:
 		if (cb->chunk != NULL)
-			cb->chunk(self, event->chunk, self->user_data);
+			cb->chunk(self, event->chunk, (guint32)event->a, self->user_data);
 		break;
 	case MIGD_STREAM_EVENT_DRAINED:
 		self->busy = FALSE;
@@ -304,6 +328,15 @@ migd_stream_reader_release(MigdStreamReader *self, GBytes *chunk)
 	migd_stream_window_put(&self->w.window, size);
 	g_cond_broadcast(&self->w.cond);
 	g_mutex_unlock(&self->w.lock);
+	if (self->w.member != NULL)
+		migd_stream_budget_give(self->w.member, size);
+}
+
+void
+migd_stream_reader_set_budget(MigdStreamReader *self, MigdStreamBudget *budget)
+{
+	g_return_if_fail(MIGD_IS_STREAM_READER(self));
+	migd_stream_worker_join_budget(&self->w, budget, MIGD_STREAM_BUDGET_SEND, NULL, NULL);
 }
 
 gboolean

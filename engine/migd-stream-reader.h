@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "migd-data-fd.h"
+#include "migd-stream-budget.h"
 #include "migd-stream-stats.h"
 
 G_BEGIN_DECLS
@@ -46,8 +47,12 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(MigdStreamReader, migd_stream_reader, MIGD, STREAM_READER, GObject)
 
 typedef struct {
-	/* the next piece of the stream, in order; see "Ownership of chunks" */
-	void (*chunk)(MigdStreamReader *reader, GBytes *chunk, gpointer user_data);
+	/*
+	 * the next piece of the stream, in order; see "Ownership of chunks";
+	 * @crc32c: its CRC32C, computed on the worker while the bytes were in
+	 * cache, with MigdStreamConfig.checksum (else 0)
+	 */
+	void (*chunk)(MigdStreamReader *reader, GBytes *chunk, guint32 crc32c, gpointer user_data);
 	/*
 	 * the drain reached the temporary end (PRE_COPY: MIGD_DATA_READ_TEMP_END)
 	 * or the end (STOP_COPY: MIGD_DATA_READ_END) after @drain_bytes; every
@@ -88,6 +93,13 @@ gboolean migd_stream_reader_query_precopy_info(MigdStreamReader *self, GError **
 
 /* the consumer is done with @chunk (one delivered by the chunk callback); any thread */
 void migd_stream_reader_release(MigdStreamReader *self, GBytes *chunk);
+
+/*
+ * Chunks in flight take from @budget too (the daemon's, shared by every stream;
+ * its send half): the worker waits for it before a read, and reads less than
+ * chunk_size when its fair share is smaller. Before the first operation.
+ */
+void migd_stream_reader_set_budget(MigdStreamReader *self, MigdStreamBudget *budget);
 
 /* an operation is running or its result has not been dispatched yet */
 gboolean migd_stream_reader_is_busy(MigdStreamReader *self);

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "migd-data-fd.h"
+#include "migd-stream-budget.h"
 #include "migd-stream-stats.h"
 
 G_BEGIN_DECLS
@@ -57,6 +58,28 @@ MigdStreamWriter *migd_stream_writer_new(MigdDataFd *data_fd, GMainContext *cont
  * was cancelled (see migd_stream_writer_is_stopped()).
  */
 gboolean migd_stream_writer_push(MigdStreamWriter *self, GBytes *chunk);
+
+/*
+ * As push(), and the worker checks, before writing it, that the chunk's CRC32C
+ * is @crc32c (on the worker: the bytes are then in cache for the write). A
+ * mismatch fails the writer (MIGD_ERROR_PROTOCOL, "checksum") and nothing of
+ * the chunk reaches the device.
+ */
+gboolean migd_stream_writer_push_checked(MigdStreamWriter *self, GBytes *chunk, guint32 crc32c);
+
+/*
+ * The CRC32C of every checked chunk written so far, in order (the whole stream
+ * when every chunk was pushed checked); final once finished ran.
+ */
+guint32 migd_stream_writer_get_crc32c(MigdStreamWriter *self);
+
+/*
+ * Queued chunks take from @budget too (the daemon's, shared by every stream;
+ * its receive half): push() also refuses a chunk the budget does not grant,
+ * and space_available follows once other streams gave bytes back. Before the
+ * first push().
+ */
+void migd_stream_writer_set_budget(MigdStreamWriter *self, MigdStreamBudget *budget);
 
 /* no more chunks: finished runs once the queue is written */
 void migd_stream_writer_finish(MigdStreamWriter *self);

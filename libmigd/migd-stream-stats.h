@@ -36,6 +36,7 @@ typedef struct {
 	guint max_chunks;  /* chunks in flight before the worker waits (default 4, 1..1024) */
 	gsize max_bytes;   /* writer: bytes queued before push() refuses (default 4 MiB) */
 	const gchar *name; /* for messages, e.g. the device name */
+	gboolean checksum; /* reader: the CRC32C of each chunk, on the worker (migd-crc32c.h) */
 } MigdStreamConfig;
 
 #define MIGD_STREAM_DEFAULT_CHUNK_SIZE ((gsize)1024 * 1024) /* QEMU's VFIO buffer size */

@@ -133,6 +133,7 @@ enum {
 	MIGD_WIRE_ZC_SEQUENCE = 1 << 3,
 	MIGD_WIRE_ZC_DATA = 1 << 4,
 	MIGD_WIRE_ZC_LAST = 1 << 5,
+	MIGD_WIRE_ZC_CRC32C = 1 << 6,
 	MIGD_WIRE_ZC_REQUIRED =
 	    MIGD_WIRE_ZC_DEVICE | MIGD_WIRE_ZC_PHASE | MIGD_WIRE_ZC_SEQUENCE | MIGD_WIRE_ZC_DATA,
 };
@@ -153,10 +154,19 @@ migd_wire_zc_parse_chunk(const guint8 *p, const guint8 *end, Migd__Wire__StateCh
 		guint field = tag >> 3;
 		guint64 v = 0;
 
-		/* 1-byte tags only: fields 1..5 */
-		if (field < 1 || field > 5 || (seen & (1u << field)) != 0)
+		/* 1-byte tags only: fields 1..6 */
+		if (field < 1 || field > 6 || (seen & (1u << field)) != 0)
 			return FALSE;
 		seen |= 1u << field;
+		if (field == 6) {
+			if ((tag & 7) != PROTOBUF_C_WIRE_TYPE_32BIT || end - p < 4)
+				return FALSE;
+			chunk->has_crc32c = TRUE;
+			chunk->crc32c = ((guint32)p[0]) | ((guint32)p[1] << 8) |
+					((guint32)p[2] << 16) | ((guint32)p[3] << 24);
+			p += 4;
+			continue;
+		}
 		if (field == 4) {
 			if ((tag & 7) != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
 				return FALSE;

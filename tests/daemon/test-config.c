@@ -33,7 +33,7 @@ static void
 test_known_groups(void **state)
 {
 	g_autoptr(GKeyFile) kf =
-	    key_file("[daemon]\nlow-power-idle=true\n"
+	    key_file("[daemon]\nlow-power-idle=true\nmax-inflight=64M\n"
 		     "[listen]\nplain=true\n"
 		     "[libvirt]\nuri=test:///default\n"
 		     "[device sim0]\niova-ranges=0+1T,2T+4G\n"
@@ -64,6 +64,7 @@ test_refused(void **state)
 	    {"[devices sim0]\n", "unknown group [devices sim0]"},
 	    {"[daemon]\nnap=1\n", "[daemon]: unknown key 'nap'"},
 	    {"[daemon]\nlow-power-idle=perhaps\n", "[daemon] low-power-idle"},
+	    {"[daemon]\nmax-inflight=1M\n", "[daemon] max-inflight"},
 	    {"[device sim0]\niova-range=0+1G\n", "[device sim0]: unknown key 'iova-range'"},
 	    {"[device sim0]\niova-ranges=0+1Q\n", "[device sim0] iova-ranges: IOVA range 0"},
 	    {"[libvirt-domain vm1]\npeer=tcp:127.0.0.1:1\n", "[libvirt-domain vm1]: devices="},

@@ -286,7 +286,8 @@ device_low_power(DtDaemon *d, guint i)
 }
 
 /* [daemon] low-power-idle: idle devices sleep, wake for the job, and only the
- * destination's (now running a guest) stay awake afterwards */
+ * destination's (now running a guest) stay awake afterwards; the smallest
+ * max-inflight the daemons take bounds their streams meanwhile */
 static void
 test_migrate_low_power(void **state)
 {
@@ -299,7 +300,8 @@ test_migrate_low_power(void **state)
 	g_autofree gchar *job = NULL;
 	g_autofree gchar *message = NULL;
 
-	assert_true(g_file_set_contents(conf, "[daemon]\nlow-power-idle=true\n", -1, NULL));
+	assert_true(g_file_set_contents(conf, "[daemon]\nlow-power-idle=true\nmax-inflight=16M\n",
+					-1, NULL));
 	*state = pair;
 	pair->src = dt_daemon_start_full(SRC_NAME, src_specs, conf);
 	pair->dst = dt_daemon_start_full(DST_NAME, dst_specs, conf);

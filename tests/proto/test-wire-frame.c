@@ -887,8 +887,9 @@ random_chunk_frame(GRand *rand, gboolean shuffle, guint8 **payload, gsize *paylo
 	gsize len = g_rand_int_range(rand, 0, 8) == 0 ? g_rand_int_range(rand, 0, 300000)
 						      : g_rand_int_range(rand, 0, 600);
 	guint8 *data = g_malloc(MAX(len, 1));
-	guint order[5] = {1, 2, 3, 4, 5};
+	guint order[6] = {1, 2, 3, 4, 5, 6};
 	gboolean has_last = g_rand_boolean(rand);
+	gboolean has_crc = g_rand_boolean(rand);
 	guint32 device = g_rand_int_range(rand, 0, 4) == 0 ? g_rand_int(rand)
 							   : (guint32)g_rand_int_range(rand, 0, 8);
 	guint32 phase = g_rand_int_range(rand, 0, 4) == 0
@@ -900,14 +901,14 @@ random_chunk_frame(GRand *rand, gboolean shuffle, guint8 **payload, gsize *paylo
 
 	for (gsize i = 0; i < len; i++)
 		data[i] = (guint8)g_rand_int(rand);
-	for (guint i = 0; shuffle && i < 5; i++) {
-		guint j = g_rand_int_range(rand, i, 5);
+	for (guint i = 0; shuffle && i < 6; i++) {
+		guint j = g_rand_int_range(rand, i, 6);
 		guint t = order[i];
 
 		order[i] = order[j];
 		order[j] = t;
 	}
-	for (guint i = 0; i < 5; i++) {
+	for (guint i = 0; i < 6; i++) {
 		switch (order[i]) {
 		case 1:
 			g_byte_array_append(body, (const guint8 *)"\x08", 1);
@@ -926,10 +927,17 @@ random_chunk_frame(GRand *rand, gboolean shuffle, guint8 **payload, gsize *paylo
 			put_varint(body, len);
 			g_byte_array_append(body, data, len);
 			break;
-		default:
+		case 5:
 			if (has_last) {
 				g_byte_array_append(body, (const guint8 *)"\x28", 1);
 				put_varint(body, g_rand_boolean(rand));
+			}
+			break;
+		default: /* crc32c, fixed32 little-endian */
+			if (has_crc) {
+				guint32 crc = GUINT32_TO_LE(g_rand_int(rand));
+				g_byte_array_append(body, (const guint8 *)"\x35", 1);
+				g_byte_array_append(body, (const guint8 *)&crc, 4);
 			}
 			break;
 		}
@@ -988,6 +996,8 @@ decode_both_ways(GBytes *bytes, gboolean *zero_copy)
 	assert_int_equal(a->sequence, b->sequence);
 	assert_int_equal(a->has_last, b->has_last);
 	assert_int_equal(a->last, b->last);
+	assert_int_equal(a->has_crc32c, b->has_crc32c);
+	assert_int_equal(a->crc32c, b->crc32c);
 	assert_int_equal(a->data.len, b->data.len);
 	if (a->data.len > 0)
 		assert_memory_equal(a->data.data, b->data.data, a->data.len);

@@ -124,6 +124,9 @@ wire_test_sample(MigdWireMsgType type, guint seed)
 		m->data.data = wire_test_bytes(m->data.len, seed);
 		m->has_last = TRUE;
 		m->last = seed % 2;
+		/* half the samples with the checksum, one of them with the top bit set */
+		m->has_crc32c = seed % 2 == 0;
+		m->crc32c = 0x80000000u | (seed * 0x9e3779b9u);
 		body = m;
 		break;
 	}
@@ -179,6 +182,8 @@ wire_test_sample(MigdWireMsgType type, guint seed)
 			m->devices[i]->device = i;
 			m->devices[i]->chunks = 10 + i + seed;
 			m->devices[i]->bytes = 1000000 + i;
+			m->devices[i]->has_crc32c = i == 0;
+			m->devices[i]->crc32c = 0xe3069283u + seed;
 		}
 		body = m;
 		break;

@@ -165,7 +165,7 @@ st_mig_fail_reader(StMig *m, const GError *error)
 }
 
 static G_GNUC_UNUSED void
-st_mig_reader_chunk(MigdStreamReader *reader, GBytes *chunk, gpointer user_data)
+st_mig_reader_chunk(MigdStreamReader *reader, GBytes *chunk, guint32 crc32c, gpointer user_data)
 {
 	StMig *m = user_data;
 

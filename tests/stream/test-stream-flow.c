@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "migd-crc32c.h"
 #include "migd-stream-private.h"
 #include "stream-test-util.h"
 
@@ -55,7 +56,7 @@ consumer_release_one(Consumer *c)
 }
 
 static void
-consumer_chunk(MigdStreamReader *reader, GBytes *chunk, gpointer user_data)
+consumer_chunk(MigdStreamReader *reader, GBytes *chunk, guint32 crc32c, gpointer user_data)
 {
 	Consumer *c = user_data;
 	gsize size = g_bytes_get_size(chunk);
@@ -391,6 +392,8 @@ typedef struct {
 	guint64 total;
 	GError *error;
 	gboolean stopped;
+	gboolean checked;   /* push_checked() with each chunk's CRC32C */
+	gint corrupt_chunk; /* with @checked: this chunk arrives with a byte flipped (-1: none) */
 } Producer;
 
 /* the "network": pushes until the writer refuses, then waits for space_available */
@@ -401,7 +404,20 @@ producer_pump(Producer *p)
 		gsize n = MIN(p->chunk, p->len - p->pos);
 		g_autoptr(GBytes) chunk = g_bytes_new(p->stream + p->pos, n);
 		gint64 t0 = g_get_monotonic_time();
-		gboolean ok = migd_stream_writer_push(p->writer, chunk);
+		gboolean ok;
+
+		if (p->checked) {
+			guint32 crc = migd_crc32c_update(0, p->stream + p->pos, n);
+			if ((gint)p->n_pushed == p->corrupt_chunk) {
+				g_autofree guint8 *bad = g_memdup2(p->stream + p->pos, n);
+				bad[n / 2] ^= 0x01;
+				g_bytes_unref(chunk);
+				chunk = g_bytes_new(bad, n);
+			}
+			ok = migd_stream_writer_push_checked(p->writer, chunk, crc);
+		} else {
+			ok = migd_stream_writer_push(p->writer, chunk);
+		}
 
 		p->max_push_us = MAX(p->max_push_us, g_get_monotonic_time() - t0);
 		if (!ok) {
@@ -527,6 +543,54 @@ test_writer_backpressure(void **state)
 	st_go(dst, MIGD_STATE_STOP, NULL);
 	assert_int_equal(st_digest(src), st_digest(dst));
 	assert_true(st_run_until(&p.stopped, 2000));
+	g_clear_object(&writer);
+	assert_int_equal(st_wait_no_stream_threads(), 0);
+}
+
+/*
+ * Checked chunks: the whole stream's CRC32C comes out of the writer; a chunk
+ * whose bytes do not match its CRC32C fails the writer before any of it is
+ * written, and nothing after it is written either.
+ */
+static void
+test_writer_checksum(void **state)
+{
+	g_autoptr(MigdDevice) src = st_sim_new("mlx5:state_size=4M,seed=11");
+	g_autoptr(MigdDevice) dst = st_sim_new("mlx5:state_size=4M,seed=12");
+	g_autoptr(MigdDevice) bad = st_sim_new("mlx5:state_size=4M,seed=13");
+	g_autoptr(GByteArray) stream = save_stream(src);
+	g_autoptr(MigdStreamWriter) writer = NULL;
+	MigdStreamStats stats = {0};
+	Producer p = {.chunk = 256 * KiB, .checked = TRUE, .corrupt_chunk = -1};
+	Producer q = {.chunk = 256 * KiB, .checked = TRUE, .corrupt_chunk = 5};
+
+	p.stream = stream->data;
+	p.len = stream->len;
+	writer = writer_new(dst, NULL, &p);
+	producer_pump(&p);
+	assert_true(st_run_until(&p.finished, STREAM_TEST_TIMEOUT_S * 1000));
+	assert_null(p.error);
+	assert_true(migd_stream_writer_get_crc32c(writer) ==
+		    migd_crc32c_update(0, stream->data, stream->len));
+	st_go(dst, MIGD_STATE_STOP, NULL);
+	assert_int_equal(st_digest(src), st_digest(dst));
+	assert_true(st_run_until(&p.stopped, 2000));
+	g_clear_object(&writer);
+
+	q.stream = stream->data;
+	q.len = stream->len;
+	writer = writer_new(bad, NULL, &q);
+	producer_pump(&q);
+	assert_true(st_run_until(&q.stopped, STREAM_TEST_TIMEOUT_S * 1000));
+	assert_non_null(q.error);
+	assert_true(g_error_matches(q.error, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
+	assert_non_null(strstr(q.error->message, "checksum mismatch in checked chunk 5"));
+	assert_false(q.finished);
+	migd_stream_writer_get_stats(writer, &stats);
+	assert_int_equal(stats.bytes, 5 * 256 * KiB);
+	assert_true(migd_stream_writer_get_crc32c(writer) ==
+		    migd_crc32c_update(0, stream->data, 5 * 256 * KiB));
+	g_clear_error(&q.error);
 	g_clear_object(&writer);
 	assert_int_equal(st_wait_no_stream_threads(), 0);
 }
@@ -684,6 +748,7 @@ main(void)
 	    cmocka_unit_test(test_reader_precopy_info_busy),
 	    cmocka_unit_test(test_writer_backpressure),
 	    cmocka_unit_test(test_writer_cancel),
+	    cmocka_unit_test(test_writer_checksum),
 	    cmocka_unit_test(test_config),
 	    cmocka_unit_test(test_meter),
 	    cmocka_unit_test(test_reader_rate),
