@@ -442,6 +442,19 @@ migd_kernel_device_region_write(MigdDevice *device, guint index, guint64 offset,
 						(void *)buf, len, TRUE, error);
 }
 
+/* the driver's close_device and open_device run; the data fds it handed out die */
+static gboolean
+migd_kernel_device_reopen(MigdDevice *device, GError **error)
+{
+	MigdKernelDevice *self = MIGD_KERNEL_DEVICE(device);
+
+	if (!migd_kernel_reopen(&self->handles, error)) {
+		g_prefix_error(error, "%s: ", migd_device_get_name(device));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static MigdKernelDevice *
 migd_kernel_device_new_from_handles(const gchar *name, MigdKernelHandles *handles)
 {
@@ -647,6 +660,7 @@ migd_kernel_device_class_init(MigdKernelDeviceClass *klass)
 	device_class->set_state = migd_kernel_device_set_state;
 	device_class->get_data_size = migd_kernel_device_get_data_size;
 	device_class->reset = migd_kernel_device_reset;
+	device_class->reopen = migd_kernel_device_reopen;
 	device_class->dma_logging_start = migd_kernel_device_dma_logging_start;
 	device_class->dma_logging_stop = migd_kernel_device_dma_logging_stop;
 	device_class->dma_logging_report = migd_kernel_device_dma_logging_report;

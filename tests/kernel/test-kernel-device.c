@@ -567,6 +567,31 @@ test_open_cdev_failures(void **state)
 	assert_int_equal(count_open_fds(), nfds);
 }
 
+/*
+ * Reopen: the group path gets a new device fd from the same group (the driver's
+ * close_device and open_device run), container and group stay; an adopted fd
+ * is its owner's: refused, saying so.
+ */
+static void
+test_reopen(void **state)
+{
+	g_autoptr(MigdKernelDevice) kdev = open_group_device();
+	g_autoptr(MigdKernelDevice) adopted = adopt_device();
+	g_autoptr(GError) error = NULL;
+	guint nfds = count_open_fds();
+	MigdState st;
+
+	assert_true(migd_device_reopen(MIGD_DEVICE(kdev), &error));
+	assert_int_equal(count_open_fds(), nfds);
+	assert_true(migd_kernel_device_get_fd(kdev) >= 0);
+	assert_true(migd_device_get_state(MIGD_DEVICE(kdev), &st, &error));
+
+	assert_false(migd_device_reopen(MIGD_DEVICE(adopted), &error));
+	assert_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
+	assert_non_null(strstr(error->message, "handed over by its owner"));
+	assert_int_equal(count_open_fds(), nfds);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fake_setup, fake_teardown)
 
 int
@@ -597,6 +622,7 @@ main(void)
 	    T(test_open_group_not_viable),
 	    T(test_open_cdev),
 	    T(test_open_cdev_failures),
+	    T(test_reopen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
