@@ -482,10 +482,18 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT, &reject);
 		return;
 	}
-	/* recorded before the first device leaves its idle state */
-	if (self->dest->journal != NULL && !self->journaled) {
-		if (!migd_journal_begin(self->dest->journal, self->job, self->dest->devices,
-					&error)) {
+	/*
+	 * recorded before the device leaves its idle state, with the others this
+	 * job moved: a restarted daemon brings back these and only these
+	 */
+	if (self->dest->journal != NULL) {
+		g_autoptr(GPtrArray) moved = g_ptr_array_new();
+		for (guint i = 0; i < self->devices->len; i++) {
+			MigdDestDevice *other = g_ptr_array_index(self->devices, i);
+			if (other->touched || other == dd)
+				g_ptr_array_add(moved, other->device);
+		}
+		if (!migd_journal_begin(self->dest->journal, self->job, moved, &error)) {
 			migd_dest_session_fail(self, error, TRUE);
 			return;
 		}
