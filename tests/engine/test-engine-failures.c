@@ -385,8 +385,10 @@ test_hisi_acc_destination_shuts_down(void **state)
 	migd_destination_close(fx->dest);
 	while ((fx->dst_job == NULL || !migd_job_is_finished(fx->dst_job) ||
 		!g_atomic_int_get(&os.done)) &&
-	       g_get_monotonic_time() < deadline)
-		g_main_context_iteration(NULL, FALSE);
+	       g_get_monotonic_time() < deadline) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
 	g_thread_join(thread);
 	assert_hisi_dst_running(fx);
 }
