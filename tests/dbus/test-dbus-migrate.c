@@ -518,7 +518,9 @@ test_destination_crash_restart_recovers(void **state)
 	assert_string_equal(left, "RESUMING");
 	/* the source notices and rolls back */
 	assert_false(dt_job_wait_completed(pair->src, job, &message));
-	assert_string_equal(dt_device_state(pair->src, 0), "RUNNING");
+	after = dt_device_state(pair->src, 0);
+	assert_string_equal(after, "RUNNING");
+	g_clear_pointer(&after, g_free);
 
 	pair->dst = dt_daemon_start_args(DST_NAME, dst_specs, args);
 	after = dt_device_state(pair->dst, 0);
