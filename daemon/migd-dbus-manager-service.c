@@ -207,6 +207,7 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 	g_autoptr(GArray) ranges = NULL;
 	g_autoptr(GError) error = NULL;
 	const gchar *sim_spec = NULL;
+	const gchar *address = NULL;
 	GVariantIter iter;
 	const gchar *key;
 	GVariant *value_tmp;
@@ -215,7 +216,8 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 	g_variant_iter_init(&iter, options);
 	while (g_variant_iter_next(&iter, "{&sv}", &key, &value_tmp)) {
 		g_autoptr(GVariant) value = value_tmp;
-		if (g_strcmp0(key, "iova-ranges") != 0 && g_strcmp0(key, "sim-spec") != 0) {
+		if (g_strcmp0(key, "iova-ranges") != 0 && g_strcmp0(key, "sim-spec") != 0 &&
+		    g_strcmp0(key, "address") != 0) {
 			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 				    "unknown option '%s'", key);
 			return migd_dbus_return_error(invocation, g_steal_pointer(&error));
@@ -223,7 +225,9 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 	}
 	/* a "sim-spec" of another type is no spec: the name is then a kernel device's */
 	g_variant_lookup(options, "sim-spec", "&s", &sim_spec);
-	device = migd_manager_open_device(self->manager, name, sim_spec, fd, &error);
+	if (!migd_dbus_options_get_address(options, fd >= 0, &address, &error))
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	device = migd_manager_open_device(self->manager, name, sim_spec, fd, address, &error);
 	if (device == NULL ||
 	    !migd_dbus_options_get_iova_ranges(options, device, &ranges, &error) ||
 	    !migd_manager_add_device(self->manager, device, ranges, &error))

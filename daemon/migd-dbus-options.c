@@ -221,3 +221,35 @@ migd_dbus_options_get_iova_ranges(GVariant *options, MigdDevice *device, GArray 
 	*ranges = migd_dbus_option_ranges_from_variant(value);
 	return TRUE;
 }
+
+gboolean
+migd_dbus_options_get_address(GVariant *options, gboolean with_fd, const gchar **address,
+			      GError **error)
+{
+	g_autoptr(GVariant) value = g_variant_lookup_value(options, "address", NULL);
+
+	*address = NULL;
+	if (value == NULL)
+		return TRUE;
+	if (!with_fd) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "option 'address' goes with a device fd (AttachDevice); "
+				    "AddDevice takes the address as the device's name");
+		return FALSE;
+	}
+	if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "option 'address' must be a string (s), not %s",
+			    g_variant_get_type_string(value));
+		return FALSE;
+	}
+	/* borrowed from @options, which the caller holds */
+	g_variant_lookup(options, "address", "&s", address);
+	if ((*address)[0] == '\0') {
+		*address = NULL;
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "option 'address' is empty");
+		return FALSE;
+	}
+	return TRUE;
+}

@@ -23,5 +23,12 @@ gboolean migd_dbus_options_parse_migrate(GVariant *options, MigdMigrateOptions *
 /* AddDevice's "iova-ranges" of @device (a(tt)): MigdIovaRange, NULL without the key */
 gboolean migd_dbus_options_get_iova_ranges(GVariant *options, MigdDevice *device, GArray **ranges,
 					   GError **error);
+/*
+ * AttachDevice's "address" (s): which device the fd is (PCI address, mdev
+ * UUID or sysfs path), borrowed from @options; NULL without the key. Refused
+ * on AddDevice (@with_fd FALSE), empty or of another type.
+ */
+gboolean migd_dbus_options_get_address(GVariant *options, gboolean with_fd, const gchar **address,
+				       GError **error);
 
 G_END_DECLS

@@ -426,7 +426,7 @@ migd_manager_check_unique(MigdManager *self, MigdDevice *device, GError **error)
 
 MigdDevice *
 migd_manager_open_device(MigdManager *self, const gchar *name, const gchar *sim_spec, gint fd,
-			 GError **error)
+			 const gchar *address, GError **error)
 {
 	g_autoptr(MigdDevice) device = NULL;
 
@@ -443,9 +443,14 @@ migd_manager_open_device(MigdManager *self, const gchar *name, const gchar *sim_
 				    "this daemon cannot open devices");
 		return NULL;
 	}
+	if (address != NULL && fd < 0) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "an address only goes with a device fd (AttachDevice)");
+		return NULL;
+	}
 	if (!migd_manager_check_incoming_idle(self, error))
 		return NULL;
-	device = self->open_func(name, sim_spec, fd, self->open_data, error);
+	device = self->open_func(name, sim_spec, fd, address, self->open_data, error);
 	if (device == NULL)
 		return NULL;
 	/* the open func may name it differently (a sysfs path by its last element) */

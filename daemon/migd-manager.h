@@ -43,10 +43,13 @@ typedef void (*MigdManagerDeviceInfoFunc)(MigdDevice *device, gboolean busy, GVa
 /*
  * Opens a device by @name (@fd < 0) or adopts @fd (borrowed: duplicate it to
  * keep it), probed and with a plugin. @sim_spec: a simulated device's spec, or
- * NULL. Keeps device backends and plugins out of the service.
+ * NULL. @address: for @fd, which device the owner says it is (PCI address,
+ * mdev UUID or sysfs path), or NULL. Keeps device backends and plugins out of
+ * the service.
  */
 typedef MigdDevice *(*MigdManagerDeviceOpenFunc)(const gchar *name, const gchar *sim_spec, gint fd,
-						 gpointer user_data, GError **error);
+						 const gchar *address, gpointer user_data,
+						 GError **error);
 
 /*
  * What a migration is started with (Migrate's options, without D-Bus). Made by
@@ -109,10 +112,11 @@ void migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDic
 /*
  * Opens a device with the open func (@fd >= 0: adopts a duplicate of it) but
  * does not add it: a front door may still refuse it. Refuses a bad name, a
- * name in use and any change while an incoming migration runs.
+ * name in use and any change while an incoming migration runs. @address:
+ * the open func's, for @fd only.
  */
 MigdDevice *migd_manager_open_device(MigdManager *self, const gchar *name, const gchar *sim_spec,
-				     gint fd, GError **error);
+				     gint fd, const gchar *address, GError **error);
 /* adds an opened @device, with its IOVA ranges (@ranges: MigdIovaRange, or NULL) */
 gboolean migd_manager_add_device(MigdManager *self, MigdDevice *device, GArray *ranges,
 				 GError **error);

@@ -63,8 +63,8 @@ typedef struct {
  * unless it can migrate, then handed its plugin.
  */
 static MigdDevice *
-migd_daemon_open_device(const gchar *name, const gchar *spec, gint fd, gpointer user_data,
-			GError **error)
+migd_daemon_open_device(const gchar *name, const gchar *spec, gint fd, const gchar *address,
+			gpointer user_data, GError **error)
 {
 	MigdDaemon *self = user_data;
 	g_autoptr(MigdDevice) device = NULL;
@@ -90,6 +90,12 @@ migd_daemon_open_device(const gchar *name, const gchar *spec, gint fd, gpointer 
 		if (device == NULL) {
 			/* what the caller passed, once */
 			g_prefix_error(error, "%s: the fd passed: ", name);
+			return NULL;
+		}
+		/* its identity (driver, ids) and so its plugin and what a destination accepts */
+		if (!migd_kernel_device_identify(MIGD_KERNEL_DEVICE(device), address, NULL, NULL,
+						 error)) {
+			g_prefix_error(error, "%s: ", name);
 			return NULL;
 		}
 	} else {

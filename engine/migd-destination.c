@@ -163,11 +163,19 @@ migd_dest_session_send(MigdDestSession *self, MigdWireMsgType type, gpointer bod
 	return TRUE;
 }
 
-/* an aborted RESUMING session can only end by reset (uAPI) */
+/*
+ * An aborted RESUMING session can only end by reset (uAPI), or by closing and
+ * reopening where the driver's reset keeps the FSM (the recovery policy).
+ * Returns the failures (NULL: none); *@outcome says what was done to the
+ * devices this session touched, NULL when it touched none.
+ */
 static gchar *
-migd_dest_session_reset_devices(MigdDestSession *self)
+migd_dest_session_reset_devices(MigdDestSession *self, gchar **outcome)
 {
 	g_autoptr(GString) problems = g_string_new(NULL);
+	guint n_reset = 0;
+	guint n_reopened = 0;
+	guint n_other = 0;
 
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
@@ -177,15 +185,32 @@ migd_dest_session_reset_devices(MigdDestSession *self)
 	}
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		g_auto(MigdRecoveryReport) report = {0};
 		g_autoptr(GError) error = NULL;
 		if (!dd->touched)
 			continue;
-		if (!migd_device_recover(dd->device, MIGD_STATE_ERROR, NULL, &error))
+		if (!migd_device_recover(dd->device, MIGD_STATE_ERROR, &report, &error))
 			g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "",
 					       error->message);
+		else if (report.action == MIGD_RECOVERY_RESET)
+			n_reset++;
+		else if (report.action == MIGD_RECOVERY_REOPENED)
+			n_reopened++;
+		else
+			n_other++;
 		dd->touched = FALSE;
 		g_clear_object(&dd->writer);
 	}
+	if (n_reset > 0 && n_reopened > 0)
+		*outcome = g_strdup("destination devices reset and reopened");
+	else if (n_reset > 0)
+		*outcome = g_strdup("destination devices reset");
+	else if (n_reopened > 0)
+		*outcome = g_strdup("destination devices reopened");
+	else if (n_other > 0)
+		*outcome = g_strdup("destination devices back to RUNNING");
+	else
+		*outcome = NULL;
 	return problems->len > 0 ? g_string_free(g_steal_pointer(&problems), FALSE) : NULL;
 }
 
@@ -231,6 +256,7 @@ static void
 migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell_peer)
 {
 	g_autofree gchar *problems = NULL;
+	g_autofree gchar *outcome = NULL;
 	g_autofree gchar *message = NULL;
 
 	if (self->finished)
@@ -239,11 +265,12 @@ migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell
 		migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
 	if (tell_peer && self->conn != NULL)
 		migd_connection_send_abort(self->conn, error);
-	problems = migd_dest_session_reset_devices(self);
-	if (problems != NULL)
-		message = g_strdup_printf("%s; RESET FAILED: %s", error->message, problems);
-	else
-		message = g_strdup_printf("%s; destination devices reset", error->message);
+	problems = migd_dest_session_reset_devices(self, &outcome);
+	/* only what was done: a session that touched no device reset none */
+	message = g_strdup_printf("%s%s%s%s%s", error->message, outcome != NULL ? "; " : "",
+				  outcome != NULL ? outcome : "",
+				  problems != NULL ? "; RESET FAILED: " : "",
+				  problems != NULL ? problems : "");
 	migd_dest_session_finish(self, FALSE, message);
 }
 
@@ -491,10 +518,18 @@ migd_dest_session_handle_offer(MigdDestSession *self, const Migd__Wire__DeviceOf
 		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT, &reject);
 		return;
 	}
-	/* recorded before the first device leaves its idle state */
-	if (self->dest->journal != NULL && !self->journaled) {
-		if (!migd_journal_begin(self->dest->journal, self->job, self->dest->devices,
-					&error)) {
+	/*
+	 * recorded before the device leaves its idle state, with the others this
+	 * job moved: a restarted daemon brings back these and only these
+	 */
+	if (self->dest->journal != NULL) {
+		g_autoptr(GPtrArray) moved = g_ptr_array_new();
+		for (guint i = 0; i < self->devices->len; i++) {
+			MigdDestDevice *other = g_ptr_array_index(self->devices, i);
+			if (other->touched || other == dd)
+				g_ptr_array_add(moved, other->device);
+		}
+		if (!migd_journal_begin(self->dest->journal, self->job, moved, &error)) {
 			migd_dest_session_fail(self, error, TRUE);
 			return;
 		}
@@ -725,11 +760,13 @@ migd_dest_session_commit(MigdDestSession *self)
 	result.n_devices = self->devices->len;
 	result.devices = ptrs;
 	if (!all_ok) {
-		g_autofree gchar *reset = migd_dest_session_reset_devices(self);
+		g_autofree gchar *outcome = NULL;
+		g_autofree gchar *reset = migd_dest_session_reset_devices(self, &outcome);
 		g_autofree gchar *msg = NULL;
 		migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT, &result);
-		msg = g_strdup_printf("validation failed: %s; destination devices reset%s%s",
-				      problems->str, reset != NULL ? "; RESET FAILED: " : "",
+		msg = g_strdup_printf("validation failed: %s%s%s%s%s", problems->str,
+				      outcome != NULL ? "; " : "", outcome != NULL ? outcome : "",
+				      reset != NULL ? "; RESET FAILED: " : "",
 				      reset != NULL ? reset : "");
 		migd_dest_session_finish(self, FALSE, msg);
 		return;

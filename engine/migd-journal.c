@@ -162,7 +162,21 @@ migd_journal_recover_record(const gchar *path, GPtrArray *devices, MigdJournalRe
 			result->unknown++;
 			continue;
 		}
-		/* a destination's device holds a half-loaded state: reset, as a failed job does */
+		/*
+		 * a destination's device that left RUNNING holds a half-loaded state: reset
+		 * (or reopen, where its plugin says so), as a failed job does. One still
+		 * RUNNING was never touched, or a guest already runs on it: leave it be.
+		 */
+		if (!source) {
+			MigdState now = MIGD_STATE_ERROR;
+			if (migd_device_get_state(device, &now, NULL) &&
+			    now == MIGD_STATE_RUNNING) {
+				g_message("%s: RUNNING, left alone (the unfinished job %s had not "
+					  "touched it)",
+					  names[i], id != NULL ? id : "?");
+				continue;
+			}
+		}
 		ok = migd_device_recover(device, source ? MIGD_STATE_RUNNING : MIGD_STATE_ERROR,
 					 &report, &error_dev);
 		if (ok) {

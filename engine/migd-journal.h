@@ -15,7 +15,8 @@ G_BEGIN_DECLS
  * job first moves a device and removed when the job ends. A daemon that
  * crashed leaves its files behind; at the next start migd_journal_recover()
  * brings the devices they name back: a source's to RUNNING, a destination's
- * reset (to RUNNING). A source job whose Commit succeeded removes its file at
+ * reset (to RUNNING). A destination records only the devices it moved, before
+ * each one leaves RUNNING. A source job whose Commit succeeded removes its file at
  * once, so devices deliberately left stopped are never restarted.
  */
 typedef struct _MigdJournal MigdJournal;
@@ -33,7 +34,7 @@ void migd_journal_end(MigdJournal *self, MigdJob *job);
 
 typedef struct {
 	guint jobs;	 /* records found */
-	guint recovered; /* devices brought back */
+	guint recovered; /* devices brought back (not those that were RUNNING already) */
 	guint failed;	 /* devices that could not be brought back (logged loudly) */
 	guint unknown;	 /* devices named in a record that this daemon does not have */
 } MigdJournalRecovery;
@@ -41,9 +42,10 @@ typedef struct {
 /*
  * At start, before serving: every record left by a previous run names devices
  * a crashed job may have left stopped or resuming. Each one this daemon has is
- * brought back to RUNNING (source: the recovery policy; destination: reset),
- * and the records are removed. Unreadable records are moved aside (*.bad) with
- * a warning, never deleted silently.
+ * brought back to RUNNING (source: the recovery policy; destination: reset, or
+ * closed and reopened where the driver's quirks say so; a destination device
+ * still RUNNING is left alone), and the records are removed. Unreadable records are moved aside
+ * (*.bad) with a warning, never deleted silently.
  */
 void migd_journal_recover(MigdJournal *self, GPtrArray *devices, MigdJournalRecovery *result);
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -442,6 +443,19 @@ migd_kernel_device_region_write(MigdDevice *device, guint index, guint64 offset,
 						(void *)buf, len, TRUE, error);
 }
 
+/* the driver's close_device and open_device run; the data fds it handed out die */
+static gboolean
+migd_kernel_device_reopen(MigdDevice *device, GError **error)
+{
+	MigdKernelDevice *self = MIGD_KERNEL_DEVICE(device);
+
+	if (!migd_kernel_reopen(&self->handles, error)) {
+		g_prefix_error(error, "%s: ", migd_device_get_name(device));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static MigdKernelDevice *
 migd_kernel_device_new_from_handles(const gchar *name, MigdKernelHandles *handles)
 {
@@ -577,6 +591,184 @@ migd_kernel_device_adopt_fd(gint device_fd, const gchar *name, GError **error)
 	return migd_kernel_device_new_from_handles(name, &handles);
 }
 
+/* @path resolved, and only if it stays inside @sysfs_root */
+static gchar *
+migd_kernel_sysfs_canonical(const gchar *sysfs_root, const gchar *path)
+{
+	g_autofree gchar *root = realpath(sysfs_root, NULL);
+	g_autofree gchar *real = realpath(path, NULL);
+
+	if (root == NULL || real == NULL || !g_str_has_prefix(real, root) ||
+	    real[strlen(root)] != '/')
+		return NULL;
+	return g_steal_pointer(&real);
+}
+
+/* a device cdev tells who it is: /dev/vfio/devices/vfioX -> class/vfio-dev/vfioX/device */
+static gchar *
+migd_kernel_device_dir_from_fd(gint fd, const gchar *sysfs_root, const gchar *dev_root)
+{
+	g_autofree gchar *proc = g_strdup_printf("/proc/self/fd/%d", fd);
+	g_autofree gchar *target = g_file_read_link(proc, NULL);
+	g_autofree gchar *cdev_dir = g_build_filename(dev_root, "vfio", "devices", NULL);
+	g_autofree gchar *node = NULL;
+	g_autofree gchar *link = NULL;
+
+	/* a group's device fd is an anonymous inode: nothing to learn */
+	if (target == NULL || !g_str_has_prefix(target, cdev_dir) ||
+	    target[strlen(cdev_dir)] != '/')
+		return NULL;
+	node = g_path_get_basename(target);
+	if (!g_str_has_prefix(node, "vfio"))
+		return NULL;
+	link = g_build_filename(sysfs_root, "class", "vfio-dev", node, "device", NULL);
+	return migd_kernel_sysfs_canonical(sysfs_root, link);
+}
+
+/* a PCI address or an mdev UUID under bus/{pci,mdev}/devices, or a path inside sysfs */
+static gchar *
+migd_kernel_device_dir_from_address(const gchar *address, const gchar *sysfs_root, GError **error)
+{
+	const gchar *buses[] = {"pci", "mdev"};
+
+	if (g_path_is_absolute(address)) {
+		gchar *dir = migd_kernel_sysfs_canonical(sysfs_root, address);
+		if (dir == NULL || !g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+			g_free(dir);
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "address %s is not a device directory in %s", address,
+				    sysfs_root);
+			return NULL;
+		}
+		return dir;
+	}
+	if (strchr(address, '/') == NULL && g_strcmp0(address, ".") != 0 &&
+	    g_strcmp0(address, "..") != 0) {
+		for (guint i = 0; i < G_N_ELEMENTS(buses); i++) {
+			g_autofree gchar *path =
+			    g_build_filename(sysfs_root, "bus", buses[i], "devices", address, NULL);
+			gchar *dir = migd_kernel_sysfs_canonical(sysfs_root, path);
+			if (dir != NULL)
+				return dir;
+		}
+	}
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+		    "address %s names no PCI device or mdev under %s/bus", address, sysfs_root);
+	return NULL;
+}
+
+static gchar *
+migd_kernel_read_sysfs_line(const gchar *dir, const gchar *file)
+{
+	g_autofree gchar *path = g_build_filename(dir, file, NULL);
+	gchar *contents = NULL;
+
+	if (!g_file_get_contents(path, &contents, NULL, NULL))
+		return NULL;
+	return g_strstrip(contents);
+}
+
+/* what the fd reports must be the device @dir describes */
+static gboolean
+migd_kernel_device_check_address(MigdKernelDevice *self, const gchar *address, const gchar *dir,
+				 GError **error)
+{
+	MigdDevice *device = MIGD_DEVICE(self);
+	struct vfio_device_info info = {.argsz = sizeof(info)};
+	g_autofree gchar *device_api = NULL;
+	gboolean sysfs_pci;
+	gboolean fd_pci;
+	gint rc;
+
+	do {
+		rc = ioctl(self->handles.device_fd, VFIO_DEVICE_GET_INFO, &info);
+	} while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		migd_kernel_device_set_error(self, errno, "VFIO_DEVICE_GET_INFO", error);
+		return FALSE;
+	}
+	fd_pci = (info.flags & VFIO_DEVICE_FLAGS_PCI) != 0;
+	/* an mdev's kind is its type's device_api; a PCI function has ids in sysfs */
+	device_api = migd_kernel_read_sysfs_line(dir, "mdev_type/device_api");
+	if (device_api != NULL)
+		sysfs_pci = g_strcmp0(device_api, "vfio-pci") == 0;
+	else
+		sysfs_pci = g_file_test(dir, G_FILE_TEST_IS_DIR) &&
+			    migd_kernel_device_read_id(dir, "vendor") != 0;
+	if (fd_pci != sysfs_pci) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "the fd is %s a vfio-pci device, but address %s (%s) is %s",
+			    fd_pci ? "" : "not", address, dir,
+			    device_api != NULL ? device_api
+			    : sysfs_pci	       ? "a PCI function"
+					       : "not");
+		return FALSE;
+	}
+	/* a PCI function: its config space through the fd must show sysfs's ids */
+	if (device_api == NULL && sysfs_pci) {
+		guint16 ids[2] = {0, 0};
+		guint16 vendor = migd_kernel_device_read_id(dir, "vendor");
+		guint16 device_id = migd_kernel_device_read_id(dir, "device");
+		if (!migd_device_region_read(device, VFIO_PCI_CONFIG_REGION_INDEX, 0, ids,
+					     sizeof(ids), error)) {
+			g_prefix_error(error,
+				       "reading the config space to check address %s: ", address);
+			return FALSE;
+		}
+		ids[0] = GUINT16_FROM_LE(ids[0]);
+		ids[1] = GUINT16_FROM_LE(ids[1]);
+		if (ids[0] != vendor || ids[1] != device_id) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "the fd's config space shows %04x:%04x, but address %s (%s) "
+				    "is %04x:%04x",
+				    ids[0], ids[1], address, dir, vendor, device_id);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+gboolean
+migd_kernel_device_identify(MigdKernelDevice *self, const gchar *address, const gchar *sysfs_root,
+			    const gchar *dev_root, GError **error)
+{
+	const gchar *name = migd_device_get_name(MIGD_DEVICE(self));
+	g_autofree gchar *from_fd = NULL;
+	g_autofree gchar *from_address = NULL;
+
+	g_return_val_if_fail(MIGD_IS_KERNEL_DEVICE(self), FALSE);
+
+	if (sysfs_root == NULL)
+		sysfs_root = MIGD_KERNEL_SYSFS_ROOT;
+	if (dev_root == NULL)
+		dev_root = MIGD_KERNEL_DEV_ROOT;
+	from_fd = migd_kernel_device_dir_from_fd(self->handles.device_fd, sysfs_root, dev_root);
+	if (address != NULL) {
+		from_address = migd_kernel_device_dir_from_address(address, sysfs_root, error);
+		if (from_address == NULL)
+			return FALSE;
+	}
+	if (from_fd != NULL && from_address != NULL && g_strcmp0(from_fd, from_address) != 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "the fd is the cdev of %s, but address %s is %s", from_fd, address,
+			    from_address);
+		return FALSE;
+	}
+	if (from_fd == NULL && from_address != NULL &&
+	    !migd_kernel_device_check_address(self, address, from_address, error))
+		return FALSE;
+	if (from_fd == NULL && from_address == NULL) {
+		g_warning("%s: the fd does not say which device it is and no address came with "
+			  "it: driver unknown, so a destination will refuse it",
+			  name);
+		return TRUE;
+	}
+	migd_device_set_sysfs_path(MIGD_DEVICE(self), from_fd != NULL ? from_fd : from_address);
+	g_debug("%s: %s (%s)", name, from_fd != NULL ? from_fd : from_address,
+		from_fd != NULL ? "from its cdev" : "the owner's address, checked");
+	return TRUE;
+}
+
 gint
 migd_kernel_device_get_fd(MigdKernelDevice *self)
 {
@@ -646,6 +838,7 @@ migd_kernel_device_class_init(MigdKernelDeviceClass *klass)
 	device_class->set_state = migd_kernel_device_set_state;
 	device_class->get_data_size = migd_kernel_device_get_data_size;
 	device_class->reset = migd_kernel_device_reset;
+	device_class->reopen = migd_kernel_device_reopen;
 	device_class->dma_logging_start = migd_kernel_device_dma_logging_start;
 	device_class->dma_logging_stop = migd_kernel_device_dma_logging_stop;
 	device_class->dma_logging_report = migd_kernel_device_dma_logging_report;

@@ -38,6 +38,21 @@ MigdKernelDevice *migd_kernel_device_open_cdev_full(const gchar *device_name,
  */
 MigdKernelDevice *migd_kernel_device_adopt_fd(gint device_fd, const gchar *name, GError **error);
 
+/*
+ * Who an adopted fd is, so its identity (driver, PCI ids) and plugin are the
+ * device's: from the fd where the kernel tells (a device cdev:
+ * /dev/vfio/devices/vfioX -> /sys/class/vfio-dev/vfioX/device), else from
+ * @address (a PCI address, an mdev UUID or a sysfs path; may be NULL) checked
+ * against what the fd reports (VFIO_DEVICE_GET_INFO's PCI flag against the
+ * device's kind or its mdev type's device_api; a PCI function's vendor and
+ * device ids against its config space). A mismatch is refused. With neither,
+ * the identity stays unknown, with a warning. @sysfs_root, @dev_root: NULL for
+ * /sys and /dev.
+ */
+gboolean migd_kernel_device_identify(MigdKernelDevice *self, const gchar *address,
+				     const gchar *sysfs_root, const gchar *dev_root,
+				     GError **error);
+
 gint migd_kernel_device_get_fd(MigdKernelDevice *self);
 /* -1 unless opened with open_cdev */
 gint migd_kernel_device_get_iommufd(MigdKernelDevice *self);

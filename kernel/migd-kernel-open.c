@@ -47,6 +47,8 @@ migd_kernel_handles_clear(MigdKernelHandles *handles)
 	migd_close_fd(&handles->group_fd);
 	migd_close_fd(&handles->container_fd);
 	migd_close_fd(&handles->iommufd);
+	g_free(handles->open_name);
+	g_free(handles->cdev_path);
 	migd_kernel_handles_init(handles);
 }
 
@@ -195,6 +197,7 @@ migd_kernel_setup_group(const gchar *dev_root, const gchar *device_name, const g
 			       "VFIO_GROUP_GET_DEVICE_FD", device_name, &device_fd, error))
 		return FALSE;
 	h->device_fd = device_fd;
+	h->open_name = g_strdup(device_name);
 	return TRUE;
 }
 
@@ -379,6 +382,8 @@ migd_kernel_setup_cdev(const gchar *dev_root, const gchar *device_name, const gc
 
 	if (!migd_kernel_open_path(cdev_path, NULL, &h->device_fd, error))
 		return FALSE;
+	h->open_name = g_strdup(device_name);
+	h->cdev_path = g_strdup(cdev_path);
 	if (!migd_kernel_open_path(iommu_path, " (is iommufd loaded?)", &h->iommufd, error))
 		return FALSE;
 
@@ -413,4 +418,53 @@ migd_kernel_open_cdev(const gchar *sysfs_root, const gchar *dev_root, const gcha
 {
 	return migd_kernel_open_with(sysfs_root, dev_root, device_name, migd_kernel_find_cdev,
 				     migd_kernel_setup_cdev, handles, error);
+}
+
+gboolean
+migd_kernel_reopen(MigdKernelHandles *h, GError **error)
+{
+	gint device_fd = -1;
+
+	g_return_val_if_fail(h != NULL, FALSE);
+
+	if (h->open_name == NULL) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+				    "the device fd was handed over by its owner, who alone can "
+				    "close and reopen the device: detach it, have the owner "
+				    "reopen it and attach the new fd");
+		return FALSE;
+	}
+	/* the last fd of the device: its driver's close_device runs now */
+	migd_close_fd(&h->device_fd);
+	if (h->cdev_path == NULL) {
+		if (!migd_kernel_ioctl(h->group_fd, VFIO_GROUP_GET_DEVICE_FD, (gulong)h->open_name,
+				       "VFIO_GROUP_GET_DEVICE_FD", h->open_name, &device_fd, error))
+			return FALSE;
+		h->device_fd = device_fd;
+	} else {
+		struct vfio_device_bind_iommufd bind = {0};
+		struct vfio_device_attach_iommufd_pt attach = {0};
+
+		if (!migd_kernel_open_path(h->cdev_path, NULL, &h->device_fd, error))
+			return FALSE;
+		bind.argsz = MIGD_VFIO_BIND_IOMMUFD_MINSZ;
+		bind.iommufd = h->iommufd;
+		if (!migd_kernel_ioctl(h->device_fd, VFIO_DEVICE_BIND_IOMMUFD, (gulong)&bind,
+				       "VFIO_DEVICE_BIND_IOMMUFD", h->open_name, NULL, error)) {
+			migd_close_fd(&h->device_fd);
+			return FALSE;
+		}
+		h->dev_id = bind.out_devid;
+		/* the same page table: the mappings and the dirty-tracking domain stay */
+		attach.argsz = MIGD_VFIO_ATTACH_IOMMUFD_PT_MINSZ;
+		attach.pt_id = h->hwpt_id;
+		if (!migd_kernel_ioctl(h->device_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, (gulong)&attach,
+				       "VFIO_DEVICE_ATTACH_IOMMUFD_PT", h->open_name, NULL,
+				       error)) {
+			migd_close_fd(&h->device_fd);
+			return FALSE;
+		}
+	}
+	g_debug("%s: closed and reopened (fd %d)", h->open_name, h->device_fd);
+	return TRUE;
 }

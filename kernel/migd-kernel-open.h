@@ -30,6 +30,9 @@ typedef struct {
 	gboolean hwpt_dirty;
 	const gchar *hwpt_dirty_step;
 	gint hwpt_dirty_errno;
+	/* how to open the device again (migd_kernel_reopen); NULL for an adopted fd */
+	gchar *open_name; /* the name VFIO_GROUP_GET_DEVICE_FD takes */
+	gchar *cdev_path; /* cdev: /dev/vfio/devices/vfioX */
 } MigdKernelHandles;
 
 #define MIGD_KERNEL_SYSFS_ROOT "/sys"
@@ -61,5 +64,14 @@ gboolean migd_kernel_open_group(const gchar *sysfs_root, const gchar *dev_root,
 gboolean migd_kernel_open_cdev(const gchar *sysfs_root, const gchar *dev_root,
 			       const gchar *device_name, MigdKernelHandles *handles,
 			       GError **error);
+
+/*
+ * Closes the device fd and opens the device again the way @handles were made
+ * (the group's VFIO_GROUP_GET_DEVICE_FD, or the cdev bound to the same iommufd
+ * and attached to the same HWPT), so the driver's close_device and
+ * open_device run. The container, group and iommufd stay. An adopted fd is its
+ * owner's to reopen: MIGD_ERROR_NOT_SUPPORTED.
+ */
+gboolean migd_kernel_reopen(MigdKernelHandles *handles, GError **error);
 
 G_END_DECLS

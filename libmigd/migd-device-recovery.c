@@ -6,7 +6,9 @@
  * the *requested* state back on failure, so the real state is read with a GET;
  * the device may be at any step of the path, or in ERROR. Then: go to the
  * recover state if a path exists, else VFIO_DEVICE_RESET, which must leave the
- * device RUNNING (some drivers, e.g. hisi_acc, do not: that is reported loudly).
+ * device RUNNING (some drivers, e.g. hisi_acc, do not: that is reported loudly,
+ * or, where the plugin says the driver's open_device sets RUNNING, the device
+ * is closed and reopened).
  */
 #include "config.h"
 
@@ -45,6 +47,8 @@ migd_recovery_action_to_string(MigdRecoveryAction action)
 		return "reset";
 	case MIGD_RECOVERY_FAILED:
 		return "failed";
+	case MIGD_RECOVERY_REOPENED:
+		return "reopened";
 	default:
 		return "unknown";
 	}
@@ -68,6 +72,54 @@ migd_recovery_report_set(MigdRecoveryReport *report, MigdRecoveryAction action,
 	va_start(args, fmt);
 	report->detail = g_strdup_vprintf(fmt, args);
 	va_end(args);
+}
+
+/*
+ * The driver's quirk: its reset may keep a state no walk leaves (hisi_acc in
+ * RESUMING with nothing loaded fails RESUMING -> STOP), but its close_device
+ * drops the files and its open_device sets RUNNING. Closing and reopening is
+ * the only way back, and a device fd its owner handed over cannot be reopened
+ * here: that is loud.
+ */
+static gboolean
+migd_device_recover_by_reopen(MigdDevice *self, MigdState stuck, const gchar *why,
+			      MigdRecoveryReport *report, GError **error)
+{
+	const gchar *name = migd_device_get_name(self);
+	MigdState after = MIGD_STATE_ERROR;
+	g_autoptr(GError) error_local = NULL;
+
+	if (!migd_device_reopen(self, &error_local)) {
+		migd_recovery_report_set(
+		    report, MIGD_RECOVERY_FAILED, stuck,
+		    "%s; still %s after VFIO_DEVICE_RESET and not reopened: %s", why,
+		    migd_state_to_string(stuck), error_local->message);
+		g_warning("%s: still %s after VFIO_DEVICE_RESET and only closing and reopening "
+			  "its fd brings it back, which failed: %s: device needs attention",
+			  name, migd_state_to_string(stuck), error_local->message);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_RECOVERY_FAILED,
+			    "%s: still %s after VFIO_DEVICE_RESET and not reopened: %s", name,
+			    migd_state_to_string(stuck), error_local->message);
+		return FALSE;
+	}
+	if (!migd_device_get_state(self, &after, &error_local) || after != MIGD_STATE_RUNNING) {
+		const gchar *what =
+		    error_local != NULL ? error_local->message : migd_state_to_string(after);
+		migd_recovery_report_set(report, MIGD_RECOVERY_FAILED, after,
+					 "%s; reopened, and then %s", why, what);
+		g_warning("%s: reopened, and then %s: device needs attention", name, what);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_RECOVERY_FAILED,
+			    "%s: reopened, and then %s", name, what);
+		return FALSE;
+	}
+	migd_recovery_report_set(report, MIGD_RECOVERY_REOPENED, MIGD_STATE_RUNNING,
+				 "%s; still %s after VFIO_DEVICE_RESET, as its driver does; "
+				 "closed and reopened: RUNNING",
+				 why, migd_state_to_string(stuck));
+	g_message("%s: %s; still %s after VFIO_DEVICE_RESET, as its driver does; closed and "
+		  "reopened to RUNNING",
+		  name, why, migd_state_to_string(stuck));
+	return TRUE;
 }
 
 /* VFIO_DEVICE_RESET, then check that the FSM really is back in RUNNING */
@@ -130,6 +182,9 @@ migd_device_recover_by_reset(MigdDevice *self, MigdState read_back, const gchar 
 		if (!migd_device_get_state(self, &after, NULL))
 			after = MIGD_STATE_ERROR;
 	}
+	if (after != MIGD_STATE_RUNNING &&
+	    (migd_device_get_recovery_quirks(self) & MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE) != 0)
+		return migd_device_recover_by_reopen(self, after, why, report, error);
 	if (after != MIGD_STATE_RUNNING) {
 		migd_recovery_report_set(report, MIGD_RECOVERY_FAILED, after,
 					 "%s; still %s after VFIO_DEVICE_RESET", why,

@@ -428,6 +428,16 @@ migd_device_reset(MigdDevice *self, GError **error)
 }
 
 gboolean
+migd_device_reopen(MigdDevice *self, GError **error)
+{
+	MigdDeviceClass *klass = MIGD_DEVICE_GET_CLASS(self);
+	g_return_val_if_fail(MIGD_IS_DEVICE(self), FALSE);
+	if (klass->reopen == NULL)
+		return migd_device_not_supported(self, "closing and reopening the device", error);
+	return klass->reopen(self, error);
+}
+
+gboolean
 migd_device_dma_logging_start(MigdDevice *self, const MigdIovaRange *ranges, guint n_ranges,
 			      guint64 *page_size, GError **error)
 {

@@ -95,7 +95,15 @@ struct _MigdDeviceClass {
 				       guint64 page_size, gboolean no_clear, guint64 *bitmap,
 				       GError **error);
 
-	gpointer padding[2];
+	/*
+	 * optional: closes the device fd and opens the device again the way it
+	 * was opened (group or cdev), so the driver's close_device and
+	 * open_device run; MIGD_ERROR_NOT_SUPPORTED when the fd is not ours to
+	 * reopen (handed over by its owner)
+	 */
+	gboolean (*reopen)(MigdDevice *self, GError **error);
+
+	gpointer padding[1];
 };
 
 /* What the recovery policy did after a failed SET. */
@@ -105,6 +113,7 @@ typedef enum {
 	MIGD_RECOVERY_RECOVERED,    /* a transition to the recover state succeeded */
 	MIGD_RECOVERY_RESET,	    /* VFIO_DEVICE_RESET brought it back to RUNNING */
 	MIGD_RECOVERY_FAILED,	    /* even reset failed, or left it elsewhere: loud */
+	MIGD_RECOVERY_REOPENED,	    /* closing and reopening the device fd brought it back */
 } MigdRecoveryAction;
 
 typedef struct {
@@ -175,14 +184,19 @@ gboolean migd_device_transition(MigdDevice *self, MigdState target, MigdState re
 /*
  * The recovery policy on its own: GET the real state; if it is not
  * @recover_state, try to go there; if that fails or the device is in ERROR,
- * VFIO_DEVICE_RESET and check for RUNNING. Returns FALSE only when the device
- * could not be brought back (MIGD_ERROR_RECOVERY_FAILED).
+ * VFIO_DEVICE_RESET and check for RUNNING; where the driver's quirks say a
+ * reset may leave the FSM stuck and only its close does not
+ * (MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE), close and reopen the device.
+ * Returns FALSE only when the device could not be brought back
+ * (MIGD_ERROR_RECOVERY_FAILED).
  */
 gboolean migd_device_recover(MigdDevice *self, MigdState recover_state, MigdRecoveryReport *report,
 			     GError **error);
 
 gboolean migd_device_get_data_size(MigdDevice *self, guint64 *stop_copy_length, GError **error);
 gboolean migd_device_reset(MigdDevice *self, GError **error);
+/* the reopen vfunc (class comment): the state, data fds and tracking start afresh */
+gboolean migd_device_reopen(MigdDevice *self, GError **error);
 gboolean migd_device_dma_logging_start(MigdDevice *self, const MigdIovaRange *ranges,
 				       guint n_ranges, guint64 *page_size, GError **error);
 gboolean migd_device_dma_logging_stop(MigdDevice *self, GError **error);

@@ -57,6 +57,12 @@ typedef enum {
 	MIGD_RECOVERY_QUIRK_NONE = 0,
 	/* VFIO_DEVICE_RESET may leave the migration FSM where it was (hisi_acc) */
 	MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE = 1u << 0,
+	/*
+	 * closing the device fd and opening it again brings the FSM back to
+	 * RUNNING (the driver's open_device sets it): the way out when a reset
+	 * kept a state no walk leaves, e.g. hisi_acc RESUMING with nothing loaded
+	 */
+	MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE = 1u << 1,
 } MigdRecoveryQuirks;
 
 /* A plugin's decisions for one device; defaults from migd_plugin_policy_init(). */

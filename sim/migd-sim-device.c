@@ -357,9 +357,38 @@ migd_sim_device_restore(MigdSimDevice *self)
 		    g_strcmp0(g_strstrip(contents), migd_state_to_string(s)) == 0) {
 			/* its sessions died with the process that held their fds */
 			self->state = s;
-			return;
+			break;
 		}
 	}
+	/* this process opens the device anew: the driver's open_device runs */
+	if (self->info->open_sets_running && self->state != MIGD_STATE_RUNNING) {
+		self->state = MIGD_STATE_RUNNING;
+		g_mutex_lock(&self->lock);
+		migd_sim_device_persist_locked(self);
+		g_mutex_unlock(&self->lock);
+	}
+}
+
+static void migd_sim_device_lp_exit_locked(MigdSimDevice *self);
+
+/*
+ * Closing the device fd and opening it again: close_device disables the
+ * files (every driver), open_device sets RUNNING where the profile's driver
+ * does (hisi_acc); elsewhere the FSM stays where it was, as mtty's does.
+ */
+static gboolean
+migd_sim_device_reopen(MigdDevice *device, GError **error)
+{
+	MigdSimDevice *self = MIGD_SIM_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+
+	migd_sim_device_drop_session(self);
+	migd_sim_device_lp_exit_locked(self);
+	if (self->info->open_sets_running)
+		self->state = MIGD_STATE_RUNNING;
+	migd_sim_device_persist_locked(self);
+	g_cond_broadcast(&self->cond);
+	return TRUE;
 }
 
 static gboolean
@@ -1183,6 +1212,7 @@ migd_sim_device_class_init(MigdSimDeviceClass *klass)
 	device_class->set_state = migd_sim_device_set_state;
 	device_class->get_data_size = migd_sim_device_get_data_size;
 	device_class->reset = migd_sim_device_reset;
+	device_class->reopen = migd_sim_device_reopen;
 	device_class->dma_logging_start = migd_sim_device_dma_logging_start;
 	device_class->dma_logging_stop = migd_sim_device_dma_logging_stop;
 	device_class->dma_logging_report = migd_sim_device_dma_logging_report;

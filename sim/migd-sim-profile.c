@@ -60,6 +60,8 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	    .pci_core = TRUE,
 	    /* hisi_acc_vf_pci_aer_reset_done() returns early unless flags == STOP_COPY */
 	    .reset_to_running = FALSE,
+	    /* hisi_acc_vfio_pci_close_device() disables the files, open_device sets RUNNING */
+	    .open_sets_running = TRUE,
 	    .default_state_size = 176,
 	    .knobs = KNOBS_COMMON | KNOBS_DMA | MIGD_SIM_KNOB_HISI_MATCH,
 	},

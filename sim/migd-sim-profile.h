@@ -49,7 +49,13 @@ typedef struct {
 	gboolean read_blocks;	   /* reads wait for data; EAGAIN with O_NONBLOCK (mlx5) */
 	gboolean temp_end_enomsg;  /* PRE_COPY temporary end: ENOMSG (else read returns 0) */
 	gboolean reset_to_running; /* VFIO_DEVICE_RESET: RUNNING + files disabled */
-	gboolean error_gives_eio;  /* refuses to run in ERROR and returns EIO ending there (pds) */
+	/*
+	 * open_device sets RUNNING (hisi_acc_vfio_pci_open_device): a reopened
+	 * device, or one a new process opens (persist=), starts RUNNING; without
+	 * it the FSM outlives the fd (mtty keeps its state across close)
+	 */
+	gboolean open_sets_running;
+	gboolean error_gives_eio; /* refuses to run in ERROR and returns EIO ending there (pds) */
 	/*
 	 * The IOMMU's dirty tracking (iommu_dirty_*): an mdev sits in a type1
 	 * container as an emulated IOMMU group, so it answers as

@@ -56,6 +56,7 @@ typedef struct {
 	gchar **iova_ranges; /* add/attach: RANGES; migrate: DEVICE=RANGES */
 	gchar *sim_spec;
 	gint fd;
+	gchar *address; /* attach: which device the fd is */
 	/* runtime */
 	GDBusConnection *connection;
 } MigctlOptions;
@@ -820,6 +821,9 @@ migctl_device_options(const MigctlOptions *options, GError **error)
 	if (options->sim_spec != NULL)
 		g_variant_builder_add(&builder, "{sv}", "sim-spec",
 				      g_variant_new_string(options->sim_spec));
+	if (options->address != NULL)
+		g_variant_builder_add(&builder, "{sv}", "address",
+				      g_variant_new_string(options->address));
 	return g_variant_builder_end(&builder);
 }
 
@@ -875,6 +879,7 @@ migctl_options_clear(MigctlOptions *options)
 	g_free(options->output);
 	g_strfreev(options->iova_ranges);
 	g_free(options->sim_spec);
+	g_free(options->address);
 	g_clear_object(&options->connection);
 }
 
@@ -930,6 +935,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	}
 	if ((options->sim_spec != NULL) && g_strcmp0(cmd, "add") != 0)
 		return migctl_usage("--sim-spec only applies to 'add'");
+	if (options->address != NULL && g_strcmp0(cmd, "attach") != 0)
+		return migctl_usage("--address only applies to 'attach'");
 	if (options->iova_ranges != NULL && g_strcmp0(cmd, "add") != 0 &&
 	    g_strcmp0(cmd, "attach") != 0 && g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("--iova-ranges only applies to 'add', 'attach' and 'migrate'");
@@ -1065,6 +1072,8 @@ main(int argc, char **argv)
 	    {"sim-spec", 0, 0, G_OPTION_ARG_STRING, &options.sim_spec,
 	     "add: a simulated device (daemons that serve them)", "SPEC"},
 	    {"fd", 0, 0, G_OPTION_ARG_INT, &options.fd, "attach: the inherited device fd", "N"},
+	    {"address", 0, 0, G_OPTION_ARG_STRING, &options.address,
+	     "attach: which device the fd is (PCI address, mdev UUID, sysfs path)", "ADDRESS"},
 	    {"output", 'o', 0, G_OPTION_ARG_FILENAME, &options.output,
 	     "dirty-bitmap: write the bitmap file to FILE", "FILE"},
 	    {NULL},
@@ -1082,7 +1091,8 @@ main(int argc, char **argv)
 	    "  cancel JOB_PATH       cancel a job\n"
 	    "  jobs                  list the daemon's jobs\n"
 	    "  add DEVICE            add a VFIO device (PCI address, mdev UUID, sysfs path)\n"
-	    "  attach NAME --fd N    hand the daemon an open VFIO device fd, as NAME\n"
+	    "  attach NAME --fd N [--address ADDRESS]\n"
+	    "                        hand the daemon an open VFIO device fd, as NAME\n"
 	    "  detach DEVICE         let go of a device\n"
 	    "  dirty-bitmap DEVICE   what the source device's DMA dirtied during the\n"
 	    "                        last incoming migration (--output FILE: save it)\n"

@@ -97,8 +97,12 @@ migd_plugin_hisi_acc_get_policy(MigdPlugin *plugin, MigdDevice *device, MigdPlug
 	 * hisi_acc_vf_pci_aer_reset_done() returns early unless the migration
 	 * flags are exactly STOP_COPY; since 6.2 they are STOP_COPY|PRE_COPY, so
 	 * VFIO_DEVICE_RESET leaves the FSM (and the open fds) where they were.
+	 * RESUMING with nothing loaded then has no way out (RESUMING -> STOP is
+	 * EINVAL below 176 bytes), but hisi_acc_vfio_pci_close_device() drops the
+	 * files and hisi_acc_vfio_pci_open_device() sets RUNNING: reopen.
 	 */
-	policy->recovery_quirks = MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE;
+	policy->recovery_quirks =
+	    MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE | MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE;
 	/* the match data leads the stream (alone in PRE_COPY since 6.2): check it first */
 	policy->initial_check_bytes = HISI_QM_MATCH_SIZE;
 }

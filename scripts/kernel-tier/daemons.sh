@@ -568,6 +568,266 @@ case_uart() {
 	case_end daemons-migrate-uart
 }
 
+# ---- a destination killed mid-stream and restarted; a device handed over as an fd ----
+# (issue 12, items 3 and 4) Each runs on its own pair of daemons, after the cases above.
+
+N_CASES=$((N_CASES + 5))
+STATE_DIR_DST= # the destination's journal (--state-dir), for the crash case
+TEXT2=CRASH
+TEXT2_HEX=4352415348
+TEXT3=FD
+TEXT3_HEX=4644
+
+# the pid behind a bus name (the daemon itself, not the timeout wrapping it)
+bus_pid() { # bus-name
+	_reply=$(timeout -k 5 "$(bound)" gdbus call --session --dest org.freedesktop.DBus \
+		--object-path /org/freedesktop/DBus \
+		--method org.freedesktop.DBus.GetConnectionUnixProcessID "$1" 2>/dev/null)
+	_reply=${_reply#*uint32 }
+	echo "${_reply%%,*}"
+}
+
+# how many devices of a role's last list are in STATE
+count_state() { # role state
+	_line=
+	[ -f "$WORK/$1.devices" ] && read -r _line <"$WORK/$1.devices"
+	_count=0
+	_rest=$_line
+	while :; do
+		case "$_rest" in
+		*"\"state\":\"$2\""*)
+			_count=$((_count + 1))
+			_rest=${_rest#*"\"state\":\"$2\""}
+			;;
+		*) break ;;
+		esac
+	done
+	echo "$_count"
+}
+
+# a fresh pair: the destination with a journal; each with a slow simulated
+# mtty (device 0, 4 bytes/s: its pre-copy alone takes 6 s) next to the device
+# under test (device 1)
+crash_start() {
+	STATE_DIR_DST=$WORK/dst-state
+	if [ "$BACKEND" = kernel ]; then
+		uart_tool write "$DEV_A" "$TEXT2" -- write "$DEV_B" "$TEXT_B" >"$WORK/write2.log" 2>&1 ||
+			UART_WRITE_ERROR="$(tail -n 1 "$WORK/write2.log")"
+		CRASH_SRC="--device $DEV_A"
+		CRASH_DST="--device $DEV_B"
+	else
+		CRASH_SRC="--sim-device mtty:ports=2,seed=1"
+		CRASH_DST="--sim-device mtty:ports=2,seed=2,persist=$WORK/b.state"
+	fi
+	# shellcheck disable=SC2086 # options and values without spaces
+	start_daemon "$DST_NAME" "$WORK/dst.log" --sim-device mtty:ports=2,seed=22 $CRASH_DST \
+		--state-dir "$STATE_DIR_DST"
+	DST_PID=$DAEMON_PID
+	# shellcheck disable=SC2086
+	start_daemon "$SRC_NAME" "$WORK/src.log" --sim-device mtty:ports=2,seed=21,save_rate=4 \
+		$CRASH_SRC
+	SRC_PID=$DAEMON_PID
+	wait_daemons && list_devices
+}
+
+case_destination_crash() {
+	case_begin
+	if ! crash_start; then
+		sig "daemons=down"
+		BROKEN="the daemons of the crash case did not start"
+		case_end daemons-destination-crash
+		return
+	fi
+	expect src_running "$(count_state src RUNNING)" 2
+	expect dst_running "$(count_state dst RUNNING)" 2
+	ADDRESS=$(migctl "$DST_NAME" listen tcp:127.0.0.1:0 --plain 2>"$WORK/listen.err")
+	migctl "$SRC_NAME" migrate "$ADDRESS" --plain --no-wait >"$WORK/migrate2.out" \
+		2>"$WORK/migrate2.err"
+	expect migrate_exit $? 0
+	# the destination's devices resume while the slow one pre-copies
+	_deadline=$(($(now) + $(bound)))
+	_resuming=0
+	while [ "$(now)" -lt "$_deadline" ]; do
+		migctl "$DST_NAME" --json devices >"$WORK/dst.devices" 2>/dev/null
+		_resuming=$(count_state dst RESUMING)
+		[ "$_resuming" -lt 2 ] || break
+	done
+	expect dst_resuming "$_resuming" 2
+	_pid=$(bus_pid "$DST_NAME")
+	if [ -n "$_pid" ] && kill -KILL "$_pid" 2>/dev/null; then
+		sig "dst=killed"
+		{ wait "$DST_PID"; } 2>/dev/null
+	else
+		sig "dst=not-killed"
+		fail "no pid for $DST_NAME to kill"
+	fi
+	DST_PID=
+	# the source sees the peer go, and rolls back
+	migctl "$SRC_NAME" --json watch "$JOB_PATH" >"$WORK/src-job2.json" 2>"$WORK/src-job2.err"
+	json_value success "$(grep '"event":"completed"' "$WORK/src-job2.json" | tail -n 1)"
+	expect src_success "$JSON_VALUE" false
+	migctl "$SRC_NAME" --json devices >"$WORK/src.devices" 2>/dev/null
+	expect src_running "$(count_state src RUNNING)" 2
+	[ -z "$WHY" ] || fail_log "$WORK/dst.log" "destination daemon log"
+	case_end daemons-destination-crash
+}
+
+# the restarted destination finds its journal, brings its devices back, and takes a migration
+case_destination_restarted() {
+	case_begin
+	: >"$WORK/dst.log"
+	# shellcheck disable=SC2086
+	start_daemon "$DST_NAME" "$WORK/dst.log" --sim-device mtty:ports=2,seed=22 $CRASH_DST \
+		--state-dir "$STATE_DIR_DST"
+	DST_PID=$DAEMON_PID
+	if ! wait_daemons || ! list_devices; then
+		sig "daemons=down"
+		BROKEN="the destination did not restart"
+		case_end daemons-destination-restarted
+		return
+	fi
+	expect dst_running "$(count_state dst RUNNING)" 2
+	_records=$(ls "$STATE_DIR_DST" 2>/dev/null | wc -l)
+	expect journal_left "$_records" 0
+	case "$(cat "$WORK/dst.log")" in
+	*"recovered 1 unfinished job(s)"*) sig "journal=recovered" ;;
+	*)
+		sig "journal=none"
+		fail "the restarted destination recovered no job"
+		;;
+	esac
+	# the slow pair goes; the device under test migrates again
+	migctl "$SRC_NAME" detach sim0 >/dev/null 2>"$WORK/detach.err"
+	expect src_detach $? 0
+	migctl "$DST_NAME" detach sim0 >/dev/null 2>>"$WORK/detach.err"
+	expect dst_detach $? 0
+	ADDRESS=$(migctl "$DST_NAME" listen tcp:127.0.0.1:0 --plain 2>"$WORK/listen.err")
+	_bound=$(bound)
+	timeout -k 5 $((_bound + 10)) "$MIGCTL" --session --bus-name "$SRC_NAME" --json \
+		migrate "$ADDRESS" --plain --timeout-s "$_bound" >"$WORK/migrate3.json" \
+		2>"$WORK/migrate3.err"
+	_rc=$?
+	_line=$(grep '"event":"completed"' "$WORK/migrate3.json" | tail -n 1)
+	expect migrate_exit "$_rc" 0
+	json_value success "$_line"
+	expect success "$JSON_VALUE" true
+	if list_devices; then
+		expect src_stopped "$(count_state src STOP)" 1
+		expect dst_running "$(count_state dst RUNNING)" 1
+	fi
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/migrate3.err" "vfio-migctl migrate"
+		fail_log "$WORK/dst.log" "destination daemon log"
+	fi
+	stop_process "$SRC_PID"
+	SRC_PID=
+	expect src_exit "$STOP_RC" 0
+	stop_process "$DST_PID"
+	DST_PID=
+	expect dst_exit "$STOP_RC" 0
+	case_end daemons-destination-restarted
+}
+
+# kernel: after both daemons closed their devices, B holds what A's ports held
+case_uart_again() { # name text0-hex
+	case_begin
+	if [ -n "$UART_WRITE_ERROR" ]; then
+		sig "write=failed"
+		fail "writing the UART failed: $UART_WRITE_ERROR"
+		case_end "$1"
+		return
+	fi
+	uart_tool state "$DEV_A" -- read "$DEV_B" 2 >"$WORK/uart.out" 2>"$WORK/uart.err"
+	_rc=$?
+	if [ "$_rc" -eq 0 ]; then
+		{
+			read -r _state_a
+			read -r _read_b
+		} <"$WORK/uart.out"
+		expect a "${_state_a:-none}" STOP
+		tool_field state "$_read_b"
+		expect b "$FIELD" RUNNING
+		tool_field uart0 "$_read_b"
+		expect uart0 "$FIELD" "$2"
+	else
+		sig "read=failed"
+		fail "migd-uart-tool state A -- read B failed: $(exit_reason "$_rc")"
+		fail_log "$WORK/uart.err" "migd-uart-tool"
+	fi
+	case_end "$1"
+}
+
+# A opened through its group by another process (as a VMM would) and handed to
+# the source daemon as an fd with its address; the destination opened B by UUID
+case_attached_fd() {
+	case_begin
+	uart_tool write "$DEV_A" "$TEXT3" -- write "$DEV_B" "$TEXT_B" >"$WORK/write3.log" 2>&1 ||
+		UART_WRITE_ERROR="$(tail -n 1 "$WORK/write3.log")"
+	start_daemon "$DST_NAME" "$WORK/dst.log" --device "$DEV_B"
+	DST_PID=$DAEMON_PID
+	start_daemon "$SRC_NAME" "$WORK/src.log"
+	SRC_PID=$DAEMON_PID
+	if ! wait_daemons; then
+		sig "daemons=down"
+		case_end daemons-attached-fd
+		return
+	fi
+	uart_tool hand "$DEV_A" "$MIGCTL" --session --bus-name "$SRC_NAME" attach "$DEV_A" \
+		--fd "{fd}" --address "$DEV_A" >"$WORK/attach.out" 2>"$WORK/attach.err"
+	expect attach_exit $? 0
+	ADDRESS=$(migctl "$DST_NAME" listen tcp:127.0.0.1:0 --plain 2>"$WORK/listen.err")
+	_bound=$(bound)
+	timeout -k 5 $((_bound + 10)) "$MIGCTL" --session --bus-name "$SRC_NAME" --json \
+		migrate "$ADDRESS" --plain --timeout-s "$_bound" >"$WORK/migrate4.json" \
+		2>"$WORK/migrate4.err"
+	sig_job_result $? "$WORK/migrate4.json" source
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/attach.err" "migd-uart-tool hand / vfio-migctl attach"
+		fail_log "$WORK/migrate4.err" "vfio-migctl migrate"
+		fail_log "$WORK/src.log" "source daemon log"
+		fail_log "$WORK/dst.log" "destination daemon log"
+	fi
+	stop_process "$SRC_PID"
+	SRC_PID=
+	expect src_exit "$STOP_RC" 0
+	stop_process "$DST_PID"
+	DST_PID=
+	expect dst_exit "$STOP_RC" 0
+	case_end daemons-attached-fd
+}
+
+cases_issue12() {
+	UART_WRITE_ERROR=
+	for _case in destination_crash destination_restarted; do
+		if [ -z "$BROKEN" ]; then
+			"case_$_case"
+		else
+			case_not_run "daemons-$(echo "$_case" | tr _ -)"
+		fi
+	done
+	if [ "$BACKEND" = sim ]; then
+		case_skip daemons-destination-restarted-uart \
+			"simulated devices live inside their daemon: no region access from outside it"
+		case_skip daemons-attached-fd "a simulated device has no fd to hand over"
+		case_skip daemons-attached-fd-uart \
+			"simulated devices live inside their daemon: no region access from outside it"
+		return
+	fi
+	if [ -z "$BROKEN" ]; then
+		case_uart_again daemons-destination-restarted-uart "$TEXT2_HEX"
+	else
+		case_not_run daemons-destination-restarted-uart
+	fi
+	UART_WRITE_ERROR=
+	if [ -z "$BROKEN" ]; then
+		case_attached_fd
+		case_uart_again daemons-attached-fd-uart "$TEXT3_HEX"
+	else
+		case_not_run daemons-attached-fd
+		case_not_run daemons-attached-fd-uart
+	fi
+}
+
 main() {
 	UART_WRITE_ERROR=
 	START=$(now)
@@ -613,6 +873,7 @@ main() {
 			BROKEN="$BROKEN; and writing the UARTs failed: $UART_WRITE_ERROR"
 		case_not_run daemons-migrate-uart
 	fi
+	cases_issue12
 	echo "# $(($(now) - START)) s"
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

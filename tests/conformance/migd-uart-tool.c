@@ -11,6 +11,13 @@
  *                                        port named is initialised first)
  *   migd-uart-tool read DEVICE PORTS     "state=STATE uart0=HEX ...", draining
  *   migd-uart-tool state DEVICE          the migration state, e.g. "STOP"
+ *   migd-uart-tool hand DEVICE PROGRAM ARG...
+ *                                        opens DEVICE through its group, as a
+ *                                        VMM would, and runs PROGRAM with the
+ *                                        device fd inherited, "{fd}" in an ARG
+ *                                        replaced by its number (for
+ *                                        vfio-migctl attach --fd); PROGRAM's
+ *                                        exit status (the fd holds the group)
  * Several commands separated by "--" run in order in one process (under
  * emulation each process start costs about a second), each device opened and
  * closed again by its command. DEVICE is an mdev UUID or a PCI address. Exit
@@ -19,8 +26,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include "conformance-cases.h"
 #include "migd-kernel-device.h"
@@ -171,6 +181,45 @@ uart_tool_run(gint argc, gchar **argv, guint n_ports)
 	return ok;
 }
 
+/* hand DEVICE PROGRAM ARG...: the owner of a device fd hands it over */
+static gint
+uart_tool_hand(gint argc, gchar **argv)
+{
+	g_autoptr(MigdDevice) dev = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+	g_autofree gchar *fd_text = NULL;
+	gint fd;
+	gint status = 0;
+
+	if (argc < 3)
+		return uart_tool_usage("hand takes a device and a program");
+	dev = uart_tool_open(argv[1], &error);
+	if (dev == NULL) {
+		g_printerr("migd-uart-tool: %s: %s\n", argv[1], error->message);
+		return EXIT_FAILURE;
+	}
+	/* the kernel hands out device fds close-on-exec: this one is for the child */
+	fd = migd_kernel_device_get_fd(MIGD_KERNEL_DEVICE(dev));
+	if (fcntl(fd, F_SETFD, 0) < 0) {
+		g_printerr("migd-uart-tool: fcntl: %s\n", g_strerror(errno));
+		return EXIT_FAILURE;
+	}
+	fd_text = g_strdup_printf("%d", fd);
+	for (gint i = 2; i < argc; i++) {
+		g_auto(GStrv) parts = g_strsplit(argv[i], "{fd}", -1);
+		g_ptr_array_add(args, g_strjoinv(fd_text, parts));
+	}
+	g_ptr_array_add(args, NULL);
+	if (!g_spawn_sync(NULL, (gchar **)args->pdata, NULL,
+			  G_SPAWN_LEAVE_DESCRIPTORS_OPEN | G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL,
+			  NULL, NULL, &status, &error)) {
+		g_printerr("migd-uart-tool: %s: %s\n", argv[2], error->message);
+		return EXIT_FAILURE;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAILURE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -183,6 +232,8 @@ main(int argc, char **argv)
 	setlocale(LC_ALL, "");
 	/* recovery messages are no part of the answer on stdout */
 	g_log_writer_default_set_use_stderr(TRUE);
+	if (argc > 1 && g_strcmp0(argv[1], "hand") == 0)
+		return uart_tool_hand(argc - 1, argv + 1);
 	for (gint i = 1; i <= argc; i++) {
 		gint count = i - start;
 		guint n_ports = 0;

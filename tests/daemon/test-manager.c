@@ -48,7 +48,8 @@ manager_new(const gchar *const *specs, const gchar *prefix)
 
 /* the open func of a daemon that serves simulated devices only */
 static MigdDevice *
-open_sim(const gchar *name, const gchar *sim_spec, gint fd, gpointer user_data, GError **error)
+open_sim(const gchar *name, const gchar *sim_spec, gint fd, const gchar *address,
+	 gpointer user_data, GError **error)
 {
 	guint *calls = user_data;
 
@@ -274,23 +275,23 @@ test_manager_registry(void **state)
 	    migd_manager_device_is_busy(manager, migd_manager_find_device(manager, "dev0")));
 
 	/* without an open func this manager cannot open anything */
-	assert_null(migd_manager_open_device(manager, "new", "mlx5:seed=3", -1, &error));
+	assert_null(migd_manager_open_device(manager, "new", "mlx5:seed=3", -1, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
 	g_clear_error(&error);
 	migd_manager_set_device_open_func(manager, open_sim, &opens);
 
 	/* names are checked before anything is opened */
-	assert_null(migd_manager_open_device(manager, "", "mlx5:seed=3", -1, &error));
+	assert_null(migd_manager_open_device(manager, "", "mlx5:seed=3", -1, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 	g_clear_error(&error);
-	assert_null(migd_manager_open_device(manager, long_name, "mlx5:seed=3", -1, &error));
+	assert_null(migd_manager_open_device(manager, long_name, "mlx5:seed=3", -1, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 	assert_non_null(strstr(error->message, "1 to 255 bytes"));
 	g_clear_error(&error);
 	assert_int_equal(opens, 0);
 
 	/* a name in use: refused after opening, the registry unchanged */
-	assert_null(migd_manager_open_device(manager, "dev1", "mlx5:seed=3", -1, &error));
+	assert_null(migd_manager_open_device(manager, "dev1", "mlx5:seed=3", -1, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 	assert_string_equal(error->message, "a device named 'dev1' already exists");
 	g_clear_error(&error);
@@ -303,12 +304,12 @@ test_manager_registry(void **state)
 	assert_int_equal(migd_manager_get_devices(manager)->len, 2);
 
 	/* the open func's own refusal comes through */
-	assert_null(migd_manager_open_device(manager, "kernel", NULL, -1, &error));
+	assert_null(migd_manager_open_device(manager, "kernel", NULL, -1, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
 	g_clear_error(&error);
 
 	/* an empty IOVA range is refused and the device not added */
-	added = migd_manager_open_device(manager, "dev2", "hisi_acc:seed=5", -1, &error);
+	added = migd_manager_open_device(manager, "dev2", "hisi_acc:seed=5", -1, NULL, &error);
 	assert_non_null(added);
 	assert_null(error);
 	g_array_append_val(ranges, good);

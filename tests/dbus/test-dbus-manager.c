@@ -255,6 +255,39 @@ test_add_attach_detach(void **state)
 	g_clear_pointer(&out, g_free);
 	assert_int_equal(dt_migctl(bus, &out, "attach", "vm1-nic", NULL), 2);
 
+	/* "address" says which device an fd is: AttachDevice only, a non-empty string */
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('sim7', {'sim-spec': <'mlx5:seed=7'>, "
+						     "'address': <'0000:3b:00.1'>})"),
+				&error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "goes with a device fd"));
+	g_clear_error(&error);
+	assert_false(has_device(daemon, "sim7", NULL));
+	{
+		const gchar *const bad[] = {"(@h 0, 'vm2', {'address': <@u 3>})",
+					    "(@h 0, 'vm2', {'address': <''>})"};
+		const gchar *const why[] = {"must be a string", "is empty"};
+		for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+			g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
+			gint fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+			assert_int_equal(g_unix_fd_list_append(fds, fd, NULL), 0);
+			close(fd);
+			reply = g_dbus_connection_call_with_unix_fd_list_sync(
+			    dt_connection(), bus, "/org/vfiomigd/Migd1",
+			    "org.vfiomigd.Migd1.Manager", "AttachDevice",
+			    g_variant_new_parsed(bad[i]), NULL, G_DBUS_CALL_FLAGS_NONE, -1, fds,
+			    NULL, NULL, &error);
+			assert_null(reply);
+			if (strstr(error->message, why[i]) == NULL)
+				fail_msg("%s: %s", bad[i], error->message);
+			g_clear_error(&error);
+		}
+	}
+	/* vfio-migctl: --address only with attach */
+	g_clear_pointer(&out, g_free);
+	assert_int_equal(dt_migctl(bus, &out, "add", "sim8", "--address", "0000:3b:00.1", NULL), 2);
+
 	/* detach: gone; twice: unknown */
 	g_clear_pointer(&out, g_free);
 	assert_int_equal(dt_migctl(bus, &out, "--json", "detach", "sim9", NULL), 0);

@@ -469,6 +469,87 @@ test_crash_restart_recovers(void **state)
 	}
 }
 
+/* waits until @persist (a simulated device's state file) reads @want */
+static void
+wait_persisted_state(const gchar *persist, const gchar *want)
+{
+	gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+
+	while (g_get_monotonic_time() < deadline) {
+		g_autofree gchar *now = NULL;
+		if (g_file_get_contents(persist, &now, NULL, NULL) && g_strcmp0(now, want) == 0)
+			return;
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(20 * 1000);
+	}
+	fail_msg("%s never read %s", persist, want);
+}
+
+/*
+ * A destination daemon killed mid-stream (its device RESUMING, half loaded):
+ * the restarted daemon finds its own journal record, brings the device back to
+ * RUNNING, and a new migration into it succeeds.
+ */
+static void
+test_destination_crash_restart_recovers(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-dcrash-XXXXXX", NULL);
+	g_autofree gchar *state_dir = g_build_filename(dir, "state", NULL);
+	g_autofree gchar *persist = g_build_filename(dir, "dst0.state", NULL);
+	g_autofree gchar *dst_spec = g_strdup_printf("mlx5:seed=101,persist=%s", persist);
+	const gchar *const src_specs[] = {"mlx5:state_size=64M,seed=1,save_rate=16M", NULL};
+	const gchar *const dst_specs[] = {dst_spec, NULL};
+	const gchar *const args[] = {"--state-dir", state_dir, NULL};
+	Pair *pair = g_new0(Pair, 1);
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *job2 = NULL;
+	g_autofree gchar *message = NULL;
+	g_autofree gchar *after = NULL;
+	g_autofree gchar *left = NULL;
+
+	*state = pair;
+	pair->src = dt_daemon_start(SRC_NAME, src_specs);
+	pair->dst = dt_daemon_start_args(DST_NAME, dst_specs, args);
+	address = dt_listen_plain(pair->dst);
+	job = migrate(pair->src, address, NULL, NULL);
+	/* the destination device is resuming while the source pre-copies (~4 s) */
+	wait_persisted_state(persist, "RESUMING");
+	dt_daemon_crash(pair->dst);
+	pair->dst = NULL;
+	assert_true(g_file_get_contents(persist, &left, NULL, NULL));
+	assert_string_equal(left, "RESUMING");
+	/* the source notices and rolls back */
+	assert_false(dt_job_wait_completed(pair->src, job, &message));
+	after = dt_device_state(pair->src, 0);
+	assert_string_equal(after, "RUNNING");
+	g_clear_pointer(&after, g_free);
+
+	pair->dst = dt_daemon_start_args(DST_NAME, dst_specs, args);
+	after = dt_device_state(pair->dst, 0);
+	assert_string_equal(after, "RUNNING");
+	{
+		g_autoptr(GDir) d = g_dir_open(state_dir, 0, NULL);
+		assert_non_null(d);
+		/* the record was consumed */
+		assert_null(g_dir_read_name(d));
+	}
+	/* and it takes a migration again */
+	g_free(address);
+	address = dt_listen_plain(pair->dst);
+	job2 = migrate(pair->src, address, NULL, NULL);
+	g_clear_pointer(&message, g_free);
+	if (!dt_job_wait_completed(pair->src, job2, &message))
+		fail_msg("second migration failed: %s", message);
+	g_free(after);
+	after = dt_device_state(pair->dst, 0);
+	assert_string_equal(after, "RUNNING");
+	{
+		g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 static void
 test_migrate_nobody_listening(void **state)
 {
@@ -562,6 +643,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_migrate_low_power, teardown),
 	    cmocka_unit_test_teardown(test_migrate_socket_activated, teardown),
 	    cmocka_unit_test_teardown(test_crash_restart_recovers, teardown),
+	    cmocka_unit_test_teardown(test_destination_crash_restart_recovers, teardown),
 	    cmocka_unit_test_teardown(test_migrate_nobody_listening, teardown),
 	    cmocka_unit_test_teardown(test_migrate_cancel, teardown),
 	};

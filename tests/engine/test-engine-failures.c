@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,6 +22,7 @@
 
 #include "engine-test-util.h"
 #include "migd-error.h"
+#include "migd-plugin.h"
 #include "migd-wire-frame.h"
 #include "migd-wire-limits.h"
 
@@ -82,6 +84,23 @@ test_device_count_mismatch(void **state)
 	engine_fixture_wait(fx, 30);
 	assert_source_rolled_back(fx, "1 devices offered, this host prepared 2");
 	assert_destination_reset(fx);
+}
+
+static void
+test_rejected_offer_resets_nothing(void **state)
+{
+	const gchar *src[] = {"hisi_acc:seed=2", NULL};
+	const gchar *dst[] = {"pds:seed=4", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+
+	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
+	engine_fixture_wait(fx, 30);
+	assert_source_rolled_back(fx, "destination rejected src0");
+	assert_destination_reset(fx);
+	/* nothing was touched, so nothing was reset: the message must not claim it */
+	assert_non_null(fx->dst_job);
+	if (strstr(migd_job_get_message(fx->dst_job), "reset") != NULL)
+		fail_msg("destination: %s", migd_job_get_message(fx->dst_job));
 }
 
 static void
@@ -168,6 +187,211 @@ test_hisi_acc_reset_quirk_walked_back(void **state)
 	assert_false(migd_job_get_success(fx->dst_job));
 	assert_null(strstr(migd_job_get_message(fx->dst_job), "RESET FAILED"));
 	assert_destination_reset(fx);
+}
+
+/*
+ * ---- hisi_acc destinations with nothing loaded ----
+ * A failure before the 40 bytes of match data arrive leaves a destination VF in
+ * RESUMING: its reset keeps the FSM and RESUMING -> STOP is EINVAL with nothing
+ * loaded. The plugin's quirk (set here as plugins/hisi_acc does; the engine
+ * tests load no plugins) has the device closed and reopened, which the driver
+ * answers with RUNNING.
+ */
+
+static void
+hisi_dst_quirks(EngineFixture *fx)
+{
+	for (guint i = 0; i < fx->dst_devices->len; i++)
+		migd_device_set_recovery_quirks(g_ptr_array_index(fx->dst_devices, i),
+						MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE |
+						    MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE);
+}
+
+static void
+assert_hisi_dst_running(EngineFixture *fx)
+{
+	assert_non_null(fx->dst_job);
+	assert_true(migd_job_is_finished(fx->dst_job));
+	assert_false(migd_job_get_success(fx->dst_job));
+	if (strstr(migd_job_get_message(fx->dst_job), "RESET FAILED") != NULL)
+		fail_msg("destination: %s", migd_job_get_message(fx->dst_job));
+	for (guint i = 0; i < fx->dst_devices->len; i++)
+		assert_int_equal(engine_fixture_state(fx->dst_devices, i), MIGD_STATE_RUNNING);
+}
+
+static void
+test_hisi_acc_source_precopy_fails(void **state)
+{
+	const gchar *src[] = {"hisi_acc:seed=1,fail_arc=RUNNING->PRE_COPY,fail_errno=EIO", NULL};
+	const gchar *dst[] = {"hisi_acc:seed=3", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+
+	hisi_dst_quirks(fx);
+	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
+	engine_fixture_wait(fx, 30);
+	assert_source_rolled_back(fx, "RUNNING -> PRE_COPY");
+	assert_hisi_dst_running(fx);
+	assert_non_null(strstr(migd_job_get_message(fx->dst_job), "destination devices reopened"));
+}
+
+static void
+test_hisi_acc_dirty_tracking_fails(void **state)
+{
+	/* the source's IOMMU cannot track dirty pages and the job refuses to go on without */
+	const gchar *src[] = {"hisi_acc:seed=2,iommu_dirty=0", NULL};
+	const gchar *dst[] = {"hisi_acc:seed=12", NULL};
+	const MigdIovaRange ranges[] = {{0, 64 * 1024 * 1024}};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+	MigdSourceOptions options;
+
+	hisi_dst_quirks(fx);
+	migd_source_options_init(&options);
+	options.dirty_fallback = MIGD_DIRTY_FALLBACK_REFUSE;
+	migd_device_set_iova_ranges(g_ptr_array_index(fx->src_devices, 0), ranges, 1);
+	assert_non_null(engine_fixture_migrate(fx, &options, NULL));
+	engine_fixture_wait(fx, 30);
+	assert_source_rolled_back(fx, "dirty tracking");
+	assert_hisi_dst_running(fx);
+}
+
+/* ---- a raw source: Hello and one offer, accepted; then it closes or holds ---- */
+
+typedef struct {
+	gchar *address;
+	MigdDevice *like; /* a device like the destination's, for the offer */
+	gboolean hold;	  /* hold the connection after the accept until the peer closes */
+	gint accepted;	  /* atomic */
+	gint done;	  /* atomic: the connection is closed */
+} OfferSource;
+
+static gboolean
+offer_send(gint fd, MigdWireMsgType type, gpointer body)
+{
+	MigdWireFrame frame;
+	g_autoptr(GByteArray) out = g_byte_array_new();
+
+	migd_wire_frame_init(&frame, type, body);
+	if (!migd_wire_frame_append(&frame, out, NULL))
+		return FALSE;
+	return write(fd, out->data, out->len) == (gssize)out->len;
+}
+
+/* the next frame from the destination, keepalives skipped */
+static MigdWireFrame *
+offer_next(gint fd, MigdWireDecoder *decoder)
+{
+	for (;;) {
+		guint8 buf[4096];
+		gssize n;
+		MigdWireFrame *frame = migd_wire_decoder_next(decoder, NULL);
+		if (frame != NULL) {
+			if (frame->type != MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
+				return frame;
+			migd_wire_frame_free(frame);
+			continue;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0 || !migd_wire_decoder_feed(decoder, buf, n, NULL))
+			return NULL;
+	}
+}
+
+static gpointer
+offer_source_thread(gpointer user_data)
+{
+	OfferSource *os = user_data;
+	g_autoptr(MigdWireDecoder) decoder = migd_wire_decoder_new();
+	g_auto(MigdDeviceIdentity) id = {0};
+	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
+	Migd__Wire__DeviceOffer offer = MIGD__WIRE__DEVICE_OFFER__INIT;
+	Migd__Wire__DeviceDescriptor desc = MIGD__WIRE__DEVICE_DESCRIPTOR__INIT;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	const gchar *port = strrchr(os->address, ':') + 1;
+	MigdWireFrame *frame;
+	gint fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_port = htons((guint16)atoi(port));
+	g_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
+	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
+	hello.host_identity = (gchar *)"offer-source";
+	hello.session_id = (gchar *)"offer-session-1";
+	hello.device_count = 1;
+	g_assert(offer_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello));
+	frame = offer_next(fd, decoder);
+	g_assert(frame != NULL && frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY);
+	migd_wire_frame_free(frame);
+
+	g_assert(migd_device_probe(os->like, NULL));
+	g_assert(migd_device_get_identity(os->like, &id, NULL));
+	desc.driver_name = id.driver;
+	desc.vendor_id = id.vendor_id;
+	desc.device_id = id.device_id;
+	desc.subsystem_vendor_id = id.subsystem_vendor_id;
+	desc.subsystem_device_id = id.subsystem_device_id;
+	desc.migration_flags = migd_device_get_mig_flags(os->like);
+	offer.device = 0;
+	offer.descriptor = &desc;
+	g_assert(offer_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER, &offer));
+	frame = offer_next(fd, decoder);
+	g_assert(frame != NULL && frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT);
+	migd_wire_frame_free(frame);
+	g_atomic_int_set(&os->accepted, 1);
+	/* holding: until the destination goes away */
+	while (os->hold && (frame = offer_next(fd, decoder)) != NULL)
+		migd_wire_frame_free(frame);
+	close(fd);
+	g_atomic_int_set(&os->done, 1);
+	return NULL;
+}
+
+static void
+test_hisi_acc_peer_closes_after_offers(void **state)
+{
+	const gchar *src[] = {"hisi_acc:seed=1", NULL};
+	const gchar *dst[] = {"hisi_acc:seed=3", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+	OfferSource os = {.address = fx->address, .like = g_ptr_array_index(fx->src_devices, 0)};
+	GThread *thread;
+	gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+	hisi_dst_quirks(fx);
+	thread = g_thread_new("offer-source", offer_source_thread, &os);
+	while ((fx->dst_job == NULL || !migd_job_is_finished(fx->dst_job)) &&
+	       g_get_monotonic_time() < deadline)
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(thread);
+	assert_true(g_atomic_int_get(&os.accepted));
+	assert_hisi_dst_running(fx);
+}
+
+static void
+test_hisi_acc_destination_shuts_down(void **state)
+{
+	const gchar *src[] = {"hisi_acc:seed=1", NULL};
+	const gchar *dst[] = {"hisi_acc:seed=3", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+	OfferSource os = {
+	    .address = fx->address, .like = g_ptr_array_index(fx->src_devices, 0), .hold = TRUE};
+	GThread *thread;
+	gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+	hisi_dst_quirks(fx);
+	thread = g_thread_new("offer-source", offer_source_thread, &os);
+	while (!g_atomic_int_get(&os.accepted) && g_get_monotonic_time() < deadline)
+		g_main_context_iteration(NULL, TRUE);
+	assert_true(g_atomic_int_get(&os.accepted));
+	assert_int_equal(engine_fixture_state(fx->dst_devices, 0), MIGD_STATE_RESUMING);
+	/* the destination daemon stops with its device resuming and nothing loaded */
+	migd_destination_close(fx->dest);
+	while ((fx->dst_job == NULL || !migd_job_is_finished(fx->dst_job) ||
+		!g_atomic_int_get(&os.done)) &&
+	       g_get_monotonic_time() < deadline) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
+	g_thread_join(thread);
+	assert_hisi_dst_running(fx);
 }
 
 static void
@@ -462,11 +686,16 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_compatibility_mismatch_touches_nothing),
 	    cmocka_unit_test(test_device_count_mismatch),
+	    cmocka_unit_test(test_rejected_offer_resets_nothing),
 	    cmocka_unit_test(test_destination_device_busy),
 	    cmocka_unit_test(test_source_arc_fails),
 	    cmocka_unit_test(test_destination_validation_fails),
 	    cmocka_unit_test(test_destination_device_in_error_is_reset),
 	    cmocka_unit_test(test_hisi_acc_reset_quirk_walked_back),
+	    cmocka_unit_test(test_hisi_acc_source_precopy_fails),
+	    cmocka_unit_test(test_hisi_acc_dirty_tracking_fails),
+	    cmocka_unit_test(test_hisi_acc_peer_closes_after_offers),
+	    cmocka_unit_test(test_hisi_acc_destination_shuts_down),
 	    cmocka_unit_test(test_cancel_during_precopy),
 	    cmocka_unit_test(test_timeout),
 	    cmocka_unit_test(test_destination_goes_away),

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "migd-journal.h"
+#include "migd-plugin.h"
 #include "migd-sim-device.h"
 #include "engine-test-util.h"
 #include "migd-test-log.h"
@@ -90,6 +91,50 @@ test_recover_after_crash(void **state)
 	migd_test_rm_rf(dir);
 }
 
+/*
+ * A destination killed mid-stream: its hisi_acc VF is RESUMING with nothing
+ * loaded, which neither a reset nor a walk leaves; its plugin's quirk has the
+ * restarted daemon close and reopen it. A device the record names that is
+ * RUNNING (a guest may run on it) is left alone, not reset.
+ */
+static void
+test_destination_record_recovery(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-journal-XXXXXX", NULL);
+	g_autoptr(MigdJournal) journal = migd_journal_new(dir, NULL);
+	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autoptr(MigdJob) dst_job = migd_job_new(MIGD_JOB_ROLE_DESTINATION, "in4");
+	g_autoptr(MigdDataFd) fd = NULL;
+	MigdDevice *hisi;
+	MigdDevice *idle;
+	MigdJournalRecovery result;
+
+	g_ptr_array_add(devices, migd_test_sim_device("hisi_acc:seed=3", "h"));
+	g_ptr_array_add(devices, migd_test_sim_device("mlx5:seed=4", "m"));
+	hisi = g_ptr_array_index(devices, 0);
+	idle = g_ptr_array_index(devices, 1);
+	/* what plugins/hisi_acc declares */
+	migd_device_set_recovery_quirks(hisi, MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE |
+						  MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE);
+	assert_true(migd_journal_begin(journal, dst_job, devices, NULL));
+	assert_true(
+	    migd_device_transition(hisi, MIGD_STATE_RESUMING, MIGD_STATE_ERROR, &fd, NULL, NULL));
+	g_clear_pointer(&fd, migd_data_fd_free);
+	/* a reset alone does not bring it back */
+	assert_true(migd_device_reset(hisi, NULL));
+	assert_int_equal(state_of(hisi), MIGD_STATE_RESUMING);
+
+	migd_journal_recover(journal, devices, &result);
+	assert_int_equal(result.jobs, 1);
+	assert_int_equal(result.failed, 0);
+	/* only the device that was out of RUNNING was brought back */
+	assert_int_equal(result.recovered, 1);
+	assert_int_equal(state_of(hisi), MIGD_STATE_RUNNING);
+	assert_int_equal(state_of(idle), MIGD_STATE_RUNNING);
+	assert_int_equal(count_files(dir, ".job"), 0);
+	migd_test_rm_rf(dir);
+}
+
 /* a job that ended removes its record: devices it left stopped on purpose stay stopped */
 static void
 test_finished_job_leaves_nothing(void **state)
@@ -146,6 +191,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_recover_after_crash),
+	    cmocka_unit_test(test_destination_record_recovery),
 	    cmocka_unit_test(test_finished_job_leaves_nothing),
 	    cmocka_unit_test(test_damaged_record_set_aside),
 	    cmocka_unit_test(test_unwritable_state_dir),

@@ -233,6 +233,16 @@ fake_device_ioctl(unsigned long request, gulong arg)
 		info->flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
 		return fk.gone ? fake_fail(ENODEV) : 0;
 	}
+	case VFIO_DEVICE_GET_REGION_INFO: {
+		/* only the PCI config space, at FAKE_CONFIG_OFFSET of the device node file */
+		struct vfio_region_info *info = (void *)arg;
+		if (info->index != VFIO_PCI_CONFIG_REGION_INDEX)
+			return fake_fail(EINVAL);
+		info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+		info->offset = FAKE_CONFIG_OFFSET;
+		info->size = 256;
+		return 0;
+	}
 	case VFIO_DEVICE_RESET:
 		if (fk.gone)
 			return fake_fail(ENODEV);

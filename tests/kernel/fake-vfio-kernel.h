@@ -102,6 +102,9 @@ MigdKernelDevice *open_group_device(void);
 MigdKernelDevice *open_cdev_device(void);
 
 /* the type1 container's dirty-bitmap id and limits, and the iommufd HWPT ids */
+/* where the device node file holds the PCI config space (VFIO_DEVICE_GET_REGION_INFO) */
+#define FAKE_CONFIG_OFFSET 0x10000u
+
 #define FAKE_AUTO_HWPT_ID	   9u
 #define FAKE_DIRTY_HWPT_ID	   11u
 #define FAKE_DIRTY_BITMAP_SIZE_MAX 268435456ull /* DIRTY_BITMAP_BYTES(INT_MAX) */

@@ -567,6 +567,162 @@ test_open_cdev_failures(void **state)
 	assert_int_equal(count_open_fds(), nfds);
 }
 
+/*
+ * Reopen: the group path gets a new device fd from the same group (the driver's
+ * close_device and open_device run), container and group stay; an adopted fd
+ * is its owner's: refused, saying so.
+ */
+static void
+test_reopen(void **state)
+{
+	g_autoptr(MigdKernelDevice) kdev = open_group_device();
+	g_autoptr(MigdKernelDevice) adopted = adopt_device();
+	g_autoptr(GError) error = NULL;
+	guint nfds = count_open_fds();
+	MigdState st;
+
+	assert_true(migd_device_reopen(MIGD_DEVICE(kdev), &error));
+	assert_int_equal(count_open_fds(), nfds);
+	assert_true(migd_kernel_device_get_fd(kdev) >= 0);
+	assert_true(migd_device_get_state(MIGD_DEVICE(kdev), &st, &error));
+
+	assert_false(migd_device_reopen(MIGD_DEVICE(adopted), &error));
+	assert_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
+	assert_non_null(strstr(error->message, "handed over by its owner"));
+	assert_int_equal(count_open_fds(), nfds);
+}
+
+/*
+ * AttachDevice's identity: a cdev fd names its device (class/vfio-dev/vfioX/device);
+ * a group's fd does not, so the owner's address is checked against it (the PCI
+ * flag against the device's kind or mdev device_api, the config space's ids
+ * against sysfs). Mismatches are refused, naming both sides.
+ */
+static void
+identity_fixture(guint16 config_vendor, guint16 config_device)
+{
+	g_autofree gchar *pci = tmp_path("sys/bus/pci/devices/" DEV_NAME);
+	g_autofree gchar *drv = tmp_path("sys/bus/pci/drivers/mlx5_vfio_pci");
+	g_autofree gchar *driver_link = g_build_filename(pci, "driver", NULL);
+	g_autofree gchar *vendor = g_build_filename(pci, "vendor", NULL);
+	g_autofree gchar *device = g_build_filename(pci, "device", NULL);
+	g_autofree gchar *class_dir = tmp_path("sys/class/vfio-dev/vfio3");
+	g_autofree gchar *class_link = g_build_filename(class_dir, "device", NULL);
+	g_autofree gchar *mdev =
+	    tmp_path("sys/bus/mdev/devices/83b8f4f2-509f-382f-3c1e-e6bfe0fa1001");
+	g_autofree gchar *mdev_type = g_build_filename(mdev, "mdev_type", NULL);
+	g_autofree gchar *api = g_build_filename(mdev_type, "device_api", NULL);
+	guint16 ids[2] = {GUINT16_TO_LE(config_vendor), GUINT16_TO_LE(config_device)};
+	gint fd;
+
+	assert_int_equal(g_mkdir_with_parents(drv, 0755), 0);
+	assert_int_equal(g_mkdir_with_parents(class_dir, 0755), 0);
+	assert_int_equal(g_mkdir_with_parents(mdev_type, 0755), 0);
+	assert_int_equal(symlink(drv, driver_link), 0);
+	assert_true(g_file_set_contents(vendor, "0x15b3\n", -1, NULL));
+	assert_true(g_file_set_contents(device, "0x101e\n", -1, NULL));
+	assert_int_equal(symlink(pci, class_link), 0);
+	assert_true(g_file_set_contents(api, "vfio-ccw\n", -1, NULL));
+	fd = open(fk.device_path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, ids, sizeof(ids), FAKE_CONFIG_OFFSET), sizeof(ids));
+	close(fd);
+}
+
+static void
+assert_identity_driver(MigdKernelDevice *kdev, const gchar *driver)
+{
+	g_auto(MigdDeviceIdentity) id = {0};
+	assert_true(migd_device_get_identity(MIGD_DEVICE(kdev), &id, NULL));
+	assert_string_equal(id.driver, driver);
+}
+
+static void
+test_identify(void **state)
+{
+	g_autofree gchar *sys = tmp_path("sys");
+	g_autofree gchar *dev = tmp_path("dev");
+	g_autofree gchar *cdev = tmp_path("dev/vfio/devices/vfio3");
+	g_autofree gchar *sysfs_path = tmp_path("sys/bus/pci/devices/" DEV_NAME);
+	g_autoptr(GError) error = NULL;
+
+	identity_fixture(0x15b3, 0x101e);
+	/* a group fd and the right address: checked, then the device's identity */
+	{
+		g_autoptr(MigdKernelDevice) kdev = adopt_device();
+		assert_true(migd_kernel_device_identify(kdev, DEV_NAME, sys, dev, &error));
+		assert_identity_driver(kdev, "mlx5_vfio_pci");
+	}
+	/* ... or a sysfs path */
+	{
+		g_autoptr(MigdKernelDevice) kdev = adopt_device();
+		assert_true(migd_kernel_device_identify(kdev, sysfs_path, sys, dev, &error));
+		assert_identity_driver(kdev, "mlx5_vfio_pci");
+	}
+	/* no address: unknown, as before, with a warning */
+	{
+		g_autoptr(MigdKernelDevice) kdev = adopt_device();
+		assert_true(migd_kernel_device_identify(kdev, NULL, sys, dev, &error));
+		assert_null(migd_device_get_sysfs_path(MIGD_DEVICE(kdev)));
+	}
+	/* an address nothing has, or outside sysfs */
+	{
+		g_autoptr(MigdKernelDevice) kdev = adopt_device();
+		assert_false(migd_kernel_device_identify(kdev, "0000:00:00.7", sys, dev, &error));
+		assert_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+		assert_non_null(strstr(error->message, "0000:00:00.7"));
+		g_clear_error(&error);
+		assert_false(migd_kernel_device_identify(kdev, "/etc", sys, dev, &error));
+		assert_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+	/* an mdev whose type is not vfio-pci, for a vfio-pci fd */
+	{
+		g_autoptr(MigdKernelDevice) kdev = adopt_device();
+		assert_false(migd_kernel_device_identify(
+		    kdev, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", sys, dev, &error));
+		assert_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+		assert_non_null(strstr(error->message, "vfio-ccw"));
+		g_clear_error(&error);
+	}
+	/* a cdev fd names its device: no address needed; a different one is refused */
+	{
+		g_autoptr(MigdKernelDevice) kdev = NULL;
+		gint fd;
+		fk.cdev_bound = TRUE;
+		fd = open(cdev, O_RDWR | O_CLOEXEC);
+		assert_true(fd >= 0);
+		kdev = migd_kernel_device_adopt_fd(fd, "cdev", &error);
+		assert_non_null(kdev);
+		assert_false(migd_kernel_device_identify(
+		    kdev, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", sys, dev, &error));
+		assert_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+		assert_non_null(strstr(error->message, "is the cdev of"));
+		g_clear_error(&error);
+		assert_true(migd_kernel_device_identify(kdev, NULL, sys, dev, &error));
+		assert_identity_driver(kdev, "mlx5_vfio_pci");
+		fk.cdev_bound = FALSE;
+	}
+}
+
+static void
+test_identify_config_mismatch(void **state)
+{
+	g_autofree gchar *sys = tmp_path("sys");
+	g_autofree gchar *dev = tmp_path("dev");
+	g_autoptr(MigdKernelDevice) kdev = NULL;
+	g_autoptr(GError) error = NULL;
+
+	/* the fd is another function than the address names */
+	identity_fixture(0x19e5, 0xa251);
+	kdev = adopt_device();
+	assert_false(migd_kernel_device_identify(kdev, DEV_NAME, sys, dev, &error));
+	assert_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+	assert_non_null(strstr(error->message, "19e5:a251"));
+	assert_non_null(strstr(error->message, "15b3:101e"));
+	assert_null(migd_device_get_sysfs_path(MIGD_DEVICE(kdev)));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fake_setup, fake_teardown)
 
 int
@@ -597,6 +753,9 @@ main(void)
 	    T(test_open_group_not_viable),
 	    T(test_open_cdev),
 	    T(test_open_cdev_failures),
+	    T(test_reopen),
+	    T(test_identify),
+	    T(test_identify_config_mismatch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

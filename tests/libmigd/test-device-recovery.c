@@ -18,6 +18,7 @@
 #include "migd-device.h"
 #include "migd-error.h"
 #include "migd-fsm.h"
+#include "migd-plugin.h"
 
 typedef enum {
 	FAKE_FAIL_STAY,	    /* the arc fails, state unchanged (mlx5: last state reached) */
@@ -42,9 +43,10 @@ struct _MigdFakeDevice {
 	FakeFailMode fail_mode[4];
 	guint n_fail;
 	FakeResetMode reset_mode;
-	gboolean gone;		/* ENODEV on everything */
-	gboolean fd_everywhere; /* return a data fd on every arc (driver bug) */
-	gboolean never_fd;	/* never return a data fd (driver bug) */
+	gboolean gone;		 /* ENODEV on everything */
+	gboolean fd_everywhere;	 /* return a data fd on every arc (driver bug) */
+	gboolean never_fd;	 /* never return a data fd (driver bug) */
+	gboolean reopen_refused; /* reopen: MIGD_ERROR_NOT_SUPPORTED (an adopted fd) */
 };
 
 G_DEFINE_TYPE(MigdFakeDevice, migd_fake_device, MIGD_TYPE_DEVICE)
@@ -126,6 +128,21 @@ fake_reset(MigdDevice *device, GError **error)
 	}
 }
 
+/* closing and reopening the fd: the driver's open_device sets RUNNING (hisi_acc) */
+static gboolean
+fake_reopen(MigdDevice *device, GError **error)
+{
+	MigdFakeDevice *self = MIGD_FAKE_DEVICE(device);
+	g_string_append(self->log, "reopen ");
+	if (self->reopen_refused) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+				    "the fd was handed over by its owner");
+		return FALSE;
+	}
+	self->state = MIGD_STATE_RUNNING;
+	return TRUE;
+}
+
 static void
 fake_finalize(GObject *object)
 {
@@ -151,6 +168,7 @@ migd_fake_device_class_init(MigdFakeDeviceClass *klass)
 	device_class->get_state = fake_get_state;
 	device_class->set_state = fake_set_state;
 	device_class->reset = fake_reset;
+	device_class->reopen = fake_reopen;
 }
 
 static MigdFakeDevice *
@@ -268,6 +286,57 @@ test_reset_without_fsm_reset_walks_back(void **state)
 	assert_int_equal(report.action, MIGD_RECOVERY_RESET);
 	assert_int_equal(report.final_state, MIGD_STATE_RUNNING);
 	assert_non_null(strstr(report.detail, "left it in RESUMING"));
+}
+
+/*
+ * hisi_acc with nothing loaded: the reset keeps RESUMING and RESUMING -> STOP is
+ * EINVAL. Only where the plugin says closing the fd resets the FSM is the device
+ * reopened; otherwise (and when the fd cannot be reopened) recovery fails loudly.
+ */
+static void
+test_reset_keeps_state_reopen(void **state)
+{
+	const guint32 flags = MIGD_MIG_FLAG_STOP_COPY | MIGD_MIG_FLAG_PRE_COPY;
+	g_autoptr(MigdFakeDevice) dev = fake_new(flags, MIGD_STATE_RESUMING);
+	g_autoptr(MigdFakeDevice) plain = fake_new(flags, MIGD_STATE_RESUMING);
+	g_autoptr(MigdFakeDevice) adopted = fake_new(flags, MIGD_STATE_RESUMING);
+	const guint quirks =
+	    MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE | MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE;
+	g_auto(MigdRecoveryReport) report = {0};
+	g_autoptr(GError) error = NULL;
+
+	dev->reset_mode = FAKE_RESET_NO_FSM;
+	fake_fail(dev, MIGD_STATE_RESUMING, MIGD_STATE_STOP, EINVAL, FAKE_FAIL_STAY);
+	migd_device_set_recovery_quirks(MIGD_DEVICE(dev), quirks);
+	assert_true(migd_device_recover(MIGD_DEVICE(dev), MIGD_STATE_ERROR, &report, &error));
+	assert_string_equal(dev->log->str, "reset RE>ST reopen ");
+	assert_int_equal(report.action, MIGD_RECOVERY_REOPENED);
+	assert_string_equal(migd_recovery_action_to_string(report.action), "reopened");
+	assert_int_equal(report.final_state, MIGD_STATE_RUNNING);
+	assert_non_null(strstr(report.detail, "closed and reopened"));
+	assert_int_equal(dev->state, MIGD_STATE_RUNNING);
+
+	/* no quirk: never reopened behind the driver's back */
+	plain->reset_mode = FAKE_RESET_NO_FSM;
+	fake_fail(plain, MIGD_STATE_RESUMING, MIGD_STATE_STOP, EINVAL, FAKE_FAIL_STAY);
+	migd_recovery_report_clear(&report);
+	assert_false(migd_device_recover(MIGD_DEVICE(plain), MIGD_STATE_ERROR, &report, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_RECOVERY_FAILED));
+	assert_string_equal(plain->log->str, "reset RE>ST ");
+	assert_int_equal(plain->state, MIGD_STATE_RESUMING);
+	g_clear_error(&error);
+
+	/* an fd its owner handed over cannot be reopened here: loud, with the reason */
+	adopted->reset_mode = FAKE_RESET_NO_FSM;
+	adopted->reopen_refused = TRUE;
+	fake_fail(adopted, MIGD_STATE_RESUMING, MIGD_STATE_STOP, EINVAL, FAKE_FAIL_STAY);
+	migd_device_set_recovery_quirks(MIGD_DEVICE(adopted), quirks);
+	migd_recovery_report_clear(&report);
+	assert_false(migd_device_recover(MIGD_DEVICE(adopted), MIGD_STATE_ERROR, &report, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_RECOVERY_FAILED));
+	assert_non_null(strstr(error->message, "handed over by its owner"));
+	assert_int_equal(report.action, MIGD_RECOVERY_FAILED);
+	assert_string_equal(adopted->log->str, "reset RE>ST reopen ");
 }
 
 static void
@@ -472,6 +541,7 @@ main(void)
 	    cmocka_unit_test(test_no_recover_state_resets),
 	    cmocka_unit_test(test_error_device_without_recover_state_resets),
 	    cmocka_unit_test(test_device_gone),
+	    cmocka_unit_test(test_reset_keeps_state_reopen),
 	    cmocka_unit_test(test_refused_plans_touch_nothing),
 	    cmocka_unit_test(test_single_arc_api),
 	    cmocka_unit_test(test_data_fd_out_of_sync),

@@ -64,7 +64,8 @@ test_assign_by_driver(void **state)
 	assert_int_equal(policy.tracker, MIGD_DIRTY_TRACKER_IOMMU);
 	assert_int_equal(policy.initial_check_bytes, 40);
 	assert_int_equal(migd_device_get_recovery_quirks(hisi),
-			 MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE);
+			 MIGD_RECOVERY_QUIRK_RESET_KEEPS_STATE |
+			     MIGD_RECOVERY_QUIRK_REOPEN_RESETS_STATE);
 
 	/* mtty has no plugin: generic, and the operator is told */
 	assert_string_equal(migd_plugin_get_name(migd_device_get_plugin(mtty)), "generic");

@@ -13,7 +13,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -195,6 +198,63 @@ test_reset_quirk(void **state)
 	}
 }
 
+/*
+ * hisi_acc_vfio_pci_close_device() disables the files and open_device() sets
+ * RUNNING: a destination left in RESUMING with nothing loaded, which neither
+ * VFIO_DEVICE_RESET nor RESUMING -> STOP leaves, is RUNNING once reopened, and
+ * so is one a new process opens (persist=, a restarted daemon).
+ */
+static void
+test_close_reopen_runs(void **state)
+{
+	g_autoptr(MigdDevice) dev = sim_new("hisi_acc:seed=3");
+	g_autoptr(MigdDataFd) fd = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *dir = g_dir_make_tmp("migd-sim-hisi-XXXXXX", NULL);
+	g_autofree gchar *persist = g_build_filename(dir, "dev.state", NULL);
+	g_autofree gchar *spec = g_strdup_printf("hisi_acc:seed=3,persist=%s", persist);
+	g_autofree gchar *left = NULL;
+	static const guint8 byte = 0;
+
+	sim_go(dev, MIGD_STATE_STOP, NULL);
+	sim_go(dev, MIGD_STATE_RESUMING, &fd);
+	assert_true(migd_device_reset(dev, &error));
+	assert_int_equal(sim_state(dev), MIGD_STATE_RESUMING);
+	assert_false(migd_device_set_state_arc(dev, MIGD_STATE_STOP, NULL, &error));
+	sim_assert_errno(error, EINVAL);
+	g_clear_error(&error);
+	assert_int_equal(sim_state(dev), MIGD_STATE_RESUMING);
+	assert_true(migd_device_reopen(dev, &error));
+	assert_int_equal(sim_state(dev), MIGD_STATE_RUNNING);
+	/* the resume file was disabled with the close */
+	assert_false(migd_data_fd_write_all(fd, &byte, 1, NULL, &error));
+	assert_non_null(strstr(error->message, "No such device"));
+	g_clear_error(&error);
+	g_clear_pointer(&fd, migd_data_fd_free);
+
+	/* a process that opens the device anew finds it RUNNING */
+	{
+		g_autoptr(MigdDevice) first = sim_new(spec);
+		g_autoptr(MigdDevice) second = NULL;
+		sim_go(first, MIGD_STATE_STOP, NULL);
+		sim_go(first, MIGD_STATE_RESUMING, &fd);
+		g_clear_pointer(&fd, migd_data_fd_free);
+		assert_true(g_file_get_contents(persist, &left, NULL, NULL));
+		assert_string_equal(left, "RESUMING");
+		second = sim_new(spec);
+		assert_int_equal(sim_state(second), MIGD_STATE_RUNNING);
+	}
+	/* mtty's FSM outlives the fd: reopening leaves it where it was */
+	{
+		g_autoptr(MigdDevice) mtty = sim_new("mtty:seed=1");
+		sim_go(mtty, MIGD_STATE_STOP, NULL);
+		assert_true(migd_device_reopen(mtty, &error));
+		assert_int_equal(sim_state(mtty), MIGD_STATE_STOP);
+	}
+	assert_int_equal(g_unlink(persist), 0);
+	assert_int_equal(g_rmdir(dir), 0);
+}
+
 static void
 test_low_power(void **state)
 {
@@ -258,6 +318,7 @@ main(void)
 	    cmocka_unit_test(test_match_and_limits),
 	    cmocka_unit_test(test_match_done_quirk),
 	    cmocka_unit_test(test_reset_quirk),
+	    cmocka_unit_test(test_close_reopen_runs),
 	    cmocka_unit_test(test_low_power),
 	    cmocka_unit_test(test_save_rate),
 	};
