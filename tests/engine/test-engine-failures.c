@@ -305,13 +305,14 @@ offer_source_thread(gpointer user_data)
 	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
 	Migd__Wire__DeviceOffer offer = MIGD__WIRE__DEVICE_OFFER__INIT;
 	Migd__Wire__DeviceDescriptor desc = MIGD__WIRE__DEVICE_DESCRIPTOR__INIT;
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	const gchar *port = strrchr(os->address, ':') + 1;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	MigdWireFrame *frame;
-	gint fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	gint fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	sin.sin_port = htons((guint16)atoi(port));
-	g_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	/* the fixture's destination listens on a plain UNIX socket */
+	g_assert(g_str_has_prefix(os->address, "unix:/"));
+	g_strlcpy(sun.sun_path, os->address + strlen("unix:"), sizeof(sun.sun_path));
+	g_assert(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
 	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
 	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
 	hello.host_identity = (gchar *)"offer-source";
