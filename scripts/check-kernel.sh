@@ -29,7 +29,7 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
-TIMEOUT=${KERNEL_TIER_TIMEOUT:-300}
+TIMEOUT=${KERNEL_TIER_TIMEOUT:-420}
 BOOT_TRIES=${KERNEL_TIER_BOOT_TRIES:-3}
 CACHE_ROOT=${KERNEL_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfio-migd/kernel-tier}
 TIER_DIR=scripts/kernel-tier
@@ -44,7 +44,7 @@ UUID_C=6f0e1a52-8d1c-4c3e-9a01-0000000000c3
 DAEMONS_SCRIPT=$TIER_DIR/daemons.sh
 # daemons.sh's own budget, and the guest's bound on the whole of it (each of
 # its waits is bounded too; this only catches a bug in the script itself)
-DAEMONS_BUDGET=120
+DAEMONS_BUDGET=240
 DAEMONS_BOUND=$((DAEMONS_BUDGET + 60))
 
 mode=conformance

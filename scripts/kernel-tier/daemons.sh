@@ -15,7 +15,7 @@
 # 0 iff every case passed. The sim backend skips the UART case: simulated
 # devices live inside their daemon, nothing outside it can reach their region.
 # Every wait is bounded: each call by DAEMONS_STEP_S (default 30 s), all of
-# them together by DAEMONS_BUDGET_S (default 120 s; once it is spent, what is
+# them together by DAEMONS_BUDGET_S (default 240 s; once it is spent, what is
 # left fails fast), and no process started here outlives the budget by more
 # than 30 s. Every process started here is stopped on the way out, whatever
 # happened.
@@ -23,7 +23,7 @@
 set -u
 
 STEP_S=${DAEMONS_STEP_S:-30}
-BUDGET_S=${DAEMONS_BUDGET_S:-120}
+BUDGET_S=${DAEMONS_BUDGET_S:-240}
 LIFETIME_S=$((BUDGET_S + 30))
 SRC_NAME=org.vfiomigd.KernelTier.Source
 DST_NAME=org.vfiomigd.KernelTier.Destination
@@ -74,6 +74,7 @@ WORK=
 BUS_PID=
 SRC_PID=
 DST_PID=
+RELAY_PID=
 BROKEN= # set once the daemons cannot be driven any more: the later cases do not run
 
 # ---- TAP ----
@@ -196,9 +197,10 @@ stop_process() { # pid
 
 cleanup() {
 	# the daemons before their bus; each stop is bounded by its timeout's -k
-	for _pid in "$SRC_PID" "$DST_PID" "$BUS_PID"; do
+	for _pid in "$RELAY_PID" "$SRC_PID" "$DST_PID" "$BUS_PID"; do
 		[ -n "$_pid" ] && alive "$_pid" && stop_process "$_pid"
 	done
+	RELAY_PID=
 	SRC_PID=
 	DST_PID=
 	BUS_PID=
@@ -577,6 +579,10 @@ TEXT2=CRASH
 TEXT2_HEX=4352415348
 TEXT3=FD
 TEXT3_HEX=4644
+TEXT4=FLIP
+TEXT4_HEX=464c4950
+FLIP_RELAY=$BUILD/tests/conformance/migd-flip-relay
+N_CASES=$((N_CASES + 2))
 
 # the pid behind a bus name (the daemon itself, not the timeout wrapping it)
 bus_pid() { # bus-name
@@ -640,7 +646,7 @@ case_destination_crash() {
 	fi
 	expect src_running "$(count_state src RUNNING)" 2
 	expect dst_running "$(count_state dst RUNNING)" 2
-	ADDRESS=$(migctl "$DST_NAME" listen tcp:127.0.0.1:0 --plain 2>"$WORK/listen.err")
+	ADDRESS=$(migctl "$DST_NAME" listen "unix:@vfio-migd-tier-$$-2" --plain 2>"$WORK/listen.err")
 	migctl "$SRC_NAME" migrate "$ADDRESS" --plain --no-wait >"$WORK/migrate2.out" \
 		2>"$WORK/migrate2.err"
 	expect migrate_exit $? 0
@@ -701,7 +707,7 @@ case_destination_restarted() {
 	expect src_detach $? 0
 	migctl "$DST_NAME" detach sim0 >/dev/null 2>>"$WORK/detach.err"
 	expect dst_detach $? 0
-	ADDRESS=$(migctl "$DST_NAME" listen tcp:127.0.0.1:0 --plain 2>"$WORK/listen.err")
+	ADDRESS=$(migctl "$DST_NAME" listen "unix:@vfio-migd-tier-$$-3" --plain 2>"$WORK/listen.err")
 	_bound=$(bound)
 	timeout -k 5 $((_bound + 10)) "$MIGCTL" --session --bus-name "$SRC_NAME" --json \
 		migrate "$ADDRESS" --plain --timeout-s "$_bound" >"$WORK/migrate3.json" \
@@ -775,7 +781,7 @@ case_attached_fd() {
 	uart_tool hand "$DEV_A" "$MIGCTL" --session --bus-name "$SRC_NAME" attach "$DEV_A" \
 		--fd "{fd}" --address "$DEV_A" >"$WORK/attach.out" 2>"$WORK/attach.err"
 	expect attach_exit $? 0
-	ADDRESS=$(migctl "$DST_NAME" listen tcp:127.0.0.1:0 --plain 2>"$WORK/listen.err")
+	ADDRESS=$(migctl "$DST_NAME" listen "unix:@vfio-migd-tier-$$-4" --plain 2>"$WORK/listen.err")
 	_bound=$(bound)
 	timeout -k 5 $((_bound + 10)) "$MIGCTL" --session --bus-name "$SRC_NAME" --json \
 		migrate "$ADDRESS" --plain --timeout-s "$_bound" >"$WORK/migrate4.json" \
@@ -796,6 +802,109 @@ case_attached_fd() {
 	case_end daemons-attached-fd
 }
 
+# A migrates to B through a relay that flips one byte of A's state stream (a
+# plain link, so the relay can see it): the stream checksum must refuse it
+# before B runs, A must be back in RUNNING with its UART bytes, B reset
+case_corrupted_relay() {
+	case_begin
+	if [ "$BACKEND" = kernel ]; then
+		uart_tool write "$DEV_A" "$TEXT4" -- write "$DEV_B" "$TEXT_B" >"$WORK/write5.log" 2>&1 ||
+			UART_WRITE_ERROR="$(tail -n 1 "$WORK/write5.log")"
+		start_daemon "$DST_NAME" "$WORK/dst.log" --device "$DEV_B"
+		DST_PID=$DAEMON_PID
+		start_daemon "$SRC_NAME" "$WORK/src.log" --device "$DEV_A"
+		SRC_PID=$DAEMON_PID
+	else
+		start_daemon "$DST_NAME" "$WORK/dst.log" --sim-device mtty:ports=2,seed=52
+		DST_PID=$DAEMON_PID
+		start_daemon "$SRC_NAME" "$WORK/src.log" --sim-device mtty:ports=2,seed=51
+		SRC_PID=$DAEMON_PID
+	fi
+	if ! wait_daemons; then
+		sig "daemons=down"
+		BROKEN="the daemons of the corruption case did not start"
+		case_end daemons-corrupted-stream
+		return
+	fi
+	# paths, not abstract names: the relay takes unix:PATH only
+	ADDRESS=$(migctl "$DST_NAME" listen "unix:$WORK/dst5.sock" --plain 2>"$WORK/listen.err")
+	timeout -k 5 "$(bound)" "$FLIP_RELAY" "unix:$WORK/relay.sock" "$ADDRESS" 0 30 \
+		>"$WORK/relay.out" 2>"$WORK/relay.err" &
+	RELAY_PID=$!
+	_i=0
+	while [ "$_i" -lt 100 ] && ! grep -q '^listening' "$WORK/relay.out" 2>/dev/null; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	_bound=$(bound)
+	timeout -k 5 $((_bound + 10)) "$MIGCTL" --session --bus-name "$SRC_NAME" --json \
+		migrate "unix:$WORK/relay.sock" --plain --timeout-s "$_bound" >"$WORK/migrate5.json" \
+		2>"$WORK/migrate5.err"
+	_rc=$?
+	_line=$(grep '"event":"completed"' "$WORK/migrate5.json" | tail -n 1)
+	expect migrate_failed "$([ "$_rc" -ne 0 ] && echo yes || echo no)" yes
+	json_value success "$_line"
+	expect success "$JSON_VALUE" false
+	case "$_line" in
+	*checksum*) sig "cause=checksum" ;;
+	*)
+		sig "cause=other"
+		fail "the job did not name the checksum: $_line"
+		;;
+	esac
+	if list_devices; then
+		expect src_running "$(count_state src RUNNING)" 1
+		expect dst_running "$(count_state dst RUNNING)" 1
+	fi
+	stop_process "$RELAY_PID"
+	RELAY_PID=
+	case "$(cat "$WORK/relay.out")" in
+	*"flipped 1 "*) sig "flipped=1" ;;
+	*)
+		sig "flipped=other"
+		fail "the relay did not flip exactly one byte: $(tail -n 1 "$WORK/relay.out")"
+		;;
+	esac
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/relay.err" "migd-flip-relay"
+		fail_log "$WORK/migrate5.err" "vfio-migctl migrate"
+		fail_log "$WORK/src.log" "source daemon log"
+		fail_log "$WORK/dst.log" "destination daemon log"
+	fi
+	stop_process "$SRC_PID"
+	SRC_PID=
+	expect src_exit "$STOP_RC" 0
+	stop_process "$DST_PID"
+	DST_PID=
+	expect dst_exit "$STOP_RC" 0
+	case_end daemons-corrupted-stream
+}
+
+# kernel: after the refused migration A still holds its UART bytes and runs
+case_corrupted_uart() {
+	case_begin
+	if [ -n "$UART_WRITE_ERROR" ]; then
+		sig "write=failed"
+		fail "writing the UART failed: $UART_WRITE_ERROR"
+		case_end daemons-corrupted-stream-uart
+		return
+	fi
+	uart_tool read "$DEV_A" 2 >"$WORK/uart5.out" 2>"$WORK/uart5.err"
+	_rc=$?
+	if [ "$_rc" -eq 0 ]; then
+		read -r _read_a <"$WORK/uart5.out"
+		tool_field state "$_read_a"
+		expect a "$FIELD" RUNNING
+		tool_field uart0 "$_read_a"
+		expect uart0 "$FIELD" "$TEXT4_HEX"
+	else
+		sig "read=failed"
+		fail "migd-uart-tool read A failed: $(exit_reason "$_rc")"
+		fail_log "$WORK/uart5.err" "migd-uart-tool"
+	fi
+	case_end daemons-corrupted-stream-uart
+}
+
 cases_issue12() {
 	UART_WRITE_ERROR=
 	for _case in destination_crash destination_restarted; do
@@ -805,6 +914,7 @@ cases_issue12() {
 			case_not_run "daemons-$(echo "$_case" | tr _ -)"
 		fi
 	done
+	UART_WRITE_ERROR=
 	if [ "$BACKEND" = sim ]; then
 		case_skip daemons-destination-restarted-uart \
 			"simulated devices live inside their daemon: no region access from outside it"
@@ -825,6 +935,23 @@ cases_issue12() {
 	else
 		case_not_run daemons-attached-fd
 		case_not_run daemons-attached-fd-uart
+	fi
+}
+
+cases_corruption() {
+	UART_WRITE_ERROR=
+	if [ -z "$BROKEN" ]; then
+		case_corrupted_relay
+	else
+		case_not_run daemons-corrupted-stream
+	fi
+	if [ "$BACKEND" = sim ]; then
+		case_skip daemons-corrupted-stream-uart \
+			"simulated devices live inside their daemon: no region access from outside it"
+	elif [ -z "$BROKEN" ]; then
+		case_corrupted_uart
+	else
+		case_not_run daemons-corrupted-stream-uart
 	fi
 }
 
@@ -874,6 +1001,7 @@ main() {
 		case_not_run daemons-migrate-uart
 	fi
 	cases_issue12
+	cases_corruption
 	echo "# $(($(now) - START)) s"
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
