@@ -221,6 +221,23 @@ migd_plugin_config_check_keys(GKeyFile *config, const gchar *group, const gchar 
 }
 
 /* a size with an optional K, M or G suffix (powers of 1024), within [@min, @max] */
+gchar *
+migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar *key,
+			      GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autofree gchar *value = g_key_file_get_string(config, group, key, &error_local);
+
+	/* an error with a value is GLib's answer to a bad escape: the value is not what was meant
+	 */
+	if (error_local != NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: %s", key,
+			    error_local->message);
+		return NULL;
+	}
+	return g_steal_pointer(&value);
+}
+
 gboolean
 migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *key, guint64 min,
 			    guint64 max, guint64 *value, GError **error)
@@ -232,7 +249,7 @@ migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *k
 
 	if (config == NULL || !g_key_file_has_key(config, group, key, NULL))
 		return TRUE;
-	raw = g_key_file_get_string(config, group, key, error);
+	raw = migd_plugin_config_get_string(config, group, key, error);
 	if (raw == NULL)
 		return FALSE;
 	g_strstrip(raw);

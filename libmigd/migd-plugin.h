@@ -152,6 +152,13 @@ gboolean migd_plugin_config_check_keys(GKeyFile *config, const gchar *group,
 				       const gchar *const *known, GError **error);
 gboolean migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *key,
 				     guint64 min, guint64 max, guint64 *value, GError **error);
+/*
+ * a string value; NULL and "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) when it is absent or
+ * cannot be read, also for a bad escape sequence, where g_key_file_get_string() returns a
+ * value and sets an error both
+ */
+gchar *migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar *key,
+				     GError **error);
 /* a boolean; absent: *@value untouched; bad: "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) */
 gboolean migd_plugin_config_get_boolean(GKeyFile *config, const gchar *group, const gchar *key,
 					gboolean *value, GError **error);

@@ -12,6 +12,7 @@
 
 #include "migd-error.h"
 #include "migd-fsm.h"
+#include "migd-plugin.h"
 #include "migd-sim-config.h"
 
 /* hisi_acc defaults: a ZIP VF (19e5:a251) with 8 queue pairs */
@@ -458,7 +459,7 @@ migd_sim_config_new_from_keyfile(GKeyFile *keyfile, const gchar *group, GError *
 		g_autofree gchar *value = NULL;
 		if (g_strcmp0(keys[i], "profile") == 0)
 			continue;
-		value = g_key_file_get_string(keyfile, group, keys[i], error);
+		value = migd_plugin_config_get_string(keyfile, group, keys[i], error);
 		if (value == NULL)
 			return NULL;
 		if (!migd_sim_config_set(self, keys[i], value, error)) {

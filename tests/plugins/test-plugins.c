@@ -229,6 +229,10 @@ test_config_errors(void **state)
 	    {"[plugin hisi_acc]\ntracker=device\n", "unknown key 'tracker'"},
 	    {"[plugin hisi_acc]\nread-size=4K\n", "out of range"},
 	    {"[plugin generic]\nread-size=1M\n", "unknown key 'read-size' (known: none)"},
+	    /* GLib returns a value and an error for a bad escape (found by fuzz-config) */
+	    {"[plugin mlx5]\nread-size=2\\jM\n", "read-size: "},
+	    {"[plugin mlx5]\non-tracker-error=re\\qstart\n", "on-tracker-error: "},
+	    {"[plugin mlx5]\nfirmware-match=\\major\n", "firmware-match: "},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
