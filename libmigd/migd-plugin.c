@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "migd-plugin.h"
 
 #include "migd-error.h"
@@ -220,14 +222,26 @@ migd_plugin_config_check_keys(GKeyFile *config, const gchar *group, const gchar 
 	return TRUE;
 }
 
-/* a size with an optional K, M or G suffix (powers of 1024), within [@min, @max] */
 gchar *
 migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar *key,
 			      GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
-	g_autofree gchar *value = g_key_file_get_string(config, group, key, &error_local);
+	g_autofree gchar *raw = g_key_file_get_value(config, group, key, &error_local);
+	g_autofree gchar *value = NULL;
+	gsize n_backslashes = 0;
 
+	if (raw != NULL) {
+		for (const gchar *p = raw + strlen(raw); p > raw && p[-1] == '\\'; p--)
+			n_backslashes++;
+		/* GLib 2.74 sets this error over a bad escape's (a warning): say it first */
+		if (n_backslashes % 2 == 1) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "%s: an escape character ends the value", key);
+			return NULL;
+		}
+		value = g_key_file_get_string(config, group, key, &error_local);
+	}
 	/* an error with a value is GLib's answer to a bad escape: the value is not what was meant
 	 */
 	if (error_local != NULL) {
@@ -238,6 +252,7 @@ migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar 
 	return g_steal_pointer(&value);
 }
 
+/* a size with an optional K, M or G suffix (powers of 1024), within [@min, @max] */
 gboolean
 migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const gchar *key, guint64 min,
 			    guint64 max, guint64 *value, GError **error)
