@@ -222,26 +222,34 @@ migd_plugin_config_check_keys(GKeyFile *config, const gchar *group, const gchar 
 	return TRUE;
 }
 
+gboolean
+migd_plugin_config_check_escape(GKeyFile *config, const gchar *group, const gchar *key,
+				GError **error)
+{
+	g_autofree gchar *raw = g_key_file_get_value(config, group, key, NULL);
+	gsize len = raw != NULL ? strlen(raw) : 0;
+	gsize n_backslashes = 0;
+
+	while (n_backslashes < len && raw[len - 1 - n_backslashes] == '\\')
+		n_backslashes++;
+	if (n_backslashes % 2 == 1) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: an escape character ends the value", key);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 gchar *
 migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar *key,
 			      GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
-	g_autofree gchar *raw = g_key_file_get_value(config, group, key, &error_local);
 	g_autofree gchar *value = NULL;
-	gsize n_backslashes = 0;
 
-	if (raw != NULL) {
-		for (const gchar *p = raw + strlen(raw); p > raw && p[-1] == '\\'; p--)
-			n_backslashes++;
-		/* GLib 2.74 sets this error over a bad escape's (a warning): say it first */
-		if (n_backslashes % 2 == 1) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "%s: an escape character ends the value", key);
-			return NULL;
-		}
-		value = g_key_file_get_string(config, group, key, &error_local);
-	}
+	if (!migd_plugin_config_check_escape(config, group, key, error))
+		return NULL;
+	value = g_key_file_get_string(config, group, key, &error_local);
 	/* an error with a value is GLib's answer to a bad escape: the value is not what was meant
 	 */
 	if (error_local != NULL) {

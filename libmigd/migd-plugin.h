@@ -157,6 +157,13 @@ gboolean migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const
  * cannot be read, also for a bad escape sequence, where g_key_file_get_string() returns a
  * value and sets an error both
  */
+/*
+ * FALSE and "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) when the raw value ends in an escape
+ * character: GLib 2.74 sets that error over an earlier bad escape's (a GLib warning), so it
+ * is said before any g_key_file_get_string() or g_key_file_get_string_list() of the key
+ */
+gboolean migd_plugin_config_check_escape(GKeyFile *config, const gchar *group, const gchar *key,
+					 GError **error);
 gchar *migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar *key,
 				     GError **error);
 /* a boolean; absent: *@value untouched; bad: "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) */

@@ -444,7 +444,7 @@ migd_sim_config_new_from_keyfile(GKeyFile *keyfile, const gchar *group, GError *
 	g_autofree gchar *profile = NULL;
 	g_auto(GStrv) keys = NULL;
 
-	profile = g_key_file_get_string(keyfile, group, "profile", NULL);
+	profile = migd_plugin_config_get_string(keyfile, group, "profile", NULL);
 	if (profile == NULL) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 			    "simulator group [%s] needs a 'profile' key (allowed: %s)", group,

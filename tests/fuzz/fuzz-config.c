@@ -105,7 +105,7 @@ check_group(GKeyFile *config, const gchar *group)
 		check_group_keys(config, group, device_keys);
 		for (guint i = 0; keys != NULL && keys[i] != NULL; i++) {
 			g_autofree gchar *value =
-			    g_key_file_get_string(config, group, keys[i], NULL);
+			    migd_plugin_config_get_string(config, group, keys[i], NULL);
 			if (value != NULL)
 				check_ranges(value);
 		}
@@ -132,7 +132,7 @@ check_group(GKeyFile *config, const gchar *group)
 		for (guint i = 0; keys != NULL && keys[i] != NULL; i++) {
 			g_autoptr(GError) error_spec = NULL;
 			g_autofree gchar *value =
-			    g_key_file_get_string(config, group, keys[i], NULL);
+			    migd_plugin_config_get_string(config, group, keys[i], NULL);
 			g_autoptr(MigdSimConfig) spec = NULL;
 
 			if (value == NULL)
