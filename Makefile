@@ -1,11 +1,14 @@
 # vfio-migd: everything a user types. Each target installs what is missing first.
 #   make demo    simulated migration demo: two daemons on a private D-Bus, vfio-migctl
-#   make check   every test: normal build (warnings are errors), then ASan+UBSan
+#   make check   every test: normal build (warnings are errors), then ASan+UBSan,
+#                the fuzz harnesses briefly, the real-kernel tier
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build demo bench dirty check check-unit check-sanitize check-kernel format format-check clean
+.PHONY: all deps build demo bench dirty check check-unit check-sanitize check-kernel fuzz format format-check clean
 
 all: build
 
@@ -45,6 +48,11 @@ check-sanitize: deps
 check-kernel: deps
 	BUILD=$(BUILD) bash scripts/check-kernel.sh
 
+# libFuzzer harnesses (docs/fuzzing.md): clang build in $(BUILD_FUZZ), each run
+# FUZZ_SECONDS on a copy of its seed corpus; fails on any crash
+fuzz: deps
+	BUILD_FUZZ=$(BUILD_FUZZ) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/run-fuzz.sh
+
 format: deps
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
@@ -52,4 +60,4 @@ format-check: deps
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

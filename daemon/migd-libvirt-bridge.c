@@ -120,7 +120,7 @@ migd_libvirt_bridge_options(GKeyFile *config, gboolean *read_write, GError **err
 		return NULL;
 	}
 	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
-		*files[i] = g_key_file_get_string(config, "libvirt", file_keys[i], NULL);
+		*files[i] = migd_plugin_config_get_string(config, "libvirt", file_keys[i], NULL);
 		/* the same rule as Migrate's options, told at start rather than at migration */
 		if (*files[i] != NULL && (*files[i])[0] == '\0') {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
@@ -146,7 +146,7 @@ migd_libvirt_bridge_new(GKeyFile *config, MigdManager *manager, GError **error)
 
 	if (!g_key_file_has_group(config, "libvirt"))
 		return NULL;
-	uri = g_key_file_get_string(config, "libvirt", "uri", NULL);
+	uri = migd_plugin_config_get_string(config, "libvirt", "uri", NULL);
 	if (uri == NULL || uri[0] == '\0') {
 		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 				    "[libvirt]: uri= is required (e.g. qemu:///system)");

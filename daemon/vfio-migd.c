@@ -391,7 +391,7 @@ migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **err
 			g_autofree gchar *value = NULL;
 			g_autoptr(GArray) ranges = NULL;
 
-			value = g_key_file_get_string(config, groups[i], keys[k], error);
+			value = migd_plugin_config_get_string(config, groups[i], keys[k], error);
 			if (value == NULL)
 				return FALSE;
 			ranges = migd_dirty_ranges_parse(value, error);
@@ -525,7 +525,8 @@ migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, G
 	}
 	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
 		if (g_key_file_has_key(config, "listen", file_keys[i], NULL)) {
-			*files[i] = g_key_file_get_string(config, "listen", file_keys[i], error);
+			*files[i] =
+			    migd_plugin_config_get_string(config, "listen", file_keys[i], error);
 			if (*files[i] == NULL)
 				return FALSE;
 		}

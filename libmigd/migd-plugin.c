@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "migd-plugin.h"
 
 #include <errno.h>
@@ -222,6 +224,44 @@ migd_plugin_config_check_keys(GKeyFile *config, const gchar *group, const gchar 
 	return TRUE;
 }
 
+gboolean
+migd_plugin_config_check_escape(GKeyFile *config, const gchar *group, const gchar *key,
+				GError **error)
+{
+	g_autofree gchar *raw = g_key_file_get_value(config, group, key, NULL);
+	gsize len = raw != NULL ? strlen(raw) : 0;
+	gsize n_backslashes = 0;
+
+	while (n_backslashes < len && raw[len - 1 - n_backslashes] == '\\')
+		n_backslashes++;
+	if (n_backslashes % 2 == 1) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s: an escape character ends the value", key);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gchar *
+migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar *key,
+			      GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autofree gchar *value = NULL;
+
+	if (!migd_plugin_config_check_escape(config, group, key, error))
+		return NULL;
+	value = g_key_file_get_string(config, group, key, &error_local);
+	/* an error with a value is GLib's answer to a bad escape: the value is not what was meant
+	 */
+	if (error_local != NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "%s: %s", key,
+			    error_local->message);
+		return NULL;
+	}
+	return g_steal_pointer(&value);
+}
+
 /* the value of @key, stripped; FALSE with *@raw NULL when absent */
 static gboolean
 migd_plugin_config_get_raw(GKeyFile *config, const gchar *group, const gchar *key, gchar **raw,
@@ -230,12 +270,9 @@ migd_plugin_config_get_raw(GKeyFile *config, const gchar *group, const gchar *ke
 	*raw = NULL;
 	if (config == NULL || !g_key_file_has_key(config, group, key, NULL))
 		return TRUE;
-	*raw = g_key_file_get_string(config, group, key, error);
-	if (*raw == NULL) {
-		migd_error_convert(error);
-		g_prefix_error(error, "%s: ", key);
+	*raw = migd_plugin_config_get_string(config, group, key, error);
+	if (*raw == NULL)
 		return FALSE;
-	}
 	g_strstrip(*raw);
 	return TRUE;
 }

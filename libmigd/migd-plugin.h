@@ -162,6 +162,20 @@ gboolean migd_plugin_config_get_size(GKeyFile *config, const gchar *group, const
 /* a count (decimal digits only) in [@min, @max]; absent: *@value untouched */
 gboolean migd_plugin_config_get_uint(GKeyFile *config, const gchar *group, const gchar *key,
 				     guint64 min, guint64 max, guint64 *value, GError **error);
+/*
+ * FALSE and "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) when the raw value ends in an escape
+ * character: GLib 2.74 sets that error over an earlier bad escape's (a GLib warning), so it
+ * is said before any g_key_file_get_string() or g_key_file_get_string_list() of the key
+ */
+gboolean migd_plugin_config_check_escape(GKeyFile *config, const gchar *group, const gchar *key,
+					 GError **error);
+/*
+ * a string value; NULL and "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) when it is absent or
+ * cannot be read, also for a bad escape sequence, where g_key_file_get_string() returns a
+ * value and sets an error both
+ */
+gchar *migd_plugin_config_get_string(GKeyFile *config, const gchar *group, const gchar *key,
+				     GError **error);
 /* a boolean; absent: *@value untouched; bad: "@key: why" (MIGD_ERROR_INVALID_ARGUMENT) */
 gboolean migd_plugin_config_get_boolean(GKeyFile *config, const gchar *group, const gchar *key,
 					gboolean *value, GError **error);

@@ -32,6 +32,7 @@
 
 #include "migd-error.h"
 #include "migd-libvirt-tracker.h"
+#include "migd-plugin.h"
 
 /* ---- domain maps ---- */
 
@@ -102,6 +103,10 @@ migd_libvirt_domain_maps_from_key_file(GKeyFile *key_file, GError **error)
 				return NULL;
 			}
 		}
+		if (!migd_plugin_config_check_escape(key_file, group, "devices", error)) {
+			g_prefix_error(error, "[%s]: ", group);
+			return NULL;
+		}
 		devices = g_key_file_get_string_list(key_file, group, "devices", NULL, &local);
 		if (devices == NULL || devices[0] == NULL) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
@@ -116,7 +121,7 @@ migd_libvirt_domain_maps_from_key_file(GKeyFile *key_file, GError **error)
 				return NULL;
 			}
 		}
-		peer = g_key_file_get_string(key_file, group, "peer", NULL);
+		peer = migd_plugin_config_get_string(key_file, group, "peer", NULL);
 		if (peer == NULL || *g_strstrip(peer) == '\0') {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 				    "[%s]: peer= (the destination vfio-migd's address) is required",

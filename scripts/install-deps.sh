@@ -9,6 +9,7 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler
   libsystemd-dev libvirt-dev libcmocka-dev libjson-glib-dev
   clang-format valgrind python3
+  clang libclang-rt-14-dev  # make fuzz: clang and its libFuzzer runtime
   dbus-daemon
   glib-networking openssl
   systemd  # systemd-analyze: the unit hardening test

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of vfio-migd: formatting, the normal build (warnings are
-# errors), then the whole suite again under AddressSanitizer + UBSan.
+# errors), then the whole suite again under AddressSanitizer + UBSan, then each
+# libFuzzer harness for a bounded time, then the real-kernel tier.
 # Ends with one line "N passed, M failed" counting every test case of every run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,16 @@ count_run() {
 	counts=$(python3 scripts/tap-summary.py "$log") || counts="0 1"
 	passed=$((passed + ${counts% *}))
 	failed=$((failed + ${counts#* }))
+}
+
+# Adds a log's last line "N passed, M failed" to the totals; without it, one failure.
+count_last_line() {
+	if [[ "$(tail -n 1 "$1")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2]))
+	else
+		failed=$((failed + 1))
+	fi
 }
 
 run_suite() {
@@ -75,17 +86,22 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 # loaded machine), so the sanitizer run gets three times each test's own bound
 run_suite "$BUILD_SAN" 3 -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
+# the libFuzzer harnesses, each a bounded run on its seed corpus (docs/fuzzing.md);
+# one test per harness, from run-fuzz.sh's last line "N passed, M failed"
+if [ "$sanitize_only" -eq 0 ]; then
+	echo "== fuzzing (${FUZZ_SECONDS:-20} s per harness)"
+	fuzz_log=$(mktemp)
+	FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/run-fuzz.sh --count 2>&1 | tee "$fuzz_log" || status=1
+	count_last_line "$fuzz_log"
+	rm -f "$fuzz_log"
+fi
+
 # Linux 6.12 + the mtty sample under QEMU; its last line is "N passed, M failed"
 if [ "$sanitize_only" -eq 0 ]; then
 	echo "== real-kernel tier"
 	kernel_log=$(mktemp)
 	BUILD="$BUILD" bash scripts/check-kernel.sh 2>&1 | tee "$kernel_log" || status=1
-	if [[ "$(tail -n 1 "$kernel_log")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-		passed=$((passed + BASH_REMATCH[1]))
-		failed=$((failed + BASH_REMATCH[2]))
-	else
-		failed=$((failed + 1))
-	fi
+	count_last_line "$kernel_log"
 	rm -f "$kernel_log"
 fi
 

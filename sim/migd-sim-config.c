@@ -12,6 +12,7 @@
 
 #include "migd-error.h"
 #include "migd-fsm.h"
+#include "migd-plugin.h"
 #include "migd-sim-config.h"
 
 /* hisi_acc defaults: a ZIP VF (19e5:a251) with 8 queue pairs */
@@ -446,7 +447,7 @@ migd_sim_config_new_from_keyfile(GKeyFile *keyfile, const gchar *group, GError *
 	g_autofree gchar *profile = NULL;
 	g_auto(GStrv) keys = NULL;
 
-	profile = g_key_file_get_string(keyfile, group, "profile", NULL);
+	profile = migd_plugin_config_get_string(keyfile, group, "profile", NULL);
 	if (profile == NULL) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 			    "simulator group [%s] needs a 'profile' key (allowed: %s)", group,
@@ -461,7 +462,7 @@ migd_sim_config_new_from_keyfile(GKeyFile *keyfile, const gchar *group, GError *
 		g_autofree gchar *value = NULL;
 		if (g_strcmp0(keys[i], "profile") == 0)
 			continue;
-		value = g_key_file_get_string(keyfile, group, keys[i], error);
+		value = migd_plugin_config_get_string(keyfile, group, keys[i], error);
 		if (value == NULL)
 			return NULL;
 		if (!migd_sim_config_set(self, keys[i], value, error)) {

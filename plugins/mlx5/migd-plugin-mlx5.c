@@ -93,7 +93,7 @@ migd_plugin_mlx5_configure(MigdPlugin *plugin, GKeyFile *config, const gchar *gr
 		return FALSE;
 	}
 	if (config != NULL && g_key_file_has_key(config, group, "on-tracker-error", NULL)) {
-		action = g_key_file_get_string(config, group, "on-tracker-error", error);
+		action = migd_plugin_config_get_string(config, group, "on-tracker-error", error);
 		if (action == NULL)
 			return FALSE;
 		if (g_strcmp0(action, "restart") == 0) {
@@ -107,7 +107,7 @@ migd_plugin_mlx5_configure(MigdPlugin *plugin, GKeyFile *config, const gchar *gr
 		}
 	}
 	if (config != NULL && g_key_file_has_key(config, group, "firmware-match", NULL)) {
-		fw = g_key_file_get_string(config, group, "firmware-match", error);
+		fw = migd_plugin_config_get_string(config, group, "firmware-match", error);
 		if (fw == NULL)
 			return FALSE;
 		if (g_strcmp0(fw, "ignore") == 0) {

@@ -3,10 +3,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The dirty-bitmap codec (dirty/migd-dirty-bitmap.c) against a reference written from the
- * wire format's description: bit by bit, with no shared code. Round trips on seeded random and
- * adversarial bitmaps, the choice of the shortest encoding, byte-exact payloads, the checksum's
- * known answers, strict rejection of malformed chunks (leaving the target bitmap unchanged) and
- * a seeded mutation fuzz of valid chunks.
+ * wire format's description: bit by bit, with no shared code (dirty-reference.h). Round trips on
+ * seeded random and adversarial bitmaps, the choice of the shortest encoding, byte-exact payloads,
+ * the checksum's known answers, strict rejection of malformed chunks (leaving the target bitmap
+ * unchanged) and a seeded mutation fuzz of valid chunks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "dirty-reference.h"
 #include "migd-dirty-bitmap.h"
 #include "migd-error.h"
 
@@ -51,28 +52,10 @@ rng_unit(void)
 	return (rng_next() >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static gsize
-n_words_of(guint64 n_pages)
-{
-	return (n_pages + 63) / 64;
-}
-
 static guint64 *
 bm_new(guint64 n_pages)
 {
 	return g_new0(guint64, MAX(n_words_of(n_pages), 1));
-}
-
-static void
-bm_set(guint64 *w, guint64 page)
-{
-	w[page / 64] |= G_GUINT64_CONSTANT(1) << (page % 64);
-}
-
-static gboolean
-bm_get(const guint64 *w, guint64 page)
-{
-	return (w[page / 64] >> (page % 64)) & 1;
 }
 
 static void
@@ -86,12 +69,6 @@ bm_set_range(guint64 *w, guint64 start, guint64 n)
 		}
 		bm_set(w, p);
 	}
-}
-
-static guint64
-tail_mask(guint64 n_pages)
-{
-	return n_pages % 64 == 0 ? G_MAXUINT64 : (G_GUINT64_CONSTANT(1) << (n_pages % 64)) - 1;
 }
 
 /* a copy with the bits at and after n_pages cleared */
@@ -143,173 +120,6 @@ fill_random(guint64 *w, guint64 n_pages, double d, Pattern pat, guint64 mean_run
 			p += len + 1 + rng_below((guint64)(2 * clean_mean) + 1);
 		}
 	}
-}
-
-/*
- * The reference: runs found bit by bit, skipping whole words only where they continue the
- * current state, then the three encodings built from the runs.
- */
-typedef struct {
-	guint64 clean; /* clean pages before the dirty run */
-	guint64 dirty;
-} RefRun;
-
-static GArray *
-ref_runs(const guint64 *w, guint64 n_pages)
-{
-	GArray *runs = g_array_new(FALSE, FALSE, sizeof(RefRun));
-	guint64 last_end = 0, start = 0;
-	gboolean state = FALSE;
-
-	for (guint64 p = 0; p < n_pages;) {
-		if (p % 64 == 0 && p + 64 <= n_pages && w[p / 64] == (state ? G_MAXUINT64 : 0)) {
-			p += 64;
-			continue;
-		}
-		if (bm_get(w, p) != state) {
-			state = !state;
-			if (state) {
-				start = p;
-			} else {
-				RefRun r = {start - last_end, p - start};
-				g_array_append_val(runs, r);
-				last_end = p;
-			}
-		}
-		p++;
-	}
-	if (state) {
-		RefRun r = {start - last_end, n_pages - start};
-		g_array_append_val(runs, r);
-	}
-	return runs;
-}
-
-static gsize
-vlen(guint64 v)
-{
-	gsize n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static void
-put_varint(GByteArray *out, guint64 v)
-{
-	while (v >= 0x80) {
-		guint8 b = (v & 0x7f) | 0x80;
-		g_byte_array_append(out, &b, 1);
-		v >>= 7;
-	}
-	{
-		guint8 b = (guint8)v;
-		g_byte_array_append(out, &b, 1);
-	}
-}
-
-static GByteArray *
-ref_encode(MigdDirtyEncoding enc, const guint64 *w, guint64 n_pages, GArray *runs)
-{
-	GByteArray *out = g_byte_array_new();
-
-	if (enc == MIGD_DIRTY_ENCODING_RAW) {
-		for (gsize i = 0; i < n_words_of(n_pages); i++) {
-			guint64 x = w[i];
-			guint8 b[8];
-			if (i == n_words_of(n_pages) - 1)
-				x &= tail_mask(n_pages);
-			for (guint k = 0; k < 8; k++)
-				b[k] = (x >> (8 * k)) & 0xff;
-			g_byte_array_append(out, b, 8);
-		}
-		return out;
-	}
-	for (guint i = 0; i < runs->len; i++) {
-		RefRun *r = &g_array_index(runs, RefRun, i);
-		put_varint(out, r->clean);
-		if (enc == MIGD_DIRTY_ENCODING_RUNS) {
-			put_varint(out, r->dirty);
-		} else if (r->dirty > 1) {
-			/* (dirty - 1) gaps of 0 */
-			guint old_len = out->len;
-			g_byte_array_set_size(out, old_len + (guint)(r->dirty - 1));
-			memset(out->data + old_len, 0, r->dirty - 1);
-		}
-	}
-	return out;
-}
-
-static gsize
-ref_size(MigdDirtyEncoding enc, guint64 n_pages, GArray *runs)
-{
-	gsize n = 0;
-
-	if (enc == MIGD_DIRTY_ENCODING_RAW)
-		return n_words_of(n_pages) * 8;
-	for (guint i = 0; i < runs->len; i++) {
-		RefRun *r = &g_array_index(runs, RefRun, i);
-		n += vlen(r->clean);
-		n += enc == MIGD_DIRTY_ENCODING_RUNS ? vlen(r->dirty) : r->dirty - 1;
-	}
-	return n;
-}
-
-static MigdDirtyEncoding
-ref_best(guint64 n_pages, GArray *runs)
-{
-	gsize raw = ref_size(MIGD_DIRTY_ENCODING_RAW, n_pages, runs);
-	gsize rle = ref_size(MIGD_DIRTY_ENCODING_RUNS, n_pages, runs);
-	gsize sparse = ref_size(MIGD_DIRTY_ENCODING_SPARSE, n_pages, runs);
-
-	if (sparse <= rle && sparse <= raw)
-		return MIGD_DIRTY_ENCODING_SPARSE;
-	if (rle <= raw)
-		return MIGD_DIRTY_ENCODING_RUNS;
-	return MIGD_DIRTY_ENCODING_RAW;
-}
-
-static guint64
-ref_count(GArray *runs)
-{
-	guint64 n = 0;
-	for (guint i = 0; i < runs->len; i++)
-		n += g_array_index(runs, RefRun, i).dirty;
-	return n;
-}
-
-static guint64
-rotl(guint64 x, guint r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-/* the checksum exactly as the wire format describes it */
-static guint64
-ref_checksum(const guint64 *w, guint64 n_pages)
-{
-	static const guint rot[8] = {1, 7, 12, 18, 23, 29, 34, 40};
-	guint64 v[8], h = 0;
-
-	for (guint j = 0; j < 8; j++)
-		v[j] = (j + 1) * G_GUINT64_CONSTANT(0xC2B2AE3D27D4EB4F);
-	for (gsize i = 0; i < n_words_of(n_pages); i++) {
-		guint64 x = w[i];
-		if (i == n_words_of(n_pages) - 1)
-			x &= tail_mask(n_pages);
-		v[i % 8] = rotl(v[i % 8] ^ x, 31) * G_GUINT64_CONSTANT(0x9E3779B185EBCA87);
-	}
-	for (guint j = 0; j < 8; j++)
-		h += rotl(v[j], rot[j]);
-	h ^= n_pages;
-	h ^= h >> 33;
-	h *= G_GUINT64_CONSTANT(0xFF51AFD7ED558CCD);
-	h ^= h >> 33;
-	h *= G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53);
-	h ^= h >> 33;
-	return h;
 }
 
 /* assert_memory_equal for large buffers (cmocka's compares byte by byte, slowly) */

@@ -629,6 +629,73 @@ test_run(void **state)
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT));
 }
 
+/* the pipes this process has open (other descriptors come and go with GLib's threads) */
+static guint
+count_pipes(void)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+	const gchar *name;
+	guint n = 0;
+
+	assert_non_null(dir);
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree gchar *path = g_build_filename("/proc/self/fd", name, NULL);
+		g_autofree gchar *target = g_file_read_link(path, NULL);
+
+		if (target != NULL && g_str_has_prefix(target, "pipe:"))
+			n++;
+	}
+	return n;
+}
+
+/* the threads of this process */
+static guint
+count_threads(void)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
+	guint n = 0;
+
+	assert_non_null(dir);
+	while (g_dir_read_name(dir) != NULL)
+		n++;
+	return n;
+}
+
+/*
+ * A run starts no thread and leaves nothing open. GIO's communicate closed the
+ * pipes on new thread-pool threads, and one still starting when the hook
+ * exited was LeakSanitizer's "leak" in pthread_getattr_np: the SIGABRT of
+ * test-libvirt-hook's bounded wait under load.
+ */
+static void
+test_run_no_thread(void **state)
+{
+	const gchar *echo[] = {"/bin/sh", "-c", "echo out; echo err >&2", NULL};
+	const gchar *hang[] = {"/bin/sh", "-c", "sleep 30 & sleep 30", NULL};
+	g_autoptr(GError) error = NULL;
+	gint status = -1;
+	guint threads, pipes;
+
+	/* before this process spawns anything: this test runs before test_run */
+	threads = count_threads();
+	pipes = count_pipes();
+	for (guint i = 0; i < 3; i++) {
+		g_autofree gchar *out = NULL;
+		g_autofree gchar *err = NULL;
+
+		assert_true(migd_hook_run(echo, g_get_monotonic_time() + 10 * G_USEC_PER_SEC, &out,
+					  &err, &status, &error));
+		assert_string_equal(out, "out\n");
+		assert_false(migd_hook_run(hang, g_get_monotonic_time() + 100 * 1000, NULL, NULL,
+					   &status, &error));
+		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT));
+		g_clear_error(&error);
+	}
+	/* GLib's worker thread, started by the first spawn, and no other */
+	assert_true(count_threads() <= threads + 1);
+	assert_int_equal(count_pipes(), pipes);
+}
+
 int
 main(void)
 {
@@ -647,6 +714,7 @@ main(void)
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_migctl_result),
 	    cmocka_unit_test(test_check_devices),
+	    cmocka_unit_test(test_run_no_thread),
 	    cmocka_unit_test(test_run),
 	};
 

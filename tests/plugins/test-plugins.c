@@ -227,6 +227,13 @@ test_config_tunables(void **state)
 }
 
 static void
+count_log_message(const gchar *log_domain, GLogLevelFlags log_level, const gchar *message,
+		  gpointer user_data)
+{
+	(*(guint *)user_data)++;
+}
+
+static void
 test_config_errors(void **state)
 {
 	const struct {
@@ -248,7 +255,16 @@ test_config_errors(void **state)
 	    {"[plugin hisi_acc]\ntracker=device\n", "unknown key 'tracker'"},
 	    {"[plugin hisi_acc]\nread-size=4K\n", "out of range"},
 	    {"[plugin generic]\nread-size=1M\n", "unknown key 'read-size' (known: none)"},
+	    /* GLib returns a value and an error for a bad escape (found by fuzz-config) */
+	    {"[plugin mlx5]\nread-size=2\\jM\n", "read-size: "},
+	    {"[plugin mlx5]\non-tracker-error=re\\qstart\n", "on-tracker-error: "},
+	    {"[plugin mlx5]\nfirmware-match=\\major\n", "firmware-match: "},
+	    /* GLib sets its "escape at end of line" error over an earlier one */
+	    {"[plugin mlx5]\nread-size=\\j1M\\\n", "read-size: an escape character ends"},
 	};
+	guint glib_warnings = 0;
+	guint handler =
+	    g_log_set_handler("GLib", G_LOG_LEVEL_WARNING, count_log_message, &glib_warnings);
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
@@ -260,6 +276,9 @@ test_config_errors(void **state)
 		/* the group is named, so the operator finds the line */
 		assert_non_null(strstr(error->message, "[plugin "));
 	}
+	/* no error was set over another */
+	g_log_remove_handler("GLib", handler);
+	assert_int_equal(glib_warnings, 0);
 }
 
 /* the shipped example, uncommented, is a valid configuration with the defaults */

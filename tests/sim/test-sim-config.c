@@ -259,6 +259,15 @@ test_keyfile(void **state)
 	none = migd_sim_config_new_from_keyfile(kf, "noprofile", &error);
 	assert_null(none);
 	assert_non_null(strstr(error->message, "profile"));
+	g_clear_error(&error);
+
+	/* a bad escape: GLib returns a value and an error, and only its error counts (found by
+	 * fuzz-config: the knob's own error was set over it) */
+	assert_true(g_key_file_load_from_data(kf, "[escape]\nprofile=mtty\nports=\\j1\n", -1,
+					      G_KEY_FILE_NONE, &error));
+	assert_null(migd_sim_config_new_from_keyfile(kf, "escape", &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_non_null(strstr(error->message, "ports: "));
 }
 
 static void

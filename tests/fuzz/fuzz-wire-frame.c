@@ -2,14 +2,15 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * libFuzzer harness for the wire decoder (clang only, not run by `meson test`):
- *   CC=clang meson setup build-fuzz -Db_sanitize=address,undefined -Db_lundef=false
- *   ninja -C build-fuzz tests/proto/fuzz-wire-frame && build-fuzz/tests/proto/fuzz-wire-frame
+ * libFuzzer harness for the wire decoder: `make fuzz`, or by hand as docs/fuzzing.md says
+ * (-Dfuzzing=true instruments the libraries, without which libFuzzer sees only this file).
  * The first input byte picks the slice size, the rest is the stream. Every frame
  * that decodes must also pass the session checks or fail them cleanly, and must
  * re-encode.
  */
 #include "config.h"
+
+#include <stdint.h>
 
 #include "migd-error.h"
 #include "migd-wire-session.h"
