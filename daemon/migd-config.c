@@ -76,10 +76,10 @@ migd_daemon_config_check_device(GKeyFile *config, const gchar *group, GError **e
 	}
 	if (!g_key_file_has_key(config, group, "iova-ranges", NULL))
 		return TRUE;
-	value = g_key_file_get_string(config, group, "iova-ranges", error);
+	/* not g_key_file_get_string(): on a bad escape it returns a value and an error both */
+	value = migd_plugin_config_get_string(config, group, "iova-ranges", error);
 	if (value == NULL) {
-		migd_error_convert(error);
-		g_prefix_error(error, "[%s] iova-ranges: ", group);
+		g_prefix_error(error, "[%s] ", group);
 		return FALSE;
 	}
 	ranges = migd_dirty_ranges_parse(value, error);

@@ -434,19 +434,11 @@ migd_daemon_configure(GKeyFile *config, gboolean *low_power_idle, guint64 *max_i
 static gboolean
 migd_daemon_config_get_uint(GKeyFile *config, const gchar *key, guint *value, GError **error)
 {
-	g_autofree gchar *raw = NULL;
-	guint64 v = 0;
+	guint64 v = *value;
 
-	if (!g_key_file_has_key(config, "listen", key, NULL))
-		return TRUE;
-	raw = g_key_file_get_string(config, "listen", key, error);
-	if (raw == NULL)
+	/* the plugins' reader: one message for every count, bad escapes refused */
+	if (!migd_plugin_config_get_uint(config, "listen", key, 1, G_MAXUINT32, &v, error))
 		return FALSE;
-	if (!g_ascii_string_to_unsigned(g_strstrip(raw), 10, 1, G_MAXUINT32, &v, NULL)) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s=%s: expected a number from 1 to %u", key, raw, G_MAXUINT32);
-		return FALSE;
-	}
 	*value = (guint)v;
 	return TRUE;
 }

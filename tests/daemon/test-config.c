@@ -67,6 +67,8 @@ test_refused(void **state)
 	    {"[daemon]\nmax-inflight=1M\n", "[daemon] max-inflight"},
 	    {"[device sim0]\niova-range=0+1G\n", "[device sim0]: unknown key 'iova-range'"},
 	    {"[device sim0]\niova-ranges=0+1Q\n", "[device sim0] iova-ranges: IOVA range 0"},
+	    /* GLib returns a value and an error for a bad escape (found by fuzz-config) */
+	    {"[device sim0]\niova-ranges=0+1G\\j\n", "[device sim0] iova-ranges: "},
 	    {"[libvirt-domain vm1]\npeer=tcp:127.0.0.1:1\n", "[libvirt-domain vm1]: devices="},
 	};
 

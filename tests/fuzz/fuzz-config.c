@@ -6,7 +6,8 @@
  * loads it and every group goes through the checks the daemon and its parts run on it:
  * [daemon] and [listen] keys and booleans, [device NAME] iova-ranges, [plugin NAME] (the
  * generic plugin's configure, and every key as a size), [libvirt] and [libvirt-domain NAME]
- * maps, and simulator groups [sim NAME] with their spec strings. Errors must be
+ * maps, simulator groups [sim NAME] with their spec strings, and then the daemon's own
+ * migd_daemon_config_check() of the whole file. Errors must be
  * MIGD_ERROR_INVALID_ARGUMENT (or GLib's own key-file errors) with a message; a parsed range
  * list must be non-empty, with no empty range and no range past 2^64.
  */
@@ -14,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "migd-config.h"
 #include "migd-dirty-ranges.h"
 #include "migd-error.h"
 #include "migd-libvirt-tracker.h"
@@ -165,7 +167,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g_clear_error(&error);
 	}
 	maps = migd_libvirt_domain_maps_from_key_file(config, &error);
-	if (maps == NULL)
+	if (maps == NULL) {
+		check_error(error);
+		g_clear_error(&error);
+	}
+	/* the daemon's own check of the whole file, as vfio-migd runs it at start */
+	if (!migd_daemon_config_check(config, &error))
 		check_error(error);
 	return 0;
 }
