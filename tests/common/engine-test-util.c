@@ -9,6 +9,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -147,4 +151,95 @@ guint64
 engine_fixture_digest(GPtrArray *devices, guint i)
 {
 	return migd_sim_device_get_state_digest(g_ptr_array_index(devices, i));
+}
+
+gint
+engine_raw_connect(const gchar *address)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	gint fd;
+
+	if (!g_str_has_prefix(address, "unix:/"))
+		return -1;
+	g_strlcpy(sun.sun_path, address + strlen("unix:"), sizeof(sun.sun_path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+gboolean
+engine_raw_send(gint fd, MigdWireMsgType type, gpointer body)
+{
+	MigdWireFrame frame;
+	g_autoptr(GByteArray) out = g_byte_array_new();
+
+	migd_wire_frame_init(&frame, type, body);
+	if (!migd_wire_frame_append(&frame, out, NULL))
+		return FALSE;
+	return write(fd, out->data, out->len) == (gssize)out->len;
+}
+
+MigdWireFrame *
+engine_raw_next(gint fd, MigdWireDecoder *decoder)
+{
+	for (;;) {
+		guint8 buf[4096];
+		gssize n;
+		MigdWireFrame *frame = migd_wire_decoder_next(decoder, NULL);
+		if (frame != NULL) {
+			if (frame->type != MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
+				return frame;
+			migd_wire_frame_free(frame);
+			continue;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0 || !migd_wire_decoder_feed(decoder, buf, n, NULL))
+			return NULL;
+	}
+}
+
+/* the next frame is of @type */
+static gboolean
+engine_raw_expect(gint fd, MigdWireDecoder *decoder, MigdWireMsgType type)
+{
+	MigdWireFrame *frame = engine_raw_next(fd, decoder);
+	gboolean ok = frame != NULL && frame->type == type;
+
+	if (frame != NULL)
+		migd_wire_frame_free(frame);
+	return ok;
+}
+
+gboolean
+engine_raw_hello_offer(gint fd, MigdWireDecoder *decoder, guint64 capabilities, MigdDevice *like)
+{
+	g_auto(MigdDeviceIdentity) id = {0};
+	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
+	Migd__Wire__DeviceOffer offer = MIGD__WIRE__DEVICE_OFFER__INIT;
+	Migd__Wire__DeviceDescriptor desc = MIGD__WIRE__DEVICE_DESCRIPTOR__INIT;
+
+	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
+	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
+	hello.capabilities = capabilities;
+	hello.host_identity = (gchar *)"raw-source";
+	hello.session_id = (gchar *)"raw-session-1";
+	hello.device_count = 1;
+	if (!engine_raw_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello) ||
+	    !engine_raw_expect(fd, decoder, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY))
+		return FALSE;
+	if (!migd_device_probe(like, NULL) || !migd_device_get_identity(like, &id, NULL))
+		return FALSE;
+	desc.driver_name = id.driver;
+	desc.vendor_id = id.vendor_id;
+	desc.device_id = id.device_id;
+	desc.subsystem_vendor_id = id.subsystem_vendor_id;
+	desc.subsystem_device_id = id.subsystem_device_id;
+	desc.migration_flags = migd_device_get_mig_flags(like);
+	offer.device = 0;
+	offer.descriptor = &desc;
+	return engine_raw_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER, &offer) &&
+	       engine_raw_expect(fd, decoder, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT);
 }

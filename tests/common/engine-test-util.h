@@ -7,6 +7,7 @@
 #include "migd-destination.h"
 #include "migd-sim-device.h"
 #include "migd-source.h"
+#include "migd-wire-frame.h"
 
 /* a simulated device from its spec ("mlx5:seed=1"); @name may be NULL; fails the test */
 MigdDevice *migd_test_sim_device(const gchar *spec, const gchar *name);
@@ -41,3 +42,20 @@ MigdState engine_fixture_state(GPtrArray *devices, guint i);
 guint64 engine_fixture_digest(GPtrArray *devices, guint i);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EngineFixture, engine_fixture_free)
+
+/*
+ * A raw source peer, for destinations under test with a source that misbehaves:
+ * blocking frame I/O on a plain UNIX socket, from a test's own thread.
+ */
+/* connects to @address (unix:PATH, as the fixture's destination listens); -1 on failure */
+gint engine_raw_connect(const gchar *address);
+/* one frame of @type with @body; FALSE if it could not be written whole */
+gboolean engine_raw_send(gint fd, MigdWireMsgType type, gpointer body);
+/* the next frame from the peer, keepalives skipped; NULL at end of stream or on bad input */
+MigdWireFrame *engine_raw_next(gint fd, MigdWireDecoder *decoder);
+/*
+ * Hello (with @capabilities, one device) and one DeviceOffer describing a device
+ * like @like; TRUE once the destination accepted the offer
+ */
+gboolean engine_raw_hello_offer(gint fd, MigdWireDecoder *decoder, guint64 capabilities,
+				MigdDevice *like);

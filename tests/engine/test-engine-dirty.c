@@ -316,88 +316,24 @@ typedef struct {
 	guint32 abort_reason;
 } RawSource;
 
-static gboolean
-raw_send(gint fd, MigdWireMsgType type, gpointer body)
-{
-	MigdWireFrame frame;
-	g_autoptr(GByteArray) out = g_byte_array_new();
-
-	migd_wire_frame_init(&frame, type, body);
-	if (!migd_wire_frame_append(&frame, out, NULL))
-		return FALSE;
-	return write(fd, out->data, out->len) == (gssize)out->len;
-}
-
-/* the next frame from the destination, skipping keepalives */
-static MigdWireFrame *
-raw_next(gint fd, MigdWireDecoder *decoder)
-{
-	for (;;) {
-		guint8 buf[4096];
-		gssize n;
-		MigdWireFrame *frame = migd_wire_decoder_next(decoder, NULL);
-		if (frame != NULL) {
-			if (frame->type != MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
-				return frame;
-			migd_wire_frame_free(frame);
-			continue;
-		}
-		n = read(fd, buf, sizeof(buf));
-		if (n <= 0 || !migd_wire_decoder_feed(decoder, buf, n, NULL))
-			return NULL;
-	}
-}
-
 static gpointer
 raw_source_thread(gpointer user_data)
 {
 	RawSource *rs = user_data;
 	g_autoptr(MigdWireDecoder) decoder = migd_wire_decoder_new();
-	g_auto(MigdDeviceIdentity) id = {0};
-	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
-	Migd__Wire__DeviceOffer offer = MIGD__WIRE__DEVICE_OFFER__INIT;
-	Migd__Wire__DeviceDescriptor desc = MIGD__WIRE__DEVICE_DESCRIPTOR__INIT;
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	MigdWireFrame *frame;
 	TestChunk bad;
-	gint fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	gint fd = engine_raw_connect(rs->address);
 
-	/* the fixture's destination listens on a plain UNIX socket */
-	g_assert(g_str_has_prefix(rs->address, "unix:/"));
-	g_strlcpy(sun.sun_path, rs->address + strlen("unix:"), sizeof(sun.sun_path));
-	g_assert(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
-	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
-	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
-	hello.capabilities = MIGD_WIRE_CAP_DIRTY_BITMAP;
-	hello.host_identity = (gchar *)"raw-source";
-	hello.session_id = (gchar *)"raw-session-1";
-	hello.device_count = 1;
-	g_assert(raw_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello));
-	frame = raw_next(fd, decoder);
-	g_assert(frame != NULL && frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY);
-	migd_wire_frame_free(frame);
-
-	g_assert(migd_device_probe(rs->like, NULL));
-	g_assert(migd_device_get_identity(rs->like, &id, NULL));
-	desc.driver_name = id.driver;
-	desc.vendor_id = id.vendor_id;
-	desc.device_id = id.device_id;
-	desc.subsystem_vendor_id = id.subsystem_vendor_id;
-	desc.subsystem_device_id = id.subsystem_device_id;
-	desc.migration_flags = migd_device_get_mig_flags(rs->like);
-	offer.device = 0;
-	offer.descriptor = &desc;
-	g_assert(raw_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER, &offer));
-	frame = raw_next(fd, decoder);
-	g_assert(frame != NULL && frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT);
-	migd_wire_frame_free(frame);
+	g_assert(fd >= 0);
+	g_assert(engine_raw_hello_offer(fd, decoder, MIGD_WIRE_CAP_DIRTY_BITMAP, rs->like));
 
 	/* a well-formed chunk whose checksum is off by one bit */
 	test_chunk_make(&bad, 1, 0, 0, 1024, 0, 1024, 5);
 	bad.msg.checksum ^= 1;
-	g_assert(raw_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK, &bad.msg));
+	g_assert(engine_raw_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK, &bad.msg));
 	test_chunk_clear(&bad);
-	frame = raw_next(fd, decoder);
+	frame = engine_raw_next(fd, decoder);
 	if (frame != NULL && frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT) {
 		rs->got_abort = TRUE;
 		rs->abort_reason = frame->abort->reason;

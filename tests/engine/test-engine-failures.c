@@ -264,82 +264,19 @@ typedef struct {
 	gint done;	  /* atomic: the connection is closed */
 } OfferSource;
 
-static gboolean
-offer_send(gint fd, MigdWireMsgType type, gpointer body)
-{
-	MigdWireFrame frame;
-	g_autoptr(GByteArray) out = g_byte_array_new();
-
-	migd_wire_frame_init(&frame, type, body);
-	if (!migd_wire_frame_append(&frame, out, NULL))
-		return FALSE;
-	return write(fd, out->data, out->len) == (gssize)out->len;
-}
-
-/* the next frame from the destination, keepalives skipped */
-static MigdWireFrame *
-offer_next(gint fd, MigdWireDecoder *decoder)
-{
-	for (;;) {
-		guint8 buf[4096];
-		gssize n;
-		MigdWireFrame *frame = migd_wire_decoder_next(decoder, NULL);
-		if (frame != NULL) {
-			if (frame->type != MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
-				return frame;
-			migd_wire_frame_free(frame);
-			continue;
-		}
-		n = read(fd, buf, sizeof(buf));
-		if (n <= 0 || !migd_wire_decoder_feed(decoder, buf, n, NULL))
-			return NULL;
-	}
-}
-
 static gpointer
 offer_source_thread(gpointer user_data)
 {
 	OfferSource *os = user_data;
 	g_autoptr(MigdWireDecoder) decoder = migd_wire_decoder_new();
-	g_auto(MigdDeviceIdentity) id = {0};
-	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
-	Migd__Wire__DeviceOffer offer = MIGD__WIRE__DEVICE_OFFER__INIT;
-	Migd__Wire__DeviceDescriptor desc = MIGD__WIRE__DEVICE_DESCRIPTOR__INIT;
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	MigdWireFrame *frame;
-	gint fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	gint fd = engine_raw_connect(os->address);
 
-	/* the fixture's destination listens on a plain UNIX socket */
-	g_assert(g_str_has_prefix(os->address, "unix:/"));
-	g_strlcpy(sun.sun_path, os->address + strlen("unix:"), sizeof(sun.sun_path));
-	g_assert(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
-	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
-	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
-	hello.host_identity = (gchar *)"offer-source";
-	hello.session_id = (gchar *)"offer-session-1";
-	hello.device_count = 1;
-	g_assert(offer_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello));
-	frame = offer_next(fd, decoder);
-	g_assert(frame != NULL && frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY);
-	migd_wire_frame_free(frame);
-
-	g_assert(migd_device_probe(os->like, NULL));
-	g_assert(migd_device_get_identity(os->like, &id, NULL));
-	desc.driver_name = id.driver;
-	desc.vendor_id = id.vendor_id;
-	desc.device_id = id.device_id;
-	desc.subsystem_vendor_id = id.subsystem_vendor_id;
-	desc.subsystem_device_id = id.subsystem_device_id;
-	desc.migration_flags = migd_device_get_mig_flags(os->like);
-	offer.device = 0;
-	offer.descriptor = &desc;
-	g_assert(offer_send(fd, MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_OFFER, &offer));
-	frame = offer_next(fd, decoder);
-	g_assert(frame != NULL && frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT);
-	migd_wire_frame_free(frame);
+	g_assert(fd >= 0);
+	g_assert(engine_raw_hello_offer(fd, decoder, 0, os->like));
 	g_atomic_int_set(&os->accepted, 1);
 	/* holding: until the destination goes away */
-	while (os->hold && (frame = offer_next(fd, decoder)) != NULL)
+	while (os->hold && (frame = engine_raw_next(fd, decoder)) != NULL)
 		migd_wire_frame_free(frame);
 	close(fd);
 	g_atomic_int_set(&os->done, 1);
