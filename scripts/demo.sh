@@ -44,6 +44,17 @@ dst_ctl() { "$MIGCTL" --session --bus-name "$DST" "$@"; }
 # one JSON field of one line of vfio-migctl --json output
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$1"; }
 
+# a daemon hashes large simulated states on a worker thread ("pending" meanwhile):
+# wait, bounded, until every digest of its devices is there
+wait_digests() { # CTL
+  for _ in $(seq 1 300); do
+    if ! "$1" --json devices | grep -q '"sim-digest-pending":true'; then return 0; fi
+    sleep 0.1
+  done
+  echo "demo: the digests were not ready within 30 s" >&2
+  return 1
+}
+
 start_daemon() { # NAME LOG CONFIG SPEC...
   local name=$1 log=$2 config=$3
   shift 3
@@ -110,6 +121,8 @@ grep -h -E 'dirty tracking with|no dirty tracker|dirty sync [0-9]+:' "$TMP/src.l
 echo "== destination: the accumulated dirty bitmap of sim0 (vfio-migctl dirty-bitmap)"
 dst_ctl dirty-bitmap sim0
 
+wait_digests src_ctl
+wait_digests dst_ctl
 echo "== after the migration: source (stopped)"
 src_ctl devices
 echo "== after the migration: destination (running)"
