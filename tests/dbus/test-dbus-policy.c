@@ -92,6 +92,27 @@ policy_bus_wait_name(const gchar *address, gint timeout_s)
 	return FALSE;
 }
 
+/* the bus accepts connections: dbus-daemon creates its socket after it started */
+static gboolean
+policy_bus_wait_ready(const gchar *address, gint timeout_s)
+{
+	gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+
+	while (g_get_monotonic_time() < deadline) {
+		g_autoptr(GDBusConnection) conn = g_dbus_connection_new_for_address_sync(
+		    address,
+		    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+		    NULL, NULL, NULL);
+		if (conn != NULL)
+			return TRUE;
+		g_usleep(20 * 1000);
+	}
+	return FALSE;
+}
+
+static int teardown(void **state);
+
 static int
 setup(void **state)
 {
@@ -112,6 +133,16 @@ setup(void **state)
 	pb->bus = g_subprocess_new(G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, "dbus-daemon",
 				   "--nofork", "--config-file", config_path, NULL);
 	g_assert(pb->bus != NULL);
+	/*
+	 * started before the bus listens, vfio-migd cannot connect and exits (seen
+	 * on a loaded machine): the bus must be up first
+	 */
+	if (!policy_bus_wait_ready(pb->address, 20)) {
+		g_printerr("the policy bus did not come up\n");
+		g_subprocess_force_exit(pb->bus);
+		g_subprocess_wait(pb->bus, NULL, NULL);
+		return -1;
+	}
 	/* vfio-migd on "the system bus": its own name, as the service would */
 	g_setenv("DBUS_SYSTEM_BUS_ADDRESS", pb->address, TRUE);
 	pb->daemon = g_subprocess_new(G_SUBPROCESS_FLAGS_NONE, &error, migd_path, "--sim-device",
@@ -119,6 +150,8 @@ setup(void **state)
 	g_assert(pb->daemon != NULL);
 	if (!policy_bus_wait_name(pb->address, 20)) {
 		g_printerr("vfio-migd did not own %s on the policy bus\n", BUS_NAME);
+		/* stop what was started, so that the failure is prompt, not a timeout */
+		teardown((void **)&pb);
 		return -1;
 	}
 	*state = pb;
