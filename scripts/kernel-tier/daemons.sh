@@ -333,24 +333,31 @@ list_devices() {
 
 # The parsers below use builtins only, like the polling helpers.
 
+# how often NEEDLE stands in a role's last device list (one line of JSON)
+count_in_devices() { # role needle
+	_cline=
+	[ -f "$WORK/$1.devices" ] && read -r _cline <"$WORK/$1.devices"
+	_count=0
+	_rest=$_cline
+	while :; do
+		case "$_rest" in
+		*"$2"*)
+			_count=$((_count + 1))
+			_rest=${_rest#*"$2"}
+			;;
+		*) break ;;
+		esac
+	done
+	echo "$_count"
+}
+
 # the state and the flags of the daemon's one device, from vfio-migctl --json
 # devices (one line: {"devices":[{"name":...,"state":...,"flags":...}]});
 # signature key <role>_devices
 sig_devices() { # role
 	_line=
 	[ -f "$WORK/$1.devices" ] && read -r _line <"$WORK/$1.devices"
-	_count=0
-	_rest=$_line
-	while :; do
-		case "$_rest" in
-		*'"name":'*)
-			_count=$((_count + 1))
-			_rest=${_rest#*'"name":'}
-			;;
-		*) break ;;
-		esac
-	done
-	expect "$1_devices" "$_count" 1
+	expect "$1_devices" "$(count_in_devices "$1" '"name":')" 1
 	json_value state "$_line"
 	DEVICE_STATE=$JSON_VALUE
 	json_value flags "$_line"
@@ -595,20 +602,7 @@ bus_pid() { # bus-name
 
 # how many devices of a role's last list are in STATE
 count_state() { # role state
-	_line=
-	[ -f "$WORK/$1.devices" ] && read -r _line <"$WORK/$1.devices"
-	_count=0
-	_rest=$_line
-	while :; do
-		case "$_rest" in
-		*"\"state\":\"$2\""*)
-			_count=$((_count + 1))
-			_rest=${_rest#*"\"state\":\"$2\""}
-			;;
-		*) break ;;
-		esac
-	done
-	echo "$_count"
+	count_in_devices "$1" "\"state\":\"$2\""
 }
 
 # a fresh pair: the destination with a journal; each with a slow simulated
