@@ -848,13 +848,6 @@ migd_manager_set_max_inflight(MigdManager *self, guint64 bytes)
 		migd_destination_set_budget(self->destination, self->budget);
 }
 
-MigdStreamBudget *
-migd_manager_get_budget(MigdManager *self)
-{
-	g_return_val_if_fail(MIGD_IS_MANAGER(self), NULL);
-	return self->budget;
-}
-
 static void
 migd_manager_dispose(GObject *object)
 {

@@ -96,7 +96,6 @@ void migd_manager_set_device_open_func(MigdManager *self, MigdManagerDeviceOpenF
  * migd-stream-budget.h). Jobs started from now on use it.
  */
 void migd_manager_set_max_inflight(MigdManager *self, guint64 bytes);
-MigdStreamBudget *migd_manager_get_budget(MigdManager *self);
 /* finished jobs stay for @seconds, at most @count of them (default: MIGD_MANAGER_JOB_RETAIN_*) */
 void migd_manager_set_job_retention(MigdManager *self, guint seconds, guint count);
 

@@ -65,12 +65,6 @@ migd_stream_budget_unref(MigdStreamBudget *self)
 }
 
 guint64
-migd_stream_budget_get_max(MigdStreamBudget *self)
-{
-	return self->max;
-}
-
-guint64
 migd_stream_budget_get_used(MigdStreamBudget *self)
 {
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);

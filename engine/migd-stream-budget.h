@@ -49,7 +49,6 @@ typedef enum {
 MigdStreamBudget *migd_stream_budget_new(guint64 max_bytes);
 MigdStreamBudget *migd_stream_budget_ref(MigdStreamBudget *self);
 void migd_stream_budget_unref(MigdStreamBudget *self);
-guint64 migd_stream_budget_get_max(MigdStreamBudget *self);
 /* bytes held now, and the most ever held at once, over both halves */
 guint64 migd_stream_budget_get_used(MigdStreamBudget *self);
 guint64 migd_stream_budget_get_peak(MigdStreamBudget *self);
