@@ -61,8 +61,11 @@ typedef struct {
 	guint max_rounds;		  /* 0: the convergence policy's */
 	guint timeout_s;		  /* the whole job; 0: none */
 	MigdDirtyFallback dirty_fallback; /* default ALLOW, as the engine's */
-	GPtrArray *iova_ranges; /* (MigdManagerIovaRanges) for devices of the job, or NULL */
-	gchar *requester;	/* who asked, for the log */
+	GPtrArray *iova_ranges;	       /* (MigdManagerIovaRanges) for devices of the job, or NULL */
+	gchar *requester;	       /* who asked, for the log */
+	MigdSwitchoverMode switchover; /* default AUTO */
+	guint handover_timeout_s;      /* 0: the engine's default */
+	gchar *migration_id;	       /* sent in Hello for the destination's Expect; NULL: none */
 } MigdMigrateOptions;
 
 /* one device's IOVA ranges in MigdMigrateOptions */
@@ -141,6 +144,18 @@ gchar *migd_manager_listen(MigdManager *self, const gchar *address,
 gboolean migd_manager_listen_fd(MigdManager *self, gint fd, const MigdTransportConfig *transport,
 				GError **error);
 gboolean migd_manager_is_listening(MigdManager *self);
+/* the start mode of incoming migrations no expectation covers (Listen's "start") */
+void migd_manager_set_start_mode(MigdManager *self, MigdStartMode mode);
+/*
+ * Reserves the devices named (in offer order) for the incoming migration
+ * @migration_id (see migd_destination_expect); needs a listener. Returns the
+ * address the source must dial, or NULL and @error (nothing reserved).
+ */
+gchar *migd_manager_expect(MigdManager *self, const gchar *migration_id,
+			   const gchar *const *device_names, MigdStartMode start, guint timeout_s,
+			   GError **error);
+gboolean migd_manager_cancel_expectation(MigdManager *self, const gchar *migration_id,
+					 GError **error);
 /* the accumulated dirty bitmap of @name after an incoming migration (a sealed memfd) */
 gint migd_manager_dup_dirty_bitmap_fd(MigdManager *self, const gchar *name, GError **error);
 

@@ -1194,3 +1194,41 @@ migd_destination_class_init(MigdDestinationClass *klass)
 	    g_signal_new("job-started", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
 			 NULL, G_TYPE_NONE, 1, MIGD_TYPE_JOB);
 }
+
+/* ---- expectations (being built: issue 13) ---- */
+
+void
+migd_destination_set_start_mode(MigdDestination *self, MigdStartMode mode)
+{
+	g_return_if_fail(MIGD_IS_DESTINATION(self));
+}
+
+gboolean
+migd_destination_expect(MigdDestination *self, const gchar *migration_id, GPtrArray *devices,
+			MigdStartMode start, guint timeout_s, GError **error)
+{
+	g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "expectations are not built yet");
+	return FALSE;
+}
+
+gboolean
+migd_destination_cancel_expectation(MigdDestination *self, const gchar *migration_id,
+				    GError **error)
+{
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "no expectation %s",
+		    migration_id);
+	return FALSE;
+}
+
+gchar **
+migd_destination_list_expectations(MigdDestination *self)
+{
+	return g_new0(gchar *, 1);
+}
+
+gboolean
+migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device)
+{
+	return self->active != NULL;
+}

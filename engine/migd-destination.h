@@ -48,6 +48,36 @@ void migd_destination_set_budget(MigdDestination *self, MigdStreamBudget *budget
 typedef struct _MigdJournal MigdJournal;
 void migd_destination_set_journal(MigdDestination *self, MigdJournal *journal);
 
-/* signal "job-started" (MigdJob *job): a peer began a migration into us */
+/*
+ * The start mode of untagged sessions (those with no migration id); default
+ * MIGD_START_AUTO. Jobs that start from now on use it.
+ */
+void migd_destination_set_start_mode(MigdDestination *self, MigdStartMode mode);
+
+/*
+ * Reserves @devices (MigdDevice, a subset of the destination's devices, idle
+ * and in no other expectation) for the session whose Hello carries
+ * @migration_id; the offer's device i goes into @devices[i]. Several
+ * expectations and their sessions run at once. While any expectation exists,
+ * an untagged session is refused; a session whose id nobody expects is always
+ * refused (REASON_UNKNOWN_MIGRATION), without touching a device. The
+ * expectation ends when its session ends, after @timeout_s without a session
+ * (0: never), or by migd_destination_cancel_expectation().
+ */
+gboolean migd_destination_expect(MigdDestination *self, const gchar *migration_id,
+				 GPtrArray *devices, MigdStartMode start, guint timeout_s,
+				 GError **error);
+/* ends an expectation; its running session fails (devices reset). FALSE: no such id */
+gboolean migd_destination_cancel_expectation(MigdDestination *self, const gchar *migration_id,
+					     GError **error);
+/* the ids of the current expectations (a NULL-terminated array to free with g_strfreev) */
+gchar **migd_destination_list_expectations(MigdDestination *self);
+/* @device is reserved by an expectation or in an incoming session */
+gboolean migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device);
+
+/*
+ * signal "job-started" (MigdJob *job): a peer began a migration into us
+ * signal "expectation-ended" (const gchar *migration_id, const gchar *why)
+ */
 
 G_END_DECLS

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "migd-error.h"
 #include "migd-job.h"
 
 struct _MigdJob {
@@ -23,6 +24,14 @@ struct _MigdJob {
 	gboolean finished;
 	gboolean success;
 	gchar *message;
+	gchar *migration_id;
+	MigdSwitchoverMode switchover_mode;
+	MigdStartMode start_mode;
+	gboolean converged;
+	gboolean rolled_back;
+	GStrv device_names;
+	const MigdJobControl *control;
+	gpointer engine;
 };
 
 G_DEFINE_TYPE(MigdJob, migd_job, G_TYPE_OBJECT)
@@ -41,6 +50,7 @@ enum {
 	PROP_PRECOPY_ROUNDS,
 	PROP_DIRTY_PAGES,
 	PROP_DIRTY_WIRE_BYTES,
+	PROP_CONVERGED,
 	PROP_LAST
 };
 static GParamSpec *migd_job_props[PROP_LAST];
@@ -49,8 +59,8 @@ static const gchar *const migd_job_phase_names[] = {
     [MIGD_JOB_PHASE_CONNECTING] = "connecting", [MIGD_JOB_PHASE_NEGOTIATING] = "negotiating",
     [MIGD_JOB_PHASE_PRECOPY] = "precopy",	[MIGD_JOB_PHASE_SWITCHOVER] = "switchover",
     [MIGD_JOB_PHASE_STOPCOPY] = "stopcopy",	[MIGD_JOB_PHASE_COMMIT] = "commit",
-    [MIGD_JOB_PHASE_ROLLBACK] = "rollback",	[MIGD_JOB_PHASE_COMPLETED] = "completed",
-    [MIGD_JOB_PHASE_FAILED] = "failed",
+    [MIGD_JOB_PHASE_HANDOVER] = "handover",	[MIGD_JOB_PHASE_ROLLBACK] = "rollback",
+    [MIGD_JOB_PHASE_COMPLETED] = "completed",	[MIGD_JOB_PHASE_FAILED] = "failed",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migd_job_phase_names) == MIGD_JOB_PHASE_LAST);
 
@@ -60,6 +70,48 @@ migd_job_phase_to_string(MigdJobPhase phase)
 	if ((guint)phase >= MIGD_JOB_PHASE_LAST)
 		return "unknown";
 	return migd_job_phase_names[phase];
+}
+
+gboolean
+migd_switchover_mode_from_string(const gchar *str, MigdSwitchoverMode *mode, GError **error)
+{
+	if (g_strcmp0(str, "auto") == 0)
+		*mode = MIGD_SWITCHOVER_AUTO;
+	else if (g_strcmp0(str, "manual") == 0)
+		*mode = MIGD_SWITCHOVER_MANUAL;
+	else {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "switchover must be \"auto\" or \"manual\", not \"%s\"", str);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+migd_start_mode_from_string(const gchar *str, MigdStartMode *mode, GError **error)
+{
+	if (g_strcmp0(str, "auto") == 0)
+		*mode = MIGD_START_AUTO;
+	else if (g_strcmp0(str, "manual") == 0)
+		*mode = MIGD_START_MANUAL;
+	else {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "start must be \"auto\" or \"manual\", not \"%s\"", str);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+const gchar *
+migd_switchover_mode_to_string(MigdSwitchoverMode mode)
+{
+	return mode == MIGD_SWITCHOVER_MANUAL ? "manual" : "auto";
+}
+
+const gchar *
+migd_start_mode_to_string(MigdStartMode mode)
+{
+	return mode == MIGD_START_MANUAL ? "manual" : "auto";
 }
 
 MigdJob *
@@ -240,6 +292,9 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 	if (success)
 		migd_job_update(self, 1.0, self->bytes, 0);
 	self->finished = TRUE;
+	/* the engine goes away after this: no control reaches it any more */
+	self->control = NULL;
+	self->engine = NULL;
 	self->success = success;
 	self->message = g_strdup(message != NULL ? message : "");
 	if (success)
@@ -247,6 +302,202 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 	else
 		g_warning("job %s: failed: %s", self->id, self->message);
 	g_signal_emit(self, migd_job_signals[SIGNAL_COMPLETED], 0, success, self->message);
+}
+
+const gchar *
+migd_job_get_migration_id(MigdJob *self)
+{
+	return self->migration_id;
+}
+
+void
+migd_job_set_migration_id(MigdJob *self, const gchar *migration_id)
+{
+	g_free(self->migration_id);
+	self->migration_id = g_strdup(migration_id);
+}
+
+MigdSwitchoverMode
+migd_job_get_switchover_mode(MigdJob *self)
+{
+	return self->switchover_mode;
+}
+
+void
+migd_job_set_switchover_mode(MigdJob *self, MigdSwitchoverMode mode)
+{
+	self->switchover_mode = mode;
+}
+
+MigdStartMode
+migd_job_get_start_mode(MigdJob *self)
+{
+	return self->start_mode;
+}
+
+void
+migd_job_set_start_mode(MigdJob *self, MigdStartMode mode)
+{
+	self->start_mode = mode;
+}
+
+gboolean
+migd_job_get_converged(MigdJob *self)
+{
+	return self->converged;
+}
+
+void
+migd_job_set_converged(MigdJob *self, gboolean converged)
+{
+	if (self->converged == !!converged)
+		return;
+	self->converged = !!converged;
+	g_object_notify_by_pspec(G_OBJECT(self), migd_job_props[PROP_CONVERGED]);
+}
+
+gboolean
+migd_job_get_rolled_back(MigdJob *self)
+{
+	return self->rolled_back;
+}
+
+void
+migd_job_set_rolled_back(MigdJob *self)
+{
+	self->rolled_back = TRUE;
+}
+
+const gchar *const *
+migd_job_get_device_names(MigdJob *self)
+{
+	return (const gchar *const *)self->device_names;
+}
+
+void
+migd_job_set_device_names(MigdJob *self, const gchar *const *names)
+{
+	g_strfreev(self->device_names);
+	self->device_names = g_strdupv((gchar **)names);
+}
+
+void
+migd_job_set_control(MigdJob *self, const MigdJobControl *control, gpointer engine)
+{
+	self->control = control;
+	self->engine = engine;
+}
+
+/* NULL when @self can take the control @what (@impl non-NULL); else the error */
+static GError *
+migd_job_check_control(MigdJob *self, gconstpointer impl, const gchar *what)
+{
+	if (self->finished)
+		return g_error_new(MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				   "job %s has already ended: %s", self->id, self->message);
+	if (self->control == NULL || impl == NULL)
+		return g_error_new(
+		    MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED, "job %s is a %s job: it has no %s",
+		    self->id, self->role == MIGD_JOB_ROLE_SOURCE ? "source" : "destination", what);
+	return NULL;
+}
+
+void
+migd_job_switchover_async(MigdJob *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+			  gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	GError *error = migd_job_check_control(
+	    self, self->control != NULL ? (gconstpointer)self->control->switchover : NULL,
+	    "switchover");
+
+	g_task_set_source_tag(task, migd_job_switchover_async);
+	if (error != NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	self->control->switchover(self->engine, g_steal_pointer(&task));
+}
+
+gboolean
+migd_job_switchover_finish(MigdJob *self, GAsyncResult *result, GError **error)
+{
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+void
+migd_job_start_async(MigdJob *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+		     gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	GError *error = migd_job_check_control(
+	    self, self->control != NULL ? (gconstpointer)self->control->start : NULL, "start");
+
+	g_task_set_source_tag(task, migd_job_start_async);
+	if (error != NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	self->control->start(self->engine, g_steal_pointer(&task));
+}
+
+gboolean
+migd_job_start_finish(MigdJob *self, GAsyncResult *result, GError **error)
+{
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+gboolean
+migd_job_abandon(MigdJob *self, GError **error)
+{
+	GError *err = migd_job_check_control(
+	    self, self->control != NULL ? (gconstpointer)self->control->abandon : NULL, "abandon");
+	if (err != NULL) {
+		g_propagate_error(error, err);
+		return FALSE;
+	}
+	return self->control->abandon(self->engine, error);
+}
+
+gboolean
+migd_job_rollback(MigdJob *self, GError **error)
+{
+	GError *err = migd_job_check_control(
+	    self, self->control != NULL ? (gconstpointer)self->control->rollback : NULL,
+	    "rollback");
+	if (err != NULL) {
+		g_propagate_error(error, err);
+		return FALSE;
+	}
+	return self->control->rollback(self->engine, error);
+}
+
+void
+migd_job_sync_dirty_bitmap_async(MigdJob *self, const gchar *device_name, GCancellable *cancellable,
+				 GAsyncReadyCallback callback, gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	GError *error = migd_job_check_control(
+	    self, self->control != NULL ? (gconstpointer)self->control->sync_dirty_bitmap : NULL,
+	    "dirty-bitmap sync");
+
+	g_task_set_source_tag(task, migd_job_sync_dirty_bitmap_async);
+	if (error != NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	self->control->sync_dirty_bitmap(self->engine, device_name, g_steal_pointer(&task));
+}
+
+gint
+migd_job_sync_dirty_bitmap_finish(MigdJob *self, GAsyncResult *result, GError **error)
+{
+	gssize fd;
+	g_return_val_if_fail(g_task_is_valid(result, self), -1);
+	fd = g_task_propagate_int(G_TASK(result), error);
+	return fd < 0 ? -1 : (gint)fd;
 }
 
 gboolean
@@ -290,6 +541,9 @@ migd_job_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec 
 	case PROP_DIRTY_WIRE_BYTES:
 		g_value_set_uint64(value, self->dirty_wire_bytes);
 		break;
+	case PROP_CONVERGED:
+		g_value_set_boolean(value, self->converged);
+		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 		break;
@@ -302,6 +556,8 @@ migd_job_finalize(GObject *object)
 	MigdJob *self = MIGD_JOB(object);
 	g_free(self->id);
 	g_free(self->message);
+	g_free(self->migration_id);
+	g_strfreev(self->device_names);
 	G_OBJECT_CLASS(migd_job_parent_class)->finalize(object);
 }
 
@@ -335,6 +591,7 @@ migd_job_class_init(MigdJobClass *klass)
 	    g_param_spec_uint64("dirty-pages", NULL, NULL, 0, G_MAXUINT64, 0, ro);
 	migd_job_props[PROP_DIRTY_WIRE_BYTES] =
 	    g_param_spec_uint64("dirty-wire-bytes", NULL, NULL, 0, G_MAXUINT64, 0, ro);
+	migd_job_props[PROP_CONVERGED] = g_param_spec_boolean("converged", NULL, NULL, FALSE, ro);
 	g_object_class_install_properties(object_class, PROP_LAST, migd_job_props);
 
 	migd_job_signals[SIGNAL_COMPLETED] =

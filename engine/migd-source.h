@@ -34,7 +34,23 @@ typedef struct {
 	gboolean no_checksum;
 	/* the daemon's bound on state in flight, shared by every stream (borrowed; NULL: none) */
 	MigdStreamBudget *budget;
+	/*
+	 * MANUAL: pre-copy until migd_job_switchover_async() (the job reports
+	 * "converged"); a dirty-bitmap consumer for migd_job_sync_dirty_bitmap_async()
+	 * exists from the start of tracking
+	 */
+	MigdSwitchoverMode switchover;
+	/*
+	 * with a peer that speaks CAP_HANDOVER: how long the source devices wait
+	 * in STOP after the commit for the destination's StartRequest before they
+	 * are rolled back; 0: MIGD_SOURCE_HANDOVER_TIMEOUT_DEFAULT_S
+	 */
+	guint handover_timeout_s;
+	/* the VM migration this job belongs to, sent in Hello (copied; NULL: untagged) */
+	const gchar *migration_id;
 } MigdSourceOptions;
+
+#define MIGD_SOURCE_HANDOVER_TIMEOUT_DEFAULT_S 60
 
 void migd_source_options_init(MigdSourceOptions *options);
 

@@ -21,9 +21,15 @@
 #define MIGD_WIRE_CAP_KEEPALIVE	   (G_GUINT64_CONSTANT(1) << 3) /* Keepalive frames */
 /* StateChunk.crc32c and CommitDevice.crc32c: the destination checks both */
 #define MIGD_WIRE_CAP_CHECKSUM (G_GUINT64_CONSTANT(1) << 4)
+/*
+ * after an ok CommitResult the connection stays open: the destination asks
+ * (StartRequest) before its devices run, the source grants (StartGrant) or,
+ * having rolled back, refuses (Abort); docs/protocol.md, "Handover"
+ */
+#define MIGD_WIRE_CAP_HANDOVER (G_GUINT64_CONSTANT(1) << 5)
 #define MIGD_WIRE_CAPS_KNOWN                                                                       \
 	(MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_DIRTY_BITMAP |       \
-	 MIGD_WIRE_CAP_KEEPALIVE | MIGD_WIRE_CAP_CHECKSUM)
+	 MIGD_WIRE_CAP_KEEPALIVE | MIGD_WIRE_CAP_CHECKSUM | MIGD_WIRE_CAP_HANDOVER)
 
 /* the length prefix is a protobuf base-128 varint of at most this many bytes */
 #define MIGD_WIRE_VARINT_MAX_BYTES 10

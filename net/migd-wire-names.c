@@ -29,15 +29,18 @@ static const gchar *const migd_wire_msg_type_names[] = {
     "COMMIT_RESULT",
     "ABORT",
     "KEEPALIVE",
+    "START_REQUEST",
+    "START_GRANT",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migd_wire_msg_type_names) ==
-		MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE - MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO + 1);
+		MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT - MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO +
+		    1);
 
 const gchar *
 migd_wire_msg_type_to_string(guint32 type)
 {
 	if (type < MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO ||
-	    type > MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
+	    type > MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT)
 		return NULL;
 	return migd_wire_msg_type_names[type - MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO];
 }
