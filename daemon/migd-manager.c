@@ -902,3 +902,27 @@ migd_manager_new(GPtrArray *devices)
 		g_ptr_array_add(self->devices, g_object_ref(g_ptr_array_index(devices, i)));
 	return self;
 }
+
+/* ---- expectations (being built: issue 13) ---- */
+
+void
+migd_manager_set_start_mode(MigdManager *self, MigdStartMode mode)
+{
+}
+
+gchar *
+migd_manager_expect(MigdManager *self, const gchar *migration_id, const gchar *const *device_names,
+		    MigdStartMode start, guint timeout_s, GError **error)
+{
+	g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+			    "expectations are not built yet");
+	return NULL;
+}
+
+gboolean
+migd_manager_cancel_expectation(MigdManager *self, const gchar *migration_id, GError **error)
+{
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "no expectation %s",
+		    migration_id);
+	return FALSE;
+}

@@ -65,8 +65,10 @@
 /* string fields, in bytes, without the terminating NUL; all must be UTF-8 */
 #define MIGD_WIRE_MAX_HOST_IDENTITY_LEN 255u
 #define MIGD_WIRE_MAX_SESSION_ID_LEN	64u /* and at least 1; [A-Za-z0-9._-] only */
-#define MIGD_WIRE_MAX_DRIVER_NAME_LEN	64u /* and at least 1 */
-#define MIGD_WIRE_MAX_MESSAGE_LEN	1024u
+/* Hello.migration_id, Expect's and Migrate's: a VM's UUID or name fits */
+#define MIGD_WIRE_MAX_MIGRATION_ID_LEN 128u /* and at least 1; [A-Za-z0-9._:-] only */
+#define MIGD_WIRE_MAX_DRIVER_NAME_LEN  64u  /* and at least 1 */
+#define MIGD_WIRE_MAX_MESSAGE_LEN      1024u
 
 /*
  * What a receiver tolerates from a peer, so that nobody can hold a destination:

@@ -49,6 +49,14 @@ void migd_wire_frame_init(MigdWireFrame *frame, MigdWireMsgType type, gpointer b
  * Run on every frame decoded and on every frame encoded.
  */
 gboolean migd_wire_frame_validate(const MigdWireFrame *frame, GError **error);
+/*
+ * A migration id (Hello.migration_id, Manager.Expect, Migrate's migration-id):
+ * 1..MIGD_WIRE_MAX_MIGRATION_ID_LEN bytes of [A-Za-z0-9._:-]; @what names it in
+ * the error, @code is the MIGD_ERROR code to fail with (a peer's: PROTOCOL, a
+ * caller's: INVALID_ARGUMENT).
+ */
+gboolean migd_wire_check_migration_id(const gchar *what, const gchar *id, gint code,
+				      GError **error);
 
 /*
  * Unpacks a packed Frame (no length prefix) of at most MIGD_WIRE_MAX_FRAME_SIZE

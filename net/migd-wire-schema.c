@@ -41,6 +41,28 @@ migd_wire_check_string(const gchar *msg_name, const gchar *field, const gchar *s
 	return TRUE;
 }
 
+gboolean
+migd_wire_check_migration_id(const gchar *what, const gchar *id, gint code, GError **error)
+{
+	gsize len = id != NULL ? strnlen(id, MIGD_WIRE_MAX_MIGRATION_ID_LEN + 1) : 0;
+
+	if (len == 0 || len > MIGD_WIRE_MAX_MIGRATION_ID_LEN) {
+		g_set_error(error, MIGD_ERROR, code, "%s must be 1 to %u bytes long", what,
+			    MIGD_WIRE_MAX_MIGRATION_ID_LEN);
+		return FALSE;
+	}
+	/* it names journal records and log lines, and libvirt's UUIDs and names fit */
+	for (const gchar *p = id; *p != '\0'; p++) {
+		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.' && *p != ':') {
+			g_set_error(error, MIGD_ERROR, code,
+				    "%s contains the byte 0x%02x; only [A-Za-z0-9._:-] are allowed",
+				    what, (guint)(guint8)*p);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 static gboolean
 migd_wire_check_session_id(const gchar *msg_name, const gchar *sid, GError **error)
 {
@@ -243,7 +265,10 @@ migd_wire_check_body(const MigdWireFrame *frame, GError **error)
 		}
 		return migd_wire_check_string("Hello", "host_identity", m->host_identity, 1,
 					      MIGD_WIRE_MAX_HOST_IDENTITY_LEN, error) &&
-		       migd_wire_check_session_id("Hello", m->session_id, error);
+		       migd_wire_check_session_id("Hello", m->session_id, error) &&
+		       (m->migration_id == NULL ||
+			migd_wire_check_migration_id("Hello.migration_id", m->migration_id,
+						     MIGD_ERROR_PROTOCOL, error));
 	}
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY: {
 		const Migd__Wire__HelloReply *m = frame->hello_reply;
