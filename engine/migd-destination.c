@@ -2,7 +2,10 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * The destination engine: one session at a time. Offers are checked against
+ * The destination engine. Sessions tagged with a migration id go into the
+ * devices an expectation reserved for that id, several at once; an untagged
+ * session takes every device, when nothing is expected and nothing else runs.
+ * Offers are checked against
  * the prepared local devices before the source touches anything; accepted
  * devices go to RESUMING and get a writer thread each; a full writer pauses
  * reading from the network (TCP carries the backpressure to the source). A
@@ -28,6 +31,7 @@
 #define MIGD_DESTINATION_ACK_CHECK_MS 5
 
 typedef struct _MigdDestSession MigdDestSession;
+typedef struct _MigdDestExpectation MigdDestExpectation;
 
 /* a received chunk and the CRC32C the source sent with it */
 typedef struct {
@@ -82,14 +86,31 @@ struct _MigdDestSession {
 	guint handshake_timer_id; /* until Hello and every offer arrived */
 	guint n_offers;
 	gboolean pending; /* in the destination's pending: no Hello yet */
+	MigdStartMode start_mode;
+	MigdDestExpectation *expectation; /* the one this session fulfils; NULL: untagged */
+};
+
+/* devices reserved for the incoming migration that carries an id */
+struct _MigdDestExpectation {
+	MigdDestination *dest;
+	gchar *id;
+	GPtrArray *devices; /* MigdDevice, in offer order */
+	MigdStartMode start_mode;
+	guint timeout_s;
+	guint timeout_id;	  /* while no session came */
+	MigdDestSession *session; /* the session receiving it, or NULL */
 };
 
 struct _MigdDestination {
 	GObject parent_instance;
 	GPtrArray *devices; /* MigdDevice */
 	MigdTransportListener *listener;
-	MigdDestSession *active;
-	GPtrArray *dirty; /* MigdDirtySink or NULL per device, of the last completed migration */
+	/* MigdDestSession (unowned) past Hello; no two share a device */
+	GPtrArray *sessions;
+	GPtrArray *expectations; /* MigdDestExpectation (owned) */
+	/* MigdDirtySink or NULL per device (by index in devices), of its last completed migration
+	 */
+	GPtrArray *dirty;
 	MigdJournal *journal;	  /* borrowed; NULL: jobs are not recorded */
 	MigdStreamBudget *budget; /* NULL: the writers' windows alone bound the streams */
 	guint job_counter;
@@ -99,10 +120,12 @@ struct _MigdDestination {
 
 G_DEFINE_TYPE(MigdDestination, migd_destination, G_TYPE_OBJECT)
 
-enum { SIGNAL_JOB_STARTED, SIGNAL_LAST };
+enum { SIGNAL_JOB_STARTED, SIGNAL_EXPECTATION_ENDED, SIGNAL_LAST };
 static guint migd_destination_signals[SIGNAL_LAST];
 
 static void migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell_peer);
+static void migd_destination_end_expectation(MigdDestination *self, MigdDestExpectation *exp,
+					     const gchar *why);
 
 static void
 migd_dest_device_free(MigdDestDevice *dd)
@@ -239,16 +262,25 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 		g_message("session from %s ended: %s",
 			  self->conn != NULL ? migd_connection_get_peer_identity(self->conn) : "?",
 			  message);
-	if (dest->active == self)
-		dest->active = NULL;
-	/* what the devices' DMA dirtied stays readable until the next migration completes */
-	if (success && self->devices->len > 0) {
-		g_ptr_array_set_size(dest->dirty, 0);
-		for (guint i = 0; i < self->devices->len; i++) {
-			MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
-			g_ptr_array_add(dest->dirty, g_steal_pointer(&dd->dirty));
-		}
+	g_ptr_array_remove_fast(dest->sessions, self);
+	/*
+	 * what a device's DMA dirtied stays readable until the next migration into
+	 * that device completes; sessions into other devices leave it alone
+	 */
+	for (guint i = 0; success && i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		guint index;
+		if (!g_ptr_array_find(dest->devices, dd->device, &index))
+			continue;
+		if (dest->dirty->len < dest->devices->len)
+			g_ptr_array_set_size(dest->dirty, dest->devices->len);
+		g_clear_pointer(&dest->dirty->pdata[index], migd_dirty_sink_free);
+		dest->dirty->pdata[index] = g_steal_pointer(&dd->dirty);
 	}
+	/* the expectation's devices are free again once its session is gone */
+	if (self->expectation != NULL)
+		migd_destination_end_expectation(dest, self->expectation,
+						 success ? "completed" : "failed");
 	g_idle_add(migd_dest_session_unref_idle_cb, self);
 }
 
@@ -805,6 +837,77 @@ migd_dest_session_cancel_requested_cb(MigdDestSession *self)
 				       TRUE);
 }
 
+static MigdDestExpectation *
+migd_destination_find_expectation(MigdDestination *self, const gchar *migration_id)
+{
+	for (guint i = 0; i < self->expectations->len; i++) {
+		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
+		if (g_strcmp0(exp->id, migration_id) == 0)
+			return exp;
+	}
+	return NULL;
+}
+
+/*
+ * The devices (MigdDevice, borrowed) the session @hello opens goes into: its
+ * expectation's, in order, or without a migration id all of this host's,
+ * and those only while nothing is expected and no other session runs. NULL,
+ * *@reason and *@why: refused, nothing touched.
+ */
+static GPtrArray *
+migd_dest_session_choose_devices(MigdDestSession *self, const Migd__Wire__Hello *hello,
+				 MigdDestExpectation **expectation, Migd__Wire__Reason *reason,
+				 gchar **why)
+{
+	MigdDestination *dest = self->dest;
+	MigdDestExpectation *exp = NULL;
+	GPtrArray *devices;
+
+	*expectation = NULL;
+	if (hello->migration_id != NULL) {
+		exp = migd_destination_find_expectation(dest, hello->migration_id);
+		if (exp == NULL) {
+			*reason = MIGD__WIRE__REASON__REASON_UNKNOWN_MIGRATION;
+			*why = g_strdup_printf("migration %s is not expected on this host (%u "
+					       "expectations)",
+					       hello->migration_id, dest->expectations->len);
+			return NULL;
+		}
+		if (exp->session != NULL) {
+			*reason = MIGD__WIRE__REASON__REASON_BUSY;
+			*why = g_strdup_printf("migration %s is already being received",
+					       hello->migration_id);
+			return NULL;
+		}
+		devices = exp->devices;
+	} else if (dest->expectations->len > 0) {
+		/* expected devices must not go to whoever comes first */
+		*reason = MIGD__WIRE__REASON__REASON_UNKNOWN_MIGRATION;
+		*why = g_strdup_printf("the session carries no migration id; this host takes only "
+				       "the %u migrations it expects",
+				       dest->expectations->len);
+		return NULL;
+	} else if (dest->sessions->len > 0) {
+		*reason = MIGD__WIRE__REASON__REASON_BUSY;
+		*why = g_strdup("another migration into this host is in progress");
+		return NULL;
+	} else {
+		devices = dest->devices;
+	}
+	if (hello->device_count != devices->len) {
+		*reason = MIGD__WIRE__REASON__REASON_INCOMPATIBLE_DEVICE;
+		if (exp != NULL)
+			*why = g_strdup_printf("%u devices offered, migration %s expects %u",
+					       hello->device_count, exp->id, devices->len);
+		else
+			*why = g_strdup_printf("%u devices offered, this host prepared %u",
+					       hello->device_count, devices->len);
+		return NULL;
+	}
+	*expectation = exp;
+	return devices;
+}
+
 static void
 migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *hello)
 {
@@ -818,23 +921,20 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 		MIGD_WIRE_CAP_KEEPALIVE | MIGD_WIRE_CAP_CHECKSUM,
 	    &reply, &error);
 	g_autofree gchar *refusal = NULL;
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	MigdDestExpectation *exp = NULL;
+	GPtrArray *devices = NULL;
 
 	if (self->pending) {
 		self->pending = FALSE;
 		g_ptr_array_remove_fast(dest->pending, self);
 	}
-	if (ok && dest->active != NULL && dest->active != self) {
-		ok = FALSE;
-		reply.has_refusal = TRUE;
-		reply.refusal = MIGD__WIRE__REASON__REASON_BUSY;
-		refusal = g_strdup("another migration into this host is in progress");
-	} else if (ok && hello->device_count != dest->devices->len) {
-		ok = FALSE;
-		reply.has_refusal = TRUE;
-		reply.refusal = MIGD__WIRE__REASON__REASON_INCOMPATIBLE_DEVICE;
-		refusal = g_strdup_printf("%u devices offered, this host prepared %u",
-					  hello->device_count, dest->devices->len);
-	} else if (!ok) {
+	if (ok) {
+		devices =
+		    migd_dest_session_choose_devices(self, hello, &exp, &reply.refusal, &refusal);
+		ok = devices != NULL;
+		reply.has_refusal = !ok;
+	} else {
 		refusal = g_strdup(error->message);
 	}
 	if (!ok) {
@@ -844,28 +944,42 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 		migd_dest_session_finish(self, FALSE, refusal);
 		return;
 	}
-	dest->active = self;
+	g_ptr_array_add(dest->sessions, self);
 	job_id = g_strdup_printf("in%u", ++dest->job_counter);
 	self->job = migd_job_new(MIGD_JOB_ROLE_DESTINATION, job_id);
+	if (exp != NULL) {
+		/* from now on the expectation lasts as long as its session */
+		g_clear_handle_id(&exp->timeout_id, g_source_remove);
+		exp->session = self;
+		self->expectation = exp;
+		self->start_mode = exp->start_mode;
+		migd_job_set_migration_id(self->job, exp->id);
+		migd_job_set_start_mode(self->job, exp->start_mode);
+		g_message("job %s: receiving migration %s into %u devices", job_id, exp->id,
+			  devices->len);
+	}
 	self->checksum = (reply.capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0;
 	if (!self->checksum)
 		g_message("job %s: the source sends no state checksums (an older vfio-migd): the "
 			  "streams are not checked end to end",
 			  job_id);
-	migd_job_set_n_devices(self->job, dest->devices->len);
+	migd_job_set_n_devices(self->job, devices->len);
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_NEGOTIATING);
-	for (guint i = 0; i < dest->devices->len; i++) {
+	for (guint i = 0; i < devices->len; i++) {
 		MigdDestDevice *dd = g_new0(MigdDestDevice, 1);
 		dd->session = self;
 		dd->index = i;
-		dd->device = g_object_ref(g_ptr_array_index(dest->devices, i));
+		dd->device = g_object_ref(g_ptr_array_index(devices, i));
 		dd->name = g_strdup(migd_device_get_name(dd->device));
+		g_ptr_array_add(names, g_strdup(dd->name));
 		dd->plugin = migd_plugin_dup_for_device(dd->device);
 		migd_plugin_get_policy(dd->plugin, dd->device, &dd->policy);
 		dd->head_checked = dd->policy.initial_check_bytes == 0;
 		g_queue_init(&dd->pending);
 		g_ptr_array_add(self->devices, dd);
 	}
+	g_ptr_array_add(names, NULL);
+	migd_job_set_device_names(self->job, (const gchar *const *)names->pdata);
 	self->cancel_handler = g_signal_connect_swapped(
 	    self->job, "cancel-requested", G_CALLBACK(migd_dest_session_cancel_requested_cb), self);
 	g_signal_emit(dest, migd_destination_signals[SIGNAL_JOB_STARTED], 0, self->job);
@@ -1087,11 +1201,18 @@ migd_destination_close(MigdDestination *self)
 		migd_transport_listener_close(self->listener);
 		g_clear_object(&self->listener);
 	}
-	if (self->active != NULL) {
+	if (self->sessions->len > 0) {
+		/* a copy: each failure takes its session out of the list */
+		g_autoptr(GPtrArray) running = g_ptr_array_copy(self->sessions, NULL, NULL);
 		g_autoptr(GError) error =
 		    g_error_new_literal(MIGD_ERROR, MIGD_ERROR_CANCELLED, "destination closed");
-		migd_dest_session_fail(self->active, error, TRUE);
+		for (guint i = 0; i < running->len; i++)
+			migd_dest_session_fail(g_ptr_array_index(running, i), error, TRUE);
 	}
+	/* nothing can arrive for them any more */
+	while (self->expectations->len > 0)
+		migd_destination_end_expectation(self, g_ptr_array_index(self->expectations, 0),
+						 "closed");
 	/* connections still waiting for Hello: their timers must not outlive us */
 	while (self->pending->len > 0) {
 		g_autoptr(GError) error =
@@ -1116,6 +1237,8 @@ migd_destination_finalize(GObject *object)
 	g_ptr_array_unref(self->dirty);
 	migd_transport_config_free(self->transport);
 	g_ptr_array_unref(self->pending);
+	g_ptr_array_unref(self->sessions);
+	g_ptr_array_unref(self->expectations);
 	g_clear_pointer(&self->budget, migd_stream_budget_unref);
 	G_OBJECT_CLASS(migd_destination_parent_class)->finalize(object);
 }
@@ -1126,28 +1249,50 @@ migd_destination_init(MigdDestination *self)
 	self->devices = g_ptr_array_new_with_free_func(g_object_unref);
 	self->dirty = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_free);
 	self->pending = g_ptr_array_new();
+	self->sessions = g_ptr_array_new();
+	self->expectations = g_ptr_array_new();
 }
 
 gboolean
 migd_destination_is_busy(MigdDestination *self)
 {
-	return self->active != NULL;
+	return self->sessions->len > 0;
 }
 
 gboolean
 migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError **error)
 {
+	g_autoptr(GPtrArray) kept = NULL;
+	g_autoptr(GPtrArray) dirty = NULL;
+
 	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
-	if (self->active != NULL) {
-		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_BUSY,
-				    "an incoming migration is running");
-		return FALSE;
+	/* sessions and expectations go on in the devices that stay */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDevice *device = g_ptr_array_index(self->devices, i);
+		if (!g_ptr_array_find(devices, device, NULL) &&
+		    migd_destination_device_is_busy(self, device)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "%s is reserved for or receiving an incoming migration",
+				    migd_device_get_name(device));
+			return FALSE;
+		}
 	}
-	g_ptr_array_set_size(self->devices, 0);
-	for (guint i = 0; i < devices->len; i++)
-		g_ptr_array_add(self->devices, g_object_ref(g_ptr_array_index(devices, i)));
-	/* bitmaps are kept by index: a new device list makes them meaningless */
-	g_ptr_array_set_size(self->dirty, 0);
+	kept = g_ptr_array_new_with_free_func(g_object_unref);
+	dirty = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_sink_free);
+	for (guint i = 0; i < devices->len; i++) {
+		MigdDevice *device = g_ptr_array_index(devices, i);
+		guint old;
+		gpointer sink = NULL;
+		/* a device that stays keeps its bitmap, at its new index */
+		if (g_ptr_array_find(self->devices, device, &old) && old < self->dirty->len)
+			sink = g_steal_pointer(&self->dirty->pdata[old]);
+		g_ptr_array_add(kept, g_object_ref(device));
+		g_ptr_array_add(dirty, sink);
+	}
+	g_ptr_array_unref(self->devices);
+	self->devices = g_steal_pointer(&kept);
+	g_ptr_array_unref(self->dirty);
+	self->dirty = g_steal_pointer(&dirty);
 	return TRUE;
 }
 
@@ -1193,6 +1338,9 @@ migd_destination_class_init(MigdDestinationClass *klass)
 	migd_destination_signals[SIGNAL_JOB_STARTED] =
 	    g_signal_new("job-started", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
 			 NULL, G_TYPE_NONE, 1, MIGD_TYPE_JOB);
+	migd_destination_signals[SIGNAL_EXPECTATION_ENDED] =
+	    g_signal_new("expectation-ended", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 }
 
 /* ---- expectations (being built: issue 13) ---- */
@@ -1203,32 +1351,181 @@ migd_destination_set_start_mode(MigdDestination *self, MigdStartMode mode)
 	g_return_if_fail(MIGD_IS_DESTINATION(self));
 }
 
+static void
+migd_dest_expectation_free(MigdDestExpectation *exp)
+{
+	g_clear_handle_id(&exp->timeout_id, g_source_remove);
+	g_ptr_array_unref(exp->devices);
+	g_free(exp->id);
+	g_free(exp);
+}
+
+/* takes @exp out (its devices are free then), tells who listens, frees it */
+static void
+migd_destination_end_expectation(MigdDestination *self, MigdDestExpectation *exp, const gchar *why)
+{
+	g_ptr_array_remove(self->expectations, exp);
+	g_clear_handle_id(&exp->timeout_id, g_source_remove);
+	if (exp->session != NULL) {
+		exp->session->expectation = NULL;
+		exp->session = NULL;
+	}
+	g_message("expectation of migration %s ended: %s", exp->id, why);
+	g_signal_emit(self, migd_destination_signals[SIGNAL_EXPECTATION_ENDED], 0, exp->id, why);
+	migd_dest_expectation_free(exp);
+}
+
+static gboolean
+migd_dest_expectation_timeout_cb(gpointer user_data)
+{
+	MigdDestExpectation *exp = user_data;
+
+	exp->timeout_id = 0;
+	g_message("migration %s: no session within %u s", exp->id, exp->timeout_s);
+	migd_destination_end_expectation(exp->dest, exp, "timed-out");
+	return G_SOURCE_REMOVE;
+}
+
+/* @device is one of this destination's and free: in no expectation or session */
+static gboolean
+migd_destination_check_reservable(MigdDestination *self, MigdDevice *device, GError **error)
+{
+	const gchar *name = migd_device_get_name(device);
+
+	if (!g_ptr_array_find(self->devices, device, NULL)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s is not a device of this destination", name);
+		return FALSE;
+	}
+	for (guint i = 0; i < self->expectations->len; i++) {
+		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
+		if (g_ptr_array_find(exp->devices, device, NULL)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "%s is already reserved for migration %s", name, exp->id);
+			return FALSE;
+		}
+	}
+	if (migd_destination_device_is_busy(self, device)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+			    "%s is receiving an incoming migration", name);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 gboolean
 migd_destination_expect(MigdDestination *self, const gchar *migration_id, GPtrArray *devices,
 			MigdStartMode start, guint timeout_s, GError **error)
 {
-	g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
-			    "expectations are not built yet");
-	return FALSE;
+	MigdDestExpectation *exp;
+
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
+	g_return_val_if_fail(devices != NULL, FALSE);
+
+	if (!migd_wire_check_migration_id("the migration id", migration_id,
+					  MIGD_ERROR_INVALID_ARGUMENT, error))
+		return FALSE;
+	if (migd_destination_find_expectation(self, migration_id) != NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "migration %s is already expected",
+			    migration_id);
+		return FALSE;
+	}
+	if (devices->len == 0 || devices->len > MIGD_WIRE_MAX_DEVICES) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "a migration takes 1 to %u devices, not %u", MIGD_WIRE_MAX_DEVICES,
+			    devices->len);
+		return FALSE;
+	}
+	for (guint i = 0; i < devices->len; i++) {
+		MigdDevice *device = g_ptr_array_index(devices, i);
+		if (!migd_destination_check_reservable(self, device, error))
+			return FALSE;
+		/* the offer's device i goes into devices[i]: one device cannot take two */
+		for (guint j = 0; j < i; j++) {
+			if (g_ptr_array_index(devices, j) == device) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "%s is named twice", migd_device_get_name(device));
+				return FALSE;
+			}
+		}
+	}
+	exp = g_new0(MigdDestExpectation, 1);
+	exp->dest = self;
+	exp->id = g_strdup(migration_id);
+	exp->devices = g_ptr_array_new_with_free_func(g_object_unref);
+	for (guint i = 0; i < devices->len; i++)
+		g_ptr_array_add(exp->devices, g_object_ref(g_ptr_array_index(devices, i)));
+	exp->start_mode = start;
+	exp->timeout_s = timeout_s;
+	if (timeout_s > 0)
+		exp->timeout_id =
+		    g_timeout_add_seconds(timeout_s, migd_dest_expectation_timeout_cb, exp);
+	g_ptr_array_add(self->expectations, exp);
+	g_message("expecting migration %s into %u devices (start %s, timeout %u s)", migration_id,
+		  devices->len, migd_start_mode_to_string(start), timeout_s);
+	return TRUE;
 }
 
 gboolean
 migd_destination_cancel_expectation(MigdDestination *self, const gchar *migration_id,
 				    GError **error)
 {
-	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "no expectation %s",
-		    migration_id);
-	return FALSE;
+	MigdDestExpectation *exp;
+	MigdDestSession *session;
+
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
+	exp = migd_destination_find_expectation(self, migration_id);
+	if (exp == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "no migration %s is expected", migration_id);
+		return FALSE;
+	}
+	/* the session goes first: the signal says the devices are free, and they are reset */
+	session = exp->session;
+	if (session != NULL) {
+		g_autoptr(GError) cancelled =
+		    g_error_new(MIGD_ERROR, MIGD_ERROR_CANCELLED,
+				"the expectation of migration %s was cancelled", migration_id);
+		exp->session = NULL;
+		session->expectation = NULL;
+		migd_dest_session_fail(session, cancelled, TRUE);
+	}
+	migd_destination_end_expectation(self, exp, "cancelled");
+	return TRUE;
 }
 
 gchar **
 migd_destination_list_expectations(MigdDestination *self)
 {
-	return g_new0(gchar *, 1);
+	GStrvBuilder *builder = g_strv_builder_new();
+	gchar **ids;
+
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), NULL);
+	for (guint i = 0; i < self->expectations->len; i++) {
+		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
+		g_strv_builder_add(builder, exp->id);
+	}
+	ids = g_strv_builder_end(builder);
+	g_strv_builder_unref(builder);
+	return ids;
 }
 
 gboolean
 migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device)
 {
-	return self->active != NULL;
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
+	for (guint i = 0; i < self->expectations->len; i++) {
+		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
+		if (g_ptr_array_find(exp->devices, device, NULL))
+			return TRUE;
+	}
+	for (guint i = 0; i < self->sessions->len; i++) {
+		MigdDestSession *session = g_ptr_array_index(self->sessions, i);
+		for (guint j = 0; j < session->devices->len; j++) {
+			MigdDestDevice *dd = g_ptr_array_index(session->devices, j);
+			if (dd->device == device)
+				return TRUE;
+		}
+	}
+	return FALSE;
 }

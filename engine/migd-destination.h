@@ -11,10 +11,12 @@
 G_BEGIN_DECLS
 
 /*
- * The destination side: listens, and for each authenticated peer runs one job
- * at a time into its prepared devices (device i of the offer goes into local
- * device i), writing streams with bounded memory. Anything but a validated
- * commit resets the local devices.
+ * The destination side: listens, and runs a job for each authenticated peer
+ * into its devices, writing streams with bounded memory: a session tagged with
+ * a migration id into the devices its expectation reserved (several at once,
+ * never two in one device), an untagged one into every prepared device (device
+ * i of the offer into local device i) while nothing is expected and no other
+ * session runs. Anything but a validated commit resets the session's devices.
  */
 #define MIGD_TYPE_DESTINATION (migd_destination_get_type())
 G_DECLARE_FINAL_TYPE(MigdDestination, migd_destination, MIGD, DESTINATION, GObject)
@@ -33,13 +35,16 @@ gchar *migd_destination_get_address(MigdDestination *self);
 void migd_destination_close(MigdDestination *self);
 /*
  * The accumulated dirty bitmap of device @index (its index in this
- * destination's devices) from the last migration that completed, as a sealed
+ * destination's devices) from the last migration into it that completed, as a sealed
  * memfd (docs/ABI/testing/dirty-bitmap-file); -1 and @error if there is none.
  */
 gint migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError **error);
-/* an incoming migration is running */
+/* an incoming migration is running (any session; see migd_destination_device_is_busy) */
 gboolean migd_destination_is_busy(MigdDestination *self);
-/* the devices incoming migrations go into from now on; MIGD_ERROR_BUSY during one */
+/*
+ * the devices incoming migrations go into from now on (a device that stays
+ * keeps its dirty bitmap); MIGD_ERROR_BUSY if a device it drops is busy
+ */
 gboolean migd_destination_set_devices(MigdDestination *self, GPtrArray *devices, GError **error);
 /* incoming streams take from @budget, the daemon's bound on state in flight (NULL: none) */
 typedef struct _MigdStreamBudget MigdStreamBudget;
@@ -77,7 +82,10 @@ gboolean migd_destination_device_is_busy(MigdDestination *self, MigdDevice *devi
 
 /*
  * signal "job-started" (MigdJob *job): a peer began a migration into us
- * signal "expectation-ended" (const gchar *migration_id, const gchar *why)
+ * signal "expectation-ended" (const gchar *migration_id, const gchar *why): the
+ *   expectation is gone and its devices are free (a failed session's reset);
+ *   why: "completed" or "failed" (its session ended so), "timed-out",
+ *   "cancelled", "closed" (the destination closed)
  */
 
 G_END_DECLS

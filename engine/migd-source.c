@@ -133,6 +133,7 @@ migd_source_free(MigdSource *self)
 	g_clear_pointer(&self->dirty, migd_dirty_source_unref);
 	g_free(self->address);
 	g_free(self->session_id);
+	g_free((gchar *)self->options.migration_id);
 	g_object_unref(self->job);
 	g_free(self);
 }
@@ -982,6 +983,7 @@ migd_source_connected(MigdSource *self, GAsyncResult *res)
 	hello.host_identity = (gchar *)g_get_host_name();
 	hello.session_id = self->session_id;
 	hello.device_count = self->devices->len;
+	hello.migration_id = (gchar *)self->options.migration_id;
 	migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello);
 }
 
@@ -1074,6 +1076,11 @@ migd_source_start(GPtrArray *devices, const gchar *address, const MigdTransportC
 		return NULL;
 	if (!migd_transport_config_check(transport, addr, FALSE, error))
 		return NULL;
+	/* refused here rather than by the Hello's encoder after connecting */
+	if (options != NULL && options->migration_id != NULL &&
+	    !migd_wire_check_migration_id("migration-id", options->migration_id,
+					  MIGD_ERROR_INVALID_ARGUMENT, error))
+		return NULL;
 
 	self = g_new0(MigdSource, 1);
 	self->refcount = 1;
@@ -1084,12 +1091,15 @@ migd_source_start(GPtrArray *devices, const gchar *address, const MigdTransportC
 		self->options = *options;
 	else
 		migd_source_options_init(&self->options);
+	/* the caller's string may go before the job does */
+	self->options.migration_id = g_strdup(self->options.migration_id);
 	self->cancellable = g_cancellable_new();
 	self->session_id = g_uuid_string_random();
 	migd_rate_estimator_init(&self->link_rate);
 	job_id = g_strdup_printf("%u", ++job_counter);
 	self->job = migd_job_new(MIGD_JOB_ROLE_SOURCE, job_id);
 	migd_job_set_n_devices(self->job, devices->len);
+	migd_job_set_migration_id(self->job, self->options.migration_id);
 
 	for (guint i = 0; i < devices->len; i++) {
 		MigdSourceDevice *sd =
