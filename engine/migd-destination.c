@@ -868,9 +868,8 @@ migd_dest_session_choose_devices(MigdDestSession *self, const Migd__Wire__Hello 
 		exp = migd_destination_find_expectation(dest, hello->migration_id);
 		if (exp == NULL) {
 			*reason = MIGD__WIRE__REASON__REASON_UNKNOWN_MIGRATION;
-			*why = g_strdup_printf("migration %s is not expected on this host (%u "
-					       "expectations)",
-					       hello->migration_id, dest->expectations->len);
+			*why = g_strdup_printf("migration %s is not expected on this host",
+					       hello->migration_id);
 			return NULL;
 		}
 		if (exp->session != NULL) {
@@ -883,8 +882,8 @@ migd_dest_session_choose_devices(MigdDestSession *self, const Migd__Wire__Hello 
 	} else if (dest->expectations->len > 0) {
 		/* expected devices must not go to whoever comes first */
 		*reason = MIGD__WIRE__REASON__REASON_UNKNOWN_MIGRATION;
-		*why = g_strdup_printf("the session carries no migration id; this host takes only "
-				       "the %u migrations it expects",
+		*why = g_strdup_printf("the session carries no migration id, and this host takes "
+				       "only the migrations it expects (%u now)",
 				       dest->expectations->len);
 		return NULL;
 	} else if (dest->sessions->len > 0) {
