@@ -5,11 +5,11 @@
  * The destination engine. Sessions tagged with a migration id go into the
  * devices an expectation reserved for that id, several at once; an untagged
  * session takes every device, when nothing is expected and nothing else runs.
- * Offers are checked against
- * the prepared local devices before the source touches anything; accepted
- * devices go to RESUMING and get a writer thread each; a full writer pauses
- * reading from the network (TCP carries the backpressure to the source). A
- * device's initial pre-copy data, once written, is acknowledged (switchover-ack).
+ * Offers are checked against the prepared local devices before the source
+ * touches anything; accepted devices go to RESUMING and get a writer thread
+ * each; a full writer pauses reading from the network (TCP carries the
+ * backpressure to the source). A device's initial pre-copy data, once written,
+ * is acknowledged (switchover-ack).
  * Commit: every device RESUMING -> STOP (the driver validates); only if all
  * pass do they go RUNNING. Anything else resets them.
  */
@@ -108,8 +108,7 @@ struct _MigdDestination {
 	/* MigdDestSession (unowned) past Hello; no two share a device */
 	GPtrArray *sessions;
 	GPtrArray *expectations; /* MigdDestExpectation (owned) */
-	/* MigdDirtySink or NULL per device (by index in devices), of its last completed migration
-	 */
+	/* MigdDirtySink or NULL per device (index in devices), of its last completed migration */
 	GPtrArray *dirty;
 	MigdJournal *journal;	  /* borrowed; NULL: jobs are not recorded */
 	MigdStreamBudget *budget; /* NULL: the writers' windows alone bound the streams */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <unistd.h>
 
 #include "engine-test-util.h"
 #include "migd-error.h"
@@ -214,8 +215,13 @@ static void
 test_two_vms_concurrently(void **state)
 {
 	/* slow reads: each migration takes about a second, so they overlap */
-	const gchar *src_a[] = {"mlx5:state_size=4M,save_rate=4M,seed=1", "mtty:seed=2", NULL};
-	const gchar *src_b[] = {"pds:seed=3", "mlx5:state_size=4M,save_rate=4M,seed=4", NULL};
+	const gchar *src_a[] = {
+	    "mlx5:state_size=4M,save_rate=4M,seed=1,dma_pattern=random,dma_rate=16M", "mtty:seed=2",
+	    NULL};
+	const gchar *src_b[] = {
+	    "pds:seed=3", "mlx5:state_size=4M,save_rate=4M,seed=4,dma_pattern=random,dma_rate=16M",
+	    NULL};
+	const MigdIovaRange ranges[] = {{0, 64 * 1024 * 1024}};
 	const gchar *dst[] = {"mlx5:seed=11", "mtty:seed=12", "mlx5:seed=13", "pds:seed=14", NULL};
 	const gchar *none[] = {NULL};
 	g_autoptr(EngineFixture) fx = engine_fixture_new(none, dst);
@@ -230,6 +236,9 @@ test_two_vms_concurrently(void **state)
 	const guint for_a[] = {0, 1, G_MAXUINT};
 	const guint for_b[] = {3, 2, G_MAXUINT};
 
+	/* both mlx5 devices' DMA is tracked: each VM leaves a bitmap in its device */
+	migd_device_set_iova_ranges(g_ptr_array_index(a, 0), ranges, 1);
+	migd_device_set_iova_ranges(g_ptr_array_index(b, 1), ranges, 1);
 	expect(fx, "vm-a", for_a, 0);
 	expect(fx, "vm-b", for_b, 60);
 	ids = migd_destination_list_expectations(fx->dest);
@@ -270,6 +279,18 @@ test_two_vms_concurrently(void **state)
 		assert_string_equal(names[0], "dst3");
 		assert_string_equal(names[1], "dst2");
 		assert_null(names[2]);
+	}
+	/* the bitmap of each tracked device, whichever migration completed last */
+	for (guint i = 0; i < fx->dst_devices->len; i++) {
+		g_autoptr(GError) error = NULL;
+		gint fd = migd_destination_dup_dirty_bitmap_fd(fx->dest, i, &error);
+		if (i == 0 || i == 2) {
+			if (fd < 0)
+				fail_msg("dst%u: %s", i, error->message);
+			close(fd);
+		} else {
+			assert_int_equal(fd, -1);
+		}
 	}
 	/* both expectations ended with their sessions, and every device is free */
 	assert_true(watch_has_ended(w, "vm-a:completed"));
@@ -392,7 +413,7 @@ ended_cb(gpointer data)
 static void
 test_timeout(void **state)
 {
-	const gchar *src[] = {"mlx5:state_size=4M,save_rate=2M,seed=1", NULL};
+	const gchar *src[] = {"mlx5:state_size=6M,save_rate=2M,seed=1", NULL};
 	const gchar *dst[] = {"mlx5:seed=11", "mlx5:seed=12", NULL};
 	const gchar *none[] = {NULL};
 	g_autoptr(EngineFixture) fx = engine_fixture_new(none, dst);
@@ -423,14 +444,14 @@ test_timeout(void **state)
 	/* a session that came in time outlives the timeout: the expectation ends with it */
 	g_ptr_array_set_size(w->ended, 0);
 	start = g_get_monotonic_time();
-	expect(fx, "vm-b", for_b, 1);
+	expect(fx, "vm-b", for_b, 2);
 	g_clear_object(&job);
 	job = start_source(fx, s, "vm-b");
 	run_until(job_done, job, 30);
 	assert_job_ok(job);
 	assert_job_ok(watch_job(w, "vm-b"));
-	/* 4 MiB read at 2 MiB/s: the session ran past the timeout */
-	assert_true(g_get_monotonic_time() - start > 3 * G_USEC_PER_SEC / 2);
+	/* 6 MiB read at 2 MiB/s: the session ran past the timeout */
+	assert_true(g_get_monotonic_time() - start > 5 * G_USEC_PER_SEC / 2);
 	assert_int_equal(w->ended->len, 1);
 	assert_string_equal(g_ptr_array_index(w->ended, 0), "vm-b:completed");
 	assert_true(engine_fixture_digest(s, 0) == engine_fixture_digest(fx->dst_devices, 1));
