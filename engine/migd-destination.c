@@ -930,7 +930,12 @@ migd_dest_session_control_abandon(gpointer engine, GError **error)
 		  migd_job_phase_to_string(migd_job_get_phase(self->job)));
 	/* the source takes its devices back (its rollback) instead of waiting for our start */
 	if (self->conn != NULL) {
-		msg.reason = MIGD__WIRE__REASON__REASON_ABANDONED;
+		/* an older source (no HANDOVER) knows no such reason: a cancel to it */
+		msg.reason =
+		    (migd_wire_session_get_capabilities(migd_connection_get_session(self->conn)) &
+		     MIGD_WIRE_CAP_HANDOVER) != 0
+			? MIGD__WIRE__REASON__REASON_ABANDONED
+			: MIGD__WIRE__REASON__REASON_CANCELLED;
 		msg.message = why->message;
 		migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &msg);
 		migd_connection_send(self->conn, &frame, NULL);

@@ -496,9 +496,12 @@ migd_source_reader_drained_cb(MigdStreamReader *reader, MigdState phase, guint64
 		return;
 	/* a pre-copy round is complete on every device: ship what their DMA dirtied */
 	migd_job_set_precopy_rounds(self->job, self->round);
-	/* the VMM waits in its downtime: stop-copy's final sync covers this round's writes */
+	/*
+	 * the VMM waits in its downtime: stop-copy's final sync covers this
+	 * round's writes; one more PRECOPY_INFO tells what initial data is left
+	 */
 	if (self->switchover_requested) {
-		migd_source_begin_switchover(self);
+		migd_source_next_round(self);
 		return;
 	}
 	if (self->dirty != NULL) {
@@ -634,7 +637,7 @@ migd_source_next_round(MigdSource *self)
 	gint64 now = g_get_monotonic_time();
 
 	/* converged and waiting for the VMM: keep the state fresh without a busy loop */
-	if (self->options.switchover == MIGD_SWITCHOVER_MANUAL &&
+	if (self->options.switchover == MIGD_SWITCHOVER_MANUAL && !self->switchover_requested &&
 	    migd_job_get_converged(self->job) && self->round_start_us != 0 &&
 	    now - self->round_start_us < MIGD_SOURCE_PACE_US) {
 		self->stage = MIGD_SOURCE_STAGE_PRECOPY_WAIT;
@@ -828,12 +831,8 @@ migd_source_dirty_round_cb(GObject *object, GAsyncResult *result, gpointer user_
 {
 	MigdSource *self = user_data;
 
-	if (migd_source_send_dirty(self, result)) {
-		if (self->switchover_requested)
-			migd_source_begin_switchover(self);
-		else
-			migd_source_next_round(self);
-	}
+	if (migd_source_send_dirty(self, result))
+		migd_source_next_round(self);
 	migd_source_unref(self);
 }
 
@@ -1199,13 +1198,17 @@ migd_source_control_switchover(gpointer engine, GTask *task)
 		return;
 	self->switchover_requested = TRUE;
 	/*
-	 * between rounds: at once; otherwise when the step in flight (a round's
+	 * between rounds: now; otherwise when the step in flight (a round's
 	 * query or drain, a dirty sync) ends, or as soon as pre-copy begins
 	 */
-	if (self->stage == MIGD_SOURCE_STAGE_PRECOPY_WAIT) {
-		g_clear_handle_id(&self->pace_id, g_source_remove);
+	if (self->stage != MIGD_SOURCE_STAGE_PRECOPY_WAIT)
+		return;
+	g_clear_handle_id(&self->pace_id, g_source_remove);
+	/* a fresh PRECOPY_INFO first (the last one predates a drain), if anything pre-copies */
+	if (self->round > 0)
+		migd_source_next_round(self);
+	else
 		migd_source_begin_switchover(self);
-	}
 }
 
 static gboolean
