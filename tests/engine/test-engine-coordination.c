@@ -450,6 +450,38 @@ test_rollback_before_switchover(void **state)
 	assert_false(migd_job_get_success(fx->dst_job));
 }
 
+/*
+ * The destination's devices fail to start after the grant: the source has
+ * handed over and keeps its devices stopped, the destination resets its own:
+ * both stopped, never both running the VM's device state
+ */
+static void
+test_start_fails_after_grant(void **state)
+{
+	const gchar *dst[] = {"mlx5:seed=11",
+			      "mtty:seed=12,fail_arc=STOP->RUNNING_P2P,fail_errno=EIO",
+			      "pds:seed=13", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src_specs, dst);
+	MigdSourceOptions options = manual_options();
+	ControlResult sw = {0}, st = {0};
+
+	migd_destination_set_start_mode(fx->dest, MIGD_START_MANUAL);
+	assert_non_null(engine_fixture_migrate(fx, &options, NULL));
+	switch_over(fx, &sw);
+	st.fx = fx;
+	migd_job_start_async(fx->dst_job, NULL, start_cb, &st);
+	engine_fixture_wait(fx, 30);
+	run_until(&st.done, 5);
+	assert_false(st.ok);
+	assert_non_null(strstr(st.error->message, "the source granted the start, but"));
+	assert_true(migd_job_get_success(fx->src_job));
+	assert_true(all_in(fx->src_devices, MIGD_STATE_STOP));
+	assert_false(migd_job_get_success(fx->dst_job));
+	assert_non_null(strstr(migd_job_get_message(fx->dst_job), "destination devices reset"));
+	control_result_clear(&sw);
+	control_result_clear(&st);
+}
+
 /* ---- older peers ---- */
 
 /* an older source (no CAP_HANDOVER) into a new destination with start=manual: as before */
@@ -690,6 +722,7 @@ main(void)
 	    cmocka_unit_test(test_destination_lost_after_commit),
 	    cmocka_unit_test(test_handover_timeout),
 	    cmocka_unit_test(test_rollback_before_switchover),
+	    cmocka_unit_test(test_start_fails_after_grant),
 	    cmocka_unit_test(test_old_source),
 	    cmocka_unit_test(test_old_destination),
 	    cmocka_unit_test(test_controls_refused),
