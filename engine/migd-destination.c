@@ -959,12 +959,12 @@ static const MigdJobControl migd_dest_session_control = {
     .abandon = migd_dest_session_control_abandon,
 };
 
-/* the job's start mode and controls, as it is created */
+/* the job's start mode (its expectation's, or the listener's) and controls, as it is created */
 static void
-migd_dest_session_init_job(MigdDestSession *self)
+migd_dest_session_init_job(MigdDestSession *self, MigdStartMode start_mode)
 {
-	self->start_mode = self->dest->start_mode;
-	migd_job_set_start_mode(self->job, self->start_mode);
+	self->start_mode = start_mode;
+	migd_job_set_start_mode(self->job, start_mode);
 	migd_job_set_control(self->job, &migd_dest_session_control, self);
 }
 
@@ -1017,7 +1017,7 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 	dest->active = self;
 	job_id = g_strdup_printf("in%u", ++dest->job_counter);
 	self->job = migd_job_new(MIGD_JOB_ROLE_DESTINATION, job_id);
-	migd_dest_session_init_job(self);
+	migd_dest_session_init_job(self, dest->start_mode);
 	self->checksum = (reply.capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0;
 	if (!self->checksum)
 		g_message("job %s: the source sends no state checksums (an older vfio-migd): the "
