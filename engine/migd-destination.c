@@ -11,7 +11,11 @@
  * backpressure to the source). A device's initial pre-copy data, once written,
  * is acknowledged (switchover-ack).
  * Commit: every device RESUMING -> STOP (the driver validates); only if all
- * pass do they go RUNNING. Anything else resets them.
+ * pass do they go RUNNING. Anything else resets them. With CAP_HANDOVER they
+ * stay in STOP after the ok CommitResult until the start (start=auto: at
+ * once; manual: Job.Start), the StartRequest and the source's StartGrant; then
+ * RUNNING_P2P (where the device has it) and RUNNING. The source's rollback, a
+ * lost link or Job.Abandon before the grant reset them.
  */
 #include "config.h"
 
@@ -88,6 +92,10 @@ struct _MigdDestSession {
 	gboolean pending; /* in the destination's pending: no Hello yet */
 	MigdStartMode start_mode;
 	MigdDestExpectation *expectation; /* the one this session fulfils; NULL: untagged */
+	gboolean validated;	  /* CAP_HANDOVER: ok CommitResult sent, devices held in STOP */
+	gboolean start_wanted;	  /* start=auto, or Job.Start came: ask once validated */
+	gboolean start_requested; /* our StartRequest left: waiting for the grant */
+	GTask *start_task;	  /* the VMM's Start, until the job ends */
 };
 
 /* devices reserved for the incoming migration that carries an id */
@@ -115,6 +123,7 @@ struct _MigdDestination {
 	guint job_counter;
 	MigdTransportConfig *transport; /* the listener's: deadlines and caps */
 	GPtrArray *pending;		/* MigdDestSession (unowned) without a Hello yet */
+	MigdStartMode start_mode;	/* of untagged sessions */
 };
 
 G_DEFINE_TYPE(MigdDestination, migd_destination, G_TYPE_OBJECT)
@@ -161,6 +170,7 @@ migd_dest_session_unref(MigdDestSession *self)
 	g_ptr_array_unref(self->devices);
 	if (self->commit != NULL)
 		migd__wire__commit__free_unpacked(self->commit, NULL);
+	g_clear_object(&self->start_task);
 	g_free(self);
 }
 
@@ -281,6 +291,14 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 		migd_destination_end_expectation(dest, self->expectation,
 						 success ? "completed" : "failed");
 	g_idle_add(migd_dest_session_unref_idle_cb, self);
+	/* last: the VMM's callback may run at once */
+	if (self->start_task != NULL) {
+		g_autoptr(GTask) task = g_steal_pointer(&self->start_task);
+		if (success)
+			g_task_return_boolean(task, TRUE);
+		else
+			g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_FAILED, "%s", message);
+	}
 }
 
 static void
@@ -294,6 +312,9 @@ migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell
 		return;
 	if (self->job != NULL)
 		migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
+	/* validated and given up: the VM goes on (or back) on the source */
+	if (self->validated)
+		migd_job_set_rolled_back(self->job);
 	if (tell_peer && self->conn != NULL)
 		migd_connection_send_abort(self->conn, error);
 	problems = migd_dest_session_reset_devices(self, &outcome);
@@ -736,6 +757,60 @@ migd_dest_commit_entry_fail(Migd__Wire__CommitDeviceResult *entry, const GError 
 	g_string_append_printf(problems, "%s%s", problems->len > 0 ? "; " : "", error->message);
 }
 
+/* the guest starts here: may our devices run? (CAP_HANDOVER, once validated) */
+static void
+migd_dest_session_maybe_request_start(MigdDestSession *self)
+{
+	Migd__Wire__StartRequest request = MIGD__WIRE__START_REQUEST__INIT;
+
+	if (self->finished || !self->validated || !self->start_wanted || self->start_requested)
+		return;
+	self->start_requested = TRUE;
+	migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST, &request);
+}
+
+/* the source gave its devices' state up for good: ours run, P2P first (QEMU's order) */
+static void
+migd_dest_session_handle_grant(MigdDestSession *self)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *msg = NULL;
+
+	if (!self->start_requested) {
+		migd_dest_session_fail_literal(self, MIGD_ERROR_PROTOCOL,
+					       "StartGrant from the source before our StartRequest",
+					       TRUE);
+		return;
+	}
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		if ((migd_device_get_mig_flags(dd->device) & MIGD_MIG_FLAG_P2P) == 0)
+			continue;
+		if (!migd_device_transition(dd->device, MIGD_STATE_RUNNING_P2P, MIGD_STATE_ERROR,
+					    NULL, NULL, &error)) {
+			g_prefix_error(&error, "the source granted the start, but ");
+			migd_dest_session_fail(self, error, FALSE);
+			return;
+		}
+	}
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		if (!migd_device_transition(dd->device, MIGD_STATE_RUNNING, MIGD_STATE_ERROR, NULL,
+					    NULL, &error)) {
+			g_prefix_error(&error, "the source granted the start, but ");
+			migd_dest_session_fail(self, error, FALSE);
+			return;
+		}
+	}
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		dd->touched = FALSE;
+	}
+	msg = g_strdup_printf("received %u devices, %" G_GUINT64_FORMAT " bytes; running",
+			      self->devices->len, self->total_bytes);
+	migd_dest_session_finish(self, TRUE, msg);
+}
+
 static void
 migd_dest_session_commit(MigdDestSession *self)
 {
@@ -748,6 +823,7 @@ migd_dest_session_commit(MigdDestSession *self)
 	g_autoptr(GString) problems = g_string_new(NULL);
 	gboolean all_ok = TRUE;
 	gboolean streams_ok;
+	gboolean handover;
 
 	/* every stream whole and intact before any device moves on (docs/protocol.md) */
 	for (guint i = 0; i < self->devices->len; i++) {
@@ -776,8 +852,13 @@ migd_dest_session_commit(MigdDestSession *self)
 		all_ok = FALSE;
 		migd_dest_commit_entry_fail(&entries[i], error, messages, problems);
 	}
-	/* all or nothing: the source keeps its devices only if every one of ours runs */
-	for (guint i = 0; all_ok && i < self->devices->len; i++) {
+	/*
+	 * all or nothing: the source keeps its devices only if every one of ours
+	 * runs; with the handover they run later, once the source granted it
+	 */
+	handover = (migd_wire_session_get_capabilities(migd_connection_get_session(self->conn)) &
+		    MIGD_WIRE_CAP_HANDOVER) != 0;
+	for (guint i = 0; all_ok && !handover && i < self->devices->len; i++) {
 		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
 		g_autoptr(GError) error = NULL;
 		if (!migd_device_transition(dd->device, MIGD_STATE_RUNNING, MIGD_STATE_ERROR, NULL,
@@ -800,6 +881,20 @@ migd_dest_session_commit(MigdDestSession *self)
 				      reset != NULL ? "; RESET FAILED: " : "",
 				      reset != NULL ? reset : "");
 		migd_dest_session_finish(self, FALSE, msg);
+		return;
+	}
+	if (handover) {
+		/* the devices stay ours to reset (touched) until the source's grant */
+		if (!migd_dest_session_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT,
+					    &result))
+			return;
+		self->validated = TRUE;
+		migd_job_set_phase(self->job, MIGD_JOB_PHASE_HANDOVER);
+		g_message("job %s: every device validated, in STOP until the start (%s)",
+			  migd_job_get_id(self->job), migd_start_mode_to_string(self->start_mode));
+		if (self->start_mode == MIGD_START_AUTO)
+			self->start_wanted = TRUE;
+		migd_dest_session_maybe_request_start(self);
 		return;
 	}
 	for (guint i = 0; i < self->devices->len; i++) {
@@ -827,6 +922,80 @@ migd_dest_session_maybe_commit(MigdDestSession *self)
 			return;
 	}
 	migd_dest_session_commit(self);
+}
+
+/* ---- the VMM's controls (MigdJobControl) ---- */
+
+static void
+migd_dest_session_control_start(gpointer engine, GTask *task)
+{
+	MigdDestSession *self = engine;
+	g_autoptr(GTask) owned = task;
+
+	if (self->start_task != NULL) {
+		g_task_return_new_error(owned, MIGD_ERROR, MIGD_ERROR_BUSY,
+					"job %s: a start is already in progress",
+					migd_job_get_id(self->job));
+		return;
+	}
+	g_message("job %s: start requested (%s)", migd_job_get_id(self->job),
+		  migd_job_phase_to_string(migd_job_get_phase(self->job)));
+	/* completes with the job: running, or failed with the cause */
+	self->start_task = g_steal_pointer(&owned);
+	/* an older source (no CAP_HANDOVER): the devices run at the commit, as always */
+	self->start_wanted = TRUE;
+	migd_dest_session_maybe_request_start(self);
+}
+
+static gboolean
+migd_dest_session_control_abandon(gpointer engine, GError **error)
+{
+	MigdDestSession *self = engine;
+	Migd__Wire__Abort msg = MIGD__WIRE__ABORT__INIT;
+	g_autoptr(GError) why = g_error_new_literal(MIGD_ERROR, MIGD_ERROR_CANCELLED,
+						    "abandoned by the VMM (Job.Abandon)");
+	MigdWireFrame frame;
+
+	g_message("job %s: abandon requested (%s)", migd_job_get_id(self->job),
+		  migd_job_phase_to_string(migd_job_get_phase(self->job)));
+	/* the source takes its devices back (its rollback) instead of waiting for our start */
+	if (self->conn != NULL) {
+		/* an older source (no HANDOVER) knows no such reason: a cancel to it */
+		msg.reason =
+		    (migd_wire_session_get_capabilities(migd_connection_get_session(self->conn)) &
+		     MIGD_WIRE_CAP_HANDOVER) != 0
+			? MIGD__WIRE__REASON__REASON_ABANDONED
+			: MIGD__WIRE__REASON__REASON_CANCELLED;
+		msg.message = why->message;
+		migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &msg);
+		migd_connection_send(self->conn, &frame, NULL);
+	}
+	if (self->commit_received)
+		migd_job_set_rolled_back(self->job);
+	migd_dest_session_fail(self, why, FALSE);
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
+		if (dd->touched) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_RECOVERY_FAILED, "job %s: %s",
+				    migd_job_get_id(self->job), migd_job_get_message(self->job));
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static const MigdJobControl migd_dest_session_control = {
+    .start = migd_dest_session_control_start,
+    .abandon = migd_dest_session_control_abandon,
+};
+
+/* the job's start mode (its expectation's, or the listener's) and controls, as it is created */
+static void
+migd_dest_session_init_job(MigdDestSession *self, MigdStartMode start_mode)
+{
+	self->start_mode = start_mode;
+	migd_job_set_start_mode(self->job, start_mode);
+	migd_job_set_control(self->job, &migd_dest_session_control, self);
 }
 
 static void
@@ -916,7 +1085,7 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 	gboolean ok = migd_wire_negotiate(
 	    hello, MIGD_WIRE_PROTOCOL_VERSION_MIN, MIGD_WIRE_PROTOCOL_VERSION_MAX,
 	    MIGD_WIRE_CAP_PRECOPY | MIGD_WIRE_CAP_SWITCHOVER_ACK | MIGD_WIRE_CAP_DIRTY_BITMAP |
-		MIGD_WIRE_CAP_KEEPALIVE | MIGD_WIRE_CAP_CHECKSUM,
+		MIGD_WIRE_CAP_KEEPALIVE | MIGD_WIRE_CAP_CHECKSUM | MIGD_WIRE_CAP_HANDOVER,
 	    &reply, &error);
 	g_autofree gchar *refusal = NULL;
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
@@ -950,12 +1119,11 @@ migd_dest_session_handle_hello(MigdDestSession *self, const Migd__Wire__Hello *h
 		g_clear_handle_id(&exp->timeout_id, g_source_remove);
 		exp->session = self;
 		self->expectation = exp;
-		self->start_mode = exp->start_mode;
 		migd_job_set_migration_id(self->job, exp->id);
-		migd_job_set_start_mode(self->job, exp->start_mode);
 		g_message("job %s: receiving migration %s into %u devices", job_id, exp->id,
 			  devices->len);
 	}
+	migd_dest_session_init_job(self, exp != NULL ? exp->start_mode : dest->start_mode);
 	self->checksum = (reply.capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0;
 	if (!self->checksum)
 		g_message("job %s: the source sends no state checksums (an older vfio-migd): the "
@@ -1028,7 +1196,19 @@ migd_dest_session_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpo
 		migd_dest_session_maybe_commit(self);
 		return;
 	}
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT:
+		migd_dest_session_handle_grant(self);
+		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT: {
+		/* the VM stays (or is back) on the source: say so plainly */
+		if (frame->abort->reason == MIGD__WIRE__REASON__REASON_ROLLED_BACK) {
+			msg = g_strdup_printf(
+			    "the source rolled back its devices before our start%s%s",
+			    frame->abort->message != NULL ? ": " : "",
+			    frame->abort->message != NULL ? frame->abort->message : "");
+			migd_dest_session_fail_literal(self, MIGD_ERROR_FAILED, msg, FALSE);
+			return;
+		}
 		msg = g_strdup_printf("source aborted: %s%s%s",
 				      migd_wire_reason_to_string(frame->abort->reason),
 				      frame->abort->message != NULL ? ": " : "",
@@ -1056,7 +1236,8 @@ migd_dest_session_closed_cb(MigdConnection *conn, const GError *error, gpointer 
 		migd_dest_session_fail(self, error, TRUE);
 		return;
 	}
-	lost = g_error_new(MIGD_ERROR, MIGD_ERROR_PROTOCOL, "the source closed the connection");
+	lost = g_error_new(MIGD_ERROR, MIGD_ERROR_PROTOCOL, "the source closed the connection%s",
+			   self->validated ? " before it granted the start" : "");
 	migd_dest_session_fail(self, lost, FALSE);
 }
 
@@ -1347,6 +1528,7 @@ void
 migd_destination_set_start_mode(MigdDestination *self, MigdStartMode mode)
 {
 	g_return_if_fail(MIGD_IS_DESTINATION(self));
+	self->start_mode = mode;
 }
 
 static void

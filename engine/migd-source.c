@@ -11,6 +11,11 @@
  *   every device that has it -> all devices to STOP_COPY at once, one reader
  *   thread each -> Commit -> CommitResult: success leaves the source devices
  *   stopped; anything else, at any point, brings them back to RUNNING.
+ * With switchover=manual pre-copy goes on (paced once converged) until the
+ * VMM's Switchover. With CAP_HANDOVER an ok CommitResult is not the end: the
+ * devices wait in STOP, state intact, for the destination's StartRequest
+ * (StartGrant, handed over) or a rollback (Job.Rollback, the destination's
+ * Abort, a lost link, the handover timeout): then they go back to RUNNING.
  */
 #include "config.h"
 
@@ -26,6 +31,9 @@
 #include "migd-wire-limits.h"
 
 typedef struct _MigdSource MigdSource;
+
+/* switchover=manual and converged: pre-copy goes on, one round at most this often */
+#define MIGD_SOURCE_PACE_US (100 * G_TIME_SPAN_MILLISECOND)
 
 /* the send rate (Job.Rate, and the link rate convergence uses) is sampled this often */
 #define MIGD_SOURCE_RATE_WINDOW_US (250 * G_TIME_SPAN_MILLISECOND)
@@ -61,9 +69,11 @@ typedef enum {
 	MIGD_SOURCE_STAGE_OFFERS,
 	MIGD_SOURCE_STAGE_PRECOPY_INFO,
 	MIGD_SOURCE_STAGE_PRECOPY_DRAIN,
+	MIGD_SOURCE_STAGE_PRECOPY_WAIT, /* between rounds (paced), or nothing to pre-copy */
 	MIGD_SOURCE_STAGE_SWITCHOVER,
 	MIGD_SOURCE_STAGE_STOPCOPY,
 	MIGD_SOURCE_STAGE_COMMIT,
+	MIGD_SOURCE_STAGE_HANDOVER, /* committed; devices in STOP until StartRequest or rollback */
 	MIGD_SOURCE_STAGE_DONE,
 } MigdSourceStage;
 
@@ -94,12 +104,19 @@ struct _MigdSource {
 	MigdDirtySource *dirty; /* NULL: no device is tracked, or the peer takes no bitmaps */
 	guint32 dirty_syncs;	/* syncs started: the next one's round number - 1 */
 	gboolean journaled;	/* a journal record exists for this job */
+	GTask *switchover_task; /* the VMM's Switchover, until the CommitResult or a failure */
+	gboolean switchover_requested; /* switch over at the next chance, whatever converged */
+	guint pace_id;		       /* the next pre-copy round, when paced */
+	gint64 round_start_us;
+	guint handover_id;	 /* the handover timeout */
+	gchar *handover_message; /* the job's message once handed over */
 };
 
 static void migd_source_fail(MigdSource *self, const GError *error);
 static void migd_source_next_round(MigdSource *self);
 static void migd_source_start_stopcopy(MigdSource *self);
 static void migd_source_dirty_round_cb(GObject *object, GAsyncResult *result, gpointer user_data);
+static void migd_source_begin_switchover(MigdSource *self);
 
 static void
 migd_source_device_free(MigdSourceDevice *sd)
@@ -121,6 +138,10 @@ static void
 migd_source_free(MigdSource *self)
 {
 	g_clear_handle_id(&self->timeout_id, g_source_remove);
+	g_clear_handle_id(&self->pace_id, g_source_remove);
+	g_clear_handle_id(&self->handover_id, g_source_remove);
+	g_clear_object(&self->switchover_task);
+	g_free(self->handover_message);
 	if (self->conn != NULL)
 		migd_connection_detach(self->conn);
 	if (self->cancel_handler != 0)
@@ -244,6 +265,23 @@ migd_source_rollback(MigdSource *self)
 	return problems->len > 0 ? g_string_free(g_steal_pointer(&problems), FALSE) : NULL;
 }
 
+/*
+ * The VMM's pending Switchover learns the outcome (NULL: the destination
+ * validated every device). Last in a step: its callback may run at once.
+ */
+static void
+migd_source_return_switchover(MigdSource *self, const GError *error)
+{
+	g_autoptr(GTask) task = g_steal_pointer(&self->switchover_task);
+
+	if (task == NULL)
+		return;
+	if (error != NULL)
+		g_task_return_error(task, g_error_copy(error));
+	else
+		g_task_return_boolean(task, TRUE);
+}
+
 static void
 migd_source_finish(MigdSource *self, gboolean success, const gchar *message)
 {
@@ -254,6 +292,8 @@ migd_source_finish(MigdSource *self, gboolean success, const gchar *message)
 	if (self->dirty != NULL)
 		migd_dirty_source_stop(self->dirty);
 	g_clear_handle_id(&self->timeout_id, g_source_remove);
+	g_clear_handle_id(&self->pace_id, g_source_remove);
+	g_clear_handle_id(&self->handover_id, g_source_remove);
 	if (self->conn != NULL)
 		migd_connection_close(self->conn, NULL);
 	/* success leaves the devices stopped on purpose; failure has rolled them back */
@@ -261,6 +301,25 @@ migd_source_finish(MigdSource *self, gboolean success, const gchar *message)
 		migd_journal_end(self->options.journal, self->job);
 	migd_job_complete(self->job, success, message);
 	g_idle_add(migd_source_unref_idle_cb, self);
+	if (success)
+		migd_source_return_switchover(self, NULL);
+}
+
+/* the destination must not start: it resets its devices, the VM resumes here */
+static void
+migd_source_send_rolled_back(MigdSource *self, const GError *why)
+{
+	Migd__Wire__Abort msg = MIGD__WIRE__ABORT__INIT;
+	MigdWireFrame frame;
+	g_autofree gchar *text = g_utf8_make_valid(why->message, -1);
+
+	if (strlen(text) > MIGD_WIRE_MAX_MESSAGE_LEN)
+		*g_utf8_find_prev_char(text, text + MIGD_WIRE_MAX_MESSAGE_LEN + 1) = '\0';
+	msg.reason = MIGD__WIRE__REASON__REASON_ROLLED_BACK;
+	msg.message = text;
+	migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, &msg);
+	/* a link already gone says the same to the destination */
+	migd_connection_send(self->conn, &frame, NULL);
 }
 
 static void
@@ -268,24 +327,42 @@ migd_source_fail(MigdSource *self, const GError *error)
 {
 	g_autofree gchar *problems = NULL;
 	g_autofree gchar *message = NULL;
+	g_autofree gchar *why = NULL;
+	g_autoptr(GError) outcome = NULL;
+	/* the devices had stopped: the VM resumes here, and the VMM must know */
+	gboolean after_switchover;
 
 	if (self->finished)
 		return;
+	after_switchover = self->stage >= MIGD_SOURCE_STAGE_STOPCOPY;
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_ROLLBACK);
+	g_clear_handle_id(&self->pace_id, g_source_remove);
+	g_clear_handle_id(&self->handover_id, g_source_remove);
 	/* trackers stop before their devices move (waits for a sync in flight) */
 	if (self->dirty != NULL)
 		migd_dirty_source_stop(self->dirty);
 	/* tell the destination why, so it resets its devices at once */
 	if (self->conn != NULL) {
-		migd_connection_send_abort(self->conn, error);
+		if (self->stage == MIGD_SOURCE_STAGE_HANDOVER)
+			migd_source_send_rolled_back(self, error);
+		else
+			migd_connection_send_abort(self->conn, error);
 		migd_connection_close(self->conn, NULL);
 	}
 	problems = migd_source_rollback(self);
+	if (after_switchover) {
+		migd_job_set_rolled_back(self->job);
+		why = g_strdup_printf("rolled back after the switchover (%s)", error->message);
+	} else {
+		why = g_strdup(error->message);
+	}
 	if (problems != NULL)
-		message = g_strdup_printf("%s; RECOVERY FAILED: %s", error->message, problems);
+		message = g_strdup_printf("%s; RECOVERY FAILED: %s", why, problems);
 	else
-		message = g_strdup_printf("%s; source devices back to RUNNING", error->message);
+		message = g_strdup_printf("%s; source devices back to RUNNING", why);
+	outcome = g_error_new_literal(error->domain, error->code, message);
 	migd_source_finish(self, FALSE, message);
+	migd_source_return_switchover(self, outcome);
 }
 
 static void
@@ -420,6 +497,14 @@ migd_source_reader_drained_cb(MigdStreamReader *reader, MigdState phase, guint64
 		return;
 	/* a pre-copy round is complete on every device: ship what their DMA dirtied */
 	migd_job_set_precopy_rounds(self->job, self->round);
+	/*
+	 * the VMM waits in its downtime: stop-copy's final sync covers this
+	 * round's writes; one more PRECOPY_INFO tells what initial data is left
+	 */
+	if (self->switchover_requested) {
+		migd_source_next_round(self);
+		return;
+	}
 	if (self->dirty != NULL) {
 		migd_dirty_source_sync_async(self->dirty, ++self->dirty_syncs,
 					     migd_source_dirty_round_cb, migd_source_ref(self));
@@ -464,8 +549,10 @@ migd_source_begin_switchover(MigdSource *self)
 		/* at the round cap initial data may be left: stop-copy carries it */
 		if (sd->initial_bytes > 0) {
 			g_message("%s: switching over with %" G_GUINT64_FORMAT
-				  " initial bytes unsent (round cap)",
-				  sd->name, sd->initial_bytes);
+				  " initial bytes unsent (%s)",
+				  sd->name, sd->initial_bytes,
+				  self->switchover_requested ? "switchover requested"
+							     : "round cap");
 			sd->acked = TRUE;
 		}
 	}
@@ -508,7 +595,11 @@ migd_source_reader_precopy_info_cb(MigdStreamReader *reader, guint64 initial_byt
 							 : verdict.expected_downtime_us);
 	g_debug("round %u: %s, %" G_GUINT64_FORMAT " bytes remain", self->round,
 		migd_convergence_reason_to_string(verdict.reason), verdict.remaining_bytes);
-	if (verdict.decision == MIGD_CONVERGENCE_SWITCHOVER) {
+	/* manual: the policy's verdict is only advice to the VMM, which decides */
+	if (self->options.switchover == MIGD_SWITCHOVER_MANUAL)
+		migd_job_set_converged(self->job, verdict.decision == MIGD_CONVERGENCE_SWITCHOVER);
+	if (self->switchover_requested || (self->options.switchover != MIGD_SWITCHOVER_MANUAL &&
+					   verdict.decision == MIGD_CONVERGENCE_SWITCHOVER)) {
 		migd_source_begin_switchover(self);
 		return;
 	}
@@ -531,9 +622,34 @@ migd_source_reader_precopy_info_cb(MigdStreamReader *reader, guint64 initial_byt
 	}
 }
 
+static gboolean
+migd_source_pace_cb(gpointer user_data)
+{
+	MigdSource *self = user_data;
+
+	self->pace_id = 0;
+	migd_source_next_round(self);
+	return G_SOURCE_REMOVE;
+}
+
 static void
 migd_source_next_round(MigdSource *self)
 {
+	gint64 now = g_get_monotonic_time();
+
+	/* converged and waiting for the VMM: keep the state fresh without a busy loop */
+	if (self->options.switchover == MIGD_SWITCHOVER_MANUAL && !self->switchover_requested &&
+	    migd_job_get_converged(self->job) && self->round_start_us != 0 &&
+	    now - self->round_start_us < MIGD_SOURCE_PACE_US) {
+		self->stage = MIGD_SOURCE_STAGE_PRECOPY_WAIT;
+		self->pace_id =
+		    g_timeout_add((guint)((self->round_start_us + MIGD_SOURCE_PACE_US - now) /
+					  G_TIME_SPAN_MILLISECOND) +
+				      1,
+				  migd_source_pace_cb, self);
+		return;
+	}
+	self->round_start_us = now;
 	self->round++;
 	self->stage = MIGD_SOURCE_STAGE_PRECOPY_INFO;
 	self->n_pending = 0;
@@ -599,6 +715,14 @@ migd_source_start_precopy(MigdSource *self)
 		n_precopy++;
 	}
 	if (n_precopy == 0) {
+		/* nothing to pre-copy: the devices run untouched until the VMM says */
+		if (self->options.switchover == MIGD_SWITCHOVER_MANUAL &&
+		    !self->switchover_requested) {
+			migd_job_set_phase(self->job, MIGD_JOB_PHASE_PRECOPY);
+			migd_job_set_converged(self->job, TRUE);
+			self->stage = MIGD_SOURCE_STAGE_PRECOPY_WAIT;
+			return;
+		}
 		migd_source_start_stopcopy(self);
 		return;
 	}
@@ -813,11 +937,27 @@ migd_source_send_offers(MigdSource *self)
 	}
 }
 
+static gboolean
+migd_source_handover_timeout_cb(gpointer user_data)
+{
+	MigdSource *self = user_data;
+	g_autofree gchar *msg = g_strdup_printf(
+	    "the destination did not start within %u s (handover timeout)",
+	    self->options.handover_timeout_s != 0 ? self->options.handover_timeout_s
+						  : MIGD_SOURCE_HANDOVER_TIMEOUT_DEFAULT_S);
+
+	self->handover_id = 0;
+	migd_source_fail_literal(self, MIGD_ERROR_TIMED_OUT, msg);
+	return G_SOURCE_REMOVE;
+}
+
 static void
 migd_source_handle_commit_result(MigdSource *self, const Migd__Wire__CommitResult *result)
 {
 	g_autofree gchar *message = NULL;
 	g_autoptr(GString) problems = g_string_new(NULL);
+	gboolean handover = (self->capabilities & MIGD_WIRE_CAP_HANDOVER) != 0;
+	guint timeout_s;
 
 	if (!result->ok) {
 		for (gsize i = 0; i < result->n_devices; i++) {
@@ -834,7 +974,10 @@ migd_source_handle_commit_result(MigdSource *self, const Migd__Wire__CommitResul
 		migd_source_fail_literal(self, MIGD_ERROR_DEVICE_ERROR, message);
 		return;
 	}
-	/* the destination runs: leaving STOP_COPY ends our sessions, devices stay stopped */
+	/*
+	 * the destination validated: leaving STOP_COPY ends our sessions, devices
+	 * stay stopped; with the handover they stay ours (touched) until it starts
+	 */
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
 		g_autoptr(GError) error = NULL;
@@ -843,7 +986,8 @@ migd_source_handle_commit_result(MigdSource *self, const Migd__Wire__CommitResul
 					    NULL, &error))
 			g_warning("%s: migrated, but leaving STOP_COPY failed: %s", sd->name,
 				  error->message);
-		sd->touched = FALSE;
+		if (!handover)
+			sd->touched = FALSE;
 	}
 	migd_job_set_downtime_us(self->job,
 				 (guint64)(g_get_monotonic_time() - self->stop_start_us));
@@ -852,6 +996,43 @@ migd_source_handle_commit_result(MigdSource *self, const Migd__Wire__CommitResul
 	    self->devices->len, self->total_bytes, self->round > 0 ? self->round - 1 : 0,
 	    migd_job_get_downtime_us(self->job) / 1000.0);
 	migd_source_update_job(self);
+	if (!handover) {
+		migd_source_finish(self, TRUE, message);
+		return;
+	}
+	self->stage = MIGD_SOURCE_STAGE_HANDOVER;
+	migd_job_set_phase(self->job, MIGD_JOB_PHASE_HANDOVER);
+	self->handover_message = g_steal_pointer(&message);
+	timeout_s = self->options.handover_timeout_s != 0 ? self->options.handover_timeout_s
+							  : MIGD_SOURCE_HANDOVER_TIMEOUT_DEFAULT_S;
+	self->handover_id = g_timeout_add_seconds(timeout_s, migd_source_handover_timeout_cb, self);
+	g_message("job %s: the destination validated every device; ours wait in STOP for its "
+		  "start (%u s at most)",
+		  migd_job_get_id(self->job), timeout_s);
+	migd_source_return_switchover(self, NULL);
+}
+
+/* the destination's VMM starts the guest there: our devices' state is given up for good */
+static void
+migd_source_handle_start_request(MigdSource *self)
+{
+	Migd__Wire__StartGrant grant = MIGD__WIRE__START_GRANT__INIT;
+	g_autofree gchar *message = NULL;
+
+	if (self->stage != MIGD_SOURCE_STAGE_HANDOVER) {
+		migd_source_fail_literal(self, MIGD_ERROR_PROTOCOL,
+					 "StartRequest from the destination before the commit");
+		return;
+	}
+	g_clear_handle_id(&self->handover_id, g_source_remove);
+	/* a send that fails leaves the grant unsent: the rollback is then safe */
+	if (!migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT, &grant))
+		return;
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		sd->touched = FALSE;
+	}
+	message = g_strdup_printf("%s; handed over", self->handover_message);
 	migd_source_finish(self, TRUE, message);
 }
 
@@ -906,6 +1087,9 @@ migd_source_conn_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpoi
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT:
 		migd_source_handle_commit_result(self, frame->commit_result);
+		return;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST:
+		migd_source_handle_start_request(self);
 		return;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT:
 		why = migd_source_describe_reason(frame->abort->reason, frame->abort->message);
@@ -980,12 +1164,82 @@ migd_source_connected(MigdSource *self, GAsyncResult *res)
 			     MIGD_WIRE_CAP_DIRTY_BITMAP | MIGD_WIRE_CAP_KEEPALIVE;
 	if (!self->options.no_checksum)
 		hello.capabilities |= MIGD_WIRE_CAP_CHECKSUM;
+	if (!self->options.no_handover)
+		hello.capabilities |= MIGD_WIRE_CAP_HANDOVER;
 	hello.host_identity = (gchar *)g_get_host_name();
 	hello.session_id = self->session_id;
 	hello.device_count = self->devices->len;
 	hello.migration_id = (gchar *)self->options.migration_id;
 	migd_source_send(self, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello);
 }
+
+/* ---- the VMM's controls (MigdJobControl) ---- */
+
+static void
+migd_source_control_switchover(gpointer engine, GTask *task)
+{
+	MigdSource *self = engine;
+	g_autoptr(GTask) owned = task;
+
+	/* already done: the destination holds every device, validated */
+	if (self->stage == MIGD_SOURCE_STAGE_HANDOVER) {
+		g_task_return_boolean(owned, TRUE);
+		return;
+	}
+	if (self->switchover_task != NULL) {
+		g_task_return_new_error(owned, MIGD_ERROR, MIGD_ERROR_BUSY,
+					"job %s: a switchover is already in progress",
+					migd_job_get_id(self->job));
+		return;
+	}
+	g_message("job %s: switchover requested (%s)", migd_job_get_id(self->job),
+		  migd_job_phase_to_string(migd_job_get_phase(self->job)));
+	self->switchover_task = g_steal_pointer(&owned);
+	/* already under way (auto decided): the task completes with it */
+	if (self->stage >= MIGD_SOURCE_STAGE_SWITCHOVER)
+		return;
+	self->switchover_requested = TRUE;
+	/*
+	 * between rounds: now; otherwise when the step in flight (a round's
+	 * query or drain, a dirty sync) ends, or as soon as pre-copy begins
+	 */
+	if (self->stage != MIGD_SOURCE_STAGE_PRECOPY_WAIT)
+		return;
+	g_clear_handle_id(&self->pace_id, g_source_remove);
+	/* a fresh PRECOPY_INFO first (the last one predates a drain), if anything pre-copies */
+	if (self->round > 0)
+		migd_source_next_round(self);
+	else
+		migd_source_begin_switchover(self);
+}
+
+static gboolean
+migd_source_control_rollback(gpointer engine, GError **error)
+{
+	MigdSource *self = engine;
+	gboolean after_switchover = self->stage >= MIGD_SOURCE_STAGE_STOPCOPY;
+
+	g_message("job %s: rollback requested (%s)", migd_job_get_id(self->job),
+		  migd_job_phase_to_string(migd_job_get_phase(self->job)));
+	/* before the switchover it is a cancel: nothing has stopped yet */
+	migd_source_fail_literal(self, MIGD_ERROR_CANCELLED,
+				 after_switchover ? "Job.Rollback by the VMM"
+						  : "rolled back by the VMM before the switchover");
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		if (sd->touched) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_RECOVERY_FAILED, "job %s: %s",
+				    migd_job_get_id(self->job), migd_job_get_message(self->job));
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static const MigdJobControl migd_source_control = {
+    .switchover = migd_source_control_switchover, .rollback = migd_source_control_rollback,
+    /* sync_dirty_bitmap: wired with the dirty-bitmap consumers */
+};
 
 static void
 migd_source_cancel_requested_cb(MigdJob *job, gpointer user_data)
@@ -1121,6 +1375,17 @@ migd_source_start(GPtrArray *devices, const gchar *address, const MigdTransportC
 
 	self->cancel_handler = g_signal_connect(self->job, "cancel-requested",
 						G_CALLBACK(migd_source_cancel_requested_cb), self);
+	migd_job_set_switchover_mode(self->job, self->options.switchover);
+	{
+		g_autoptr(GPtrArray) names = g_ptr_array_new();
+		for (guint i = 0; i < self->devices->len; i++) {
+			MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+			g_ptr_array_add(names, sd->name);
+		}
+		g_ptr_array_add(names, NULL);
+		migd_job_set_device_names(self->job, (const gchar *const *)names->pdata);
+	}
+	migd_job_set_control(self->job, &migd_source_control, self);
 	if (self->options.timeout_s > 0)
 		self->timeout_id =
 		    g_timeout_add_seconds(self->options.timeout_s, migd_source_timeout_cb, self);

@@ -34,6 +34,8 @@ typedef struct {
 	gboolean no_checksum;
 	/* the daemon's bound on state in flight, shared by every stream (borrowed; NULL: none) */
 	MigdStreamBudget *budget;
+	/* do not offer CAP_HANDOVER (tests play a source older than the handover) */
+	gboolean no_handover;
 	/*
 	 * MANUAL: pre-copy until migd_job_switchover_async() (the job reports
 	 * "converged"); a dirty-bitmap consumer for migd_job_sync_dirty_bitmap_async()

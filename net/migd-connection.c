@@ -384,10 +384,7 @@ migd_connection_send_with_payload(MigdConnection *self, const MigdWireFrame *fra
 	}
 	if (!migd_wire_frame_encode_pieces(frame, payload, &self->send_queue, &total, error))
 		return FALSE;
-	if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO)
-		migd_wire_session_note_hello_sent(self->session, frame->hello);
-	else if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY)
-		migd_wire_session_note_hello_reply_sent(self->session, frame->hello_reply);
+	migd_wire_session_note_sent(self->session, frame);
 	self->queued_bytes += total;
 	migd_connection_write_next(self);
 	return TRUE;

@@ -391,6 +391,8 @@ migd_wire_check_body(const MigdWireFrame *frame, GError **error)
 		return migd_wire_check_string("Abort", "message", frame->abort->message, 0,
 					      MIGD_WIRE_MAX_MESSAGE_LEN, error);
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE:
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST: /* empty */
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT:	  /* empty */
 		return TRUE;
 	default:
 		break;

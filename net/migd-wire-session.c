@@ -22,6 +22,11 @@ struct _MigdWireSession {
 	gboolean hello_sent; /* source */
 	gboolean reply_sent; /* destination */
 	gboolean committed;  /* destination: Commit received */
+	/* source: an ok CommitResult with CAP_HANDOVER: only StartRequest, Abort, Keepalive follow
+	 */
+	gboolean handover;
+	gboolean start_requested;    /* source: StartRequest received */
+	gboolean start_request_sent; /* destination: our StartRequest left: StartGrant may come */
 	gboolean over;
 	gchar *session_id;
 	guint32 version_min; /* source: what our Hello offered */
@@ -101,6 +106,27 @@ migd_wire_session_note_hello_reply_sent(MigdWireSession *self, const Migd__Wire_
 	self->caps = reply->capabilities;
 }
 
+void
+migd_wire_session_note_sent(MigdWireSession *self, const MigdWireFrame *frame)
+{
+	g_return_if_fail(self != NULL);
+	g_return_if_fail(frame != NULL);
+
+	switch (frame->type) {
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO:
+		migd_wire_session_note_hello_sent(self, frame->hello);
+		break;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY:
+		migd_wire_session_note_hello_reply_sent(self, frame->hello_reply);
+		break;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST:
+		self->start_request_sent = TRUE;
+		break;
+	default:
+		break;
+	}
+}
+
 guint
 migd_wire_session_get_device_count(MigdWireSession *self)
 {
@@ -140,6 +166,7 @@ migd_wire_sent_by_source(guint32 type)
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_PRECOPY_PROGRESS:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DIRTY_BITMAP_CHUNK:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT:
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE:
 		return TRUE;
@@ -157,6 +184,7 @@ migd_wire_sent_by_destination(guint32 type)
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_REJECT:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_SWITCHOVER_ACK:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT:
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT:
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE:
 		return TRUE;
@@ -334,6 +362,53 @@ migd_wire_session_check_first(MigdWireSession *self, guint32 type, GError **erro
 	return TRUE;
 }
 
+/*
+ * The handover (CAP_HANDOVER, docs/protocol.md): the destination asks once,
+ * after its ok CommitResult; the source grants once, after that request.
+ * Before the rules of each type, since either may arrive when little else may.
+ */
+static gboolean
+migd_wire_session_check_handover(MigdWireSession *self, guint32 type, GError **error)
+{
+	const gchar *name = migd_wire_msg_type_to_string(type);
+	gboolean negotiated = (self->caps & MIGD_WIRE_CAP_HANDOVER) != 0;
+
+	if (type == MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST ||
+	    type == MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT) {
+		if (!negotiated) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+				    "%s received, but HANDOVER was not negotiated", name);
+			return FALSE;
+		}
+	}
+	if (type == MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST) {
+		if (self->start_requested) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "a second %s received",
+				    name);
+			return FALSE;
+		}
+		if (!self->handover) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+				    "%s received before an ok COMMIT_RESULT", name);
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (type == MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT && !self->start_request_sent) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
+			    "%s received before our START_REQUEST was sent", name);
+		return FALSE;
+	}
+	/* after the ok CommitResult the destination only asks, gives up, or keeps alive */
+	if (self->handover && type != MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT &&
+	    type != MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s received after %s", name,
+			    self->start_requested ? "START_REQUEST" : "COMMIT_RESULT");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 gboolean
 migd_wire_session_check_received(MigdWireSession *self, const MigdWireFrame *frame, GError **error)
 {
@@ -366,11 +441,14 @@ migd_wire_session_check_received(MigdWireSession *self, const MigdWireFrame *fra
 	if (!migd_wire_session_check_first(self, type, error))
 		return FALSE;
 	if (self->committed && type != MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT &&
-	    type != MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE) {
+	    type != MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE &&
+	    type != MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s received after Commit",
 			    migd_wire_msg_type_to_string(type));
 		return FALSE;
 	}
+	if (!migd_wire_session_check_handover(self, type, error))
+		return FALSE;
 
 	switch (type) {
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO:
@@ -425,6 +503,16 @@ migd_wire_session_check_received(MigdWireSession *self, const MigdWireFrame *fra
 				error))
 				return FALSE;
 		}
+		/* with CAP_HANDOVER an ok result leaves the connection open for the handover */
+		if (frame->commit_result->ok && (self->caps & MIGD_WIRE_CAP_HANDOVER) != 0)
+			self->handover = TRUE;
+		else
+			self->over = TRUE;
+		return TRUE;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST:
+		self->start_requested = TRUE;
+		return TRUE;
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT:
 		self->over = TRUE;
 		return TRUE;
 	case MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT:

@@ -32,6 +32,13 @@ void migd_wire_session_note_hello_reply_sent(MigdWireSession *self,
 					     const Migd__Wire__HelloReply *reply);
 
 /*
+ * Records a frame we sent where the rules depend on it (Hello, HelloReply,
+ * StartRequest); any other type is ignored. The connection calls it for every
+ * frame it queues.
+ */
+void migd_wire_session_note_sent(MigdWireSession *self, const MigdWireFrame *frame);
+
+/*
  * Checks a frame received from the peer (already validated by the decoder)
  * against the session so far, and records it. MIGD_ERROR_PROTOCOL when it breaks
  * the message flow of docs/protocol.md.
@@ -44,7 +51,10 @@ guint migd_wire_session_get_device_count(MigdWireSession *self);
 /* the version chosen in the HelloReply, 0 before it or after a refusal */
 guint32 migd_wire_session_get_version(MigdWireSession *self);
 guint64 migd_wire_session_get_capabilities(MigdWireSession *self);
-/* an Abort, a refusing HelloReply or a CommitResult ended the session */
+/*
+ * an Abort, a refusing HelloReply, a CommitResult (but an ok one with
+ * CAP_HANDOVER) or a StartGrant ended the session
+ */
 gboolean migd_wire_session_is_over(MigdWireSession *self);
 
 /*

@@ -438,6 +438,181 @@ test_negotiate_reply(void **state)
 	}
 }
 
+/* an ok CommitResult (both devices validated) */
+static MigdWireFrame *
+commit_result_ok(void)
+{
+	MigdWireFrame *f = wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT, 0);
+
+	f->commit_result->ok = TRUE;
+	for (gsize i = 0; i < f->commit_result->n_devices; i++) {
+		Migd__Wire__CommitDeviceResult *r = f->commit_result->devices[i];
+		r->ok = TRUE;
+		r->has_reason = FALSE;
+		g_clear_pointer(&r->message, g_free);
+	}
+	return f;
+}
+
+/* a source whose Hello (2 devices) the destination answered with @caps */
+static MigdWireSession *
+source_ready(guint64 caps)
+{
+	MigdWireSession *s = migd_wire_session_new(MIGD_WIRE_ROLE_SOURCE);
+	g_autoptr(MigdWireFrame) h = hello(2, MIGD_WIRE_CAPS_KNOWN);
+	MigdWireFrame *reply = wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO_REPLY, 0);
+
+	migd_wire_session_note_sent(s, h);
+	reply->hello_reply->capabilities = caps;
+	recv_ok(s, reply);
+	recv_ok(s, wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT, 0));
+	recv_ok(s, wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_DEVICE_ACCEPT, 1));
+	return s;
+}
+
+#define START_REQUEST() wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST, 0)
+#define START_GRANT()	wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT, 0)
+
+/* the source's side of the handover: an ok CommitResult keeps the session for one StartRequest */
+static void
+test_handover_source(void **state)
+{
+	/* the allowed order */
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_HANDOVER);
+
+		recv_fails(s, START_REQUEST(), "START_REQUEST received before an ok COMMIT_RESULT");
+	}
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_HANDOVER);
+
+		recv_ok(s, commit_result_ok());
+		assert_false(migd_wire_session_is_over(s));
+		recv_fails(s, wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_SWITCHOVER_ACK, 0),
+			   "SWITCHOVER_ACK received after COMMIT_RESULT");
+	}
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_HANDOVER);
+
+		recv_ok(s, commit_result_ok());
+		recv_ok(s, keepalive(5));
+		recv_ok(s, START_REQUEST());
+		assert_false(migd_wire_session_is_over(s));
+		recv_fails(s, START_REQUEST(), "a second START_REQUEST received");
+	}
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_HANDOVER);
+
+		recv_ok(s, commit_result_ok());
+		recv_ok(s, START_REQUEST());
+		recv_fails(s, commit_result_ok(), "COMMIT_RESULT received after START_REQUEST");
+	}
+	/* the destination abandons instead of asking */
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_HANDOVER);
+
+		recv_ok(s, commit_result_ok());
+		recv_ok(s, wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, 0));
+		assert_true(migd_wire_session_is_over(s));
+		recv_fails(s, START_REQUEST(), "received after the session ended");
+	}
+	/* a failed commit ends the session even with the capability */
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_HANDOVER);
+
+		recv_ok(s, wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT, 0));
+		assert_true(migd_wire_session_is_over(s));
+	}
+	/* without the capability: an ok CommitResult ends it, and StartRequest is refused */
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_PRECOPY);
+
+		recv_fails(s, START_REQUEST(),
+			   "START_REQUEST received, but HANDOVER was not negotiated");
+	}
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_PRECOPY);
+
+		recv_ok(s, commit_result_ok());
+		assert_true(migd_wire_session_is_over(s));
+		recv_fails(s, START_REQUEST(), "received after the session ended");
+	}
+	/* the source never receives its own message */
+	{
+		g_autoptr(MigdWireSession) s = source_ready(MIGD_WIRE_CAP_HANDOVER);
+
+		recv_ok(s, commit_result_ok());
+		recv_fails(s, START_GRANT(), "START_GRANT is not sent by a destination");
+	}
+}
+
+/* a destination that received both devices' streams and the Commit */
+static MigdWireSession *
+destination_committed(guint64 caps)
+{
+	MigdWireSession *s = destination_ready(caps);
+	const guint64 chunks[] = {1, 1};
+	const guint64 bytes[] = {10, 20};
+
+	recv_ok(s, offer(0));
+	recv_ok(s, offer(1));
+	recv_ok(s, chunk(0, STOP, 0, 10, TRUE));
+	recv_ok(s, chunk(1, STOP, 0, 20, TRUE));
+	recv_ok(s, commit(2, chunks, bytes));
+	return s;
+}
+
+/* the destination's side: the grant comes only after our StartRequest, and ends the session */
+static void
+test_handover_destination(void **state)
+{
+	{
+		g_autoptr(MigdWireSession) s = destination_committed(MIGD_WIRE_CAPS_KNOWN);
+		g_autoptr(MigdWireFrame) request = START_REQUEST();
+
+		recv_fails(s, START_GRANT(),
+			   "START_GRANT received before our START_REQUEST was sent");
+		migd_wire_session_note_sent(s, request);
+		recv_ok(s, keepalive(3));
+		recv_ok(s, START_GRANT());
+		assert_true(migd_wire_session_is_over(s));
+		recv_fails(s, START_GRANT(), "received after the session ended");
+	}
+	/* the source rolled back: its Abort answers the request */
+	{
+		g_autoptr(MigdWireSession) s = destination_committed(MIGD_WIRE_CAPS_KNOWN);
+		g_autoptr(MigdWireFrame) request = START_REQUEST();
+
+		migd_wire_session_note_sent(s, request);
+		recv_ok(s, wire_test_sample(MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT, 0));
+		assert_true(migd_wire_session_is_over(s));
+	}
+	/* not before the Commit, whatever was sent */
+	{
+		g_autoptr(MigdWireSession) s = destination_ready(MIGD_WIRE_CAPS_KNOWN);
+
+		recv_ok(s, offer(0));
+		recv_fails(s, START_GRANT(),
+			   "START_GRANT received before our START_REQUEST was sent");
+	}
+	/* without the capability */
+	{
+		g_autoptr(MigdWireSession) s =
+		    destination_committed(MIGD_WIRE_CAPS_KNOWN & ~MIGD_WIRE_CAP_HANDOVER);
+		g_autoptr(MigdWireFrame) request = START_REQUEST();
+
+		migd_wire_session_note_sent(s, request);
+		recv_fails(s, START_GRANT(),
+			   "START_GRANT received, but HANDOVER was not negotiated");
+	}
+	/* the destination never receives its own message */
+	{
+		g_autoptr(MigdWireSession) s = destination_committed(MIGD_WIRE_CAPS_KNOWN);
+
+		recv_fails(s, START_REQUEST(), "START_REQUEST is not sent by a source");
+	}
+}
+
 int
 main(void)
 {
@@ -453,6 +628,8 @@ main(void)
 	    cmocka_unit_test(test_keepalive_monotonic),
 	    cmocka_unit_test(test_negotiate_version),
 	    cmocka_unit_test(test_negotiate_reply),
+	    cmocka_unit_test(test_handover_source),
+	    cmocka_unit_test(test_handover_destination),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

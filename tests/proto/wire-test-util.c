@@ -23,6 +23,8 @@ const MigdWireMsgType wire_test_types[] = {
     MIGD__WIRE__MESSAGE_TYPE__MSG_COMMIT_RESULT,
     MIGD__WIRE__MESSAGE_TYPE__MSG_ABORT,
     MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE,
+    MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST,
+    MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT,
 };
 const gsize wire_test_n_types = G_N_ELEMENTS(wire_test_types);
 
@@ -226,6 +228,20 @@ wire_test_sample(MigdWireMsgType type, guint seed)
 
 		migd__wire__keepalive__init(m);
 		m->monotonic_usec = G_GUINT64_CONSTANT(123456789) * (seed + 1);
+		body = m;
+		break;
+	}
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_REQUEST: {
+		Migd__Wire__StartRequest *m = g_new0(Migd__Wire__StartRequest, 1);
+
+		migd__wire__start_request__init(m);
+		body = m;
+		break;
+	}
+	case MIGD__WIRE__MESSAGE_TYPE__MSG_START_GRANT: {
+		Migd__Wire__StartGrant *m = g_new0(Migd__Wire__StartGrant, 1);
+
+		migd__wire__start_grant__init(m);
 		body = m;
 		break;
 	}
