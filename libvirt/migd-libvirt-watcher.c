@@ -387,6 +387,14 @@ migd_lv_handle_input(MigdLibvirtWatcher *self, const MigdLibvirtInput *input)
 	g_autoptr(GArray) actions = NULL;
 	guint generation = self->generation;
 
+	/* any domain's lifecycle: an incoming domain has no map here */
+	if (input->kind == MIGD_LIBVIRT_INPUT_LIFECYCLE && self->callbacks.lifecycle != NULL) {
+		self->callbacks.lifecycle(self, input, self->user_data);
+		if (migd_lv_orphaned(self))
+			migd_libvirt_watcher_stop(self);
+		if (!self->running || self->generation != generation)
+			return; /* stopped from the callback */
+	}
 	/* not ours: not even logged. A probe answer is about a domain already
 	 * tracked, which may have no name any more (gone): the tracker knows it */
 	if (input->kind != MIGD_LIBVIRT_INPUT_PROBE &&
