@@ -11,10 +11,14 @@
  * On "migrate begin" (an incoming migration, before anything is started) it
  * finds the domain's host devices that the configuration maps to vfio-migd
  * devices, checks with the local daemon that it serves them and that they are
- * idle, and has it listen for the source daemon (unless the daemon receives on
- * a socket of its own, vfio-migd.socket: no [listen] address). It exits 0 for every other
- * operation and for domains without mapped devices; otherwise non-zero with a
- * reason on stderr, which makes libvirt refuse the migration and log it.
+ * idle, has it listen for the source daemon (unless the daemon receives on
+ * a socket of its own, vfio-migd.socket: no [listen] address), and reserves the
+ * devices for this domain (Expect, the migration id being the domain's UUID,
+ * which the source's libvirt bridge sends). On "stopped end" and "release end"
+ * it cancels an expectation a failed incoming migration left. It exits 0 for
+ * every other operation and for domains without mapped devices; otherwise
+ * non-zero with a reason on stderr, which makes libvirt refuse the migration
+ * and log it.
  *
  * Why C and not sh: the domain XML must be read robustly (GMarkup, not grep),
  * the wait on the daemon must be bounded and its children killed, and the
