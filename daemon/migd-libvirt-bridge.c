@@ -9,6 +9,8 @@
 
 #include "migd-libvirt-bridge.h"
 
+#include <libvirt/libvirt.h>
+
 #include "migd-error.h"
 #include "migd-libvirt-incoming.h"
 #include "migd-libvirt-loop.h"
@@ -36,6 +38,7 @@ struct _MigdLibvirtBridge {
 	MigdMigrateOptions *options; /* the transport to the peers, the handover timeout */
 	GHashTable *jobs;	     /* domain uuid -> MigdLvOutgoing */
 	gboolean read_write;
+	GCancellable *cancellable; /* cancelled when freed: no state answer reaches us then */
 	MigdLibvirtBridgeMigrateFunc migrate_func; /* tests */
 	MigdLibvirtBridgeAbortFunc abort_func;
 	gpointer test_data;
@@ -324,14 +327,53 @@ migd_libvirt_bridge_finished_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMi
 		  m->name, e->id, migd_job_phase_to_string(migd_job_get_phase(e->job)));
 }
 
+/* an incoming domain's state, asked after a reconnection, as the event it implies */
+static void
+migd_lv_incoming_state_done(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autofree gchar *uuid = user_data;
+	g_autoptr(GError) error = NULL;
+	MigdLibvirtBridge *self;
+	gint state = 0, reason = 0;
+
+	if (!migd_libvirt_watcher_get_state_finish(MIGD_LIBVIRT_WATCHER(source), result, &state,
+						   &reason, &error)) {
+		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			return; /* the bridge is gone */
+		if (!g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT)) {
+			g_warning("incoming domain %s: %s", uuid, error->message);
+			return;
+		}
+		state = VIR_DOMAIN_SHUTOFF; /* no such domain any more */
+	}
+	self = g_object_get_data(source, "migd-libvirt-bridge");
+	if (self == NULL)
+		return;
+	if (state == VIR_DOMAIN_RUNNING)
+		migd_libvirt_incoming_handle_event(self->incoming, uuid, uuid,
+						   VIR_DOMAIN_EVENT_RESUMED, -1);
+	else if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED)
+		migd_libvirt_incoming_handle_event(self->incoming, uuid, uuid,
+						   VIR_DOMAIN_EVENT_STOPPED, -1);
+}
+
 static void
 migd_libvirt_bridge_connection_cb(MigdLibvirtWatcher *watcher, gboolean connected,
 				  const gchar *message, gpointer user_data)
 {
-	if (connected)
-		g_message("connected to libvirt");
-	else
+	MigdLibvirtBridge *self = user_data;
+	g_auto(GStrv) waiting = NULL;
+
+	if (!connected) {
 		g_warning("libvirt connection: %s", message != NULL ? message : "lost");
+		return;
+	}
+	g_message("connected to libvirt");
+	/* a resume or stop of an incoming domain may have been missed meanwhile */
+	waiting = migd_libvirt_incoming_list_waiting(self->incoming);
+	for (guint i = 0; waiting[i] != NULL; i++)
+		migd_libvirt_watcher_get_state(watcher, waiting[i], self->cancellable,
+					       migd_lv_incoming_state_done, g_strdup(waiting[i]));
 }
 
 static void
@@ -418,10 +460,12 @@ migd_libvirt_bridge_new(GKeyFile *config, MigdManager *manager, GError **error)
 	if (!migd_libvirt_loop_is_registered() && !migd_libvirt_loop_register(error))
 		return NULL;
 	self->incoming = migd_libvirt_incoming_new(manager);
+	self->cancellable = g_cancellable_new();
 	self->watcher = migd_libvirt_watcher_new(uri, maps,
 						 self->read_write ? MIGD_LIBVIRT_WATCHER_READ_WRITE
 								  : MIGD_LIBVIRT_WATCHER_NONE,
 						 &callbacks, self);
+	g_object_set_data(G_OBJECT(self->watcher), "migd-libvirt-bridge", self);
 	if (!migd_libvirt_watcher_start(self->watcher, error))
 		return NULL;
 	g_message("following libvirt at %s: outgoing migrations of %u domain(s), incoming "
@@ -450,10 +494,14 @@ migd_libvirt_bridge_free(MigdLibvirtBridge *self)
 {
 	if (self == NULL)
 		return;
+	if (self->cancellable != NULL)
+		g_cancellable_cancel(self->cancellable);
 	if (self->watcher != NULL) {
+		g_object_set_data(G_OBJECT(self->watcher), "migd-libvirt-bridge", NULL);
 		migd_libvirt_watcher_stop(self->watcher);
 		g_object_unref(self->watcher);
 	}
+	g_clear_object(&self->cancellable);
 	g_clear_pointer(&self->incoming, migd_libvirt_incoming_free);
 	g_clear_pointer(&self->options, migd_migrate_options_free);
 	g_clear_pointer(&self->jobs, g_hash_table_unref);

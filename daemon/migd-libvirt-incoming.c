@@ -190,6 +190,22 @@ migd_libvirt_incoming_handle_event(MigdLibvirtIncoming *self, const gchar *uuid,
 	}
 }
 
+gchar **
+migd_libvirt_incoming_list_waiting(MigdLibvirtIncoming *self)
+{
+	GPtrArray *uuids = g_ptr_array_new();
+	GHashTableIter iter;
+	MigdLvIncomingJob *e;
+
+	g_hash_table_iter_init(&iter, self->jobs);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&e)) {
+		if (!e->start_sent && !e->abandon_sent)
+			g_ptr_array_add(uuids, g_strdup(e->uuid));
+	}
+	g_ptr_array_add(uuids, NULL);
+	return (gchar **)g_ptr_array_free(uuids, FALSE);
+}
+
 guint
 migd_libvirt_incoming_get_n_jobs(MigdLibvirtIncoming *self)
 {

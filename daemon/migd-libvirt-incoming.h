@@ -31,6 +31,12 @@ void migd_libvirt_incoming_add_job(MigdLibvirtIncoming *self, guint64 id, MigdJo
 /* one lifecycle event (virDomainEventType, its detail) of any domain */
 void migd_libvirt_incoming_handle_event(MigdLibvirtIncoming *self, const gchar *uuid,
 					const gchar *name, gint event, gint detail);
+/*
+ * The UUIDs of the domains whose jobs still wait for libvirt's word (neither
+ * started nor abandoned): after a reconnection, events may have been missed,
+ * so their state is asked (a NULL-terminated array for g_strfreev)
+ */
+gchar **migd_libvirt_incoming_list_waiting(MigdLibvirtIncoming *self);
 /* the number of incoming jobs followed (tests) */
 guint migd_libvirt_incoming_get_n_jobs(MigdLibvirtIncoming *self);
 

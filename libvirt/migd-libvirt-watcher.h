@@ -112,4 +112,15 @@ void migd_libvirt_watcher_abort_job(MigdLibvirtWatcher *self, const gchar *uuid,
 gboolean migd_libvirt_watcher_abort_job_finish(MigdLibvirtWatcher *self, GAsyncResult *result,
 					       GError **error);
 
+/*
+ * virDomainGetState of the domain @uuid, on a worker thread: @state a
+ * virDomainState, @reason its reason. Errors: MIGD_ERROR_INVALID_ARGUMENT (no
+ * such domain), MIGD_ERROR_FAILED (not connected, or libvirt's error).
+ */
+void migd_libvirt_watcher_get_state(MigdLibvirtWatcher *self, const gchar *uuid,
+				    GCancellable *cancellable, GAsyncReadyCallback callback,
+				    gpointer user_data);
+gboolean migd_libvirt_watcher_get_state_finish(MigdLibvirtWatcher *self, GAsyncResult *result,
+					       gint *state, gint *reason, GError **error);
+
 G_END_DECLS

@@ -513,6 +513,46 @@ test_destination_abandon_before_handover_cancels(void **state)
 	rec_free(rec);
 }
 
+static gboolean
+calls_contain(Rec *rec, const gchar *call)
+{
+	for (guint i = 0; i < rec->calls->len; i++) {
+		if (g_strcmp0(g_ptr_array_index(rec->calls, i), call) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static void
+test_destination_resync_after_reconnect(void **state)
+{
+	Rec *rec = rec_new(FALSE);
+	MigdLibvirtWatcher *watcher = migd_libvirt_bridge_get_watcher(rec->bridge);
+	g_autoptr(MigdJob) running = incoming_job(rec, test_uuid, MIGD_START_MANUAL);
+	g_autoptr(MigdJob) gone =
+	    incoming_job(rec, "00000000-0000-4000-8000-00000000dead", MIGD_START_MANUAL);
+	guint attempts;
+
+	g_signal_emit_by_name(rec->manager, "job-added", (guint64)3, running);
+	g_signal_emit_by_name(rec->manager, "job-added", (guint64)4, gone);
+	migd_job_set_phase(running, MIGD_JOB_PHASE_HANDOVER);
+	migd_job_set_phase(gone, MIGD_JOB_PHASE_HANDOVER);
+	/* the connection drops: whatever libvirt said meanwhile is lost */
+	migd_libvirt_watcher_set_backoff(watcher, 20, 100);
+	attempts = migd_libvirt_watcher_get_connect_attempts(watcher);
+	migd_libvirt_watcher_simulate_close(watcher, VIR_CONNECT_CLOSE_REASON_EOF);
+	assert_true(migd_test_wait_count(&rec->n_calls, 2, WAIT_MS));
+	assert_true(migd_libvirt_watcher_get_connect_attempts(watcher) > attempts);
+	/* asked after the reconnection: "test" runs, the other domain is gone */
+	assert_true(calls_contain(rec, "start"));
+	assert_true(calls_contain(rec, "abandon"));
+	migd_test_spin_ms(50);
+	assert_int_equal(rec->n_calls, 2);
+	migd_job_complete(running, TRUE, "running");
+	migd_job_complete(gone, FALSE, "abandoned");
+	rec_free(rec);
+}
+
 static void
 test_config_refused(void **state)
 {
@@ -568,6 +608,7 @@ main(void)
 	    cmocka_unit_test(test_destination_stopped_abandons),
 	    cmocka_unit_test(test_destination_ignores_other_jobs),
 	    cmocka_unit_test(test_destination_abandon_before_handover_cancels),
+	    cmocka_unit_test(test_destination_resync_after_reconnect),
 	    cmocka_unit_test(test_config_refused),
 	};
 
