@@ -27,6 +27,7 @@ typedef struct {
 	gulong completed_id;
 	gboolean switchover_sent; /* Job.Switchover was called: Rollback from now on */
 	gboolean libvirt_ended;	  /* libvirt's job finished or failed: ours only follows */
+	gboolean libvirt_done;	  /* ... finished: the guest runs on the destination */
 	gboolean libvirt_failed;  /* ... failed: the job's failure is our rollback */
 	gboolean abort_sent;	  /* libvirt's job was asked to abort */
 } MigdLvOutgoing;
@@ -95,13 +96,13 @@ migd_lv_abort_libvirt(MigdLvOutgoing *e, const gchar *why)
 
 	if (e->abort_sent || e->libvirt_ended)
 		return;
+	e->abort_sent = TRUE; /* said once, whatever the answer */
 	if (!self->read_write) {
 		g_warning("device job %" G_GUINT64_FORMAT " of domain %s %s, but [libvirt] "
 			  "read-write is off: libvirt may finish the migration without the devices",
 			  e->id, e->name, why);
 		return;
 	}
-	e->abort_sent = TRUE;
 	g_message("device job %" G_GUINT64_FORMAT " of domain %s %s: aborting libvirt's "
 		  "migration",
 		  e->id, e->name, why);
@@ -126,11 +127,15 @@ migd_lv_job_completed_cb(MigdJob *job, gboolean success, const gchar *message, g
 			  "failed migration (%s): %s",
 			  e->id, e->name,
 			  migd_job_get_rolled_back(job) ? "rolled back" : "cancelled", message);
-	else if (e->libvirt_ended)
+	else if (e->libvirt_done)
 		/* the guest runs on the destination; its devices did not get there */
 		g_critical("libvirt migrated domain %s, but its device job %" G_GUINT64_FORMAT
 			   " failed: %s",
 			   e->name, e->id, message);
+	else if (e->libvirt_ended)
+		g_warning("device job %" G_GUINT64_FORMAT " of domain %s failed after libvirt's "
+			  "migration ended: %s",
+			  e->id, e->name, message);
 	else
 		migd_lv_abort_libvirt(e, "failed");
 	g_hash_table_remove(self->jobs, e->uuid); /* @e may be gone after this */
@@ -313,6 +318,7 @@ migd_libvirt_bridge_finished_cb(MigdLibvirtWatcher *watcher, const MigdLibvirtMi
 	}
 	/* the device job ends by itself: handed over when the destination starts */
 	e->libvirt_ended = TRUE;
+	e->libvirt_done = TRUE;
 	if (!e->switchover_sent) {
 		/* the pause went unseen (lost while disconnected): late beats never */
 		g_warning("libvirt migrated domain %s without a switchover vfio-migd saw: "
