@@ -387,6 +387,14 @@ migd_lv_handle_input(MigdLibvirtWatcher *self, const MigdLibvirtInput *input)
 	g_autoptr(GArray) actions = NULL;
 	guint generation = self->generation;
 
+	/* any domain's lifecycle: an incoming domain has no map here */
+	if (input->kind == MIGD_LIBVIRT_INPUT_LIFECYCLE && self->callbacks.lifecycle != NULL) {
+		self->callbacks.lifecycle(self, input, self->user_data);
+		if (migd_lv_orphaned(self))
+			migd_libvirt_watcher_stop(self);
+		if (!self->running || self->generation != generation)
+			return; /* stopped from the callback */
+	}
 	/* not ours: not even logged. A probe answer is about a domain already
 	 * tracked, which may have no name any more (gone): the tracker knows it */
 	if (input->kind != MIGD_LIBVIRT_INPUT_PROBE &&
@@ -881,6 +889,67 @@ migd_libvirt_watcher_abort_job_finish(MigdLibvirtWatcher *self, GAsyncResult *re
 {
 	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/* ---- domain state ---- */
+
+static void
+migd_lv_state_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *unused)
+{
+	MigdLvAbortData *d = task_data;
+	virDomainPtr dom = virDomainLookupByUUIDString(d->conn, d->uuid);
+	gint state = 0, reason = 0;
+
+	if (dom != NULL && virDomainGetState(dom, &state, &reason, 0) == 0) {
+		virDomainFree(dom);
+		/* both fit in the int the task returns */
+		g_task_return_int(task, (gssize)state << 16 | (reason & 0xffff));
+		return;
+	}
+	g_task_return_new_error(
+	    task, MIGD_ERROR,
+	    virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? MIGD_ERROR_INVALID_ARGUMENT
+						       : MIGD_ERROR_FAILED,
+	    "cannot read the state of domain %s: %s", d->uuid, virGetLastErrorMessage());
+	if (dom != NULL)
+		virDomainFree(dom);
+}
+
+void
+migd_libvirt_watcher_get_state(MigdLibvirtWatcher *self, const gchar *uuid,
+			       GCancellable *cancellable, GAsyncReadyCallback callback,
+			       gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	MigdLvAbortData *d;
+
+	g_task_set_source_tag(task, migd_libvirt_watcher_get_state);
+	if (self->conn == NULL) {
+		g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_FAILED, "not connected to %s",
+					self->uri);
+		return;
+	}
+	d = g_new0(MigdLvAbortData, 1);
+	virConnectRef(self->conn->conn);
+	d->conn = self->conn->conn;
+	d->uuid = g_strdup(uuid);
+	g_task_set_task_data(task, d, migd_lv_abort_data_free);
+	g_task_run_in_thread(task, migd_lv_state_thread);
+}
+
+gboolean
+migd_libvirt_watcher_get_state_finish(MigdLibvirtWatcher *self, GAsyncResult *result, gint *state,
+				      gint *reason, GError **error)
+{
+	gssize packed;
+
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
+	packed = g_task_propagate_int(G_TASK(result), error);
+	if (packed < 0)
+		return FALSE;
+	*state = (gint)(packed >> 16);
+	*reason = (gint)(packed & 0xffff);
+	return TRUE;
 }
 
 /* ---- public ---- */

@@ -12,7 +12,9 @@ G_BEGIN_DECLS
 
 /*
  * Follows outgoing migrations of the mapped domains on this host (the SOURCE
- * side) through libvirt's events and reports them through typed callbacks. It
+ * side) through libvirt's events and reports them through typed callbacks,
+ * and passes on the lifecycle events of every domain (the DESTINATION side
+ * follows incoming domains by their UUID, migd-libvirt-incoming.c). It
  * never calls vfio-migd's D-Bus API: the daemon wires the callbacks to the
  * engine (start the devices' migration, abort it with rollback).
  *
@@ -58,6 +60,13 @@ typedef struct {
 	/* every event of a mapped domain, before it is interpreted (logs, tests) */
 	void (*event)(MigdLibvirtWatcher *watcher, const MigdLibvirtInput *input,
 		      gpointer user_data);
+	/*
+	 * every LIFECYCLE event of any domain, mapped or not (the destination
+	 * side follows incoming domains it has no map for); before the mapped
+	 * domains' callbacks
+	 */
+	void (*lifecycle)(MigdLibvirtWatcher *watcher, const MigdLibvirtInput *input,
+			  gpointer user_data);
 } MigdLibvirtWatcherCallbacks;
 
 typedef enum {
@@ -102,5 +111,16 @@ void migd_libvirt_watcher_abort_job(MigdLibvirtWatcher *self, const gchar *uuid,
 				    gpointer user_data);
 gboolean migd_libvirt_watcher_abort_job_finish(MigdLibvirtWatcher *self, GAsyncResult *result,
 					       GError **error);
+
+/*
+ * virDomainGetState of the domain @uuid, on a worker thread: @state a
+ * virDomainState, @reason its reason. Errors: MIGD_ERROR_INVALID_ARGUMENT (no
+ * such domain), MIGD_ERROR_FAILED (not connected, or libvirt's error).
+ */
+void migd_libvirt_watcher_get_state(MigdLibvirtWatcher *self, const gchar *uuid,
+				    GCancellable *cancellable, GAsyncReadyCallback callback,
+				    gpointer user_data);
+gboolean migd_libvirt_watcher_get_state_finish(MigdLibvirtWatcher *self, GAsyncResult *result,
+					       gint *state, gint *reason, GError **error);
 
 G_END_DECLS

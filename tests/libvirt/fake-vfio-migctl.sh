@@ -8,8 +8,12 @@ mode=${FAKE_MIGCTL_MODE:-ok}
 case " $* " in
 *" devices "*) cmd=devices ;;
 *" listen "*) cmd=listen ;;
+*" expect "*) cmd=expect ;;
+*" cancel-expectation "*) cmd=cancel ;;
 *) cmd=other ;;
 esac
+# $FAKE_MIGCTL_STATE: a file that exists while the fake holds an expectation
+state=${FAKE_MIGCTL_STATE:-/dev/null/none}
 case "$mode:$cmd" in
 hang:*)
 	exec sleep 30
@@ -44,6 +48,35 @@ refuse:listen)
 	;;
 *:listen)
 	echo '{"address":"tcp:0.0.0.0:47000"}'
+	;;
+expect-old:expect)
+	# a vfio-migctl from before expectations
+	echo "vfio-migctl: unknown command 'expect'" >&2
+	exit 2
+	;;
+expect-unsupported:expect)
+	echo '{"event":"error","error":"org.freedesktop.DBus.Error.UnknownMethod","message":"No such method Expect"}'
+	exit 1
+	;;
+expect-refuse:expect)
+	echo '{"event":"error","error":"org.vfiomigd.Migd1.Error.Busy","message":"device vf1 is reserved by another expectation"}'
+	exit 1
+	;;
+*:expect)
+	if [ -e "$state" ]; then
+		echo '{"event":"error","error":"org.vfiomigd.Migd1.Error.InvalidArgument","message":"migration already expected"}'
+		exit 1
+	fi
+	touch "$state" 2>/dev/null || true
+	echo '{"address":"tcp:0.0.0.0:47000"}'
+	;;
+*:cancel)
+	if [ ! -e "$state" ]; then
+		echo '{"event":"error","error":"org.vfiomigd.Migd1.Error.InvalidArgument","message":"no expectation"}'
+		exit 1
+	fi
+	rm -f "$state"
+	echo '{}'
 	;;
 *)
 	exit 2

@@ -281,6 +281,7 @@ test_config_errors(void **state)
 	    {"[hook]\ntimeout-ms=ten\n", "timeout-ms"},
 	    {"[hook]\nmigctl=vfio-migctl\n", "absolute"},
 	    {"[hook]\nsession=maybe\n", "true or false"},
+	    {"[hook]\nstart=later\n", "start= must be manual or auto"},
 	    {"[listen]\naddress=\n", "must not be empty"},
 	    {"[listen]\naddress=tcp:x:1\ncert=/a\n", "go together"},
 	    {"[pci 3b:00.9]\ndevice=vf0\n", "not a PCI address"},
@@ -411,6 +412,37 @@ test_argv(void **state)
 }
 
 static void
+test_expect_argv(void **state)
+{
+	g_autoptr(MigdHookConfig) c = migd_hook_config_load_data(full_config, NULL);
+	g_autoptr(MigdHookConfig) automatic =
+	    migd_hook_config_load_data("[hook]\nstart=auto\n", NULL);
+	g_autoptr(GPtrArray) devices = g_ptr_array_new();
+	const gchar *id = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
+	g_auto(GStrv) e = NULL;
+	g_auto(GStrv) a = NULL;
+	g_auto(GStrv) x = migd_hook_cancel_expectation_argv(c, "/bin/ctl", id);
+	g_autofree gchar *se = NULL;
+	g_autofree gchar *sa = NULL;
+	g_autofree gchar *sx = g_strjoinv(" ", x);
+
+	g_ptr_array_add(devices, "vf0");
+	g_ptr_array_add(devices, "mtty0");
+	e = migd_hook_expect_argv(c, "/bin/ctl", id, devices);
+	a = migd_hook_expect_argv(automatic, "/bin/ctl", id, devices);
+	se = g_strjoinv(" ", e);
+	sa = g_strjoinv(" ", a);
+	/* start=manual by default: the daemon's [libvirt] starts them with the guest */
+	assert_string_equal(se, "/bin/ctl --session --bus-name org.test.Migd --json expect "
+				"c7a5fdbd-edaf-9455-926a-d65c16db1809 --device vf0 --device mtty0 "
+				"--start manual");
+	assert_string_equal(sa, "/bin/ctl --json expect c7a5fdbd-edaf-9455-926a-d65c16db1809 "
+				"--device vf0 --device mtty0 --start auto");
+	assert_string_equal(sx, "/bin/ctl --session --bus-name org.test.Migd --json "
+				"cancel-expectation c7a5fdbd-edaf-9455-926a-d65c16db1809");
+}
+
+static void
 test_json(void **state)
 {
 	g_autoptr(JsonNode) v = migd_hook_json_parse(
@@ -530,6 +562,22 @@ test_migctl_result(void **state)
 				    "", FALSE, &error);
 	assert_null(v);
 	assert_non_null(strstr(error->message, "not running"));
+	g_clear_error(&error);
+	/* the daemon's names keep their code; a daemon without the method is NOT_SUPPORTED */
+	v = migd_hook_migctl_result(1,
+				    "{\"event\":\"error\",\"error\":\"org.vfiomigd.Migd1.Error."
+				    "InvalidArgument\",\"message\":\"already expected\"}",
+				    "", FALSE, &error);
+	assert_null(v);
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	g_clear_error(&error);
+	v = migd_hook_migctl_result(1,
+				    "{\"event\":\"error\",\"error\":\"org.freedesktop.DBus.Error."
+				    "UnknownMethod\",\"message\":\"No such method\"}",
+				    "", FALSE, &error);
+	assert_null(v);
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED));
+	assert_non_null(strstr(error->message, "No such method"));
 	g_clear_error(&error);
 	v = migd_hook_migctl_result(2, "", "vfio-migctl: unknown option\n", FALSE, &error);
 	assert_null(v);
@@ -711,6 +759,7 @@ main(void)
 	    cmocka_unit_test(test_example_config),
 	    cmocka_unit_test(test_plan),
 	    cmocka_unit_test(test_argv),
+	    cmocka_unit_test(test_expect_argv),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_migctl_result),
 	    cmocka_unit_test(test_check_devices),

@@ -25,6 +25,7 @@ static gchar *tmp_dir;
 static gchar *fake_path;
 static gchar *config_path;
 static gchar *log_path;
+static gchar *state_path; /* exists while the fake holds an expectation */
 
 #define CONFIG_BASE                                                                                \
 	"[hook]\n"                                                                                 \
@@ -47,6 +48,9 @@ static gchar *log_path;
 	"{\"name\":\"mtty0\",\"busy\":false},{\"name\":\"spare\",\"busy\":true}"
 
 #define PREFIX "--session --bus-name org.test.Migd --json "
+/* domain-vfio.xml's <uuid>, as the hook passes it (lower case) */
+#define UUID	    "c7a5fdbd-edaf-9455-926a-d65c16db1809"
+#define EXPECT_CALL PREFIX "expect " UUID " --device vf0 --device mtty0 --device vf1 --start manual"
 
 typedef struct {
 	gint status; /* exit code; -1 when killed */
@@ -69,6 +73,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(HookRun, hook_run_clear)
 static void
 write_config(const gchar *text)
 {
+	g_unlink(state_path);
 	if (text == NULL) {
 		g_unlink(config_path);
 		return;
@@ -102,6 +107,7 @@ run_hook(HookRun *r, guint nargs, const gchar *object, const gchar *op, const gc
 	g_subprocess_launcher_setenv(launcher, "VFIO_MIGD_HOOK_CONFIG", config_path, TRUE);
 	g_subprocess_launcher_setenv(launcher, "VFIO_MIGD_HOOK_MIGCTL", fake_path, TRUE);
 	g_subprocess_launcher_setenv(launcher, "FAKE_MIGCTL_LOG", log_path, TRUE);
+	g_subprocess_launcher_setenv(launcher, "FAKE_MIGCTL_STATE", state_path, TRUE);
 	g_subprocess_launcher_setenv(launcher, "FAKE_MIGCTL_MODE", mode != NULL ? mode : "ok",
 				     TRUE);
 	g_subprocess_launcher_setenv(launcher, "FAKE_MIGCTL_DEVICES",
@@ -147,6 +153,7 @@ group_setup(void **state)
 	fake_path = g_build_filename(tmp_dir, "vfio-migctl", NULL);
 	config_path = g_build_filename(tmp_dir, "libvirt-hook.conf", NULL);
 	log_path = g_build_filename(tmp_dir, "calls.log", NULL);
+	state_path = g_build_filename(tmp_dir, "expectation", NULL);
 	if (!g_file_get_contents(fake_src, &script, NULL, NULL) ||
 	    !g_file_set_contents(fake_path, script, -1, NULL) || g_chmod(fake_path, 0755) != 0)
 		return -1;
@@ -159,10 +166,12 @@ group_teardown(void **state)
 	g_unlink(fake_path);
 	g_unlink(config_path);
 	g_unlink(log_path);
+	g_unlink(state_path);
 	g_rmdir(tmp_dir);
 	g_free(fake_path);
 	g_free(config_path);
 	g_free(log_path);
+	g_free(state_path);
 	g_free(tmp_dir);
 	return 0;
 }
@@ -171,12 +180,13 @@ static void
 test_other_operations_do_nothing(void **state)
 {
 	const gchar *ops[][2] = {
-	    {"prepare", "begin"}, {"start", "begin"},	  {"started", "begin"},
-	    {"stopped", "end"},	  {"release", "end"},	  {"reconnect", "begin"},
-	    {"attach", "begin"},  {"restore", "begin"},	  {"migrate", "end"},
-	    {"migrate", "-"},	  {"frobnicate", "begin"}};
+	    {"prepare", "begin"}, {"start", "begin"},	   {"started", "begin"},
+	    {"stopped", "end"},	  {"release", "end"},	   {"reconnect", "begin"},
+	    {"attach", "begin"},  {"restore", "begin"},	   {"migrate", "end"},
+	    {"migrate", "-"},	  {"frobnicate", "begin"}, {"stopped", "begin"}};
 
-	/* not even a broken configuration is read for them */
+	/* not even a broken configuration is read for them (stopped and release
+	 * read it, but their exit code is ignored: they say nothing about it) */
 	write_config("[this is not a configuration\n");
 	for (guint i = 0; i < G_N_ELEMENTS(ops); i++) {
 		g_auto(HookRun) r = {0};
@@ -234,11 +244,100 @@ test_mapped_domain_prepares_daemon(void **state)
 	assert_int_equal(r.status, 0);
 	/* a filter hook: output would replace the domain XML */
 	assert_string_equal(r.out, "");
-	assert_int_equal(g_strv_length(r.calls), 2);
+	assert_int_equal(g_strv_length(r.calls), 3);
 	assert_string_equal(r.calls[0], PREFIX "devices");
 	assert_string_equal(r.calls[1],
 			    PREFIX "listen --plain --insecure-plain-tcp -- tcp:0.0.0.0:47000");
+	/* the devices are reserved for this domain: the source tags its job with the UUID */
+	assert_string_equal(r.calls[2], EXPECT_CALL);
 	assert_contains(r.err, "vf0, mtty0, vf1");
+	assert_contains(r.err, "migration " UUID ", start manual");
+}
+
+static void
+test_expect_variants(void **state)
+{
+	g_auto(HookRun) automatic = {0};
+	g_auto(HookRun) stale = {0};
+	g_auto(HookRun) refused = {0};
+	g_auto(HookRun) old = {0};
+	g_auto(HookRun) unsupported = {0};
+
+	/* start=auto: the devices run at the commit (a daemon without [libvirt]) */
+	write_config("[hook]\ntimeout-ms=5000\nstart=auto\n[pci 0000:3b:00.2]\ndevice=vf0\n");
+	run_hook(&automatic, 4, "guest1", "migrate", "begin", "domain-vfio.xml", "ok", NULL);
+	assert_int_equal(automatic.status, 0);
+	assert_int_equal(g_strv_length(automatic.calls), 2);
+	assert_string_equal(automatic.calls[1], "--json expect " UUID " --device vf0 --start auto");
+
+	/* an expectation an earlier attempt left behind is replaced, once */
+	write_config(CONFIG_BASE);
+	assert_true(g_file_set_contents(state_path, "", 0, NULL));
+	run_hook(&stale, 4, "guest1", "migrate", "begin", "domain-vfio.xml", "ok", NULL);
+	assert_int_equal(stale.status, 0);
+	assert_int_equal(g_strv_length(stale.calls), 5);
+	assert_string_equal(stale.calls[2], EXPECT_CALL);
+	assert_string_equal(stale.calls[3], PREFIX "cancel-expectation " UUID);
+	assert_string_equal(stale.calls[4], EXPECT_CALL);
+	assert_true(g_file_test(state_path, G_FILE_TEST_EXISTS));
+
+	/* devices reserved by another domain's expectation: refused */
+	write_config(CONFIG_BASE);
+	run_hook(&refused, 4, "guest1", "migrate", "begin", "domain-vfio.xml", "expect-refuse",
+		 NULL);
+	assert_int_equal(refused.status, 1);
+	assert_contains(refused.err, "cannot reserve devices vf0, mtty0, vf1 for migration " UUID);
+	assert_contains(refused.err, "reserved by another expectation");
+	/* not a stale expectation of ours: nothing was cancelled */
+	assert_int_equal(g_strv_length(refused.calls), 3);
+
+	/* an older vfio-migctl or daemon: the door is open as before expectations */
+	run_hook(&old, 4, "guest1", "migrate", "begin", "domain-vfio.xml", "expect-old", NULL);
+	assert_int_equal(old.status, 0);
+	assert_int_equal(g_strv_length(old.calls), 3);
+	assert_contains(old.err, "cannot reserve devices");
+	assert_contains(old.err, "expects devices vf0, mtty0, vf1 of domain 'guest1' on");
+	run_hook(&unsupported, 4, "guest1", "migrate", "begin", "domain-vfio.xml",
+		 "expect-unsupported", NULL);
+	assert_int_equal(unsupported.status, 0);
+	assert_contains(unsupported.err, "No such method Expect");
+}
+
+static void
+test_stop_cancels_expectation(void **state)
+{
+	const gchar *ops[] = {"stopped", "release"};
+
+	write_config(CONFIG_BASE);
+	for (guint i = 0; i < G_N_ELEMENTS(ops); i++) {
+		g_auto(HookRun) r = {0};
+		g_auto(HookRun) none = {0};
+		g_auto(HookRun) unmapped = {0};
+		g_auto(HookRun) down = {0};
+
+		/* after a failed incoming migration: the expectation goes */
+		assert_true(g_file_set_contents(state_path, "", 0, NULL));
+		run_hook(&r, 4, "guest1", ops[i], "end", "domain-vfio.xml", "ok", NULL);
+		assert_int_equal(r.status, 0);
+		assert_string_equal(r.out, "");
+		assert_int_equal(g_strv_length(r.calls), 1);
+		assert_string_equal(r.calls[0], PREFIX "cancel-expectation " UUID);
+		assert_contains(r.err, "cancelled vfio-migd's expectation of domain 'guest1'");
+		assert_false(g_file_test(state_path, G_FILE_TEST_EXISTS));
+		/* the usual stop: nothing expected, nothing said */
+		run_hook(&none, 4, "guest1", ops[i], "end", "domain-vfio.xml", "ok", NULL);
+		assert_int_equal(none.status, 0);
+		assert_int_equal(g_strv_length(none.calls), 1);
+		assert_string_equal(none.err, "");
+		/* not a vfio-migd domain: not even asked */
+		run_hook(&unmapped, 4, "plain", ops[i], "end", "domain-plain.xml", "ok", NULL);
+		assert_int_equal(unmapped.status, 0);
+		assert_null(unmapped.calls[0]);
+		/* a daemon that is not running changes nothing for libvirt */
+		run_hook(&down, 4, "guest1", ops[i], "end", "domain-vfio.xml", "down", NULL);
+		assert_int_equal(down.status, 0);
+		assert_string_equal(down.err, "");
+	}
 }
 
 static void
@@ -253,10 +352,12 @@ test_tls_and_domain_group(void **state)
 	run_hook(&r, 4, "plain", "migrate", "begin", "domain-plain.xml", "ok",
 		 "{\"name\":\"spare0\",\"busy\":false}");
 	assert_int_equal(r.status, 0);
-	assert_int_equal(g_strv_length(r.calls), 2);
+	assert_int_equal(g_strv_length(r.calls), 3);
 	assert_string_equal(r.calls[0], "--json devices");
 	assert_string_equal(r.calls[1], "--json listen --cert /etc/t/c.pem --key /etc/t/k.pem "
 					"--ca /etc/t/ca.pem -- tcp:192.0.2.1:47100");
+	assert_string_equal(r.calls[2], "--json expect 0b1d6a37-0000-4000-8000-000000000001 "
+					"--device spare0 --start manual");
 }
 
 static void
@@ -267,7 +368,7 @@ test_already_listening_is_fine(void **state)
 	write_config(CONFIG_BASE);
 	run_hook(&r, 4, "guest1", "migrate", "begin", "domain-vfio.xml", "busy", NULL);
 	assert_int_equal(r.status, 0);
-	assert_int_equal(g_strv_length(r.calls), 2);
+	assert_int_equal(g_strv_length(r.calls), 3);
 	assert_contains(r.err, "already listening");
 }
 
@@ -366,9 +467,11 @@ test_configuration_cases(void **state)
 	write_config("[pci 0000:3b:00.2]\ndevice=vf0\n");
 	run_hook(&nolisten, 4, "guest1", "migrate", "begin", "domain-vfio.xml", "ok", NULL);
 	assert_int_equal(nolisten.status, 0);
-	assert_contains(nolisten.err, "serves devices vf0");
-	assert_int_equal(g_strv_length(nolisten.calls), 1);
+	assert_contains(nolisten.err, "expects devices vf0 of domain 'guest1' (migration " UUID);
+	assert_int_equal(g_strv_length(nolisten.calls), 2);
 	assert_string_equal(nolisten.calls[0], "--json devices");
+	assert_string_equal(nolisten.calls[1],
+			    "--json expect " UUID " --device vf0 --start manual");
 
 	/* the configured vfio-migctl is used when the environment does not say */
 	write_config("[hook]\nmigctl=/nonexistent/vfio-migctl\n"
@@ -402,6 +505,8 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_mapped_domain_prepares_daemon),
 	    cmocka_unit_test(test_tls_and_domain_group),
 	    cmocka_unit_test(test_already_listening_is_fine),
+	    cmocka_unit_test(test_expect_variants),
+	    cmocka_unit_test(test_stop_cancels_expectation),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_bounded_wait),
 	    cmocka_unit_test(test_malformed_xml_refused),

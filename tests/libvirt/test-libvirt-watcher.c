@@ -40,6 +40,8 @@ typedef struct {
 	MigdLibvirtWatcher *watcher;
 	GPtrArray *log;	   /* typed callbacks: "started 1", "failed 2 aborted", ... */
 	GPtrArray *events; /* event callback: "lifecycle test 3 0", "iteration test 1" */
+	GPtrArray *all;	   /* lifecycle callback, any domain: "other 2 0" */
+	gint n_all;
 	gint n_log;
 	gint n_events;
 	gint n_connected;
@@ -147,6 +149,16 @@ on_event(MigdLibvirtWatcher *w, const MigdLibvirtInput *in, gpointer data)
 		g_clear_object(&rec->watcher);
 }
 
+static void
+on_lifecycle(MigdLibvirtWatcher *w, const MigdLibvirtInput *in, gpointer data)
+{
+	Rec *rec = data;
+
+	check_thread(rec);
+	g_ptr_array_add(rec->all, g_strdup_printf("%s %d %d", in->name, in->event, in->detail));
+	rec->n_all++;
+}
+
 static const MigdLibvirtWatcherCallbacks callbacks = {
     .started = on_started,
     .switchover = on_switchover,
@@ -154,6 +166,7 @@ static const MigdLibvirtWatcherCallbacks callbacks = {
     .failed = on_failed,
     .connection_changed = on_connection,
     .event = on_event,
+    .lifecycle = on_lifecycle,
 };
 
 static const gchar *
@@ -182,6 +195,7 @@ rec_new(const gchar *uri, const gchar *domain, MigdLibvirtWatcherFlags flags)
 	g_ptr_array_add(maps, migd_libvirt_domain_map_new(domain, devices, "tcp:127.0.0.1:47000"));
 	rec->log = g_ptr_array_new_with_free_func(g_free);
 	rec->events = g_ptr_array_new_with_free_func(g_free);
+	rec->all = g_ptr_array_new_with_free_func(g_free);
 	rec->watcher = migd_libvirt_watcher_new(uri, maps, flags, &callbacks, rec);
 	migd_libvirt_watcher_set_backoff(rec->watcher, 20, 100);
 	migd_libvirt_watcher_set_poll_interval(rec->watcher, 20);
@@ -212,6 +226,7 @@ rec_free(Rec *rec)
 	assert_false(rec->wrong_thread);
 	g_ptr_array_unref(rec->log);
 	g_ptr_array_unref(rec->events);
+	g_ptr_array_unref(rec->all);
 	g_free(rec->last_message);
 	g_free(rec);
 }
@@ -311,6 +326,39 @@ test_lifecycle_through_main_loop(void **state)
 	/* plain lifecycle changes are no migration */
 	assert_int_equal(rec->n_log, 0);
 	assert_int_equal(migd_libvirt_watcher_get_probe_count(rec->watcher), 0);
+	rec_free(rec);
+}
+
+/* the destination side follows incoming domains it has no map for */
+static void
+test_lifecycle_of_every_domain(void **state)
+{
+	Rec *rec = rec_start("test");
+	virDomainPtr other = virDomainDefineXML(driver, OTHER_XML);
+	MigdLibvirtInput in = injected(MIGD_LIBVIRT_INPUT_ITERATION, 0, 0);
+	const gchar *want[] = {"other 0 0", /* DEFINED ADDED */
+			       "other 2 0", /* STARTED BOOTED */
+			       "other 5 1", /* STOPPED DESTROYED */
+			       "other 1 0", /* UNDEFINED REMOVED */
+			       "test 3 0"};
+
+	assert_non_null(other);
+	assert_int_equal(virDomainCreate(other), 0);
+	assert_int_equal(virDomainDestroy(other), 0);
+	assert_int_equal(virDomainUndefine(other), 0);
+	virDomainFree(other);
+	/* the mapped domain's too, and only lifecycle events; the unmapped one's
+	 * reached none of the mapped domains' callbacks */
+	assert_int_equal(virDomainSuspend(test_dom), 0);
+	assert_true(migd_test_wait_count(&rec->n_events, 1, WAIT_MS));
+	assert_true(migd_test_wait_count(&rec->n_all, 5, WAIT_MS));
+	for (guint i = 0; i < G_N_ELEMENTS(want); i++)
+		assert_string_equal(g_ptr_array_index(rec->all, i), want[i]);
+	migd_libvirt_watcher_inject(rec->watcher, &in);
+	assert_true(migd_test_wait_count(&rec->n_log, 1, WAIT_MS));
+	assert_int_equal(rec->n_all, 5);
+	assert_int_equal(rec->n_events, 3); /* suspend, iteration, probe */
+	assert_string_equal(event_at(rec, 0), "lifecycle test 3 0");
 	rec_free(rec);
 }
 
@@ -628,6 +676,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_lifecycle_through_main_loop, test_setup),
+	    cmocka_unit_test_setup(test_lifecycle_of_every_domain, test_setup),
 	    cmocka_unit_test_setup(test_map_by_uuid, test_setup),
 	    cmocka_unit_test_setup(test_injected_migration_aborted, test_setup),
 	    cmocka_unit_test_setup(test_destroyed_during_migration, test_setup),

@@ -181,8 +181,8 @@ migd_hook_get_device(GKeyFile *kf, const gchar *group, const gchar *key, gchar *
 static gboolean
 migd_hook_config_group(MigdHookConfig *c, GKeyFile *kf, const gchar *group, GError **error)
 {
-	static const gchar *const hook_keys[] = {"timeout-ms", "migctl", "bus-name", "session",
-						 NULL};
+	static const gchar *const hook_keys[] = {"timeout-ms", "migctl", "bus-name",
+						 "session",    "start",	 NULL};
 	static const gchar *const listen_keys[] = {
 	    "address", "plain", "insecure-plain-tcp", "cert", "key", "ca", NULL};
 	static const gchar *const device_keys[] = {"device", NULL};
@@ -190,8 +190,10 @@ migd_hook_config_group(MigdHookConfig *c, GKeyFile *kf, const gchar *group, GErr
 
 	if (g_strcmp0(group, "hook") == 0) {
 		g_autofree gchar *timeout = NULL;
+		g_autofree gchar *start = NULL;
 		if (!migd_hook_check_keys(kf, group, hook_keys, error) ||
 		    !migd_hook_get_string(kf, group, "timeout-ms", &timeout, error) ||
+		    !migd_hook_get_string(kf, group, "start", &start, error) ||
 		    !migd_hook_get_string(kf, group, "migctl", &c->migctl, error) ||
 		    !migd_hook_get_string(kf, group, "bus-name", &c->bus_name, error) ||
 		    !migd_hook_get_bool(kf, group, "session", &c->session, error))
@@ -207,6 +209,13 @@ migd_hook_config_group(MigdHookConfig *c, GKeyFile *kf, const gchar *group, GErr
 			}
 			c->timeout_ms = (guint)ms;
 		}
+		if (start != NULL && g_strcmp0(start, "manual") != 0 &&
+		    g_strcmp0(start, "auto") != 0) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "[hook]: start= must be manual or auto");
+			return FALSE;
+		}
+		c->start_auto = g_strcmp0(start, "auto") == 0;
 		if (c->migctl != NULL && !g_path_is_absolute(c->migctl)) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 				    "[hook]: migctl= must be an absolute path");
@@ -651,6 +660,34 @@ migd_hook_listen_argv(const MigdHookConfig *config, const gchar *migctl, const g
 	return migd_hook_argv_end(argv);
 }
 
+GStrv
+migd_hook_expect_argv(const MigdHookConfig *config, const gchar *migctl, const gchar *migration_id,
+		      GPtrArray *devices)
+{
+	GPtrArray *argv = migd_hook_argv_start(config, migctl);
+
+	g_ptr_array_add(argv, g_strdup("expect"));
+	g_ptr_array_add(argv, g_strdup(migration_id));
+	for (guint i = 0; i < devices->len; i++) {
+		g_ptr_array_add(argv, g_strdup("--device"));
+		g_ptr_array_add(argv, g_strdup(g_ptr_array_index(devices, i)));
+	}
+	g_ptr_array_add(argv, g_strdup("--start"));
+	g_ptr_array_add(argv, g_strdup(config->start_auto ? "auto" : "manual"));
+	return migd_hook_argv_end(argv);
+}
+
+GStrv
+migd_hook_cancel_expectation_argv(const MigdHookConfig *config, const gchar *migctl,
+				  const gchar *migration_id)
+{
+	GPtrArray *argv = migd_hook_argv_start(config, migctl);
+
+	g_ptr_array_add(argv, g_strdup("cancel-expectation"));
+	g_ptr_array_add(argv, g_strdup(migration_id));
+	return migd_hook_argv_end(argv);
+}
+
 static void
 migd_hook_child_setup(gpointer unused)
 {
@@ -951,6 +988,13 @@ migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err, gb
 	}
 	if (busy_ok && g_strcmp0(name, migd_error_to_dbus_name(MIGD_ERROR_BUSY)) == 0)
 		return NULL;
+	/* a daemon older than the method asked for */
+	if (g_strcmp0(name, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
+	    g_strcmp0(name, migd_error_to_dbus_name(MIGD_ERROR_NOT_SUPPORTED)) == 0) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED, "vfio-migd: %s%s%s",
+			    message != NULL ? message : "", message != NULL ? " " : "", name);
+		return NULL;
+	}
 	if (g_strcmp0(name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
 	    g_strcmp0(name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED, "vfio-migd is not running (%s)",
@@ -958,7 +1002,13 @@ migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err, gb
 		return NULL;
 	}
 	if (name != NULL || message != NULL) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED, "vfio-migd: %s%s%s",
+		/* the daemon's own error names keep their code: callers tell them apart */
+		MigdError code = MIGD_ERROR_FAILED;
+		for (gint c = 0; c < MIGD_ERROR_LAST; c++) {
+			if (g_strcmp0(name, migd_error_to_dbus_name((MigdError)c)) == 0)
+				code = (MigdError)c;
+		}
+		g_set_error(error, MIGD_ERROR, code, "vfio-migd: %s%s%s",
 			    message != NULL ? message : "", name != NULL ? " " : "",
 			    name != NULL ? name : "");
 		return NULL;

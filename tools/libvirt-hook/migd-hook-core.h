@@ -27,11 +27,13 @@ typedef struct {
 } MigdHookDomainConf;
 
 typedef struct {
-	guint timeout_ms; /* the whole hook's budget for talking to vfio-migd */
-	gchar *migctl;	  /* NULL: the installed vfio-migctl */
-	gchar *bus_name;  /* NULL: vfio-migctl's default */
-	gboolean session; /* the session bus (tests) */
-	gchar *listen;	  /* [listen] address=; NULL: the daemon listens by itself */
+	guint timeout_ms;    /* the whole hook's budget for talking to vfio-migd */
+	gchar *migctl;	     /* NULL: the installed vfio-migctl */
+	gchar *bus_name;     /* NULL: vfio-migctl's default */
+	gboolean session;    /* the session bus (tests) */
+	gboolean start_auto; /* [hook] start=auto: the devices run at the commit (default
+				manual: the daemon's [libvirt] starts them with the guest) */
+	gchar *listen;	     /* [listen] address=; NULL: the daemon listens by itself */
 	gboolean plain;
 	gboolean insecure_plain_tcp; /* plain over TCP: only on a link secured otherwise */
 	gchar *cert;
@@ -97,6 +99,17 @@ GStrv migd_hook_listen_argv(const MigdHookConfig *config, const gchar *migctl,
 			    const gchar *address);
 
 /*
+ * argv of "vfio-migctl ... --json expect MIGRATION_ID --device D ... --start
+ * auto|manual": reserves @devices (names, in offer order) for the incoming
+ * migration tagged @migration_id (the domain's UUID)
+ */
+GStrv migd_hook_expect_argv(const MigdHookConfig *config, const gchar *migctl,
+			    const gchar *migration_id, GPtrArray *devices);
+/* argv of "vfio-migctl ... --json cancel-expectation MIGRATION_ID" */
+GStrv migd_hook_cancel_expectation_argv(const MigdHookConfig *config, const gchar *migctl,
+					const gchar *migration_id);
+
+/*
  * Runs @argv (stdin /dev/null, stdout and stderr captured) in its own process
  * group until it exits or @deadline_us (g_get_monotonic_time) passes; then the
  * whole group is killed and MIGD_ERROR_TIMED_OUT returned. @exit_status: the
@@ -119,7 +132,9 @@ JsonNode *migd_hook_json_parse(const gchar *text, GError **error);
  * object (transfer full). Exit 1: the error it printed, with a sentence for a
  * daemon that is not running; @busy_ok accepts org.vfiomigd.Migd1.Error.Busy
  * ("already listening") as success and returns NULL without an error. Exit 2:
- * a usage error, i.e. a vfio-migctl that does not match this hook.
+ * a usage error, i.e. a vfio-migctl that does not match this hook; that, and a
+ * daemon without the method (UnknownMethod, org.vfiomigd.Migd1.Error.NotSupported),
+ * is MIGD_ERROR_NOT_SUPPORTED.
  */
 JsonObject *migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err,
 				    gboolean busy_ok, GError **error);
