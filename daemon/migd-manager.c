@@ -586,10 +586,15 @@ migd_manager_resolve_devices(MigdManager *self, const gchar *const *names, GErro
 		return NULL;
 	for (guint i = 0; i < devices->len; i++) {
 		MigdDevice *device = g_ptr_array_index(devices, i);
+		if (g_hash_table_contains(self->busy, device)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "device '%s' is busy in another job",
+				    migd_device_get_name(device));
+			return NULL;
+		}
 		if (migd_manager_device_is_busy(self, device)) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
-				    "device '%s' is busy in another job or reserved by an "
-				    "expectation",
+				    "device '%s' is reserved for an incoming migration",
 				    migd_device_get_name(device));
 			return NULL;
 		}
@@ -698,8 +703,10 @@ migd_manager_job_started_cb(MigdDestination *destination, MigdJob *job, gpointer
 		if (device != NULL)
 			g_ptr_array_add(devices, g_object_ref(device));
 	}
-	for (guint i = 0; devices->len == 0 && i < self->devices->len; i++)
-		g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
+	if (devices->len == 0) {
+		for (guint i = 0; i < self->devices->len; i++)
+			g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
+	}
 	if (!migd_manager_wake_devices(self, devices, &error_local)) {
 		/* the engine's own device checks will fail and abort the job with a reason */
 		g_warning("incoming job %s: %s", migd_job_get_id(job), error_local->message);
