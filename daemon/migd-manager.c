@@ -195,6 +195,28 @@ migd_manager_job_retain_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/*
+ * An incoming job's devices: its expectation's when the engine named them;
+ * otherwise (untagged, or not named yet) it may write into any local device.
+ */
+static GPtrArray *
+migd_manager_incoming_devices(MigdManager *self, MigdJob *job)
+{
+	GPtrArray *devices = g_ptr_array_new_with_free_func(g_object_unref);
+	const gchar *const *names = migd_job_get_device_names(job);
+
+	for (guint i = 0; names != NULL && names[i] != NULL; i++) {
+		MigdDevice *device = migd_manager_find_device(self, names[i]);
+		if (device != NULL)
+			g_ptr_array_add(devices, g_object_ref(device));
+	}
+	if (devices->len == 0) {
+		for (guint i = 0; i < self->devices->len; i++)
+			g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
+	}
+	return devices;
+}
+
 static void
 migd_manager_job_completed_cb(MigdJob *job, gboolean success, const gchar *message,
 			      gpointer user_data)
@@ -208,7 +230,16 @@ migd_manager_job_completed_cb(MigdJob *job, gboolean success, const gchar *messa
 			g_hash_table_remove(self->busy, device);
 	}
 	g_clear_signal_handler(&entry->completed_id, job);
-	/* idle again, except a destination's devices after success: a guest runs on them */
+	/* the engine may have named an incoming job's devices after it started */
+	if (migd_job_get_role(job) == MIGD_JOB_ROLE_DESTINATION) {
+		g_ptr_array_unref(entry->devices);
+		entry->devices = migd_manager_incoming_devices(self, job);
+	}
+	/*
+	 * idle again, except a destination's devices after success: a guest runs
+	 * on them; devices of other incoming sessions or expectations stay as
+	 * they are (idle_devices skips busy ones)
+	 */
 	if (!(success && migd_job_get_role(job) == MIGD_JOB_ROLE_DESTINATION))
 		migd_manager_idle_devices(self, entry->devices);
 
@@ -690,23 +721,10 @@ static void
 migd_manager_job_started_cb(MigdDestination *destination, MigdJob *job, gpointer user_data)
 {
 	MigdManager *self = MIGD_MANAGER(user_data);
-	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autoptr(GPtrArray) devices = migd_manager_incoming_devices(self, job);
 	g_autoptr(GError) error_local = NULL;
-	const gchar *const *names = migd_job_get_device_names(job);
 
-	/*
-	 * the expectation's devices when the engine named them; otherwise an
-	 * untagged job may write into any local device: all out of low power first
-	 */
-	for (guint i = 0; names != NULL && names[i] != NULL; i++) {
-		MigdDevice *device = migd_manager_find_device(self, names[i]);
-		if (device != NULL)
-			g_ptr_array_add(devices, g_object_ref(device));
-	}
-	if (devices->len == 0) {
-		for (guint i = 0; i < self->devices->len; i++)
-			g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
-	}
+	/* all out of low power before the engine touches them */
 	if (!migd_manager_wake_devices(self, devices, &error_local)) {
 		/* the engine's own device checks will fail and abort the job with a reason */
 		g_warning("incoming job %s: %s", migd_job_get_id(job), error_local->message);
