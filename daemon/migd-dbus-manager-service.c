@@ -219,8 +219,9 @@ migd_dbus_manager_service_handle_expect(MigdDbusManager *iface, GDBusMethodInvoc
 				      &error);
 	if (address == NULL)
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
-	g_message("expecting migration %s for %s", migration_id,
-		  g_dbus_method_invocation_get_sender(invocation));
+	/* the manager logged what it reserved; who asked is for the debug log */
+	g_info("expectation %s for %s", migration_id,
+	       g_dbus_method_invocation_get_sender(invocation));
 	migd_dbus_manager_complete_expect(iface, invocation, address);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
