@@ -4,6 +4,9 @@
  */
 #include "config.h"
 
+#include <gio/gunixfdlist.h>
+#include <unistd.h>
+
 #include "migd-dbus-job-service.h"
 #include "migd-error.h"
 
@@ -27,6 +30,21 @@ migd_dbus_job_role_to_string(MigdJobRole role)
 	return role == MIGD_JOB_ROLE_DESTINATION ? "destination" : "source";
 }
 
+/* the generated setter signals every set of a boxed value: only set what changed */
+static void
+migd_dbus_job_service_sync_device_names(MigdDbusJobService *self)
+{
+	const gchar *const *names = migd_job_get_device_names(self->job);
+	const gchar *const *current = migd_dbus_job_get_device_names(MIGD_DBUS_JOB(self));
+	const gchar *const none[] = {NULL};
+
+	if (names == NULL)
+		names = none;
+	if (current != NULL && g_strv_equal((const gchar **)current, (const gchar **)names))
+		return;
+	migd_dbus_job_set_device_names(MIGD_DBUS_JOB(self), names);
+}
+
 void
 migd_dbus_job_service_sync(MigdDbusJobService *self)
 {
@@ -46,6 +64,15 @@ migd_dbus_job_service_sync(MigdDbusJobService *self)
 	migd_dbus_job_set_dirty_pages(iface, migd_job_get_dirty_pages(job));
 	migd_dbus_job_set_dirty_wire_bytes(iface, migd_job_get_dirty_wire_bytes(job));
 	migd_dbus_job_set_devices(iface, migd_job_get_n_devices(job));
+	migd_dbus_job_set_converged(iface, migd_job_get_converged(job));
+	migd_dbus_job_set_migration_id(
+	    iface, migd_job_get_migration_id(job) != NULL ? migd_job_get_migration_id(job) : "");
+	migd_dbus_job_set_rolled_back(iface, migd_job_get_rolled_back(job));
+	migd_dbus_job_set_switchover_mode(
+	    iface, migd_switchover_mode_to_string(migd_job_get_switchover_mode(job)));
+	migd_dbus_job_set_start_mode(iface,
+				     migd_start_mode_to_string(migd_job_get_start_mode(job)));
+	migd_dbus_job_service_sync_device_names(self);
 	if (migd_job_is_finished(job)) {
 		const gchar *message = migd_job_get_message(job);
 		migd_dbus_job_set_message(iface, message != NULL ? message : "");
@@ -94,10 +121,148 @@ migd_dbus_job_service_handle_cancel(MigdDbusJob *iface, GDBusMethodInvocation *i
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* takes @error, as a MIGD_ERROR name on the bus */
+static void
+migd_dbus_job_service_return_error(GDBusMethodInvocation *invocation, GError *error)
+{
+	migd_error_convert(&error);
+	g_info("%s.%s on %s from %s failed: %s",
+	       g_dbus_method_invocation_get_interface_name(invocation),
+	       g_dbus_method_invocation_get_method_name(invocation),
+	       g_dbus_method_invocation_get_object_path(invocation),
+	       g_dbus_method_invocation_get_sender(invocation), error->message);
+	g_dbus_method_invocation_take_error(invocation, error);
+}
+
+/*
+ * Switchover and Start reply when the engine's task completes, which can be
+ * seconds later: the invocation (the handler's, consumed by the reply)
+ * outlives the handler, and the reply needs neither the service nor the job
+ * object.
+ */
+static void
+migd_dbus_job_service_switchover_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	GDBusMethodInvocation *invocation = user_data;
+	GError *error = NULL;
+
+	if (!migd_job_switchover_finish(MIGD_JOB(source), result, &error))
+		migd_dbus_job_service_return_error(invocation, error);
+	else
+		g_dbus_method_invocation_return_value(invocation, NULL);
+}
+
+static gboolean
+migd_dbus_job_service_handle_switchover(MigdDbusJob *iface, GDBusMethodInvocation *invocation)
+{
+	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
+
+	g_info("job %s: switchover requested by %s", migd_job_get_id(self->job),
+	       g_dbus_method_invocation_get_sender(invocation));
+	migd_job_switchover_async(self->job, NULL, migd_dbus_job_service_switchover_cb, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+migd_dbus_job_service_start_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	GDBusMethodInvocation *invocation = user_data;
+	GError *error = NULL;
+
+	if (!migd_job_start_finish(MIGD_JOB(source), result, &error))
+		migd_dbus_job_service_return_error(invocation, error);
+	else
+		g_dbus_method_invocation_return_value(invocation, NULL);
+}
+
+static gboolean
+migd_dbus_job_service_handle_start(MigdDbusJob *iface, GDBusMethodInvocation *invocation)
+{
+	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
+
+	g_info("job %s: start requested by %s", migd_job_get_id(self->job),
+	       g_dbus_method_invocation_get_sender(invocation));
+	migd_job_start_async(self->job, NULL, migd_dbus_job_service_start_cb, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_job_service_handle_abandon(MigdDbusJob *iface, GDBusMethodInvocation *invocation)
+{
+	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
+	GError *error = NULL;
+
+	if (!migd_job_abandon(self->job, &error)) {
+		migd_dbus_job_service_return_error(invocation, error);
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	g_message("job %s: abandoned by %s", migd_job_get_id(self->job),
+		  g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_job_complete_abandon(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_job_service_handle_rollback(MigdDbusJob *iface, GDBusMethodInvocation *invocation)
+{
+	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
+	GError *error = NULL;
+
+	if (!migd_job_rollback(self->job, &error)) {
+		migd_dbus_job_service_return_error(invocation, error);
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	g_message("job %s: rolled back by %s", migd_job_get_id(self->job),
+		  g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_job_complete_rollback(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+migd_dbus_job_service_sync_dirty_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	GDBusMethodInvocation *invocation = user_data;
+	g_autoptr(GUnixFDList) out = NULL;
+	GError *error = NULL;
+	gint handle;
+	gint fd = migd_job_sync_dirty_bitmap_finish(MIGD_JOB(source), result, &error);
+
+	if (fd < 0) {
+		migd_dbus_job_service_return_error(invocation, error);
+		return;
+	}
+	out = g_unix_fd_list_new();
+	handle = g_unix_fd_list_append(out, fd, &error);
+	close(fd);
+	if (handle < 0) {
+		migd_dbus_job_service_return_error(invocation, error);
+		return;
+	}
+	g_dbus_method_invocation_return_value_with_unix_fd_list(invocation,
+								g_variant_new("(h)", handle), out);
+}
+
+static gboolean
+migd_dbus_job_service_handle_sync_dirty_bitmap(MigdDbusJob *iface,
+					       GDBusMethodInvocation *invocation,
+					       GUnixFDList *fd_list, const gchar *device)
+{
+	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
+
+	migd_job_sync_dirty_bitmap_async(self->job, device, NULL,
+					 migd_dbus_job_service_sync_dirty_cb, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 static void
 migd_dbus_job_service_iface_init(MigdDbusJobIface *iface)
 {
 	iface->handle_cancel = migd_dbus_job_service_handle_cancel;
+	iface->handle_switchover = migd_dbus_job_service_handle_switchover;
+	iface->handle_start = migd_dbus_job_service_handle_start;
+	iface->handle_abandon = migd_dbus_job_service_handle_abandon;
+	iface->handle_rollback = migd_dbus_job_service_handle_rollback;
+	iface->handle_sync_dirty_bitmap = migd_dbus_job_service_handle_sync_dirty_bitmap;
 }
 
 MigdJob *
@@ -147,6 +312,10 @@ migd_dbus_job_service_new(MigdJob *job)
 					G_CALLBACK(migd_dbus_job_service_completed_cb), self, 0);
 		/* a phase is news at once, even a short one the timer would miss */
 		g_signal_connect_object(job, "notify::phase",
+					G_CALLBACK(migd_dbus_job_service_sync), self,
+					G_CONNECT_SWAPPED);
+		/* Converged is what a VMM waits for before it pauses the guest */
+		g_signal_connect_object(job, "notify::converged",
 					G_CALLBACK(migd_dbus_job_service_sync), self,
 					G_CONNECT_SWAPPED);
 		self->sync_id = g_timeout_add(MIGD_DBUS_JOB_SYNC_INTERVAL_MS,

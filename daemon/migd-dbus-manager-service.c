@@ -185,15 +185,71 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 	g_autoptr(MigdTransportConfig) transport = g_new0(MigdTransportConfig, 1);
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *bound = NULL;
+	MigdStartMode start = MIGD_START_AUTO;
 
 	if (!migd_manager_check_address(address, &error) ||
-	    !migd_dbus_options_parse_listen(options, transport, &error))
+	    !migd_dbus_options_parse_listen(options, transport, &start, &error))
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
 	bound = migd_manager_listen(self->manager, address, transport, &error);
 	if (bound == NULL)
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	/* only once listening: a refused Listen changes nothing */
+	migd_manager_set_start_mode(self->manager, start);
 	g_message("listening on %s for %s", bound, g_dbus_method_invocation_get_sender(invocation));
 	migd_dbus_manager_complete_listen(iface, invocation, bound);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- Expect, CancelExpectation, ListExpectations ---- */
+
+static gboolean
+migd_dbus_manager_service_handle_expect(MigdDbusManager *iface, GDBusMethodInvocation *invocation,
+					const gchar *migration_id, const gchar *const *device_names,
+					GVariant *options)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *address = NULL;
+	MigdStartMode start = MIGD_START_AUTO;
+	guint timeout_s = 0;
+
+	if (!migd_dbus_options_parse_expect(options, &start, &timeout_s, &error))
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	address = migd_manager_expect(self->manager, migration_id, device_names, start, timeout_s,
+				      &error);
+	if (address == NULL)
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	/* the manager logged what it reserved; who asked is for the debug log */
+	g_info("expectation %s for %s", migration_id,
+	       g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_manager_complete_expect(iface, invocation, address);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_cancel_expectation(MigdDbusManager *iface,
+						    GDBusMethodInvocation *invocation,
+						    const gchar *migration_id)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GError) error = NULL;
+
+	if (!migd_manager_cancel_expectation(self->manager, migration_id, &error))
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	g_message("expectation %s cancelled by %s", migration_id,
+		  g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_manager_complete_cancel_expectation(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_list_expectations(MigdDbusManager *iface,
+						   GDBusMethodInvocation *invocation)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_auto(GStrv) ids = migd_manager_list_expectations(self->manager);
+
+	migd_dbus_manager_complete_list_expectations(iface, invocation, (const gchar *const *)ids);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -326,6 +382,9 @@ migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 	iface->handle_list_jobs = migd_dbus_manager_service_handle_list_jobs;
 	iface->handle_attach_device = migd_dbus_manager_service_handle_attach_device;
 	iface->handle_detach_device = migd_dbus_manager_service_handle_detach_device;
+	iface->handle_expect = migd_dbus_manager_service_handle_expect;
+	iface->handle_cancel_expectation = migd_dbus_manager_service_handle_cancel_expectation;
+	iface->handle_list_expectations = migd_dbus_manager_service_handle_list_expectations;
 }
 
 void
@@ -414,7 +473,8 @@ MigdDbusManagerService *
 migd_dbus_manager_service_new(MigdManager *manager)
 {
 	MigdDbusManagerService *self;
-	const gchar *const capabilities[] = {"migrate", "listen", "tls", "plain-transport"};
+	const gchar *const capabilities[] = {"migrate", "listen", "tls", "plain-transport",
+					     "vm-coordination"};
 
 	g_return_val_if_fail(MIGD_IS_MANAGER(manager), NULL);
 

@@ -6,6 +6,7 @@
 
 #include "migd-dbus-options.h"
 #include "migd-error.h"
+#include "migd-wire-frame.h"
 
 static gboolean
 migd_dbus_option_check_type(const gchar *key, GVariant *value, const GVariantType *type,
@@ -127,10 +128,57 @@ migd_dbus_option_get_dirty_fallback(const gchar *key, GVariant *value, MigdDirty
 	return TRUE;
 }
 
-/* @migrate: NULL for Listen, which takes the transport options and the listener's limits */
+/* "switchover" (s): "auto" or "manual" */
+static gboolean
+migd_dbus_option_get_switchover(const gchar *key, GVariant *value, MigdSwitchoverMode *dest,
+				GError **error)
+{
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error))
+		return FALSE;
+	if (!migd_switchover_mode_from_string(g_variant_get_string(value, NULL), dest, error)) {
+		g_prefix_error(error, "option '%s': ", key);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* "start" (s): "auto" or "manual" */
+static gboolean
+migd_dbus_option_get_start(const gchar *key, GVariant *value, MigdStartMode *dest, GError **error)
+{
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error))
+		return FALSE;
+	if (!migd_start_mode_from_string(g_variant_get_string(value, NULL), dest, error)) {
+		g_prefix_error(error, "option '%s': ", key);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* "migration-id" (s): checked here, so a bad id is the caller's mistake at once */
+static gboolean
+migd_dbus_option_get_migration_id(const gchar *key, GVariant *value, gchar **dest, GError **error)
+{
+	const gchar *id;
+
+	if (!migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_STRING, error))
+		return FALSE;
+	id = g_variant_get_string(value, NULL);
+	if (!migd_wire_check_migration_id("option 'migration-id'", id, MIGD_ERROR_INVALID_ARGUMENT,
+					  error))
+		return FALSE;
+	g_free(*dest);
+	*dest = g_strdup(id);
+	return TRUE;
+}
+
+/*
+ * @migrate: NULL for Listen, which takes the transport options, the
+ * listener's limits and @start (NULL for Migrate)
+ */
 static gboolean
 migd_dbus_options_parse(GVariant *options, MigdTransportConfig *transport,
-			MigdMigrateOptions *migrate, GError **error)
+			MigdMigrateOptions *migrate, MigdStartMode *start, GError **error)
 {
 	GVariantIter iter;
 	const gchar *key = NULL;
@@ -180,6 +228,17 @@ migd_dbus_options_parse(GVariant *options, MigdTransportConfig *transport,
 		} else if (migrate != NULL && g_strcmp0(key, "dirty-fallback") == 0) {
 			ok = migd_dbus_option_get_dirty_fallback(key, value,
 								 &migrate->dirty_fallback, error);
+		} else if (migrate != NULL && g_strcmp0(key, "switchover") == 0) {
+			ok = migd_dbus_option_get_switchover(key, value, &migrate->switchover,
+							     error);
+		} else if (migrate != NULL && g_strcmp0(key, "handover-timeout") == 0) {
+			ok = migd_dbus_option_get_positive(key, value, &migrate->handover_timeout_s,
+							   error);
+		} else if (migrate != NULL && g_strcmp0(key, "migration-id") == 0) {
+			ok = migd_dbus_option_get_migration_id(key, value, &migrate->migration_id,
+							       error);
+		} else if (start != NULL && g_strcmp0(key, "start") == 0) {
+			ok = migd_dbus_option_get_start(key, value, start, error);
 		} else {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 				    "unknown option '%s'", key);
@@ -192,15 +251,49 @@ migd_dbus_options_parse(GVariant *options, MigdTransportConfig *transport,
 }
 
 gboolean
-migd_dbus_options_parse_listen(GVariant *options, MigdTransportConfig *transport, GError **error)
+migd_dbus_options_parse_listen(GVariant *options, MigdTransportConfig *transport,
+			       MigdStartMode *start, GError **error)
 {
-	return migd_dbus_options_parse(options, transport, NULL, error);
+	return migd_dbus_options_parse(options, transport, NULL, start, error);
 }
 
 gboolean
 migd_dbus_options_parse_migrate(GVariant *options, MigdMigrateOptions *migrate, GError **error)
 {
-	return migd_dbus_options_parse(options, &migrate->transport, migrate, error);
+	return migd_dbus_options_parse(options, &migrate->transport, migrate, NULL, error);
+}
+
+gboolean
+migd_dbus_options_parse_expect(GVariant *options, MigdStartMode *start, guint *timeout_s,
+			       GError **error)
+{
+	GVariantIter iter;
+	const gchar *key = NULL;
+	GVariant *value_tmp = NULL;
+
+	*start = MIGD_START_AUTO;
+	*timeout_s = 0;
+	g_variant_iter_init(&iter, options);
+	while (g_variant_iter_next(&iter, "{&sv}", &key, &value_tmp)) {
+		g_autoptr(GVariant) value = value_tmp;
+		gboolean ok;
+
+		if (g_strcmp0(key, "start") == 0) {
+			ok = migd_dbus_option_get_start(key, value, start, error);
+		} else if (g_strcmp0(key, "timeout") == 0) {
+			/* 0 is allowed here: it means "no timeout", as absent */
+			ok = migd_dbus_option_check_type(key, value, G_VARIANT_TYPE_UINT32, error);
+			if (ok)
+				*timeout_s = g_variant_get_uint32(value);
+		} else {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "unknown option '%s'", key);
+			ok = FALSE;
+		}
+		if (!ok)
+			return FALSE;
+	}
+	return TRUE;
 }
 
 gboolean

@@ -14,12 +14,21 @@ G_BEGIN_DECLS
  * misspelt TLS option must not silently fall back to something weaker.
  */
 
-/* Listen: the TLS options only */
+/*
+ * Listen: the TLS options, the listener's limits and "start" (s, into @start,
+ * left alone without the key)
+ */
 gboolean migd_dbus_options_parse_listen(GVariant *options, MigdTransportConfig *transport,
-					GError **error);
-/* Migrate: TLS, peer-name, downtime-ms, max-rounds, timeout-s, iova-ranges, dirty-fallback */
+					MigdStartMode *start, GError **error);
+/*
+ * Migrate: TLS, peer-name, downtime-ms, max-rounds, timeout-s, iova-ranges,
+ * dirty-fallback, switchover, handover-timeout, migration-id (checked)
+ */
 gboolean migd_dbus_options_parse_migrate(GVariant *options, MigdMigrateOptions *migrate,
 					 GError **error);
+/* Expect: "start" (s; default auto) and "timeout" (u seconds; default 0: none) */
+gboolean migd_dbus_options_parse_expect(GVariant *options, MigdStartMode *start, guint *timeout_s,
+					GError **error);
 /* AddDevice's "iova-ranges" of @device (a(tt)): MigdIovaRange, NULL without the key */
 gboolean migd_dbus_options_get_iova_ranges(GVariant *options, MigdDevice *device, GArray **ranges,
 					   GError **error);

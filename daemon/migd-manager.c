@@ -13,13 +13,19 @@
 #include "migd-error.h"
 #include "migd-manager.h"
 #include "migd-source.h"
+#include "migd-wire-frame.h"
 
 /* one registered job and what it holds */
 typedef struct {
 	MigdManager *manager; /* not a reference: the manager owns the entry */
 	guint64 id;
 	MigdJob *job;
-	GPtrArray *devices; /* MigdDevice the job keeps busy until it finishes */
+	/*
+	 * MigdDevice the job uses: a source job keeps them busy until it finishes;
+	 * a destination job's busy-ness is the destination's (its expectation's
+	 * or session's devices), these only wake up and go idle with the job
+	 */
+	GPtrArray *devices;
 	gulong completed_id;
 	guint retain_id;
 } MigdManagerJob;
@@ -31,6 +37,7 @@ struct _MigdManager {
 	GHashTable *jobs;   /* &id -> MigdManagerJob (owned) */
 	GQueue finished;    /* MigdManagerJob (borrowed), oldest first */
 	MigdDestination *destination;
+	MigdStartMode start_mode; /* of untagged incoming migrations (Listen's "start") */
 	guint64 next_job_id;
 	guint retain_s;
 	guint retain_count;
@@ -86,6 +93,7 @@ migd_migrate_options_free(MigdMigrateOptions *options)
 	g_free(options->transport.peer_name);
 	g_clear_pointer(&options->iova_ranges, g_ptr_array_unref);
 	g_free(options->requester);
+	g_free(options->migration_id);
 	g_free(options);
 }
 
@@ -134,7 +142,7 @@ migd_manager_idle_devices(MigdManager *self, GPtrArray *devices)
 	for (guint i = 0; self->low_power != NULL && i < devices->len; i++) {
 		MigdDevice *device = g_ptr_array_index(devices, i);
 		g_autoptr(GError) error = NULL;
-		if (g_hash_table_contains(self->busy, device))
+		if (migd_manager_device_is_busy(self, device))
 			continue;
 		if (!migd_low_power_enter(self->low_power, device, &error) &&
 		    !g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED))
@@ -187,6 +195,28 @@ migd_manager_job_retain_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/*
+ * An incoming job's devices: its expectation's when the engine named them;
+ * otherwise (untagged, or not named yet) it may write into any local device.
+ */
+static GPtrArray *
+migd_manager_incoming_devices(MigdManager *self, MigdJob *job)
+{
+	GPtrArray *devices = g_ptr_array_new_with_free_func(g_object_unref);
+	const gchar *const *names = migd_job_get_device_names(job);
+
+	for (guint i = 0; names != NULL && names[i] != NULL; i++) {
+		MigdDevice *device = migd_manager_find_device(self, names[i]);
+		if (device != NULL)
+			g_ptr_array_add(devices, g_object_ref(device));
+	}
+	if (devices->len == 0) {
+		for (guint i = 0; i < self->devices->len; i++)
+			g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
+	}
+	return devices;
+}
+
 static void
 migd_manager_job_completed_cb(MigdJob *job, gboolean success, const gchar *message,
 			      gpointer user_data)
@@ -200,7 +230,16 @@ migd_manager_job_completed_cb(MigdJob *job, gboolean success, const gchar *messa
 			g_hash_table_remove(self->busy, device);
 	}
 	g_clear_signal_handler(&entry->completed_id, job);
-	/* idle again, except a destination's devices after success: a guest runs on them */
+	/* the engine may have named an incoming job's devices after it started */
+	if (migd_job_get_role(job) == MIGD_JOB_ROLE_DESTINATION) {
+		g_ptr_array_unref(entry->devices);
+		entry->devices = migd_manager_incoming_devices(self, job);
+	}
+	/*
+	 * idle again, except a destination's devices after success: a guest runs
+	 * on them; devices of other incoming sessions or expectations stay as
+	 * they are (idle_devices skips busy ones)
+	 */
 	if (!(success && migd_job_get_role(job) == MIGD_JOB_ROLE_DESTINATION))
 		migd_manager_idle_devices(self, entry->devices);
 
@@ -234,7 +273,8 @@ migd_manager_add_job(MigdManager *self, MigdJob *job, GPtrArray *devices)
 					      migd_job_get_message(job), entry);
 		return id;
 	}
-	for (guint i = 0; i < devices->len; i++)
+	/* several incoming sessions run at once: the destination knows which devices each holds */
+	for (guint i = 0; migd_job_get_role(job) == MIGD_JOB_ROLE_SOURCE && i < devices->len; i++)
 		g_hash_table_insert(self->busy, g_ptr_array_index(devices, i), entry);
 	entry->completed_id =
 	    g_signal_connect(job, "completed", G_CALLBACK(migd_manager_job_completed_cb), entry);
@@ -379,7 +419,10 @@ gboolean
 migd_manager_device_is_busy(MigdManager *self, MigdDevice *device)
 {
 	g_return_val_if_fail(MIGD_IS_MANAGER(self), FALSE);
-	return g_hash_table_contains(self->busy, device);
+	/* in an outgoing job, reserved by an expectation, or in an incoming session */
+	return g_hash_table_contains(self->busy, device) ||
+	       (self->destination != NULL &&
+		migd_destination_device_is_busy(self->destination, device));
 }
 
 void
@@ -388,7 +431,7 @@ migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDict *di
 	g_return_if_fail(MIGD_IS_MANAGER(self));
 
 	if (self->info_func != NULL)
-		self->info_func(device, g_hash_table_contains(self->busy, device), dict,
+		self->info_func(device, migd_manager_device_is_busy(self, device), dict,
 				self->info_data);
 }
 
@@ -497,9 +540,9 @@ migd_manager_detach_device(MigdManager *self, const gchar *name, GError **error)
 			    name);
 		return FALSE;
 	}
-	if (g_hash_table_contains(self->busy, device) ||
-	    (self->destination != NULL && migd_destination_is_busy(self->destination))) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "device '%s' is in a job", name);
+	if (migd_manager_device_is_busy(self, device)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+			    "device '%s' is in a job or reserved by an expectation", name);
 		return FALSE;
 	}
 	keep = g_object_ref(device);
@@ -531,9 +574,9 @@ migd_manager_check_address(const gchar *address, GError **error)
 	return TRUE;
 }
 
-/* the devices named by the caller (none: all), each once and none busy */
+/* the devices named by the caller (none: all), each once */
 static GPtrArray *
-migd_manager_resolve_devices(MigdManager *self, const gchar *const *names, GError **error)
+migd_manager_resolve_names(MigdManager *self, const gchar *const *names, GError **error)
 {
 	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
 
@@ -561,11 +604,28 @@ migd_manager_resolve_devices(MigdManager *self, const gchar *const *names, GErro
 				    "this daemon has no devices");
 		return NULL;
 	}
+	return g_steal_pointer(&devices);
+}
+
+/* the devices named by the caller (none: all), each once and none busy */
+static GPtrArray *
+migd_manager_resolve_devices(MigdManager *self, const gchar *const *names, GError **error)
+{
+	g_autoptr(GPtrArray) devices = migd_manager_resolve_names(self, names, error);
+
+	if (devices == NULL)
+		return NULL;
 	for (guint i = 0; i < devices->len; i++) {
 		MigdDevice *device = g_ptr_array_index(devices, i);
 		if (g_hash_table_contains(self->busy, device)) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
 				    "device '%s' is busy in another job",
+				    migd_device_get_name(device));
+			return NULL;
+		}
+		if (migd_manager_device_is_busy(self, device)) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+				    "device '%s' is reserved for an incoming migration",
 				    migd_device_get_name(device));
 			return NULL;
 		}
@@ -619,6 +679,10 @@ migd_manager_migrate(MigdManager *self, const gchar *const *device_names, const 
 	}
 	if (!migd_manager_check_address(address, error))
 		return 0;
+	if (options->migration_id != NULL &&
+	    !migd_wire_check_migration_id("option 'migration-id'", options->migration_id,
+					  MIGD_ERROR_INVALID_ARGUMENT, error))
+		return 0;
 	migd_source_options_init(&source_options);
 	source_options.journal = self->journal;
 	source_options.budget = self->budget;
@@ -629,6 +693,9 @@ migd_manager_migrate(MigdManager *self, const gchar *const *device_names, const 
 		source_options.policy.max_rounds = options->max_rounds;
 	source_options.timeout_s = options->timeout_s;
 	source_options.dirty_fallback = options->dirty_fallback;
+	source_options.switchover = options->switchover;
+	source_options.handover_timeout_s = options->handover_timeout_s;
+	source_options.migration_id = options->migration_id;
 
 	devices = migd_manager_resolve_devices(self, device_names, error);
 	if (devices == NULL ||
@@ -639,8 +706,12 @@ migd_manager_migrate(MigdManager *self, const gchar *const *device_names, const 
 	if (job == NULL)
 		return 0;
 	id = migd_manager_add_job(self, job, devices);
-	g_message("migrating %u device(s) to %s for %s: job %" G_GUINT64_FORMAT, devices->len,
-		  address, options->requester != NULL ? options->requester : "(unknown)", id);
+	g_message("migrating %u device(s) to %s for %s%s%s (switchover %s): job %" G_GUINT64_FORMAT,
+		  devices->len, address,
+		  options->requester != NULL ? options->requester : "(unknown)",
+		  options->migration_id != NULL ? ", migration " : "",
+		  options->migration_id != NULL ? options->migration_id : "",
+		  migd_switchover_mode_to_string(options->switchover), id);
 	return id;
 }
 
@@ -650,18 +721,18 @@ static void
 migd_manager_job_started_cb(MigdDestination *destination, MigdJob *job, gpointer user_data)
 {
 	MigdManager *self = MIGD_MANAGER(user_data);
-	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autoptr(GPtrArray) devices = migd_manager_incoming_devices(self, job);
 	g_autoptr(GError) error_local = NULL;
 
-	/* an incoming job may write into any local device: all out of low power first */
-	for (guint i = 0; i < self->devices->len; i++)
-		g_ptr_array_add(devices, g_object_ref(g_ptr_array_index(self->devices, i)));
+	/* all out of low power before the engine touches them */
 	if (!migd_manager_wake_devices(self, devices, &error_local)) {
 		/* the engine's own device checks will fail and abort the job with a reason */
 		g_warning("incoming job %s: %s", migd_job_get_id(job), error_local->message);
 	}
 	migd_manager_add_job(self, job, devices);
-	g_message("incoming migration: job %s", migd_job_get_id(job));
+	g_message("incoming migration: job %s%s%s", migd_job_get_id(job),
+		  migd_job_get_migration_id(job) != NULL ? ", migration " : "",
+		  migd_job_get_migration_id(job) != NULL ? migd_job_get_migration_id(job) : "");
 }
 
 /* listens on @address, or the socket systemd handed over (@address NULL, @fd) */
@@ -684,6 +755,7 @@ migd_manager_start_listening(MigdManager *self, const gchar *address, gint fd,
 	destination = migd_destination_new(self->devices);
 	migd_destination_set_journal(destination, self->journal);
 	migd_destination_set_budget(destination, self->budget);
+	migd_destination_set_start_mode(destination, self->start_mode);
 	g_signal_connect_object(destination, "job-started", G_CALLBACK(migd_manager_job_started_cb),
 				self, 0);
 	if (address != NULL ? !migd_destination_listen(destination, address, transport, error)
@@ -903,26 +975,83 @@ migd_manager_new(GPtrArray *devices)
 	return self;
 }
 
-/* ---- expectations (being built: issue 13) ---- */
+/* ---- expectations ---- */
 
 void
 migd_manager_set_start_mode(MigdManager *self, MigdStartMode mode)
 {
+	g_return_if_fail(MIGD_IS_MANAGER(self));
+
+	self->start_mode = mode;
+	if (self->destination != NULL)
+		migd_destination_set_start_mode(self->destination, mode);
+}
+
+static gboolean
+migd_manager_check_listening(MigdManager *self, const gchar *what, GError **error)
+{
+	if (self->destination == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s needs a listener: call Listen first", what);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 gchar *
 migd_manager_expect(MigdManager *self, const gchar *migration_id, const gchar *const *device_names,
 		    MigdStartMode start, guint timeout_s, GError **error)
 {
-	g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
-			    "expectations are not built yet");
-	return NULL;
+	g_autoptr(GPtrArray) devices = NULL;
+	g_auto(GStrv) current = NULL;
+
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), NULL);
+
+	if (!migd_wire_check_migration_id("migration id", migration_id, MIGD_ERROR_INVALID_ARGUMENT,
+					  error) ||
+	    !migd_manager_check_listening(self, "an expectation", error))
+		return NULL;
+	/* an expectation names its devices: "all" would take every other VM's */
+	if (device_names == NULL || device_names[0] == NULL) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "an expectation needs at least one device");
+		return NULL;
+	}
+	current = migd_destination_list_expectations(self->destination);
+	if (g_strv_contains((const gchar *const *)current, migration_id)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "migration %s is already expected", migration_id);
+		return NULL;
+	}
+	devices = migd_manager_resolve_devices(self, device_names, error);
+	if (devices == NULL || !migd_destination_expect(self->destination, migration_id, devices,
+							start, timeout_s, error))
+		return NULL;
+	g_message("expecting migration %s into %u device(s) (start %s, timeout %u s)", migration_id,
+		  devices->len, migd_start_mode_to_string(start), timeout_s);
+	return migd_destination_get_address(self->destination);
 }
 
 gboolean
 migd_manager_cancel_expectation(MigdManager *self, const gchar *migration_id, GError **error)
 {
-	g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "no expectation %s",
-		    migration_id);
-	return FALSE;
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), FALSE);
+	g_return_val_if_fail(migration_id != NULL, FALSE);
+
+	if (self->destination == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "no expectation %s: this daemon is not listening", migration_id);
+		return FALSE;
+	}
+	return migd_destination_cancel_expectation(self->destination, migration_id, error);
+}
+
+gchar **
+migd_manager_list_expectations(MigdManager *self)
+{
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), NULL);
+
+	if (self->destination == NULL)
+		return g_new0(gchar *, 1);
+	return migd_destination_list_expectations(self->destination);
 }

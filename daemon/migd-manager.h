@@ -156,6 +156,8 @@ gchar *migd_manager_expect(MigdManager *self, const gchar *migration_id,
 			   GError **error);
 gboolean migd_manager_cancel_expectation(MigdManager *self, const gchar *migration_id,
 					 GError **error);
+/* the ids of the current expectations (NULL-terminated, g_strfreev); empty without a listener */
+gchar **migd_manager_list_expectations(MigdManager *self);
 /* the accumulated dirty bitmap of @name after an incoming migration (a sealed memfd) */
 gint migd_manager_dup_dirty_bitmap_fd(MigdManager *self, const gchar *name, GError **error);
 

@@ -50,6 +50,13 @@ typedef struct {
 	guint32 max_rounds;
 	guint32 timeout_s;
 	gboolean no_wait;
+	gchar *switchover;	    /* migrate: "auto" or "manual" */
+	gchar *migration_id;	    /* migrate: the VM migration's id */
+	guint32 handover_timeout_s; /* migrate; 0: not given */
+	/* listen, expect */
+	gchar *start; /* "auto" or "manual" */
+	/* expect */
+	guint32 expect_timeout_s; /* 0: none */
 	/* dirty-bitmap */
 	gchar *output;
 	/* add, attach, migrate */
@@ -306,40 +313,40 @@ migctl_cmd_devices(const MigctlOptions *options)
 	return MIGCTL_EXIT_OK;
 }
 
-/* ---- dirty-bitmap ---- */
+/* ---- dirty-bitmap, dirty-sync ---- */
 
-static gint
-migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
+/* the whole content of the memfd at @handle of @fds */
+static GBytes *
+migctl_read_fd(GUnixFDList *fds, GVariant *handle, GError **error)
 {
-	g_autoptr(MigdDbusManager) manager = NULL;
-	g_autoptr(GVariant) handle = NULL;
-	g_autoptr(GUnixFDList) fds = NULL;
-	g_autoptr(GError) error = NULL;
 	g_autoptr(GInputStream) in = NULL;
 	g_autoptr(GByteArray) data = g_byte_array_new();
-	g_autoptr(GBytes) bytes = NULL;
-	g_autoptr(MigdDirtyFile) file = NULL;
-	g_autoptr(JsonBuilder) builder = json_builder_new();
 	guint8 buf[65536];
-	gint fd;
+	gint fd = g_unix_fd_list_get(fds, g_variant_get_handle(handle), error);
 
-	manager = migctl_manager(options, &error);
-	if (manager == NULL || !migd_dbus_manager_call_get_dirty_bitmap_sync(
-				   manager, device, NULL, &handle, &fds, NULL, &error))
-		return migctl_fail(options, error);
-	fd = g_unix_fd_list_get(fds, g_variant_get_handle(handle), &error);
 	if (fd < 0)
-		return migctl_fail(options, error);
+		return NULL;
 	in = g_unix_input_stream_new(fd, TRUE);
 	for (;;) {
-		gssize n = g_input_stream_read(in, buf, sizeof(buf), NULL, &error);
+		gssize n = g_input_stream_read(in, buf, sizeof(buf), NULL, error);
 		if (n < 0)
-			return migctl_fail(options, error);
+			return NULL;
 		if (n == 0)
 			break;
 		g_byte_array_append(data, buf, n);
 	}
-	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
+	return g_byte_array_free_to_bytes(g_steal_pointer(&data));
+}
+
+/* checks the bitmap file in @bytes, saves it (--output) and describes it; @job: dirty-sync's */
+static gint
+migctl_dirty_report(const MigctlOptions *options, const gchar *job, const gchar *device,
+		    GBytes *bytes)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MigdDirtyFile) file = NULL;
+	g_autoptr(JsonBuilder) builder = json_builder_new();
+
 	file = migd_dirty_file_parse(bytes, &error);
 	if (file == NULL)
 		return migctl_fail(options, error);
@@ -349,6 +356,10 @@ migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
 		return migctl_fail(options, error);
 
 	json_builder_begin_object(builder);
+	if (job != NULL) {
+		json_builder_set_member_name(builder, "job");
+		migctl_json_string(builder, job);
+	}
 	json_builder_set_member_name(builder, "device");
 	migctl_json_string(builder, device);
 	migctl_json_member_uint(builder, "page_size", file->page_size);
@@ -377,6 +388,25 @@ migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
 	if (options->json)
 		migctl_json_print(builder);
 	return MIGCTL_EXIT_OK;
+}
+
+static gint
+migctl_cmd_dirty_bitmap(const MigctlOptions *options, const gchar *device)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GVariant) handle = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL || !migd_dbus_manager_call_get_dirty_bitmap_sync(
+				   manager, device, NULL, &handle, &fds, NULL, &error))
+		return migctl_fail(options, error);
+	bytes = migctl_read_fd(fds, handle, &error);
+	if (bytes == NULL)
+		return migctl_fail(options, error);
+	return migctl_dirty_report(options, NULL, device, bytes);
 }
 
 /* ---- listen, migrate ---- */
@@ -445,6 +475,15 @@ migctl_build_options(const MigctlOptions *options, gboolean migrate)
 		if (options->timeout_s > 0)
 			g_variant_builder_add(&builder, "{sv}", "timeout-s",
 					      g_variant_new_uint32(options->timeout_s));
+		if (options->switchover != NULL)
+			g_variant_builder_add(&builder, "{sv}", "switchover",
+					      g_variant_new_string(options->switchover));
+		if (options->handover_timeout_s > 0)
+			g_variant_builder_add(&builder, "{sv}", "handover-timeout",
+					      g_variant_new_uint32(options->handover_timeout_s));
+		if (options->migration_id != NULL)
+			g_variant_builder_add(&builder, "{sv}", "migration-id",
+					      g_variant_new_string(options->migration_id));
 		if (options->iova_ranges != NULL) {
 			g_auto(GVariantBuilder) map =
 			    G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a{sa(tt)}"));
@@ -457,6 +496,9 @@ migctl_build_options(const MigctlOptions *options, gboolean migrate)
 			g_variant_builder_add(&builder, "{sv}", "iova-ranges",
 					      g_variant_builder_end(&map));
 		}
+	} else if (options->start != NULL) {
+		g_variant_builder_add(&builder, "{sv}", "start",
+				      g_variant_new_string(options->start));
 	}
 	return g_variant_builder_end(&builder);
 }
@@ -547,6 +589,7 @@ migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 	    {"dirty_wire_bytes", migd_dbus_job_get_dirty_wire_bytes(job)},
 	    {"devices", migd_dbus_job_get_devices(job)},
 	};
+	const gchar *const *names = migd_dbus_job_get_device_names(job);
 
 	json_builder_set_member_name(builder, "job");
 	migctl_json_string(builder, watch->path);
@@ -558,6 +601,26 @@ migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 	migctl_json_double(builder, migd_dbus_job_get_progress(job));
 	for (guint i = 0; i < G_N_ELEMENTS(numbers); i++)
 		migctl_json_member_uint(builder, numbers[i].key, numbers[i].value);
+	/* VM coordination; a daemon older than it has none of these: the defaults */
+	json_builder_set_member_name(builder, "converged");
+	json_builder_add_boolean_value(builder, migd_dbus_job_get_converged(job));
+	json_builder_set_member_name(builder, "rolled_back");
+	json_builder_add_boolean_value(builder, migd_dbus_job_get_rolled_back(job));
+	json_builder_set_member_name(builder, "migration_id");
+	migctl_json_string(builder, migd_dbus_job_get_migration_id(job));
+	json_builder_set_member_name(builder, "switchover_mode");
+	migctl_json_string(builder, migd_dbus_job_get_switchover_mode(job) != NULL
+					? migd_dbus_job_get_switchover_mode(job)
+					: "auto");
+	json_builder_set_member_name(builder, "start_mode");
+	migctl_json_string(builder, migd_dbus_job_get_start_mode(job) != NULL
+					? migd_dbus_job_get_start_mode(job)
+					: "auto");
+	json_builder_set_member_name(builder, "device_names");
+	json_builder_begin_array(builder);
+	for (guint i = 0; names != NULL && names[i] != NULL; i++)
+		migctl_json_string(builder, names[i]);
+	json_builder_end_array(builder);
 }
 
 static void
@@ -585,15 +648,16 @@ migctl_watch_progress(MigctlWatch *watch)
 		guint filled = (guint)(progress * MIGCTL_BAR_WIDTH);
 
 		memset(bar, '#', filled);
-		g_print("\r\033[K[%s] %3.0f%%  %-11s %10s  %10s/s  %u rounds", bar,
-			progress * 100.0, phase, bytes, rate,
-			migd_dbus_job_get_precopy_rounds(job));
+		g_print("\r\033[K[%s] %3.0f%%  %-11s %10s  %10s/s  %u rounds%s", bar,
+			progress * 100.0, phase, bytes, rate, migd_dbus_job_get_precopy_rounds(job),
+			migd_dbus_job_get_converged(job) ? ", converged" : "");
 		fflush(stdout);
 		watch->bar_drawn = TRUE;
 	} else if (phase_changed ||
 		   g_get_monotonic_time() - watch->last_line >= MIGCTL_LINE_INTERVAL) {
-		g_print("%s: %.0f%%, %s, %s/s, %u precopy rounds\n", phase, progress * 100.0, bytes,
-			rate, migd_dbus_job_get_precopy_rounds(job));
+		g_print("%s: %.0f%%, %s, %s/s, %u precopy rounds%s\n", phase, progress * 100.0,
+			bytes, rate, migd_dbus_job_get_precopy_rounds(job),
+			migd_dbus_job_get_converged(job) ? ", converged" : "");
 		fflush(stdout);
 		watch->last_line = g_get_monotonic_time();
 	}
@@ -633,7 +697,9 @@ migctl_watch_finish(MigctlWatch *watch, gboolean success, const gchar *message)
 				migd_dbus_job_get_precopy_rounds(job),
 				migd_dbus_job_get_downtime(job) / 1000.0);
 		} else {
-			g_print("Migration failed: %s\n", message != NULL ? message : "");
+			g_print("Migration failed%s: %s\n",
+				migd_dbus_job_get_rolled_back(job) ? " (rolled back)" : "",
+				message != NULL ? message : "");
 		}
 	}
 	g_main_loop_quit(watch->loop);
@@ -763,8 +829,8 @@ migctl_cmd_jobs(const MigctlOptions *options)
 	json_builder_set_member_name(builder, "jobs");
 	json_builder_begin_array(builder);
 	if (!options->json)
-		g_print("%-28s %-12s %-10s %8s %12s %s\n", "JOB", "ROLE", "PHASE", "PROGRESS",
-			"BYTES", "MESSAGE");
+		g_print("%-28s %-12s %-10s %8s %12s %-16s %s\n", "JOB", "ROLE", "PHASE", "PROGRESS",
+			"BYTES", "MIGRATION", "MESSAGE");
 	for (guint i = 0; paths[i] != NULL; i++) {
 		g_autoptr(MigdDbusJob) job = NULL;
 		MigctlWatch watch = {.options = options, .path = paths[i]};
@@ -786,11 +852,167 @@ migctl_cmd_jobs(const MigctlOptions *options)
 			json_builder_end_object(builder);
 		} else {
 			g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
-			g_print("%-28s %-12s %-10s %7.0f%% %12s %s\n", paths[i],
-				migd_dbus_job_get_role(job), migd_dbus_job_get_phase(job),
+			const gchar *id = migd_dbus_job_get_migration_id(job);
+			/* what the VMM must act on: manual modes, convergence, a rollback */
+			g_autofree gchar *phase = g_strdup_printf(
+			    "%s%s%s", migd_dbus_job_get_phase(job),
+			    migd_dbus_job_get_converged(job) ? ",converged" : "",
+			    migd_dbus_job_get_rolled_back(job) ? ",rolled-back" : "");
+			g_print("%-28s %-12s %-10s %7.0f%% %12s %-16s %s\n", paths[i],
+				migd_dbus_job_get_role(job), phase,
 				migd_dbus_job_get_progress(job) * 100.0, bytes,
+				id != NULL && id[0] != '\0' ? id : "-",
 				migd_dbus_job_get_message(job));
 		}
+	}
+	json_builder_end_array(builder);
+	json_builder_end_object(builder);
+	if (options->json)
+		migctl_json_print(builder);
+	return MIGCTL_EXIT_OK;
+}
+
+/* ---- the VMM's controls: switchover, start, abandon, rollback, dirty-sync ---- */
+
+/*
+ * Switchover and Start reply only once the devices stopped and loaded, or ran:
+ * seconds are normal, and GDBus's 25 s default would give up on a call the
+ * daemon still completes. No client bound: the job's own bounds (the handover
+ * timeout, the engine's) end it, and a daemon that goes away ends the call.
+ */
+static MigdDbusJob *
+migctl_job_proxy(const MigctlOptions *options, const gchar *path, GError **error)
+{
+	MigdDbusJob *job = migd_dbus_job_proxy_new_sync(
+	    options->connection,
+	    G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+	    options->bus_name, path, NULL, error);
+
+	if (job != NULL)
+		g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(job), G_MAXINT);
+	return job;
+}
+
+static gint
+migctl_cmd_control(const MigctlOptions *options, const gchar *cmd, const gchar *path)
+{
+	g_autoptr(MigdDbusJob) job = NULL;
+	g_autoptr(GError) error = NULL;
+	const gchar *flag;
+	gboolean ok;
+
+	job = migctl_job_proxy(options, path, &error);
+	if (job == NULL)
+		return migctl_fail(options, error);
+	if (g_strcmp0(cmd, "switchover") == 0) {
+		ok = migd_dbus_job_call_switchover_sync(job, NULL, &error);
+		flag = "switched_over";
+	} else if (g_strcmp0(cmd, "start") == 0) {
+		ok = migd_dbus_job_call_start_sync(job, NULL, &error);
+		flag = "started";
+	} else if (g_strcmp0(cmd, "abandon") == 0) {
+		ok = migd_dbus_job_call_abandon_sync(job, NULL, &error);
+		flag = "abandoned";
+	} else {
+		ok = migd_dbus_job_call_rollback_sync(job, NULL, &error);
+		flag = "rolled_back";
+	}
+	if (!ok)
+		return migctl_fail(options, error);
+	if (options->json)
+		migctl_json_print_result("job", path, flag);
+	return MIGCTL_EXIT_OK;
+}
+
+static gint
+migctl_cmd_dirty_sync(const MigctlOptions *options, const gchar *path, const gchar *device)
+{
+	g_autoptr(MigdDbusJob) job = NULL;
+	g_autoptr(GVariant) handle = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+
+	job = migctl_job_proxy(options, path, &error);
+	if (job == NULL || !migd_dbus_job_call_sync_dirty_bitmap_sync(job, device, NULL, &handle,
+								      &fds, NULL, &error))
+		return migctl_fail(options, error);
+	bytes = migctl_read_fd(fds, handle, &error);
+	if (bytes == NULL)
+		return migctl_fail(options, error);
+	return migctl_dirty_report(options, path, device, bytes);
+}
+
+/* ---- expect, cancel-expectation, expectations ---- */
+
+static gint
+migctl_cmd_expect(const MigctlOptions *options, const gchar *migration_id)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *address = NULL;
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+
+	if (options->start != NULL)
+		g_variant_builder_add(&builder, "{sv}", "start",
+				      g_variant_new_string(options->start));
+	if (options->expect_timeout_s > 0)
+		g_variant_builder_add(&builder, "{sv}", "timeout",
+				      g_variant_new_uint32(options->expect_timeout_s));
+	manager = migctl_manager(options, &error);
+	if (manager == NULL || !migd_dbus_manager_call_expect_sync(
+				   manager, migration_id, (const gchar *const *)options->devices,
+				   g_variant_builder_end(&builder), &address, NULL, &error))
+		return migctl_fail(options, error);
+	if (options->json) {
+		g_autoptr(JsonBuilder) json = json_builder_new();
+		json_builder_begin_object(json);
+		json_builder_set_member_name(json, "migration_id");
+		migctl_json_string(json, migration_id);
+		json_builder_set_member_name(json, "address");
+		migctl_json_string(json, address);
+		json_builder_end_object(json);
+		migctl_json_print(json);
+	} else {
+		g_print("%s\n", address);
+	}
+	return MIGCTL_EXIT_OK;
+}
+
+static gint
+migctl_cmd_cancel_expectation(const MigctlOptions *options, const gchar *migration_id)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_cancel_expectation_sync(manager, migration_id, NULL, &error))
+		return migctl_fail(options, error);
+	if (options->json)
+		migctl_json_print_result("migration_id", migration_id, "cancelled");
+	return MIGCTL_EXIT_OK;
+}
+
+static gint
+migctl_cmd_expectations(const MigctlOptions *options)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) ids = NULL;
+	g_autoptr(JsonBuilder) builder = json_builder_new();
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_list_expectations_sync(manager, &ids, NULL, &error))
+		return migctl_fail(options, error);
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "expectations");
+	json_builder_begin_array(builder);
+	for (guint i = 0; ids[i] != NULL; i++) {
+		migctl_json_string(builder, ids[i]);
+		if (!options->json)
+			g_print("%s\n", ids[i]);
 	}
 	json_builder_end_array(builder);
 	json_builder_end_object(builder);
@@ -876,6 +1098,9 @@ migctl_options_clear(MigctlOptions *options)
 	g_free(options->ca);
 	g_free(options->peer_name);
 	g_strfreev(options->devices);
+	g_free(options->switchover);
+	g_free(options->migration_id);
+	g_free(options->start);
 	g_free(options->output);
 	g_strfreev(options->iova_ranges);
 	g_free(options->sim_spec);
@@ -895,8 +1120,23 @@ migctl_has_transport_options(const MigctlOptions *o)
 static gboolean
 migctl_has_migrate_options(const MigctlOptions *o)
 {
-	return o->devices != NULL || o->downtime_ms != 0 || o->max_rounds != 0 ||
-	       o->timeout_s != 0 || o->no_wait || o->peer_name != NULL;
+	return o->downtime_ms != 0 || o->max_rounds != 0 || o->timeout_s != 0 || o->no_wait ||
+	       o->peer_name != NULL || o->switchover != NULL || o->migration_id != NULL ||
+	       o->handover_timeout_s != 0;
+}
+
+static gboolean
+migctl_is_control(const gchar *cmd)
+{
+	return g_strcmp0(cmd, "switchover") == 0 || g_strcmp0(cmd, "start") == 0 ||
+	       g_strcmp0(cmd, "abandon") == 0 || g_strcmp0(cmd, "rollback") == 0;
+}
+
+/* "auto" or "manual", as the daemon takes them (a usage error here, not a call) */
+static gboolean
+migctl_is_mode(const gchar *mode)
+{
+	return g_strcmp0(mode, "auto") == 0 || g_strcmp0(mode, "manual") == 0;
 }
 
 static gint
@@ -909,8 +1149,14 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	if (argc < 2)
 		return migctl_usage("no command given");
 	cmd = argv[1];
-	if (g_strcmp0(cmd, "devices") == 0 || g_strcmp0(cmd, "jobs") == 0) {
+	if (g_strcmp0(cmd, "devices") == 0 || g_strcmp0(cmd, "jobs") == 0 ||
+	    g_strcmp0(cmd, "expectations") == 0) {
 		want_args = 0;
+	} else if (migctl_is_control(cmd) || g_strcmp0(cmd, "expect") == 0 ||
+		   g_strcmp0(cmd, "cancel-expectation") == 0) {
+		want_args = 1;
+	} else if (g_strcmp0(cmd, "dirty-sync") == 0) {
+		want_args = 2;
 	} else if (g_strcmp0(cmd, "add") == 0 || g_strcmp0(cmd, "attach") == 0 ||
 		   g_strcmp0(cmd, "detach") == 0) {
 		want_args = 1;
@@ -957,12 +1203,30 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 					    error->message);
 		g_variant_unref(g_variant_ref_sink(g_steal_pointer(&ranges)));
 	}
-	if (options->output != NULL && g_strcmp0(cmd, "dirty-bitmap") != 0)
-		return migctl_usage("--output only applies to 'dirty-bitmap'");
+	if (options->output != NULL && g_strcmp0(cmd, "dirty-bitmap") != 0 &&
+	    g_strcmp0(cmd, "dirty-sync") != 0)
+		return migctl_usage("--output only applies to 'dirty-bitmap' and 'dirty-sync'");
 	if (migctl_has_migrate_options(options) && g_strcmp0(cmd, "migrate") != 0)
-		return migctl_usage("--device, --peer-name, --downtime-ms, --max-rounds, "
-				    "--timeout-s and --no-wait only apply to 'migrate'");
-	if ((g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0) &&
+		return migctl_usage("--peer-name, --downtime-ms, --max-rounds, --timeout-s, "
+				    "--no-wait, --switchover, --migration-id and "
+				    "--handover-timeout only apply to 'migrate'");
+	if (options->devices != NULL && g_strcmp0(cmd, "migrate") != 0 &&
+	    g_strcmp0(cmd, "expect") != 0)
+		return migctl_usage("--device only applies to 'migrate' and 'expect'");
+	if (g_strcmp0(cmd, "expect") == 0 && options->devices == NULL)
+		return migctl_usage("'expect' needs --device NAME (repeatable, in offer order)");
+	if (options->start != NULL && g_strcmp0(cmd, "listen") != 0 &&
+	    g_strcmp0(cmd, "expect") != 0)
+		return migctl_usage("--start only applies to 'listen' and 'expect'");
+	if (options->expect_timeout_s != 0 && g_strcmp0(cmd, "expect") != 0)
+		return migctl_usage("--timeout only applies to 'expect'");
+	if (options->start != NULL && !migctl_is_mode(options->start))
+		return migctl_usage("--start %s: expected auto or manual", options->start);
+	if (options->switchover != NULL && !migctl_is_mode(options->switchover))
+		return migctl_usage("--switchover %s: expected auto or manual",
+				    options->switchover);
+	if ((g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0 ||
+	     migctl_is_control(cmd) || g_strcmp0(cmd, "dirty-sync") == 0) &&
 	    !g_variant_is_object_path(argv[2]))
 		return migctl_usage("'%s' is not a D-Bus object path", argv[2]);
 	if (!g_dbus_is_name(options->bus_name) || g_dbus_is_unique_name(options->bus_name))
@@ -985,6 +1249,16 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_cmd_dirty_bitmap(options, argv[2]);
 	if (g_strcmp0(cmd, "jobs") == 0)
 		return migctl_cmd_jobs(options);
+	if (migctl_is_control(cmd))
+		return migctl_cmd_control(options, cmd, argv[2]);
+	if (g_strcmp0(cmd, "dirty-sync") == 0)
+		return migctl_cmd_dirty_sync(options, argv[2], argv[3]);
+	if (g_strcmp0(cmd, "expect") == 0)
+		return migctl_cmd_expect(options, argv[2]);
+	if (g_strcmp0(cmd, "cancel-expectation") == 0)
+		return migctl_cmd_cancel_expectation(options, argv[2]);
+	if (g_strcmp0(cmd, "expectations") == 0)
+		return migctl_cmd_expectations(options);
 	if (g_strcmp0(cmd, "add") == 0 || g_strcmp0(cmd, "attach") == 0 ||
 	    g_strcmp0(cmd, "detach") == 0)
 		return migctl_cmd_device(options, cmd, argv[2]);
@@ -1003,10 +1277,14 @@ migctl_parse_count(const gchar *name, const gchar *value, gpointer data, GError 
 		const gchar *name;
 		guint32 *dest;
 		const gchar *unit;
+		guint64 min;
 	} counts[] = {
-	    {"--downtime-ms", &options->downtime_ms, "milliseconds"},
-	    {"--max-rounds", &options->max_rounds, "pre-copy rounds"},
-	    {"--timeout-s", &options->timeout_s, "seconds"},
+	    {"--downtime-ms", &options->downtime_ms, "milliseconds", 1},
+	    {"--max-rounds", &options->max_rounds, "pre-copy rounds", 1},
+	    {"--timeout-s", &options->timeout_s, "seconds", 1},
+	    {"--handover-timeout", &options->handover_timeout_s, "seconds", 1},
+	    /* expect: 0 is "no timeout", as not giving it */
+	    {"--timeout", &options->expect_timeout_s, "seconds", 0},
 	};
 	guint64 v = 0;
 
@@ -1014,10 +1292,10 @@ migctl_parse_count(const gchar *name, const gchar *value, gpointer data, GError 
 		if (g_strcmp0(name, counts[i].name) != 0)
 			continue;
 		/* digits only: g_ascii_string_to_unsigned() refuses a sign */
-		if (!g_ascii_string_to_unsigned(value, 10, 1, G_MAXUINT32, &v, NULL)) {
+		if (!g_ascii_string_to_unsigned(value, 10, counts[i].min, G_MAXUINT32, &v, NULL)) {
 			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-				    "%s=%s: expected a whole number of %s from 1 to %u", name,
-				    value, counts[i].unit, G_MAXUINT32);
+				    "%s=%s: expected a whole number of %s from %u to %u", name,
+				    value, counts[i].unit, (guint)counts[i].min, G_MAXUINT32);
 			return FALSE;
 		}
 		*counts[i].dest = (guint32)v;
@@ -1056,7 +1334,19 @@ main(int argc, char **argv)
 	    {"peer-name", 0, 0, G_OPTION_ARG_STRING, &options.peer_name,
 	     "migrate: the identity the destination's certificate must carry", "NAME"},
 	    {"device", 0, 0, G_OPTION_ARG_STRING_ARRAY, &options.devices,
-	     "migrate: a device to move (repeatable; default: all)", "NAME"},
+	     "migrate: a device to move (repeatable; default: all); expect: a device to "
+	     "receive into (repeatable, in offer order)",
+	     "NAME"},
+	    {"switchover", 0, 0, G_OPTION_ARG_STRING, &options.switchover,
+	     "migrate: auto, or manual: pre-copy until 'switchover JOB'", "MODE"},
+	    {"migration-id", 0, 0, G_OPTION_ARG_STRING, &options.migration_id,
+	     "migrate: the VM migration the devices belong to (the destination's 'expect')", "ID"},
+	    {"handover-timeout", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
+	     "migrate: roll back if the destination has not started after S seconds", "S"},
+	    {"start", 0, 0, G_OPTION_ARG_STRING, &options.start,
+	     "listen, expect: auto, or manual: the devices stay stopped until 'start JOB'", "MODE"},
+	    {"timeout", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
+	     "expect: drop the expectation if no migration came after S seconds", "S"},
 	    {"downtime-ms", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
 	     "migrate: the downtime target", "MS"},
 	    {"max-rounds", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
@@ -1075,7 +1365,7 @@ main(int argc, char **argv)
 	    {"address", 0, 0, G_OPTION_ARG_STRING, &options.address,
 	     "attach: which device the fd is (PCI address, mdev UUID, sysfs path)", "ADDRESS"},
 	    {"output", 'o', 0, G_OPTION_ARG_FILENAME, &options.output,
-	     "dirty-bitmap: write the bitmap file to FILE", "FILE"},
+	     "dirty-bitmap, dirty-sync: write the bitmap file to FILE", "FILE"},
 	    {NULL},
 	};
 
@@ -1096,6 +1386,21 @@ main(int argc, char **argv)
 	    "  detach DEVICE         let go of a device\n"
 	    "  dirty-bitmap DEVICE   what the source device's DMA dirtied during the\n"
 	    "                        last incoming migration (--output FILE: save it)\n"
+	    "\n"
+	    "VM coordination (the VMM's side):\n"
+	    "  switchover JOB_PATH   stop a --switchover manual job's devices; returns\n"
+	    "                        once the destination loaded them\n"
+	    "  start JOB_PATH        run a --start manual destination job's devices\n"
+	    "  abandon JOB_PATH      give an incoming job up (devices reset, source rolls back)\n"
+	    "  rollback JOB_PATH     take a source job's devices back after the switchover\n"
+	    "  dirty-sync JOB_PATH DEVICE\n"
+	    "                        the pages DEVICE dirtied since the last sync\n"
+	    "                        (--output FILE: save it)\n"
+	    "  expect ID --device NAME...\n"
+	    "                        reserve devices for the incoming migration ID;\n"
+	    "                        prints the address its source must dial\n"
+	    "  cancel-expectation ID drop an expectation\n"
+	    "  expectations          list the expectations\n"
 	    "\n"
 	    "Addresses: tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path");
 	g_option_context_set_description(context,

@@ -601,6 +601,90 @@ test_manager_migrate_refused(void **state)
 	assert_string_equal(error->message, "unknown device 'dev7'");
 }
 
+/* ---- expectations: what the manager refuses before the destination sees it ---- */
+
+static void
+test_manager_expect_refused(void **state)
+{
+	const gchar *specs[] = {"mtty:seed=1", "pds:seed=2", "mtty:seed=3", NULL};
+	g_autoptr(MigdManager) manager = manager_new(specs, "dev");
+	g_autoptr(Events) ev = events_new(manager);
+	g_autoptr(MigdMigrateOptions) options = plain_options();
+	g_autoptr(MigdTransportConfig) transport = g_new0(MigdTransportConfig, 1);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *listen = test_address();
+	g_autofree gchar *address = NULL;
+	g_auto(GStrv) ids = NULL;
+	const gchar *one[] = {"dev0", NULL};
+	const gchar *none[] = {NULL};
+	const gchar *unknown[] = {"dev1", "dev9", NULL};
+	const gchar *twice[] = {"dev1", "dev1", NULL};
+
+	/* no listener: nothing to expect on, nothing to cancel, nothing listed */
+	assert_null(migd_manager_expect(manager, "vm-1", one, MIGD_START_MANUAL, 0, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_string_equal(error->message, "an expectation needs a listener: call Listen first");
+	g_clear_error(&error);
+	assert_false(migd_manager_cancel_expectation(manager, "vm-1", &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	g_clear_error(&error);
+	ids = migd_manager_list_expectations(manager);
+	assert_int_equal(g_strv_length(ids), 0);
+	/* stored for the listener to come: harmless now */
+	migd_manager_set_start_mode(manager, MIGD_START_MANUAL);
+
+	/* a migration id is checked before any device is touched, on both sides */
+	options->migration_id = g_strdup("vm 1");
+	assert_int_equal(
+	    migd_manager_migrate(manager, NULL, "unix:@migd-test-manager-nobody", options, &error),
+	    0);
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	assert_non_null(strstr(error->message, "option 'migration-id' contains the byte 0x20"));
+	g_clear_error(&error);
+	assert_string_equal(ev->log->str, "");
+
+	transport->plain = TRUE;
+	address = migd_manager_listen(manager, listen, transport, &error);
+	assert_non_null(address);
+	assert_null(migd_manager_expect(manager, "", one, MIGD_START_AUTO, 0, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	g_clear_error(&error);
+	assert_null(migd_manager_expect(manager, "vm/1", one, MIGD_START_AUTO, 0, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	g_clear_error(&error);
+	/* an expectation names its devices: "all" would take every other VM's */
+	assert_null(migd_manager_expect(manager, "vm-1", none, MIGD_START_AUTO, 0, &error));
+	assert_string_equal(error->message, "an expectation needs at least one device");
+	g_clear_error(&error);
+	assert_null(migd_manager_expect(manager, "vm-1", NULL, MIGD_START_AUTO, 0, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	g_clear_error(&error);
+	assert_null(migd_manager_expect(manager, "vm-1", unknown, MIGD_START_AUTO, 0, &error));
+	assert_string_equal(error->message, "unknown device 'dev9'");
+	g_clear_error(&error);
+	assert_null(migd_manager_expect(manager, "vm-1", twice, MIGD_START_AUTO, 0, &error));
+	assert_string_equal(error->message, "device 'dev1' named twice");
+	g_clear_error(&error);
+
+	/* a device in an outgoing job cannot be reserved for an incoming one */
+	g_free(g_steal_pointer(&options->migration_id));
+	assert_int_equal(
+	    migd_manager_migrate(manager, one, "unix:@migd-test-manager-nobody", options, &error),
+	    1);
+	assert_null(migd_manager_expect(manager, "vm-1", one, MIGD_START_AUTO, 0, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_BUSY));
+	assert_string_equal(error->message, "device 'dev0' is busy in another job");
+	g_clear_error(&error);
+	wait_finished(ev->job, 30);
+	assert_false(
+	    migd_manager_device_is_busy(manager, migd_manager_find_device(manager, "dev0")));
+	g_clear_pointer(&ids, g_strfreev);
+	ids = migd_manager_list_expectations(manager);
+	assert_int_equal(g_strv_length(ids), 0);
+	assert_false(migd_manager_cancel_expectation(manager, "vm-1", &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+}
+
 /* ---- retention of finished jobs ---- */
 
 static void
@@ -663,6 +747,7 @@ main(void)
 	    cmocka_unit_test(test_manager_cancel),
 	    cmocka_unit_test(test_manager_migrate_refused),
 	    cmocka_unit_test(test_manager_retention),
+	    cmocka_unit_test(test_manager_expect_refused),
 	};
 	return cmocka_run_group_tests_name("manager", tests, NULL, NULL);
 }
