@@ -428,11 +428,13 @@ migd_manager_device_is_busy(MigdManager *self, MigdDevice *device)
 void
 migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDict *dict)
 {
-	g_return_if_fail(MIGD_IS_MANAGER(self));
+	/* a device only reserved for an incoming migration still holds a state of its own */
+	gboolean in_job = g_hash_table_contains(self->busy, device) ||
+			  (self->destination != NULL &&
+			   migd_destination_device_in_session(self->destination, device));
 
 	if (self->info_func != NULL)
-		self->info_func(device, migd_manager_device_is_busy(self, device), dict,
-				self->info_data);
+		self->info_func(device, in_job, dict, self->info_data);
 }
 
 /* the devices changed: an idle listener receives into the new set */

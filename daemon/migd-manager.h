@@ -34,8 +34,8 @@ G_DECLARE_FINAL_TYPE(MigdManager, migd_manager, MIGD, MANAGER, GObject)
 
 /*
  * Adds backend-specific entries to a device's description; @busy: the device
- * is in a job, so its state is in flux. Keeps backends (the simulator) out of
- * the service.
+ * is in a job (outgoing or incoming), so its state is in flux. Keeps backends (the simulator) out
+ * of the service.
  */
 typedef void (*MigdManagerDeviceInfoFunc)(MigdDevice *device, gboolean busy, GVariantDict *dict,
 					  gpointer user_data);

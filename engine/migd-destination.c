@@ -1691,14 +1691,9 @@ migd_destination_list_expectations(MigdDestination *self)
 }
 
 gboolean
-migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device)
+migd_destination_device_in_session(MigdDestination *self, MigdDevice *device)
 {
 	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
-	for (guint i = 0; i < self->expectations->len; i++) {
-		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
-		if (g_ptr_array_find(exp->devices, device, NULL))
-			return TRUE;
-	}
 	for (guint i = 0; i < self->sessions->len; i++) {
 		MigdDestSession *session = g_ptr_array_index(self->sessions, i);
 		for (guint j = 0; j < session->devices->len; j++) {
@@ -1708,4 +1703,16 @@ migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device)
 		}
 	}
 	return FALSE;
+}
+
+gboolean
+migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device)
+{
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
+	for (guint i = 0; i < self->expectations->len; i++) {
+		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
+		if (g_ptr_array_find(exp->devices, device, NULL))
+			return TRUE;
+	}
+	return migd_destination_device_in_session(self, device);
 }
