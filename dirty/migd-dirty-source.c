@@ -2,28 +2,64 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * MigdDirtySource: one tracker per tracked device of a job; each sync reads
- * and clears them and encodes every window in chunks, on a worker thread so
- * the main loop never waits for REPORT ioctls or the encoder.
+ * MigdDirtySource: one tracker per tracked device of a job, read by one or
+ * more consumers (see migd-dirty-source.h). Each sync or take reads and clears
+ * trackers on a worker thread, so the main loop never waits for REPORT ioctls
+ * or the encoder; they run one at a time, in arrival order.
+ *
+ * No bit is lost between consumers: after a consumer X read device d's report
+ * R (in the tracker's windows W), every other consumer's pending bits for d
+ * get R, and X gets W | its own pending. The consumer that read last is owed
+ * nothing, so n consumers need n - 1 pending bitmaps per window: X's, once
+ * used, carries R to the one consumer that had none (the previous reader).
  */
 #include "config.h"
 
 #include "migd-dirty-source.h"
 
+#include <gio/gio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migd-dirty-bitmap-file.h"
 #include "migd-error.h"
 
 typedef struct {
 	guint index;
 	MigdDirtyTracker *tracker;
+	/* the windows the pending bitmaps were laid out for (a restart may change the tracker's) */
+	guint64 page_size;
+	GArray *geometry; /* MigdDirtyFileWindow (bitmap NULL): iova, n_pages */
+	/*
+	 * per consumer: its pending bitmaps, one per window (guint64 **), or NULL
+	 * for the one consumer owed nothing; only with more than one consumer
+	 */
+	GPtrArray *pending;
+	GArray *takes; /* guint32 per consumer: takes of this device so far */
 } MigdDirtySourceDevice;
 
+typedef struct {
+	gboolean take;
+	/* sync */
+	guint32 round;
+	MigdDirtyRoundStats stats;
+	/* take */
+	guint consumer;
+	gpointer sdev; /* MigdDirtySourceDevice, looked up when asked */
+} MigdDirtyOp;
+
 struct _MigdDirtySource {
-	gint refcount;	    /* atomic: the owner and each sync in flight */
+	gint refcount;	    /* atomic: the owner and each sync or take in flight */
 	GPtrArray *devices; /* MigdDirtySourceDevice, by job index order */
+	guint n_consumers;  /* the peer stream and those added */
 	GMutex lock;
 	GCond idle;
-	gboolean syncing;
-	gboolean stopped;
+	gboolean started; /* a sync or take was asked for: no more consumers */
+	gboolean busy;	  /* a sync or take holds the trackers (running or dispatched) */
+	gboolean syncing; /* a peer sync is queued or running */
+	gboolean stopped; /* no more reports: queued operations take what is pending */
+	gboolean trackers_stopped;
+	GQueue queue; /* GTask: operations waiting for the trackers */
 };
 
 void
@@ -33,11 +69,106 @@ migd_dirty_chunk_free(MigdDirtyChunk *chunk)
 	g_free(chunk);
 }
 
+static guint64
+migd_dirty_source_words(guint64 n_pages)
+{
+	return n_pages / 64 + (n_pages % 64 != 0 ? 1 : 0);
+}
+
+static void
+migd_dirty_source_pending_free(guint64 **bitmaps, guint n_windows)
+{
+	if (bitmaps == NULL)
+		return;
+	for (guint w = 0; w < n_windows; w++)
+		g_free(bitmaps[w]);
+	g_free(bitmaps);
+}
+
+/* pending bitmaps for @sdev's geometry: clear, or every page dirty */
+static guint64 **
+migd_dirty_source_pending_new(MigdDirtySourceDevice *sdev, gboolean all_dirty)
+{
+	guint64 **bitmaps = g_new0(guint64 *, MAX(sdev->geometry->len, 1));
+
+	for (guint w = 0; w < sdev->geometry->len; w++) {
+		guint64 n_pages = g_array_index(sdev->geometry, MigdDirtyFileWindow, w).n_pages;
+		guint64 words = migd_dirty_source_words(n_pages);
+
+		bitmaps[w] = g_new0(guint64, words);
+		if (all_dirty && n_pages > 0) {
+			memset(bitmaps[w], 0xff, words * sizeof(guint64));
+			if (n_pages % 64 != 0)
+				bitmaps[w][words - 1] = (1ull << (n_pages % 64)) - 1;
+		}
+	}
+	return bitmaps;
+}
+
+static void
+migd_dirty_source_clear_pending(MigdDirtySourceDevice *sdev)
+{
+	for (guint c = 0; c < sdev->pending->len; c++) {
+		migd_dirty_source_pending_free(g_ptr_array_index(sdev->pending, c),
+					       sdev->geometry->len);
+		g_ptr_array_index(sdev->pending, c) = NULL;
+	}
+}
+
+/* records the tracker's windows as the layout of the pending bitmaps */
+static void
+migd_dirty_source_set_geometry(MigdDirtySourceDevice *sdev)
+{
+	guint n = migd_dirty_tracker_get_n_windows(sdev->tracker);
+
+	g_array_set_size(sdev->geometry, 0);
+	for (guint w = 0; w < n; w++) {
+		const MigdDirtyWindow *win = migd_dirty_tracker_get_window(sdev->tracker, w);
+		MigdDirtyFileWindow g = {.iova = win->iova, .n_pages = win->n_pages};
+		g_array_append_val(sdev->geometry, g);
+	}
+	sdev->page_size = migd_dirty_tracker_get_page_size(sdev->tracker);
+}
+
+static gboolean
+migd_dirty_source_geometry_changed(MigdDirtySourceDevice *sdev)
+{
+	guint n = migd_dirty_tracker_get_n_windows(sdev->tracker);
+
+	if (n != sdev->geometry->len ||
+	    migd_dirty_tracker_get_page_size(sdev->tracker) != sdev->page_size)
+		return TRUE;
+	for (guint w = 0; w < n; w++) {
+		const MigdDirtyWindow *win = migd_dirty_tracker_get_window(sdev->tracker, w);
+		const MigdDirtyFileWindow *g =
+		    &g_array_index(sdev->geometry, MigdDirtyFileWindow, w);
+		if (win->iova != g->iova || win->n_pages != g->n_pages)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 static void
 migd_dirty_source_device_free(MigdDirtySourceDevice *sdev)
 {
+	migd_dirty_source_clear_pending(sdev);
+	g_ptr_array_unref(sdev->pending);
+	g_array_unref(sdev->takes);
+	g_array_unref(sdev->geometry);
 	migd_dirty_tracker_free(sdev->tracker);
 	g_free(sdev);
+}
+
+/* a new consumer of @sdev, owed nothing yet: clear bitmaps (the first consumer needs none) */
+static void
+migd_dirty_source_device_add_consumer(MigdDirtySourceDevice *sdev)
+{
+	guint32 zero = 0;
+
+	g_ptr_array_add(sdev->pending, sdev->pending->len == 0
+					   ? NULL
+					   : migd_dirty_source_pending_new(sdev, FALSE));
+	g_array_append_val(sdev->takes, zero);
 }
 
 MigdDirtySource *
@@ -47,8 +178,10 @@ migd_dirty_source_new(void)
 	self->refcount = 1;
 	self->devices =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_source_device_free);
+	self->n_consumers = 1;
 	g_mutex_init(&self->lock);
 	g_cond_init(&self->idle);
+	g_queue_init(&self->queue);
 	return self;
 }
 
@@ -69,7 +202,7 @@ migd_dirty_source_free(MigdDirtySource *self)
 	g_free(self);
 }
 
-/* the reference a sync task held: no stop, the owner decides that */
+/* the reference an operation held: no stop, the owner decides that */
 static void
 migd_dirty_source_release(MigdDirtySource *self)
 {
@@ -108,6 +241,12 @@ migd_dirty_source_add_device(MigdDirtySource *self, guint index, MigdDevice *dev
 	sdev = g_new0(MigdDirtySourceDevice, 1);
 	sdev->index = index;
 	sdev->tracker = tracker;
+	sdev->geometry = g_array_new(FALSE, FALSE, sizeof(MigdDirtyFileWindow));
+	sdev->pending = g_ptr_array_new();
+	sdev->takes = g_array_new(FALSE, FALSE, sizeof(guint32));
+	migd_dirty_source_set_geometry(sdev);
+	for (guint c = 0; c < self->n_consumers; c++)
+		migd_dirty_source_device_add_consumer(sdev);
 	g_ptr_array_add(self->devices, sdev);
 	g_message("%s: dirty tracking with %s, page size %" G_GUINT64_FORMAT,
 		  migd_device_get_name(device), migd_dirty_tracker_get_kind(tracker),
@@ -121,42 +260,126 @@ migd_dirty_source_get_n_tracked(MigdDirtySource *self)
 	return self->devices->len;
 }
 
-const gchar *
-migd_dirty_source_get_kind(MigdDirtySource *self, guint index)
+static MigdDirtySourceDevice *
+migd_dirty_source_find(MigdDirtySource *self, guint index)
 {
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDirtySourceDevice *sdev = g_ptr_array_index(self->devices, i);
 		if (sdev->index == index)
-			return migd_dirty_tracker_get_kind(sdev->tracker);
+			return sdev;
 	}
 	return NULL;
 }
 
-typedef struct {
-	guint32 round;
-	MigdDirtyRoundStats stats;
-} MigdDirtySyncData;
-
-/* worker thread: nothing else touches the trackers while self->syncing */
-static void
-migd_dirty_source_sync_thread(GTask *task, gpointer source_object, gpointer task_data,
-			      GCancellable *cancellable)
+const gchar *
+migd_dirty_source_get_kind(MigdDirtySource *self, guint index)
 {
-	MigdDirtySource *self = g_object_get_data(G_OBJECT(task), "migd-dirty-source");
-	MigdDirtySyncData *data = task_data;
-	g_autoptr(GPtrArray) chunks =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_chunk_free);
-	gint64 start = g_get_monotonic_time();
-	GError *failure = NULL;
+	MigdDirtySourceDevice *sdev = migd_dirty_source_find(self, index);
 
+	return sdev != NULL ? migd_dirty_tracker_get_kind(sdev->tracker) : NULL;
+}
+
+guint
+migd_dirty_source_add_consumer(MigdDirtySource *self, GError **error)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+
+	if (self->started) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+				    "dirty tracking has been read already: a new consumer "
+				    "would miss what earlier reports cleared");
+		return 0;
+	}
+	for (guint i = 0; i < self->devices->len; i++)
+		migd_dirty_source_device_add_consumer(g_ptr_array_index(self->devices, i));
+	return self->n_consumers++;
+}
+
+/*
+ * Worker, holding the trackers: @consumer has just read @sdev's tracker (its
+ * windows hold the report). Every other consumer's pending bits get the report;
+ * the windows get @consumer's own pending bits, which are then cleared.
+ */
+static void
+migd_dirty_source_distribute(MigdDirtySource *self, MigdDirtySourceDevice *sdev, guint consumer)
+{
+	guint64 **mine;
+	guint owed_nothing = G_MAXUINT;
+
+	if (self->n_consumers < 2)
+		return;
+	if (migd_dirty_source_geometry_changed(sdev)) {
+		/*
+		 * a restart after a tracker error rebuilt the windows (and filled them):
+		 * what the others had pending cannot be mapped page by page, so they
+		 * owe every page, which loses nothing
+		 */
+		g_message("dirty tracking: device %u's windows changed: every page is pending "
+			  "for the other consumers",
+			  sdev->index);
+		migd_dirty_source_clear_pending(sdev);
+		migd_dirty_source_set_geometry(sdev);
+		for (guint c = 0; c < self->n_consumers; c++) {
+			if (c != consumer)
+				g_ptr_array_index(sdev->pending, c) =
+				    migd_dirty_source_pending_new(sdev, TRUE);
+		}
+		return;
+	}
+	for (guint c = 0; c < self->n_consumers; c++) {
+		guint64 **other = g_ptr_array_index(sdev->pending, c);
+
+		if (c == consumer)
+			continue;
+		if (other == NULL) {
+			owed_nothing = c;
+			continue;
+		}
+		for (guint w = 0; w < sdev->geometry->len; w++) {
+			const MigdDirtyWindow *win =
+			    migd_dirty_tracker_get_window(sdev->tracker, w);
+			guint64 words = migd_dirty_source_words(win->n_pages);
+			for (guint64 k = 0; k < words; k++)
+				other[w][k] |= win->bitmap[k];
+		}
+	}
+	mine = g_ptr_array_index(sdev->pending, consumer);
+	if (mine == NULL)
+		return;
+	/* the one consumer owed nothing (the previous reader) gets the report in mine */
+	g_assert(owed_nothing != G_MAXUINT);
+	for (guint w = 0; w < sdev->geometry->len; w++) {
+		const MigdDirtyWindow *win = migd_dirty_tracker_get_window(sdev->tracker, w);
+		guint64 words = migd_dirty_source_words(win->n_pages);
+		for (guint64 k = 0; k < words; k++) {
+			guint64 owed = mine[w][k];
+			mine[w][k] = win->bitmap[k];
+			win->bitmap[k] |= owed;
+		}
+	}
+	g_ptr_array_index(sdev->pending, owed_nothing) = mine;
+	g_ptr_array_index(sdev->pending, consumer) = NULL;
+}
+
+/* worker, holding the trackers: the peer stream's sync of every tracker */
+static gboolean
+migd_dirty_source_run_sync(MigdDirtySource *self, MigdDirtyOp *op, gboolean stopped,
+			   GPtrArray *chunks, GError **error)
+{
+	/* a take may read the windows again before the frames are packed */
+	gboolean own_raw = self->n_consumers > 1;
+
+	if (stopped) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+				    "dirty tracking is stopped");
+		return FALSE;
+	}
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDirtySourceDevice *sdev = g_ptr_array_index(self->devices, i);
-		g_autoptr(GError) error = NULL;
 
-		if (!migd_dirty_tracker_sync(sdev->tracker, &error)) {
-			failure = g_steal_pointer(&error);
-			break;
-		}
+		if (!migd_dirty_tracker_sync(sdev->tracker, error))
+			return FALSE;
+		migd_dirty_source_distribute(self, sdev, 0);
 		for (guint w = 0; w < migd_dirty_tracker_get_n_windows(sdev->tracker); w++) {
 			const MigdDirtyWindow *win =
 			    migd_dirty_tracker_get_window(sdev->tracker, w);
@@ -166,7 +389,7 @@ migd_dirty_source_sync_thread(GTask *task, gpointer source_object, gpointer task
 				guint64 n = MIN(MIGD_DIRTY_MAX_CHUNK_PAGES, win->n_pages - first);
 
 				chunk->device = sdev->index;
-				chunk->round = data->round;
+				chunk->round = op->round;
 				chunk->window = w;
 				chunk->window_iova = win->iova;
 				chunk->window_pages = win->n_pages;
@@ -175,28 +398,183 @@ migd_dirty_source_sync_thread(GTask *task, gpointer source_object, gpointer task
 				/* MIGD_DIRTY_MAX_CHUNK_PAGES is a multiple of 64: a word boundary
 				 */
 				migd_dirty_encode(win->bitmap + first / 64, n, &chunk->encoded);
-				/* RAW may point into the window: the frame is packed before the
-				 * next sync */
-				data->stats.dirty_pages += chunk->encoded.n_dirty;
-				data->stats.dirty_bytes += chunk->encoded.n_dirty * win->page_size;
-				data->stats.raw_bytes += (n + 63) / 64 * 8;
-				data->stats.wire_bytes += g_bytes_get_size(chunk->encoded.data);
-				data->stats.n_chunks++;
+				/*
+				 * RAW may point into the window: without other consumers the
+				 * frame is packed before the next sync; with them, copied
+				 */
+				if (own_raw && chunk->encoded.encoding == MIGD_DIRTY_ENCODING_RAW) {
+					gsize len = 0;
+					gconstpointer data =
+					    g_bytes_get_data(chunk->encoded.data, &len);
+					GBytes *copy = g_bytes_new(data, len);
+					g_bytes_unref(chunk->encoded.data);
+					chunk->encoded.data = copy;
+				}
+				op->stats.dirty_pages += chunk->encoded.n_dirty;
+				op->stats.dirty_bytes += chunk->encoded.n_dirty * win->page_size;
+				op->stats.raw_bytes += (n + 63) / 64 * 8;
+				op->stats.wire_bytes += g_bytes_get_size(chunk->encoded.data);
+				op->stats.n_chunks++;
 				g_ptr_array_add(chunks, chunk);
 			}
 		}
 	}
-	data->stats.sync_us = g_get_monotonic_time() - start;
-	/* done with the trackers: a stop waiting on the main thread may go on */
+	return TRUE;
+}
+
+/* worker, holding the trackers: a consumer's take of one device, as a sealed memfd */
+static gint
+migd_dirty_source_run_take(MigdDirtySource *self, MigdDirtyOp *op, gboolean stopped, GError **error)
+{
+	MigdDirtySourceDevice *sdev = op->sdev;
+	guint n = sdev->geometry->len;
+	g_autofree MigdDirtyFileWindow *windows = g_new0(MigdDirtyFileWindow, MAX(n, 1));
+	g_autofree guint64 *zero = NULL;
+	guint64 **mine;
+	guint32 *takes = &g_array_index(sdev->takes, guint32, op->consumer);
+	gint fd;
+
+	if (!stopped) {
+		if (!migd_dirty_tracker_sync(sdev->tracker, error))
+			return -1;
+		migd_dirty_source_distribute(self, sdev, op->consumer);
+		/* the windows now hold this consumer's bits: its pending is with another */
+		for (guint w = 0; w < n; w++) {
+			const MigdDirtyWindow *win =
+			    migd_dirty_tracker_get_window(sdev->tracker, w);
+			windows[w].iova = win->iova;
+			windows[w].n_pages = win->n_pages;
+			windows[w].bitmap = win->bitmap;
+		}
+		fd = migd_dirty_file_new_sealed(sdev->page_size, *takes + 1, windows, n, error);
+		if (fd >= 0)
+			(*takes)++;
+		return fd;
+	}
+
+	/* stopped: no report, what is pending (nothing for the last reader) */
+	mine = g_ptr_array_index(sdev->pending, op->consumer);
+	for (guint w = 0; w < n; w++) {
+		windows[w] = g_array_index(sdev->geometry, MigdDirtyFileWindow, w);
+		if (mine != NULL) {
+			windows[w].bitmap = mine[w];
+		} else {
+			if (zero == NULL) {
+				guint64 most = 0;
+				for (guint v = 0; v < n; v++)
+					most = MAX(most, g_array_index(sdev->geometry,
+								       MigdDirtyFileWindow, v)
+							     .n_pages);
+				zero = g_new0(guint64, migd_dirty_source_words(most));
+			}
+			windows[w].bitmap = zero;
+		}
+	}
+	fd = migd_dirty_file_new_sealed(sdev->page_size, *takes + 1, windows, n, error);
+	if (fd < 0)
+		return -1;
+	(*takes)++;
+	for (guint w = 0; mine != NULL && w < n; w++)
+		memset(mine[w], 0, migd_dirty_source_words(windows[w].n_pages) * sizeof(guint64));
+	return fd;
+}
+
+static void migd_dirty_source_op_thread(GTask *task, gpointer source_object, gpointer task_data,
+					GCancellable *cancellable);
+
+/* lock held: the trackers are free; the next operation, if any, gets them */
+static void
+migd_dirty_source_next_locked(MigdDirtySource *self)
+{
+	GTask *next = g_queue_pop_head(&self->queue);
+
+	if (next == NULL) {
+		self->busy = FALSE;
+		g_cond_broadcast(&self->idle);
+		return;
+	}
+	g_task_run_in_thread(next, migd_dirty_source_op_thread);
+	g_object_unref(next);
+}
+
+typedef struct {
+	gint fd;
+} MigdDirtyTakeResult;
+
+static void
+migd_dirty_take_result_free(MigdDirtyTakeResult *res)
+{
+	/* a result nobody finished: the fd is not leaked */
+	if (res->fd >= 0)
+		close(res->fd);
+	g_free(res);
+}
+
+/* worker thread: nothing else touches the trackers while self->busy */
+static void
+migd_dirty_source_op_thread(GTask *task, gpointer source_object, gpointer task_data,
+			    GCancellable *cancellable)
+{
+	MigdDirtySource *self = g_object_get_data(G_OBJECT(task), "migd-dirty-source");
+	MigdDirtyOp *op = task_data;
+	g_autoptr(GPtrArray) chunks = NULL;
+	GError *failure = NULL;
+	gint64 start = g_get_monotonic_time();
+	gboolean stopped;
+	gboolean ok;
+	gint fd = -1;
+
 	g_mutex_lock(&self->lock);
-	self->syncing = FALSE;
-	g_cond_broadcast(&self->idle);
+	stopped = self->stopped;
 	g_mutex_unlock(&self->lock);
-	if (failure != NULL)
+
+	if (op->take) {
+		/* cancelled while waiting: no report read, nothing lost */
+		if (g_cancellable_set_error_if_cancelled(cancellable, &failure))
+			ok = FALSE;
+		else
+			ok = (fd = migd_dirty_source_run_take(self, op, stopped, &failure)) >= 0;
+	} else {
+		chunks = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_chunk_free);
+		ok = migd_dirty_source_run_sync(self, op, stopped, chunks, &failure);
+		op->stats.sync_us = g_get_monotonic_time() - start;
+	}
+
+	/* done with the trackers: the next operation, or a stop waiting on the main thread */
+	g_mutex_lock(&self->lock);
+	if (!op->take)
+		self->syncing = FALSE;
+	migd_dirty_source_next_locked(self);
+	g_mutex_unlock(&self->lock);
+
+	if (!ok) {
 		g_task_return_error(task, failure);
-	else
+	} else if (op->take) {
+		MigdDirtyTakeResult *res = g_new0(MigdDirtyTakeResult, 1);
+		res->fd = fd;
+		g_task_return_pointer(task, res, (GDestroyNotify)migd_dirty_take_result_free);
+	} else {
 		g_task_return_pointer(task, g_steal_pointer(&chunks),
 				      (GDestroyNotify)g_ptr_array_unref);
+	}
+}
+
+/* runs @task's operation now, or after those before it */
+static void
+migd_dirty_source_submit(MigdDirtySource *self, GTask *task)
+{
+	/* the task keeps the source alive until it is freed */
+	g_object_set_data_full(G_OBJECT(task), "migd-dirty-source", migd_dirty_source_ref(self),
+			       (GDestroyNotify)migd_dirty_source_release);
+	g_mutex_lock(&self->lock);
+	self->started = TRUE;
+	if (self->busy) {
+		g_queue_push_tail(&self->queue, g_object_ref(task));
+	} else {
+		self->busy = TRUE;
+		g_task_run_in_thread(task, migd_dirty_source_op_thread);
+	}
+	g_mutex_unlock(&self->lock);
 }
 
 void
@@ -204,12 +582,12 @@ migd_dirty_source_sync_async(MigdDirtySource *self, guint32 round, GAsyncReadyCa
 			     gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
-	MigdDirtySyncData *data = g_new0(MigdDirtySyncData, 1);
+	MigdDirtyOp *op = g_new0(MigdDirtyOp, 1);
 
-	data->round = round;
-	data->stats.round = round;
+	op->round = round;
+	op->stats.round = round;
 	g_task_set_source_tag(task, migd_dirty_source_sync_async);
-	g_task_set_task_data(task, data, g_free);
+	g_task_set_task_data(task, op, g_free);
 	g_mutex_lock(&self->lock);
 	if (self->stopped || self->syncing) {
 		g_mutex_unlock(&self->lock);
@@ -219,10 +597,7 @@ migd_dirty_source_sync_async(MigdDirtySource *self, guint32 round, GAsyncReadyCa
 	}
 	self->syncing = TRUE;
 	g_mutex_unlock(&self->lock);
-	/* the task keeps the source alive and marks it idle when it is freed */
-	g_object_set_data_full(G_OBJECT(task), "migd-dirty-source", migd_dirty_source_ref(self),
-			       (GDestroyNotify)migd_dirty_source_release);
-	g_task_run_in_thread(task, migd_dirty_source_sync_thread);
+	migd_dirty_source_submit(self, task);
 }
 
 GPtrArray *
@@ -230,26 +605,78 @@ migd_dirty_source_sync_finish(MigdDirtySource *self, GAsyncResult *result,
 			      MigdDirtyRoundStats *stats, GError **error)
 {
 	GTask *task = G_TASK(result);
-	MigdDirtySyncData *data = g_task_get_task_data(task);
+	MigdDirtyOp *op = g_task_get_task_data(task);
 	GPtrArray *chunks = g_task_propagate_pointer(task, error);
 
 	if (chunks != NULL && stats != NULL)
-		*stats = data->stats;
+		*stats = op->stats;
 	return chunks;
+}
+
+void
+migd_dirty_source_take_bitmap_async(MigdDirtySource *self, guint consumer, guint index,
+				    GCancellable *cancellable, GAsyncReadyCallback callback,
+				    gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
+	MigdDirtyOp *op = g_new0(MigdDirtyOp, 1);
+
+	op->take = TRUE;
+	op->consumer = consumer;
+	op->sdev = migd_dirty_source_find(self, index);
+	g_task_set_source_tag(task, migd_dirty_source_take_bitmap_async);
+	g_task_set_task_data(task, op, g_free);
+	/* once the report is read the result must reach the caller, cancelled or not */
+	g_task_set_check_cancellable(task, FALSE);
+	if (consumer == 0 || consumer >= self->n_consumers) {
+		g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					"%u is not a dirty-bitmap consumer of this job", consumer);
+		return;
+	}
+	if (op->sdev == NULL) {
+		g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					"device %u is not dirty-tracked (%s)", index,
+					"no such device, or it has no IOVA ranges");
+		return;
+	}
+	migd_dirty_source_submit(self, task);
+}
+
+gint
+migd_dirty_source_take_bitmap_finish(MigdDirtySource *self, GAsyncResult *result, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	MigdDirtyTakeResult *res;
+	gint fd;
+
+	g_return_val_if_fail(g_task_is_valid(result, NULL), -1);
+	g_return_val_if_fail(
+	    g_task_get_source_tag(G_TASK(result)) == migd_dirty_source_take_bitmap_async, -1);
+	res = g_task_propagate_pointer(G_TASK(result), &error_local);
+	if (res == NULL) {
+		g_propagate_error(error, g_steal_pointer(&error_local));
+		return -1;
+	}
+	fd = res->fd;
+	res->fd = -1;
+	migd_dirty_take_result_free(res);
+	return fd;
 }
 
 void
 migd_dirty_source_stop(MigdDirtySource *self)
 {
 	g_mutex_lock(&self->lock);
-	/* a sync in flight holds the trackers: wait for it (REPORTs are bounded) */
-	while (self->syncing)
+	/* operations that have not begun read no report from now on */
+	self->stopped = TRUE;
+	/* the one holding the trackers finishes first (REPORTs are bounded) */
+	while (self->busy)
 		g_cond_wait(&self->idle, &self->lock);
-	if (self->stopped) {
+	if (self->trackers_stopped) {
 		g_mutex_unlock(&self->lock);
 		return;
 	}
-	self->stopped = TRUE;
+	self->trackers_stopped = TRUE;
 	g_mutex_unlock(&self->lock);
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDirtySourceDevice *sdev = g_ptr_array_index(self->devices, i);
