@@ -46,7 +46,30 @@ typedef struct {
 	/* take */
 	guint consumer;
 	gpointer sdev; /* MigdDirtySourceDevice, looked up when asked */
+	/* the worker's result, handed to the caller's task on its main context */
+	GPtrArray *chunks;
+	gint fd;
+	GError *error;
 } MigdDirtyOp;
+
+static void
+migd_dirty_op_free(MigdDirtyOp *op)
+{
+	g_clear_pointer(&op->chunks, g_ptr_array_unref);
+	/* a result nobody finished: the fd is not leaked */
+	if (op->fd >= 0)
+		close(op->fd);
+	g_clear_error(&op->error);
+	g_free(op);
+}
+
+static MigdDirtyOp *
+migd_dirty_op_new(void)
+{
+	MigdDirtyOp *op = g_new0(MigdDirtyOp, 1);
+	op->fd = -1;
+	return op;
+}
 
 struct _MigdDirtySource {
 	gint refcount;	    /* atomic: the owner and each sync or take in flight */
@@ -55,11 +78,12 @@ struct _MigdDirtySource {
 	GMutex lock;
 	GCond idle;
 	gboolean started; /* a sync or take was asked for: no more consumers */
-	gboolean busy;	  /* a sync or take holds the trackers (running or dispatched) */
-	gboolean syncing; /* a peer sync is queued or running */
+	gboolean busy;	  /* an operation is under way (queued ones follow it) */
+	gboolean running; /* its worker holds the trackers */
+	gboolean syncing; /* a peer sync is queued or under way */
 	gboolean stopped; /* no more reports: queued operations take what is pending */
 	gboolean trackers_stopped;
-	GQueue queue; /* GTask: operations waiting for the trackers */
+	GQueue queue; /* GTask (the caller's): operations waiting for their turn */
 };
 
 void
@@ -479,50 +503,24 @@ migd_dirty_source_run_take(MigdDirtySource *self, MigdDirtyOp *op, gboolean stop
 	return fd;
 }
 
-static void migd_dirty_source_op_thread(GTask *task, gpointer source_object, gpointer task_data,
-					GCancellable *cancellable);
+/*
+ * An operation runs in two steps: its worker reads the trackers, then, on the
+ * caller's main context, the caller's task gets the result and only then does
+ * the next operation start. So callbacks come in arrival order, and a sync's
+ * callback sees its chunks before any later take reads the windows again.
+ */
+static void migd_dirty_source_start_next_locked(MigdDirtySource *self);
 
-/* lock held: the trackers are free; the next operation, if any, gets them */
+/* worker thread: nothing else touches the trackers while self->running */
 static void
-migd_dirty_source_next_locked(MigdDirtySource *self)
+migd_dirty_source_op_thread(GTask *inner, gpointer source_object, gpointer task_data,
+			    GCancellable *unused)
 {
-	GTask *next = g_queue_pop_head(&self->queue);
-
-	if (next == NULL) {
-		self->busy = FALSE;
-		g_cond_broadcast(&self->idle);
-		return;
-	}
-	g_task_run_in_thread(next, migd_dirty_source_op_thread);
-	g_object_unref(next);
-}
-
-typedef struct {
-	gint fd;
-} MigdDirtyTakeResult;
-
-static void
-migd_dirty_take_result_free(MigdDirtyTakeResult *res)
-{
-	/* a result nobody finished: the fd is not leaked */
-	if (res->fd >= 0)
-		close(res->fd);
-	g_free(res);
-}
-
-/* worker thread: nothing else touches the trackers while self->busy */
-static void
-migd_dirty_source_op_thread(GTask *task, gpointer source_object, gpointer task_data,
-			    GCancellable *cancellable)
-{
+	GTask *task = task_data;
 	MigdDirtySource *self = g_object_get_data(G_OBJECT(task), "migd-dirty-source");
-	MigdDirtyOp *op = task_data;
-	g_autoptr(GPtrArray) chunks = NULL;
-	GError *failure = NULL;
+	MigdDirtyOp *op = g_task_get_task_data(task);
 	gint64 start = g_get_monotonic_time();
 	gboolean stopped;
-	gboolean ok;
-	gint fd = -1;
 
 	g_mutex_lock(&self->lock);
 	stopped = self->stopped;
@@ -530,33 +528,68 @@ migd_dirty_source_op_thread(GTask *task, gpointer source_object, gpointer task_d
 
 	if (op->take) {
 		/* cancelled while waiting: no report read, nothing lost */
-		if (g_cancellable_set_error_if_cancelled(cancellable, &failure))
-			ok = FALSE;
-		else
-			ok = (fd = migd_dirty_source_run_take(self, op, stopped, &failure)) >= 0;
+		if (!g_cancellable_set_error_if_cancelled(g_task_get_cancellable(task), &op->error))
+			op->fd = migd_dirty_source_run_take(self, op, stopped, &op->error);
 	} else {
-		chunks = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_chunk_free);
-		ok = migd_dirty_source_run_sync(self, op, stopped, chunks, &failure);
+		op->chunks = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_chunk_free);
+		if (!migd_dirty_source_run_sync(self, op, stopped, op->chunks, &op->error))
+			g_clear_pointer(&op->chunks, g_ptr_array_unref);
 		op->stats.sync_us = g_get_monotonic_time() - start;
 	}
 
-	/* done with the trackers: the next operation, or a stop waiting on the main thread */
+	/* done with the trackers: a stop waiting on the main thread may go on */
 	g_mutex_lock(&self->lock);
+	self->running = FALSE;
+	/* a sync's callback may ask for the next one at once */
 	if (!op->take)
 		self->syncing = FALSE;
-	migd_dirty_source_next_locked(self);
+	g_cond_broadcast(&self->idle);
 	g_mutex_unlock(&self->lock);
+	g_task_return_boolean(inner, TRUE);
+}
 
-	if (!ok) {
-		g_task_return_error(task, failure);
-	} else if (op->take) {
-		MigdDirtyTakeResult *res = g_new0(MigdDirtyTakeResult, 1);
-		res->fd = fd;
-		g_task_return_pointer(task, res, (GDestroyNotify)migd_dirty_take_result_free);
-	} else {
-		g_task_return_pointer(task, g_steal_pointer(&chunks),
+/* main context: the caller's task gets the worker's result, then the next operation starts */
+static void
+migd_dirty_source_op_done_cb(GObject *object, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(GTask) task = user_data;
+	/* the task's reference may be the last: keep self until the next has started */
+	MigdDirtySource *self =
+	    migd_dirty_source_ref(g_object_get_data(G_OBJECT(task), "migd-dirty-source"));
+	MigdDirtyOp *op = g_task_get_task_data(task);
+
+	if (op->error != NULL)
+		g_task_return_error(task, g_steal_pointer(&op->error));
+	else if (op->take)
+		g_task_return_boolean(task,
+				      TRUE); /* finish takes op->fd; unfinished, it is closed */
+	else
+		g_task_return_pointer(task, g_steal_pointer(&op->chunks),
 				      (GDestroyNotify)g_ptr_array_unref);
+	g_mutex_lock(&self->lock);
+	migd_dirty_source_start_next_locked(self);
+	g_mutex_unlock(&self->lock);
+	migd_dirty_source_release(self);
+}
+
+/* lock held: the next operation in line gets the trackers, if any */
+static void
+migd_dirty_source_start_next_locked(MigdDirtySource *self)
+{
+	GTask *task = g_queue_pop_head(&self->queue);
+	GTask *inner;
+
+	if (task == NULL) {
+		self->busy = FALSE;
+		return;
 	}
+	self->busy = TRUE;
+	self->running = TRUE;
+	/* completes on the caller's context: the task's, where it was made */
+	inner = g_task_new(NULL, NULL, migd_dirty_source_op_done_cb, task);
+	g_task_set_task_data(inner, task, NULL);
+	g_task_run_in_thread(inner, migd_dirty_source_op_thread);
+	g_object_unref(inner);
 }
 
 /* runs @task's operation now, or after those before it */
@@ -568,12 +601,9 @@ migd_dirty_source_submit(MigdDirtySource *self, GTask *task)
 			       (GDestroyNotify)migd_dirty_source_release);
 	g_mutex_lock(&self->lock);
 	self->started = TRUE;
-	if (self->busy) {
-		g_queue_push_tail(&self->queue, g_object_ref(task));
-	} else {
-		self->busy = TRUE;
-		g_task_run_in_thread(task, migd_dirty_source_op_thread);
-	}
+	g_queue_push_tail(&self->queue, g_object_ref(task));
+	if (!self->busy)
+		migd_dirty_source_start_next_locked(self);
 	g_mutex_unlock(&self->lock);
 }
 
@@ -582,12 +612,12 @@ migd_dirty_source_sync_async(MigdDirtySource *self, guint32 round, GAsyncReadyCa
 			     gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
-	MigdDirtyOp *op = g_new0(MigdDirtyOp, 1);
+	MigdDirtyOp *op = migd_dirty_op_new();
 
 	op->round = round;
 	op->stats.round = round;
 	g_task_set_source_tag(task, migd_dirty_source_sync_async);
-	g_task_set_task_data(task, op, g_free);
+	g_task_set_task_data(task, op, (GDestroyNotify)migd_dirty_op_free);
 	g_mutex_lock(&self->lock);
 	if (self->stopped || self->syncing) {
 		g_mutex_unlock(&self->lock);
@@ -619,13 +649,13 @@ migd_dirty_source_take_bitmap_async(MigdDirtySource *self, guint consumer, guint
 				    gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
-	MigdDirtyOp *op = g_new0(MigdDirtyOp, 1);
+	MigdDirtyOp *op = migd_dirty_op_new();
 
 	op->take = TRUE;
 	op->consumer = consumer;
 	op->sdev = migd_dirty_source_find(self, index);
 	g_task_set_source_tag(task, migd_dirty_source_take_bitmap_async);
-	g_task_set_task_data(task, op, g_free);
+	g_task_set_task_data(task, op, (GDestroyNotify)migd_dirty_op_free);
 	/* once the report is read the result must reach the caller, cancelled or not */
 	g_task_set_check_cancellable(task, FALSE);
 	if (consumer == 0 || consumer >= self->n_consumers) {
@@ -645,21 +675,17 @@ migd_dirty_source_take_bitmap_async(MigdDirtySource *self, guint consumer, guint
 gint
 migd_dirty_source_take_bitmap_finish(MigdDirtySource *self, GAsyncResult *result, GError **error)
 {
-	g_autoptr(GError) error_local = NULL;
-	MigdDirtyTakeResult *res;
+	MigdDirtyOp *op;
 	gint fd;
 
 	g_return_val_if_fail(g_task_is_valid(result, NULL), -1);
 	g_return_val_if_fail(
 	    g_task_get_source_tag(G_TASK(result)) == migd_dirty_source_take_bitmap_async, -1);
-	res = g_task_propagate_pointer(G_TASK(result), &error_local);
-	if (res == NULL) {
-		g_propagate_error(error, g_steal_pointer(&error_local));
+	if (!g_task_propagate_boolean(G_TASK(result), error))
 		return -1;
-	}
-	fd = res->fd;
-	res->fd = -1;
-	migd_dirty_take_result_free(res);
+	op = g_task_get_task_data(G_TASK(result));
+	fd = op->fd;
+	op->fd = -1;
 	return fd;
 }
 
@@ -670,7 +696,7 @@ migd_dirty_source_stop(MigdDirtySource *self)
 	/* operations that have not begun read no report from now on */
 	self->stopped = TRUE;
 	/* the one holding the trackers finishes first (REPORTs are bounded) */
-	while (self->busy)
+	while (self->running)
 		g_cond_wait(&self->idle, &self->lock);
 	if (self->trackers_stopped) {
 		g_mutex_unlock(&self->lock);
