@@ -74,6 +74,80 @@ test_plugin_new(MigdDirtyTrackerKind tracker)
 	return MIGD_PLUGIN(self);
 }
 
+/* ---- a device whose IOMMU answers another page size at a restart ---- */
+
+struct _FakeDevice {
+	MigdDevice parent_instance;
+	MigdSimDirty *iommu;
+	guint64 answer_page_size; /* != 0: what a START writes back */
+};
+
+#define FAKE_TYPE_DEVICE (fake_device_get_type())
+G_DECLARE_FINAL_TYPE(FakeDevice, fake_device, FAKE, DEVICE, MigdDevice)
+G_DEFINE_TYPE(FakeDevice, fake_device, MIGD_TYPE_DEVICE)
+
+static gboolean
+fake_probe(MigdDevice *device, MigdDeviceFeatures *features, GError **error)
+{
+	memset(features, 0, sizeof(*features));
+	features->migration = TRUE;
+	return TRUE;
+}
+
+static gboolean
+fake_iommu_dirty_start(MigdDevice *device, const MigdIovaRange *ranges, guint n_ranges,
+		       guint64 *page_size, GError **error)
+{
+	FakeDevice *self = FAKE_DEVICE(device);
+
+	if (self->answer_page_size != 0)
+		*page_size = self->answer_page_size;
+	return migd_sim_dirty_start(self->iommu, ranges, n_ranges, page_size, error);
+}
+
+static gboolean
+fake_iommu_dirty_stop(MigdDevice *device, GError **error)
+{
+	migd_sim_dirty_stop(FAKE_DEVICE(device)->iommu);
+	return TRUE;
+}
+
+static gboolean
+fake_iommu_dirty_report(MigdDevice *device, guint64 iova, guint64 length, guint64 page_size,
+			gboolean no_clear, guint64 *bitmap, GError **error)
+{
+	return migd_sim_dirty_report_full(FAKE_DEVICE(device)->iommu, iova, length, page_size,
+					  no_clear, bitmap, error);
+}
+
+static void
+fake_device_finalize(GObject *object)
+{
+	g_clear_pointer(&FAKE_DEVICE(object)->iommu, migd_sim_dirty_free);
+	G_OBJECT_CLASS(fake_device_parent_class)->finalize(object);
+}
+
+static void
+fake_device_init(FakeDevice *self)
+{
+	const MigdSimDirtyLimits limits = {.max_ranges = G_MAXUINT, .iommu = TRUE};
+
+	self->iommu = migd_sim_dirty_new(&limits);
+	migd_device_set_name(MIGD_DEVICE(self), "fake-iommu");
+}
+
+static void
+fake_device_class_init(FakeDeviceClass *klass)
+{
+	MigdDeviceClass *device_class = MIGD_DEVICE_CLASS(klass);
+
+	G_OBJECT_CLASS(klass)->finalize = fake_device_finalize;
+	device_class->probe = fake_probe;
+	device_class->iommu_dirty_start = fake_iommu_dirty_start;
+	device_class->iommu_dirty_stop = fake_iommu_dirty_stop;
+	device_class->iommu_dirty_report = fake_iommu_dirty_report;
+}
+
 /* ---- page sets: IOVAs of 4 KiB pages ---- */
 
 static GHashTable *
@@ -1108,6 +1182,238 @@ test_peer_alone(void **state)
 	assert_true(fx->checked > 0);
 }
 
+/* the pages of a device's DMA record (inside @window) */
+static GHashTable *
+record_pages(MigdDevice *dev, const MigdIovaRange *window)
+{
+	g_autoptr(GArray) record = migd_sim_device_take_dma_record(MIGD_SIM_DEVICE(dev));
+	GHashTable *pages = pages_new();
+
+	for (guint i = 0; i < record->len; i++) {
+		const MigdIovaRange *r = &g_array_index(record, MigdIovaRange, i);
+		for (guint64 a = r->iova; a < r->iova + r->length; a += PAGE) {
+			if (a >= window->iova && a < window->iova + window->length)
+				pages_add(pages, a);
+		}
+	}
+	return pages;
+}
+
+static void
+assert_pages_equal(GHashTable *a, GHashTable *b)
+{
+	GHashTableIter iter;
+	gpointer key;
+
+	assert_int_equal(g_hash_table_size(a), g_hash_table_size(b));
+	g_hash_table_iter_init(&iter, a);
+	while (g_hash_table_iter_next(&iter, &key, NULL))
+		assert_true(pages_has(b, (guint64) * (gint64 *)key));
+}
+
+/*
+ * A sync's chunks (RAW ones among them) stay intact while a take reads and
+ * rewrites the tracker's windows before the caller finished the sync
+ */
+static void
+test_sync_chunks_outlive_take(void **state)
+{
+	g_autoptr(Fx) fx = fx_new();
+	const MigdIovaRange small = {.iova = 8 * MiB, .length = 64 * PAGE};
+	g_autoptr(GHashTable) first = NULL;
+	g_autoptr(GHashTable) second = NULL;
+	g_autoptr(GHashTable) both = pages_new();
+	g_autoptr(GPtrArray) chunks = NULL;
+	g_autoptr(GPtrArray) results =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
+	g_autoptr(GPtrArray) windows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+	g_autoptr(GArray) take_windows = g_array_new(FALSE, FALSE, sizeof(Window));
+	g_autoptr(GHashTable) taken = NULL;
+	g_autoptr(GError) error = NULL;
+	MigdDevice *dev;
+	GHashTableIter iter;
+	gpointer key;
+	gboolean fresh = FALSE;
+	gboolean raw = FALSE;
+	Done sync = {0};
+	Done take = {0};
+	guint32 rounds = 0;
+	guint vmm;
+	gint fd;
+
+	fx_add_device(fx, "mlx5:seed=21,dma_pattern=random", MIGD_DIRTY_TRACKER_DEVICE, &small, 1,
+		      "device");
+	vmm = fx_add_consumer(fx);
+	fx_ready(fx);
+	dev = g_ptr_array_index(fx->devices, 0);
+
+	/* dense in a small window: the sync's chunk is RAW */
+	fx_write(fx, 0, 40 * PAGE);
+	first = record_pages(dev, &small);
+	migd_dirty_source_sync_async(fx->src, 1, done_cb, &sync);
+	wait_done(&sync);
+	/* more DMA, then the VMM's take reads the windows again */
+	fx_write(fx, 0, 24 * PAGE);
+	second = record_pages(dev, &small);
+	g_hash_table_iter_init(&iter, second);
+	while (g_hash_table_iter_next(&iter, &key, NULL))
+		fresh |= !pages_has(first, (guint64) * (gint64 *)key);
+	assert_true(fresh);
+	migd_dirty_source_take_bitmap_async(fx->src, vmm, 0, NULL, done_cb, &take);
+	wait_done(&take);
+	fd = migd_dirty_source_take_bitmap_finish(fx->src, take.result, &error);
+	g_object_unref(take.result);
+	assert_true(fd >= 0);
+	taken = read_take(fd, take_windows, &rounds);
+	close(fd);
+	/* the VMM gets both: what the peer's sync read, and its own report */
+	g_hash_table_iter_init(&iter, first);
+	while (g_hash_table_iter_next(&iter, &key, NULL))
+		pages_add(both, (guint64) * (gint64 *)key);
+	g_hash_table_iter_init(&iter, second);
+	while (g_hash_table_iter_next(&iter, &key, NULL))
+		pages_add(both, (guint64) * (gint64 *)key);
+	assert_pages_equal(taken, both);
+
+	/* the peer's chunks, finished only now, are the first writes alone (checksums hold) */
+	chunks = migd_dirty_source_sync_finish(fx->src, sync.result, NULL, &error);
+	g_object_unref(sync.result);
+	assert_non_null(chunks);
+	for (guint i = 0; i < chunks->len; i++)
+		raw |= ((MigdDirtyChunk *)g_ptr_array_index(chunks, i))->encoded.encoding ==
+		       MIGD_DIRTY_ENCODING_RAW;
+	assert_true(raw);
+	decode_chunks(fx, chunks, results, windows);
+	assert_pages_equal(g_ptr_array_index(results, 0), first);
+}
+
+/* the dirty pages of a take's file, as page indices of its one window at @page_size */
+static GArray *
+take_one_window(MigdDirtySource *src, guint c, guint d, guint64 page_size, guint64 n_pages)
+{
+	g_autoptr(GByteArray) data = g_byte_array_new();
+	g_autoptr(MigdDirtyFile) file = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GError) error = NULL;
+	GArray *dirty = g_array_new(FALSE, FALSE, sizeof(guint64));
+	Done done = {0};
+	guint8 buf[4096];
+	gssize n;
+	gint fd;
+
+	migd_dirty_source_take_bitmap_async(src, c, d, NULL, done_cb, &done);
+	wait_done(&done);
+	fd = migd_dirty_source_take_bitmap_finish(src, done.result, &error);
+	g_object_unref(done.result);
+	assert_true(fd >= 0);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		g_byte_array_append(data, buf, n);
+	close(fd);
+	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
+	file = migd_dirty_file_parse(bytes, &error);
+	assert_non_null(file);
+	assert_int_equal(file->page_size, page_size);
+	assert_int_equal(file->n_windows, 1);
+	assert_int_equal(file->windows[0].n_pages, n_pages);
+	for (guint64 p = 0; p < n_pages; p++) {
+		if (migd_dirty_file_page_is_dirty(file, 0, p))
+			g_array_append_val(dirty, p);
+	}
+	return dirty;
+}
+
+/* the dirty pages of a sync's one window at @page_size */
+static GArray *
+sync_one_window(MigdDirtySource *src, guint64 page_size, guint64 n_pages)
+{
+	g_autoptr(GPtrArray) chunks = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree guint64 *bits = g_new0(guint64, (n_pages + 63) / 64);
+	GArray *dirty = g_array_new(FALSE, FALSE, sizeof(guint64));
+	const MigdDirtyChunk *ch;
+	Done done = {0};
+	gsize len = 0;
+	const guint8 *payload;
+
+	migd_dirty_source_sync_async(src, 1, done_cb, &done);
+	wait_done(&done);
+	chunks = migd_dirty_source_sync_finish(src, done.result, NULL, &error);
+	g_object_unref(done.result);
+	assert_non_null(chunks);
+	assert_int_equal(chunks->len, 1);
+	ch = g_ptr_array_index(chunks, 0);
+	assert_int_equal(ch->page_size, page_size);
+	assert_int_equal(ch->window_pages, n_pages);
+	payload = g_bytes_get_data(ch->encoded.data, &len);
+	assert_true(migd_dirty_decode_merge(ch->encoded.encoding, payload, len, ch->encoded.n_pages,
+					    ch->encoded.n_dirty, ch->encoded.checksum, bits,
+					    &error));
+	for (guint64 p = 0; p < n_pages; p++) {
+		if ((bits[p / 64] >> (p % 64)) & 1)
+			g_array_append_val(dirty, p);
+	}
+	return dirty;
+}
+
+/*
+ * A tracker error whose restart comes back at another page size rebuilds the
+ * windows: what the other consumers had pending cannot be moved page by page,
+ * so every page is pending for them (nothing lost); then exact again
+ */
+static void
+test_window_change(void **state)
+{
+	g_autoptr(FakeDevice) fake = g_object_new(FAKE_TYPE_DEVICE, NULL);
+	g_autoptr(MigdPlugin) plugin = test_plugin_new(MIGD_DIRTY_TRACKER_IOMMU);
+	g_autoptr(MigdDirtySource) src = migd_dirty_source_new();
+	g_autoptr(GError) error = NULL;
+	const MigdIovaRange mapped = {.iova = 64 * KiB, .length = 1 * MiB};
+	g_autoptr(GArray) a = NULL;
+	g_autoptr(GArray) b = NULL;
+	g_autoptr(GArray) c = NULL;
+	g_autoptr(GArray) d = NULL;
+	g_autoptr(GArray) e = NULL;
+	guint vmm;
+
+	/* 16 KiB pages at first: 64 of them, one word of bitmap */
+	fake->answer_page_size = 16 * KiB;
+	migd_device_set_iova_ranges(MIGD_DEVICE(fake), &mapped, 1);
+	assert_true(migd_dirty_source_add_device(src, 0, MIGD_DEVICE(fake), plugin,
+						 MIGD_DIRTY_FALLBACK_REFUSE, &error));
+	assert_string_equal(migd_dirty_source_get_kind(src, 0), "iommu");
+	vmm = migd_dirty_source_add_consumer(src, &error);
+	assert_int_equal(vmm, 1);
+
+	/* the peer reads page 2, which the VMM is then owed */
+	migd_sim_dirty_record_dma_write(fake->iommu, 100 * KiB, 1);
+	a = sync_one_window(src, 16 * KiB, 64);
+	assert_int_equal(a->len, 1);
+	assert_int_equal(g_array_index(a, guint64, 0), 2);
+
+	/*
+	 * the VMM's report fails; the restart answers 4 KiB: 256 pages (four words
+	 * per bitmap), all dirty, for both consumers
+	 */
+	fake->answer_page_size = PAGE;
+	migd_sim_dirty_inject_report_error(fake->iommu, 0);
+	b = take_one_window(src, vmm, 0, PAGE, 256);
+	assert_int_equal(b->len, 256);
+	c = sync_one_window(src, PAGE, 256);
+	assert_int_equal(c->len, 256);
+
+	/* precise again, at 4 KiB, both ways round */
+	migd_sim_dirty_record_dma_write(fake->iommu, 100 * KiB, 1);
+	d = sync_one_window(src, PAGE, 256);
+	assert_int_equal(d->len, 1);
+	assert_int_equal(g_array_index(d, guint64, 0), 9);
+	migd_sim_dirty_record_dma_write(fake->iommu, 1 * MiB, 1);
+	e = take_one_window(src, vmm, 0, PAGE, 256);
+	assert_int_equal(e->len, 2);
+	assert_int_equal(g_array_index(e, guint64, 0), 9);
+	assert_int_equal(g_array_index(e, guint64, 1), (1 * MiB - 64 * KiB) / PAGE);
+}
+
 int
 main(void)
 {
@@ -1121,8 +1427,10 @@ main(void)
 	    migd_test_log_unit_test(test_consumers_tracker_error),
 	    migd_test_log_unit_test(test_consumers_concurrent_dma),
 	    migd_test_log_unit_test(test_take_queued_behind_sync),
+	    migd_test_log_unit_test(test_sync_chunks_outlive_take),
 	    migd_test_log_unit_test(test_take_cancelled_while_queued),
 	    migd_test_log_unit_test(test_take_after_stop),
+	    migd_test_log_unit_test(test_window_change),
 	    migd_test_log_unit_test(test_errors),
 	    migd_test_log_unit_test(test_peer_alone),
 	};
