@@ -36,6 +36,8 @@ typedef struct {
 	 */
 	GPtrArray *pending;
 	GArray *takes; /* guint32 per consumer: takes of this device so far */
+	/* pending bits could not be kept (no memory): every later read fails, none is wrong */
+	gboolean lost;
 } MigdDirtySourceDevice;
 
 typedef struct {
@@ -109,17 +111,23 @@ migd_dirty_source_pending_free(guint64 **bitmaps, guint n_windows)
 	g_free(bitmaps);
 }
 
-/* pending bitmaps for @sdev's geometry: clear, or every page dirty */
+/* pending bitmaps for @sdev's geometry: clear, or every page dirty; NULL without memory */
 static guint64 **
 migd_dirty_source_pending_new(MigdDirtySourceDevice *sdev, gboolean all_dirty)
 {
-	guint64 **bitmaps = g_new0(guint64 *, MAX(sdev->geometry->len, 1));
+	guint n = sdev->geometry->len;
+	guint64 **bitmaps = g_new0(guint64 *, MAX(n, 1));
 
-	for (guint w = 0; w < sdev->geometry->len; w++) {
+	for (guint w = 0; w < n; w++) {
 		guint64 n_pages = g_array_index(sdev->geometry, MigdDirtyFileWindow, w).n_pages;
 		guint64 words = migd_dirty_source_words(n_pages);
 
-		bitmaps[w] = g_new0(guint64, words);
+		/* as large as the tracker's own windows: a guest's worth of pages */
+		bitmaps[w] = g_try_new0(guint64, MAX(words, 1));
+		if (bitmaps[w] == NULL) {
+			migd_dirty_source_pending_free(bitmaps, n);
+			return NULL;
+		}
 		if (all_dirty && n_pages > 0) {
 			memset(bitmaps[w], 0xff, words * sizeof(guint64));
 			if (n_pages % 64 != 0)
@@ -183,15 +191,30 @@ migd_dirty_source_device_free(MigdDirtySourceDevice *sdev)
 	g_free(sdev);
 }
 
-/* a new consumer of @sdev, owed nothing yet: clear bitmaps (the first consumer needs none) */
+/* pending bitmaps for a new consumer of @sdev, owed nothing yet; FALSE without memory */
+static gboolean
+migd_dirty_source_device_alloc_consumer(MigdDirtySourceDevice *sdev, guint64 ***bitmaps,
+					GError **error)
+{
+	/* the first consumer (the peer) starts as the one owed nothing: no bitmaps */
+	*bitmaps = NULL;
+	if (sdev->pending->len == 0)
+		return TRUE;
+	*bitmaps = migd_dirty_source_pending_new(sdev, FALSE);
+	if (*bitmaps != NULL)
+		return TRUE;
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+		    "device %u: cannot allocate the dirty bitmaps of another consumer",
+		    sdev->index);
+	return FALSE;
+}
+
 static void
-migd_dirty_source_device_add_consumer(MigdDirtySourceDevice *sdev)
+migd_dirty_source_device_add_consumer(MigdDirtySourceDevice *sdev, guint64 **bitmaps)
 {
 	guint32 zero = 0;
 
-	g_ptr_array_add(sdev->pending, sdev->pending->len == 0
-					   ? NULL
-					   : migd_dirty_source_pending_new(sdev, FALSE));
+	g_ptr_array_add(sdev->pending, bitmaps);
 	g_array_append_val(sdev->takes, zero);
 }
 
@@ -269,8 +292,15 @@ migd_dirty_source_add_device(MigdDirtySource *self, guint index, MigdDevice *dev
 	sdev->pending = g_ptr_array_new();
 	sdev->takes = g_array_new(FALSE, FALSE, sizeof(guint32));
 	migd_dirty_source_set_geometry(sdev);
-	for (guint c = 0; c < self->n_consumers; c++)
-		migd_dirty_source_device_add_consumer(sdev);
+	for (guint c = 0; c < self->n_consumers; c++) {
+		guint64 **bitmaps;
+
+		if (!migd_dirty_source_device_alloc_consumer(sdev, &bitmaps, error)) {
+			migd_dirty_source_device_free(sdev);
+			return FALSE;
+		}
+		migd_dirty_source_device_add_consumer(sdev, bitmaps);
+	}
 	g_ptr_array_add(self->devices, sdev);
 	g_message("%s: dirty tracking with %s, page size %" G_GUINT64_FORMAT,
 		  migd_device_get_name(device), migd_dirty_tracker_get_kind(tracker),
@@ -307,6 +337,7 @@ guint
 migd_dirty_source_add_consumer(MigdDirtySource *self, GError **error)
 {
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
+	g_autoptr(GPtrArray) bitmaps = g_ptr_array_new();
 
 	if (self->started) {
 		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_FAILED,
@@ -314,15 +345,33 @@ migd_dirty_source_add_consumer(MigdDirtySource *self, GError **error)
 				    "would miss what earlier reports cleared");
 		return 0;
 	}
+	/* every device's bitmaps first, so a failure leaves the consumers as they were */
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdDirtySourceDevice *sdev = g_ptr_array_index(self->devices, i);
+		guint64 **b;
+
+		if (!migd_dirty_source_device_alloc_consumer(sdev, &b, error)) {
+			for (guint j = 0; j < bitmaps->len; j++) {
+				MigdDirtySourceDevice *done = g_ptr_array_index(self->devices, j);
+				migd_dirty_source_pending_free(g_ptr_array_index(bitmaps, j),
+							       done->geometry->len);
+			}
+			return 0;
+		}
+		g_ptr_array_add(bitmaps, b);
+	}
 	for (guint i = 0; i < self->devices->len; i++)
-		migd_dirty_source_device_add_consumer(g_ptr_array_index(self->devices, i));
+		migd_dirty_source_device_add_consumer(g_ptr_array_index(self->devices, i),
+						      g_ptr_array_index(bitmaps, i));
 	return self->n_consumers++;
 }
 
 /*
  * Worker, holding the trackers: @consumer has just read @sdev's tracker (its
- * windows hold the report). Every other consumer's pending bits get the report;
- * the windows get @consumer's own pending bits, which are then cleared.
+ * windows hold the report R). Every other consumer's pending bits get R; the
+ * windows get @consumer's own pending bits, which are then cleared. At most one
+ * consumer has no bitmaps (owed nothing): the reader's, once used, carries R to
+ * it (or is freed when every consumer has bitmaps, after a failed take).
  */
 static void
 migd_dirty_source_distribute(MigdDirtySource *self, MigdDirtySourceDevice *sdev, guint consumer)
@@ -344,9 +393,19 @@ migd_dirty_source_distribute(MigdDirtySource *self, MigdDirtySourceDevice *sdev,
 		migd_dirty_source_clear_pending(sdev);
 		migd_dirty_source_set_geometry(sdev);
 		for (guint c = 0; c < self->n_consumers; c++) {
-			if (c != consumer)
-				g_ptr_array_index(sdev->pending, c) =
-				    migd_dirty_source_pending_new(sdev, TRUE);
+			guint64 **all;
+
+			if (c == consumer)
+				continue;
+			all = migd_dirty_source_pending_new(sdev, TRUE);
+			if (all == NULL) {
+				g_warning("dirty tracking: device %u: no memory for the pending "
+					  "bits of its consumers: no more syncs of it",
+					  sdev->index);
+				sdev->lost = TRUE;
+				return;
+			}
+			g_ptr_array_index(sdev->pending, c) = all;
 		}
 		return;
 	}
@@ -370,8 +429,6 @@ migd_dirty_source_distribute(MigdDirtySource *self, MigdDirtySourceDevice *sdev,
 	mine = g_ptr_array_index(sdev->pending, consumer);
 	if (mine == NULL)
 		return;
-	/* the one consumer owed nothing (the previous reader) gets the report in mine */
-	g_assert(owed_nothing != G_MAXUINT);
 	for (guint w = 0; w < sdev->geometry->len; w++) {
 		const MigdDirtyWindow *win = migd_dirty_tracker_get_window(sdev->tracker, w);
 		guint64 words = migd_dirty_source_words(win->n_pages);
@@ -381,8 +438,51 @@ migd_dirty_source_distribute(MigdDirtySource *self, MigdDirtySourceDevice *sdev,
 			win->bitmap[k] |= owed;
 		}
 	}
-	g_ptr_array_index(sdev->pending, owed_nothing) = mine;
 	g_ptr_array_index(sdev->pending, consumer) = NULL;
+	if (owed_nothing != G_MAXUINT)
+		g_ptr_array_index(sdev->pending, owed_nothing) = mine;
+	else
+		migd_dirty_source_pending_free(mine, sdev->geometry->len);
+}
+
+/*
+ * Worker: @consumer's take read the report but its file could not be made: it
+ * is owed what the windows hold, in bitmaps of its own (one more than usual
+ * until it reads again), or the device is lost
+ */
+static void
+migd_dirty_source_keep_failed(MigdDirtySource *self, MigdDirtySourceDevice *sdev, guint consumer)
+{
+	guint64 **mine;
+
+	if (self->n_consumers < 2 || sdev->lost)
+		return;
+	mine = migd_dirty_source_pending_new(sdev, FALSE);
+	if (mine == NULL) {
+		g_warning("dirty tracking: device %u: no memory to keep a failed take's bits: no "
+			  "more syncs of it",
+			  sdev->index);
+		sdev->lost = TRUE;
+		return;
+	}
+	for (guint w = 0; w < sdev->geometry->len; w++) {
+		const MigdDirtyWindow *win = migd_dirty_tracker_get_window(sdev->tracker, w);
+		memcpy(mine[w], win->bitmap,
+		       migd_dirty_source_words(win->n_pages) * sizeof(guint64));
+	}
+	g_ptr_array_index(sdev->pending, consumer) = mine;
+}
+
+static gboolean
+migd_dirty_source_check_lost(MigdDirtySourceDevice *sdev, GError **error)
+{
+	if (!sdev->lost)
+		return TRUE;
+	g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+		    "device %u: its dirty bits could not be kept for every consumer (out of "
+		    "memory)",
+		    sdev->index);
+	return FALSE;
 }
 
 /* worker, holding the trackers: the peer stream's sync of every tracker */
@@ -401,9 +501,12 @@ migd_dirty_source_run_sync(MigdDirtySource *self, MigdDirtyOp *op, gboolean stop
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDirtySourceDevice *sdev = g_ptr_array_index(self->devices, i);
 
-		if (!migd_dirty_tracker_sync(sdev->tracker, error))
+		if (!migd_dirty_source_check_lost(sdev, error) ||
+		    !migd_dirty_tracker_sync(sdev->tracker, error))
 			return FALSE;
 		migd_dirty_source_distribute(self, sdev, 0);
+		if (!migd_dirty_source_check_lost(sdev, error))
+			return FALSE;
 		for (guint w = 0; w < migd_dirty_tracker_get_n_windows(sdev->tracker); w++) {
 			const MigdDirtyWindow *win =
 			    migd_dirty_tracker_get_window(sdev->tracker, w);
@@ -448,51 +551,68 @@ migd_dirty_source_run_sync(MigdDirtySource *self, MigdDirtyOp *op, gboolean stop
 
 /* worker, holding the trackers: a consumer's take of one device, as a sealed memfd */
 static gint
-migd_dirty_source_run_take(MigdDirtySource *self, MigdDirtyOp *op, gboolean stopped, GError **error)
+migd_dirty_source_run_take(MigdDirtySource *self, MigdDirtyOp *op, GError **error)
 {
 	MigdDirtySourceDevice *sdev = op->sdev;
+	guint32 *takes = &g_array_index(sdev->takes, guint32, op->consumer);
+	g_autofree MigdDirtyFileWindow *windows = NULL;
+	guint n;
+	gint fd;
+
+	if (!migd_dirty_source_check_lost(sdev, error) ||
+	    !migd_dirty_tracker_sync(sdev->tracker, error))
+		return -1;
+	migd_dirty_source_distribute(self, sdev, op->consumer);
+	if (!migd_dirty_source_check_lost(sdev, error))
+		return -1;
+	/* the windows (which a restart may have rebuilt) hold this consumer's bits now */
+	n = migd_dirty_tracker_get_n_windows(sdev->tracker);
+	windows = g_new0(MigdDirtyFileWindow, MAX(n, 1));
+	for (guint w = 0; w < n; w++) {
+		const MigdDirtyWindow *win = migd_dirty_tracker_get_window(sdev->tracker, w);
+		windows[w].iova = win->iova;
+		windows[w].n_pages = win->n_pages;
+		windows[w].bitmap = win->bitmap;
+	}
+	fd = migd_dirty_file_new_sealed(migd_dirty_tracker_get_page_size(sdev->tracker), *takes + 1,
+					windows, n, error);
+	if (fd < 0) {
+		migd_dirty_source_keep_failed(self, sdev, op->consumer);
+		return -1;
+	}
+	(*takes)++;
+	return fd;
+}
+
+/* worker: a take after stop: no report, what is pending (nothing for the last reader) */
+static gint
+migd_dirty_source_run_take_stopped(MigdDirtySource *self, MigdDirtyOp *op, GError **error)
+{
+	MigdDirtySourceDevice *sdev = op->sdev;
+	guint32 *takes = &g_array_index(sdev->takes, guint32, op->consumer);
 	guint n = sdev->geometry->len;
 	g_autofree MigdDirtyFileWindow *windows = g_new0(MigdDirtyFileWindow, MAX(n, 1));
 	g_autofree guint64 *zero = NULL;
-	guint64 **mine;
-	guint32 *takes = &g_array_index(sdev->takes, guint32, op->consumer);
+	guint64 **mine = g_ptr_array_index(sdev->pending, op->consumer);
+	guint64 most = 0;
 	gint fd;
 
-	if (!stopped) {
-		if (!migd_dirty_tracker_sync(sdev->tracker, error))
+	if (!migd_dirty_source_check_lost(sdev, error))
+		return -1;
+	for (guint w = 0; w < n; w++)
+		most = MAX(most, g_array_index(sdev->geometry, MigdDirtyFileWindow, w).n_pages);
+	if (mine == NULL) {
+		zero = g_try_new0(guint64, MAX(migd_dirty_source_words(most), 1));
+		if (zero == NULL) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+				    "device %u: cannot allocate an empty dirty bitmap",
+				    sdev->index);
 			return -1;
-		migd_dirty_source_distribute(self, sdev, op->consumer);
-		/* the windows now hold this consumer's bits: its pending is with another */
-		for (guint w = 0; w < n; w++) {
-			const MigdDirtyWindow *win =
-			    migd_dirty_tracker_get_window(sdev->tracker, w);
-			windows[w].iova = win->iova;
-			windows[w].n_pages = win->n_pages;
-			windows[w].bitmap = win->bitmap;
 		}
-		fd = migd_dirty_file_new_sealed(sdev->page_size, *takes + 1, windows, n, error);
-		if (fd >= 0)
-			(*takes)++;
-		return fd;
 	}
-
-	/* stopped: no report, what is pending (nothing for the last reader) */
-	mine = g_ptr_array_index(sdev->pending, op->consumer);
 	for (guint w = 0; w < n; w++) {
 		windows[w] = g_array_index(sdev->geometry, MigdDirtyFileWindow, w);
-		if (mine != NULL) {
-			windows[w].bitmap = mine[w];
-		} else {
-			if (zero == NULL) {
-				guint64 most = 0;
-				for (guint v = 0; v < n; v++)
-					most = MAX(most, g_array_index(sdev->geometry,
-								       MigdDirtyFileWindow, v)
-							     .n_pages);
-				zero = g_new0(guint64, migd_dirty_source_words(most));
-			}
-			windows[w].bitmap = zero;
-		}
+		windows[w].bitmap = mine != NULL ? mine[w] : zero;
 	}
 	fd = migd_dirty_file_new_sealed(sdev->page_size, *takes + 1, windows, n, error);
 	if (fd < 0)
@@ -529,7 +649,8 @@ migd_dirty_source_op_thread(GTask *inner, gpointer source_object, gpointer task_
 	if (op->take) {
 		/* cancelled while waiting: no report read, nothing lost */
 		if (!g_cancellable_set_error_if_cancelled(g_task_get_cancellable(task), &op->error))
-			op->fd = migd_dirty_source_run_take(self, op, stopped, &op->error);
+			op->fd = stopped ? migd_dirty_source_run_take_stopped(self, op, &op->error)
+					 : migd_dirty_source_run_take(self, op, &op->error);
 	} else {
 		op->chunks = g_ptr_array_new_with_free_func((GDestroyNotify)migd_dirty_chunk_free);
 		if (!migd_dirty_source_run_sync(self, op, stopped, op->chunks, &op->error))

@@ -16,7 +16,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -1414,6 +1416,51 @@ test_window_change(void **state)
 	assert_int_equal(g_array_index(e, guint64, 1), (1 * MiB - 64 * KiB) / PAGE);
 }
 
+/*
+ * A take whose file cannot be made (no fd left) fails, and keeps what it read
+ * for the next take of that consumer; the others lose nothing either
+ */
+static void
+test_take_file_fails(void **state)
+{
+	g_autoptr(Fx) fx = fx_new();
+	g_autoptr(GError) error = NULL;
+	struct rlimit saved, low;
+	Done done = {0};
+	guint vmm;
+	gint probe;
+
+	fx_add_device(fx, "mlx5:seed=22,dma_pattern=random", MIGD_DIRTY_TRACKER_DEVICE, six,
+		      G_N_ELEMENTS(six), "device");
+	vmm = fx_add_consumer(fx);
+	fx_ready(fx);
+	fx_write(fx, 0, 30 * PAGE);
+	fx_sync(fx);
+	fx_write(fx, 0, 30 * PAGE);
+	fx_collect(fx);
+
+	/* no fd can be opened: memfd_create fails with EMFILE */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	probe = dup(0);
+	assert_true(probe >= 0);
+	close(probe);
+	low = saved;
+	low.rlim_cur = probe;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	migd_dirty_source_take_bitmap_async(fx->src, vmm, 0, NULL, done_cb, &done);
+	wait_done(&done);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_int_equal(migd_dirty_source_take_bitmap_finish(fx->src, done.result, &error), -1);
+	g_object_unref(done.result);
+	assert_true(migd_error_matches_errno(error, EMFILE));
+
+	/* the failed take's report reached the peer, and stays owed to the VMM */
+	fx_write(fx, 0, 10 * PAGE);
+	fx_take(fx, vmm, 0);
+	fx_sync(fx);
+	fx_interleave(fx, 20, 8);
+}
+
 int
 main(void)
 {
@@ -1431,6 +1478,7 @@ main(void)
 	    migd_test_log_unit_test(test_take_cancelled_while_queued),
 	    migd_test_log_unit_test(test_take_after_stop),
 	    migd_test_log_unit_test(test_window_change),
+	    migd_test_log_unit_test(test_take_file_fails),
 	    migd_test_log_unit_test(test_errors),
 	    migd_test_log_unit_test(test_peer_alone),
 	};
