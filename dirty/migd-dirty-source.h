@@ -28,10 +28,11 @@ G_BEGIN_DECLS
  *               dirty-bitmap file format (docs/ABI/testing/dirty-bitmap-file).
  *
  * Syncs and takes hold the trackers one at a time: each runs its REPORTs on a
- * worker thread, and one that arrives while another runs waits its turn (in
- * arrival order). Memory: per extra consumer one bitmap per window of each
- * tracked device (the pending bits rotate between consumers: the one that read
- * last is owed nothing), none without extra consumers.
+ * worker thread, and one that arrives while another is under way waits its
+ * turn; they run, and their callbacks come, in arrival order (the next starts
+ * once the previous callback ran). Memory: per extra consumer one bitmap per
+ * window of each tracked device (the pending bits rotate between consumers:
+ * the one that read last is owed nothing), none without extra consumers.
  *
  * How the source engine wires it (engine/migd-source.c):
  *   - tracking: migd_dirty_source_new() and migd_dirty_source_add_device() for
@@ -49,6 +50,10 @@ G_BEGIN_DECLS
  *     take fails with MIGD_ERROR_INVALID_ARGUMENT ("not tracked"); the engine
  *     may answer that itself. The take may run at any time, also while a
  *     peer sync is in flight (it queues), and after the switchover;
+ *   - the VMM's consumer does not need the peer's: a job whose peer lacks
+ *     CAP_DIRTY_BITMAP may still track for the VMM alone (never calling
+ *     migd_dirty_source_sync_async(); consumer 0's bits then wait unread, in
+ *     one bitmap per window);
  *   - at finish/fail the engine calls migd_dirty_source_stop() as today (after
  *     the final sync, devices stopped); a take after that returns the bits
  *     still pending (the final sync's for the VMM) without a new report, until
@@ -98,8 +103,8 @@ const gchar *migd_dirty_source_get_kind(MigdDirtySource *self, guint index);
 /*
  * Consumer 0 (the peer stream): syncs every tracker and encodes its windows on a
  * worker thread; the chunks hold every page reported since the previous sync,
- * by this sync or by takes in between. Fails at once if a sync is already in
- * flight, and with "stopped" after migd_dirty_source_stop().
+ * by this sync or by takes in between. Fails at once if a sync is already
+ * queued or under way, and with "stopped" after migd_dirty_source_stop().
  */
 void migd_dirty_source_sync_async(MigdDirtySource *self, guint32 round,
 				  GAsyncReadyCallback callback, gpointer user_data);
