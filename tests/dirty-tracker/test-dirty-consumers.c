@@ -197,9 +197,10 @@ typedef struct {
 	MigdDirtySource *src;
 	GPtrArray *devices; /* MigdDevice, by job index */
 	guint n_consumers;  /* the peer stream (0) and the extra ones */
-	GPtrArray *owed; /* GHashTable per consumer * device: pages written since its last result */
-	gboolean
-	    *all_owed; /* per consumer * device: every page is owed (all-dirty, tracker error) */
+	/* per consumer * device: the pages written since its last result */
+	GPtrArray *owed; /* GHashTable */
+	/* per consumer * device: every page is owed (a tracker error) */
+	gboolean *all_owed;
 	gboolean *all_dirty; /* per device: its tracker is all-dirty */
 	guint32 *takes;	     /* per consumer * device */
 	guint64 written;     /* pages the devices wrote, all in all */
