@@ -10,7 +10,9 @@
 #include "migd-dirty-bitmap-file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "migd-error.h"
@@ -182,6 +184,34 @@ migd_dirty_file_write(gint fd, guint64 page_size, guint32 rounds,
 			return FALSE;
 	}
 	return TRUE;
+}
+
+gint
+migd_dirty_file_new_sealed(guint64 page_size, guint32 rounds, const MigdDirtyFileWindow *windows,
+			   guint n_windows, GError **error)
+{
+	gint fd = memfd_create("vfio-migd-dirty-bitmap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0) {
+		migd_set_errno_error(error, errno, "memfd_create");
+		return -1;
+	}
+	if (!migd_dirty_file_write(fd, page_size, rounds, windows, n_windows, error)) {
+		close(fd);
+		return -1;
+	}
+	/* a snapshot: the consumer can rely on it never changing under it */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		migd_set_errno_error(error, errno, "sealing the dirty bitmap");
+		close(fd);
+		return -1;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		migd_set_errno_error(error, errno, "lseek");
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* ---- reader ---- */

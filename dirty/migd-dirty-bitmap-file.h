@@ -39,6 +39,15 @@ typedef struct {
 gboolean migd_dirty_file_write(gint fd, guint64 page_size, guint32 rounds,
 			       const MigdDirtyFileWindow *windows, guint n_windows, GError **error);
 
+/*
+ * The file as a read-only snapshot: written into a new memfd, sealed against
+ * any change (shrink, grow, write, seal) and rewound. Returns the fd (the
+ * caller owns it) or -1 with @error.
+ */
+gint migd_dirty_file_new_sealed(guint64 page_size, guint32 rounds,
+				const MigdDirtyFileWindow *windows, guint n_windows,
+				GError **error);
+
 /* one entry of the window table, as read */
 typedef struct {
 	guint64 iova;

@@ -8,11 +8,7 @@
 
 #include "migd-dirty-sink.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "migd-dirty-bitmap.h"
 #include "migd-error.h"
@@ -194,7 +190,6 @@ migd_dirty_sink_dup_fd(MigdDirtySink *self, GError **error)
 {
 	guint n = self->windows->len;
 	g_autofree MigdDirtyFileWindow *windows = g_new0(MigdDirtyFileWindow, MAX(n, 1));
-	gint fd;
 
 	for (guint i = 0; i < n; i++) {
 		MigdDirtySinkWindow *win = g_ptr_array_index(self->windows, i);
@@ -205,25 +200,5 @@ migd_dirty_sink_dup_fd(MigdDirtySink *self, GError **error)
 		windows[i].n_pages = win->n_pages;
 		windows[i].bitmap = win->bitmap;
 	}
-	fd = memfd_create("vfio-migd-dirty-bitmap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0) {
-		migd_set_errno_error(error, errno, "memfd_create");
-		return -1;
-	}
-	if (!migd_dirty_file_write(fd, self->page_size, self->round, windows, n, error)) {
-		close(fd);
-		return -1;
-	}
-	/* a snapshot: the consumer can rely on it never changing under it */
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-		migd_set_errno_error(error, errno, "sealing the dirty bitmap");
-		close(fd);
-		return -1;
-	}
-	if (lseek(fd, 0, SEEK_SET) < 0) {
-		migd_set_errno_error(error, errno, "lseek");
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return migd_dirty_file_new_sealed(self->page_size, self->round, windows, n, error);
 }

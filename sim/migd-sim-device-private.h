@@ -32,6 +32,7 @@ struct _MigdSimDevice {
 	guint64 rng;
 	gint64 dma_clock_us; /* time of the last dma_rate accounting */
 	guint64 generation;  /* bumped by whatever may change the state a digest covers */
+	GArray *dma_record;  /* MigdIovaRange: DMA writes not yet taken; NULL: not recording */
 };
 
 /*

@@ -485,8 +485,8 @@ migd_sim_device_dma_bytes(MigdSimDevice *self, guint64 bytes)
 
 	if (space == NULL)
 		return 0;
-	return migd_sim_dirty_generate_mirrored(space, &self->config->dma_pattern, bytes,
-						&self->rng, mirror);
+	return migd_sim_dirty_generate_recorded(space, &self->config->dma_pattern, bytes,
+						&self->rng, mirror, self->dma_record);
 }
 
 /*
@@ -1098,6 +1098,36 @@ migd_sim_device_dma_write(MigdSimDevice *self, guint64 bytes)
 	return migd_sim_device_dma_bytes(self, bytes);
 }
 
+void
+migd_sim_device_set_dma_record(MigdSimDevice *self, gboolean enable)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_if_fail(MIGD_IS_SIM_DEVICE(self));
+	locker = g_mutex_locker_new(&self->lock);
+	if (!enable)
+		g_clear_pointer(&self->dma_record, g_array_unref);
+	else if (self->dma_record == NULL)
+		self->dma_record = g_array_new(FALSE, FALSE, sizeof(MigdIovaRange));
+}
+
+GArray *
+migd_sim_device_take_dma_record(MigdSimDevice *self)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+	GArray *taken;
+
+	g_return_val_if_fail(MIGD_IS_SIM_DEVICE(self), NULL);
+	locker = g_mutex_locker_new(&self->lock);
+	/* the writes the dma_rate clock owes are part of the record */
+	migd_sim_device_advance_dma(self);
+	if (self->dma_record == NULL)
+		return g_array_new(FALSE, FALSE, sizeof(MigdIovaRange));
+	taken = self->dma_record;
+	self->dma_record = g_array_new(FALSE, FALSE, sizeof(MigdIovaRange));
+	return taken;
+}
+
 gboolean
 migd_sim_device_dirty_is_active(MigdSimDevice *self)
 {
@@ -1168,6 +1198,7 @@ migd_sim_device_finalize(GObject *object)
 		self->backend->finalize(self);
 	g_clear_pointer(&self->dirty, migd_sim_dirty_free);
 	g_clear_pointer(&self->iommu, migd_sim_dirty_free);
+	g_clear_pointer(&self->dma_record, g_array_unref);
 	if (self->lp_eventfd >= 0)
 		close(self->lp_eventfd);
 	g_clear_pointer(&self->config, migd_sim_config_free);

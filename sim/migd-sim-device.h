@@ -58,6 +58,17 @@ void migd_sim_device_touch_state(MigdSimDevice *self, guint64 n_units);
  * device DMA logging and the IOMMU's dirty tracking alike; returns writes
  */
 guint64 migd_sim_device_dma_write(MigdSimDevice *self, guint64 bytes);
+/*
+ * The simulator's own record of the device's DMA writes, for tests that check
+ * what trackers report against what was written. Off by default (it grows
+ * until taken). Enabled, every page the DMA pattern writes (dma_rate or
+ * migd_sim_device_dma_write) is recorded as device logging or, without it,
+ * the IOMMU saw it (page-aligned at that tracker's page size); take returns
+ * the writes since the previous take (MigdIovaRange, in write order, a page may
+ * repeat) and forgets them. Disabling drops what was not taken.
+ */
+void migd_sim_device_set_dma_record(MigdSimDevice *self, gboolean enable);
+GArray *migd_sim_device_take_dma_record(MigdSimDevice *self);
 /* a host access wakes the device from low power (signals a wakeup eventfd) */
 void migd_sim_device_wake(MigdSimDevice *self);
 /* DMA logging is started (tests: every START met its STOP); FALSE without DMA logging */

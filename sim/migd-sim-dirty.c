@@ -786,9 +786,26 @@ migd_sim_dirty_splitmix64(guint64 *state)
 	return z ^ (z >> 31);
 }
 
-/* marks the @index-th page of the tracked space (ranges laid end to end) dirty, in @mirror too */
+/* appends the page at @iova to @record, extending the last range when it is the next page */
 static void
-migd_sim_dirty_mark_linear(MigdSimDirty *self, guint64 index, MigdSimDirty *mirror)
+migd_sim_dirty_record_page(GArray *record, guint64 iova, guint64 page_size)
+{
+	if (record->len > 0) {
+		MigdIovaRange *last = &g_array_index(record, MigdIovaRange, record->len - 1);
+		if (last->iova + last->length == iova) {
+			last->length += page_size;
+			return;
+		}
+	}
+	g_array_append_val(record, ((MigdIovaRange){.iova = iova, .length = page_size}));
+}
+
+/*
+ * marks the @index-th page of the tracked space (ranges laid end to end) dirty, in @mirror
+ * and @record too
+ */
+static void
+migd_sim_dirty_mark_linear(MigdSimDirty *self, guint64 index, MigdSimDirty *mirror, GArray *record)
 {
 	guint lo = 0;
 	guint hi = self->n_regions - 1;
@@ -809,6 +826,9 @@ migd_sim_dirty_mark_linear(MigdSimDirty *self, guint64 index, MigdSimDirty *mirr
 	if (mirror != NULL)
 		migd_sim_dirty_record_dma_write(mirror, (r->first_page + p) * self->page_size,
 						self->page_size);
+	if (record != NULL)
+		migd_sim_dirty_record_page(record, (r->first_page + p) * self->page_size,
+					   self->page_size);
 }
 
 guint64
@@ -821,6 +841,14 @@ migd_sim_dirty_generate(MigdSimDirty *self, const MigdSimDmaPattern *pattern, gu
 guint64
 migd_sim_dirty_generate_mirrored(MigdSimDirty *self, const MigdSimDmaPattern *pattern,
 				 guint64 bytes, guint64 *rng_state, MigdSimDirty *mirror)
+{
+	return migd_sim_dirty_generate_recorded(self, pattern, bytes, rng_state, mirror, NULL);
+}
+
+guint64
+migd_sim_dirty_generate_recorded(MigdSimDirty *self, const MigdSimDmaPattern *pattern,
+				 guint64 bytes, guint64 *rng_state, MigdSimDirty *mirror,
+				 GArray *record)
 {
 	guint64 n_writes;
 	guint64 span;
@@ -838,7 +866,7 @@ migd_sim_dirty_generate_mirrored(MigdSimDirty *self, const MigdSimDmaPattern *pa
 		/* past one full lap the same pages are written again: skip the repeats */
 		for (guint64 i = 0; i < MIN(n_writes, self->total_pages); i++)
 			migd_sim_dirty_mark_linear(self, (self->seq_cursor + i) % self->total_pages,
-						   mirror);
+						   mirror, record);
 		self->seq_cursor =
 		    (self->seq_cursor + n_writes % self->total_pages) % self->total_pages;
 		break;
@@ -853,7 +881,7 @@ migd_sim_dirty_generate_mirrored(MigdSimDirty *self, const MigdSimDmaPattern *pa
 		/* modulo bias is < span / 2^64: irrelevant for a load generator */
 		for (guint64 i = 0; i < n_writes; i++)
 			migd_sim_dirty_mark_linear(
-			    self, migd_sim_dirty_splitmix64(rng_state) % span, mirror);
+			    self, migd_sim_dirty_splitmix64(rng_state) % span, mirror, record);
 		break;
 	default:
 		return 0;

@@ -142,5 +142,14 @@ guint64 migd_sim_dirty_generate(MigdSimDirty *self, const MigdSimDmaPattern *pat
  */
 guint64 migd_sim_dirty_generate_mirrored(MigdSimDirty *self, const MigdSimDmaPattern *pattern,
 					 guint64 bytes, guint64 *rng_state, MigdSimDirty *mirror);
+/*
+ * The same, and every page written is also appended to @record (if not NULL)
+ * as a MigdIovaRange of one page at this tracker's page size (a page right
+ * after the last range extends it): the simulator's own account of its DMA,
+ * independent of any bitmap that is read and cleared.
+ */
+guint64 migd_sim_dirty_generate_recorded(MigdSimDirty *self, const MigdSimDmaPattern *pattern,
+					 guint64 bytes, guint64 *rng_state, MigdSimDirty *mirror,
+					 GArray *record);
 
 G_END_DECLS
