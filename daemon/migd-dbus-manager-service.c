@@ -115,6 +115,7 @@ migd_dbus_manager_service_device_to_variant(MigdDbusManagerService *self, MigdDe
 	g_autofree gchar *flags = migd_mig_flags_to_string(migd_device_get_mig_flags(device));
 	MigdLowPower *low_power = migd_manager_get_low_power(self->manager);
 	MigdState state = MIGD_STATE_ERROR;
+	const gchar *reserved_for;
 
 	if (migd_device_get_state(device, &state, &error_local)) {
 		g_variant_dict_insert(&dict, "state", "s", migd_state_to_string(state));
@@ -125,6 +126,10 @@ migd_dbus_manager_service_device_to_variant(MigdDbusManagerService *self, MigdDe
 	g_variant_dict_insert(&dict, "flags", "s", flags);
 	g_variant_dict_insert(&dict, "busy", "b",
 			      migd_manager_device_is_busy(self->manager, device));
+	/* which VM's incoming migration holds it (Manager.Expect) */
+	reserved_for = migd_manager_device_get_reservation(self->manager, device);
+	if (reserved_for != NULL)
+		g_variant_dict_insert(&dict, "reserved-for", "s", reserved_for);
 	if (low_power != NULL)
 		g_variant_dict_insert(&dict, "low-power", "b",
 				      migd_low_power_is_engaged(low_power, device));

@@ -425,6 +425,15 @@ migd_manager_device_is_busy(MigdManager *self, MigdDevice *device)
 		migd_destination_device_is_busy(self->destination, device));
 }
 
+const gchar *
+migd_manager_device_get_reservation(MigdManager *self, MigdDevice *device)
+{
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), NULL);
+	if (self->destination == NULL)
+		return NULL;
+	return migd_destination_get_reservation(self->destination, device);
+}
+
 void
 migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDict *dict)
 {

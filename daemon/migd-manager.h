@@ -109,6 +109,8 @@ GPtrArray *migd_manager_get_devices(MigdManager *self);
 MigdDevice *migd_manager_find_device(MigdManager *self, const gchar *name);
 /* in a job: its state is the engine's */
 gboolean migd_manager_device_is_busy(MigdManager *self, MigdDevice *device);
+/* the migration id of the expectation that reserves @device, or NULL */
+const gchar *migd_manager_device_get_reservation(MigdManager *self, MigdDevice *device);
 /* the device info func's entries, if there is one */
 void migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDict *dict);
 /*

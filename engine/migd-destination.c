@@ -1705,14 +1705,22 @@ migd_destination_device_in_session(MigdDestination *self, MigdDevice *device)
 	return FALSE;
 }
 
+const gchar *
+migd_destination_get_reservation(MigdDestination *self, MigdDevice *device)
+{
+	g_return_val_if_fail(MIGD_IS_DESTINATION(self), NULL);
+	for (guint i = 0; i < self->expectations->len; i++) {
+		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
+		if (g_ptr_array_find(exp->devices, device, NULL))
+			return exp->id;
+	}
+	return NULL;
+}
+
 gboolean
 migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device)
 {
 	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
-	for (guint i = 0; i < self->expectations->len; i++) {
-		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
-		if (g_ptr_array_find(exp->devices, device, NULL))
-			return TRUE;
-	}
-	return migd_destination_device_in_session(self, device);
+	return migd_destination_get_reservation(self, device) != NULL ||
+	       migd_destination_device_in_session(self, device);
 }

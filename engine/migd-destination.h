@@ -79,6 +79,8 @@ gboolean migd_destination_cancel_expectation(MigdDestination *self, const gchar 
 gchar **migd_destination_list_expectations(MigdDestination *self);
 /* @device is reserved by an expectation or in an incoming session */
 gboolean migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device);
+/* the migration id of the expectation that reserves @device, or NULL */
+const gchar *migd_destination_get_reservation(MigdDestination *self, MigdDevice *device);
 /* @device is in an incoming session: its state is the engine's (reserved alone is not) */
 gboolean migd_destination_device_in_session(MigdDestination *self, MigdDevice *device);
 

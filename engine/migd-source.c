@@ -101,7 +101,9 @@ struct _MigdSource {
 	guint timeout_id;
 	gulong cancel_handler;
 	gboolean finished;
-	MigdDirtySource *dirty; /* NULL: no device is tracked, or the peer takes no bitmaps */
+	MigdDirtySource *dirty; /* NULL: no device is tracked, or nobody takes bitmaps */
+	gboolean dirty_peer;	/* the peer takes bitmaps (CAP_DIRTY_BITMAP): sync for it */
+	guint vmm_consumer;	/* the VMM's consumer (switchover=manual), else 0 */
 	guint32 dirty_syncs;	/* syncs started: the next one's round number - 1 */
 	gboolean journaled;	/* a journal record exists for this job */
 	GTask *switchover_task; /* the VMM's Switchover, until the CommitResult or a failure */
@@ -505,7 +507,7 @@ migd_source_reader_drained_cb(MigdStreamReader *reader, MigdState phase, guint64
 		migd_source_next_round(self);
 		return;
 	}
-	if (self->dirty != NULL) {
+	if (self->dirty_peer) {
 		migd_dirty_source_sync_async(self->dirty, ++self->dirty_syncs,
 					     migd_source_dirty_round_cb, migd_source_ref(self));
 		return;
@@ -756,12 +758,17 @@ migd_source_record_job(MigdSource *self)
 
 /*
  * A tracker on every device that has IOVA ranges, started before any device
- * leaves RUNNING so no write is missed. FALSE: the job failed.
+ * leaves RUNNING so no write is missed, for the peer (CAP_DIRTY_BITMAP) and,
+ * with switchover=manual, for the VMM's RAM copy (Job.SyncDirtyBitmap).
+ * FALSE: the job failed.
  */
 static gboolean
 migd_source_start_dirty_tracking(MigdSource *self)
 {
-	if ((self->capabilities & MIGD_WIRE_CAP_DIRTY_BITMAP) == 0)
+	gboolean vmm = self->options.switchover == MIGD_SWITCHOVER_MANUAL;
+
+	self->dirty_peer = (self->capabilities & MIGD_WIRE_CAP_DIRTY_BITMAP) != 0;
+	if (!self->dirty_peer && !vmm)
 		return TRUE;
 	self->dirty = migd_dirty_source_new();
 	for (guint i = 0; i < self->devices->len; i++) {
@@ -774,8 +781,21 @@ migd_source_start_dirty_tracking(MigdSource *self)
 			return FALSE;
 		}
 	}
-	if (migd_dirty_source_get_n_tracked(self->dirty) == 0)
+	if (migd_dirty_source_get_n_tracked(self->dirty) == 0) {
 		g_clear_pointer(&self->dirty, migd_dirty_source_unref);
+		self->dirty_peer = FALSE;
+		return TRUE;
+	}
+	/* before the first report: from then on every read feeds both */
+	if (vmm) {
+		g_autoptr(GError) error = NULL;
+		self->vmm_consumer = migd_dirty_source_add_consumer(self->dirty, &error);
+		if (self->vmm_consumer == 0) {
+			g_prefix_error(&error, "dirty tracking for the VMM: ");
+			migd_source_fail(self, error);
+			return FALSE;
+		}
+	}
 	return TRUE;
 }
 
@@ -894,7 +914,7 @@ migd_source_start_stopcopy(MigdSource *self)
 		self->n_pending++;
 	}
 	/* every device has stopped: the last writes of its DMA, while the state streams */
-	if (self->dirty != NULL) {
+	if (self->dirty_peer) {
 		self->n_pending++;
 		migd_dirty_source_sync_async(self->dirty, ++self->dirty_syncs,
 					     migd_source_dirty_final_cb, migd_source_ref(self));
@@ -1236,9 +1256,69 @@ migd_source_control_rollback(gpointer engine, GError **error)
 	return TRUE;
 }
 
+static void
+migd_source_dirty_take_cb(GObject *object, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(GTask) task = user_data;
+	MigdSource *self = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	gint fd = migd_dirty_source_take_bitmap_finish(self->dirty, result, &error);
+
+	if (fd < 0)
+		g_task_return_error(task, g_steal_pointer(&error));
+	else
+		g_task_return_int(task, fd);
+}
+
+/* the pages @name's DMA dirtied since the VMM's previous sync of it */
+static void
+migd_source_control_sync_dirty_bitmap(gpointer engine, const gchar *name, GTask *task)
+{
+	MigdSource *self = engine;
+	g_autoptr(GTask) owned = task;
+	MigdSourceDevice *found = NULL;
+	GCancellable *cancellable;
+
+	for (guint i = 0; i < self->devices->len; i++) {
+		MigdSourceDevice *sd = g_ptr_array_index(self->devices, i);
+		if (g_strcmp0(sd->name, name) == 0)
+			found = sd;
+	}
+	if (found == NULL) {
+		g_task_return_new_error(owned, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					"job %s has no device %s", migd_job_get_id(self->job),
+					name);
+		return;
+	}
+	if (self->options.switchover != MIGD_SWITCHOVER_MANUAL) {
+		g_task_return_new_error(owned, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+					"job %s: dirty-bitmap syncs are for a VMM's job "
+					"(switchover=manual)",
+					migd_job_get_id(self->job));
+		return;
+	}
+	if (self->dirty == NULL || self->vmm_consumer == 0) {
+		g_task_return_new_error(owned, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					"job %s: %s is not tracked (%s)",
+					migd_job_get_id(self->job), name,
+					self->stage <= MIGD_SOURCE_STAGE_OFFERS
+					    ? "tracking starts once the destination accepted the "
+					      "devices"
+					    : "it has no IOVA ranges");
+		return;
+	}
+	/* the source lives until the take's callback, even if the job ends meanwhile */
+	g_task_set_task_data(owned, migd_source_ref(self), (GDestroyNotify)migd_source_unref);
+	cancellable = g_task_get_cancellable(owned);
+	migd_dirty_source_take_bitmap_async(self->dirty, self->vmm_consumer, found->index,
+					    cancellable, migd_source_dirty_take_cb,
+					    g_steal_pointer(&owned));
+}
+
 static const MigdJobControl migd_source_control = {
-    .switchover = migd_source_control_switchover, .rollback = migd_source_control_rollback,
-    /* sync_dirty_bitmap: wired with the dirty-bitmap consumers */
+    .switchover = migd_source_control_switchover,
+    .rollback = migd_source_control_rollback,
+    .sync_dirty_bitmap = migd_source_control_sync_dirty_bitmap,
 };
 
 static void

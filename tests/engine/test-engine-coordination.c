@@ -665,11 +665,17 @@ test_controls_refused(void **state)
 	assert_false(migd_job_rollback(fx->dst_job, &error));
 	g_assert_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
 	g_clear_error(&error);
-	/* the dirty-bitmap sync is not wired into the engine yet */
+	/* a device without IOVA ranges has no dirty tracker; a device the job lacks */
 	memset(&r, 0, sizeof(r));
 	migd_job_sync_dirty_bitmap_async(fx->src_job, "src0", NULL, dirty_cb, &r);
 	run_until(&r.done, 5);
-	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
+	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+	g_assert_nonnull(strstr(r.error->message, "not tracked"));
+	control_result_clear(&r);
+	memset(&r, 0, sizeof(r));
+	migd_job_sync_dirty_bitmap_async(fx->src_job, "nosuch", NULL, dirty_cb, &r);
+	run_until(&r.done, 5);
+	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
 	control_result_clear(&r);
 
 	/* one switchover at a time */

@@ -601,7 +601,7 @@ test_check_devices(void **state)
 {
 	g_autoptr(JsonNode) json_node = migd_hook_json_parse(
 	    "{\"devices\":[{\"name\":\"vf0\",\"busy\":false,\"state\":\"RUNNING\"},"
-	    "{\"name\":\"vf1\",\"busy\":true},{\"nameless\":1},7,"
+	    "{\"name\":\"vf1\",\"busy\":true,\"reserved-for\":\"vm-a\"},{\"nameless\":1},7,"
 	    "{\"name\":[\"vf2\"]},{\"name\":\"vf3\",\"busy\":\"yes\"}]}",
 	    NULL);
 	g_autoptr(GPtrArray) wanted = g_ptr_array_new();
@@ -612,27 +612,33 @@ test_check_devices(void **state)
 	JsonObject *empty = json_node_get_object(empty_node);
 
 	g_ptr_array_add(wanted, "vf0");
-	assert_true(migd_hook_check_devices(json, wanted, &error));
+	assert_true(migd_hook_check_devices(json, wanted, NULL, &error));
 	g_ptr_array_add(wanted, "vf1");
-	assert_false(migd_hook_check_devices(json, wanted, &error));
+	assert_false(migd_hook_check_devices(json, wanted, NULL, &error));
+	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_BUSY));
+	g_clear_error(&error);
+	/* reserved for this migration (a retry): free; for another one: busy */
+	assert_true(migd_hook_check_devices(json, wanted, "vm-a", &error));
+	assert_false(migd_hook_check_devices(json, wanted, "vm-b", &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_BUSY));
 	g_clear_error(&error);
 	g_ptr_array_index(wanted, 1) = "vf9";
-	assert_false(migd_hook_check_devices(json, wanted, &error));
+	assert_false(migd_hook_check_devices(json, wanted, NULL, &error));
 	assert_non_null(strstr(error->message, "'vf9'"));
 	assert_non_null(strstr(error->message, "vf0, vf1"));
 	g_clear_error(&error);
-	assert_false(migd_hook_check_devices(empty, wanted, &error));
+	assert_false(migd_hook_check_devices(empty, wanted, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
 	g_clear_error(&error);
-	assert_false(migd_hook_check_devices(json_node_get_object(not_list_node), wanted, &error));
+	assert_false(
+	    migd_hook_check_devices(json_node_get_object(not_list_node), wanted, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL));
 	g_clear_error(&error);
 	/* a name that is not a string is no device; a busy that is not a boolean is not busy */
 	g_ptr_array_index(wanted, 1) = "vf3";
-	assert_true(migd_hook_check_devices(json, wanted, &error));
+	assert_true(migd_hook_check_devices(json, wanted, NULL, &error));
 	g_ptr_array_index(wanted, 1) = "vf2";
-	assert_false(migd_hook_check_devices(json, wanted, &error));
+	assert_false(migd_hook_check_devices(json, wanted, NULL, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
 }
 

@@ -87,9 +87,19 @@ wait_phase(DtDaemon *daemon, const gchar *job_path, const gchar *phase)
 	gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
 
 	while (g_get_monotonic_time() < deadline) {
-		g_autoptr(GVariant) v = dt_get_property(daemon, job_path, DT_JOB_IFACE, "Phase");
-		if (g_strcmp0(g_variant_get_string(v, NULL), phase) == 0)
-			return;
+		g_autoptr(GVariant) reply = NULL;
+		g_autoptr(GVariant) v = NULL;
+
+		/* the job appears once the source connected */
+		reply = g_dbus_connection_call_sync(
+		    dt_connection(), daemon->bus_name, job_path, "org.freedesktop.DBus.Properties",
+		    "Get", g_variant_new("(ss)", DT_JOB_IFACE, "Phase"), G_VARIANT_TYPE("(v)"),
+		    G_DBUS_CALL_FLAGS_NONE, DT_TIMEOUT_S * 1000, NULL, NULL);
+		if (reply != NULL) {
+			g_variant_get(reply, "(v)", &v);
+			if (g_strcmp0(g_variant_get_string(v, NULL), phase) == 0)
+				return;
+		}
 		g_usleep(20 * 1000);
 	}
 	fail_msg("job %s never reached phase %s", job_path, phase);

@@ -1019,7 +1019,8 @@ migd_hook_migctl_result(gint exit_status, const gchar *out, const gchar *err, gb
 }
 
 gboolean
-migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted, GError **error)
+migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted, const gchar *migration_id,
+			GError **error)
 {
 	JsonNode *list = json_object_get_member(devices_json, "devices");
 	g_autoptr(GHashTable) busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -1036,6 +1037,8 @@ migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted, GError **er
 		JsonNode *item = json_array_get_element(array, i);
 		JsonNode *is_busy;
 		const gchar *name;
+		const gchar *reserved_for;
+		gboolean busy_now;
 
 		if (!JSON_NODE_HOLDS_OBJECT(item))
 			continue;
@@ -1044,9 +1047,13 @@ migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted, GError **er
 			continue;
 		is_busy =
 		    migd_hook_json_get_value(json_node_get_object(item), "busy", G_TYPE_BOOLEAN);
-		g_hash_table_insert(
-		    busy, g_strdup(name),
-		    GINT_TO_POINTER(is_busy != NULL && json_node_get_boolean(is_busy)));
+		busy_now = is_busy != NULL && json_node_get_boolean(is_busy);
+		/* our own expectation, left by an earlier attempt: the hook replaces it */
+		reserved_for =
+		    migd_hook_json_get_string(json_node_get_object(item), "reserved-for");
+		if (busy_now && migration_id != NULL && g_strcmp0(reserved_for, migration_id) == 0)
+			busy_now = FALSE;
+		g_hash_table_insert(busy, g_strdup(name), GINT_TO_POINTER(busy_now));
 		g_string_append_printf(served, "%s%s", served->len > 0 ? ", " : "", name);
 	}
 	for (guint i = 0; i < wanted->len; i++) {

@@ -140,7 +140,9 @@ JsonObject *migd_hook_migctl_result(gint exit_status, const gchar *out, const gc
 				    gboolean busy_ok, GError **error);
 
 /* checks that every device of @wanted is served and not busy, from the JSON of
- * "vfio-migctl --json devices" */
-gboolean migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted, GError **error);
+ * "vfio-migctl --json devices"; a device only reserved for @migration_id (a
+ * retried migration of the same domain; NULL: none) counts as free */
+gboolean migd_hook_check_devices(JsonObject *devices_json, GPtrArray *wanted,
+				 const gchar *migration_id, GError **error);
 
 G_END_DECLS

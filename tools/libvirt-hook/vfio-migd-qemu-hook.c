@@ -191,7 +191,7 @@ hook_migrate_begin(const gchar *object)
 
 	argv = migd_hook_devices_argv(config, migctl);
 	json = hook_migctl(argv, deadline, FALSE, &error);
-	if (json == NULL || !migd_hook_check_devices(json, devices, &error)) {
+	if (json == NULL || !migd_hook_check_devices(json, devices, domain->uuid, &error)) {
 		if (!g_str_has_prefix(error->message, "vfio-migd did not answer in time"))
 			g_prefix_error(&error, "cannot prepare vfio-migd devices %s: ", list);
 		return hook_fail(object, error);
