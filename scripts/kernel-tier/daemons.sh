@@ -949,6 +949,213 @@ cases_corruption() {
 	fi
 }
 
+# ---- a coordinated migration: vfio-migctl plays the VMM (issue 13) ----
+# The source pre-copies until the VMM's Switchover; the destination's devices
+# wait in STOP until its Start; a Rollback after the Switchover gives the
+# source its devices back with their state.
+
+N_CASES=$((N_CASES + 4))
+TEXT5=COORD
+TEXT5_HEX=434f4f5244
+TEXT6=BACK
+TEXT6_HEX=4241434b
+
+# a fresh pair of daemons with one device each; $1: what goes into A's port 0
+coordinated_start() { # text seed
+	if [ "$BACKEND" = kernel ]; then
+		uart_tool write "$DEV_A" "$1" -- write "$DEV_B" "$TEXT_B" >"$WORK/write-c.log" 2>&1 ||
+			UART_WRITE_ERROR="$(tail -n 1 "$WORK/write-c.log")"
+		start_daemon "$DST_NAME" "$WORK/dst.log" --device "$DEV_B"
+		DST_PID=$DAEMON_PID
+		start_daemon "$SRC_NAME" "$WORK/src.log" --device "$DEV_A"
+		SRC_PID=$DAEMON_PID
+	else
+		start_daemon "$DST_NAME" "$WORK/dst.log" --sim-device "mtty:ports=2,seed=${2}2"
+		DST_PID=$DAEMON_PID
+		start_daemon "$SRC_NAME" "$WORK/src.log" --sim-device "mtty:ports=2,seed=${2}1"
+		SRC_PID=$DAEMON_PID
+	fi
+	wait_daemons || return 1
+	ADDRESS=$(migctl "$DST_NAME" listen "unix:@vfio-migd-tier-$$-$2" --plain --start manual \
+		2>"$WORK/listen.err")
+	[ -n "$ADDRESS" ] || {
+		fail "listen --start manual failed"
+		fail_log "$WORK/listen.err" "vfio-migctl listen"
+		return 1
+	}
+	SRC_JOB=$(migctl "$SRC_NAME" migrate "$ADDRESS" --plain --switchover manual --no-wait \
+		2>"$WORK/migrate-c.err")
+	case "$SRC_JOB" in
+	/org/vfiomigd/Migd1/jobs/*) ;;
+	*)
+		fail "migrate --switchover manual --no-wait printed '$SRC_JOB'"
+		fail_log "$WORK/migrate-c.err" "vfio-migctl migrate"
+		return 1
+		;;
+	esac
+}
+
+# waits (bounded) until the source job reports "converged"; the device must
+# still be pre-copying then, and a second later too: nothing stops before the VMM says so
+coordinated_wait_converged() {
+	_deadline=$(($(now) + $(bound)))
+	_conv=no
+	while [ "$(now)" -lt "$_deadline" ]; do
+		migctl "$SRC_NAME" --json jobs >"$WORK/src.jobs" 2>/dev/null
+		if grep -q '"converged":true' "$WORK/src.jobs"; then
+			_conv=yes
+			break
+		fi
+		sleep 0.2
+	done
+	expect converged "$_conv" yes
+	sleep 1
+	migctl "$SRC_NAME" --json devices >"$WORK/src.devices" 2>/dev/null
+	expect src_precopy "$(count_state src PRE_COPY)" 1
+	migctl "$DST_NAME" --json devices >"$WORK/dst.devices" 2>/dev/null
+	expect dst_resuming "$(count_state dst RESUMING)" 1
+}
+
+coordinated_stop_daemons() {
+	stop_process "$SRC_PID"
+	SRC_PID=
+	expect src_exit "$STOP_RC" 0
+	stop_process "$DST_PID"
+	DST_PID=
+	expect dst_exit "$STOP_RC" 0
+}
+
+case_coordinated() {
+	case_begin
+	if ! coordinated_start "$TEXT5" 6; then
+		sig "daemons=down"
+		BROKEN="the daemons of the coordinated case did not start"
+		case_end daemons-coordinated
+		return
+	fi
+	coordinated_wait_converged
+	migctl "$SRC_NAME" switchover "$SRC_JOB" >"$WORK/switchover.out" 2>"$WORK/switchover.err"
+	expect switchover_exit $? 0
+	# Switchover returned: B loaded and validated, waiting for Start; A stopped
+	if list_devices; then
+		expect src_stopped "$(count_state src STOP)" 1
+		expect dst_stopped "$(count_state dst STOP)" 1
+	fi
+	migctl "$DST_NAME" start "$JOB_PATH" >"$WORK/start.out" 2>"$WORK/start.err"
+	expect start_exit $? 0
+	migctl "$SRC_NAME" --json watch "$SRC_JOB" >"$WORK/src-c.json" 2>"$WORK/src-c.err"
+	json_value success "$(grep '"event":"completed"' "$WORK/src-c.json" | tail -n 1)"
+	expect src_success "$JSON_VALUE" true
+	migctl "$DST_NAME" --json watch "$JOB_PATH" >"$WORK/dst-c.json" 2>"$WORK/dst-c.err"
+	json_value success "$(grep '"event":"completed"' "$WORK/dst-c.json" | tail -n 1)"
+	expect dst_success "$JSON_VALUE" true
+	if list_devices; then
+		expect src_stopped "$(count_state src STOP)" 1
+		expect dst_running "$(count_state dst RUNNING)" 1
+	fi
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/switchover.err" "vfio-migctl switchover"
+		fail_log "$WORK/start.err" "vfio-migctl start"
+		fail_log "$WORK/src.log" "source daemon log"
+		fail_log "$WORK/dst.log" "destination daemon log"
+	fi
+	coordinated_stop_daemons
+	case_end daemons-coordinated
+}
+
+case_coordinated_rollback() {
+	case_begin
+	if ! coordinated_start "$TEXT6" 7; then
+		sig "daemons=down"
+		BROKEN="the daemons of the rollback case did not start"
+		case_end daemons-coordinated-rollback
+		return
+	fi
+	coordinated_wait_converged
+	migctl "$SRC_NAME" switchover "$SRC_JOB" >"$WORK/switchover.out" 2>"$WORK/switchover.err"
+	expect switchover_exit $? 0
+	# the VM migration failed after the switchover: the VMM takes its devices back
+	migctl "$SRC_NAME" rollback "$SRC_JOB" >"$WORK/rollback.out" 2>"$WORK/rollback.err"
+	expect rollback_exit $? 0
+	migctl "$SRC_NAME" --json watch "$SRC_JOB" >"$WORK/src-r.json" 2>"$WORK/src-r.err"
+	_line=$(grep '"event":"completed"' "$WORK/src-r.json" | tail -n 1)
+	json_value success "$_line"
+	expect src_success "$JSON_VALUE" false
+	json_value rolled_back "$_line"
+	expect src_rolled_back "$JSON_VALUE" true
+	# the destination hears it and resets B; a Start now must fail
+	migctl "$DST_NAME" --json watch "$JOB_PATH" >"$WORK/dst-r.json" 2>"$WORK/dst-r.err"
+	json_value success "$(grep '"event":"completed"' "$WORK/dst-r.json" | tail -n 1)"
+	expect dst_success "$JSON_VALUE" false
+	if list_devices; then
+		expect src_running "$(count_state src RUNNING)" 1
+		expect dst_running "$(count_state dst RUNNING)" 1
+	fi
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/rollback.err" "vfio-migctl rollback"
+		fail_log "$WORK/src.log" "source daemon log"
+		fail_log "$WORK/dst.log" "destination daemon log"
+	fi
+	coordinated_stop_daemons
+	case_end daemons-coordinated-rollback
+}
+
+# kernel: after the rollback, A runs with its UART bytes
+case_rollback_uart() {
+	case_begin
+	if [ -n "$UART_WRITE_ERROR" ]; then
+		sig "write=failed"
+		fail "writing the UART failed: $UART_WRITE_ERROR"
+		case_end daemons-coordinated-rollback-uart
+		return
+	fi
+	uart_tool read "$DEV_A" 2 >"$WORK/uart7.out" 2>"$WORK/uart7.err"
+	_rc=$?
+	if [ "$_rc" -eq 0 ]; then
+		read -r _read_a <"$WORK/uart7.out"
+		tool_field state "$_read_a"
+		expect a "$FIELD" RUNNING
+		tool_field uart0 "$_read_a"
+		expect uart0 "$FIELD" "$TEXT6_HEX"
+	else
+		sig "read=failed"
+		fail "migd-uart-tool read A failed: $(exit_reason "$_rc")"
+		fail_log "$WORK/uart7.err" "migd-uart-tool"
+	fi
+	case_end daemons-coordinated-rollback-uart
+}
+
+cases_coordinated() {
+	UART_WRITE_ERROR=
+	if [ -z "$BROKEN" ]; then
+		case_coordinated
+	else
+		case_not_run daemons-coordinated
+	fi
+	if [ "$BACKEND" = sim ]; then
+		case_skip daemons-coordinated-uart \
+			"simulated devices live inside their daemon: no region access from outside it"
+	elif [ -z "$BROKEN" ]; then
+		case_uart_again daemons-coordinated-uart "$TEXT5_HEX"
+	else
+		case_not_run daemons-coordinated-uart
+	fi
+	UART_WRITE_ERROR=
+	if [ -z "$BROKEN" ]; then
+		case_coordinated_rollback
+	else
+		case_not_run daemons-coordinated-rollback
+	fi
+	if [ "$BACKEND" = sim ]; then
+		case_skip daemons-coordinated-rollback-uart \
+			"simulated devices live inside their daemon: no region access from outside it"
+	elif [ -z "$BROKEN" ]; then
+		case_rollback_uart
+	else
+		case_not_run daemons-coordinated-rollback-uart
+	fi
+}
+
 main() {
 	UART_WRITE_ERROR=
 	START=$(now)
@@ -996,6 +1203,7 @@ main() {
 	fi
 	cases_issue12
 	cases_corruption
+	cases_coordinated
 	echo "# $(($(now) - START)) s"
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
