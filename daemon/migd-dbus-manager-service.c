@@ -190,7 +190,8 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 	g_autoptr(MigdTransportConfig) transport = g_new0(MigdTransportConfig, 1);
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *bound = NULL;
-	MigdStartMode start = MIGD_START_AUTO;
+	/* without the option: the daemon's ([listen] start=) */
+	MigdStartMode start = migd_manager_get_start_mode(self->manager);
 
 	if (!migd_manager_check_address(address, &error) ||
 	    !migd_dbus_options_parse_listen(options, transport, &start, &error))

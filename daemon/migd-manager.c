@@ -998,6 +998,13 @@ migd_manager_set_start_mode(MigdManager *self, MigdStartMode mode)
 		migd_destination_set_start_mode(self->destination, mode);
 }
 
+MigdStartMode
+migd_manager_get_start_mode(MigdManager *self)
+{
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), MIGD_START_AUTO);
+	return self->start_mode;
+}
+
 static gboolean
 migd_manager_check_listening(MigdManager *self, const gchar *what, GError **error)
 {

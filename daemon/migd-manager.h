@@ -148,6 +148,7 @@ gboolean migd_manager_listen_fd(MigdManager *self, gint fd, const MigdTransportC
 gboolean migd_manager_is_listening(MigdManager *self);
 /* the start mode of incoming migrations no expectation covers (Listen's "start") */
 void migd_manager_set_start_mode(MigdManager *self, MigdStartMode mode);
+MigdStartMode migd_manager_get_start_mode(MigdManager *self);
 /*
  * Reserves the devices named (in offer order) for the incoming migration
  * @migration_id (see migd_destination_expect); needs a listener. Returns the

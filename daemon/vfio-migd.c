@@ -493,7 +493,8 @@ migd_daemon_configure_listen_limits(GKeyFile *config, MigdTransportConfig *trans
  * with insecure-plain-tcp, for a link already secured below us).
  */
 static gboolean
-migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, GError **error)
+migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, MigdStartMode *start,
+			     GError **error)
 {
 	const gchar *const known[] = {"cert",
 				      "key",
@@ -505,6 +506,7 @@ migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, G
 				      "frame-timeout-ms",
 				      "max-pending-peers",
 				      "max-partial-frame-bytes",
+				      "start",
 				      NULL};
 	gchar **files[] = {&transport->cert_file, &transport->key_file, &transport->ca_file};
 	const gchar *file_keys[] = {"cert", "key", "ca"};
@@ -527,6 +529,14 @@ migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, G
 	    !migd_daemon_configure_listen_limits(config, transport, error)) {
 		g_prefix_error(error, "[listen] ");
 		return FALSE;
+	}
+	if (g_key_file_has_key(config, "listen", "start", NULL)) {
+		g_autofree gchar *value =
+		    migd_plugin_config_get_string(config, "listen", "start", error);
+		if (value == NULL || !migd_start_mode_from_string(value, start, error)) {
+			g_prefix_error(error, "[listen] ");
+			return FALSE;
+		}
 	}
 	return TRUE;
 }
@@ -589,6 +599,7 @@ main(int argc, char **argv)
 	g_autoptr(MigdLibvirtBridge) libvirt = NULL;
 	g_autoptr(MigdTransportConfig) listen_transport = g_new0(MigdTransportConfig, 1);
 	gboolean low_power_idle = FALSE;
+	MigdStartMode start_mode = MIGD_START_AUTO;
 	guint64 max_inflight = MIGD_STREAM_BUDGET_DEFAULT;
 	g_autoptr(GKeyFile) config = NULL;
 	g_autoptr(MigdPluginManager) plugins = NULL;
@@ -676,7 +687,7 @@ main(int argc, char **argv)
 		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
 	if (!migd_daemon_configure_devices(config, devices, &error) ||
 	    !migd_daemon_configure(config, &low_power_idle, &max_inflight, &error) ||
-	    !migd_daemon_configure_listen(config, listen_transport, &error)) {
+	    !migd_daemon_configure_listen(config, listen_transport, &start_mode, &error)) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
@@ -714,6 +725,7 @@ main(int argc, char **argv)
 
 	manager = migd_manager_new(devices);
 	migd_manager_set_max_inflight(manager, max_inflight);
+	migd_manager_set_start_mode(manager, start_mode);
 	daemon.plugins = plugins;
 	daemon.allow_sim = session || sim_specs != NULL;
 	migd_manager_set_device_open_func(manager, migd_daemon_open_device, &daemon);

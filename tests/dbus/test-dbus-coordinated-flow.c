@@ -809,6 +809,55 @@ test_migctl_plays_the_vmm(void **state)
 		assert_true(dt_device_digest(d->dst, i) == dt_device_digest(d->src, i));
 }
 
+static void
+wait_job_phase(DtDaemon *d, const gchar *path, const gchar *want)
+{
+	gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
+
+	for (;;) {
+		g_autofree gchar *phase = job_string(d, path, "Phase");
+		if (g_strcmp0(phase, want) == 0)
+			return;
+		if (g_get_monotonic_time() > deadline)
+			fail_msg("job %s is %s, never %s", path, phase, want);
+		g_usleep(20 * 1000);
+	}
+}
+
+/* [listen] start=manual: a Listen without "start" keeps the devices in STOP until Start */
+static void
+test_listen_start_from_config(void **state)
+{
+	const gchar *const src_specs[] = {"mlx5:state_size=4M,seed=1", NULL};
+	const gchar *const dst_specs[] = {"mlx5:seed=101", NULL};
+	Daemons *d = g_new0(Daemons, 1);
+	g_autofree gchar *conf = NULL;
+	g_autofree gchar *address = NULL;
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *dst_job = NULL;
+	g_autofree gchar *message = NULL;
+	g_autofree gchar *phase = NULL;
+
+	*state = d;
+	d->dir = g_dir_make_tmp("migd-flow-XXXXXX", NULL);
+	conf = g_build_filename(d->dir, "dst.conf", NULL);
+	assert_true(g_file_set_contents(conf, "[listen]\nstart=manual\n", -1, NULL));
+	d->src = dt_daemon_start(SRC_NAME, src_specs);
+	d->dst = dt_daemon_start_full(DST_NAME, dst_specs, conf);
+	address = dt_listen_plain(d->dst);
+	job = migrate(d->src, address, "auto", NULL, 0);
+	dst_job = find_job(d->dst, NULL);
+	wait_job_phase(d->dst, dst_job, "handover");
+	assert_states(d->dst, "STOP", "destination before Start");
+	phase = job_string(d->src, job, "Phase");
+	assert_string_equal(phase, "handover");
+	job_call_ok(d->dst, dst_job, "Start");
+	if (!dt_job_wait_completed(d->src, job, &message))
+		fail_msg("migration failed: %s", message);
+	assert_states(d->dst, "RUNNING", "destination after Start");
+	assert_true(dt_device_digest(d->dst, 0) == dt_device_digest(d->src, 0));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -822,6 +871,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_expectation_lifecycle, teardown),
 	    cmocka_unit_test_teardown(test_sync_dirty_bitmap, teardown),
 	    cmocka_unit_test_teardown(test_migctl_plays_the_vmm, teardown),
+	    cmocka_unit_test_teardown(test_listen_start_from_config, teardown),
 	};
 
 	dt_init(argc, argv);

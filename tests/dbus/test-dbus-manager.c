@@ -512,6 +512,20 @@ test_plugin_dir_missing(void **state)
 		g_unsetenv("VFIO_MIGD_PLUGIN_DIR");
 }
 
+/* [listen] start= takes "auto" or "manual" only */
+static void
+test_config_listen_start_refused(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "start.conf", NULL);
+
+	assert_true(g_file_set_contents(conf, "[listen]\nstart=later\n", -1, NULL));
+	assert_config_refused_quickly(
+	    conf, "[listen] start must be \"auto\" or \"manual\", not \"later\"");
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* a FIFO (nobody writing) or a device as the configuration: refused at once, never read */
 static void
 test_config_not_a_file(void **state)
@@ -700,6 +714,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_plugins_removed_fall_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_config_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_not_a_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_listen_start_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plugin_dir_missing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_large_sim_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_systemd_notify, setup, teardown),
