@@ -28,6 +28,7 @@
 #include "migd-dirty-bitmap-file.h"
 #include "migd-dirty-bitmap.h"
 #include "migd-dirty-sink.h"
+#include "migd-sim-device.h"
 #include "migd-error.h"
 #include "migd-wire-frame.h"
 #include "migd-wire-limits.h"
@@ -371,6 +372,215 @@ test_bad_bitmap_from_source(void **state)
 	assert_int_equal(migd_destination_dup_dirty_bitmap_fd(fx->dest, 0, NULL), -1);
 }
 
+/* ---- the VMM's dirty syncs (Job.SyncDirtyBitmap) ---- */
+
+typedef struct {
+	gboolean done;
+	gboolean ok;
+	gint fd;
+	gchar *error;
+} VmmCall;
+
+static void
+vmm_sync_cb(GObject *object, GAsyncResult *result, gpointer user_data)
+{
+	VmmCall *call = user_data;
+	g_autoptr(GError) error = NULL;
+
+	call->fd = migd_job_sync_dirty_bitmap_finish(MIGD_JOB(object), result, &error);
+	if (call->fd < 0)
+		call->error = g_strdup(error->message);
+	call->done = TRUE;
+}
+
+static void
+vmm_switchover_cb(GObject *object, GAsyncResult *result, gpointer user_data)
+{
+	VmmCall *call = user_data;
+	g_autoptr(GError) error = NULL;
+
+	call->ok = migd_job_switchover_finish(MIGD_JOB(object), result, &error);
+	if (!call->ok)
+		call->error = g_strdup(error->message);
+	call->done = TRUE;
+}
+
+static gboolean
+vmm_flag_cb(gpointer user_data)
+{
+	*(gboolean *)user_data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+static void
+vmm_run_until(gboolean *flag, guint timeout_s)
+{
+	gboolean expired = FALSE;
+	guint id = g_timeout_add_seconds(timeout_s, vmm_flag_cb, &expired);
+
+	while (!*flag && !expired)
+		g_main_context_iteration(NULL, TRUE);
+	if (!*flag)
+		fail_msg("nothing happened within %u s", timeout_s);
+	g_source_remove(id);
+}
+
+/* one VMM sync of @name: its pages (guest IOVA of each page) go into @pages */
+static guint64
+vmm_sync(MigdJob *job, const gchar *name, GHashTable *pages)
+{
+	VmmCall call = {0};
+	g_autoptr(GByteArray) data = g_byte_array_new();
+	g_autoptr(MigdDirtyFile) file = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 buf[65536];
+	gssize n;
+
+	migd_job_sync_dirty_bitmap_async(job, name, NULL, vmm_sync_cb, &call);
+	vmm_run_until(&call.done, 30);
+	if (call.fd < 0)
+		fail_msg("SyncDirtyBitmap(%s): %s", name, call.error);
+	while ((n = read(call.fd, buf, sizeof(buf))) > 0)
+		g_byte_array_append(data, buf, n);
+	close(call.fd);
+	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
+	file = migd_dirty_file_parse(bytes, &error);
+	if (file == NULL)
+		fail_msg("dirty-bitmap file: %s", error->message);
+	for (guint w = 0; w < file->n_windows; w++) {
+		for (guint64 p = 0; p < file->windows[w].n_pages; p++) {
+			if (migd_dirty_file_page_is_dirty(file, w, p))
+				g_hash_table_add(pages, g_memdup2(&(guint64){file->windows[w].iova +
+									     p * file->page_size},
+								  sizeof(guint64)));
+		}
+	}
+	return file->dirty_pages;
+}
+
+/* the simulator's record of its DMA writes since the last take, as 4 KiB pages */
+static void
+take_dma_record(MigdDevice *device, GHashTable *pages)
+{
+	g_autoptr(GArray) record = migd_sim_device_take_dma_record(MIGD_SIM_DEVICE(device));
+
+	for (guint i = 0; record != NULL && i < record->len; i++) {
+		const MigdIovaRange *r = &g_array_index(record, MigdIovaRange, i);
+		for (guint64 a = r->iova & ~(guint64)4095; a < r->iova + r->length; a += 4096)
+			g_hash_table_add(pages, g_memdup2(&a, sizeof(a)));
+	}
+}
+
+/*
+ * The VMM syncs during pre-copy and once after the switchover while the peer
+ * stream consumes the same read-and-clear reports: every page the device
+ * DMA-wrote (the simulator's own record) is in some VMM sync, and no sync
+ * holds a page nobody wrote; the destination's accumulated bitmap, from the
+ * peer's syncs, is the same set.
+ */
+static void
+test_vmm_syncs_see_every_dma_write(void **state)
+{
+	const gchar *src[] = {"mlx5:state_size=8M,seed=1,dirty_rate=4M,dma_pattern=random,"
+			      "dma_rate=16M",
+			      NULL};
+	const gchar *dst[] = {"mlx5:seed=11", NULL};
+	const MigdIovaRange ranges[] = {{0, 64 * MiB}, {GiB, 64 * MiB}};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+	MigdDevice *device = g_ptr_array_index(fx->src_devices, 0);
+	g_autoptr(GHashTable) written =
+	    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	g_autoptr(GHashTable) synced =
+	    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	g_autoptr(GHashTable) at_dest =
+	    g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	g_autoptr(GError) error = NULL;
+	MigdSourceOptions options;
+	VmmCall sw = {0};
+	GHashTableIter iter;
+	gpointer key;
+	gint fd;
+	guint n_syncs = 0;
+
+	set_ranges(device, ranges, G_N_ELEMENTS(ranges));
+	migd_sim_device_set_dma_record(MIGD_SIM_DEVICE(device), TRUE);
+	migd_source_options_init(&options);
+	options.switchover = MIGD_SWITCHOVER_MANUAL;
+	migd_destination_set_start_mode(fx->dest, MIGD_START_MANUAL);
+	assert_non_null(engine_fixture_migrate(fx, &options, &error));
+	/* the VMM's syncs while pre-copy (and the peer's syncs) run */
+	while (n_syncs < 8) {
+		if (migd_job_get_phase(fx->src_job) != MIGD_JOB_PHASE_PRECOPY) {
+			g_main_context_iteration(NULL, TRUE);
+			continue;
+		}
+		vmm_sync(fx->src_job, "src0", synced);
+		n_syncs++;
+		g_usleep(50 * 1000);
+	}
+	assert_true(migd_job_get_precopy_rounds(fx->src_job) >= 1);
+	migd_job_switchover_async(fx->src_job, NULL, vmm_switchover_cb, &sw);
+	vmm_run_until(&sw.done, 60);
+	if (!sw.ok)
+		fail_msg("switchover: %s", sw.error);
+	/* the device is stopped: the last sync takes what its last writes dirtied */
+	vmm_sync(fx->src_job, "src0", synced);
+	take_dma_record(device, written);
+	assert_true(g_hash_table_size(written) > 0);
+	/* the peer consumed reports too, while the VMM took its share */
+	assert_true(migd_job_get_dirty_pages(fx->src_job) > 0);
+
+	g_hash_table_iter_init(&iter, written);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		if (!g_hash_table_contains(synced, key))
+			fail_msg("page 0x%" G_GINT64_MODIFIER "x was written but in no VMM sync",
+				 *(guint64 *)key);
+	}
+	g_hash_table_iter_init(&iter, synced);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		if (!g_hash_table_contains(written, key))
+			fail_msg("page 0x%" G_GINT64_MODIFIER
+				 "x is in a VMM sync but never written",
+				 *(guint64 *)key);
+	}
+
+	/* start the destination: the peer's syncs, merged there, are the same set */
+	migd_job_start_async(fx->dst_job, NULL, NULL, NULL);
+	engine_fixture_wait(fx, 60);
+	if (!migd_job_get_success(fx->src_job))
+		fail_msg("source: %s", migd_job_get_message(fx->src_job));
+	fd = migd_destination_dup_dirty_bitmap_fd(fx->dest, 0, &error);
+	if (fd < 0)
+		fail_msg("destination bitmap: %s", error->message);
+	{
+		g_autoptr(GByteArray) data = g_byte_array_new();
+		g_autoptr(MigdDirtyFile) file = NULL;
+		g_autoptr(GBytes) bytes = NULL;
+		guint8 buf[65536];
+		gssize n;
+
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			g_byte_array_append(data, buf, n);
+		close(fd);
+		bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
+		file = migd_dirty_file_parse(bytes, &error);
+		assert_non_null(file);
+		for (guint w = 0; w < file->n_windows; w++)
+			for (guint64 p = 0; p < file->windows[w].n_pages; p++)
+				if (migd_dirty_file_page_is_dirty(file, w, p))
+					g_hash_table_add(
+					    at_dest, g_memdup2(&(guint64){file->windows[w].iova +
+									  p * file->page_size},
+							       sizeof(guint64)));
+	}
+	assert_int_equal(g_hash_table_size(at_dest), g_hash_table_size(written));
+	g_hash_table_iter_init(&iter, written);
+	while (g_hash_table_iter_next(&iter, &key, NULL))
+		assert_true(g_hash_table_contains(at_dest, key));
+	g_free(sw.error);
+}
+
 int
 main(void)
 {
@@ -380,6 +590,7 @@ main(void)
 	    cmocka_unit_test(test_no_tracker_all_dirty),
 	    cmocka_unit_test(test_sink_checks),
 	    cmocka_unit_test(test_bad_bitmap_from_source),
+	    cmocka_unit_test(test_vmm_syncs_see_every_dma_write),
 	};
 	return cmocka_run_group_tests_name("engine-dirty", tests, NULL, NULL);
 }
