@@ -829,7 +829,7 @@ migctl_cmd_jobs(const MigctlOptions *options)
 	json_builder_set_member_name(builder, "jobs");
 	json_builder_begin_array(builder);
 	if (!options->json)
-		g_print("%-28s %-12s %-10s %8s %12s %-16s %s\n", "JOB", "ROLE", "PHASE", "PROGRESS",
+		g_print("%-28s %-12s %-20s %8s %12s %-16s %s\n", "JOB", "ROLE", "PHASE", "PROGRESS",
 			"BYTES", "MIGRATION", "MESSAGE");
 	for (guint i = 0; paths[i] != NULL; i++) {
 		g_autoptr(MigdDbusJob) job = NULL;
@@ -858,7 +858,7 @@ migctl_cmd_jobs(const MigctlOptions *options)
 			    "%s%s%s", migd_dbus_job_get_phase(job),
 			    migd_dbus_job_get_converged(job) ? ",converged" : "",
 			    migd_dbus_job_get_rolled_back(job) ? ",rolled-back" : "");
-			g_print("%-28s %-12s %-10s %7.0f%% %12s %-16s %s\n", paths[i],
+			g_print("%-28s %-12s %-20s %7.0f%% %12s %-16s %s\n", paths[i],
 				migd_dbus_job_get_role(job), phase,
 				migd_dbus_job_get_progress(job) * 100.0, bytes,
 				id != NULL && id[0] != '\0' ? id : "-",
@@ -899,6 +899,7 @@ migctl_cmd_control(const MigctlOptions *options, const gchar *cmd, const gchar *
 	g_autoptr(MigdDbusJob) job = NULL;
 	g_autoptr(GError) error = NULL;
 	const gchar *flag;
+	const gchar *said; /* what happened, for a person */
 	gboolean ok;
 
 	job = migctl_job_proxy(options, path, &error);
@@ -907,20 +908,27 @@ migctl_cmd_control(const MigctlOptions *options, const gchar *cmd, const gchar *
 	if (g_strcmp0(cmd, "switchover") == 0) {
 		ok = migd_dbus_job_call_switchover_sync(job, NULL, &error);
 		flag = "switched_over";
+		said = "switched over: the destination loaded and validated every device; the "
+		       "source devices wait in STOP until it starts (or a rollback)";
 	} else if (g_strcmp0(cmd, "start") == 0) {
 		ok = migd_dbus_job_call_start_sync(job, NULL, &error);
 		flag = "started";
+		said = "started: the source granted the handover, the devices run";
 	} else if (g_strcmp0(cmd, "abandon") == 0) {
 		ok = migd_dbus_job_call_abandon_sync(job, NULL, &error);
 		flag = "abandoned";
+		said = "abandoned: the devices are reset, the source takes its devices back";
 	} else {
 		ok = migd_dbus_job_call_rollback_sync(job, NULL, &error);
 		flag = "rolled_back";
+		said = "rolled back: the source devices run again";
 	}
 	if (!ok)
 		return migctl_fail(options, error);
 	if (options->json)
 		migctl_json_print_result("job", path, flag);
+	else
+		g_print("%s\n", said);
 	return MIGCTL_EXIT_OK;
 }
 
