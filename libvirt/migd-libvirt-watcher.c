@@ -816,27 +816,49 @@ migd_lv_update_poll(MigdLibvirtWatcher *self)
 	}
 }
 
-/* ---- abort ---- */
+/* ---- calls about one domain, on a worker thread (libvirt calls block) ---- */
 
 typedef struct {
 	virConnectPtr conn;
 	gchar *uuid;
-} MigdLvAbortData;
+} MigdLvDomainCall;
 
 static void
-migd_lv_abort_data_free(gpointer data)
+migd_lv_domain_call_free(gpointer data)
 {
-	MigdLvAbortData *d = data;
+	MigdLvDomainCall *d = data;
 
 	virConnectClose(d->conn);
 	g_free(d->uuid);
 	g_free(d);
 }
 
+/* runs @func on a worker thread with the connection and @uuid as its task data */
+static void
+migd_lv_domain_call_run(MigdLibvirtWatcher *self, GTask *task, const gchar *uuid,
+			GTaskThreadFunc func)
+{
+	MigdLvDomainCall *d;
+
+	if (self->conn == NULL) {
+		g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_FAILED, "not connected to %s",
+					self->uri);
+		return;
+	}
+	d = g_new0(MigdLvDomainCall, 1);
+	virConnectRef(self->conn->conn);
+	d->conn = self->conn->conn;
+	d->uuid = g_strdup(uuid);
+	g_task_set_task_data(task, d, migd_lv_domain_call_free);
+	g_task_run_in_thread(task, func);
+}
+
+/* ---- abort ---- */
+
 static void
 migd_lv_abort_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *unused)
 {
-	MigdLvAbortData *d = task_data;
+	MigdLvDomainCall *d = task_data;
 	virDomainPtr dom = virDomainLookupByUUIDString(d->conn, d->uuid);
 	gint code;
 
@@ -862,7 +884,6 @@ migd_libvirt_watcher_abort_job(MigdLibvirtWatcher *self, const gchar *uuid,
 			       gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
-	MigdLvAbortData *d;
 
 	g_task_set_source_tag(task, migd_libvirt_watcher_abort_job);
 	if ((self->flags & MIGD_LIBVIRT_WATCHER_READ_WRITE) == 0) {
@@ -870,17 +891,7 @@ migd_libvirt_watcher_abort_job(MigdLibvirtWatcher *self, const gchar *uuid,
 					"the watcher's connection to %s is read-only", self->uri);
 		return;
 	}
-	if (self->conn == NULL) {
-		g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_FAILED, "not connected to %s",
-					self->uri);
-		return;
-	}
-	d = g_new0(MigdLvAbortData, 1);
-	virConnectRef(self->conn->conn);
-	d->conn = self->conn->conn;
-	d->uuid = g_strdup(uuid);
-	g_task_set_task_data(task, d, migd_lv_abort_data_free);
-	g_task_run_in_thread(task, migd_lv_abort_thread);
+	migd_lv_domain_call_run(self, task, uuid, migd_lv_abort_thread);
 }
 
 gboolean
@@ -896,7 +907,7 @@ migd_libvirt_watcher_abort_job_finish(MigdLibvirtWatcher *self, GAsyncResult *re
 static void
 migd_lv_state_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *unused)
 {
-	MigdLvAbortData *d = task_data;
+	MigdLvDomainCall *d = task_data;
 	virDomainPtr dom = virDomainLookupByUUIDString(d->conn, d->uuid);
 	gint state = 0, reason = 0;
 
@@ -921,20 +932,9 @@ migd_libvirt_watcher_get_state(MigdLibvirtWatcher *self, const gchar *uuid,
 			       gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
-	MigdLvAbortData *d;
 
 	g_task_set_source_tag(task, migd_libvirt_watcher_get_state);
-	if (self->conn == NULL) {
-		g_task_return_new_error(task, MIGD_ERROR, MIGD_ERROR_FAILED, "not connected to %s",
-					self->uri);
-		return;
-	}
-	d = g_new0(MigdLvAbortData, 1);
-	virConnectRef(self->conn->conn);
-	d->conn = self->conn->conn;
-	d->uuid = g_strdup(uuid);
-	g_task_set_task_data(task, d, migd_lv_abort_data_free);
-	g_task_run_in_thread(task, migd_lv_state_thread);
+	migd_lv_domain_call_run(self, task, uuid, migd_lv_state_thread);
 }
 
 gboolean

@@ -874,29 +874,30 @@ case_corrupted_relay() {
 	case_end daemons-corrupted-stream
 }
 
-# kernel: after the refused migration A still holds its UART bytes and runs
-case_corrupted_uart() {
+# kernel: after a migration that did not happen (refused, rolled back) A still
+# runs and holds its UART bytes
+case_uart_a_kept() { # name text0-hex
 	case_begin
 	if [ -n "$UART_WRITE_ERROR" ]; then
 		sig "write=failed"
 		fail "writing the UART failed: $UART_WRITE_ERROR"
-		case_end daemons-corrupted-stream-uart
+		case_end "$1"
 		return
 	fi
-	uart_tool read "$DEV_A" 2 >"$WORK/uart5.out" 2>"$WORK/uart5.err"
+	uart_tool read "$DEV_A" 2 >"$WORK/uart-a.out" 2>"$WORK/uart-a.err"
 	_rc=$?
 	if [ "$_rc" -eq 0 ]; then
-		read -r _read_a <"$WORK/uart5.out"
+		read -r _read_a <"$WORK/uart-a.out"
 		tool_field state "$_read_a"
 		expect a "$FIELD" RUNNING
 		tool_field uart0 "$_read_a"
-		expect uart0 "$FIELD" "$TEXT4_HEX"
+		expect uart0 "$FIELD" "$2"
 	else
 		sig "read=failed"
 		fail "migd-uart-tool read A failed: $(exit_reason "$_rc")"
-		fail_log "$WORK/uart5.err" "migd-uart-tool"
+		fail_log "$WORK/uart-a.err" "migd-uart-tool"
 	fi
-	case_end daemons-corrupted-stream-uart
+	case_end "$1"
 }
 
 cases_issue12() {
@@ -943,7 +944,7 @@ cases_corruption() {
 		case_skip daemons-corrupted-stream-uart \
 			"simulated devices live inside their daemon: no region access from outside it"
 	elif [ -z "$BROKEN" ]; then
-		case_corrupted_uart
+		case_uart_a_kept daemons-corrupted-stream-uart "$TEXT4_HEX"
 	else
 		case_not_run daemons-corrupted-stream-uart
 	fi
@@ -1100,31 +1101,6 @@ case_coordinated_rollback() {
 	case_end daemons-coordinated-rollback
 }
 
-# kernel: after the rollback, A runs with its UART bytes
-case_rollback_uart() {
-	case_begin
-	if [ -n "$UART_WRITE_ERROR" ]; then
-		sig "write=failed"
-		fail "writing the UART failed: $UART_WRITE_ERROR"
-		case_end daemons-coordinated-rollback-uart
-		return
-	fi
-	uart_tool read "$DEV_A" 2 >"$WORK/uart7.out" 2>"$WORK/uart7.err"
-	_rc=$?
-	if [ "$_rc" -eq 0 ]; then
-		read -r _read_a <"$WORK/uart7.out"
-		tool_field state "$_read_a"
-		expect a "$FIELD" RUNNING
-		tool_field uart0 "$_read_a"
-		expect uart0 "$FIELD" "$TEXT6_HEX"
-	else
-		sig "read=failed"
-		fail "migd-uart-tool read A failed: $(exit_reason "$_rc")"
-		fail_log "$WORK/uart7.err" "migd-uart-tool"
-	fi
-	case_end daemons-coordinated-rollback-uart
-}
-
 cases_coordinated() {
 	UART_WRITE_ERROR=
 	if [ -z "$BROKEN" ]; then
@@ -1150,7 +1126,7 @@ cases_coordinated() {
 		case_skip daemons-coordinated-rollback-uart \
 			"simulated devices live inside their daemon: no region access from outside it"
 	elif [ -z "$BROKEN" ]; then
-		case_rollback_uart
+		case_uart_a_kept daemons-coordinated-rollback-uart "$TEXT6_HEX"
 	else
 		case_not_run daemons-coordinated-rollback-uart
 	fi

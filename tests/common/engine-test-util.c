@@ -137,6 +137,19 @@ engine_fixture_wait(EngineFixture *fx, guint timeout_s)
 		;
 }
 
+void
+engine_run_until_flag(gboolean *flag, guint timeout_s)
+{
+	gboolean expired = FALSE;
+	guint id = g_timeout_add_seconds(timeout_s, engine_fixture_timeout_cb, &expired);
+
+	while (!*flag && !expired)
+		g_main_context_iteration(NULL, TRUE);
+	if (!*flag)
+		fail_msg("nothing happened within %u s", timeout_s);
+	g_source_remove(id);
+}
+
 MigdState
 engine_fixture_state(GPtrArray *devices, guint i)
 {

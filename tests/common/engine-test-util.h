@@ -38,6 +38,8 @@ MigdJob *engine_fixture_migrate(EngineFixture *fx, const MigdSourceOptions *opti
 /* runs the main loop until both jobs finished (or the source alone, if no destination job),
  * bounded by @timeout_s; fails the test on timeout */
 void engine_fixture_wait(EngineFixture *fx, guint timeout_s);
+/* runs the main loop until *@flag is set (by a callback); fails the test after @timeout_s */
+void engine_run_until_flag(gboolean *flag, guint timeout_s);
 MigdState engine_fixture_state(GPtrArray *devices, guint i);
 guint64 engine_fixture_digest(GPtrArray *devices, guint i);
 

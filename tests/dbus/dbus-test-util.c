@@ -443,6 +443,30 @@ dt_migctl(const gchar *bus_name, gchar **out, const gchar *first_arg, ...)
 /* ---- JSON ---- */
 
 JsonNode *
+dt_json_line(const gchar *out)
+{
+	g_autofree gchar *line = g_strchomp(g_strdup(out != NULL ? out : ""));
+	g_autoptr(GError) error = NULL;
+	JsonNode *node = dt_json_parse(line, &error);
+
+	if (node == NULL)
+		fail_msg("'%s': %s", line, error->message);
+	return node;
+}
+
+void
+dt_assert_dbus_error(GError *error, const gchar *name)
+{
+	g_autofree gchar *remote = NULL;
+
+	if (error == NULL)
+		fail_msg("expected %s, the call succeeded", name);
+	remote = g_dbus_error_get_remote_error(error);
+	if (g_strcmp0(remote, name) != 0)
+		fail_msg("expected %s, got %s: %s", name, remote, error->message);
+}
+
+JsonNode *
 dt_json_parse(const gchar *text, GError **error)
 {
 	g_autoptr(JsonParser) parser = json_parser_new_immutable();

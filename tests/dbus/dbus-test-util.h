@@ -83,3 +83,7 @@ gint dt_migctl(const gchar *bus_name, gchar **out, const gchar *first_arg,
 /* parses one line of vfio-migctl's JSON output; NULL with @error on a syntax error,
  * no value, or a raw control character */
 JsonNode *dt_json_parse(const gchar *text, GError **error);
+/* vfio-migctl's one line of JSON (without its newline); fails the test if it is not JSON */
+JsonNode *dt_json_line(const gchar *out);
+/* @error is the D-Bus error @name (e.g. DT_MIGD_ERROR_PREFIX "InvalidArgument") */
+void dt_assert_dbus_error(GError *error, const gchar *name);

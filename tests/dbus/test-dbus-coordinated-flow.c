@@ -76,31 +76,6 @@ daemons_new(void **state, const gchar *const *src_specs, const gchar *const *dst
 	return d;
 }
 
-/* vfio-migctl's one line of JSON (without its newline) */
-static JsonNode *
-json_line(const gchar *out)
-{
-	g_autofree gchar *line = g_strchomp(g_strdup(out != NULL ? out : ""));
-	g_autoptr(GError) error = NULL;
-	JsonNode *node = dt_json_parse(line, &error);
-
-	if (node == NULL)
-		fail_msg("'%s': %s", line, error->message);
-	return node;
-}
-
-static void
-assert_dbus_error(GError *error, const gchar *name)
-{
-	g_autofree gchar *remote = NULL;
-
-	if (error == NULL)
-		fail_msg("expected %s, the call succeeded", name);
-	remote = g_dbus_error_get_remote_error(error);
-	if (g_strcmp0(remote, name) != 0)
-		fail_msg("expected %s, got %s: %s", name, remote, error->message);
-}
-
 static GVariant *
 no_options(void)
 {
@@ -591,20 +566,20 @@ test_expectation_lifecycle(void **state)
 	reply = dt_manager_call(d->dst, "Expect",
 				g_variant_new("(s^as@a{sv})", "vm-2", first, no_options()), &error);
 	assert_null(reply);
-	assert_dbus_error(error, DT_MIGD_ERROR_PREFIX "Busy");
+	dt_assert_dbus_error(error, DT_MIGD_ERROR_PREFIX "Busy");
 	reply = dt_manager_call(
 	    d->dst, "Expect", g_variant_new("(s^as@a{sv})", "vm-1", second, no_options()), &error2);
 	assert_null(reply);
-	assert_dbus_error(error2, DT_MIGD_ERROR_PREFIX "InvalidArgument");
+	dt_assert_dbus_error(error2, DT_MIGD_ERROR_PREFIX "InvalidArgument");
 	reply = dt_manager_call(d->dst, "DetachDevice", g_variant_new("(s)", "sim0"), &error3);
 	assert_null(reply);
-	assert_dbus_error(error3, DT_MIGD_ERROR_PREFIX "Busy");
+	dt_assert_dbus_error(error3, DT_MIGD_ERROR_PREFIX "Busy");
 	reply = dt_manager_call(
 	    d->dst, "Migrate",
 	    g_variant_new("(s^as@a{sv})", "unix:@migd-dt-flow-nobody", first, no_options()),
 	    &error4);
 	assert_null(reply);
-	assert_dbus_error(error4, DT_MIGD_ERROR_PREFIX "Busy");
+	dt_assert_dbus_error(error4, DT_MIGD_ERROR_PREFIX "Busy");
 	{
 		g_autoptr(GVariant) p0 = dt_device_props(d->dst, 0);
 		g_autoptr(GVariant) p1 = dt_device_props(d->dst, 1);
@@ -625,7 +600,7 @@ test_expectation_lifecycle(void **state)
 	}
 	reply = dt_manager_call(d->dst, "CancelExpectation", g_variant_new("(s)", "vm-1"), &error5);
 	assert_null(reply);
-	assert_dbus_error(error5, DT_MIGD_ERROR_PREFIX "InvalidArgument");
+	dt_assert_dbus_error(error5, DT_MIGD_ERROR_PREFIX "InvalidArgument");
 
 	/* a timeout ends an expectation nobody came for */
 	g_variant_builder_add(&timeout, "{sv}", "timeout", g_variant_new_uint32(1));
@@ -737,7 +712,7 @@ test_sync_dirty_bitmap(void **state)
 	assert_int_equal(
 	    dt_migctl(SRC_NAME, &out, "--json", "dirty-sync", job, "sim0", "-o", out_file, NULL),
 	    0);
-	json = json_line(out);
+	json = dt_json_line(out);
 	assert_non_null(json);
 	assert_string_equal(json_object_get_string_member(json_node_get_object(json), "job"), job);
 	assert_true(g_file_get_contents(out_file, &saved, &saved_len, NULL));
@@ -780,7 +755,7 @@ test_migctl_plays_the_vmm(void **state)
 	assert_int_equal(dt_migctl(DST_NAME, &out, "--json", "expect", "vm-c", "--device", "sim0",
 				   "--device", "sim1", "--start", "manual", NULL),
 			 0);
-	json = json_line(out);
+	json = dt_json_line(out);
 	assert_non_null(json);
 	assert_string_equal(
 	    json_object_get_string_member(json_node_get_object(json), "migration_id"), "vm-c");
@@ -795,12 +770,12 @@ test_migctl_plays_the_vmm(void **state)
 	wait_converged(d->src, job);
 
 	assert_int_equal(dt_migctl(SRC_NAME, &out3, "--json", "switchover", job, NULL), 0);
-	json3 = json_line(out3);
+	json3 = dt_json_line(out3);
 	assert_true(json_object_get_boolean_member(json_node_get_object(json3), "switched_over"));
 	assert_states(d->dst, "STOP", "destination after switchover");
 	dst_job = find_job(d->dst, "vm-c");
 	assert_int_equal(dt_migctl(DST_NAME, &out4, "--json", "start", dst_job, NULL), 0);
-	json4 = json_line(out4);
+	json4 = dt_json_line(out4);
 	assert_true(json_object_get_boolean_member(json_node_get_object(json4), "started"));
 	assert_states(d->dst, "RUNNING", "destination after start");
 	if (!dt_job_wait_completed(d->src, job, &message))

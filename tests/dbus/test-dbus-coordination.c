@@ -45,31 +45,6 @@ teardown(void **state)
 	return 0;
 }
 
-/* vfio-migctl's one line of JSON (without its newline) */
-static JsonNode *
-json_line(const gchar *out)
-{
-	g_autofree gchar *line = g_strchomp(g_strdup(out != NULL ? out : ""));
-	g_autoptr(GError) error = NULL;
-	JsonNode *node = dt_json_parse(line, &error);
-
-	if (node == NULL)
-		fail_msg("'%s': %s", line, error->message);
-	return node;
-}
-
-static void
-assert_dbus_error(GError *error, const gchar *name)
-{
-	g_autofree gchar *remote = NULL;
-
-	if (error == NULL)
-		fail_msg("expected %s, the call succeeded", name);
-	remote = g_dbus_error_get_remote_error(error);
-	if (g_strcmp0(remote, name) != 0)
-		fail_msg("expected %s, got %s: %s", name, remote, error->message);
-}
-
 /* {"plain": true, @key: @value} (@key NULL: plain only) */
 static GVariant *
 options_plain(const gchar *key, GVariant *value)
@@ -115,7 +90,7 @@ migrate_refused(DtDaemon *daemon, const gchar *address, GVariant *options, const
 	reply = dt_manager_call(daemon, "Migrate",
 				g_variant_new("(s^as@a{sv})", address, all, options), &error);
 	assert_null(reply);
-	assert_dbus_error(error, error_name);
+	dt_assert_dbus_error(error, error_name);
 	assert_int_equal(n_jobs(daemon), before);
 }
 
@@ -129,7 +104,7 @@ expect_refused(DtDaemon *daemon, const gchar *id, const gchar *const *devices, G
 	reply = dt_manager_call(daemon, "Expect",
 				g_variant_new("(s^as@a{sv})", id, devices, options), &error);
 	assert_null(reply);
-	assert_dbus_error(error, error_name);
+	dt_assert_dbus_error(error, error_name);
 	if (message_part != NULL && strstr(error->message, message_part) == NULL)
 		fail_msg("'%s' does not say '%s'", error->message, message_part);
 }
@@ -165,7 +140,7 @@ job_call_refused(DtDaemon *daemon, const gchar *path, const gchar *method, GVari
 
 	assert_null(reply);
 	if (error_name != NULL)
-		assert_dbus_error(error, error_name);
+		dt_assert_dbus_error(error, error_name);
 	else
 		assert_non_null(error);
 }
@@ -248,13 +223,13 @@ test_listen_start_refused(void **state)
 	    g_variant_new("(s@a{sv})", address, options_plain("start", g_variant_new_string("no"))),
 	    &error);
 	assert_null(reply);
-	assert_dbus_error(error, INVAL);
+	dt_assert_dbus_error(error, INVAL);
 	reply = dt_manager_call(
 	    daemon, "Listen",
 	    g_variant_new("(s@a{sv})", address, options_plain("start", g_variant_new_boolean(1))),
 	    &error2);
 	assert_null(reply);
-	assert_dbus_error(error2, INVAL);
+	dt_assert_dbus_error(error2, INVAL);
 	/* Migrate's option is not Listen's */
 	reply = dt_manager_call(
 	    daemon, "Listen",
@@ -262,7 +237,7 @@ test_listen_start_refused(void **state)
 			  options_plain("switchover", g_variant_new_string("manual"))),
 	    &error3);
 	assert_null(reply);
-	assert_dbus_error(error3, INVAL);
+	dt_assert_dbus_error(error3, INVAL);
 	/* nothing was listening after the refusals: this one binds */
 	reply3 =
 	    dt_manager_call(daemon, "Listen",
@@ -293,7 +268,7 @@ test_expect_refused(void **state)
 	assert_int_equal(g_strv_length(ids), 0);
 	reply = dt_manager_call(daemon, "CancelExpectation", g_variant_new("(s)", "vm-1"), &error);
 	assert_null(reply);
-	assert_dbus_error(error, INVAL);
+	dt_assert_dbus_error(error, INVAL);
 
 	listen = dt_listen_plain(daemon);
 	expect_refused(daemon, "", one, empty, INVAL, NULL);
@@ -488,12 +463,12 @@ test_migctl(void **state)
 	/* a failed call: 1 and the error as JSON */
 	assert_int_equal(
 	    dt_migctl(BUS_NAME, &out, "--json", "expect", "vm-1", "--device", "sim0", NULL), 1);
-	json = json_line(out);
+	json = dt_json_line(out);
 	assert_string_equal(json_object_get_string_member(json_object_of(json), "error"), INVAL);
 	assert_int_equal(dt_migctl(BUS_NAME, &out2, "--json", "switchover",
 				   "/org/vfiomigd/Migd1/jobs/4242", NULL),
 			 1);
-	json2 = json_line(out2);
+	json2 = dt_json_line(out2);
 	assert_string_equal(json_object_get_string_member(json_object_of(json2), "event"), "error");
 
 	/* listen --start manual, then the (empty) list of expectations */
@@ -501,7 +476,7 @@ test_migctl(void **state)
 	assert_int_equal(
 	    dt_migctl(BUS_NAME, NULL, "--plain", "--start", "manual", "listen", listen, NULL), 0);
 	assert_int_equal(dt_migctl(BUS_NAME, &out3, "--json", "expectations", NULL), 0);
-	json3 = json_line(out3);
+	json3 = dt_json_line(out3);
 	assert_int_equal(json_array_get_length(
 			     json_object_get_array_member(json_object_of(json3), "expectations")),
 			 0);
@@ -514,7 +489,7 @@ test_migctl(void **state)
 			 0);
 	g_usleep(200 * 1000);
 	assert_int_equal(dt_migctl(BUS_NAME, &out4, "--json", "jobs", NULL), 0);
-	json4 = json_line(out4);
+	json4 = dt_json_line(out4);
 	{
 		JsonArray *jobs = json_object_get_array_member(json_object_of(json4), "jobs");
 		JsonObject *job;

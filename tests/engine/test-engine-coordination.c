@@ -105,20 +105,6 @@ flag_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-/* runs the main loop until *@flag (fails the test after @timeout_s) */
-static void
-run_until(gboolean *flag, guint timeout_s)
-{
-	gboolean expired = FALSE;
-	guint id = g_timeout_add_seconds(timeout_s, flag_cb, &expired);
-
-	while (!*flag && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!*flag)
-		fail_msg("nothing happened within %u s", timeout_s);
-	g_source_remove(id);
-}
-
 typedef struct {
 	GPtrArray *devices;
 	gboolean only_precopy_or_running; /* every sample so far */
@@ -176,7 +162,7 @@ switch_over(EngineFixture *fx, ControlResult *sw)
 {
 	sw->fx = fx;
 	migd_job_switchover_async(fx->src_job, NULL, switchover_cb, sw);
-	run_until(&sw->done, 60);
+	engine_run_until_flag(&sw->done, 60);
 	if (!sw->ok)
 		fail_msg("switchover: %s", sw->error->message);
 	assert_true(sw->dst_all_stop);
@@ -271,7 +257,7 @@ test_manual_switchover_manual_start(void **state)
 
 	st.fx = fx;
 	migd_job_start_async(fx->dst_job, NULL, start_cb, &st);
-	run_until(&st.done, 30);
+	engine_run_until_flag(&st.done, 30);
 	if (!st.ok)
 		fail_msg("start: %s", st.error->message);
 	engine_fixture_wait(fx, 30);
@@ -319,7 +305,7 @@ test_switchover_before_precopy(void **state)
 	assert_int_equal(migd_job_get_phase(fx->src_job), MIGD_JOB_PHASE_CONNECTING);
 	migd_job_switchover_async(fx->src_job, NULL, switchover_cb, &sw);
 	engine_fixture_wait(fx, 60);
-	run_until(&sw.done, 5);
+	engine_run_until_flag(&sw.done, 5);
 	if (!sw.ok)
 		fail_msg("switchover: %s", sw.error->message);
 	assert_true(migd_job_get_success(fx->src_job));
@@ -353,7 +339,7 @@ test_rollback_after_switchover(void **state)
 	st.fx = fx;
 	migd_job_start_async(fx->dst_job, NULL, start_cb, &st);
 	engine_fixture_wait(fx, 30);
-	run_until(&st.done, 5);
+	engine_run_until_flag(&st.done, 5);
 	assert_false(st.ok);
 	if (strstr(st.error->message, "rolled back") == NULL)
 		fail_msg("start failed with '%s'", st.error->message);
@@ -471,7 +457,7 @@ test_start_fails_after_grant(void **state)
 	st.fx = fx;
 	migd_job_start_async(fx->dst_job, NULL, start_cb, &st);
 	engine_fixture_wait(fx, 30);
-	run_until(&st.done, 5);
+	engine_run_until_flag(&st.done, 5);
 	assert_false(st.ok);
 	assert_non_null(strstr(st.error->message, "the source granted the start, but"));
 	assert_true(migd_job_get_success(fx->src_job));
@@ -506,7 +492,7 @@ test_old_source(void **state)
 	/* the destination's job has ended: a Start is refused, as on any finished job */
 	st.fx = fx;
 	migd_job_start_async(fx->dst_job, NULL, start_cb, &st);
-	run_until(&st.done, 5);
+	engine_run_until_flag(&st.done, 5);
 	assert_false(st.ok);
 	g_assert_error(st.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
 	control_result_clear(&st);
@@ -618,7 +604,7 @@ test_old_destination(void **state)
 	sw.fx = fx;
 	migd_job_switchover_async(fx->src_job, NULL, switchover_cb, &sw);
 	engine_fixture_wait(fx, 30);
-	run_until(&sw.done, 5);
+	engine_run_until_flag(&sw.done, 5);
 	g_thread_join(thread);
 	close(od.listen_fd);
 	g_unlink(path);
@@ -650,7 +636,7 @@ test_controls_refused(void **state)
 	/* the other role's controls */
 	r.fx = fx;
 	migd_job_start_async(fx->src_job, NULL, start_cb, &r);
-	run_until(&r.done, 5);
+	engine_run_until_flag(&r.done, 5);
 	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
 	control_result_clear(&r);
 	assert_false(migd_job_abandon(fx->src_job, &error));
@@ -659,7 +645,7 @@ test_controls_refused(void **state)
 	memset(&r, 0, sizeof(r));
 	r.fx = fx;
 	migd_job_switchover_async(fx->dst_job, NULL, switchover_cb, &r);
-	run_until(&r.done, 5);
+	engine_run_until_flag(&r.done, 5);
 	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
 	control_result_clear(&r);
 	assert_false(migd_job_rollback(fx->dst_job, &error));
@@ -668,13 +654,13 @@ test_controls_refused(void **state)
 	/* a device without IOVA ranges has no dirty tracker; a device the job lacks */
 	memset(&r, 0, sizeof(r));
 	migd_job_sync_dirty_bitmap_async(fx->src_job, "src0", NULL, dirty_cb, &r);
-	run_until(&r.done, 5);
+	engine_run_until_flag(&r.done, 5);
 	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
 	g_assert_nonnull(strstr(r.error->message, "not tracked"));
 	control_result_clear(&r);
 	memset(&r, 0, sizeof(r));
 	migd_job_sync_dirty_bitmap_async(fx->src_job, "nosuch", NULL, dirty_cb, &r);
-	run_until(&r.done, 5);
+	engine_run_until_flag(&r.done, 5);
 	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
 	control_result_clear(&r);
 
@@ -683,9 +669,9 @@ test_controls_refused(void **state)
 	sw2.fx = fx;
 	migd_job_switchover_async(fx->src_job, NULL, switchover_cb, &sw);
 	migd_job_switchover_async(fx->src_job, NULL, switchover_cb, &sw2);
-	run_until(&sw2.done, 5);
+	engine_run_until_flag(&sw2.done, 5);
 	g_assert_error(sw2.error, MIGD_ERROR, MIGD_ERROR_BUSY);
-	run_until(&sw.done, 30);
+	engine_run_until_flag(&sw.done, 30);
 	assert_true(sw.ok);
 
 	/* start, then every control on the finished jobs */
@@ -693,7 +679,7 @@ test_controls_refused(void **state)
 	r.fx = fx;
 	migd_job_start_async(fx->dst_job, NULL, start_cb, &r);
 	engine_fixture_wait(fx, 30);
-	run_until(&r.done, 5);
+	engine_run_until_flag(&r.done, 5);
 	assert_true(r.ok);
 	assert_true(migd_job_get_success(fx->src_job));
 	assert_false(migd_job_rollback(fx->src_job, &error));
@@ -707,7 +693,7 @@ test_controls_refused(void **state)
 	memset(&sw, 0, sizeof(sw));
 	sw.fx = fx;
 	migd_job_switchover_async(fx->src_job, NULL, switchover_cb, &sw);
-	run_until(&sw.done, 5);
+	engine_run_until_flag(&sw.done, 5);
 	g_assert_error(sw.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
 	control_result_clear(&sw);
 	control_result_clear(&r);

@@ -48,24 +48,45 @@ typedef struct {
 	guint64 counted; /* set bits actually in the file's bitmaps */
 } DirtyFile;
 
-/* through the one reader of the format, which checks every number of the file */
-static void
-read_dirty_file(gint fd, DirtyFile *out)
+/* reads @fd from where it stands through the one reader of the format, which checks every number */
+static MigdDirtyFile *
+parse_dirty_fd(gint fd)
 {
 	g_autoptr(GByteArray) data = g_byte_array_new();
-	g_autoptr(MigdDirtyFile) file = NULL;
 	g_autoptr(GBytes) bytes = NULL;
 	g_autoptr(GError) error = NULL;
+	MigdDirtyFile *file;
 	guint8 buf[65536];
 	gssize n;
 
-	memset(out, 0, sizeof(*out));
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		g_byte_array_append(data, buf, n);
 	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
 	file = migd_dirty_file_parse(bytes, &error);
 	if (file == NULL)
 		fail_msg("dirty-bitmap file: %s", error->message);
+	return file;
+}
+
+/* the guest IOVA of every dirty page of @file, into @pages (a set of guint64) */
+static void
+add_dirty_pages(MigdDirtyFile *file, GHashTable *pages)
+{
+	for (guint w = 0; w < file->n_windows; w++) {
+		for (guint64 p = 0; p < file->windows[w].n_pages; p++) {
+			guint64 iova = file->windows[w].iova + p * file->page_size;
+			if (migd_dirty_file_page_is_dirty(file, w, p))
+				g_hash_table_add(pages, g_memdup2(&iova, sizeof(iova)));
+		}
+	}
+}
+
+static void
+read_dirty_file(gint fd, DirtyFile *out)
+{
+	g_autoptr(MigdDirtyFile) file = parse_dirty_fd(fd);
+
+	memset(out, 0, sizeof(*out));
 	out->n_windows = file->n_windows;
 	out->page_size = file->page_size;
 	out->dirty_pages = file->dirty_pages;
@@ -405,57 +426,20 @@ vmm_switchover_cb(GObject *object, GAsyncResult *result, gpointer user_data)
 	call->done = TRUE;
 }
 
-static gboolean
-vmm_flag_cb(gpointer user_data)
-{
-	*(gboolean *)user_data = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-static void
-vmm_run_until(gboolean *flag, guint timeout_s)
-{
-	gboolean expired = FALSE;
-	guint id = g_timeout_add_seconds(timeout_s, vmm_flag_cb, &expired);
-
-	while (!*flag && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!*flag)
-		fail_msg("nothing happened within %u s", timeout_s);
-	g_source_remove(id);
-}
-
 /* one VMM sync of @name: its pages (guest IOVA of each page) go into @pages */
 static guint64
 vmm_sync(MigdJob *job, const gchar *name, GHashTable *pages)
 {
 	VmmCall call = {0};
-	g_autoptr(GByteArray) data = g_byte_array_new();
 	g_autoptr(MigdDirtyFile) file = NULL;
-	g_autoptr(GBytes) bytes = NULL;
-	g_autoptr(GError) error = NULL;
-	guint8 buf[65536];
-	gssize n;
 
 	migd_job_sync_dirty_bitmap_async(job, name, NULL, vmm_sync_cb, &call);
-	vmm_run_until(&call.done, 30);
+	engine_run_until_flag(&call.done, 30);
 	if (call.fd < 0)
 		fail_msg("SyncDirtyBitmap(%s): %s", name, call.error);
-	while ((n = read(call.fd, buf, sizeof(buf))) > 0)
-		g_byte_array_append(data, buf, n);
+	file = parse_dirty_fd(call.fd);
 	close(call.fd);
-	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
-	file = migd_dirty_file_parse(bytes, &error);
-	if (file == NULL)
-		fail_msg("dirty-bitmap file: %s", error->message);
-	for (guint w = 0; w < file->n_windows; w++) {
-		for (guint64 p = 0; p < file->windows[w].n_pages; p++) {
-			if (migd_dirty_file_page_is_dirty(file, w, p))
-				g_hash_table_add(pages, g_memdup2(&(guint64){file->windows[w].iova +
-									     p * file->page_size},
-								  sizeof(guint64)));
-		}
-	}
+	add_dirty_pages(file, pages);
 	return file->dirty_pages;
 }
 
@@ -521,7 +505,7 @@ test_vmm_syncs_see_every_dma_write(void **state)
 	}
 	assert_true(migd_job_get_precopy_rounds(fx->src_job) >= 1);
 	migd_job_switchover_async(fx->src_job, NULL, vmm_switchover_cb, &sw);
-	vmm_run_until(&sw.done, 60);
+	engine_run_until_flag(&sw.done, 60);
 	if (!sw.ok)
 		fail_msg("switchover: %s", sw.error);
 	/* the device is stopped: the last sync takes what its last writes dirtied */
@@ -554,25 +538,9 @@ test_vmm_syncs_see_every_dma_write(void **state)
 	if (fd < 0)
 		fail_msg("destination bitmap: %s", error->message);
 	{
-		g_autoptr(GByteArray) data = g_byte_array_new();
-		g_autoptr(MigdDirtyFile) file = NULL;
-		g_autoptr(GBytes) bytes = NULL;
-		guint8 buf[65536];
-		gssize n;
-
-		while ((n = read(fd, buf, sizeof(buf))) > 0)
-			g_byte_array_append(data, buf, n);
+		g_autoptr(MigdDirtyFile) file = parse_dirty_fd(fd);
 		close(fd);
-		bytes = g_byte_array_free_to_bytes(g_steal_pointer(&data));
-		file = migd_dirty_file_parse(bytes, &error);
-		assert_non_null(file);
-		for (guint w = 0; w < file->n_windows; w++)
-			for (guint64 p = 0; p < file->windows[w].n_pages; p++)
-				if (migd_dirty_file_page_is_dirty(file, w, p))
-					g_hash_table_add(
-					    at_dest, g_memdup2(&(guint64){file->windows[w].iova +
-									  p * file->page_size},
-							       sizeof(guint64)));
+		add_dirty_pages(file, at_dest);
 	}
 	assert_int_equal(g_hash_table_size(at_dest), g_hash_table_size(written));
 	g_hash_table_iter_init(&iter, written);
