@@ -648,6 +648,7 @@ start_elsewhere(gpointer data)
 	g_clear_object(&rec->watcher);
 	g_ptr_array_unref(rec->log);
 	g_ptr_array_unref(rec->events);
+	g_ptr_array_unref(rec->all);
 	g_free(rec);
 	g_main_context_pop_thread_default(context);
 	return GINT_TO_POINTER(ok);
