@@ -457,17 +457,6 @@ migd_manager_devices_changed(MigdManager *self, GError **error)
 }
 
 static gboolean
-migd_manager_check_incoming_idle(MigdManager *self, GError **error)
-{
-	if (self->destination != NULL && migd_destination_is_busy(self->destination)) {
-		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_BUSY,
-				    "an incoming migration is running");
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
 migd_manager_check_unique(MigdManager *self, MigdDevice *device, GError **error)
 {
 	if (migd_manager_find_device(self, migd_device_get_name(device)) != NULL) {
@@ -502,8 +491,6 @@ migd_manager_open_device(MigdManager *self, const gchar *name, const gchar *sim_
 				    "an address only goes with a device fd (AttachDevice)");
 		return NULL;
 	}
-	if (!migd_manager_check_incoming_idle(self, error))
-		return NULL;
 	device = self->open_func(name, sim_spec, fd, address, self->open_data, error);
 	if (device == NULL)
 		return NULL;
@@ -521,8 +508,8 @@ migd_manager_add_device(MigdManager *self, MigdDevice *device, GArray *ranges, G
 	g_return_val_if_fail(MIGD_IS_MANAGER(self), FALSE);
 	g_return_val_if_fail(MIGD_IS_DEVICE(device), FALSE);
 
-	if (!migd_manager_check_unique(self, device, error) ||
-	    !migd_manager_check_incoming_idle(self, error))
+	/* running incoming sessions keep the devices they began with: a new one changes none */
+	if (!migd_manager_check_unique(self, device, error))
 		return FALSE;
 	if (ranges != NULL && !migd_manager_set_iova_ranges(device, ranges, error))
 		return FALSE;

@@ -115,16 +115,16 @@ const gchar *migd_manager_device_get_reservation(MigdManager *self, MigdDevice *
 void migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDict *dict);
 /*
  * Opens a device with the open func (@fd >= 0: adopts a duplicate of it) but
- * does not add it: a front door may still refuse it. Refuses a bad name, a
- * name in use and any change while an incoming migration runs. @address:
- * the open func's, for @fd only.
+ * does not add it: a front door may still refuse it. Refuses a bad name and
+ * a name in use (incoming migrations keep the devices they began with).
+ * @address: the open func's, for @fd only.
  */
 MigdDevice *migd_manager_open_device(MigdManager *self, const gchar *name, const gchar *sim_spec,
 				     gint fd, const gchar *address, GError **error);
 /* adds an opened @device, with its IOVA ranges (@ranges: MigdIovaRange, or NULL) */
 gboolean migd_manager_add_device(MigdManager *self, MigdDevice *device, GArray *ranges,
 				 GError **error);
-/* refused while the device is in a job or an incoming migration runs */
+/* refused while the device is in a job (either way) or reserved by an expectation */
 gboolean migd_manager_detach_device(MigdManager *self, const gchar *name, GError **error);
 
 /* ---- migrations ---- */

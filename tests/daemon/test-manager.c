@@ -432,13 +432,33 @@ test_manager_migrate(void **state)
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_BUSY));
 	g_clear_error(&error);
 
+	/* while the incoming session runs: its devices are held, another one comes and goes */
+	{
+		gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+		g_autoptr(MigdDevice) extra = sim("hisi_acc:seed=15", "dst9");
+
+		while (dst_ev->job == NULL && g_get_monotonic_time() < deadline)
+			g_main_context_iteration(NULL, FALSE) || (g_usleep(1000), TRUE);
+		assert_non_null(dst_ev->job);
+		if (!migd_job_is_finished(dst_ev->job)) {
+			assert_false(migd_manager_detach_device(dst, "dst0", &error));
+			assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_BUSY));
+			g_clear_error(&error);
+		}
+		assert_true(migd_manager_add_device(dst, extra, NULL, &error));
+		assert_null(error);
+		assert_true(migd_manager_detach_device(dst, "dst9", &error));
+		assert_null(error);
+	}
+
 	iterate_until(&dst_ev->finished, 60);
 	iterate_until(&src_ev->finished, 60);
 	wait_finished(src_ev->job, 5);
 
 	/* both sides: one job each, finished, successful */
 	assert_string_equal(src_ev->log->str, "+1 *1 ");
-	assert_string_equal(dst_ev->log->str, "+1 *1 ");
+	/* (d: the device added and detached meanwhile) */
+	assert_string_equal(dst_ev->log->str, "+1 d d *1 ");
 	if (!migd_job_get_success(src_ev->job))
 		fail_msg("source: %s", migd_job_get_message(src_ev->job));
 	if (!migd_job_get_success(dst_ev->job))
@@ -470,7 +490,7 @@ test_manager_migrate(void **state)
 
 	/* closing drops the jobs (job-removed) and stops listening */
 	migd_manager_close(dst);
-	assert_string_equal(dst_ev->log->str, "+1 *1 -1 ");
+	assert_string_equal(dst_ev->log->str, "+1 d d *1 -1 ");
 	assert_false(migd_manager_is_listening(dst));
 	assert_null(migd_manager_get_job(dst, 1));
 }
