@@ -336,6 +336,43 @@ migd_qmp_handle_event(MigdQmp *self, JsonObject *message)
 		      data != NULL ? json_node_get_object(data) : NULL, timestamp_us);
 }
 
+/*
+ * json-glib takes "{...} {...}" as a sequence and keeps one of them: a line
+ * must hold one object and nothing after it (@text parsed as JSON already, so
+ * strings and brackets balance)
+ */
+static gboolean
+migd_qmp_one_value(const gchar *text, gsize len)
+{
+	gsize depth = 0;
+	gboolean in_string = FALSE;
+	gsize i;
+
+	for (i = 0; i < len; i++) {
+		gchar ch = text[i];
+
+		if (in_string) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_string = FALSE;
+			continue;
+		}
+		if (ch == '"') {
+			in_string = TRUE;
+		} else if (ch == '{' || ch == '[') {
+			depth++;
+		} else if (ch == '}' || ch == ']') {
+			if (--depth == 0)
+				break;
+		}
+	}
+	for (i++; i < len; i++)
+		if (!g_ascii_isspace(text[i]))
+			return FALSE;
+	return TRUE;
+}
+
 static void
 migd_qmp_handle_message(MigdQmp *self, const gchar *text, gsize len)
 {
@@ -362,6 +399,11 @@ migd_qmp_handle_message(MigdQmp *self, const gchar *text, gsize len)
 	root = json_parser_get_root(parser);
 	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
 		migd_qmp_fail(self, MIGD_ERROR_PROTOCOL, "QMP: a message that is no JSON object");
+		return;
+	}
+	if (!migd_qmp_one_value(text, len)) {
+		migd_qmp_fail(self, MIGD_ERROR_PROTOCOL,
+			      "QMP: more than one JSON value in a message");
 		return;
 	}
 	message = json_node_get_object(root);
@@ -447,6 +489,9 @@ migd_qmp_read_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		g_free(r);
 		return;
 	}
+	/* QEMU exiting after quit resets the connection as often as it ends it */
+	if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+		n = 0;
 	if (n < 0) {
 		g_free(r);
 		migd_qmp_fail(self, MIGD_ERROR_DEVICE_GONE, "reading the QMP monitor: %s",
