@@ -337,9 +337,9 @@ migd_qmp_handle_event(MigdQmp *self, JsonObject *message)
 }
 
 /*
- * json-glib takes "{...} {...}" as a sequence and keeps one of them: a line
- * must hold one object and nothing after it (@text parsed as JSON already, so
- * strings and brackets balance)
+ * json-glib 1.6 takes "{...} {...}" as a sequence, keeps one value and leaks
+ * the others: a line must hold one value and nothing after it. Checked before
+ * parsing; what this lets through unbalanced, the parser refuses.
  */
 static gboolean
 migd_qmp_one_value(const gchar *text, gsize len)
@@ -363,6 +363,8 @@ migd_qmp_one_value(const gchar *text, gsize len)
 		} else if (ch == '{' || ch == '[') {
 			depth++;
 		} else if (ch == '}' || ch == ']') {
+			if (depth == 0)
+				return TRUE;
 			if (--depth == 0)
 				break;
 		}
@@ -390,6 +392,11 @@ migd_qmp_handle_message(MigdQmp *self, const gchar *text, gsize len)
 		migd_qmp_fail(self, MIGD_ERROR_PROTOCOL, "QMP: a message that is not UTF-8 text");
 		return;
 	}
+	if (!migd_qmp_one_value(text, len)) {
+		migd_qmp_fail(self, MIGD_ERROR_PROTOCOL,
+			      "QMP: more than one JSON value in a message");
+		return;
+	}
 	parser = json_parser_new_immutable();
 	if (!json_parser_load_from_data(parser, text, (gssize)len, &error)) {
 		migd_qmp_fail(self, MIGD_ERROR_PROTOCOL, "QMP: a message that is not JSON: %s",
@@ -399,11 +406,6 @@ migd_qmp_handle_message(MigdQmp *self, const gchar *text, gsize len)
 	root = json_parser_get_root(parser);
 	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
 		migd_qmp_fail(self, MIGD_ERROR_PROTOCOL, "QMP: a message that is no JSON object");
-		return;
-	}
-	if (!migd_qmp_one_value(text, len)) {
-		migd_qmp_fail(self, MIGD_ERROR_PROTOCOL,
-			      "QMP: more than one JSON value in a message");
 		return;
 	}
 	message = json_node_get_object(root);

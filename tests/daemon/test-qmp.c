@@ -625,6 +625,8 @@ test_garbage(void **state)
 	    {"{\"event\": \"ST\0OP\"}\n", "not UTF-8", 19},
 	    {"{\"event\": \"STOP\"} {\"event\": \"RESUME\"}\n", "more than one JSON value"},
 	    {"{\"event\": \"S}\\\"TOP\"} [1]\n", "more than one JSON value"},
+	    {"}{\"event\": \"STOP\"}\n", "not JSON"},
+	    {"{\"event\": \"STOP\"}}\n", "more than one JSON value"},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
