@@ -40,7 +40,8 @@ G_BEGIN_DECLS
  *    command pending (the orderly end, e.g. after `quit`). Otherwise:
  *    MIGD_ERROR_DEVICE_GONE (QEMU went away mid-message or with commands
  *    pending, or an I/O error), MIGD_ERROR_PROTOCOL (bad input, above),
- *    MIGD_ERROR_TIMED_OUT (no greeting or negotiation in time).
+ *    MIGD_ERROR_TIMED_OUT (no greeting or negotiation in time),
+ *    G_IO_ERROR_CANCELLED (the negotiation's cancellable).
  *
  * Pending commands fail with the error that closed the connection
  * (MIGD_ERROR_CANCELLED after migd_qmp_close(), MIGD_ERROR_DEVICE_GONE when
@@ -60,7 +61,8 @@ void migd_qmp_set_max_message(MigdQmp *self, gsize max_bytes);
 /*
  * Reads the greeting ({"QMP": {...}}) and sends qmp_capabilities; completes
  * once QEMU accepted it. Fails with MIGD_ERROR_TIMED_OUT when that takes
- * longer than the timeout (the connection is closed then).
+ * longer than the timeout, G_IO_ERROR_CANCELLED when @cancellable is
+ * cancelled first (the connection is closed then, either way).
  */
 void migd_qmp_negotiate_async(MigdQmp *self, GCancellable *cancellable,
 			      GAsyncReadyCallback callback, gpointer user_data);

@@ -669,6 +669,23 @@ test_no_greeting(void **state)
 	assert_error_says(c.error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT, "within");
 	assert_true(took_ms >= 190 && took_ms < 2000);
 	g_clear_error(&c.error);
+
+	/* cancelled while waiting for the greeting: at once, as cancelled */
+	{
+		g_autoptr(GCancellable) cancellable = g_cancellable_new();
+
+		memset(&c, 0, sizeof(c));
+		migd_qmp_connect_async(path, 0, cancellable, connected_cb, &c);
+		migd_test_spin_ms(50);
+		assert_false(c.done);
+		start = g_get_monotonic_time();
+		g_cancellable_cancel(cancellable);
+		connect_wait(&c, WAIT_MS);
+		assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
+		assert_null(c.qmp);
+		assert_error_says(c.error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "");
+		g_clear_error(&c.error);
+	}
 	migd_test_qmp_server_free(server);
 	migd_test_rm_rf(dir);
 
