@@ -42,6 +42,7 @@ struct _MigdQmp {
 	GByteArray *line; /* the message being received, without its newline */
 	gsize buffer_peak;
 	GTask *negotiate_task;
+	JsonObject *greeting; /* the "QMP" member */
 	GSource *timeout_source;
 	GSource *negotiate_cancel_source;
 	GHashTable *pending; /* gint64 id -> MigdQmpPending */
@@ -418,6 +419,8 @@ migd_qmp_handle_message(MigdQmp *self, const gchar *text, gsize len)
 				      "QMP: the monitor did not greet with {\"QMP\": ...}");
 			return;
 		}
+		self->greeting =
+		    json_object_ref(json_node_get_object(json_object_get_member(message, "QMP")));
 		self->state = MIGD_QMP_STATE_NEGOTIATING;
 		pending = migd_qmp_pending_add(
 		    self, migd_qmp_send_command(self, "qmp_capabilities", NULL));
@@ -554,6 +557,7 @@ migd_qmp_finalize(GObject *object)
 	MigdQmp *self = MIGD_QMP(object);
 
 	g_hash_table_unref(self->pending);
+	g_clear_pointer(&self->greeting, json_object_unref);
 	g_queue_clear_full(&self->writes, (GDestroyNotify)g_bytes_unref);
 	g_byte_array_unref(self->line);
 	g_clear_object(&self->io_cancellable);
@@ -620,6 +624,13 @@ migd_qmp_is_closed(MigdQmp *self)
 {
 	g_return_val_if_fail(MIGD_IS_QMP(self), TRUE);
 	return self->state == MIGD_QMP_STATE_CLOSED;
+}
+
+JsonObject *
+migd_qmp_get_greeting(MigdQmp *self)
+{
+	g_return_val_if_fail(MIGD_IS_QMP(self), NULL);
+	return self->greeting;
 }
 
 gsize

@@ -13,7 +13,8 @@ G_BEGIN_DECLS
 #define MIGD_QMP_TIMEOUT_MS_DEFAULT 10000
 /* the longest message QEMU may send (bytes, newline excluded); longer: closed */
 #define MIGD_QMP_MAX_MESSAGE_DEFAULT (1024 * 1024)
-/* the most bytes one read adds; an incomplete message never holds more than max-message + this */
+/* one read takes at most this; with the message being received (at most max-message), all input
+ * held */
 #define MIGD_QMP_READ_CHUNK 16384
 /* commands sent and not yet answered; one more fails with MIGD_ERROR_BUSY */
 #define MIGD_QMP_MAX_PENDING 64
@@ -22,7 +23,8 @@ G_BEGIN_DECLS
  * A client of QEMU's monitor protocol (QMP) on a UNIX socket (`-qmp
  * unix:PATH,server=on,wait=off`, or `-chardev socket,...` with `-mon
  * mode=control`). Everything runs on the thread-default main context of the
- * thread that created it: reads are asynchronous, nothing blocks or polls.
+ * thread that created it, and is called from that thread: reads and writes
+ * are asynchronous, nothing blocks or polls.
  *
  * QEMU is trusted to run the guest, not to be well-formed: messages are
  * newline-delimited JSON objects, and a message longer than the limit
@@ -82,7 +84,9 @@ MigdQmp *migd_qmp_connect_finish(GAsyncResult *result, GError **error);
  * QEMU's "return" member (json_node_unref it). QEMU's "error" reply becomes
  * MIGD_ERROR_FAILED "CLASS: desc". Cancelling completes the call at once with
  * G_IO_ERROR_CANCELLED (QEMU still runs the command; its reply is dropped).
- * MIGD_ERROR_BUSY with MIGD_QMP_MAX_PENDING commands unanswered.
+ * MIGD_ERROR_BUSY with MIGD_QMP_MAX_PENDING commands unanswered,
+ * MIGD_ERROR_INVALID_ARGUMENT before the negotiation completed,
+ * MIGD_ERROR_DEVICE_GONE once closed.
  */
 void migd_qmp_execute_async(MigdQmp *self, const gchar *command, JsonObject *arguments,
 			    GCancellable *cancellable, GAsyncReadyCallback callback,
@@ -92,6 +96,8 @@ JsonNode *migd_qmp_execute_finish(MigdQmp *self, GAsyncResult *result, GError **
 /* ends the connection: pending commands fail (MIGD_ERROR_CANCELLED), "closed" (NULL); idempotent */
 void migd_qmp_close(MigdQmp *self);
 gboolean migd_qmp_is_closed(MigdQmp *self);
+/* the greeting's {"version": ..., "capabilities": ...}; NULL before it arrived */
+JsonObject *migd_qmp_get_greeting(MigdQmp *self);
 /* the most bytes an incomplete message ever held (tests: the bound holds) */
 gsize migd_qmp_get_buffer_peak(MigdQmp *self);
 

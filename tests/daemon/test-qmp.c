@@ -304,6 +304,13 @@ test_negotiate(void **state)
 	fixture_pair(f, TRUE, 0);
 	assert_int_equal(migd_test_qmp_server_get_commands(f->server)->len, 0);
 	assert_int_equal(f->n_closed, 0);
+	assert_int_equal(
+	    json_object_get_int_member(
+		json_object_get_object_member(
+		    json_object_get_object_member(migd_qmp_get_greeting(f->qmp), "version"),
+		    "qemu"),
+		"major"),
+	    7);
 
 	/* a second negotiation is refused */
 	migd_qmp_negotiate_async(f->qmp, NULL, negotiated_cb, &call);
@@ -691,6 +698,10 @@ test_no_greeting(void **state)
 
 	/* over a stream: negotiate times out, the connection closes with the same error */
 	fixture_pair(f, FALSE, 150);
+	execute(f, "query-status", NULL, NULL, &call);
+	call_wait(&call);
+	assert_error_says(call.error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "not negotiated");
+	call_clear(&call);
 	migd_qmp_negotiate_async(f->qmp, NULL, negotiated_cb, &call);
 	call_wait(&call);
 	assert_error_says(call.error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT, "150 ms");
@@ -698,7 +709,7 @@ test_no_greeting(void **state)
 	assert_error_says(f->closed_error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT, "150 ms");
 	call_clear(&call);
 
-	/* and a commands before negotiation is refused */
+	/* and a command after that end is refused */
 	execute(f, "query-status", NULL, NULL, &call);
 	call_wait(&call);
 	assert_error_says(call.error, MIGD_ERROR, MIGD_ERROR_DEVICE_GONE, "closed");
@@ -845,6 +856,9 @@ test_real_qemu(void **state)
 	assert_null(c.error);
 	f->qmp = c.qmp;
 	fixture_watch(f);
+	/* Debian 12's is 7.2; any QEMU with QMP names its version */
+	assert_true(json_object_has_member(
+	    json_object_get_object_member(migd_qmp_get_greeting(f->qmp), "version"), "qemu"));
 
 	execute(f, "query-status", NULL, NULL, &call);
 	call_wait(&call);
