@@ -72,6 +72,8 @@ migd_dbus_job_service_sync(MigdDbusJobService *self)
 	    iface, migd_switchover_mode_to_string(migd_job_get_switchover_mode(job)));
 	migd_dbus_job_set_start_mode(iface,
 				     migd_start_mode_to_string(migd_job_get_start_mode(job)));
+	migd_dbus_job_set_devices_stopped_at(iface, (guint64)migd_job_get_devices_stopped_at(job));
+	migd_dbus_job_set_devices_started_at(iface, (guint64)migd_job_get_devices_started_at(job));
 	migd_dbus_job_service_sync_device_names(self);
 	if (migd_job_is_finished(job)) {
 		const gchar *message = migd_job_get_message(job);

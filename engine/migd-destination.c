@@ -802,6 +802,7 @@ migd_dest_session_handle_grant(MigdDestSession *self)
 			return;
 		}
 	}
+	migd_job_set_devices_started_at(self->job, g_get_real_time());
 	for (guint i = 0; i < self->devices->len; i++) {
 		MigdDestDevice *dd = g_ptr_array_index(self->devices, i);
 		dd->touched = FALSE;
@@ -868,6 +869,8 @@ migd_dest_session_commit(MigdDestSession *self)
 					       error->message);
 		}
 	}
+	if (all_ok && !handover)
+		migd_job_set_devices_started_at(self->job, g_get_real_time());
 	result.ok = all_ok;
 	result.n_devices = self->devices->len;
 	result.devices = ptrs;

@@ -29,6 +29,8 @@ struct _MigdJob {
 	MigdStartMode start_mode;
 	gboolean converged;
 	gboolean rolled_back;
+	gint64 devices_stopped_at;
+	gint64 devices_started_at;
 	GStrv device_names;
 	const MigdJobControl *control;
 	gpointer engine;
@@ -366,6 +368,30 @@ void
 migd_job_set_rolled_back(MigdJob *self)
 {
 	self->rolled_back = TRUE;
+}
+
+gint64
+migd_job_get_devices_stopped_at(MigdJob *self)
+{
+	return self->devices_stopped_at;
+}
+
+void
+migd_job_set_devices_stopped_at(MigdJob *self, gint64 realtime_us)
+{
+	self->devices_stopped_at = realtime_us;
+}
+
+gint64
+migd_job_get_devices_started_at(MigdJob *self)
+{
+	return self->devices_started_at;
+}
+
+void
+migd_job_set_devices_started_at(MigdJob *self, gint64 realtime_us)
+{
+	self->devices_started_at = realtime_us;
 }
 
 const gchar *const *

@@ -116,6 +116,16 @@ void migd_job_set_converged(MigdJob *self, gboolean converged);
  */
 gboolean migd_job_get_rolled_back(MigdJob *self);
 void migd_job_set_rolled_back(MigdJob *self);
+/*
+ * When the devices left their running state (source: the first leaves
+ * RUNNING/PRE_COPY at the switchover) and when they run again (destination:
+ * the last one reached RUNNING), in g_get_real_time() microseconds, to set
+ * against a VMM's own event times (QMP's STOP and RESUME); 0: not (yet)
+ */
+gint64 migd_job_get_devices_stopped_at(MigdJob *self);
+void migd_job_set_devices_stopped_at(MigdJob *self, gint64 realtime_us);
+gint64 migd_job_get_devices_started_at(MigdJob *self);
+void migd_job_set_devices_started_at(MigdJob *self, gint64 realtime_us);
 /* the names of the job's devices, in job order (the engine sets them) */
 const gchar *const *migd_job_get_device_names(MigdJob *self);
 void migd_job_set_device_names(MigdJob *self, const gchar *const *names);

@@ -872,6 +872,8 @@ static void
 migd_source_start_stopcopy(MigdSource *self)
 {
 	self->stage = MIGD_SOURCE_STAGE_STOPCOPY;
+	/* before the first device leaves RUNNING/PRE_COPY (set before the phase: one notify) */
+	migd_job_set_devices_stopped_at(self->job, g_get_real_time());
 	migd_job_set_phase(self->job, MIGD_JOB_PHASE_STOPCOPY);
 	self->stop_start_us = g_get_monotonic_time();
 

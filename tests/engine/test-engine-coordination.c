@@ -216,6 +216,8 @@ test_manual_switchover_manual_start(void **state)
 	Sampler sampler = {.devices = fx->src_devices, .only_precopy_or_running = TRUE};
 	const gchar *const *names;
 	guint rounds;
+	gint64 before_switchover;
+	gint64 before_start;
 
 	migd_destination_set_start_mode(fx->dest, MIGD_START_MANUAL);
 	assert_non_null(engine_fixture_migrate(fx, &options, NULL));
@@ -244,9 +246,14 @@ test_manual_switchover_manual_start(void **state)
 	assert_int_equal(migd_job_get_start_mode(fx->dst_job), MIGD_START_MANUAL);
 	/* the destination loads, nothing more */
 	assert_true(all_in(fx->dst_devices, MIGD_STATE_RESUMING));
+	assert_int_equal(migd_job_get_devices_stopped_at(fx->src_job), 0);
 
+	before_switchover = g_get_real_time();
 	switch_over(fx, &sw);
 	assert_false(sw.dst_any_running);
+	/* the devices stopped at the VMM's word, not before */
+	assert_true(migd_job_get_devices_stopped_at(fx->src_job) >= before_switchover);
+	assert_true(migd_job_get_devices_stopped_at(fx->src_job) <= g_get_real_time());
 
 	/* start=manual: the destination devices wait, validated, as long as the VMM does */
 	run_for(500);
@@ -255,11 +262,15 @@ test_manual_switchover_manual_start(void **state)
 	assert_true(all_in(fx->dst_devices, MIGD_STATE_STOP));
 	assert_true(all_in(fx->src_devices, MIGD_STATE_STOP));
 
+	assert_int_equal(migd_job_get_devices_started_at(fx->dst_job), 0);
+	before_start = g_get_real_time();
 	st.fx = fx;
 	migd_job_start_async(fx->dst_job, NULL, start_cb, &st);
 	engine_run_until_flag(&st.done, 30);
 	if (!st.ok)
 		fail_msg("start: %s", st.error->message);
+	assert_true(migd_job_get_devices_started_at(fx->dst_job) >= before_start);
+	assert_true(migd_job_get_devices_started_at(fx->dst_job) <= g_get_real_time());
 	engine_fixture_wait(fx, 30);
 	if (!migd_job_get_success(fx->src_job))
 		fail_msg("source: %s", migd_job_get_message(fx->src_job));
