@@ -697,29 +697,36 @@ migd_vm_load_start_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	migd_vm_call_finish(call, NULL, NULL);
 }
 
+/* TRUE once the job reached handover (matched and starting, or refused): no more polling */
 static gboolean
-migd_vm_load_poll_cb(gpointer user_data)
+migd_vm_load_try(MigdVmCall *call)
 {
-	MigdVmCall *call = user_data;
 	g_autoptr(GError) error = NULL;
 	MigdJob *job = migd_vm_find_job(call->vm, MIGD_JOB_ROLE_DESTINATION);
 
 	if (job == NULL)
-		return G_SOURCE_CONTINUE;
+		return FALSE;
 	g_set_object(&call->job, job);
 	if (migd_job_get_phase(job) != MIGD_JOB_PHASE_HANDOVER)
-		return G_SOURCE_CONTINUE;
+		return FALSE;
+	/* the poll ends here: the answer below may free @call */
 	call->poll_id = 0;
 	if (!migd_vm_record_match_job(call->record, job, &error)) {
 		g_prefix_error(&error, "the record does not match job %s: ", migd_job_get_id(job));
 		migd_vm_call_finish(call, g_steal_pointer(&error), NULL);
-		return G_SOURCE_REMOVE;
+		return TRUE;
 	}
 	g_message("VM %s: Load: job %s matches the source's record, starting its devices",
 		  call->vm->config->name, migd_job_get_id(job));
 	call->async_pending = TRUE;
 	migd_job_start_async(job, NULL, migd_vm_load_start_cb, call);
-	return G_SOURCE_REMOVE;
+	return TRUE;
+}
+
+static gboolean
+migd_vm_load_poll_cb(gpointer user_data)
+{
+	return migd_vm_load_try(user_data) ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
 
 static void
@@ -746,8 +753,7 @@ migd_vm_load(MigdVm *self, GDBusMethodInvocation *invocation, GVariant *paramete
 	}
 	call = migd_vm_call_new(self, invocation, FALSE);
 	/* whatever happens next, an incoming job already there is this Load's to settle */
-	if (migd_vm_find_job(self, MIGD_JOB_ROLE_DESTINATION) != NULL)
-		call->job = g_object_ref(migd_vm_find_job(self, MIGD_JOB_ROLE_DESTINATION));
+	g_set_object(&call->job, migd_vm_find_job(self, MIGD_JOB_ROLE_DESTINATION));
 	g_variant_get(parameters, "(@ay)", &data);
 	bytes = g_variant_get_fixed_array(data, &len, 1);
 	call->record = migd_vm_record_decode(bytes, len, &error);
@@ -766,12 +772,12 @@ migd_vm_load(MigdVm *self, GDBusMethodInvocation *invocation, GVariant *paramete
 		    NULL);
 		return;
 	}
+	/* the job is usually in handover already: QEMU loads RAM after the devices */
+	if (migd_vm_load_try(call))
+		return;
 	call->timeout_id =
 	    g_timeout_add(self->config->load_timeout_ms, migd_vm_call_timeout_cb, call);
 	call->poll_id = g_timeout_add(MIGD_VM_LOAD_POLL_MS, migd_vm_load_poll_cb, call);
-	/* already there: no need to wait a poll period */
-	if (migd_vm_load_poll_cb(call) == G_SOURCE_REMOVE)
-		g_clear_handle_id(&call->poll_id, g_source_remove);
 }
 
 /* ---- org.qemu.VMState1 ---- */
