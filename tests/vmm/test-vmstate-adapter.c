@@ -232,7 +232,8 @@ start_destination(Fixture *f, const gchar *const *specs, const gchar *devices)
 {
 	g_autofree gchar *path = g_build_filename(f->dir, "dst.conf", NULL);
 	g_autofree gchar *conf = g_strdup_printf("[vm vm1]\nbus=%s\nrole=destination\n"
-						 "devices=%s\nlisten=%s\nplain=true\n",
+						 "devices=%s\nlisten=%s\nplain=true\n"
+						 "load-timeout-ms=300\n",
 						 f->dst_bus->address, devices, f->listen);
 
 	write_file(path, conf);
@@ -483,6 +484,77 @@ test_tampered_record(void **state)
 		wait_state(f->src, i, "RUNNING");
 		assert_int_equal(dt_device_digest(f->src, i), digests[i]);
 		wait_state(f->dst, i, "RUNNING");
+	}
+}
+
+static GBytes *
+record_of(guint32 version, const gchar *mid, guint n)
+{
+	g_auto(GVariantBuilder) devices = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a(stu)"));
+	g_autoptr(GVariant) v = NULL;
+
+	for (guint i = 0; i < n; i++)
+		g_variant_builder_add(&devices, "(stu)", "sim0", (guint64)176, 0u);
+	v = g_variant_ref_sink(g_variant_new("(usa(stu))", version, mid, &devices));
+	return g_variant_get_data_as_bytes(v);
+}
+
+static void
+load_refused(Fixture *f, GBytes *record, const gchar *says)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (load(f->dst_bus, record, &error))
+		fail_msg("Load succeeded; expected '%s'", says);
+	if (strstr(error->message, says) == NULL)
+		fail_msg("'%s' does not say '%s'", error->message, says);
+}
+
+/* records that are not what a source's Save returns: refused before any job is looked at */
+static void
+test_load_bad_records(void **state)
+{
+	Fixture *f = fixture_new(state);
+	const gchar *const specs[] = {"hisi_acc", NULL};
+	g_autofree guint8 *big = g_malloc0(1024 * 1024 + 1);
+	g_autoptr(GBytes) b = NULL;
+
+	start_destination(f, specs, "sim0");
+	b = g_bytes_new_static("", 0);
+	load_refused(f, b, "bad record");
+	g_bytes_unref(b);
+	b = g_bytes_new_static("\xff\xff\xff\xff\x01garbage", 12);
+	load_refused(f, b, "bad record");
+	g_bytes_unref(b);
+	b = g_bytes_new(big, 1024 * 1024 + 1);
+	load_refused(f, b, "more than 1048576");
+	g_bytes_unref(b);
+	b = record_of(2, "vm1", 1);
+	load_refused(f, b, "record version 2");
+	g_bytes_unref(b);
+	b = record_of(1, "vm1", 0);
+	load_refused(f, b, "0 devices");
+	g_bytes_unref(b);
+	b = record_of(1, "bad id!", 1);
+	load_refused(f, b, "migration id");
+	g_bytes_unref(b);
+	b = record_of(1, "vm2", 1);
+	load_refused(f, b, "VM vm1 expects 'vm1'");
+	g_bytes_unref(b);
+	/* a good record with no incoming migration: refused within load-timeout-ms */
+	b = record_of(1, "vm1", 1);
+	load_refused(f, b, "no incoming migration 'vm1' within 300 ms");
+	/* the VM still expects its migration */
+	{
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GVariant) reply =
+		    dt_manager_call(f->dst, "ListExpectations", NULL, &error);
+		g_autofree const gchar **ids = NULL;
+		g_autoptr(GVariant) list = NULL;
+		assert_non_null(reply);
+		list = g_variant_get_child_value(reply, 0);
+		ids = g_variant_get_strv(list, NULL);
+		assert_true(g_strv_contains(ids, "vm1"));
 	}
 }
 
@@ -757,6 +829,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_save_load_precopy, teardown),
 	    cmocka_unit_test_teardown(test_save_load_no_job, teardown),
 	    cmocka_unit_test_teardown(test_tampered_record, teardown),
+	    cmocka_unit_test_teardown(test_load_bad_records, teardown),
 	    cmocka_unit_test_teardown(test_save_device_fault, teardown),
 	    cmocka_unit_test_teardown(test_save_bound, teardown),
 	    cmocka_unit_test_teardown(test_queued_behind_other, teardown),
