@@ -226,15 +226,25 @@ fixture_new(void **state)
 	return f;
 }
 
+/* the address without its guid, as a configuration names a bus that may restart */
+static gchar *
+bus_path_address(VmBus *bus)
+{
+	const gchar *guid = strstr(bus->address, ",guid=");
+	return g_strndup(bus->address,
+			 guid != NULL ? (gsize)(guid - bus->address) : strlen(bus->address));
+}
+
 /* the destination daemon, [vm vm1] role=destination on its bus */
 static void
 start_destination(Fixture *f, const gchar *const *specs, const gchar *devices)
 {
 	g_autofree gchar *path = g_build_filename(f->dir, "dst.conf", NULL);
+	g_autofree gchar *bus = bus_path_address(f->dst_bus);
 	g_autofree gchar *conf = g_strdup_printf("[vm vm1]\nbus=%s\nrole=destination\n"
 						 "devices=%s\nlisten=%s\nplain=true\n"
 						 "load-timeout-ms=300\n",
-						 f->dst_bus->address, devices, f->listen);
+						 bus, devices, f->listen);
 
 	write_file(path, conf);
 	f->dst = dt_daemon_start_full(DST_NAME, specs, path);
@@ -245,10 +255,11 @@ static void
 start_source(Fixture *f, const gchar *const *specs, const gchar *devices, const gchar *extra)
 {
 	g_autofree gchar *path = g_build_filename(f->dir, "src.conf", NULL);
+	g_autofree gchar *bus = bus_path_address(f->src_bus);
 	g_autofree gchar *conf =
 	    g_strdup_printf("[vm vm1]\nbus=%s\nrole=source\ndevices=%s\n"
 			    "peer=%s\nplain=true\n%s",
-			    f->src_bus->address, devices, f->listen, extra != NULL ? extra : "");
+			    bus, devices, f->listen, extra != NULL ? extra : "");
 
 	write_file(path, conf);
 	f->src = dt_daemon_start_full(SRC_NAME, specs, path);
@@ -653,6 +664,27 @@ test_queued_behind_other(void **state)
 	assert_true(queued);
 }
 
+/* the VM's bus restarts: the daemon dials it again and serves the VM as before */
+static void
+test_bus_reconnect(void **state)
+{
+	Fixture *f = fixture_new(state);
+	const gchar *const specs[] = {"hisi_acc", NULL};
+	g_autofree gchar *owner = NULL;
+	g_autofree gchar *id = NULL;
+	g_autofree gchar *socket = g_build_filename(f->dir, "src-bus", NULL);
+
+	start_source(f, specs, "sim0", NULL);
+	g_free(wait_owners(f->src_bus, 1));
+	vm_bus_stop(f->src_bus);
+	g_unlink(socket);
+	f->src_bus = vm_bus_start(f->dir, "src-bus");
+	owner = wait_owners(f->src_bus, 1);
+	id = helper_id(f->src_bus, owner);
+	assert_string_equal(id, "vfio-migd");
+	wait_state(f->src, 0, "RUNNING");
+}
+
 static void
 attach_refused(DtDaemon *d, const gchar *name, GVariant *options, const gchar *error_name,
 	       const gchar *says)
@@ -833,6 +865,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_save_device_fault, teardown),
 	    cmocka_unit_test_teardown(test_save_bound, teardown),
 	    cmocka_unit_test_teardown(test_queued_behind_other, teardown),
+	    cmocka_unit_test_teardown(test_bus_reconnect, teardown),
 	    cmocka_unit_test_teardown(test_attach_detach, teardown),
 	    cmocka_unit_test_teardown(test_config_refused, teardown),
 	};
