@@ -472,11 +472,13 @@ migd_vm_call_finish(MigdVmCall *call, GError *error, GVariant *reply)
 	const gchar *method = call->save ? "Save" : "Load";
 	gint64 ms = (g_get_monotonic_time() - call->started_us) / 1000;
 
+	/* answered already (the bound, a detach): the engine's late outcome only frees it */
 	if (call->done) {
 		if (error != NULL)
 			g_error_free(error);
 		if (reply != NULL)
 			g_variant_unref(g_variant_ref_sink(reply));
+		migd_vm_call_maybe_free(call);
 		return;
 	}
 	call->done = TRUE;
