@@ -375,6 +375,7 @@ typedef struct {
 	guint poll_id;		/* Load: waiting for the job's handover */
 	gboolean async_pending; /* a switchover or start is in flight */
 	gboolean done;		/* QEMU was answered */
+	guint holds;		/* migd_vm_call_finish() still uses it */
 	gint64 started_us;
 } MigdVmCall;
 
@@ -439,7 +440,7 @@ migd_vm_call_free(MigdVmCall *call)
 static void
 migd_vm_call_maybe_free(MigdVmCall *call)
 {
-	if (call->done && !call->async_pending)
+	if (call->done && !call->async_pending && call->holds == 0)
 		migd_vm_call_free(call);
 }
 
@@ -488,7 +489,10 @@ migd_vm_call_finish(MigdVmCall *call, GError *error, GVariant *reply)
 		migd_error_convert(&error);
 		g_warning("VM %s: %s failed after %" G_GINT64_FORMAT " ms: %s", self->config->name,
 			  method, ms, error->message);
+		/* a cancel may complete the switchover, and its callback run, right here */
+		call->holds++;
 		migd_vm_call_take_back(call);
+		call->holds--;
 		g_dbus_method_invocation_take_error(g_steal_pointer(&call->invocation), error);
 	} else {
 		g_message("VM %s: %s done in %" G_GINT64_FORMAT " ms%s%s", self->config->name,
