@@ -730,6 +730,12 @@ test_attach_detach(void **state)
 
 	f->src = dt_daemon_start(SRC_NAME, specs);
 	(void)dev1;
+	{
+		g_autoptr(GVariant) caps =
+		    dt_get_property(f->src, DT_MANAGER_PATH, DT_MANAGER_IFACE, "Capabilities");
+		g_autofree const gchar **strv = g_variant_get_strv(caps, NULL);
+		assert_true(g_strv_contains(strv, "dbus-vmstate"));
+	}
 	attach_refused(f->src, "a", vm_options(bus, "source", "colour", g_variant_new_string("x")),
 		       DT_MIGD_ERROR_PREFIX "InvalidArgument", "unknown option 'colour'");
 	attach_refused(f->src, "a", vm_options(bus, "sideways", NULL, NULL),
