@@ -511,7 +511,8 @@ migd_vm_call_new(MigdVm *self, GDBusMethodInvocation *invocation, gboolean save)
 	MigdVmCall *call = g_new0(MigdVmCall, 1);
 
 	call->vm = g_object_ref(self);
-	call->invocation = g_object_ref(invocation);
+	/* the method handler owns the invocation: the answer gives it back */
+	call->invocation = invocation;
 	call->save = save;
 	call->started_us = g_get_monotonic_time();
 	self->call = call;
