@@ -16,6 +16,7 @@
 #include "migd-file.h"
 #include "migd-libvirt-tracker.h"
 #include "migd-plugin.h"
+#include "migd-vm.h"
 
 GKeyFile *
 migd_daemon_config_load(const gchar *path, GError **error)
@@ -47,7 +48,7 @@ static gboolean
 migd_daemon_config_check_group_name(const gchar *group, GError **error)
 {
 	const gchar *const plain[] = {"daemon", "listen", "libvirt", NULL};
-	const gchar *const named[] = {"device ", "plugin ", "libvirt-domain ", NULL};
+	const gchar *const named[] = {"device ", "plugin ", "libvirt-domain ", "vm ", NULL};
 
 	if (g_strv_contains(plain, group))
 		return TRUE;
@@ -127,6 +128,13 @@ migd_daemon_config_check(GKeyFile *config, GError **error)
 		if (g_str_has_prefix(groups[i], "device ") &&
 		    !migd_daemon_config_check_device(config, groups[i], error))
 			return FALSE;
+		/* [vm NAME]: everything but whether its devices exist (migd_vm_new) */
+		if (g_str_has_prefix(groups[i], "vm ")) {
+			g_autoptr(MigdVmConfig) vm =
+			    migd_vm_config_from_key_file(config, groups[i], error);
+			if (vm == NULL)
+				return FALSE;
+		}
 	}
 	if (!migd_daemon_config_check_daemon(config, error))
 		return FALSE;

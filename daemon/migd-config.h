@@ -15,7 +15,7 @@ G_BEGIN_DECLS
 
 /* the groups vfio-migd.conf may hold, for messages: "[daemon], [listen], ..." */
 #define MIGD_DAEMON_CONFIG_GROUPS                                                                  \
-	"[daemon], [listen], [libvirt], [device NAME], [plugin NAME], [libvirt-domain NAME]"
+	"[daemon], [listen], [libvirt], [device NAME], [plugin NAME], [libvirt-domain NAME], [vm NAME]"
 
 /*
  * Reads @path, or the default MIGD_CONFIG_FILE when @path is NULL (then it may be absent:

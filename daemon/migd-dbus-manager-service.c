@@ -12,6 +12,7 @@
 #include "migd-dbus-manager-service.h"
 #include "migd-dbus-options.h"
 #include "migd-error.h"
+#include "migd-vm.h"
 
 struct _MigdDbusManagerService {
 	MigdDbusManagerSkeleton parent_instance;
@@ -19,6 +20,7 @@ struct _MigdDbusManagerService {
 	GHashTable *jobs;	     /* path -> MigdDbusJobService (owned) */
 	GPtrArray *capabilities;     /* gchar *, NULL-terminated */
 	GDBusConnection *connection; /* set while exported */
+	GHashTable *vms;	     /* name -> MigdVm (owned), the dbus-vmstate adapters */
 };
 
 static void migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface);
@@ -375,6 +377,98 @@ migd_dbus_manager_service_handle_get_dirty_bitmap(MigdDbusManager *iface,
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- AttachVM, DetachVM, ListVMs: the dbus-vmstate adapters ---- */
+
+gboolean
+migd_dbus_manager_service_attach_vm(MigdDbusManagerService *self, MigdVmConfig *config,
+				    GError **error)
+{
+	g_autoptr(MigdVmConfig) owned = config;
+	GHashTableIter iter;
+	gpointer value;
+	MigdVm *vm;
+
+	g_return_val_if_fail(MIGD_IS_DBUS_MANAGER_SERVICE(self), FALSE);
+
+	if (g_hash_table_contains(self->vms, config->name)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "a VM named '%s' is already attached", config->name);
+		return FALSE;
+	}
+	/* one VM's devices are nobody else's: two Saves would fight over them */
+	g_hash_table_iter_init(&iter, self->vms);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		const MigdVmConfig *other = migd_vm_get_config(value);
+		for (guint i = 0; config->devices[i] != NULL; i++) {
+			if (g_strv_contains((const gchar *const *)other->devices,
+					    config->devices[i])) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+					    "device %s belongs to VM %s", config->devices[i],
+					    other->name);
+				return FALSE;
+			}
+		}
+	}
+	vm = migd_vm_new(self->manager, g_steal_pointer(&owned), error);
+	if (vm == NULL)
+		return FALSE;
+	g_hash_table_insert(self->vms, g_strdup(migd_vm_get_config(vm)->name), vm);
+	return TRUE;
+}
+
+void
+migd_dbus_manager_service_detach_vms(MigdDbusManagerService *self)
+{
+	g_return_if_fail(MIGD_IS_DBUS_MANAGER_SERVICE(self));
+	g_hash_table_remove_all(self->vms);
+}
+
+static gboolean
+migd_dbus_manager_service_handle_attach_vm(MigdDbusManager *iface,
+					   GDBusMethodInvocation *invocation, const gchar *name,
+					   GVariant *options)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GError) error = NULL;
+	MigdVmConfig *config = migd_vm_config_from_options(name, options, &error);
+
+	if (config == NULL || !migd_dbus_manager_service_attach_vm(self, config, &error))
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	g_message("attached VM %s for %s", name, g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_manager_complete_attach_vm(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_detach_vm(MigdDbusManager *iface,
+					   GDBusMethodInvocation *invocation, const gchar *name)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+
+	if (!g_hash_table_remove(self->vms, name))
+		return migd_dbus_return_error(
+		    invocation,
+		    g_error_new(MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "no VM named '%s'", name));
+	g_message("detached VM %s for %s", name, g_dbus_method_invocation_get_sender(invocation));
+	migd_dbus_manager_complete_detach_vm(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_list_vms(MigdDbusManager *iface, GDBusMethodInvocation *invocation)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a(sa{sv})"));
+	g_autoptr(GList) names =
+	    g_list_sort(g_hash_table_get_keys(self->vms), (GCompareFunc)g_strcmp0);
+
+	for (GList *l = names; l != NULL; l = l->next)
+		g_variant_builder_add(&builder, "(s@a{sv})", (const gchar *)l->data,
+				      migd_vm_describe(g_hash_table_lookup(self->vms, l->data)));
+	migd_dbus_manager_complete_list_vms(iface, invocation, g_variant_builder_end(&builder));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---- object ---- */
 
 static void
@@ -391,6 +485,9 @@ migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 	iface->handle_expect = migd_dbus_manager_service_handle_expect;
 	iface->handle_cancel_expectation = migd_dbus_manager_service_handle_cancel_expectation;
 	iface->handle_list_expectations = migd_dbus_manager_service_handle_list_expectations;
+	iface->handle_attach_vm = migd_dbus_manager_service_handle_attach_vm;
+	iface->handle_detach_vm = migd_dbus_manager_service_handle_detach_vm;
+	iface->handle_list_vms = migd_dbus_manager_service_handle_list_vms;
 }
 
 void
@@ -441,6 +538,7 @@ migd_dbus_manager_service_init(MigdDbusManagerService *self)
 					   (GDestroyNotify)migd_dbus_job_service_drop);
 	self->capabilities = g_ptr_array_new_with_free_func(g_free);
 	g_ptr_array_add(self->capabilities, NULL);
+	self->vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
 }
 
 static void
@@ -448,6 +546,8 @@ migd_dbus_manager_service_dispose(GObject *object)
 {
 	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(object);
 
+	/* before the manager goes: a detach cancels the VMs' expectations */
+	g_hash_table_remove_all(self->vms);
 	migd_dbus_manager_service_unexport(self);
 	if (self->manager != NULL)
 		g_signal_handlers_disconnect_by_data(self->manager, self);
@@ -461,6 +561,7 @@ migd_dbus_manager_service_finalize(GObject *object)
 	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(object);
 
 	g_hash_table_unref(self->jobs);
+	g_hash_table_unref(self->vms);
 	g_ptr_array_unref(self->capabilities);
 	G_OBJECT_CLASS(migd_dbus_manager_service_parent_class)->finalize(object);
 }
@@ -479,8 +580,8 @@ MigdDbusManagerService *
 migd_dbus_manager_service_new(MigdManager *manager)
 {
 	MigdDbusManagerService *self;
-	const gchar *const capabilities[] = {"migrate", "listen", "tls", "plain-transport",
-					     "vm-coordination"};
+	const gchar *const capabilities[] = {"migrate",		"listen",	   "tls",
+					     "plain-transport", "vm-coordination", "dbus-vmstate"};
 
 	g_return_val_if_fail(MIGD_IS_MANAGER(manager), NULL);
 

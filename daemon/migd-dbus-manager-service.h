@@ -6,6 +6,7 @@
 
 #include "migd-dbus-generated.h"
 #include "migd-manager.h"
+#include "migd-vm.h"
 
 G_BEGIN_DECLS
 
@@ -28,6 +29,15 @@ void migd_dbus_manager_service_add_capability(MigdDbusManagerService *self,
 					      const gchar *capability);
 gboolean migd_dbus_manager_service_export(MigdDbusManagerService *self, GDBusConnection *connection,
 					  GError **error);
+/*
+ * A dbus-vmstate adapter for the VM @config describes (taken), as AttachVM:
+ * refused for a name in use, a device another VM holds, or what migd_vm_new
+ * refuses
+ */
+gboolean migd_dbus_manager_service_attach_vm(MigdDbusManagerService *self, MigdVmConfig *config,
+					     GError **error);
+/* detaches every VM (shutdown, before the manager closes) */
+void migd_dbus_manager_service_detach_vms(MigdDbusManagerService *self);
 /* unexports the Manager and every job object */
 void migd_dbus_manager_service_unexport(MigdDbusManagerService *self);
 

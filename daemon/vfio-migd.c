@@ -751,6 +751,21 @@ main(int argc, char **argv)
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
+	/* [vm NAME]: QEMU's dbus-vmstate adapters; a VM that cannot be set up stops the start */
+	{
+		g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
+		for (guint i = 0; groups[i] != NULL; i++) {
+			MigdVmConfig *vm;
+			if (!g_str_has_prefix(groups[i], "vm "))
+				continue;
+			vm = migd_vm_config_from_key_file(config, groups[i], &error);
+			if (vm == NULL ||
+			    !migd_dbus_manager_service_attach_vm(service, vm, &error)) {
+				g_printerr("vfio-migd: %s\n", error->message);
+				return 1;
+			}
+		}
+	}
 	/* [libvirt]: device migrations follow libvirt's migrations of mapped domains */
 	libvirt = migd_libvirt_bridge_new(config, manager, &error);
 	if (libvirt == NULL && error != NULL) {
@@ -789,6 +804,8 @@ main(int argc, char **argv)
 	g_cancellable_cancel(daemon.digest_cancellable);
 	while (daemon.digests_pending > 0)
 		g_main_context_iteration(NULL, TRUE);
+	/* the VMs first: they cancel their expectations and fail a Save or Load in progress */
+	migd_dbus_manager_service_detach_vms(service);
 	/* stops listening and drops the jobs (their objects go), then the Manager goes */
 	migd_manager_close(manager);
 	migd_dbus_manager_service_unexport(service);

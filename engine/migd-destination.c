@@ -725,8 +725,10 @@ migd_dest_session_check_stream(MigdDestSession *self, MigdDestDevice *dd, GError
 			    dd->chunks_received);
 		return FALSE;
 	}
-	if (!self->checksum)
+	if (!self->checksum) {
+		migd_job_set_device_stream(self->job, dd->index, dd->bytes_received, 0);
 		return TRUE;
+	}
 	if (!sent->has_crc32c) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_PROTOCOL,
 			    "%s: the commit carries no checksum of the stream", dd->name);
@@ -741,6 +743,7 @@ migd_dest_session_check_stream(MigdDestSession *self, MigdDestDevice *dd, GError
 			    dd->name, crc, dd->bytes_received, sent->crc32c);
 		return FALSE;
 	}
+	migd_job_set_device_stream(self->job, dd->index, dd->bytes_received, crc);
 	return TRUE;
 }
 

@@ -32,6 +32,7 @@ struct _MigdJob {
 	gint64 devices_stopped_at;
 	gint64 devices_started_at;
 	GStrv device_names;
+	GArray *streams; /* MigdJobStream, by device index */
 	const MigdJobControl *control;
 	gpointer engine;
 };
@@ -407,6 +408,44 @@ migd_job_set_device_names(MigdJob *self, const gchar *const *names)
 	self->device_names = g_strdupv((gchar **)names);
 }
 
+typedef struct {
+	gboolean set;
+	guint64 bytes;
+	guint32 crc32c;
+} MigdJobStream;
+
+void
+migd_job_set_device_stream(MigdJob *self, guint index, guint64 bytes, guint32 crc32c)
+{
+	MigdJobStream *stream;
+
+	g_return_if_fail(MIGD_IS_JOB(self));
+	if (self->streams == NULL)
+		self->streams = g_array_new(FALSE, TRUE, sizeof(MigdJobStream));
+	if (index >= self->streams->len)
+		g_array_set_size(self->streams, index + 1);
+	stream = &g_array_index(self->streams, MigdJobStream, index);
+	stream->set = TRUE;
+	stream->bytes = bytes;
+	stream->crc32c = crc32c;
+}
+
+gboolean
+migd_job_get_device_stream(MigdJob *self, guint index, guint64 *bytes, guint32 *crc32c)
+{
+	const MigdJobStream *stream;
+
+	g_return_val_if_fail(MIGD_IS_JOB(self), FALSE);
+	if (self->streams == NULL || index >= self->streams->len)
+		return FALSE;
+	stream = &g_array_index(self->streams, MigdJobStream, index);
+	if (!stream->set)
+		return FALSE;
+	*bytes = stream->bytes;
+	*crc32c = stream->crc32c;
+	return TRUE;
+}
+
 void
 migd_job_set_control(MigdJob *self, const MigdJobControl *control, gpointer engine)
 {
@@ -584,6 +623,7 @@ migd_job_finalize(GObject *object)
 	g_free(self->message);
 	g_free(self->migration_id);
 	g_strfreev(self->device_names);
+	g_clear_pointer(&self->streams, g_array_unref);
 	G_OBJECT_CLASS(migd_job_parent_class)->finalize(object);
 }
 

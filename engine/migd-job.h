@@ -129,6 +129,14 @@ void migd_job_set_devices_started_at(MigdJob *self, gint64 realtime_us);
 /* the names of the job's devices, in job order (the engine sets them) */
 const gchar *const *migd_job_get_device_names(MigdJob *self);
 void migd_job_set_device_names(MigdJob *self, const gchar *const *names);
+/*
+ * Device @index's whole stream (job order): its bytes and CRC32C (0 when the
+ * peers negotiated no checksums). Source: set when the Commit is sent;
+ * destination: once the stream checked against the Commit. The get returns
+ * FALSE until then (the dbus-vmstate record compares the two sides).
+ */
+void migd_job_set_device_stream(MigdJob *self, guint index, guint64 bytes, guint32 crc32c);
+gboolean migd_job_get_device_stream(MigdJob *self, guint index, guint64 *bytes, guint32 *crc32c);
 
 /*
  * The VMM's controls. The engine installs its implementation; a control it

@@ -461,6 +461,7 @@ migd_source_commit(MigdSource *self)
 		entries[i].has_crc32c = (self->capabilities & MIGD_WIRE_CAP_CHECKSUM) != 0;
 		entries[i].crc32c = sd->crc32c;
 		ptrs[i] = &entries[i];
+		migd_job_set_device_stream(self->job, i, sd->bytes_sent, sd->crc32c);
 	}
 	commit.n_devices = self->devices->len;
 	commit.devices = ptrs;

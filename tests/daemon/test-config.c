@@ -57,7 +57,7 @@ test_refused(void **state)
 	} cases[] = {
 	    {"[deamon]\nlow-power-idle=true\n",
 	     "unknown group [deamon] (known: [daemon], [listen], [libvirt], [device NAME], "
-	     "[plugin NAME], [libvirt-domain NAME]; group names are lower case)"},
+	     "[plugin NAME], [libvirt-domain NAME], [vm NAME]; group names are lower case)"},
 	    {"[Listen]\nplain=true\n", "unknown group [Listen]"},
 	    {"[device]\niova-ranges=0+1G\n", "unknown group [device]"},
 	    {"[plugin ]\n", "unknown group [plugin ]"},
