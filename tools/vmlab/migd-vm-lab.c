@@ -739,10 +739,6 @@ migd_vm_lab_qemu_start(MigdVmLab *lab, const gchar *qemu_path, const gchar *name
 	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
 	g_autofree gchar *socket_file = g_strdup_printf("%s.qmp", name);
 	g_autofree gchar *log_file = g_strdup_printf("%s.log", name);
-	g_autoptr(JsonObject) caps = json_object_new();
-	g_autoptr(JsonArray) list = json_array_new();
-	g_autoptr(JsonObject) events = json_object_new();
-	g_autoptr(JsonNode) ret = NULL;
 	GSubprocess *process;
 	MigdVmLabQemu *qemu;
 
@@ -786,12 +782,7 @@ migd_vm_lab_qemu_start(MigdVmLab *lab, const gchar *qemu_path, const gchar *name
 	qemu->closed_id = g_signal_connect(qemu->qmp, "closed", G_CALLBACK(qemu_closed_cb), qemu);
 
 	/* MIGRATION events are off by default */
-	json_object_set_string_member(events, "capability", "events");
-	json_object_set_boolean_member(events, "state", TRUE);
-	json_array_add_object_element(list, g_steal_pointer(&events));
-	json_object_set_array_member(caps, "capabilities", g_steal_pointer(&list));
-	ret = migd_vm_lab_qemu_execute(qemu, "migrate-set-capabilities", caps, error);
-	if (ret == NULL)
+	if (!migd_vm_lab_qemu_set_capability(qemu, "events", TRUE, error))
 		return NULL;
 	return qemu;
 }
@@ -884,6 +875,23 @@ migd_vm_lab_qemu_wait_event(MigdVmLabQemu *qemu, guint from, const gchar *name, 
 		if (!g_main_context_iteration(g_main_context_get_thread_default(), FALSE))
 			g_usleep(1000);
 	}
+}
+
+gboolean
+migd_vm_lab_qemu_set_capability(MigdVmLabQemu *qemu, const gchar *capability, gboolean state,
+				GError **error)
+{
+	g_autoptr(JsonObject) args = json_object_new();
+	g_autoptr(JsonArray) list = json_array_new();
+	g_autoptr(JsonObject) cap = json_object_new();
+	g_autoptr(JsonNode) ret = NULL;
+
+	json_object_set_string_member(cap, "capability", capability);
+	json_object_set_boolean_member(cap, "state", state);
+	json_array_add_object_element(list, g_steal_pointer(&cap));
+	json_object_set_array_member(args, "capabilities", g_steal_pointer(&list));
+	ret = migd_vm_lab_qemu_execute(qemu, "migrate-set-capabilities", args, error);
+	return ret != NULL;
 }
 
 gboolean

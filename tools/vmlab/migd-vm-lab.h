@@ -146,6 +146,14 @@ GPtrArray *migd_vm_lab_qemu_get_events(MigdVmLabQemu *qemu);
 const MigdVmLabEvent *migd_vm_lab_qemu_wait_event(MigdVmLabQemu *qemu, guint from,
 						  const gchar *name, const gchar *status,
 						  guint timeout_ms, GError **error);
+/*
+ * migrate-set-capabilities with one capability, e.g. "return-path" (set on
+ * both sides: the source then completes only once the destination loaded
+ * everything, and fails, resuming its VM, when the destination's load fails
+ * or it dies)
+ */
+gboolean migd_vm_lab_qemu_set_capability(MigdVmLabQemu *qemu, const gchar *capability,
+					 gboolean state, GError **error);
 /* `migrate` to tcp:127.0.0.1:@port (QEMU answers at once; the migration runs on) */
 gboolean migd_vm_lab_qemu_migrate(MigdVmLabQemu *qemu, guint16 port, GError **error);
 /*
