@@ -249,7 +249,11 @@ migd_vm_lab_free(MigdVmLab *lab)
 	g_ptr_array_unref(lab->qemus);
 	g_ptr_array_unref(lab->daemons);
 	g_ptr_array_unref(lab->buses);
-	remove_tree(lab->dir);
+	/* MIGD_VM_LAB_KEEP=1: the logs, configurations and sockets stay for a post-mortem */
+	if (g_strcmp0(g_getenv("MIGD_VM_LAB_KEEP"), "1") == 0)
+		g_printerr("migd-vm-lab: kept %s\n", lab->dir);
+	else
+		remove_tree(lab->dir);
 	g_free(lab->dir);
 	g_free(lab);
 }

@@ -14,7 +14,8 @@
  * (where MigdQmp reads and QMP events are recorded) until done, and every
  * wait is bounded. migd_vm_lab_free() ends the processes in order (QEMUs,
  * then daemons, then buses; each wait bounded, SIGKILL past it) and removes
- * the directory.
+ * the directory (kept, for a post-mortem, with MIGD_VM_LAB_KEEP=1 in the
+ * environment).
  */
 #pragma once
 
