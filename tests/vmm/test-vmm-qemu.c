@@ -153,6 +153,22 @@ start_qemus(Fixture *f)
 	CHECK(migd_vm_lab_qemu_wait_status(f->src_qemu, "running", SETTLE_MS, &error), error);
 }
 
+/* the adapter's "Save done in N ms" from the source daemon's log: for the report only */
+static gchar *
+save_duration(Fixture *f)
+{
+	g_autofree gchar *log = NULL;
+	const gchar *at;
+
+	if (!g_file_get_contents(migd_vm_lab_daemon_get_log_path(f->src), &log, NULL, NULL))
+		return g_strdup("?");
+	at = strstr(log, "Save done in ");
+	if (at == NULL)
+		return g_strdup("?");
+	at += strlen("Save done in ");
+	return g_strndup(at, strcspn(at, ","));
+}
+
 static guint64
 digest(MigdVmLabDaemon *d, guint index)
 {
@@ -264,6 +280,7 @@ test_precopy_success(void **state)
 	g_autofree gchar *status = NULL;
 	g_autofree gchar *phase = NULL;
 	MigdVmLabMigrateInfo info = {0};
+	g_autofree gchar *save = NULL;
 	const MigdVmLabEvent *stop, *resume, *active;
 	guint64 stopped_at, started_at, job_downtime_us;
 	gint64 deadline;
@@ -330,10 +347,12 @@ test_precopy_success(void **state)
 		fail_msg("QEMU's downtime %" G_GINT64_FORMAT
 			 " ms is below the devices' %" G_GUINT64_FORMAT " µs",
 			 info.downtime_ms, job_downtime_us);
+	save = save_duration(f);
 	g_print("# pre-copy: QEMU downtime %" G_GINT64_FORMAT " ms, total %" G_GINT64_FORMAT
-		" ms; device downtime %.1f ms; vCPU stop -> devices stop %.1f ms; devices stop -> "
+		" ms; Save %s; device downtime %.1f ms; vCPU stop -> devices stop %.1f ms; devices "
+		"stop -> "
 		"destination devices run %.1f ms; destination devices run -> RESUME %.1f ms\n",
-		info.downtime_ms, info.total_time_ms, job_downtime_us / 1000.0,
+		info.downtime_ms, info.total_time_ms, save, job_downtime_us / 1000.0,
 		((gint64)stopped_at - stop->timestamp_us) / 1000.0,
 		((gint64)started_at - (gint64)stopped_at) / 1000.0,
 		(resume->timestamp_us - (gint64)started_at) / 1000.0);
@@ -362,9 +381,9 @@ test_save_fault(void **state)
 	/* the hisi_acc cannot enter STOP_COPY (a Save job also begins with PRE_COPY, where the
 	 * device has it): the stop-and-copy fails (the way back, PRE_COPY ->
 	 * RUNNING, works) */
-	const gchar *const faulty[] = {"mlx5:state_size=1M,seed=1",
-				       "hisi_acc:seed=2,fail_arc=PRE_COPY->STOP_COPY,fail_errno=EIO",
-				       NULL};
+	const gchar *const faulty[] = {
+	    "mlx5:state_size=1M,seed=1",
+	    "hisi_acc:seed=2,fail_arc=PRE_COPY->STOP_COPY,fail_errno=EIO", NULL};
 	const gchar *const dst[] = {"mlx5:state_size=1M,seed=11", "hisi_acc:seed=12", NULL};
 	g_autofree gchar *status = NULL;
 	g_autofree gchar *src_job = NULL;
@@ -400,6 +419,8 @@ test_destination_killed(void **state)
 	const gchar *const dst[] = {"mlx5:state_size=8M,seed=11", "hisi_acc:seed=12", NULL};
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *status = NULL;
+	g_autofree gchar *src_job = NULL;
+	g_autofree gchar *phase = NULL;
 	const MigdVmLabEvent *stop;
 	guint64 digests[2];
 	gint64 killed_at, back_ms;
@@ -426,6 +447,10 @@ test_destination_killed(void **state)
 	for (guint i = 0; i < 2; i++)
 		wait_device(f->src, i, "RUNNING", (HANDOVER_S + 5) * 1000);
 	back_ms = (g_get_monotonic_time() - killed_at) / 1000;
+	src_job = last_job(f->src);
+	phase = wait_job(f->src, src_job);
+	assert_string_equal(phase, "failed");
+	assert_true(job_bool(f->src, src_job, "RolledBack"));
 	assert_true(back_ms <= (HANDOVER_S + 5) * 1000);
 	assert_source_back(f, digests, 1000);
 	g_print("# destination killed: source devices RUNNING %" G_GINT64_FORMAT
@@ -471,6 +496,12 @@ test_load_refused(void **state)
 
 	status = migrate_and_wait(f);
 	assert_string_equal(status, "failed");
+	/* the destination QEMU's incoming migration failed: QEMU 7.2 reports it (MIGRATION
+	 * failed) and exits; its monitor may close before the event is read */
+	if (migd_vm_lab_qemu_wait_event(f->dst_qemu, 0, "MIGRATION", "failed", SETTLE_MS, NULL) ==
+	    NULL)
+		assert_true(migd_vm_lab_qemu_wait_exit(f->dst_qemu, SETTLE_MS));
+	assert_null(migd_vm_lab_qemu_wait_event(f->dst_qemu, 0, "RESUME", NULL, 0, NULL));
 	src_job = last_job(f->src);
 	phase = wait_job(f->src, src_job);
 	assert_string_equal(phase, "failed");
@@ -495,6 +526,7 @@ test_stop_copy_only(void **state)
 	g_autofree gchar *src_job = NULL;
 	g_autofree gchar *phase = NULL;
 	MigdVmLabMigrateInfo info = {0};
+	g_autofree gchar *save = NULL;
 	guint64 before, job_downtime_us;
 
 	f->dst = start_destination_on(f, DST_NAME, f->dst_bus, f->listen, dst, "sim0", NULL);
@@ -516,9 +548,10 @@ test_stop_copy_only(void **state)
 
 	CHECK(migd_vm_lab_qemu_query_migrate(f->src_qemu, &info, &error), error);
 	job_downtime_us = job_u64(f->src, src_job, "Downtime");
+	save = save_duration(f);
 	g_print("# stop-and-copy only: QEMU downtime %" G_GINT64_FORMAT
-		" ms, total %" G_GINT64_FORMAT " ms; device downtime %.1f ms\n",
-		info.downtime_ms, info.total_time_ms, job_downtime_us / 1000.0);
+		" ms, total %" G_GINT64_FORMAT " ms; Save %s; device downtime %.1f ms\n",
+		info.downtime_ms, info.total_time_ms, save, job_downtime_us / 1000.0);
 	migd_vm_lab_migrate_info_clear(&info);
 }
 

@@ -607,15 +607,17 @@ migd_vm_lab_daemon_wait_job(MigdVmLabDaemon *daemon, const gchar *job_path, guin
 gboolean
 migd_vm_lab_daemon_stop(MigdVmLabDaemon *daemon)
 {
-	gboolean killed;
+	gboolean in_time = TRUE;
 
 	if (daemon->child.process == NULL)
 		return FALSE;
-	killed = !daemon->child.exited &&
-		 !(g_subprocess_send_signal(daemon->child.process, SIGTERM),
-		   wait_until(child_exited, &daemon->child, MIGD_VM_LAB_STOP_MS));
+	if (!daemon->child.exited) {
+		g_subprocess_send_signal(daemon->child.process, SIGTERM);
+		in_time = wait_until(child_exited, &daemon->child, MIGD_VM_LAB_STOP_MS);
+	}
+	/* past the bound: SIGKILL, and that is no clean exit */
 	child_end(&daemon->child, 0, 0);
-	if (killed || !daemon->child.exited)
+	if (!in_time || !daemon->child.exited)
 		return FALSE;
 	return g_subprocess_get_if_exited(daemon->child.process) &&
 	       g_subprocess_get_exit_status(daemon->child.process) == 0;
@@ -801,6 +803,12 @@ const gchar *
 migd_vm_lab_qemu_get_log_path(MigdVmLabQemu *qemu)
 {
 	return qemu->log_path;
+}
+
+gboolean
+migd_vm_lab_qemu_wait_exit(MigdVmLabQemu *qemu, guint timeout_ms)
+{
+	return qemu->child.process != NULL && wait_until(child_exited, &qemu->child, timeout_ms);
 }
 
 gboolean

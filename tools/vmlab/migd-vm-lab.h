@@ -174,6 +174,8 @@ gboolean migd_vm_lab_qemu_wait_status(MigdVmLabQemu *qemu, const gchar *status, 
 void migd_vm_lab_qemu_kill(MigdVmLabQemu *qemu);
 /* `quit`, bounded wait, SIGKILL past it */
 void migd_vm_lab_qemu_stop(MigdVmLabQemu *qemu);
+/* waits up to @timeout_ms for the process to end by itself; whether it did */
+gboolean migd_vm_lab_qemu_wait_exit(MigdVmLabQemu *qemu, guint timeout_ms);
 /* whether the process ended */
 gboolean migd_vm_lab_qemu_exited(MigdVmLabQemu *qemu);
 const gchar *migd_vm_lab_qemu_get_log_path(MigdVmLabQemu *qemu);
