@@ -169,6 +169,25 @@ save_duration(Fixture *f)
 	return g_strndup(at, strcspn(at, ","));
 }
 
+/* the end of a case: QEMUs first, then each daemon must exit cleanly (status 0: under ASan,
+ * no leak and no error) */
+static void
+stop_all(Fixture *f, MigdVmLabDaemon *other)
+{
+	MigdVmLabDaemon *daemons[] = {f->src, f->dst, other};
+
+	if (f->src_qemu != NULL)
+		migd_vm_lab_qemu_stop(f->src_qemu);
+	if (f->dst_qemu != NULL)
+		migd_vm_lab_qemu_stop(f->dst_qemu);
+	for (guint i = 0; i < G_N_ELEMENTS(daemons); i++) {
+		if (daemons[i] != NULL && !migd_vm_lab_daemon_stop(daemons[i]))
+			fail_msg("%s did not exit cleanly (log: %s)",
+				 migd_vm_lab_daemon_get_bus_name(daemons[i]),
+				 migd_vm_lab_daemon_get_log_path(daemons[i]));
+	}
+}
+
 static guint64
 digest(MigdVmLabDaemon *d, guint index)
 {
@@ -357,6 +376,7 @@ test_precopy_success(void **state)
 		((gint64)started_at - (gint64)stopped_at) / 1000.0,
 		(resume->timestamp_us - (gint64)started_at) / 1000.0);
 	migd_vm_lab_migrate_info_clear(&info);
+	stop_all(f, NULL);
 }
 
 /* the source VM runs again with its devices RUNNING and their states as before */
@@ -405,6 +425,7 @@ test_save_fault(void **state)
 	/* the destination's devices are usable again */
 	for (guint i = 0; i < 2; i++)
 		wait_device(f->dst, i, "RUNNING", SETTLE_MS);
+	stop_all(f, NULL);
 }
 
 /* 3. the destination QEMU dies while the devices' stop-and-copy runs: back within the
@@ -456,6 +477,7 @@ test_destination_killed(void **state)
 	g_print("# destination killed: source devices RUNNING %" G_GINT64_FORMAT
 		" ms after the kill (handover-timeout %d s)\n",
 		back_ms, HANDOVER_S);
+	stop_all(f, NULL);
 }
 
 /* 4. the destination's daemon on QEMU's bus refuses Load: QEMU's incoming fails, the source
@@ -512,6 +534,7 @@ test_load_refused(void **state)
 		wait_device(other, i, "RUNNING", SETTLE_MS);
 		wait_device(f->dst, i, "RUNNING", SETTLE_MS);
 	}
+	stop_all(f, other);
 }
 
 /* 5. no pre-copy: Save does the whole stop-and-copy of a small device */
@@ -553,6 +576,7 @@ test_stop_copy_only(void **state)
 		" ms, total %" G_GINT64_FORMAT " ms; Save %s; device downtime %.1f ms\n",
 		info.downtime_ms, info.total_time_ms, save, job_downtime_us / 1000.0);
 	migd_vm_lab_migrate_info_clear(&info);
+	stop_all(f, NULL);
 }
 
 int
