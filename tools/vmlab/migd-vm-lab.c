@@ -260,6 +260,28 @@ migd_vm_lab_free(MigdVmLab *lab)
 
 /* ---- buses ---- */
 
+typedef struct {
+	gboolean done;
+	gchar *text;
+	GError *error;
+} Line;
+
+static gboolean
+line_done(gpointer data)
+{
+	return ((Line *)data)->done;
+}
+
+static void
+line_read_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Line *line = user_data;
+
+	line->text = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(source), result, NULL,
+							  &line->error);
+	line->done = TRUE;
+}
+
 MigdVmLabBus *
 migd_vm_lab_bus_start(MigdVmLab *lab, const gchar *name, GError **error)
 {
@@ -277,15 +299,29 @@ migd_vm_lab_bus_start(MigdVmLab *lab, const gchar *name, GError **error)
 	child_watch(&bus->child, process);
 	g_ptr_array_add(lab->buses, bus);
 
-	/* dbus-daemon prints its address once it listens: a bounded blocking read of one line
-	 * (a dbus-daemon that hangs instead is not ours to wait for: the lab fails then) */
+	/* dbus-daemon prints its address once it listens; a dbus-daemon that hangs instead
+	 * fails the start after MIGD_VM_LAB_START_MS */
 	out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(process));
-	bus->address = g_data_input_stream_read_line(out, NULL, NULL, error);
-	if (bus->address == NULL) {
-		if (error != NULL && *error == NULL)
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
-				    "dbus-daemon printed no address");
-		return NULL;
+	{
+		g_autoptr(GCancellable) cancellable = g_cancellable_new();
+		Line line = {0};
+
+		g_data_input_stream_read_line_async(out, G_PRIORITY_DEFAULT, cancellable,
+						    line_read_cb, &line);
+		if (!wait_until(line_done, &line, MIGD_VM_LAB_START_MS)) {
+			g_cancellable_cancel(cancellable);
+			wait_until(line_done, &line, 1000);
+		}
+		bus->address = line.text;
+		if (bus->address == NULL) {
+			if (line.error != NULL)
+				g_propagate_prefixed_error(error, line.error, "dbus-daemon: ");
+			else
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+					    "dbus-daemon printed no address");
+			return NULL;
+		}
+		g_clear_error(&line.error);
 	}
 	guid = strstr(bus->address, ",guid=");
 	bus->path_address = g_strndup(bus->address, guid != NULL ? (gsize)(guid - bus->address)
