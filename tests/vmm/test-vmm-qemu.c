@@ -428,7 +428,7 @@ test_save_fault(void **state)
 	stop_all(f, NULL);
 }
 
-/* 3. the destination QEMU dies while the devices' stop-and-copy runs: back within the
+/* 3. the destination QEMU dies while Save's stop-and-copy runs: back within the
  * handover bound */
 static void
 test_destination_killed(void **state)
@@ -458,6 +458,16 @@ test_destination_killed(void **state)
 	 * only with pause-before-switchover */
 	stop = migd_vm_lab_qemu_wait_event(f->src_qemu, 0, "STOP", NULL, MIGRATION_MS, &error);
 	CHECK(stop != NULL, error);
+	/* Save has begun once its job exists (the stop-and-copy then lasts about a second) */
+	{
+		gint64 deadline = g_get_monotonic_time() + SETTLE_MS * 1000;
+
+		while ((src_job = migd_vm_lab_daemon_last_job(f->src, NULL)) == NULL) {
+			if (g_get_monotonic_time() > deadline)
+				fail_msg("no Save job on the source within %d ms", SETTLE_MS);
+			migd_vm_lab_spin(5);
+		}
+	}
 	migd_vm_lab_qemu_kill(f->dst_qemu);
 	killed_at = g_get_monotonic_time();
 
@@ -468,7 +478,6 @@ test_destination_killed(void **state)
 	for (guint i = 0; i < 2; i++)
 		wait_device(f->src, i, "RUNNING", (HANDOVER_S + 5) * 1000);
 	back_ms = (g_get_monotonic_time() - killed_at) / 1000;
-	src_job = last_job(f->src);
 	phase = wait_job(f->src, src_job);
 	assert_string_equal(phase, "failed");
 	assert_true(job_bool(f->src, src_job, "RolledBack"));
