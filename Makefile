@@ -8,7 +8,7 @@ BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build demo bench dirty check check-unit check-sanitize check-kernel fuzz format format-check clean
+.PHONY: all deps build demo bench dirty check check-unit check-sanitize check-kernel check-vmm fuzz format format-check clean
 
 all: build
 
@@ -47,6 +47,11 @@ check-sanitize: deps
 
 check-kernel: deps
 	BUILD=$(BUILD) bash scripts/check-kernel.sh
+
+# the VMM tier: the dbus-vmstate adapter with a stand-in QEMU and with the real
+# qemu-system-x86_64 (TCG, loopback), part of every `make check` run too
+check-vmm: build
+	meson test -C $(BUILD) --suite vmm --print-errorlogs
 
 # libFuzzer harnesses (docs/fuzzing.md): clang build in $(BUILD_FUZZ), each run
 # FUZZ_SECONDS on a copy of its seed corpus; fails on any crash

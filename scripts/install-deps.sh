@@ -13,6 +13,7 @@ PACKAGES=(
   dbus-daemon
   glib-networking openssl
   systemd  # systemd-analyze: the unit hardening test
+  qemu-system-x86  # the real-QEMU tier (tests/vmm/test-vmm-qemu) and the real-kernel tier
 )
 
 missing=()
