@@ -1,5 +1,6 @@
 # vfio-migd: everything a user types. Each target installs what is missing first.
-#   make demo    simulated migration demo: two daemons on a private D-Bus, vfio-migctl
+#   make demo    a QEMU guest migrates with devices held by vfio-migd (dbus-vmstate)
+#   make demo-daemons  the two-daemon demo: simulated devices, vfio-migctl, no VM
 #   make check   every test: normal build (warnings are errors), then ASan+UBSan,
 #                the fuzz harnesses briefly, the real-kernel tier
 BUILD      ?= build
@@ -8,7 +9,7 @@ BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build demo bench dirty check check-unit check-sanitize check-kernel check-vmm fuzz format format-check clean
+.PHONY: all deps build demo demo-daemons bench dirty check check-unit check-sanitize check-kernel check-vmm fuzz format format-check clean
 
 all: build
 
@@ -22,6 +23,9 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 demo: build
+	bash scripts/demo-vm.sh $(BUILD)
+
+demo-daemons: build
 	bash scripts/demo.sh $(BUILD)
 
 # benchmarks: each prints its ratio against the reference measured in the same run.
