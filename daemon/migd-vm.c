@@ -1286,6 +1286,7 @@ migd_vm_new(MigdManager *manager, MigdVmConfig *config, GError **error)
 {
 	g_autoptr(MigdVmConfig) owned = config;
 	g_autoptr(MigdVm) self = NULL;
+	gboolean opened = FALSE;
 
 	for (guint i = 0; config->devices[i] != NULL; i++) {
 		if (migd_manager_find_device(manager, config->devices[i]) == NULL) {
@@ -1306,8 +1307,12 @@ migd_vm_new(MigdManager *manager, MigdVmConfig *config, GError **error)
 				return NULL;
 			}
 			g_message("VM %s: listening on %s", config->name, bound);
+			opened = TRUE;
 		}
 		if (!migd_vm_expect(self, error)) {
+			/* the listener was this VM's: a refused attach leaves no open port */
+			if (opened)
+				migd_manager_stop_listening(manager);
 			g_prefix_error(error, "VM %s: ", config->name);
 			return NULL;
 		}
