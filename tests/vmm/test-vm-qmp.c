@@ -9,7 +9,8 @@
  * "failed" or RESUME after Save rolls the devices back at once (not at the
  * 30 s handover bound); MIGRATION "setup" starts the device pre-copy that
  * Save then switches over. Destination: its QEMU's monitor closing (QEMU
- * died) abandons the incoming job and the source rolls back at once. A qmp=
+ * died) abandons the incoming job and the source rolls back at once; the
+ * source's monitor closing in handover leaves the job to its bound. A qmp=
  * path where nobody listens: Save and Load are served; the monitor is found
  * once it appears, and again after it restarts.
  */
@@ -611,6 +612,45 @@ test_source_failed_before_save(void **state)
 	}
 }
 
+/* the source's monitor closes in handover: the job stays (QEMU's fate unknown); once the
+ * monitor is back, QEMU's "failed" rolls it back at once */
+static void
+test_source_monitor_closed_in_handover(void **state)
+{
+	Fixture *f = fixture_new(state);
+	g_autoptr(GBytes) record = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *src_job = NULL;
+	g_autofree gchar *dst_job = NULL;
+	g_autofree gchar *phase = NULL;
+	guint64 digests[2];
+	gint64 start;
+
+	listen_qmp(f);
+	start_destination(f, two_devices, "sim0;sim1", NULL);
+	start_source(f, two_devices, "sim0;sim1", f->qmp_handover_key);
+	wait_qmp_connected(f, f->src);
+	for (guint i = 0; i < 2; i++)
+		digests[i] = dt_device_digest(f->src, i);
+	record = save(f->src_bus, &error);
+	if (record == NULL)
+		fail_msg("Save: %s", error->message);
+	src_job = last_job(f->src);
+	dst_job = last_job(f->dst);
+	migd_test_qmp_server_close(f->qmp);
+	pump(500);
+	phase = job_string(f->src, src_job, "Phase");
+	assert_string_equal(phase, "handover");
+	g_free(phase);
+	phase = job_string(f->dst, dst_job, "Phase");
+	assert_string_equal(phase, "handover");
+	wait_qmp_connected(f, f->src);
+	start = g_get_monotonic_time();
+	emit(f, "MIGRATION", "{\"status\": \"failed\"}");
+	assert_source_rolled_back_at_once(f, src_job, start, digests);
+	assert_destination_reset(f, dst_job);
+}
+
 /* the destination's QEMU dies while its incoming job waits in handover */
 static void
 test_destination_monitor_closed(void **state)
@@ -724,6 +764,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_source_resume, teardown),
 	    cmocka_unit_test_teardown(test_source_setup_precopy, teardown),
 	    cmocka_unit_test_teardown(test_source_failed_before_save, teardown),
+	    cmocka_unit_test_teardown(test_source_monitor_closed_in_handover, teardown),
 	    cmocka_unit_test_teardown(test_destination_monitor_closed, teardown),
 	    cmocka_unit_test_teardown(test_destination_migration_failed, teardown),
 	    cmocka_unit_test_teardown(test_monitor_absent, teardown),
