@@ -20,8 +20,7 @@
 /* the bus is dialled again after 100 ms, doubling up to 5 s */
 #define MIGD_VM_BACKOFF_MIN_MS 100u
 #define MIGD_VM_BACKOFF_MAX_MS 5000u
-/* QEMU's monitor is dialled again after 100 ms, doubling up to 2 s (a restarted QEMU is seen soon)
- */
+/* QEMU's monitor: again after 100 ms, doubling up to 2 s (a restarted QEMU is seen soon) */
 #define MIGD_VM_QMP_BACKOFF_MIN_MS 100u
 #define MIGD_VM_QMP_BACKOFF_MAX_MS 2000u
 /* a connect and QMP's negotiation together */
