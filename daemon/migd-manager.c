@@ -800,6 +800,21 @@ migd_manager_is_listening(MigdManager *self)
 	return self->destination != NULL;
 }
 
+void
+migd_manager_stop_listening(MigdManager *self)
+{
+	g_auto(GStrv) expected = NULL;
+
+	g_return_if_fail(MIGD_IS_MANAGER(self));
+	if (self->destination == NULL)
+		return;
+	expected = migd_destination_list_expectations(self->destination);
+	if (expected != NULL && expected[0] != NULL)
+		return;
+	migd_destination_close(self->destination);
+	g_clear_object(&self->destination);
+}
+
 gint
 migd_manager_dup_dirty_bitmap_fd(MigdManager *self, const gchar *name, GError **error)
 {

@@ -146,6 +146,8 @@ gchar *migd_manager_listen(MigdManager *self, const gchar *address,
 gboolean migd_manager_listen_fd(MigdManager *self, gint fd, const MigdTransportConfig *transport,
 				GError **error);
 gboolean migd_manager_is_listening(MigdManager *self);
+/* undoes a listen nothing used yet (no expectation): a caller whose setup failed after it */
+void migd_manager_stop_listening(MigdManager *self);
 /* the start mode of incoming migrations no expectation covers (Listen's "start") */
 void migd_manager_set_start_mode(MigdManager *self, MigdStartMode mode);
 MigdStartMode migd_manager_get_start_mode(MigdManager *self);

@@ -12,6 +12,7 @@
 
 #include "migd-error.h"
 #include "migd-plugin.h"
+#include "migd-qmp.h"
 #include "migd-vm-record.h"
 #include "migd-wire-frame.h"
 #include "migd-wire-limits.h"
@@ -19,6 +20,11 @@
 /* the bus is dialled again after 100 ms, doubling up to 5 s */
 #define MIGD_VM_BACKOFF_MIN_MS 100u
 #define MIGD_VM_BACKOFF_MAX_MS 5000u
+/* QEMU's monitor: again after 100 ms, doubling up to 2 s (a restarted QEMU is seen soon) */
+#define MIGD_VM_QMP_BACKOFF_MIN_MS 100u
+#define MIGD_VM_QMP_BACKOFF_MAX_MS 2000u
+/* a connect and QMP's negotiation together */
+#define MIGD_VM_QMP_TIMEOUT_MS 5000u
 /* Load polls the incoming job until it reaches handover */
 #define MIGD_VM_LOAD_POLL_MS 20u
 /* a VM's name and a VMState Id: as QEMU's Id, 1..255 bytes */
@@ -396,11 +402,21 @@ struct _MigdVm {
 	gboolean expecting;
 	MigdVmCall *call;
 	gboolean detached;
+	/* qmp=: QEMU's monitor, watched for MIGRATION and RESUME */
+	MigdQmp *qmp;
+	gulong qmp_event_handler;
+	gulong qmp_closed_handler;
+	guint qmp_reconnect_id;
+	guint qmp_backoff_ms;
+	gboolean qmp_connecting;
+	gboolean qmp_warned; /* "nobody listens" said once per absence */
+	MigdJob *qmp_job;    /* the pre-copy job QMP's "setup" started */
 };
 
 G_DEFINE_TYPE(MigdVm, migd_vm, G_TYPE_OBJECT)
 
 static void migd_vm_connect(MigdVm *self);
+static void migd_vm_qmp_connect(MigdVm *self);
 
 static const gchar migd_vm_introspection[] =
     "<node>"
@@ -607,9 +623,13 @@ migd_vm_transport_copy(MigdTransportConfig *dst, const MigdTransportConfig *src)
 	dst->peer_name = g_strdup(src->peer_name);
 }
 
-/* no pre-copy job: the whole stop-and-copy inside the call */
+/*
+ * A job of this VM's devices that switches over only when told: Save with no
+ * pre-copy job (the whole stop-and-copy inside the call), or QMP's MIGRATION
+ * "setup" (the device pre-copy alongside QEMU's RAM pre-copy)
+ */
 static MigdJob *
-migd_vm_save_migrate(MigdVm *self, GError **error)
+migd_vm_save_migrate(MigdVm *self, const gchar *requester, GError **error)
 {
 	g_autoptr(MigdMigrateOptions) options = migd_migrate_options_new();
 	guint64 id;
@@ -619,7 +639,7 @@ migd_vm_save_migrate(MigdVm *self, GError **error)
 	options->handover_timeout_s = self->config->handover_timeout_s;
 	options->switchover = MIGD_SWITCHOVER_MANUAL;
 	options->migration_id = g_strdup(self->config->migration_id);
-	options->requester = g_strdup_printf("QEMU's Save of VM %s", self->config->name);
+	options->requester = g_strdup_printf("%s of VM %s", requester, self->config->name);
 	id = migd_manager_migrate(self->manager, (const gchar *const *)self->config->devices,
 				  self->config->peer, options, error);
 	if (id == 0)
@@ -661,7 +681,7 @@ migd_vm_save(MigdVm *self, GDBusMethodInvocation *invocation)
 		return;
 	}
 	if (job == NULL) {
-		job = migd_vm_save_migrate(self, &error);
+		job = migd_vm_save_migrate(self, "QEMU's Save", &error);
 		if (job == NULL) {
 			g_prefix_error(&error,
 				       "cannot migrate the devices of VM %s: ", self->config->name);
@@ -968,6 +988,248 @@ migd_vm_connect(MigdVm *self)
 					  g_object_ref(self));
 }
 
+/* ---- QEMU's monitor (qmp=) ---- */
+
+/* the switchover is under way or done: the devices are (being) stopped for QEMU */
+static gboolean
+migd_vm_job_past_switchover(MigdJob *job)
+{
+	switch (migd_job_get_phase(job)) {
+	case MIGD_JOB_PHASE_SWITCHOVER:
+	case MIGD_JOB_PHASE_STOPCOPY:
+	case MIGD_JOB_PHASE_COMMIT:
+	case MIGD_JOB_PHASE_HANDOVER:
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}
+
+/* QEMU's migration failed or the VM runs again after Save: the devices back to RUNNING now */
+static void
+migd_vm_qmp_source_failed(MigdVm *self, const gchar *event)
+{
+	g_autoptr(GError) error = NULL;
+	MigdJob *job = migd_vm_find_job(self, MIGD_JOB_ROLE_SOURCE);
+
+	if (job == NULL)
+		return;
+	if (!migd_vm_job_past_switchover(job)) {
+		/* QEMU gave up during its RAM pre-copy: the device pre-copy it caused goes too */
+		if (job == self->qmp_job && g_strcmp0(event, "RESUME") != 0) {
+			g_message("VM %s: QEMU reports %s before the switchover: cancelling the "
+				  "device pre-copy job %s",
+				  self->config->name, event, migd_job_get_id(job));
+			migd_job_cancel(job);
+		}
+		return;
+	}
+	g_warning("VM %s: QEMU reports %s after the switchover of job %s (%s): rolling back, the "
+		  "devices run again on the source",
+		  self->config->name, event, migd_job_get_id(job),
+		  migd_job_phase_to_string(migd_job_get_phase(job)));
+	/* a Save in progress takes its job back when answered */
+	if (self->call != NULL && self->call->save && self->call->job == job) {
+		migd_vm_call_finish(self->call,
+				    g_error_new(MIGD_ERROR, MIGD_ERROR_CANCELLED,
+						"QEMU reports %s during Save", event),
+				    NULL);
+		return;
+	}
+	if (!migd_job_rollback(job, &error) && !migd_job_cancel(job))
+		g_warning("VM %s: job %s: cannot roll back: %s", self->config->name,
+			  migd_job_get_id(job), error->message);
+}
+
+/* QEMU's migration began: the device pre-copy runs alongside its RAM pre-copy */
+static void
+migd_vm_qmp_source_setup(MigdVm *self, const gchar *status)
+{
+	g_autoptr(GError) error = NULL;
+	MigdJob *job;
+
+	if (self->call != NULL || migd_vm_find_job(self, MIGD_JOB_ROLE_SOURCE) != NULL)
+		return;
+	job = migd_vm_save_migrate(self, "QEMU's migration (QMP)", &error);
+	if (job == NULL) {
+		/* Save will try again with a stop-and-copy */
+		g_warning("VM %s: QEMU's migration is in %s: cannot start the device pre-copy: %s",
+			  self->config->name, status, error->message);
+		return;
+	}
+	g_set_object(&self->qmp_job, job);
+	g_message("VM %s: QEMU's migration is in %s: job %s pre-copies the devices until Save",
+		  self->config->name, status, migd_job_get_id(job));
+}
+
+/* the destination's QEMU will not run this guest: give the incoming devices up */
+static void
+migd_vm_qmp_destination_failed(MigdVm *self, const gchar *why)
+{
+	g_autoptr(GError) error = NULL;
+	MigdJob *job = migd_vm_find_job(self, MIGD_JOB_ROLE_DESTINATION);
+
+	/* no job yet: the expectation stays for QEMU's next attempt */
+	if (job == NULL)
+		return;
+	if (self->call != NULL && !self->call->save) {
+		if (self->call->async_pending) {
+			g_warning("VM %s: %s while job %s starts its devices", self->config->name,
+				  why, migd_job_get_id(job));
+			return;
+		}
+		g_warning("VM %s: %s during Load: abandoning job %s", self->config->name, why,
+			  migd_job_get_id(job));
+		migd_vm_call_finish(self->call,
+				    g_error_new(MIGD_ERROR, MIGD_ERROR_CANCELLED, "%s", why), NULL);
+		return;
+	}
+	if (migd_job_get_devices_started_at(job) != 0)
+		return;
+	g_warning("VM %s: %s: abandoning job %s (%s); the source rolls back", self->config->name,
+		  why, migd_job_get_id(job), migd_job_phase_to_string(migd_job_get_phase(job)));
+	if (!migd_job_abandon(job, &error))
+		g_warning("VM %s: job %s: cannot abandon: %s", self->config->name,
+			  migd_job_get_id(job), error->message);
+}
+
+static void
+migd_vm_qmp_event_cb(MigdQmp *qmp, const gchar *name, JsonObject *data, gint64 timestamp_us,
+		     gpointer user_data)
+{
+	MigdVm *self = user_data;
+	const gchar *status = NULL;
+
+	if (g_strcmp0(name, "MIGRATION") == 0 && data != NULL &&
+	    json_object_has_member(data, "status")) {
+		JsonNode *node = json_object_get_member(data, "status");
+		if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING)
+			status = json_node_get_string(node);
+	}
+	if (status == NULL && g_strcmp0(name, "RESUME") != 0)
+		return;
+	g_info("VM %s: QMP %s %s", self->config->name, name, status != NULL ? status : "");
+	if (self->config->role == MIGD_VM_ROLE_SOURCE) {
+		if (status == NULL) {
+			migd_vm_qmp_source_failed(self, "RESUME");
+		} else if (g_strcmp0(status, "failed") == 0 ||
+			   g_strcmp0(status, "cancelled") == 0) {
+			g_autofree gchar *event = g_strdup_printf("MIGRATION %s", status);
+			migd_vm_qmp_source_failed(self, event);
+		} else if (g_strcmp0(status, "setup") == 0 || g_strcmp0(status, "active") == 0) {
+			migd_vm_qmp_source_setup(self, status);
+		}
+		return;
+	}
+	if (g_strcmp0(status, "failed") == 0 || g_strcmp0(status, "cancelled") == 0) {
+		g_autofree gchar *why = g_strdup_printf("QEMU reports MIGRATION %s", status);
+		migd_vm_qmp_destination_failed(self, why);
+	}
+}
+
+static void
+migd_vm_qmp_forget(MigdVm *self)
+{
+	if (self->qmp == NULL)
+		return;
+	g_clear_signal_handler(&self->qmp_event_handler, self->qmp);
+	g_clear_signal_handler(&self->qmp_closed_handler, self->qmp);
+	migd_qmp_close(self->qmp);
+	g_clear_object(&self->qmp);
+}
+
+static gboolean
+migd_vm_qmp_reconnect_cb(gpointer user_data)
+{
+	MigdVm *self = user_data;
+
+	self->qmp_reconnect_id = 0;
+	migd_vm_qmp_connect(self);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+migd_vm_qmp_schedule_reconnect(MigdVm *self)
+{
+	if (self->detached || self->qmp_reconnect_id != 0)
+		return;
+	self->qmp_reconnect_id =
+	    g_timeout_add(self->qmp_backoff_ms, migd_vm_qmp_reconnect_cb, self);
+	self->qmp_backoff_ms = MIN(self->qmp_backoff_ms * 2, MIGD_VM_QMP_BACKOFF_MAX_MS);
+}
+
+static void
+migd_vm_qmp_closed_cb(MigdQmp *qmp, const GError *error, gpointer user_data)
+{
+	MigdVm *self = user_data;
+	g_autofree gchar *why =
+	    g_strdup_printf("QEMU's monitor %s closed%s%s", self->config->qmp,
+			    error != NULL ? ": " : "", error != NULL ? error->message : "");
+
+	g_warning("VM %s: %s; connecting again", self->config->name, why);
+	if (self->config->role == MIGD_VM_ROLE_DESTINATION) {
+		/* QEMU died (or restarts): its incoming guest will not run */
+		migd_vm_qmp_destination_failed(self, why);
+	} else {
+		MigdJob *job = migd_vm_find_job(self, MIGD_JOB_ROLE_SOURCE);
+
+		if (job != NULL && migd_job_get_phase(job) == MIGD_JOB_PHASE_HANDOVER)
+			g_warning("VM %s: job %s stays in handover: QEMU's fate is unknown, the "
+				  "handover bound applies",
+				  self->config->name, migd_job_get_id(job));
+	}
+	migd_vm_qmp_forget(self);
+	migd_vm_qmp_schedule_reconnect(self);
+}
+
+static void
+migd_vm_qmp_connected_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(MigdVm) self = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MigdQmp) qmp = migd_qmp_connect_finish(result, &error);
+
+	self->qmp_connecting = FALSE;
+	if (qmp == NULL) {
+		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || self->detached)
+			return;
+		/* QEMU not (yet) there is usual: said once, then quietly again */
+		if (!self->qmp_warned)
+			g_warning("VM %s: no QEMU monitor at %s yet (%s): Save and Load are served "
+				  "without it; trying again",
+				  self->config->name, self->config->qmp, error->message);
+		else
+			g_debug("VM %s: QEMU monitor %s: %s", self->config->name, self->config->qmp,
+				error->message);
+		self->qmp_warned = TRUE;
+		migd_vm_qmp_schedule_reconnect(self);
+		return;
+	}
+	if (self->detached) {
+		migd_qmp_close(qmp);
+		return;
+	}
+	self->qmp = g_steal_pointer(&qmp);
+	self->qmp_backoff_ms = MIGD_VM_QMP_BACKOFF_MIN_MS;
+	self->qmp_warned = FALSE;
+	self->qmp_event_handler =
+	    g_signal_connect(self->qmp, "event", G_CALLBACK(migd_vm_qmp_event_cb), self);
+	self->qmp_closed_handler =
+	    g_signal_connect(self->qmp, "closed", G_CALLBACK(migd_vm_qmp_closed_cb), self);
+	g_message("VM %s: watching QEMU's monitor %s", self->config->name, self->config->qmp);
+}
+
+static void
+migd_vm_qmp_connect(MigdVm *self)
+{
+	if (self->config->qmp == NULL || self->detached || self->qmp != NULL ||
+	    self->qmp_connecting)
+		return;
+	self->qmp_connecting = TRUE;
+	migd_qmp_connect_async(self->config->qmp, MIGD_VM_QMP_TIMEOUT_MS, self->cancellable,
+			       migd_vm_qmp_connected_cb, g_object_ref(self));
+}
+
 /* ---- the destination's expectation ---- */
 
 static gboolean
@@ -1023,6 +1285,7 @@ migd_vm_new(MigdManager *manager, MigdVmConfig *config, GError **error)
 {
 	g_autoptr(MigdVmConfig) owned = config;
 	g_autoptr(MigdVm) self = NULL;
+	gboolean opened = FALSE;
 
 	for (guint i = 0; config->devices[i] != NULL; i++) {
 		if (migd_manager_find_device(manager, config->devices[i]) == NULL) {
@@ -1043,8 +1306,12 @@ migd_vm_new(MigdManager *manager, MigdVmConfig *config, GError **error)
 				return NULL;
 			}
 			g_message("VM %s: listening on %s", config->name, bound);
+			opened = TRUE;
 		}
 		if (!migd_vm_expect(self, error)) {
+			/* the listener was this VM's: a refused attach leaves no open port */
+			if (opened)
+				migd_manager_stop_listening(manager);
 			g_prefix_error(error, "VM %s: ", config->name);
 			return NULL;
 		}
@@ -1055,6 +1322,7 @@ migd_vm_new(MigdManager *manager, MigdVmConfig *config, GError **error)
 		  config->name, config->role == MIGD_VM_ROLE_SOURCE ? "source" : "destination",
 		  config->migration_id, g_strv_length(config->devices), config->bus);
 	migd_vm_connect(self);
+	migd_vm_qmp_connect(self);
 	return g_steal_pointer(&self);
 }
 
@@ -1090,8 +1358,10 @@ migd_vm_describe(MigdVm *self)
 	g_variant_dict_insert(&dict, "queued", "b", self->queued);
 	if (c->peer != NULL)
 		g_variant_dict_insert(&dict, "peer", "s", c->peer);
-	if (c->qmp != NULL)
+	if (c->qmp != NULL) {
 		g_variant_dict_insert(&dict, "qmp", "s", c->qmp);
+		g_variant_dict_insert(&dict, "qmp-connected", "b", self->qmp != NULL);
+	}
 	g_variant_dict_insert(&dict, "call", "s",
 			      self->call == NULL ? ""
 			      : self->call->save ? "save"
@@ -1108,7 +1378,9 @@ migd_vm_detach(MigdVm *self)
 	self->detached = TRUE;
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->reconnect_id, g_source_remove);
+	g_clear_handle_id(&self->qmp_reconnect_id, g_source_remove);
 	g_clear_handle_id(&self->expect_id, g_source_remove);
+	migd_vm_qmp_forget(self);
 	if (self->call != NULL)
 		migd_vm_call_finish(self->call,
 				    g_error_new(MIGD_ERROR, MIGD_ERROR_CANCELLED,
@@ -1148,6 +1420,7 @@ migd_vm_finalize(GObject *object)
 	MigdVm *self = MIGD_VM(object);
 
 	g_clear_object(&self->cancellable);
+	g_clear_object(&self->qmp_job);
 	migd_vm_config_free(self->config);
 	G_OBJECT_CLASS(migd_vm_parent_class)->finalize(object);
 }
@@ -1157,6 +1430,7 @@ migd_vm_init(MigdVm *self)
 {
 	self->cancellable = g_cancellable_new();
 	self->backoff_ms = MIGD_VM_BACKOFF_MIN_MS;
+	self->qmp_backoff_ms = MIGD_VM_QMP_BACKOFF_MIN_MS;
 }
 
 static void

@@ -52,7 +52,12 @@ typedef struct {
 	/* destination */
 	gchar *listen; /* NULL: the daemon's listener */
 	guint load_timeout_ms;
-	/* QEMU's QMP socket: stored only; watched once the QMP client lands */
+	/*
+	 * QEMU's QMP socket (optional): its MIGRATION and RESUME events start the
+	 * device pre-copy (source, "setup"), roll back at once after Save (source,
+	 * "failed", "cancelled", RESUME) and abandon an incoming job whose QEMU
+	 * failed or died (destination)
+	 */
 	gchar *qmp;
 } MigdVmConfig;
 
@@ -78,7 +83,7 @@ G_DECLARE_FINAL_TYPE(MigdVm, migd_vm, MIGD, VM, GObject)
  * Takes @config. Checks the devices exist; a destination listens (listen=,
  * when the daemon does not) and expects its migration id at once; then
  * connects to the bus in the background (and again, with a bounded backoff,
- * whenever the bus goes away).
+ * whenever the bus goes away), and so to QEMU's monitor when qmp= is set.
  */
 MigdVm *migd_vm_new(MigdManager *manager, MigdVmConfig *config, GError **error);
 const MigdVmConfig *migd_vm_get_config(MigdVm *self);

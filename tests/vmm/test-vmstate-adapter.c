@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -812,6 +813,59 @@ test_attach_detach(void **state)
 	assert_int_equal(g_variant_n_children(vms), 0);
 }
 
+/* refused from an abstract UNIX address: nobody listens there */
+static gboolean
+nobody_listens(const gchar *address)
+{
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketAddress) sa = NULL;
+	g_autoptr(GSocketConnection) conn = NULL;
+	g_autoptr(GError) error = NULL;
+
+	assert_true(g_str_has_prefix(address, "unix:@"));
+	sa = g_unix_socket_address_new_with_type(address + strlen("unix:@"), -1,
+						 G_UNIX_SOCKET_ADDRESS_ABSTRACT);
+	conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(sa), NULL, &error);
+	return conn == NULL;
+}
+
+/* a destination VM whose attach fails after it opened its listen= listener closes it again */
+static void
+test_attach_refused_closes_listener(void **state)
+{
+	Fixture *f = fixture_new(state);
+	g_autofree gchar *job = NULL;
+	g_autofree gchar *listen = dt_unused_unix_address();
+	g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+
+	start_destination(f, two_devices, "sim0;sim1");
+	/* vm1 holds sim0 only: sim1 is free for another VM, yet in the pre-copy job below */
+	start_source(f, two_devices, "sim0", NULL);
+	job = migrate_manual(f);
+	{
+		gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
+		for (;;) {
+			g_autoptr(GVariant) phase =
+			    dt_get_property(f->src, job, DT_JOB_IFACE, "Phase");
+			if (g_strcmp0(g_variant_get_string(phase, NULL), "precopy") == 0)
+				break;
+			if (g_get_monotonic_time() > deadline)
+				fail_msg("the job never reached pre-copy");
+			g_usleep(20 * 1000);
+		}
+	}
+	assert_true(nobody_listens(listen));
+	g_variant_builder_add(&b, "{sv}", "bus", g_variant_new_string(f->src_bus->address));
+	g_variant_builder_add(&b, "{sv}", "role", g_variant_new_string("destination"));
+	g_variant_builder_add(&b, "{sv}", "devices", g_variant_new_string("sim1"));
+	g_variant_builder_add(&b, "{sv}", "listen", g_variant_new_string(listen));
+	g_variant_builder_add(&b, "{sv}", "plain", g_variant_new_boolean(TRUE));
+	attach_refused(f->src, "b", g_variant_builder_end(&b), DT_MIGD_ERROR_PREFIX "Busy",
+		       "busy in another job");
+	/* the port it opened for the refused VM is closed again */
+	assert_true(nobody_listens(listen));
+}
+
 /* vfio-migd --config with a bad [vm] group: exit status 1 and a message naming group and key */
 static void
 config_refused(const gchar *dir, const gchar *text, const gchar *says)
@@ -873,6 +927,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_queued_behind_other, teardown),
 	    cmocka_unit_test_teardown(test_bus_reconnect, teardown),
 	    cmocka_unit_test_teardown(test_attach_detach, teardown),
+	    cmocka_unit_test_teardown(test_attach_refused_closes_listener, teardown),
 	    cmocka_unit_test_teardown(test_config_refused, teardown),
 	};
 
