@@ -411,6 +411,9 @@ struct _MigdVm {
 	gboolean qmp_connecting;
 	gboolean qmp_warned; /* "nobody listens" said once per absence */
 	MigdJob *qmp_job;    /* the pre-copy job QMP's "setup" started */
+	/* how long the last successful Save and Load took (ms; -1: none yet): ListVMs */
+	gint64 last_save_ms;
+	gint64 last_load_ms;
 };
 
 G_DEFINE_TYPE(MigdVm, migd_vm, G_TYPE_OBJECT)
@@ -514,6 +517,10 @@ migd_vm_call_finish(MigdVmCall *call, GError *error, GVariant *reply)
 		g_message("VM %s: %s done in %" G_GINT64_FORMAT " ms%s%s", self->config->name,
 			  method, ms, call->job != NULL ? ", job " : "",
 			  call->job != NULL ? migd_job_get_id(call->job) : "");
+		if (call->save)
+			self->last_save_ms = ms;
+		else
+			self->last_load_ms = ms;
 		g_dbus_method_invocation_return_value(g_steal_pointer(&call->invocation), reply);
 	}
 	if (self->call == call)
@@ -1362,6 +1369,11 @@ migd_vm_describe(MigdVm *self)
 		g_variant_dict_insert(&dict, "qmp", "s", c->qmp);
 		g_variant_dict_insert(&dict, "qmp-connected", "b", self->qmp != NULL);
 	}
+	/* Save runs inside QEMU's downtime: what it took is the devices' share of it */
+	if (self->last_save_ms >= 0)
+		g_variant_dict_insert(&dict, "last-save-ms", "t", (guint64)self->last_save_ms);
+	if (self->last_load_ms >= 0)
+		g_variant_dict_insert(&dict, "last-load-ms", "t", (guint64)self->last_load_ms);
 	g_variant_dict_insert(&dict, "call", "s",
 			      self->call == NULL ? ""
 			      : self->call->save ? "save"
@@ -1431,6 +1443,8 @@ migd_vm_init(MigdVm *self)
 	self->cancellable = g_cancellable_new();
 	self->backoff_ms = MIGD_VM_BACKOFF_MIN_MS;
 	self->qmp_backoff_ms = MIGD_VM_QMP_BACKOFF_MIN_MS;
+	self->last_save_ms = -1;
+	self->last_load_ms = -1;
 }
 
 static void

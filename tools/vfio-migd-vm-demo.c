@@ -14,6 +14,7 @@
 
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "migd-vm-lab.h"
 
@@ -22,6 +23,8 @@
 #define DEMO_SRC	"org.vfiomigd.VmDemo.Source"
 #define DEMO_DST	"org.vfiomigd.VmDemo.Destination"
 #define DEMO_WAIT_MS	60000
+/* QEMU's downtime under TCG varies run to run by tens of ms: the baseline is a median */
+#define DEMO_BASELINE_RUNS 3
 
 static const gchar *const demo_src_specs[] = {
     "mlx5:state_size=64M,seed=1,dirty_rate=8M,dma_pattern=random,dma_rate=16M",
@@ -32,8 +35,10 @@ static const gchar *const demo_dst_specs[] = {"mlx5:state_size=64M,seed=101", "h
 					      NULL};
 
 typedef struct {
-	gint64 vm_downtime_ms;	/* QEMU's, with the devices */
-	gint64 base_downtime_ms; /* QEMU's, the same guest without devices */
+	gint64 vm_downtime_ms;	 /* QEMU's, with the devices */
+	gint64 base_downtime_ms; /* QEMU's, the same guest without devices: the median */
+	gint64 base_min_ms;
+	gint64 base_max_ms;
 	guint64 device_downtime_us;
 	guint64 bytes;
 	guint64 dirty_pages;
@@ -42,8 +47,7 @@ typedef struct {
 	gboolean match;
 } DemoResult;
 
-static void
-demo_step(const gchar *format, ...) G_GNUC_PRINTF(1, 2);
+static void demo_step(const gchar *format, ...) G_GNUC_PRINTF(1, 2);
 
 static void
 demo_step(const gchar *format, ...)
@@ -55,6 +59,14 @@ demo_step(const gchar *format, ...)
 	text = g_strdup_vprintf(format, args);
 	va_end(args);
 	g_print("  %s\n", text);
+}
+
+static int
+demo_cmp_gint64(const void *a, const void *b)
+{
+	gint64 x = *(const gint64 *)a;
+	gint64 y = *(const gint64 *)b;
+	return x < y ? -1 : x > y;
 }
 
 /* a QEMU pair on @port migrates; returns QEMU's downtime (ms) or -1 and @error */
@@ -80,9 +92,11 @@ demo_migrate_vm(MigdVmLabQemu *src, guint16 port, GError **error)
 
 /* a QEMU pair without devices (their dbus-vmstate buses empty): QEMU's downtime alone */
 static gint64
-demo_baseline(MigdVmLab *lab, const gchar *qemu, GError **error)
+demo_baseline(MigdVmLab *lab, const gchar *qemu, guint run, GError **error)
 {
-	MigdVmLabBus *src_bus = migd_vm_lab_bus_start(lab, "base-src-vmstate", error);
+	g_autofree gchar *src_name = g_strdup_printf("base%u-src", run);
+	g_autofree gchar *dst_name = g_strdup_printf("base%u-dst", run);
+	MigdVmLabBus *src_bus = migd_vm_lab_bus_start(lab, src_name, error);
 	MigdVmLabBus *dst_bus = NULL;
 	MigdVmLabQemu *src = NULL;
 	MigdVmLabQemu *dst = NULL;
@@ -92,15 +106,15 @@ demo_baseline(MigdVmLab *lab, const gchar *qemu, GError **error)
 
 	if (src_bus == NULL)
 		return -1;
-	dst_bus = migd_vm_lab_bus_start(lab, "base-dst-vmstate", error);
+	dst_bus = migd_vm_lab_bus_start(lab, dst_name, error);
 	port = migd_vm_lab_unused_port(error);
 	if (dst_bus == NULL || port == 0)
 		return -1;
 	incoming = g_strdup_printf("tcp:127.0.0.1:%u", port);
-	dst = migd_vm_lab_qemu_start(lab, qemu, "base-dst-qemu", dst_bus, NULL, incoming, error);
+	dst = migd_vm_lab_qemu_start(lab, qemu, dst_name, dst_bus, NULL, incoming, error);
 	if (dst == NULL)
 		return -1;
-	src = migd_vm_lab_qemu_start(lab, qemu, "base-src-qemu", src_bus, NULL, NULL, error);
+	src = migd_vm_lab_qemu_start(lab, qemu, src_name, src_bus, NULL, NULL, error);
 	if (src == NULL || !migd_vm_lab_qemu_set_capability(dst, "return-path", TRUE, error) ||
 	    !migd_vm_lab_qemu_set_capability(src, "return-path", TRUE, error) ||
 	    !migd_vm_lab_qemu_wait_status(src, "running", DEMO_WAIT_MS, error))
@@ -176,7 +190,8 @@ demo_vm_with_devices(MigdVmLab *lab, const gchar *migd, const gchar *qemu, DemoR
 	gint64 deadline;
 	guint16 port;
 
-	if (control == NULL || (src_bus = migd_vm_lab_bus_start(lab, "src-vmstate", error)) == NULL ||
+	if (control == NULL ||
+	    (src_bus = migd_vm_lab_bus_start(lab, "src-vmstate", error)) == NULL ||
 	    (dst_bus = migd_vm_lab_bus_start(lab, "dst-vmstate", error)) == NULL)
 		return FALSE;
 	port = migd_vm_lab_unused_port(error);
@@ -190,10 +205,12 @@ demo_vm_with_devices(MigdVmLab *lab, const gchar *migd, const gchar *qemu, DemoR
 				   "id=" DEMO_VMSTATE_ID "\nrole=source\ndevices=sim0;sim1\n"
 				   "peer=%s\nplain=true\n",
 				   migd_vm_lab_bus_get_path_address(src_bus), listen);
-	dst = migd_vm_lab_daemon_start(lab, migd, control, DEMO_DST, demo_dst_specs, dst_conf, error);
+	dst =
+	    migd_vm_lab_daemon_start(lab, migd, control, DEMO_DST, demo_dst_specs, dst_conf, error);
 	if (dst == NULL)
 		return FALSE;
-	src = migd_vm_lab_daemon_start(lab, migd, control, DEMO_SRC, demo_src_specs, src_conf, error);
+	src =
+	    migd_vm_lab_daemon_start(lab, migd, control, DEMO_SRC, demo_src_specs, src_conf, error);
 	if (src == NULL)
 		return FALSE;
 	demo_step("vfio-migd: source (mlx5 64 MiB dirtying 8 MiB/s with DMA, hisi_acc) and "
@@ -203,7 +220,8 @@ demo_vm_with_devices(MigdVmLab *lab, const gchar *migd, const gchar *qemu, DemoR
 					  error);
 	if (dst_qemu == NULL)
 		return FALSE;
-	src_qemu = migd_vm_lab_qemu_start(lab, qemu, "src-qemu", src_bus, DEMO_VMSTATE_ID, NULL, error);
+	src_qemu =
+	    migd_vm_lab_qemu_start(lab, qemu, "src-qemu", src_bus, DEMO_VMSTATE_ID, NULL, error);
 	if (src_qemu == NULL ||
 	    !migd_vm_lab_qemu_set_capability(dst_qemu, "return-path", TRUE, error) ||
 	    !migd_vm_lab_qemu_set_capability(src_qemu, "return-path", TRUE, error) ||
@@ -273,7 +291,8 @@ main(int argc, char **argv)
 	     "The QEMU to run (default: qemu-system-x86_64)", "PATH"},
 	    {NULL},
 	};
-	g_autoptr(GOptionContext) context = g_option_context_new("- migrate a QEMU VM with its devices");
+	g_autoptr(GOptionContext) context =
+	    g_option_context_new("- migrate a QEMU VM with its devices");
 	g_autoptr(MigdVmLab) lab = NULL;
 	g_autoptr(GError) error = NULL;
 	DemoResult result = {0};
@@ -292,13 +311,25 @@ main(int argc, char **argv)
 	}
 	g_print("A QEMU guest (q35, 64 MiB, TCG) migrates over loopback, first alone, then with "
 		"two devices held by vfio-migd:\n");
-	result.base_downtime_ms = demo_baseline(lab, qemu, &error);
-	if (result.base_downtime_ms < 0) {
-		g_printerr("vfio-migd-vm-demo: the VM without devices: %s\n", error->message);
-		return 1;
+	{
+		gint64 runs[DEMO_BASELINE_RUNS];
+		for (guint i = 0; i < DEMO_BASELINE_RUNS; i++) {
+			runs[i] = demo_baseline(lab, qemu, i, &error);
+			if (runs[i] < 0) {
+				g_printerr("vfio-migd-vm-demo: the VM without devices: %s\n",
+					   error->message);
+				return 1;
+			}
+		}
+		qsort(runs, DEMO_BASELINE_RUNS, sizeof(runs[0]), demo_cmp_gint64);
+		result.base_min_ms = runs[0];
+		result.base_max_ms = runs[DEMO_BASELINE_RUNS - 1];
+		result.base_downtime_ms = runs[DEMO_BASELINE_RUNS / 2];
 	}
-	demo_step("without devices: QEMU's downtime %" G_GINT64_FORMAT " ms",
-		  result.base_downtime_ms);
+	demo_step("without devices: QEMU's downtime %" G_GINT64_FORMAT
+		  " ms (median of %u runs, %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT " ms)",
+		  result.base_downtime_ms, DEMO_BASELINE_RUNS, result.base_min_ms,
+		  result.base_max_ms);
 	if (!demo_vm_with_devices(lab, migd, qemu, &result, &error)) {
 		g_printerr("vfio-migd-vm-demo: the VM with devices: %s (logs: %s)\n",
 			   error->message, migd_vm_lab_get_dir(lab));
@@ -307,11 +338,12 @@ main(int argc, char **argv)
 	{
 		g_autofree gchar *bytes = g_format_size_full(result.bytes, G_FORMAT_SIZE_IEC_UNITS);
 		g_autofree gchar *save =
-		    result.save_ms >= 0 ? g_strdup_printf(", Save %" G_GINT64_FORMAT " ms",
-							  result.save_ms)
-					: g_strdup("");
+		    result.save_ms >= 0
+			? g_strdup_printf(", Save %" G_GINT64_FORMAT " ms", result.save_ms)
+			: g_strdup("");
 		g_print("VM migrated with its devices: QEMU downtime %" G_GINT64_FORMAT
-			" ms (%" G_GINT64_FORMAT " ms without devices), devices' share %.1f ms%s; "
+			" ms (%" G_GINT64_FORMAT
+			" ms without devices, median), devices' share %.1f ms%s; "
 			"%s of device state in %u pre-copy rounds, %" G_GUINT64_FORMAT
 			" dirty pages; state match: %s\n",
 			result.vm_downtime_ms, result.base_downtime_ms,
