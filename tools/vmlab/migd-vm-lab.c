@@ -771,6 +771,13 @@ qemu_connect(MigdVmLabQemu *qemu, GError **error)
 	}
 }
 
+gchar *
+migd_vm_lab_qemu_daemon_qmp_path(MigdVmLab *lab, const gchar *name)
+{
+	g_autofree gchar *file = g_strdup_printf("%s-daemon.qmp", name);
+	return g_build_filename(lab->dir, file, NULL);
+}
+
 MigdVmLabQemu *
 migd_vm_lab_qemu_start(MigdVmLab *lab, const gchar *qemu_path, const gchar *name,
 		       MigdVmLabBus *vmstate_bus, const gchar *id_list, const gchar *incoming,
@@ -801,6 +808,16 @@ migd_vm_lab_qemu_start(MigdVmLab *lab, const gchar *qemu_path, const gchar *name
 	qemu->events = g_ptr_array_new_with_free_func((GDestroyNotify)event_free);
 	g_ptr_array_add(argv, g_strdup("-qmp"));
 	g_ptr_array_add(argv, g_strdup_printf("unix:%s,server=on,wait=off", qemu->socket_path));
+	/* a second monitor for vfio-migd's [vm] qmp= (a QMP socket serves one client) */
+	{
+		g_autofree gchar *daemon_qmp = migd_vm_lab_qemu_daemon_qmp_path(lab, name);
+		g_ptr_array_add(argv, g_strdup("-chardev"));
+		g_ptr_array_add(
+		    argv,
+		    g_strdup_printf("socket,id=migdmon,path=%s,server=on,wait=off", daemon_qmp));
+		g_ptr_array_add(argv, g_strdup("-mon"));
+		g_ptr_array_add(argv, g_strdup("chardev=migdmon,mode=control"));
+	}
 	if (incoming != NULL) {
 		g_ptr_array_add(argv, g_strdup("-incoming"));
 		g_ptr_array_add(argv, g_strdup(incoming));

@@ -125,11 +125,18 @@ void migd_vm_lab_migrate_info_clear(MigdVmLabMigrateInfo *info);
  * Starts @qemu_path (NULL: qemu-system-x86_64 from PATH) as `-M q35 -m 64
  * -nodefaults -display none -accel tcg -object
  * dbus-vmstate,id=vmstate0,addr=@vmstate_bus's path address,id-list=@id_list
- * -qmp unix:DIR/NAME.qmp,server=on,wait=off`, and `-incoming @incoming`
+ * -qmp unix:DIR/NAME.qmp,server=on,wait=off` (and the daemon's monitor,
+ * above), and `-incoming @incoming`
  * unless NULL ("tcp:127.0.0.1:PORT" or "defer"); connects MigdQmp to it and
  * records every event from then on. A missing binary is an error
  * (G_SPAWN_ERROR).
  */
+/*
+ * Every QEMU started here has a second QMP monitor, for vfio-migd's [vm] qmp=
+ * (the lab's MigdQmp holds the first); its socket path, known before the
+ * start so a daemon can be configured first (it connects once QEMU is up)
+ */
+gchar *migd_vm_lab_qemu_daemon_qmp_path(MigdVmLab *lab, const gchar *name);
 MigdVmLabQemu *migd_vm_lab_qemu_start(MigdVmLab *lab, const gchar *qemu_path, const gchar *name,
 				      MigdVmLabBus *vmstate_bus, const gchar *id_list,
 				      const gchar *incoming, GError **error);
