@@ -194,7 +194,7 @@ migd_dbus_job_service_handle_abandon(MigdDbusJob *iface, GDBusMethodInvocation *
 	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
 	GError *error = NULL;
 
-	if (!migd_job_abandon(self->job, &error)) {
+	if (!migd_job_abandon(self->job, NULL, &error)) {
 		migd_dbus_job_service_return_error(invocation, error);
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}

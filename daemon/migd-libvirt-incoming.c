@@ -88,11 +88,14 @@ static void
 migd_lv_incoming_abandon(MigdLvIncomingJob *e, const gchar *why)
 {
 	g_autoptr(GError) error = NULL;
+	g_autofree gchar *reason = NULL;
 
 	if (e->abandon_sent)
 		return;
 	e->abandon_sent = TRUE;
-	if (migd_job_abandon(e->job, &error)) {
+	reason =
+	    g_strdup_printf("libvirt %s the incoming domain %s", why, migd_lv_incoming_name(e));
+	if (migd_job_abandon(e->job, reason, &error)) {
 		g_message("libvirt %s the incoming domain %s: abandoned its devices (job %s)", why,
 			  migd_lv_incoming_name(e), migd_job_get_id(e->job));
 		return;

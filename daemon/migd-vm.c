@@ -465,7 +465,7 @@ migd_vm_call_maybe_free(MigdVmCall *call)
 
 /* the job's devices back: source RUNNING (rollback or cancel), destination reset (abandon) */
 static void
-migd_vm_call_take_back(MigdVmCall *call)
+migd_vm_call_take_back(MigdVmCall *call, const gchar *why)
 {
 	g_autoptr(GError) error = NULL;
 
@@ -479,7 +479,7 @@ migd_vm_call_take_back(MigdVmCall *call)
 				  error->message);
 		return;
 	}
-	if (!migd_job_abandon(call->job, &error))
+	if (!migd_job_abandon(call->job, why, &error))
 		g_warning("VM %s: job %s: cannot abandon: %s", call->vm->config->name,
 			  migd_job_get_id(call->job), error->message);
 }
@@ -510,7 +510,7 @@ migd_vm_call_finish(MigdVmCall *call, GError *error, GVariant *reply)
 			  method, ms, error->message);
 		/* a cancel may complete the switchover, and its callback run, right here */
 		call->holds++;
-		migd_vm_call_take_back(call);
+		migd_vm_call_take_back(call, error->message);
 		call->holds--;
 		g_dbus_method_invocation_take_error(g_steal_pointer(&call->invocation), error);
 	} else {
@@ -601,7 +601,7 @@ migd_vm_save_switchover_cb(GObject *source, GAsyncResult *result, gpointer user_
 	}
 	/* answered already (the bound, a detach): the devices must not stay stopped */
 	if (call->done) {
-		migd_vm_call_take_back(call);
+		migd_vm_call_take_back(call, "Save was answered already");
 		migd_vm_call_maybe_free(call);
 		return;
 	}
@@ -1095,7 +1095,7 @@ migd_vm_qmp_destination_failed(MigdVm *self, const gchar *why)
 		return;
 	g_warning("VM %s: %s: abandoning job %s (%s); the source rolls back", self->config->name,
 		  why, migd_job_get_id(job), migd_job_phase_to_string(migd_job_get_phase(job)));
-	if (!migd_job_abandon(job, &error))
+	if (!migd_job_abandon(job, why, &error))
 		g_warning("VM %s: job %s: cannot abandon: %s", self->config->name,
 			  migd_job_get_id(job), error->message);
 }

@@ -954,12 +954,13 @@ migd_dest_session_control_start(gpointer engine, GTask *task)
 }
 
 static gboolean
-migd_dest_session_control_abandon(gpointer engine, GError **error)
+migd_dest_session_control_abandon(gpointer engine, const gchar *reason, GError **error)
 {
 	MigdDestSession *self = engine;
 	Migd__Wire__Abort msg = MIGD__WIRE__ABORT__INIT;
-	g_autoptr(GError) why = g_error_new_literal(MIGD_ERROR, MIGD_ERROR_CANCELLED,
-						    "abandoned by the VMM (Job.Abandon)");
+	g_autoptr(GError) why =
+	    g_error_new(MIGD_ERROR, MIGD_ERROR_CANCELLED, "abandoned by the VMM (%s)",
+			reason != NULL ? reason : "Job.Abandon");
 	MigdWireFrame frame;
 
 	g_message("job %s: abandon requested (%s)", migd_job_get_id(self->job),

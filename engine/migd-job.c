@@ -515,7 +515,7 @@ migd_job_start_finish(MigdJob *self, GAsyncResult *result, GError **error)
 }
 
 gboolean
-migd_job_abandon(MigdJob *self, GError **error)
+migd_job_abandon(MigdJob *self, const gchar *reason, GError **error)
 {
 	GError *err = migd_job_check_control(
 	    self, self->control != NULL ? (gconstpointer)self->control->abandon : NULL, "abandon");
@@ -523,7 +523,7 @@ migd_job_abandon(MigdJob *self, GError **error)
 		g_propagate_error(error, err);
 		return FALSE;
 	}
-	return self->control->abandon(self->engine, error);
+	return self->control->abandon(self->engine, reason, error);
 }
 
 gboolean

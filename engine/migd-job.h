@@ -154,8 +154,11 @@ typedef struct {
 	void (*switchover)(gpointer engine, GTask *task);
 	/* destination: StartRequest, the source's grant, then RUNNING_P2P, RUNNING */
 	void (*start)(gpointer engine, GTask *task);
-	/* destination: give the incoming VM up: reset the devices, tell the source */
-	gboolean (*abandon)(gpointer engine, GError **error);
+	/*
+	 * destination: give the incoming VM up: reset the devices, tell the
+	 * source; @reason (NULL: the VMM's Job.Abandon) goes into both messages
+	 */
+	gboolean (*abandon)(gpointer engine, const gchar *reason, GError **error);
 	/* source: take the devices back (RUNNING), tell the destination */
 	gboolean (*rollback)(gpointer engine, GError **error);
 	/*
@@ -175,7 +178,7 @@ gboolean migd_job_switchover_finish(MigdJob *self, GAsyncResult *result, GError 
 void migd_job_start_async(MigdJob *self, GCancellable *cancellable, GAsyncReadyCallback callback,
 			  gpointer user_data);
 gboolean migd_job_start_finish(MigdJob *self, GAsyncResult *result, GError **error);
-gboolean migd_job_abandon(MigdJob *self, GError **error);
+gboolean migd_job_abandon(MigdJob *self, const gchar *reason, GError **error);
 gboolean migd_job_rollback(MigdJob *self, GError **error);
 void migd_job_sync_dirty_bitmap_async(MigdJob *self, const gchar *device_name,
 				      GCancellable *cancellable, GAsyncReadyCallback callback,

@@ -374,7 +374,7 @@ test_destination_abandon(void **state)
 	switch_over(fx, &sw);
 	digests_of(fx->src_devices, digests);
 
-	assert_true(migd_job_abandon(fx->dst_job, &error));
+	assert_true(migd_job_abandon(fx->dst_job, NULL, &error));
 	assert_dst_reset(fx);
 	assert_non_null(strstr(migd_job_get_message(fx->dst_job), "abandoned"));
 	engine_fixture_wait(fx, 30);
@@ -650,7 +650,7 @@ test_controls_refused(void **state)
 	engine_run_until_flag(&r.done, 5);
 	g_assert_error(r.error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
 	control_result_clear(&r);
-	assert_false(migd_job_abandon(fx->src_job, &error));
+	assert_false(migd_job_abandon(fx->src_job, NULL, &error));
 	g_assert_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED);
 	g_clear_error(&error);
 	memset(&r, 0, sizeof(r));
@@ -696,7 +696,7 @@ test_controls_refused(void **state)
 	assert_false(migd_job_rollback(fx->src_job, &error));
 	g_assert_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
 	g_clear_error(&error);
-	assert_false(migd_job_abandon(fx->dst_job, &error));
+	assert_false(migd_job_abandon(fx->dst_job, NULL, &error));
 	g_assert_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
 	g_clear_error(&error);
 	control_result_clear(&sw);

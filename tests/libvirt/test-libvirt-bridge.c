@@ -75,7 +75,7 @@ fake_start(gpointer engine, GTask *task)
 }
 
 static gboolean
-fake_abandon(gpointer engine, GError **error)
+fake_abandon(gpointer engine, const gchar *reason, GError **error)
 {
 	rec_call(engine, g_strdup("abandon"));
 	return TRUE;

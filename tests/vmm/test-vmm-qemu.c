@@ -578,6 +578,108 @@ test_load_refused(void **state)
 	stop_all(f, other);
 }
 
+/*
+ * 4b. a real record mismatch: the destination daemon on QEMU's bus does hold an
+ * incoming job of vm1, but another source's (a second host misconfigured with
+ * the same migration id got there first and switched over); QEMU's source
+ * streamed its devices elsewhere. Load compares the record's streams with that
+ * job's, finds other CRC32Cs and refuses: QEMU's incoming migration fails, the
+ * job's devices are reset and its source (the rogue) rolls back, and QEMU's
+ * source daemon takes its devices back.
+ */
+static void
+test_load_record_mismatch(void **state)
+{
+	Fixture *f = fixture_new(state);
+	const gchar *const src[] = {"mlx5:state_size=1M,seed=1", "hisi_acc:seed=2", NULL};
+	const gchar *const rogue_specs[] = {"mlx5:state_size=1M,seed=31", "hisi_acc:seed=32", NULL};
+	const gchar *const dst[] = {"mlx5:state_size=1M,seed=11", "hisi_acc:seed=12", NULL};
+	const gchar *const all[] = {NULL};
+	g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) switched = NULL;
+	g_autoptr(GVariant) message = NULL;
+	g_autofree gchar *status = NULL;
+	g_autofree gchar *src_job = NULL;
+	g_autofree gchar *rogue_job = NULL;
+	g_autofree gchar *dst_job = NULL;
+	g_autofree gchar *phase = NULL;
+	g_autofree gchar *rogue_phase = NULL;
+	g_autofree gchar *dst_phase = NULL;
+	g_autofree gchar *other_listen = migd_vm_lab_unused_unix_address(f->lab);
+	MigdVmLabBus *other_bus;
+	MigdVmLabDaemon *other;
+	MigdVmLabDaemon *rogue;
+	guint64 digests[2];
+	guint64 rogue_digests[2];
+
+	other_bus = migd_vm_lab_bus_start(f->lab, "other-vmstate", &error);
+	CHECK(other_bus != NULL, error);
+	other = start_destination_on(f, "org.vfiomigd.Test.OtherDestination", other_bus,
+				     other_listen, dst, "sim0;sim1", NULL);
+	f->dst = start_destination_on(f, DST_NAME, f->dst_bus, f->listen, dst, "sim0;sim1", NULL);
+	rogue = migd_vm_lab_daemon_start(f->lab, migd_path, f->control, "org.vfiomigd.Test.Rogue",
+					 rogue_specs, NULL, &error);
+	CHECK(rogue != NULL, error);
+	for (guint i = 0; i < 2; i++)
+		rogue_digests[i] = digest(rogue, i);
+
+	/* the rogue's devices reach the destination QEMU's daemon first and wait in STOP */
+	g_variant_builder_add(&b, "{sv}", "plain", g_variant_new_boolean(TRUE));
+	g_variant_builder_add(&b, "{sv}", "switchover", g_variant_new_string("manual"));
+	g_variant_builder_add(&b, "{sv}", "migration-id", g_variant_new_string("vm1"));
+	g_variant_builder_add(&b, "{sv}", "handover-timeout", g_variant_new_uint32(60));
+	reply = migd_vm_lab_daemon_call(rogue, "Migrate",
+					g_variant_new("(s^asa{sv})", f->listen, all, &b), &error);
+	CHECK(reply != NULL, error);
+	g_variant_get(reply, "(o)", &rogue_job);
+	switched = g_dbus_connection_call_sync(migd_vm_lab_bus_get_connection(f->control),
+					       "org.vfiomigd.Test.Rogue", rogue_job,
+					       "org.vfiomigd.Migd1.Job", "Switchover", NULL, NULL,
+					       G_DBUS_CALL_FLAGS_NONE, MIGRATION_MS, NULL, &error);
+	CHECK(switched != NULL, error);
+	dst_job = last_job(f->dst);
+
+	/* QEMU's source daemon streams to the other destination */
+	start_source(f, src, "sim0;sim1", other_listen, NULL);
+	start_qemus(f);
+	for (guint i = 0; i < 2; i++)
+		digests[i] = digest(f->src, i);
+
+	status = migrate_and_wait(f);
+	assert_string_equal(status, "failed");
+	if (migd_vm_lab_qemu_wait_event(f->dst_qemu, 0, "MIGRATION", "failed", SETTLE_MS, NULL) ==
+	    NULL)
+		assert_true(migd_vm_lab_qemu_wait_exit(f->dst_qemu, SETTLE_MS));
+	assert_null(migd_vm_lab_qemu_wait_event(f->dst_qemu, 0, "RESUME", NULL, 0, NULL));
+
+	/* the job the record did not match: abandoned, its devices reset, its source back */
+	dst_phase = wait_job(f->dst, dst_job);
+	assert_string_equal(dst_phase, "failed");
+	message = migd_vm_lab_daemon_job_property(f->dst, dst_job, "Message", &error);
+	CHECK(message != NULL, error);
+	if (strstr(g_variant_get_string(message, NULL), "CRC32C") == NULL)
+		fail_msg("the destination job did not name the mismatch: %s",
+			 g_variant_get_string(message, NULL));
+	rogue_phase = wait_job(rogue, rogue_job);
+	assert_string_equal(rogue_phase, "failed");
+	assert_true(job_bool(rogue, rogue_job, "RolledBack"));
+	for (guint i = 0; i < 2; i++) {
+		wait_device(rogue, i, "RUNNING", SETTLE_MS);
+		assert_true(digest(rogue, i) == rogue_digests[i]);
+		wait_device(f->dst, i, "RUNNING", SETTLE_MS);
+	}
+	/* and QEMU's source daemon: its job rolled back (its handover bound) */
+	src_job = last_job(f->src);
+	phase = wait_job(f->src, src_job);
+	assert_string_equal(phase, "failed");
+	assert_true(job_bool(f->src, src_job, "RolledBack"));
+	assert_source_back(f, digests, SETTLE_MS);
+	assert_true(migd_vm_lab_daemon_stop(rogue));
+	stop_all(f, other);
+}
+
 /* 5. no pre-copy: Save does the whole stop-and-copy of a small device */
 static void
 test_stop_copy_only(void **state)
@@ -629,6 +731,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_destination_killed, teardown),
 	    cmocka_unit_test_teardown(test_destination_killed_qmp_watched, teardown),
 	    cmocka_unit_test_teardown(test_load_refused, teardown),
+	    cmocka_unit_test_teardown(test_load_record_mismatch, teardown),
 	    cmocka_unit_test_teardown(test_stop_copy_only, teardown),
 	};
 
