@@ -73,7 +73,7 @@ demo_cmp_gint64(const void *a, const void *b)
 static gint64
 demo_migrate_vm(MigdVmLabQemu *src, guint16 port, GError **error)
 {
-	MigdVmLabMigrateInfo info = {0};
+	g_auto(MigdVmLabMigrateInfo) info = {0};
 	g_autofree gchar *status = NULL;
 
 	if (!migd_vm_lab_qemu_migrate(src, port, error))

@@ -120,6 +120,7 @@ typedef struct {
 	gint64 setup_time_ms;
 } MigdVmLabMigrateInfo;
 void migd_vm_lab_migrate_info_clear(MigdVmLabMigrateInfo *info);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigdVmLabMigrateInfo, migd_vm_lab_migrate_info_clear)
 
 /*
  * Starts @qemu_path (NULL: qemu-system-x86_64 from PATH) as `-M q35 -m 64
