@@ -685,18 +685,28 @@ migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 }
 
 /*
- * "[####      ] TAIL" in at most @columns - 1 characters: the bar shrinks first,
- * then the tail is cut, so that the line never wraps (a wrapped line breaks \r)
+ * "[####      ] TAIL" in at most @columns - 1 characters, so that the line never
+ * wraps (a wrapped line breaks \r): the bar shrinks first, then the first of
+ * @tails (most to least detailed) that fits is taken, then the last one is cut
  */
 static gchar *
-migctl_bar_line(gdouble progress, const gchar *tail, guint columns)
+migctl_bar_line(gdouble progress, const gchar *const *tails, guint columns)
 {
-	glong tail_len = g_utf8_strlen(tail, -1);
-	glong room = (glong)columns - 1 - 2 - tail_len;
-	guint width = (guint)CLAMP(room, MIGCTL_BAR_MIN, MIGCTL_BAR_WIDTH);
-	g_autofree gchar *bar = g_strnfill(width, ' ');
+	const gchar *tail = NULL;
+	glong room;
+	guint width;
+	g_autofree gchar *bar = NULL;
 	g_autofree gchar *line = NULL;
 	glong max = (glong)columns - 1;
+
+	for (guint i = 0; tails[i] != NULL; i++) {
+		tail = tails[i];
+		if ((glong)columns - 1 - 2 - MIGCTL_BAR_MIN >= g_utf8_strlen(tail, -1))
+			break;
+	}
+	room = (glong)columns - 1 - 2 - g_utf8_strlen(tail, -1);
+	width = (guint)CLAMP(room, MIGCTL_BAR_MIN, MIGCTL_BAR_WIDTH);
+	bar = g_strnfill(width, ' ');
 
 	memset(bar, '#', (gsize)(CLAMP(progress, 0.0, 1.0) * width));
 	line = g_strdup_printf("[%s]%s", bar, tail);
@@ -732,10 +742,15 @@ migctl_watch_progress(MigctlWatch *watch)
 		json_builder_end_object(builder);
 		migctl_json_print(builder);
 	} else if (watch->tty) {
-		g_autofree gchar *tail = g_strdup_printf(
-		    " %3.0f%% %s %s %s/s ETA %s, %s%s", progress * 100.0, phase, bytes, rate, eta,
-		    rounds, migd_dbus_job_get_converged(job) ? ", converged" : "");
-		g_autofree gchar *line = migctl_bar_line(progress, tail, migctl_term_columns());
+		const gchar *converged = migd_dbus_job_get_converged(job) ? ", converged" : "";
+		g_autofree gchar *full =
+		    g_strdup_printf(" %3.0f%% %s %s %s/s ETA %s, %s%s", progress * 100.0, phase,
+				    bytes, rate, eta, rounds, converged);
+		g_autofree gchar *mid = g_strdup_printf(
+		    " %3.0f%% %s %s/s ETA %s%s", progress * 100.0, phase, rate, eta, converged);
+		g_autofree gchar *tiny = g_strdup_printf(" %3.0f%% ETA %s", progress * 100.0, eta);
+		const gchar *const tails[] = {full, mid, tiny, NULL};
+		g_autofree gchar *line = migctl_bar_line(progress, tails, migctl_term_columns());
 
 		g_print("\r\033[K%s", line);
 		fflush(stdout);
