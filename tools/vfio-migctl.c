@@ -1674,6 +1674,7 @@ main(int argc, char **argv)
 	};
 
 	setlocale(LC_ALL, "");
+	g_set_prgname("vfio-migctl"); /* `help` prints the usage before the parse sets it */
 	context = g_option_context_new("COMMAND [ARGS] - control vfio-migd");
 	g_option_context_set_summary(
 	    context,

@@ -105,12 +105,6 @@ migctl_help_find(const gchar *cmd)
 }
 
 gboolean
-migctl_help_known(const gchar *cmd)
-{
-	return migctl_help_find(cmd) != NULL;
-}
-
-gboolean
 migctl_help_print(const gchar *cmd)
 {
 	const MigctlHelp *help = migctl_help_find(cmd);
@@ -125,14 +119,4 @@ migctl_help_print(const gchar *cmd)
 		"\nExample:\n  %s\n",
 		help->example);
 	return TRUE;
-}
-
-const gchar *const *
-migctl_help_commands(void)
-{
-	static const gchar *names[G_N_ELEMENTS(migctl_helps) + 1];
-
-	for (guint i = 0; i < G_N_ELEMENTS(migctl_helps); i++)
-		names[i] = migctl_helps[i].name;
-	return names;
 }

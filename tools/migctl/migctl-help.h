@@ -8,9 +8,5 @@
 
 #include <glib.h>
 
-/* TRUE if @cmd is a command this help knows */
-gboolean migctl_help_known(const gchar *cmd);
 /* prints @cmd's usage, options and an example to stdout; FALSE if @cmd is unknown */
 gboolean migctl_help_print(const gchar *cmd);
-/* the names of every command, for the completion and the errors */
-const gchar *const *migctl_help_commands(void);
