@@ -538,7 +538,31 @@ migctl_cmd_listen(const MigctlOptions *options, const gchar *address)
 	return MIGCTL_EXIT_OK;
 }
 
-static gint migctl_watch_full(const MigctlOptions *options, const gchar *path, gboolean migrating);
+/*
+ * SIGINT, SIGTERM during migrate, caught from before the Migrate call: a signal
+ * that comes before the watch runs is held (the main context is not iterated
+ * until then) and acted on once the job is known
+ */
+typedef struct {
+	gpointer watch; /* MigctlWatch, while one runs */
+	gboolean pending;
+} MigctlInterrupt;
+
+static gboolean migctl_watch_signal_cb(gpointer user_data);
+static gint migctl_watch_full(const MigctlOptions *options, const gchar *path,
+			      MigctlInterrupt *interrupt);
+
+static gboolean
+migctl_interrupt_cb(gpointer user_data)
+{
+	MigctlInterrupt *interrupt = user_data;
+
+	if (interrupt->watch == NULL)
+		interrupt->pending = TRUE;
+	else
+		migctl_watch_signal_cb(interrupt->watch);
+	return G_SOURCE_CONTINUE;
+}
 
 /* the job's number as a JSON integer ("job_id"), when its path has one */
 static void
@@ -552,7 +576,7 @@ migctl_json_job_id(JsonBuilder *builder, const gchar *path)
 }
 
 static gint
-migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
+migctl_migrate(const MigctlOptions *options, const gchar *address, MigctlInterrupt *interrupt)
 {
 	g_autoptr(MigdDbusManager) manager = NULL;
 	g_autoptr(GError) error = NULL;
@@ -588,7 +612,27 @@ migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
 	}
 	if (options->no_wait)
 		return MIGCTL_EXIT_OK;
-	return migctl_watch_full(options, job, TRUE);
+	return migctl_watch_full(options, job, interrupt);
+}
+
+static gint
+migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
+{
+	MigctlInterrupt interrupt = {0};
+	guint ids[2] = {0, 0};
+	gint status;
+
+	/* --detach: nothing to cancel, a signal ends vfio-migctl as usual */
+	if (!options->no_wait) {
+		ids[0] = g_unix_signal_add(SIGINT, migctl_interrupt_cb, &interrupt);
+		ids[1] = g_unix_signal_add(SIGTERM, migctl_interrupt_cb, &interrupt);
+	}
+	status = migctl_migrate(options, address, &interrupt);
+	for (guint i = 0; i < G_N_ELEMENTS(ids); i++) {
+		if (ids[i] != 0)
+			g_source_remove(ids[i]);
+	}
+	return status;
 }
 
 /* ---- watch ---- */
@@ -604,7 +648,6 @@ typedef struct {
 	gchar *last_phase;
 	gint64 last_line;
 	gboolean bar_drawn;
-	gboolean migrating;  /* migrate, not watch: a signal cancels the job */
 	gboolean cancelling; /* a signal asked for Job.Cancel */
 	guint cancel_timeout_id;
 	const gchar *outcome; /* set once Completed came: the properties may lag behind */
@@ -896,14 +939,13 @@ migctl_watch_signal_cb(gpointer user_data)
 static gint
 migctl_watch(const MigctlOptions *options, const gchar *path)
 {
-	return migctl_watch_full(options, path, FALSE);
+	return migctl_watch_full(options, path, NULL);
 }
 
 static gint
-migctl_watch_full(const MigctlOptions *options, const gchar *path, gboolean migrating)
+migctl_watch_full(const MigctlOptions *options, const gchar *path, MigctlInterrupt *interrupt)
 {
-	guint sigint_id = 0;
-	guint sigterm_id = 0;
+	gboolean migrating = interrupt != NULL;
 	g_autoptr(MigdDbusJob) job = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
@@ -935,7 +977,6 @@ migctl_watch_full(const MigctlOptions *options, const gchar *path, gboolean migr
 	watch.job = job;
 	watch.loop = loop;
 	watch.tty = isatty(STDOUT_FILENO) && !options->json;
-	watch.migrating = migrating;
 	watch.exit_status = MIGCTL_EXIT_FAIL;
 
 	phase = migd_dbus_job_get_phase(job);
@@ -946,20 +987,19 @@ migctl_watch_full(const MigctlOptions *options, const gchar *path, gboolean migr
 	}
 	if (!options->json && !watch.tty && !migrating)
 		g_print("Job %s (%s)\n", migctl_job_number(path), path);
-	if (migrating) {
-		sigint_id = g_unix_signal_add(SIGINT, migctl_watch_signal_cb, &watch);
-		sigterm_id = g_unix_signal_add(SIGTERM, migctl_watch_signal_cb, &watch);
-	}
 	g_signal_connect(job, "g-properties-changed",
 			 G_CALLBACK(migctl_watch_properties_changed_cb), &watch);
 	g_signal_connect(job, "completed", G_CALLBACK(migctl_watch_completed_cb), &watch);
 	g_signal_connect(job, "notify::g-name-owner", G_CALLBACK(migctl_watch_owner_cb), &watch);
 	migctl_watch_progress(&watch);
+	if (interrupt != NULL) {
+		interrupt->watch = &watch;
+		if (interrupt->pending)
+			migctl_watch_signal_cb(&watch);
+	}
 	g_main_loop_run(loop);
-	if (sigint_id != 0)
-		g_source_remove(sigint_id);
-	if (sigterm_id != 0)
-		g_source_remove(sigterm_id);
+	if (interrupt != NULL)
+		interrupt->watch = NULL;
 	if (watch.cancel_timeout_id != 0)
 		g_source_remove(watch.cancel_timeout_id);
 	g_signal_handlers_disconnect_by_data(job, &watch);
