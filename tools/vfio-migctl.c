@@ -10,21 +10,28 @@
 
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <gio/gunixfdlist.h>
 #include <gio/gunixinputstream.h>
+#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 
 #include "migd-dbus-generated.h"
 #include "migd-dirty-bitmap-file.h"
 #include "migd-dirty-ranges.h"
+#include "migctl/migctl-help.h"
+#include "migctl/migctl-util.h"
 
-#define MIGCTL_OBJECT_PATH   "/org/vfiomigd/Migd1"
-#define MIGCTL_BUS_NAME	     "org.vfiomigd.Migd1"
-#define MIGCTL_BAR_WIDTH     30
+#define MIGCTL_OBJECT_PATH "/org/vfiomigd/Migd1"
+#define MIGCTL_BUS_NAME	   "org.vfiomigd.Migd1"
+#define MIGCTL_BAR_WIDTH   30 /* at most: less on a narrow terminal */
+#define MIGCTL_BAR_MIN	   10
+/* Ctrl-C during migrate: how long to wait for the cancelled job's outcome */
+#define MIGCTL_CANCEL_WAIT_S 30
 #define MIGCTL_LINE_INTERVAL G_USEC_PER_SEC /* plain progress lines: at most one a second */
 
 #define MIGCTL_EXIT_OK	  0
@@ -36,6 +43,7 @@ typedef struct {
 	gboolean session;
 	gchar *bus_name;
 	gboolean json;
+	gboolean version;
 	/* transport */
 	gboolean plain;
 	gboolean insecure_plain_tcp;
@@ -66,6 +74,7 @@ typedef struct {
 	gchar *address; /* attach: which device the fd is */
 	/* runtime */
 	GDBusConnection *connection;
+	gchar *job_path; /* the JOB argument, a short id made a path */
 } MigctlOptions;
 
 /* ---- JSON (json-glib) ---- */
@@ -194,8 +203,13 @@ static gint
 migctl_fail(const MigctlOptions *options, GError *error)
 {
 	g_autofree gchar *name = g_dbus_error_get_remote_error(error);
+	g_autofree gchar *said = NULL;
 
 	g_dbus_error_strip_remote_error(error);
+	/* what an operator can act on, not GIO's wording */
+	said = migctl_explain_error(error, name, options->bus_name, options->session);
+	g_free(error->message);
+	error->message = g_steal_pointer(&said);
 	if (options->json) {
 		g_autoptr(JsonBuilder) builder = json_builder_new();
 		json_builder_begin_object(builder);
@@ -224,7 +238,8 @@ migctl_usage(const gchar *fmt, ...)
 	va_start(args, fmt);
 	msg = g_strdup_vprintf(fmt, args);
 	va_end(args);
-	g_printerr("vfio-migctl: %s\nTry 'vfio-migctl --help'.\n", msg);
+	g_printerr("vfio-migctl: %s\nTry 'vfio-migctl --help' or 'vfio-migctl help COMMAND'.\n",
+		   msg);
 	return MIGCTL_EXIT_USAGE;
 }
 
@@ -523,10 +538,45 @@ migctl_cmd_listen(const MigctlOptions *options, const gchar *address)
 	return MIGCTL_EXIT_OK;
 }
 
-static gint migctl_watch(const MigctlOptions *options, const gchar *path);
+/*
+ * SIGINT, SIGTERM during migrate, caught from before the Migrate call: a signal
+ * that comes before the watch runs is held (the main context is not iterated
+ * until then) and acted on once the job is known
+ */
+typedef struct {
+	gpointer watch; /* MigctlWatch, while one runs */
+	gboolean pending;
+} MigctlInterrupt;
+
+static gboolean migctl_watch_signal_cb(gpointer user_data);
+static gint migctl_watch_full(const MigctlOptions *options, const gchar *path,
+			      MigctlInterrupt *interrupt);
+
+static gboolean
+migctl_interrupt_cb(gpointer user_data)
+{
+	MigctlInterrupt *interrupt = user_data;
+
+	if (interrupt->watch == NULL)
+		interrupt->pending = TRUE;
+	else
+		migctl_watch_signal_cb(interrupt->watch);
+	return G_SOURCE_CONTINUE;
+}
+
+/* the job's number as a JSON integer ("job_id"), when its path has one */
+static void
+migctl_json_job_id(JsonBuilder *builder, const gchar *path)
+{
+	guint64 n = 0;
+
+	if (!g_ascii_string_to_unsigned(migctl_job_number(path), 10, 0, G_MAXUINT64, &n, NULL))
+		return;
+	migctl_json_member_uint(builder, "job_id", n);
+}
 
 static gint
-migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
+migctl_migrate(const MigctlOptions *options, const gchar *address, MigctlInterrupt *interrupt)
 {
 	g_autoptr(MigdDbusManager) manager = NULL;
 	g_autoptr(GError) error = NULL;
@@ -540,15 +590,49 @@ migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
 	    !migd_dbus_manager_call_migrate_sync(
 		manager, address, devices, migctl_build_options(options, TRUE), &job, NULL, &error))
 		return migctl_fail(options, error);
-	if (options->no_wait) {
-		if (options->json) {
-			migctl_json_print_result("job", job, NULL);
-		} else {
-			g_print("%s\n", job);
+	if (options->json) {
+		/* the job at once, before any progress: a caller can cancel or watch it */
+		g_autoptr(JsonBuilder) builder = json_builder_new();
+		json_builder_begin_object(builder);
+		if (!options->no_wait) {
+			json_builder_set_member_name(builder, "event");
+			migctl_json_string(builder, "started");
 		}
-		return MIGCTL_EXIT_OK;
+		json_builder_set_member_name(builder, "job");
+		migctl_json_string(builder, job);
+		migctl_json_job_id(builder, job);
+		json_builder_end_object(builder);
+		migctl_json_print(builder);
+	} else if (options->no_wait) {
+		g_print("%s\n", job); /* the path alone: what scripts read */
+	} else {
+		g_print("Job %s started (%s); Ctrl-C cancels it, --detach leaves it running\n",
+			migctl_job_number(job), job);
+		fflush(stdout);
 	}
-	return migctl_watch(options, job);
+	if (options->no_wait)
+		return MIGCTL_EXIT_OK;
+	return migctl_watch_full(options, job, interrupt);
+}
+
+static gint
+migctl_cmd_migrate(const MigctlOptions *options, const gchar *address)
+{
+	MigctlInterrupt interrupt = {0};
+	guint ids[2] = {0, 0};
+	gint status;
+
+	/* --detach: nothing to cancel, a signal ends vfio-migctl as usual */
+	if (!options->no_wait) {
+		ids[0] = g_unix_signal_add(SIGINT, migctl_interrupt_cb, &interrupt);
+		ids[1] = g_unix_signal_add(SIGTERM, migctl_interrupt_cb, &interrupt);
+	}
+	status = migctl_migrate(options, address, &interrupt);
+	for (guint i = 0; i < G_N_ELEMENTS(ids); i++) {
+		if (ids[i] != 0)
+			g_source_remove(ids[i]);
+	}
+	return status;
 }
 
 /* ---- watch ---- */
@@ -564,7 +648,23 @@ typedef struct {
 	gchar *last_phase;
 	gint64 last_line;
 	gboolean bar_drawn;
+	gboolean cancelling; /* a signal asked for Job.Cancel */
+	guint cancel_timeout_id;
+	const gchar *outcome; /* set once Completed came: the properties may lag behind */
 } MigctlWatch;
+
+/* "completed", "cancelled" or "failed": how the job ended, or "" while it runs */
+static const gchar *
+migctl_job_outcome(MigdDbusJob *job)
+{
+	const gchar *phase = migd_dbus_job_get_phase(job);
+
+	if (migctl_is_cancelled(phase, migd_dbus_job_get_message(job)))
+		return "cancelled";
+	if (g_strcmp0(phase, "completed") == 0 || g_strcmp0(phase, "failed") == 0)
+		return phase;
+	return "";
+}
 
 static gchar *
 migctl_size(guint64 bytes)
@@ -593,6 +693,10 @@ migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 
 	json_builder_set_member_name(builder, "job");
 	migctl_json_string(builder, watch->path);
+	migctl_json_job_id(builder, watch->path);
+	json_builder_set_member_name(builder, "outcome");
+	migctl_json_string(builder,
+			   watch->outcome != NULL ? watch->outcome : migctl_job_outcome(job));
 	json_builder_set_member_name(builder, "role");
 	migctl_json_string(builder, migd_dbus_job_get_role(job));
 	json_builder_set_member_name(builder, "phase");
@@ -623,6 +727,39 @@ migctl_json_job_fields(JsonBuilder *builder, MigctlWatch *watch)
 	json_builder_end_array(builder);
 }
 
+/*
+ * "[####      ] TAIL" in at most @columns - 1 characters, so that the line never
+ * wraps (a wrapped line breaks \r): the bar shrinks first, then the first of
+ * @tails (most to least detailed) that fits is taken, then the last one is cut
+ */
+static gchar *
+migctl_bar_line(gdouble progress, const gchar *const *tails, guint columns)
+{
+	const gchar *tail = NULL;
+	glong room;
+	guint width;
+	g_autofree gchar *bar = NULL;
+	g_autofree gchar *line = NULL;
+	glong max = (glong)columns - 1;
+
+	for (guint i = 0; tails[i] != NULL; i++) {
+		tail = tails[i];
+		if ((glong)columns - 1 - 2 - MIGCTL_BAR_MIN >= g_utf8_strlen(tail, -1))
+			break;
+	}
+	room = (glong)columns - 1 - 2 - g_utf8_strlen(tail, -1);
+	width = (guint)CLAMP(room, MIGCTL_BAR_MIN, MIGCTL_BAR_WIDTH);
+	bar = g_strnfill(width, ' ');
+
+	memset(bar, '#', (gsize)(CLAMP(progress, 0.0, 1.0) * width));
+	line = g_strdup_printf("[%s]%s", bar, tail);
+	if (max < 1)
+		max = 1;
+	if (g_utf8_strlen(line, -1) > max)
+		*g_utf8_offset_to_pointer(line, max) = '\0';
+	return g_steal_pointer(&line);
+}
+
 static void
 migctl_watch_progress(MigctlWatch *watch)
 {
@@ -631,6 +768,10 @@ migctl_watch_progress(MigctlWatch *watch)
 	gdouble progress = CLAMP(migd_dbus_job_get_progress(job), 0.0, 1.0);
 	g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
 	g_autofree gchar *rate = migctl_size(migd_dbus_job_get_rate(job));
+	g_autofree gchar *eta =
+	    migctl_eta(progress, migd_dbus_job_get_bytes(job), migd_dbus_job_get_rate(job));
+	g_autofree gchar *rounds = migctl_count(migd_dbus_job_get_precopy_rounds(job),
+						"pre-copy round", "pre-copy rounds");
 	gboolean phase_changed = g_strcmp0(phase, watch->last_phase) != 0;
 
 	if (phase == NULL)
@@ -644,20 +785,23 @@ migctl_watch_progress(MigctlWatch *watch)
 		json_builder_end_object(builder);
 		migctl_json_print(builder);
 	} else if (watch->tty) {
-		g_autofree gchar *bar = g_strnfill(MIGCTL_BAR_WIDTH, ' ');
-		guint filled = (guint)(progress * MIGCTL_BAR_WIDTH);
+		const gchar *converged = migd_dbus_job_get_converged(job) ? ", converged" : "";
+		g_autofree gchar *full =
+		    g_strdup_printf(" %3.0f%% %s %s %s/s ETA %s, %s%s", progress * 100.0, phase,
+				    bytes, rate, eta, rounds, converged);
+		g_autofree gchar *mid = g_strdup_printf(
+		    " %3.0f%% %s %s/s ETA %s%s", progress * 100.0, phase, rate, eta, converged);
+		g_autofree gchar *tiny = g_strdup_printf(" %3.0f%% ETA %s", progress * 100.0, eta);
+		const gchar *const tails[] = {full, mid, tiny, NULL};
+		g_autofree gchar *line = migctl_bar_line(progress, tails, migctl_term_columns());
 
-		memset(bar, '#', filled);
-		g_print("\r\033[K[%s] %3.0f%%  %-11s %10s  %10s/s  %u rounds%s", bar,
-			progress * 100.0, phase, bytes, rate, migd_dbus_job_get_precopy_rounds(job),
-			migd_dbus_job_get_converged(job) ? ", converged" : "");
+		g_print("\r\033[K%s", line);
 		fflush(stdout);
 		watch->bar_drawn = TRUE;
 	} else if (phase_changed ||
 		   g_get_monotonic_time() - watch->last_line >= MIGCTL_LINE_INTERVAL) {
-		g_print("%s: %.0f%%, %s, %s/s, %u precopy rounds%s\n", phase, progress * 100.0,
-			bytes, rate, migd_dbus_job_get_precopy_rounds(job),
-			migd_dbus_job_get_converged(job) ? ", converged" : "");
+		g_print("%s: %.0f%%, %s, %s/s, ETA %s, %s%s\n", phase, progress * 100.0, bytes,
+			rate, eta, rounds, migd_dbus_job_get_converged(job) ? ", converged" : "");
 		fflush(stdout);
 		watch->last_line = g_get_monotonic_time();
 	}
@@ -673,7 +817,14 @@ migctl_watch_finish(MigctlWatch *watch, gboolean success, const gchar *message)
 	if (watch->done)
 		return;
 	watch->done = TRUE;
+	watch->outcome = success				  ? "completed"
+			 : migctl_is_cancelled("failed", message) ? "cancelled"
+								  : "failed";
 	watch->exit_status = success ? MIGCTL_EXIT_OK : MIGCTL_EXIT_FAIL;
+	if (watch->cancel_timeout_id != 0) {
+		g_source_remove(watch->cancel_timeout_id);
+		watch->cancel_timeout_id = 0;
+	}
 	if (watch->options->json) {
 		g_autoptr(JsonBuilder) builder = json_builder_new();
 		json_builder_begin_object(builder);
@@ -688,14 +839,17 @@ migctl_watch_finish(MigctlWatch *watch, gboolean success, const gchar *message)
 		migctl_json_print(builder);
 	} else {
 		g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
+		g_autofree gchar *devices =
+		    migctl_count(migd_dbus_job_get_devices(job), "device", "devices");
+		g_autofree gchar *rounds = migctl_count(migd_dbus_job_get_precopy_rounds(job),
+							"pre-copy round", "pre-copy rounds");
 		if (watch->bar_drawn)
 			g_print("\n");
 		if (success) {
-			g_print("Migration completed: %u devices, %s, %u precopy rounds, "
-				"downtime %.1f ms\n",
-				migd_dbus_job_get_devices(job), bytes,
-				migd_dbus_job_get_precopy_rounds(job),
-				migd_dbus_job_get_downtime(job) / 1000.0);
+			g_print("Migration completed: %s, %s, %s, downtime %.1f ms\n", devices,
+				bytes, rounds, migd_dbus_job_get_downtime(job) / 1000.0);
+		} else if (migctl_is_cancelled("failed", message)) {
+			g_print("Migration cancelled: %s\n", message);
 		} else {
 			g_print("Migration failed%s: %s\n",
 				migd_dbus_job_get_rolled_back(job) ? " (rolled back)" : "",
@@ -737,9 +891,61 @@ migctl_phase_is_final(const gchar *phase)
 	return g_strcmp0(phase, "completed") == 0 || g_strcmp0(phase, "failed") == 0;
 }
 
+static gboolean
+migctl_watch_cancel_timeout_cb(gpointer user_data)
+{
+	MigctlWatch *watch = user_data;
+
+	watch->cancel_timeout_id = 0;
+	migctl_watch_finish(watch, FALSE,
+			    "the job did not end within " G_STRINGIFY(
+				MIGCTL_CANCEL_WAIT_S) " s of the cancel: see 'vfio-migctl jobs'");
+	return G_SOURCE_REMOVE;
+}
+
+static void
+migctl_watch_cancel_done_cb(GObject *object, GAsyncResult *result, gpointer user_data)
+{
+	MigctlWatch *watch = user_data;
+	g_autoptr(GError) error = NULL;
+
+	/* a job that ended meanwhile refuses the cancel: its Completed tells the outcome */
+	if (!migd_dbus_job_call_cancel_finish(MIGD_DBUS_JOB(object), result, &error) &&
+	    !watch->done)
+		g_printerr("vfio-migctl: cancel: %s\n", error->message);
+}
+
+/* SIGINT, SIGTERM during migrate: cancel the job, then wait (bounded) for its end */
+static gboolean
+migctl_watch_signal_cb(gpointer user_data)
+{
+	MigctlWatch *watch = user_data;
+
+	if (watch->done || watch->cancelling)
+		return G_SOURCE_CONTINUE;
+	watch->cancelling = TRUE;
+	if (watch->bar_drawn)
+		g_print("\n");
+	watch->bar_drawn = FALSE;
+	g_printerr("vfio-migctl: interrupted: cancelling job %s (the source devices keep "
+		   "running; 'migrate --detach' leaves a migration running)\n",
+		   migctl_job_number(watch->path));
+	migd_dbus_job_call_cancel(watch->job, NULL, migctl_watch_cancel_done_cb, watch);
+	watch->cancel_timeout_id =
+	    g_timeout_add_seconds(MIGCTL_CANCEL_WAIT_S, migctl_watch_cancel_timeout_cb, watch);
+	return G_SOURCE_CONTINUE;
+}
+
 static gint
 migctl_watch(const MigctlOptions *options, const gchar *path)
 {
+	return migctl_watch_full(options, path, NULL);
+}
+
+static gint
+migctl_watch_full(const MigctlOptions *options, const gchar *path, MigctlInterrupt *interrupt)
+{
+	gboolean migrating = interrupt != NULL;
 	g_autoptr(MigdDbusJob) job = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
@@ -756,7 +962,7 @@ migctl_watch(const MigctlOptions *options, const gchar *path)
 	owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(job));
 	names = g_dbus_proxy_get_cached_property_names(G_DBUS_PROXY(job));
 	if (owner == NULL) {
-		g_set_error(&error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN, "%s is not running",
+		g_set_error(&error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN, "%s has no owner",
 			    options->bus_name);
 		return migctl_fail(options, error);
 	}
@@ -779,14 +985,23 @@ migctl_watch(const MigctlOptions *options, const gchar *path)
 				    migd_dbus_job_get_message(job));
 		return watch.exit_status;
 	}
-	if (!options->json && !watch.tty)
-		g_print("Job %s\n", path);
+	if (!options->json && !watch.tty && !migrating)
+		g_print("Job %s (%s)\n", migctl_job_number(path), path);
 	g_signal_connect(job, "g-properties-changed",
 			 G_CALLBACK(migctl_watch_properties_changed_cb), &watch);
 	g_signal_connect(job, "completed", G_CALLBACK(migctl_watch_completed_cb), &watch);
 	g_signal_connect(job, "notify::g-name-owner", G_CALLBACK(migctl_watch_owner_cb), &watch);
 	migctl_watch_progress(&watch);
+	if (interrupt != NULL) {
+		interrupt->watch = &watch;
+		if (interrupt->pending)
+			migctl_watch_signal_cb(&watch);
+	}
 	g_main_loop_run(loop);
+	if (interrupt != NULL)
+		interrupt->watch = NULL;
+	if (watch.cancel_timeout_id != 0)
+		g_source_remove(watch.cancel_timeout_id);
 	g_signal_handlers_disconnect_by_data(job, &watch);
 	g_free(watch.last_phase);
 	return watch.exit_status;
@@ -829,8 +1044,8 @@ migctl_cmd_jobs(const MigctlOptions *options)
 	json_builder_set_member_name(builder, "jobs");
 	json_builder_begin_array(builder);
 	if (!options->json)
-		g_print("%-28s %-12s %-20s %8s %12s %-16s %s\n", "JOB", "ROLE", "PHASE", "PROGRESS",
-			"BYTES", "MIGRATION", "MESSAGE");
+		g_print("%-4s %-28s %-12s %-20s %8s %12s %-16s %s\n", "ID", "JOB", "ROLE", "PHASE",
+			"PROGRESS", "BYTES", "MIGRATION", "MESSAGE");
 	for (guint i = 0; paths[i] != NULL; i++) {
 		g_autoptr(MigdDbusJob) job = NULL;
 		MigctlWatch watch = {.options = options, .path = paths[i]};
@@ -854,13 +1069,14 @@ migctl_cmd_jobs(const MigctlOptions *options)
 			g_autofree gchar *bytes = migctl_size(migd_dbus_job_get_bytes(job));
 			const gchar *id = migd_dbus_job_get_migration_id(job);
 			/* what the VMM must act on: manual modes, convergence, a rollback */
+			const gchar *outcome = migctl_job_outcome(job);
 			g_autofree gchar *phase = g_strdup_printf(
-			    "%s%s%s", migd_dbus_job_get_phase(job),
+			    "%s%s%s", outcome[0] != '\0' ? outcome : migd_dbus_job_get_phase(job),
 			    migd_dbus_job_get_converged(job) ? ",converged" : "",
 			    migd_dbus_job_get_rolled_back(job) ? ",rolled-back" : "");
-			g_print("%-28s %-12s %-20s %7.0f%% %12s %-16s %s\n", paths[i],
-				migd_dbus_job_get_role(job), phase,
-				migd_dbus_job_get_progress(job) * 100.0, bytes,
+			g_print("%-4s %-28s %-12s %-20s %7.0f%% %12s %-16s %s\n",
+				migctl_job_number(paths[i]), paths[i], migd_dbus_job_get_role(job),
+				phase, migd_dbus_job_get_progress(job) * 100.0, bytes,
 				id != NULL && id[0] != '\0' ? id : "-",
 				migd_dbus_job_get_message(job));
 		}
@@ -869,6 +1085,91 @@ migctl_cmd_jobs(const MigctlOptions *options)
 	json_builder_end_object(builder);
 	if (options->json)
 		migctl_json_print(builder);
+	return MIGCTL_EXIT_OK;
+}
+
+/* ---- status ---- */
+
+/*
+ * The daemon at a glance: its Version and Capabilities, its devices (busy ones
+ * counted) and its jobs (running ones counted). The listeners are not shown:
+ * the D-Bus API has no method that lists them.
+ */
+static gint
+migctl_cmd_status(const MigctlOptions *options)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GVariant) devices = NULL;
+	g_auto(GStrv) paths = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *owner = NULL;
+	const gchar *version;
+	const gchar *const *caps;
+	guint n_devices = 0, n_busy = 0, n_jobs = 0, n_running = 0;
+	GVariantIter iter;
+	GVariant *props_tmp = NULL;
+
+	manager = migd_dbus_manager_proxy_new_sync(
+	    options->connection, G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS, options->bus_name,
+	    MIGCTL_OBJECT_PATH, NULL, &error);
+	if (manager == NULL)
+		return migctl_fail(options, error);
+	owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(manager));
+	if (owner == NULL) {
+		g_set_error(&error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN, "%s has no owner",
+			    options->bus_name);
+		return migctl_fail(options, error);
+	}
+	if (!migd_dbus_manager_call_list_devices_sync(manager, &devices, NULL, &error) ||
+	    !migd_dbus_manager_call_list_jobs_sync(manager, &paths, NULL, &error))
+		return migctl_fail(options, error);
+	version = migd_dbus_manager_get_version(manager);
+	caps = migd_dbus_manager_get_capabilities(manager);
+	g_variant_iter_init(&iter, devices);
+	while (g_variant_iter_next(&iter, "(&s@a{sv})", NULL, &props_tmp)) {
+		g_autoptr(GVariant) props = props_tmp;
+		gboolean busy = FALSE;
+		n_devices++;
+		if (g_variant_lookup(props, "busy", "b", &busy) && busy)
+			n_busy++;
+	}
+	for (guint i = 0; paths[i] != NULL; i++) {
+		g_autoptr(MigdDbusJob) job = migd_dbus_job_proxy_new_sync(
+		    options->connection, G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+		    options->bus_name, paths[i], NULL, NULL);
+		if (job == NULL || migd_dbus_job_get_phase(job) == NULL)
+			continue; /* expired between the list and the read */
+		n_jobs++;
+		if (!migctl_phase_is_final(migd_dbus_job_get_phase(job)))
+			n_running++;
+	}
+	if (options->json) {
+		g_autoptr(JsonBuilder) builder = json_builder_new();
+		json_builder_begin_object(builder);
+		json_builder_set_member_name(builder, "version");
+		migctl_json_string(builder, version);
+		json_builder_set_member_name(builder, "capabilities");
+		json_builder_begin_array(builder);
+		for (guint i = 0; caps != NULL && caps[i] != NULL; i++)
+			migctl_json_string(builder, caps[i]);
+		json_builder_end_array(builder);
+		migctl_json_member_uint(builder, "devices", n_devices);
+		migctl_json_member_uint(builder, "devices_busy", n_busy);
+		migctl_json_member_uint(builder, "jobs", n_jobs);
+		migctl_json_member_uint(builder, "jobs_running", n_running);
+		json_builder_end_object(builder);
+		migctl_json_print(builder);
+	} else {
+		g_autofree gchar *caps_text =
+		    caps != NULL ? g_strjoinv(", ", (gchar **)caps) : g_strdup("-");
+		g_autofree gchar *dev_text = migctl_count(n_devices, "device", "devices");
+		g_autofree gchar *job_text = migctl_count(n_jobs, "job", "jobs");
+		g_print("vfio-migd %s (%s on the %s bus)\n", version != NULL ? version : "?",
+			options->bus_name, options->session ? "session" : "system");
+		g_print("Capabilities: %s\n", caps_text);
+		g_print("Devices: %s, %u busy\n", dev_text, n_busy);
+		g_print("Jobs: %s, %u running\n", job_text, n_running);
+	}
 	return MIGCTL_EXIT_OK;
 }
 
@@ -1113,6 +1414,7 @@ migctl_options_clear(MigctlOptions *options)
 	g_strfreev(options->iova_ranges);
 	g_free(options->sim_spec);
 	g_free(options->address);
+	g_free(options->job_path);
 	g_clear_object(&options->connection);
 }
 
@@ -1158,7 +1460,7 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_usage("no command given");
 	cmd = argv[1];
 	if (g_strcmp0(cmd, "devices") == 0 || g_strcmp0(cmd, "jobs") == 0 ||
-	    g_strcmp0(cmd, "expectations") == 0) {
+	    g_strcmp0(cmd, "expectations") == 0 || g_strcmp0(cmd, "status") == 0) {
 		want_args = 0;
 	} else if (migctl_is_control(cmd) || g_strcmp0(cmd, "expect") == 0 ||
 		   g_strcmp0(cmd, "cancel-expectation") == 0) {
@@ -1174,7 +1476,7 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		   g_strcmp0(cmd, "dirty-bitmap") == 0) {
 		want_args = 1;
 	} else {
-		return migctl_usage("unknown command '%s'", cmd);
+		return migctl_usage("unknown command '%s' ('vfio-migctl --help' lists them)", cmd);
 	}
 	if ((guint)(argc - 2) != want_args)
 		return migctl_usage("'%s' takes %u argument(s), got %d", cmd, want_args, argc - 2);
@@ -1216,7 +1518,7 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_usage("--output only applies to 'dirty-bitmap' and 'dirty-sync'");
 	if (migctl_has_migrate_options(options) && g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("--peer-name, --downtime-ms, --max-rounds, --timeout-s, "
-				    "--no-wait, --switchover, --migration-id and "
+				    "--detach (--no-wait), --switchover, --migration-id and "
 				    "--handover-timeout only apply to 'migrate'");
 	if (options->devices != NULL && g_strcmp0(cmd, "migrate") != 0 &&
 	    g_strcmp0(cmd, "expect") != 0)
@@ -1233,10 +1535,24 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	if (options->switchover != NULL && !migctl_is_mode(options->switchover))
 		return migctl_usage("--switchover %s: expected auto or manual",
 				    options->switchover);
-	if ((g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0 ||
-	     migctl_is_control(cmd) || g_strcmp0(cmd, "dirty-sync") == 0) &&
-	    !g_variant_is_object_path(argv[2]))
-		return migctl_usage("'%s' is not a D-Bus object path", argv[2]);
+	/* JOB: a short id (3) or a path; PCI addresses: lspci's short BB:DD.F too */
+	if (g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0 ||
+	    migctl_is_control(cmd) || g_strcmp0(cmd, "dirty-sync") == 0) {
+		options->job_path = migctl_job_path(argv[2], &error);
+		if (options->job_path == NULL)
+			return migctl_usage("%s", error->message);
+		argv[2] = options->job_path;
+	}
+	if (g_strcmp0(cmd, "add") == 0) {
+		g_free(options->job_path); /* unused by add: holds the address for its lifetime */
+		options->job_path = migctl_pci_address(argv[2]);
+		argv[2] = options->job_path;
+	}
+	if (options->address != NULL) {
+		gchar *address = migctl_pci_address(options->address);
+		g_free(options->address);
+		options->address = address;
+	}
 	if (!g_dbus_is_name(options->bus_name) || g_dbus_is_unique_name(options->bus_name))
 		return migctl_usage("'%s' is not a well-known bus name", options->bus_name);
 
@@ -1247,6 +1563,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 
 	if (g_strcmp0(cmd, "devices") == 0)
 		return migctl_cmd_devices(options);
+	if (g_strcmp0(cmd, "status") == 0)
+		return migctl_cmd_status(options);
 	if (g_strcmp0(cmd, "listen") == 0)
 		return migctl_cmd_listen(options, argv[2]);
 	if (g_strcmp0(cmd, "migrate") == 0)
@@ -1313,6 +1631,20 @@ migctl_parse_count(const gchar *name, const gchar *value, gpointer data, GError 
 	return FALSE;
 }
 
+/* @arg is an option whose value is the next argument ("--device NAME", "-o FILE") */
+static gboolean
+migctl_takes_value(const gchar *arg)
+{
+	static const gchar *const flags[] = {
+	    "--session", "--json",   "--plain",	  "--insecure-plain-tcp",
+	    "--no-wait", "--detach", "--version", "--help",
+	    "-h",	 NULL};
+
+	if (arg[0] != '-' || strchr(arg, '=') != NULL)
+		return FALSE;
+	return !g_strv_contains(flags, arg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1363,6 +1695,10 @@ main(int argc, char **argv)
 	     "migrate: give up after this many seconds", "S"},
 	    {"no-wait", 0, 0, G_OPTION_ARG_NONE, &options.no_wait,
 	     "migrate: print the job and return at once", NULL},
+	    {"detach", 0, 0, G_OPTION_ARG_NONE, &options.no_wait,
+	     "migrate: the same as --no-wait: the job keeps running", NULL},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &options.version,
+	     "Print vfio-migctl's version and exit", NULL},
 	    {"iova-ranges", 0, 0, G_OPTION_ARG_STRING_ARRAY, &options.iova_ranges,
 	     "add, attach: the guest IOVA ranges the device may DMA into; migrate: "
 	     "DEVICE=RANGES (repeatable)",
@@ -1378,15 +1714,17 @@ main(int argc, char **argv)
 	};
 
 	setlocale(LC_ALL, "");
+	g_set_prgname("vfio-migctl"); /* `help` prints the usage before the parse sets it */
 	context = g_option_context_new("COMMAND [ARGS] - control vfio-migd");
 	g_option_context_set_summary(
 	    context,
 	    "Commands:\n"
+	    "  status                the daemon's version, devices and jobs\n"
 	    "  devices               list the daemon's devices\n"
 	    "  listen ADDRESS        receive migrations on ADDRESS\n"
 	    "  migrate ADDRESS       migrate devices to the daemon at ADDRESS\n"
-	    "  watch JOB_PATH        follow a job until it ends\n"
-	    "  cancel JOB_PATH       cancel a job\n"
+	    "  watch JOB             follow a job until it ends (JOB: its number or path)\n"
+	    "  cancel JOB            cancel a job\n"
 	    "  jobs                  list the daemon's jobs\n"
 	    "  add DEVICE            add a VFIO device (PCI address, mdev UUID, sysfs path)\n"
 	    "  attach NAME --fd N [--address ADDRESS]\n"
@@ -1410,15 +1748,59 @@ main(int argc, char **argv)
 	    "  cancel-expectation ID drop an expectation\n"
 	    "  expectations          list the expectations\n"
 	    "\n"
+	    "  help COMMAND          the usage, options and an example of COMMAND\n"
+	    "\n"
 	    "Addresses: tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path");
 	g_option_context_set_description(context,
 					 "Exit status: 0 success, 1 failure, 2 usage error.");
+	/* `help CMD` and `CMD --help`: the command's own help, not the global one */
+	{
+		const gchar *cmd = NULL;
+		gboolean want_help = FALSE;
+
+		for (gint i = 1; i < argc; i++) {
+			if (g_strcmp0(argv[i], "--help") == 0 || g_strcmp0(argv[i], "-h") == 0)
+				want_help = TRUE;
+			else if (argv[i][0] != '-' && cmd == NULL &&
+				 !migctl_takes_value(argv[i - 1]))
+				cmd = argv[i];
+		}
+		if (g_strcmp0(cmd, "help") == 0) {
+			const gchar *topic = NULL;
+			for (gint i = 1; i < argc - 1; i++) {
+				if (g_strcmp0(argv[i], "help") == 0)
+					topic = argv[i + 1];
+			}
+			if (topic == NULL || g_strcmp0(topic, "help") == 0) {
+				g_autofree gchar *text =
+				    g_option_context_get_help(context, TRUE, NULL);
+				g_print("%s", text);
+				return MIGCTL_EXIT_OK;
+			}
+			if (!migctl_help_print(topic))
+				return migctl_usage("unknown command '%s' ('vfio-migctl --help' "
+						    "lists them)",
+						    topic);
+			return MIGCTL_EXIT_OK;
+		}
+		if (want_help && cmd != NULL) {
+			if (!migctl_help_print(cmd))
+				return migctl_usage("unknown command '%s' ('vfio-migctl --help' "
+						    "lists them)",
+						    cmd);
+			return MIGCTL_EXIT_OK;
+		}
+	}
 	/* a main group of our own: the callbacks get the options */
 	main_group = g_option_group_new(NULL, NULL, NULL, &options, NULL);
 	g_option_group_add_entries(main_group, entries);
 	g_option_context_set_main_group(context, main_group);
 	if (!g_option_context_parse(context, &argc, &argv, &error))
 		return migctl_usage("%s", error->message);
+	if (options.version) {
+		g_print("vfio-migctl %s\n", PACKAGE_VERSION);
+		return MIGCTL_EXIT_OK;
+	}
 	if (options.bus_name == NULL)
 		options.bus_name = g_strdup(MIGCTL_BUS_NAME);
 	return migctl_run(&options, argc, argv);

@@ -442,7 +442,7 @@ test_migctl(void **state)
 
 	/* usage errors: 2, before any call */
 	assert_int_equal(dt_migctl(BUS_NAME, NULL, "expect", "vm-1", NULL), 2);
-	assert_int_equal(dt_migctl(BUS_NAME, NULL, "switchover", "3", NULL), 2);
+	assert_int_equal(dt_migctl(BUS_NAME, NULL, "switchover", "three", NULL), 2);
 	assert_int_equal(dt_migctl(BUS_NAME, NULL, "start", NULL), 2);
 	assert_int_equal(
 	    dt_migctl(BUS_NAME, NULL, "dirty-sync", "/org/vfiomigd/Migd1/jobs/1", NULL), 2);

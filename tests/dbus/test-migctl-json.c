@@ -177,8 +177,13 @@ test_json_devices_listen_migrate(void **state)
 				   "--downtime-ms", "500", NULL),
 			 0);
 	events = parse_lines(out_migrate);
-	assert_true(events->len >= 1);
-	for (guint i = 0; i + 1 < events->len; i++) {
+	/* first the job, at once: {"event":"started","job":PATH,"job_id":N} */
+	assert_true(events->len >= 2);
+	assert_string_equal(obj_str(g_ptr_array_index(events, 0), "event"), "started");
+	assert_int_equal(obj_int(g_ptr_array_index(events, 0), "job_id"), 1);
+	assert_string_equal(obj_str(g_ptr_array_index(events, 0), "job"),
+			    "/org/vfiomigd/Migd1/jobs/1");
+	for (guint i = 1; i + 1 < events->len; i++) {
 		JsonObject *e = g_ptr_array_index(events, i);
 		assert_string_equal(obj_str(e, "event"), "progress");
 		assert_true(g_str_has_prefix(obj_str(e, "job"), "/org/vfiomigd/Migd1/jobs/"));
@@ -198,6 +203,8 @@ test_json_devices_listen_migrate(void **state)
 	assert_true(obj_int(last, "bytes") > 16 * 1024 * 1024);
 	assert_true(obj_int(last, "downtime_us") > 0);
 	assert_int_equal(obj_int(last, "devices"), 2);
+	assert_string_equal(obj_str(last, "outcome"), "completed");
+	assert_int_equal(obj_int(last, "job_id"), 1);
 	job = obj_str(last, "job");
 
 	/* watch on a finished job: just the completed object, same numbers */

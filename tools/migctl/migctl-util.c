@@ -1,0 +1,154 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "migctl-util.h"
+
+gchar *
+migctl_job_path(const gchar *arg, GError **error)
+{
+	guint64 n = 0;
+
+	/* the short id operators read in `jobs` and in the daemon's log */
+	if (g_ascii_string_to_unsigned(arg, 10, 0, G_MAXUINT64, &n, NULL))
+		return g_strdup_printf(MIGCTL_JOBS_PATH "%" G_GUINT64_FORMAT, n);
+	if (g_variant_is_object_path(arg))
+		return g_strdup(arg);
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "'%s' is not a job: give its number (e.g. 3) or its path (" MIGCTL_JOBS_PATH
+		    "3), as 'vfio-migctl jobs' lists them",
+		    arg);
+	return NULL;
+}
+
+const gchar *
+migctl_job_number(const gchar *path)
+{
+	if (path != NULL && g_str_has_prefix(path, MIGCTL_JOBS_PATH) &&
+	    path[strlen(MIGCTL_JOBS_PATH)] != '\0')
+		return path + strlen(MIGCTL_JOBS_PATH);
+	return path;
+}
+
+static gboolean
+migctl_is_hex(const gchar *p, guint n)
+{
+	for (guint i = 0; i < n; i++) {
+		if (!g_ascii_isxdigit(p[i]))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+gchar *
+migctl_pci_address(const gchar *arg)
+{
+	/* BB:DD.F, as lspci prints it: domain 0000 assumed */
+	if (strlen(arg) == 7 && migctl_is_hex(arg, 2) && arg[2] == ':' &&
+	    migctl_is_hex(arg + 3, 2) && arg[5] == '.' && arg[6] >= '0' && arg[6] <= '7') {
+		g_autofree gchar *full = g_strconcat("0000:", arg, NULL);
+		return g_ascii_strdown(full, -1);
+	}
+	return g_strdup(arg);
+}
+
+gchar *
+migctl_count(guint64 n, const gchar *one, const gchar *many)
+{
+	return g_strdup_printf("%" G_GUINT64_FORMAT " %s", n, n == 1 ? one : many);
+}
+
+guint
+migctl_term_columns(void)
+{
+	struct winsize ws = {0};
+	const gchar *env = g_getenv("COLUMNS");
+	guint64 n = 0;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (env != NULL && g_ascii_string_to_unsigned(env, 10, 1, 10000, &n, NULL))
+		return (guint)n;
+	return 80;
+}
+
+gchar *
+migctl_eta(gdouble progress, guint64 bytes, guint64 rate)
+{
+	gdouble left;
+	guint64 s;
+
+	/* what is left, at the bytes-per-progress seen so far, at the current rate */
+	if (progress <= 0.0 || progress >= 1.0 || rate == 0 || bytes == 0)
+		return g_strdup("-");
+	left = (gdouble)bytes * (1.0 - progress) / progress / (gdouble)rate;
+	if (left > 99 * 3600)
+		return g_strdup("-");
+	s = (guint64)(left + 0.5);
+	if (s >= 3600)
+		return g_strdup_printf("%" G_GUINT64_FORMAT "h%02" G_GUINT64_FORMAT "m", s / 3600,
+				       s % 3600 / 60);
+	if (s >= 60)
+		return g_strdup_printf("%" G_GUINT64_FORMAT "m%02" G_GUINT64_FORMAT "s", s / 60,
+				       s % 60);
+	return g_strdup_printf("%" G_GUINT64_FORMAT "s", s);
+}
+
+gchar *
+migctl_explain_error(const GError *error, const gchar *remote_name, const gchar *bus_name,
+		     gboolean session)
+{
+	const gchar *bus = session ? "session" : "system";
+
+	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.AccessDenied") == 0 ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED))
+		/* the shipped bus policy lets only root in; there is no polkit action yet */
+		return g_strdup_printf("access denied by the %s bus policy: vfio-migctl needs root "
+				       "(run it with sudo)",
+				       bus);
+	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
+	    g_strcmp0(remote_name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0 ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)) {
+		if (session)
+			return g_strdup_printf("vfio-migd is not running: nothing owns %s on the "
+					       "session bus",
+					       bus_name);
+		return g_strdup_printf("vfio-migd is not running (nothing owns %s on the system "
+				       "bus): systemctl start vfio-migd",
+				       bus_name);
+	}
+	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.NoReply") == 0 ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+		return g_strdup_printf("vfio-migd did not reply in time (busy, stuck or it died "
+				       "during the call): see journalctl -u vfio-migd");
+	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
+	    g_strcmp0(remote_name, "org.freedesktop.DBus.Error.UnknownObject") == 0 ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD))
+		return g_strdup_printf("%s (an older vfio-migd, or a job that has expired: "
+				       "'vfio-migctl jobs' lists them)",
+				       error->message);
+	if (remote_name == NULL && error->domain == G_IO_ERROR)
+		/* g_bus_get_sync: no bus socket, or the bus refused us */
+		return g_strdup_printf("cannot connect to the %s D-Bus (%s)%s", bus, error->message,
+				       session ? ": is DBUS_SESSION_BUS_ADDRESS set?"
+					       : ": is dbus running? systemctl start dbus");
+	return g_strdup(error->message);
+}
+
+gboolean
+migctl_is_cancelled(const gchar *phase, const gchar *message)
+{
+	/* Job.Cancel ends a source or destination job with exactly this message
+	 * (engine/migd-source.c, engine/migd-destination.c) */
+	return g_strcmp0(phase, "failed") == 0 && message != NULL &&
+	       strstr(message, "cancelled by the operator") != NULL;
+}
