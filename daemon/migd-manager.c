@@ -262,9 +262,14 @@ migd_manager_add_job(MigdManager *self, MigdJob *job, GPtrArray *devices)
 	entry->job = g_object_ref(job);
 	entry->devices = g_ptr_array_ref(devices);
 	g_hash_table_insert(self->jobs, &entry->id, entry);
-	g_info("job %s registered as %" G_GUINT64_FORMAT " (%s, %u devices)", migd_job_get_id(job),
-	       entry->id, migd_job_get_role(job) == MIGD_JOB_ROLE_SOURCE ? "source" : "destination",
-	       devices->len);
+	{
+		/* from now on the engine's log lines name the job by its D-Bus number too */
+		g_autofree gchar *number = g_strdup_printf("%" G_GUINT64_FORMAT, entry->id);
+		g_info("job %s registered as %s (%s, %u device%s)", migd_job_get_id(job), number,
+		       migd_job_get_role(job) == MIGD_JOB_ROLE_SOURCE ? "source" : "destination",
+		       devices->len, devices->len == 1 ? "" : "s");
+		migd_job_set_id(job, number);
+	}
 	/* front doors first: a job object sees "completed" before the devices free up */
 	g_signal_emit(self, signals[SIGNAL_JOB_ADDED], 0, entry->id, job);
 	if (migd_job_is_finished(job)) {

@@ -132,6 +132,13 @@ migd_job_get_id(MigdJob *self)
 	return self->id;
 }
 
+void
+migd_job_set_id(MigdJob *self, const gchar *id)
+{
+	g_free(self->id);
+	self->id = g_strdup(id);
+}
+
 MigdJobRole
 migd_job_get_role(MigdJob *self)
 {

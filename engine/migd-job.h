@@ -42,6 +42,9 @@ G_DECLARE_FINAL_TYPE(MigdJob, migd_job, MIGD, JOB, GObject)
 
 MigdJob *migd_job_new(MigdJobRole role, const gchar *id);
 const gchar *migd_job_get_id(MigdJob *self);
+/* the service renames a job to the number it is known by (D-Bus path, CLI), so every log line
+ * agrees */
+void migd_job_set_id(MigdJob *self, const gchar *id);
 MigdJobRole migd_job_get_role(MigdJob *self);
 /* who decides when a source job's devices stop (Migrate option "switchover") */
 typedef enum {

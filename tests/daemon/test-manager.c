@@ -416,6 +416,8 @@ test_manager_migrate(void **state)
 	assert_string_equal(src_ev->log->str, "+1 ");
 	assert_int_equal(src_ev->id, 1);
 	assert_ptr_equal(migd_manager_get_job(src, 1), src_ev->job);
+	/* the engine's log lines name the job by the number the D-Bus path and the CLI use */
+	assert_string_equal(migd_job_get_id(src_ev->job), "1");
 	assert_int_equal(migd_job_get_role(src_ev->job), MIGD_JOB_ROLE_SOURCE);
 	assert_int_equal(migd_manager_get_n_active_jobs(src), 1);
 	running_status = migd_manager_describe(src);
