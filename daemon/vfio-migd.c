@@ -549,14 +549,32 @@ migd_daemon_check_listen_tls(const MigdTransportConfig *transport, const gchar *
 	const gchar *const keys[] = {"cert", "key", "ca"};
 	const gchar *key = NULL;
 
+	const gchar *const *values[] = {(const gchar *const *)&transport->cert_file,
+					(const gchar *const *)&transport->key_file,
+					(const gchar *const *)&transport->ca_file};
+
 	if (transport->plain || !migd_daemon_listen_configured(transport))
 		return TRUE;
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		if (*values[i] != NULL)
+			continue;
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "not set: TLS needs cert=, key= and ca= (PEM files); or "
+				    "plain=true for a unix: socket");
+		migd_daemon_config_prefix_error(error, file, "listen", keys[i]);
+		return FALSE;
+	}
 	if (migd_transport_config_check(transport, NULL, TRUE, error))
 		return TRUE;
-	/* the transport names its fields; the line is the config key's */
-	for (guint i = 0; i < G_N_ELEMENTS(keys) && key == NULL; i++) {
-		if (strstr((*error)->message, internal[i]) != NULL)
+	/* the transport names its fields; the operator knows the config's keys */
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		g_auto(GStrv) parts = g_strsplit((*error)->message, internal[i], -1);
+		if (g_strv_length(parts) < 2)
+			continue;
+		if (key == NULL)
 			key = keys[i];
+		g_free((*error)->message);
+		(*error)->message = g_strjoinv(keys[i], parts);
 	}
 	migd_daemon_config_prefix_error(error, file, "listen", key);
 	return FALSE;
