@@ -164,8 +164,9 @@ migd_config_fail_helper(MigdConfigSpot *spot, const gchar *group, const gchar *k
 	if (error != NULL && *error != NULL) {
 		gsize n = strlen(key);
 		const gchar *msg = (*error)->message;
-		if (strncmp(msg, key, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') {
-			g_autofree gchar *rest = g_strdup(msg + n + 2);
+		/* "KEY: why" or "KEY must ...": the key is said once, in the prefix */
+		if (strncmp(msg, key, n) == 0 && (msg[n] == ':' || msg[n] == ' ')) {
+			g_autofree gchar *rest = g_strdup(msg + n + strspn(msg + n, ": "));
 			g_free((*error)->message);
 			(*error)->message = g_steal_pointer(&rest);
 		}
@@ -282,7 +283,7 @@ migd_daemon_config_check_listen(GKeyFile *config, MigdConfigSpot *spot, GError *
 		}
 		if (g_str_equal(strings[i], "start") &&
 		    !migd_start_mode_from_string(value, &start, error))
-			return migd_config_fail(spot, "listen", "start");
+			return migd_config_fail_helper(spot, "listen", "start", error);
 	}
 	for (guint i = 0; bools[i] != NULL; i++) {
 		gboolean b = FALSE;
@@ -318,24 +319,70 @@ migd_daemon_config_check_listen(GKeyFile *config, MigdConfigSpot *spot, GError *
 	return TRUE;
 }
 
-/* @error names its group (these checks prefix it); the key is the first of @group it names */
+/* the key of @group that @message names right after "[GROUP]" (longest first), or NULL */
+static const gchar *
+migd_config_named_key(GKeyFile *config, const gchar *group, const gchar *message, GStrv *keys)
+{
+	g_autofree gchar *head = g_strdup_printf("[%s]", group);
+	const gchar *rest = strstr(message, head);
+	const gchar *key = NULL;
+
+	rest = rest != NULL ? rest + strlen(head) : message;
+	rest += strspn(rest, ": ");
+	*keys = g_key_file_get_keys(config, group, NULL, NULL);
+	for (guint i = 0; *keys != NULL && (*keys)[i] != NULL; i++) {
+		gsize n = strlen((*keys)[i]);
+		if (strncmp(rest, (*keys)[i], n) == 0 && strchr(":= ", rest[n]) != NULL &&
+		    (key == NULL || n > strlen(key)))
+			key = (*keys)[i];
+	}
+	return key;
+}
+
+/* @error names its group (these checks prefix it); the key is the one of @group it names */
 static gboolean
 migd_config_fail_named(GKeyFile *config, const gchar *group, MigdConfigSpot *spot, GError **error)
 {
-	g_auto(GStrv) keys = g_key_file_get_keys(config, group, NULL, NULL);
+	g_auto(GStrv) keys = NULL;
 	const gchar *msg = error != NULL && *error != NULL ? (*error)->message : "";
-	g_autofree gchar *head = g_strdup_printf("[%s]", group);
-	const gchar *rest = g_str_has_prefix(msg, head) ? msg + strlen(head) : msg;
-	const gchar *key = NULL;
 
-	rest += strspn(rest, ": ");
-	for (guint i = 0; keys != NULL && keys[i] != NULL; i++) {
-		gsize n = strlen(keys[i]);
-		if (strncmp(rest, keys[i], n) == 0 && strchr(":= ", rest[n]) != NULL &&
-		    (key == NULL || n > strlen(key)))
-			key = keys[i];
+	return migd_config_fail(spot, group, migd_config_named_key(config, group, msg, &keys));
+}
+
+void
+migd_daemon_config_locate_error(GError **error, GKeyFile *config, const gchar *file)
+{
+	g_auto(GStrv) groups = NULL;
+	g_auto(GStrv) keys = NULL;
+	const gchar *group = NULL;
+
+	if (error == NULL || *error == NULL || config == NULL)
+		return;
+	groups = g_key_file_get_groups(config, NULL);
+	/* the longest: "[libvirt-domain vm1]" rather than a "[vm1]" inside it */
+	for (guint i = 0; groups[i] != NULL; i++) {
+		g_autofree gchar *head = g_strdup_printf("[%s]", groups[i]);
+		if (strstr((*error)->message, head) != NULL &&
+		    (group == NULL || strlen(groups[i]) > strlen(group)))
+			group = groups[i];
 	}
-	return migd_config_fail(spot, group, key);
+	if (group == NULL) {
+		g_prefix_error(error, "%s: ", file);
+		return;
+	}
+	{
+		g_autofree gchar *text = NULL;
+		const gchar *key = migd_config_named_key(config, group, (*error)->message, &keys);
+		gsize len = 0;
+		guint line = 0;
+
+		if (migd_file_load_bounded(file, MIGD_FILE_MAX_CONFIG_SIZE, &text, &len, NULL))
+			line = migd_daemon_config_find_line(text, len, group, key);
+		if (line > 0)
+			g_prefix_error(error, "%s:%u: ", file, line);
+		else
+			g_prefix_error(error, "%s: ", file);
+	}
 }
 
 static gboolean

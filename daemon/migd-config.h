@@ -50,5 +50,11 @@ guint migd_daemon_config_find_line(const gchar *text, gsize len, const gchar *gr
  */
 void migd_daemon_config_prefix_error(GError **error, const gchar *file, const gchar *group,
 				     const gchar *key);
+/*
+ * For the errors of what reads the file elsewhere (plugins, [libvirt], [vm NAME]), whose
+ * messages name "[GROUP]" and often the key after it: prefixes "FILE:LINE: " with the line
+ * of that group (and key) in @config as read from @file; "FILE: " when none is named.
+ */
+void migd_daemon_config_locate_error(GError **error, GKeyFile *config, const gchar *file);
 
 G_END_DECLS

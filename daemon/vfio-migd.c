@@ -739,6 +739,7 @@ main(int argc, char **argv)
 	}
 	plugins = migd_daemon_load_plugins(plugin_dir, config, &error);
 	if (plugins == NULL) {
+		migd_daemon_config_locate_error(&error, config, config_file);
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
@@ -832,6 +833,9 @@ main(int argc, char **argv)
 			vm = migd_vm_config_from_key_file(config, groups[i], &error);
 			if (vm == NULL ||
 			    !migd_dbus_manager_service_attach_vm(service, vm, &error)) {
+				if (vm == NULL)
+					migd_daemon_config_locate_error(&error, config,
+									config_file);
 				g_printerr("vfio-migd: %s\n", error->message);
 				return 1;
 			}
@@ -840,6 +844,7 @@ main(int argc, char **argv)
 	/* [libvirt]: device migrations follow libvirt's migrations of mapped domains */
 	libvirt = migd_libvirt_bridge_new(config, manager, &error);
 	if (libvirt == NULL && error != NULL) {
+		migd_daemon_config_locate_error(&error, config, config_file);
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
