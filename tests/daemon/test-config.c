@@ -179,14 +179,53 @@ test_find_line(void **state)
 	assert_int_equal(migd_daemon_config_find_line(text, 8, "a", "x"), 2);
 }
 
+/* the shipped example: empty as shipped, and every group it shows is valid uncommented */
+static void
+test_example(void **state)
+{
+	const gchar *const groups[] = {"[daemon]",
+				       "[listen]",
+				       "[device ",
+				       "[plugin mlx5]",
+				       "[plugin hisi_acc]",
+				       "[libvirt]",
+				       "[libvirt-domain ",
+				       "[vm ",
+				       NULL};
+	g_autofree gchar *text = NULL;
+	g_auto(GStrv) lines = NULL;
+	g_autoptr(GString) uncommented = g_string_new(NULL);
+	g_autoptr(GKeyFile) shipped = NULL;
+	g_autoptr(GKeyFile) kf = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) shipped_groups = NULL;
+
+	assert_true(g_file_get_contents(EXAMPLE_CONFIG, &text, NULL, NULL));
+	shipped = key_file(text);
+	shipped_groups = g_key_file_get_groups(shipped, NULL);
+	assert_int_equal(g_strv_length(shipped_groups), 0);
+	lines = g_strsplit(text, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		/* "#key" and "#[group]" are settings; "# words" are comments */
+		if (lines[i][0] == '#' && lines[i][1] != ' ' && lines[i][1] != '\0')
+			g_string_append_printf(uncommented, "%s\n", lines[i] + 1);
+	}
+	for (guint i = 0; groups[i] != NULL; i++) {
+		if (strstr(uncommented->str, groups[i]) == NULL)
+			fail_msg("the example does not show %s", groups[i]);
+	}
+	kf = key_file(uncommented->str);
+	if (!migd_daemon_config_check(kf, &error))
+		fail_msg("the example uncommented: %s", error->message);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_known_groups),
-	    cmocka_unit_test(test_refused),
-	    cmocka_unit_test(test_file_lines),
-	    cmocka_unit_test(test_find_line),
+	    cmocka_unit_test(test_known_groups), cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_file_lines),	 cmocka_unit_test(test_find_line),
+	    cmocka_unit_test(test_example),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
