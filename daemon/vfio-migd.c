@@ -548,7 +548,6 @@ migd_daemon_check_listen_tls(const MigdTransportConfig *transport, const gchar *
 	const gchar *const internal[] = {"cert_file", "key_file", "ca_file"};
 	const gchar *const keys[] = {"cert", "key", "ca"};
 	const gchar *key = NULL;
-
 	const gchar *const *values[] = {(const gchar *const *)&transport->cert_file,
 					(const gchar *const *)&transport->key_file,
 					(const gchar *const *)&transport->ca_file};
