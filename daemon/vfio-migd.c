@@ -565,13 +565,17 @@ migd_daemon_check_listen_tls(const MigdTransportConfig *transport, const gchar *
 	}
 	if (migd_transport_config_check(transport, NULL, TRUE, error))
 		return TRUE;
-	/* the transport names its fields; the operator knows the config's keys */
+	/* the transport names its fields, the one at fault first; the operator knows the
+	 * config's keys */
+	for (guint i = 0, first = G_MAXUINT; i < G_N_ELEMENTS(keys); i++) {
+		const gchar *at = strstr((*error)->message, internal[i]);
+		if (at != NULL && (guint)(at - (*error)->message) < first) {
+			first = at - (*error)->message;
+			key = keys[i];
+		}
+	}
 	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
 		g_auto(GStrv) parts = g_strsplit((*error)->message, internal[i], -1);
-		if (g_strv_length(parts) < 2)
-			continue;
-		if (key == NULL)
-			key = keys[i];
 		g_free((*error)->message);
 		(*error)->message = g_strjoinv(keys[i], parts);
 	}
@@ -614,8 +618,8 @@ migd_daemon_socket_activation(MigdManager *manager, const MigdTransportConfig *t
 			  file);
 	else if (!migd_manager_listen_fd(manager, SD_LISTEN_FDS_START, transport, &error))
 		g_warning("the socket systemd passed (vfio-migd.socket) is not served, D-Bus is: "
-			  "%s [listen]: %s",
-			  file, error->message);
+			  "%s",
+			  error->message);
 	else
 		return;
 	for (gint i = 0; i < n; i++)

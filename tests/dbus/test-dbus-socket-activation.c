@@ -21,6 +21,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "dbus-test-util.h"
+#include "migd-test-pki.h"
 
 #define SRC_NAME "org.vfiomigd.Test.SaSource"
 #define DST_NAME "org.vfiomigd.Test.SaDest"
@@ -265,6 +266,46 @@ test_bad_tls_files_no_socket(void **state)
 		fail_msg("expected '%s' in:\n%s", expect, err);
 }
 
+/* real TLS files: a key of another certificate stops the start; the right ones serve */
+static void
+test_tls_files_checked(void **state)
+{
+	SaFixture *fx = *state;
+	const gchar *const specs[] = {"mlx5:seed=1", NULL};
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *conf = g_build_filename(fx->dir, "tls.conf", NULL);
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *expect = NULL;
+	g_autofree gchar *log = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	MigdTestPki *pki = migd_test_pki_new(&error);
+
+	if (pki == NULL)
+		fail_msg("certificates: %s", error->message);
+	text = g_strdup_printf("[listen]\ncert=%s\nkey=%s\nca=%s\n", pki->server_crt,
+			       pki->client_key, pki->ca_crt);
+	assert_true(g_file_set_contents(conf, text, -1, NULL));
+	proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDERR_PIPE, &error, dt_migd_path(), "--session",
+				"--config", conf, NULL);
+	assert_non_null(proc);
+	assert_true(g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err, &error));
+	assert_int_equal(g_subprocess_get_exit_status(proc), 1);
+	expect = g_strdup_printf("vfio-migd: %s:3: [listen] key: key '%s' does not match cert '%s'",
+				 conf, pki->client_key, pki->server_crt);
+	if (strstr(err, expect) == NULL)
+		fail_msg("expected '%s' in:\n%s", expect, err);
+
+	g_free(text);
+	text = g_strdup_printf("[listen]\ncert=%s\nkey=%s\nca=%s\n", pki->server_crt,
+			       pki->server_key, pki->ca_crt);
+	sa_start(fx, text, specs);
+	log = sa_stop(fx);
+	if (strstr(log, "is not served") != NULL || strstr(log, "(socket activation)") == NULL)
+		fail_msg("the socket is not served with good TLS files:\n%s", log);
+	migd_test_pki_free(pki);
+}
+
 /* plain=true on the unix socket systemd passed: a migration arrives through it */
 static void
 test_plain_unix_migration(void **state)
@@ -342,6 +383,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_no_listen_setup, sa_setup, sa_teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_tls_files, sa_setup, sa_teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_tls_files_no_socket, sa_setup, sa_teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_files_checked, sa_setup, sa_teardown),
 	    cmocka_unit_test_setup_teardown(test_plain_unix_migration, sa_setup, sa_teardown),
 	};
 
