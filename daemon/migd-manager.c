@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "migd-destination.h"
+#include "migd-dirty-ranges.h"
 #include "migd-error.h"
 #include "migd-manager.h"
 #include "migd-source.h"
@@ -115,19 +116,13 @@ migd_migrate_options_add_iova_ranges(MigdMigrateOptions *options, const gchar *n
 	g_ptr_array_add(options->iova_ranges, entry);
 }
 
-/* every range non-empty and not wrapping, then set on @device */
+/* the operator's ranges as the config's (migd_dirty_ranges_check), then set on @device */
 static gboolean
 migd_manager_set_iova_ranges(MigdDevice *device, GArray *ranges, GError **error)
 {
-	for (guint i = 0; i < ranges->len; i++) {
-		const MigdIovaRange *r = &g_array_index(ranges, MigdIovaRange, i);
-		if (r->length == 0 || r->iova > G_MAXUINT64 - r->length) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "option 'iova-ranges' of %s: range 0x%" G_GINT64_MODIFIER
-				    "x+0x%" G_GINT64_MODIFIER "x is empty or wraps",
-				    migd_device_get_name(device), r->iova, r->length);
-			return FALSE;
-		}
+	if (!migd_dirty_ranges_check((const MigdIovaRange *)ranges->data, ranges->len, error)) {
+		g_prefix_error(error, "option 'iova-ranges' of %s: ", migd_device_get_name(device));
+		return FALSE;
 	}
 	migd_device_set_iova_ranges(device, (const MigdIovaRange *)ranges->data, ranges->len);
 	return TRUE;

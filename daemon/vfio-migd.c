@@ -359,7 +359,8 @@ migd_daemon_name_lost_cb(GDBusConnection *connection, const gchar *name, gpointe
  * the device may DMA into, which dirty tracking follows.
  */
 static gboolean
-migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **error)
+migd_daemon_configure_devices(GKeyFile *config, const gchar *file, GPtrArray *devices,
+			      GError **error)
 {
 	const gchar *const device_keys[] = {"iova-ranges", NULL};
 	g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
@@ -379,7 +380,8 @@ migd_daemon_configure_devices(GKeyFile *config, GPtrArray *devices, GError **err
 		}
 		if (device == NULL) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "[%s]: no such device", groups[i]);
+				    "no such device (give it with --device or --sim-device)");
+			migd_daemon_config_prefix_error(error, file, groups[i], NULL);
 			return FALSE;
 		}
 		if (!migd_plugin_config_check_keys(config, groups[i], device_keys, error)) {
@@ -496,27 +498,12 @@ static gboolean
 migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, MigdStartMode *start,
 			     GError **error)
 {
-	const gchar *const known[] = {"cert",
-				      "key",
-				      "ca",
-				      "plain",
-				      "insecure-plain-tcp",
-				      "allowed-uids",
-				      "hello-timeout-ms",
-				      "frame-timeout-ms",
-				      "max-pending-peers",
-				      "max-partial-frame-bytes",
-				      "start",
-				      NULL};
 	gchar **files[] = {&transport->cert_file, &transport->key_file, &transport->ca_file};
 	const gchar *file_keys[] = {"cert", "key", "ca"};
 
+	/* keys and values were checked with the file (migd_daemon_config_check_file) */
 	if (!g_key_file_has_group(config, "listen"))
 		return TRUE;
-	if (!migd_plugin_config_check_keys(config, "listen", known, error)) {
-		g_prefix_error(error, "[listen]: ");
-		return FALSE;
-	}
 	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
 		if (g_key_file_has_key(config, "listen", file_keys[i], NULL)) {
 			*files[i] =
@@ -541,29 +528,102 @@ migd_daemon_configure_listen(GKeyFile *config, MigdTransportConfig *transport, M
 	return TRUE;
 }
 
-/* a listening socket from systemd (vfio-migd.socket): receive migrations on it */
+/* [listen] sets a way to serve a socket: TLS files, or plain */
 static gboolean
-migd_daemon_socket_activation(MigdManager *manager, const MigdTransportConfig *transport,
-			      GError **error)
+migd_daemon_listen_configured(const MigdTransportConfig *transport)
 {
+	return transport->plain || transport->cert_file != NULL || transport->key_file != NULL ||
+	       transport->ca_file != NULL;
+}
+
+/*
+ * [listen] TLS files, checked at start (readable, PEM certificate, key and CA, the key
+ * matching the certificate: the transport's own handshake self-test) so a bad setup is said
+ * now, with the file's line, not when the first peer connects. Nothing set: nothing to check.
+ */
+static gboolean
+migd_daemon_check_listen_tls(const MigdTransportConfig *transport, const gchar *file,
+			     GError **error)
+{
+	const gchar *const internal[] = {"cert_file", "key_file", "ca_file"};
+	const gchar *const keys[] = {"cert", "key", "ca"};
+	const gchar *key = NULL;
+	const gchar *const *values[] = {(const gchar *const *)&transport->cert_file,
+					(const gchar *const *)&transport->key_file,
+					(const gchar *const *)&transport->ca_file};
+
+	if (transport->plain || !migd_daemon_listen_configured(transport))
+		return TRUE;
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		if (*values[i] != NULL)
+			continue;
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "not set: TLS needs cert=, key= and ca= (PEM files); or "
+				    "plain=true for a unix: socket");
+		migd_daemon_config_prefix_error(error, file, "listen", keys[i]);
+		return FALSE;
+	}
+	if (migd_transport_config_check(transport, NULL, TRUE, error))
+		return TRUE;
+	/* the transport names its fields, the one at fault first; the operator knows the
+	 * config's keys */
+	for (guint i = 0, first = G_MAXUINT; i < G_N_ELEMENTS(keys); i++) {
+		const gchar *at = strstr((*error)->message, internal[i]);
+		if (at != NULL && (guint)(at - (*error)->message) < first) {
+			first = at - (*error)->message;
+			key = keys[i];
+		}
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		g_auto(GStrv) parts = g_strsplit((*error)->message, internal[i], -1);
+		g_free((*error)->message);
+		(*error)->message = g_strjoinv(keys[i], parts);
+	}
+	migd_daemon_config_prefix_error(error, file, "listen", key);
+	return FALSE;
+}
+
+/*
+ * A listening socket from systemd (vfio-migd.socket): migrations are received on it when
+ * [listen] makes it usable. Otherwise one error says what to configure, the socket is
+ * closed (systemd keeps its own copy) and the daemon goes on serving D-Bus: a connection to
+ * the socket unit must never be a way to stop the daemon. @tls_error: why the [listen] TLS
+ * files were refused at start, NULL if they were not.
+ */
+static void
+migd_daemon_socket_activation(MigdManager *manager, const MigdTransportConfig *transport,
+			      const gchar *file, const GError *tls_error)
+{
+	g_autoptr(GError) error = NULL;
 	gint n = sd_listen_fds(TRUE);
 
 	if (n < 0) {
-		migd_set_errno_error(error, -n, "sd_listen_fds");
-		return FALSE;
+		g_warning("socket activation: %s", g_strerror(-n));
+		return;
 	}
 	if (n == 0)
-		return TRUE;
-	if (n > 1) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "systemd passed %d sockets; vfio-migd.socket must listen on one", n);
-		return FALSE;
-	}
-	if (!migd_manager_listen_fd(manager, SD_LISTEN_FDS_START, transport, error)) {
-		g_prefix_error(error, "the socket systemd passed: ");
-		return FALSE;
-	}
-	return TRUE;
+		return;
+	if (n > 1)
+		g_warning("systemd passed %d sockets; vfio-migd.socket must listen on one: none "
+			  "is served (D-Bus is)",
+			  n);
+	else if (tls_error != NULL)
+		g_warning(
+		    "the socket systemd passed (vfio-migd.socket) is not served, D-Bus is: %s",
+		    tls_error->message);
+	else if (!migd_daemon_listen_configured(transport))
+		g_warning("the socket systemd passed (vfio-migd.socket) is not served, D-Bus is: "
+			  "%s has no [listen] setup: set cert=, key= and ca= (PEM files) in "
+			  "[listen], or plain=true for a unix: socket (see vfio-migd.conf(5))",
+			  file);
+	else if (!migd_manager_listen_fd(manager, SD_LISTEN_FDS_START, transport, &error))
+		g_warning("the socket systemd passed (vfio-migd.socket) is not served, D-Bus is: "
+			  "%s",
+			  error->message);
+	else
+		return;
+	for (gint i = 0; i < n; i++)
+		close(SD_LISTEN_FDS_START + i);
 }
 
 static MigdPluginManager *
@@ -605,6 +665,9 @@ main(int argc, char **argv)
 	g_autoptr(MigdPluginManager) plugins = NULL;
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GError) tls_error = NULL;
+	const gchar *config_file = NULL;
+	gboolean version = FALSE;
 	g_autoptr(GPtrArray) devices = NULL;
 	g_autoptr(GDBusConnection) connection = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
@@ -638,6 +701,7 @@ main(int argc, char **argv)
 	     " or " MIGD_PLUGIN_DIR ")",
 	     "DIR"},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Show debug messages", NULL},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
 	    {NULL},
 	};
 
@@ -653,6 +717,10 @@ main(int argc, char **argv)
 		g_printerr("vfio-migd: unexpected argument '%s'\n", argv[1]);
 		return 2;
 	}
+	if (version) {
+		g_print("vfio-migd %s\n", PACKAGE_VERSION);
+		return 0;
+	}
 	if (bus_name == NULL)
 		bus_name = g_strdup(MIGD_DBUS_BUS_NAME);
 	if (!g_dbus_is_name(bus_name) || g_dbus_is_unique_name(bus_name)) {
@@ -663,18 +731,18 @@ main(int argc, char **argv)
 		g_log_set_debug_enabled(TRUE);
 
 	/* an explicit --config must exist; the default one may be absent */
+	config_file = config_path != NULL ? config_path : MIGD_CONFIG_FILE;
 	config = migd_daemon_config_load(config_path, &error);
-	if (config != NULL && !migd_daemon_config_check(config, &error)) {
-		g_prefix_error(&error,
-			       "%s: ", config_path != NULL ? config_path : MIGD_CONFIG_FILE);
+	/* every message says FILE:LINE: [GROUP] KEY */
+	if (config != NULL && !migd_daemon_config_check_file(config, config_file, &error))
 		g_clear_pointer(&config, g_key_file_unref);
-	}
 	if (config == NULL) {
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
 	plugins = migd_daemon_load_plugins(plugin_dir, config, &error);
 	if (plugins == NULL) {
+		migd_daemon_config_locate_error(&error, config, config_file);
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}
@@ -685,10 +753,20 @@ main(int argc, char **argv)
 	}
 	for (guint i = 0; i < devices->len; i++)
 		migd_plugin_manager_assign(plugins, g_ptr_array_index(devices, i));
-	if (!migd_daemon_configure_devices(config, devices, &error) ||
-	    !migd_daemon_configure(config, &low_power_idle, &max_inflight, &error) ||
-	    !migd_daemon_configure_listen(config, listen_transport, &start_mode, &error)) {
+	if (!migd_daemon_configure_devices(config, config_file, devices, &error) ||
+	    !migd_daemon_configure(config, &low_power_idle, &max_inflight, &error)) {
 		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
+	if (!migd_daemon_configure_listen(config, listen_transport, &start_mode, &error)) {
+		migd_daemon_config_prefix_error(&error, config_file, "listen", NULL);
+		g_printerr("vfio-migd: %s\n", error->message);
+		return 1;
+	}
+	/* bad TLS files stop the start, unless systemd handed a socket: then D-Bus goes on */
+	if (!migd_daemon_check_listen_tls(listen_transport, config_file, &tls_error) &&
+	    sd_listen_fds(FALSE) <= 0) {
+		g_printerr("vfio-migd: %s\n", tls_error->message);
 		return 1;
 	}
 	/* a previous run that crashed mid-job may have left devices stopped: bring them back */
@@ -747,10 +825,7 @@ main(int argc, char **argv)
 		g_printerr("vfio-migd: cannot export the manager: %s\n", error->message);
 		return 1;
 	}
-	if (!migd_daemon_socket_activation(manager, listen_transport, &error)) {
-		g_printerr("vfio-migd: %s\n", error->message);
-		return 1;
-	}
+	migd_daemon_socket_activation(manager, listen_transport, config_file, tls_error);
 	/* [vm NAME]: QEMU's dbus-vmstate adapters; a VM that cannot be set up stops the start */
 	{
 		g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
@@ -761,6 +836,9 @@ main(int argc, char **argv)
 			vm = migd_vm_config_from_key_file(config, groups[i], &error);
 			if (vm == NULL ||
 			    !migd_dbus_manager_service_attach_vm(service, vm, &error)) {
+				if (vm == NULL)
+					migd_daemon_config_locate_error(&error, config,
+									config_file);
 				g_printerr("vfio-migd: %s\n", error->message);
 				return 1;
 			}
@@ -769,6 +847,7 @@ main(int argc, char **argv)
 	/* [libvirt]: device migrations follow libvirt's migrations of mapped domains */
 	libvirt = migd_libvirt_bridge_new(config, manager, &error);
 	if (libvirt == NULL && error != NULL) {
+		migd_daemon_config_locate_error(&error, config, config_file);
 		g_printerr("vfio-migd: %s\n", error->message);
 		return 1;
 	}

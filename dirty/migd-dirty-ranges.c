@@ -394,5 +394,75 @@ migd_dirty_ranges_parse(const gchar *text, GError **error)
 		}
 		g_array_append_val(ranges, r);
 	}
+	if (!migd_dirty_ranges_check((const MigdIovaRange *)ranges->data, ranges->len, error))
+		return NULL;
 	return g_steal_pointer(&ranges);
+}
+
+typedef struct {
+	guint64 iova;
+	guint index;
+} MigdDirtyIndexed;
+
+static gint
+migd_dirty_indexed_cmp(gconstpointer a, gconstpointer b)
+{
+	const MigdDirtyIndexed *ia = a;
+	const MigdDirtyIndexed *ib = b;
+
+	if (ia->iova != ib->iova)
+		return ia->iova < ib->iova ? -1 : 1;
+	return ia->index < ib->index ? -1 : ia->index > ib->index ? 1 : 0;
+}
+
+gboolean
+migd_dirty_ranges_check(const MigdIovaRange *ranges, guint n_ranges, GError **error)
+{
+	g_autofree MigdDirtyIndexed *order = NULL;
+
+	g_return_val_if_fail(ranges != NULL || n_ranges == 0, FALSE);
+
+	for (guint i = 0; i < n_ranges; i++) {
+		const MigdIovaRange *r = &ranges[i];
+
+		if (r->length == 0 || r->length - 1 > G_MAXUINT64 - r->iova) {
+			g_set_error(
+			    error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "IOVA range %u 0x%" G_GINT64_MODIFIER "x+0x%" G_GINT64_MODIFIER "x: %s",
+			    i, r->iova, r->length, r->length == 0 ? "length 0" : "wraps past 2^64");
+			return FALSE;
+		}
+		if (r->iova % MIGD_DIRTY_RANGES_ALIGN != 0 ||
+		    r->length % MIGD_DIRTY_RANGES_ALIGN != 0) {
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "IOVA range %u 0x%" G_GINT64_MODIFIER "x+0x%" G_GINT64_MODIFIER
+				    "x: %s is not aligned to 4 KiB",
+				    i, r->iova, r->length,
+				    r->iova % MIGD_DIRTY_RANGES_ALIGN != 0 ? "the start"
+									   : "the length");
+			return FALSE;
+		}
+	}
+	/* sorted by start, an overlap is between neighbours: n log n for any D-Bus caller */
+	order = g_new(MigdDirtyIndexed, MAX(n_ranges, 1));
+	for (guint i = 0; i < n_ranges; i++)
+		order[i] = (MigdDirtyIndexed){.iova = ranges[i].iova, .index = i};
+	qsort(order, n_ranges, sizeof(order[0]), migd_dirty_indexed_cmp);
+	for (guint k = 1; k < n_ranges; k++) {
+		const MigdIovaRange *a = &ranges[order[k - 1].index];
+		const MigdIovaRange *b = &ranges[order[k].index];
+
+		if (b->iova <= a->iova + (a->length - 1)) {
+			guint i = MIN(order[k - 1].index, order[k].index);
+			guint j = MAX(order[k - 1].index, order[k].index);
+			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "IOVA ranges %u (0x%" G_GINT64_MODIFIER
+				    "x+0x%" G_GINT64_MODIFIER "x) and %u (0x%" G_GINT64_MODIFIER
+				    "x+0x%" G_GINT64_MODIFIER "x) overlap",
+				    i, ranges[i].iova, ranges[i].length, j, ranges[j].iova,
+				    ranges[j].length);
+			return FALSE;
+		}
+	}
+	return TRUE;
 }

@@ -67,8 +67,19 @@ GArray *migd_dirty_ranges_align(const GArray *ranges, guint64 align);
 /*
  * "0x0+0x40000000,0x100000000+0x80000000" (iova+length, hex or decimal, K/M/G/T
  * suffixes, spaces around the numbers allowed); MIGD_ERROR_INVALID_ARGUMENT for
- * anything else, an empty list, a zero length or a range past 2^64
+ * anything else, an empty list, or what migd_dirty_ranges_check() refuses
  */
 GArray *migd_dirty_ranges_parse(const gchar *text, GError **error);
+
+/* what the device's guest memory ranges must be: 4 KiB is the smallest IOMMU page */
+#define MIGD_DIRTY_RANGES_ALIGN 4096
+
+/*
+ * @ranges as an operator gives them (config iova-ranges=, D-Bus AddDevice/Migrate
+ * iova-ranges): each non-empty, not past 2^64, start and length aligned to
+ * MIGD_DIRTY_RANGES_ALIGN, no two overlapping (touching is fine). Else
+ * MIGD_ERROR_INVALID_ARGUMENT naming the range(s) by index and value.
+ */
+gboolean migd_dirty_ranges_check(const MigdIovaRange *ranges, guint n_ranges, GError **error);
 
 G_END_DECLS

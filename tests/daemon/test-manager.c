@@ -316,7 +316,7 @@ test_manager_registry(void **state)
 	g_array_append_val(ranges, empty);
 	assert_false(migd_manager_add_device(manager, added, ranges, &error));
 	assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
-	assert_non_null(strstr(error->message, "of dev2: range 0x1000+0x0 is empty or wraps"));
+	assert_non_null(strstr(error->message, "of dev2: IOVA range 1 0x1000+0x0: length 0"));
 	g_clear_error(&error);
 	assert_null(migd_manager_find_device(manager, "dev2"));
 	assert_string_equal(ev->log->str, "");

@@ -225,7 +225,25 @@ test_add_attach_detach(void **state)
 						     "'iova-ranges': <@a(tt) [(0, 0)]>})"),
 				&error);
 	assert_null(reply);
-	assert_non_null(strstr(error->message, "empty or wraps"));
+	assert_non_null(
+	    strstr(error->message, "option 'iova-ranges' of sim6: IOVA range 0 0x0+0x0: length 0"));
+	g_clear_error(&error);
+	/* the config's rules: 4 KiB aligned, no overlap */
+	reply = dt_manager_call(
+	    daemon, "AddDevice",
+	    g_variant_new_parsed("('sim6', {'sim-spec': <'mlx5:seed=6'>, "
+				 "'iova-ranges': <@a(tt) [(0, 8192), (4096, 4096)]>})"),
+	    &error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "option 'iova-ranges' of sim6: IOVA ranges 0 "
+					       "(0x0+0x2000) and 1 (0x1000+0x1000) overlap"));
+	g_clear_error(&error);
+	reply = dt_manager_call(daemon, "AddDevice",
+				g_variant_new_parsed("('sim6', {'sim-spec': <'mlx5:seed=6'>, "
+						     "'iova-ranges': <@a(tt) [(2048, 4096)]>})"),
+				&error);
+	assert_null(reply);
+	assert_non_null(strstr(error->message, "the start is not aligned to 4 KiB"));
 	g_clear_error(&error);
 	assert_false(has_device(daemon, "sim6", NULL));
 
@@ -388,29 +406,35 @@ test_bad_config_refused(void **state)
 		const gchar *text;
 		const gchar *expect;
 	} cases[] = {
-	    {"[device sim9]\niova-ranges=0x0+1G\n", "[device sim9]: no such device"},
-	    {"[device sim0]\niova-range=0x0+1G\n", "unknown key 'iova-range'"},
+	    {"[device sim9]\niova-ranges=0x0+1G\n",
+	     "vfio-migd.conf:1: [device sim9]: no such device"},
+	    {"[device sim0]\niova-range=0x0+1G\n",
+	     "vfio-migd.conf:2: [device sim0] iova-range: unknown key"},
 	    {"[device sim0]\niova-ranges=0x0\n", "[device sim0] iova-ranges"},
-	    {"[plugin mlx5]\nread-size=lots\n", "[plugin mlx5]"},
+	    {"[plugin mlx5]\nread-size=lots\n",
+	     "vfio-migd.conf:2: plugins: [plugin mlx5]: read-size=lots"},
 	    {"not a key file", "vfio-migd.conf"},
 	    {"[libvirt]\nread-write=true\n", "[libvirt]: uri= is required"},
 	    {"[libvirt]\nuri=test:///default\nread-write=maybe\n", "[libvirt] read-write"},
 	    {"[libvirt]\nuri=test:///default\ncolour=red\n", "[libvirt]: unknown key 'colour'"},
 	    {"[libvirt]\nuri=test:///default\n[libvirt-domain test]\npeer=tcp:127.0.0.1:1\n",
-	     "[libvirt-domain test]"},
+	     "vfio-migd.conf:3: [libvirt-domain test]"},
 	    {"[libvirt]\nuri=test:///default\ncert=\n",
 	     "[libvirt] option 'cert' must not be empty"},
 	    {"[listen]\nplain=perhaps\n", "[listen] plain"},
-	    {"[listen]\nplain-remote=true\n", "[listen]: unknown key 'plain-remote'"},
+	    {"[listen]\nplain-remote=true\n",
+	     "vfio-migd.conf:2: [listen] plain-remote: unknown key"},
 	    {"[listen]\nallowed-uids=0;bob\n", "[listen] allowed-uids: 'bob' is not a uid"},
-	    {"[listen]\nhello-timeout-ms=0\n", "[listen] hello-timeout-ms=0"},
-	    {"[listen]\nmax-pending-peers=many\n", "[listen] max-pending-peers=many"},
+	    {"[listen]\nhello-timeout-ms=0\n", "[listen] hello-timeout-ms: hello-timeout-ms=0"},
+	    {"[listen]\nmax-pending-peers=many\n",
+	     "[listen] max-pending-peers: max-pending-peers=many"},
 	    {"[listen]\nmax-partial-frame-bytes=1M\n", "max-partial-frame-bytes=1M: out of range"},
-	    {"[daemon]\nnap=1\n", "[daemon]: unknown key 'nap'"},
+	    {"[daemon]\nnap=1\n", "vfio-migd.conf:2: [daemon] nap: unknown key"},
 	    /* a misspelt or capitalised group used to be ignored without a word */
-	    {"[deamon]\nlow-power-idle=true\n", "unknown group [deamon] (known: [daemon], "},
-	    {"[Listen]\nplain=true\n", "unknown group [Listen]"},
-	    {"[device ]\niova-ranges=0x0+1G\n", "unknown group [device ]"},
+	    {"[deamon]\nlow-power-idle=true\n",
+	     "vfio-migd.conf:1: [deamon]: unknown group (known: [daemon], "},
+	    {"[Listen]\nplain=true\n", "[Listen]: unknown group"},
+	    {"[device ]\niova-ranges=0x0+1G\n", "[device ]: unknown group"},
 	};
 	g_autofree gchar *dir = g_dir_make_tmp("migd-conf-XXXXXX", NULL);
 	g_autofree gchar *conf = g_build_filename(dir, "vfio-migd.conf", NULL);
@@ -521,7 +545,7 @@ test_config_listen_start_refused(void **state)
 
 	assert_true(g_file_set_contents(conf, "[listen]\nstart=later\n", -1, NULL));
 	assert_config_refused_quickly(
-	    conf, "[listen] start must be \"auto\" or \"manual\", not \"later\"");
+	    conf, "[listen] start: must be \"auto\" or \"manual\", not \"later\"");
 	assert_int_equal(unlink(conf), 0);
 	assert_int_equal(rmdir(dir), 0);
 }

@@ -413,7 +413,7 @@ static void
 test_parse_good(void **state)
 {
 	g_autoptr(GArray) a = parse_ok("0x0+0x40000000,0x100000000+0x80000000");
-	g_autoptr(GArray) b = parse_ok(" 0+1G , 4G + 2G,0x1000+4K,1M+0x10M ");
+	g_autoptr(GArray) b = parse_ok(" 2G+1G , 4G + 2G,0x1000+4K,1M+0x10M ");
 	g_autoptr(GArray) c = parse_ok("4096+4096");
 	g_autoptr(GArray) d = parse_ok("0xFFFFFFFFFFFFF000+0x1000");
 	/* T, as documented (docs/ABI/testing/config-file) */
@@ -423,7 +423,7 @@ test_parse_good(void **state)
 	assert_range(a, 0, 0, 0x40000000);
 	assert_range(a, 1, 0x100000000ull, 0x80000000);
 	assert_int_equal(b->len, 4);
-	assert_range(b, 0, 0, 1 * GiB);
+	assert_range(b, 0, 2 * GiB, 1 * GiB);
 	assert_range(b, 1, 4 * GiB, 2 * GiB);
 	assert_range(b, 2, 0x1000, 4 * KiB);
 	assert_range(b, 3, 1 * MiB, 16 * MiB);
@@ -459,6 +459,13 @@ test_parse_bad(void **state)
 	    "1+4Q",
 	    "16777216T+1",
 	    "1+4TB",
+	    /* unaligned to 4 KiB, overlapping (touching is fine: see test_parse_good) */
+	    "0x800+4K",
+	    "0+6K",
+	    "0+1G,0x3ffff000+8K",
+	    "0+1G,512M+4K",
+	    "4G+4G,0+8G",
+	    "0+4K,0+4K",
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -467,6 +474,19 @@ test_parse_bad(void **state)
 		if (a != NULL)
 			fail_msg("'%s' was accepted", bad[i]);
 		assert_true(g_error_matches(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT));
+	}
+	{
+		g_autoptr(GError) error = NULL;
+		assert_null(migd_dirty_ranges_parse("4G+4G,0x1000+4K,0+8G", &error));
+		/* sorted, the neighbours that overlap are named by their places in the list */
+		assert_string_equal(
+		    error->message,
+		    "IOVA ranges 1 (0x1000+0x1000) and 2 (0x0+0x200000000) overlap");
+		g_clear_error(&error);
+		assert_null(migd_dirty_ranges_parse("0+4K,0x1000+0x1800", &error));
+		assert_string_equal(
+		    error->message,
+		    "IOVA range 1 0x1000+0x1800: the length is not aligned to 4 KiB");
 	}
 	{
 		g_autoptr(GError) error = NULL;
