@@ -1,0 +1,193 @@
+/*
+ * Copyright 2026 The vfio-migd authors
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "migd-log.h"
+
+/* engines log from their worker threads: the socket and its path are shared */
+static GMutex migd_log_mutex;
+static gchar *migd_log_journal_path; /* NULL: plain text */
+static gint migd_log_journal_fd = -1;
+
+static const struct {
+	const gchar *event;
+	const gchar *message_id;
+	gint priority;
+} migd_log_events[] = {
+    {MIGD_LOG_EVENT_JOB_STARTED, MIGD_LOG_MESSAGE_ID_JOB_STARTED, LOG_INFO},
+    {MIGD_LOG_EVENT_JOB_COMPLETED, MIGD_LOG_MESSAGE_ID_JOB_COMPLETED, LOG_INFO},
+    {MIGD_LOG_EVENT_JOB_FAILED, MIGD_LOG_MESSAGE_ID_JOB_FAILED, LOG_ERR},
+    {MIGD_LOG_EVENT_JOB_ROLLED_BACK, MIGD_LOG_MESSAGE_ID_JOB_ROLLED_BACK, LOG_ERR},
+    {MIGD_LOG_EVENT_DEVICE_RECOVERY_FAILED, MIGD_LOG_MESSAGE_ID_DEVICE_RECOVERY_FAILED, LOG_ERR},
+};
+
+const gchar *
+migd_log_event_message_id(const gchar *event)
+{
+	for (gsize i = 0; event != NULL && i < G_N_ELEMENTS(migd_log_events); i++)
+		if (strcmp(migd_log_events[i].event, event) == 0)
+			return migd_log_events[i].message_id;
+	return NULL;
+}
+
+static gint
+migd_log_level_priority(GLogLevelFlags level)
+{
+	if (level & G_LOG_LEVEL_ERROR)
+		return LOG_CRIT; /* g_error aborts: never on daemon paths */
+	if (level & G_LOG_LEVEL_CRITICAL)
+		return LOG_ERR;
+	if (level & G_LOG_LEVEL_WARNING)
+		return LOG_WARNING;
+	if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO))
+		return LOG_INFO;
+	return LOG_DEBUG;
+}
+
+/* journald's rule: A-Z, 0-9 and _, not starting with _ (those are trusted fields) */
+static gboolean
+migd_log_field_name_ok(const gchar *key)
+{
+	if (key == NULL || key[0] == '\0' || key[0] == '_' || strlen(key) > 64)
+		return FALSE;
+	for (const gchar *p = key; *p != '\0'; p++)
+		if (!g_ascii_isupper(*p) && !g_ascii_isdigit(*p) && *p != '_')
+			return FALSE;
+	return TRUE;
+}
+
+/* one field in the native protocol: KEY=VALUE\n, or KEY\n<le64 size>VALUE\n when it has a \n */
+static void
+migd_log_append_field(GByteArray *buf, const gchar *key, gconstpointer value, gssize length)
+{
+	gsize size = length < 0 ? strlen(value) : (gsize)length;
+
+	g_byte_array_append(buf, (const guint8 *)key, strlen(key));
+	if (memchr(value, '\n', size) == NULL) {
+		g_byte_array_append(buf, (const guint8 *)"=", 1);
+	} else {
+		guint64 le = GUINT64_TO_LE((guint64)size);
+
+		g_byte_array_append(buf, (const guint8 *)"\n", 1);
+		g_byte_array_append(buf, (const guint8 *)&le, sizeof(le));
+	}
+	g_byte_array_append(buf, value, size);
+	g_byte_array_append(buf, (const guint8 *)"\n", 1);
+}
+
+static gboolean
+migd_log_journal_send(const GByteArray *buf)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	gboolean sent = FALSE;
+
+	g_mutex_lock(&migd_log_mutex);
+	if (migd_log_journal_path != NULL &&
+	    strlen(migd_log_journal_path) < sizeof(addr.sun_path)) {
+		strcpy(addr.sun_path, migd_log_journal_path);
+		if (migd_log_journal_fd < 0)
+			migd_log_journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (migd_log_journal_fd >= 0) {
+			ssize_t n;
+
+			do
+				n = sendto(migd_log_journal_fd, buf->data, buf->len, MSG_NOSIGNAL,
+					   (struct sockaddr *)&addr, sizeof(addr));
+			while (n < 0 && errno == EINTR);
+			sent = n == (ssize_t)buf->len;
+		}
+	}
+	g_mutex_unlock(&migd_log_mutex);
+	return sent;
+}
+
+static GLogWriterOutput
+migd_log_write_journal(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+		       gpointer user_data)
+{
+	g_autoptr(GByteArray) buf = g_byte_array_sized_new(256);
+	const gchar *domain = NULL;
+	const gchar *event = NULL;
+	gboolean has_identifier = FALSE;
+	gint priority = migd_log_level_priority(level);
+	gchar priority_str[8];
+
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0 && fields[i].length < 0)
+			domain = fields[i].value;
+		else if (g_strcmp0(fields[i].key, "VFIO_MIGD_EVENT") == 0 && fields[i].length < 0)
+			event = fields[i].value;
+	}
+	/* debug and info only with G_MESSAGES_DEBUG, as GLib's own writer; job events always */
+	if (migd_log_event_message_id(event) == NULL && g_log_writer_default_would_drop(level, domain))
+		return G_LOG_WRITER_HANDLED;
+
+	for (gsize i = 0; i < G_N_ELEMENTS(migd_log_events); i++) {
+		if (event != NULL && strcmp(migd_log_events[i].event, event) == 0) {
+			priority = migd_log_events[i].priority;
+			migd_log_append_field(buf, "MESSAGE_ID", migd_log_events[i].message_id, -1);
+		}
+	}
+	g_snprintf(priority_str, sizeof(priority_str), "%d", priority);
+	migd_log_append_field(buf, "PRIORITY", priority_str, -1);
+	for (gsize i = 0; i < n_fields; i++) {
+		/* ours wins; GLib's old API sends its own PRIORITY */
+		if (!migd_log_field_name_ok(fields[i].key) ||
+		    strcmp(fields[i].key, "PRIORITY") == 0 ||
+		    strcmp(fields[i].key, "MESSAGE_ID") == 0 || fields[i].value == NULL)
+			continue;
+		has_identifier |= strcmp(fields[i].key, "SYSLOG_IDENTIFIER") == 0;
+		migd_log_append_field(buf, fields[i].key, fields[i].value, fields[i].length);
+	}
+	if (!has_identifier)
+		migd_log_append_field(buf, "SYSLOG_IDENTIFIER",
+				      g_get_prgname() != NULL ? g_get_prgname() : "vfio-migd", -1);
+
+	/* a record too large for a datagram, or no journald: stderr is the journal's stream */
+	if (!migd_log_journal_send(buf))
+		return g_log_writer_standard_streams(level, fields, n_fields, user_data);
+	return G_LOG_WRITER_HANDLED;
+}
+
+GLogWriterOutput
+migd_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+	gboolean journal;
+
+	g_mutex_lock(&migd_log_mutex);
+	journal = migd_log_journal_path != NULL;
+	g_mutex_unlock(&migd_log_mutex);
+	if (!journal)
+		return g_log_writer_default(level, fields, n_fields, user_data);
+	return migd_log_write_journal(level, fields, n_fields, user_data);
+}
+
+void
+migd_log_use_journal(const gchar *journal_socket)
+{
+	g_mutex_lock(&migd_log_mutex);
+	g_free(migd_log_journal_path);
+	migd_log_journal_path = g_strdup(journal_socket);
+	if (migd_log_journal_fd >= 0)
+		close(migd_log_journal_fd);
+	migd_log_journal_fd = -1;
+	g_mutex_unlock(&migd_log_mutex);
+}
+
+void
+migd_log_install(void)
+{
+	migd_log_use_journal(g_log_writer_is_journald(fileno(stderr)) ? MIGD_LOG_JOURNAL_SOCKET
+								     : NULL);
+	/* GLib takes one writer per process, for good */
+	g_log_set_writer_func(migd_log_writer, NULL, NULL);
+}
