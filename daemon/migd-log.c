@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <syslog.h>
@@ -17,6 +18,7 @@
 static GMutex migd_log_mutex;
 static gchar *migd_log_journal_path; /* NULL: plain text */
 static gint migd_log_journal_fd = -1;
+static gsize migd_log_installed;
 
 static const struct {
 	const gchar *event;
@@ -128,7 +130,8 @@ migd_log_write_journal(GLogLevelFlags level, const GLogField *fields, gsize n_fi
 			event = fields[i].value;
 	}
 	/* debug and info only with G_MESSAGES_DEBUG, as GLib's own writer; job events always */
-	if (migd_log_event_message_id(event) == NULL && g_log_writer_default_would_drop(level, domain))
+	if (migd_log_event_message_id(event) == NULL &&
+	    g_log_writer_default_would_drop(level, domain))
 		return G_LOG_WRITER_HANDLED;
 
 	for (gsize i = 0; i < G_N_ELEMENTS(migd_log_events); i++) {
@@ -183,11 +186,44 @@ migd_log_use_journal(const gchar *journal_socket)
 	g_mutex_unlock(&migd_log_mutex);
 }
 
+gchar *
+migd_log_dup_journal(void)
+{
+	gchar *path;
+
+	g_mutex_lock(&migd_log_mutex);
+	path = g_strdup(migd_log_journal_path);
+	g_mutex_unlock(&migd_log_mutex);
+	return path;
+}
+
+/*
+ * systemd's documented test: JOURNAL_STREAM holds the device and inode of the stream it
+ * connected stderr to. GLib 2.74's g_log_writer_is_journald() looks at the socket's peer name
+ * only; either will do.
+ */
+static gboolean
+migd_log_stderr_is_journal(void)
+{
+	const gchar *stream = g_getenv("JOURNAL_STREAM");
+	guint64 dev, ino;
+	struct stat st;
+
+	if (stream != NULL &&
+	    sscanf(stream, "%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, &dev, &ino) == 2 &&
+	    fstat(STDERR_FILENO, &st) == 0 && (guint64)st.st_dev == dev &&
+	    (guint64)st.st_ino == ino)
+		return TRUE;
+	return g_log_writer_is_journald(STDERR_FILENO);
+}
+
 void
 migd_log_install(void)
 {
-	migd_log_use_journal(g_log_writer_is_journald(fileno(stderr)) ? MIGD_LOG_JOURNAL_SOCKET
-								     : NULL);
-	/* GLib takes one writer per process, for good */
-	g_log_set_writer_func(migd_log_writer, NULL, NULL);
+	migd_log_use_journal(migd_log_stderr_is_journal() ? MIGD_LOG_JOURNAL_SOCKET : NULL);
+	/* GLib takes one writer per process, for good: a second call only looks at stderr again */
+	if (g_once_init_enter(&migd_log_installed)) {
+		g_log_set_writer_func(migd_log_writer, NULL, NULL);
+		g_once_init_leave(&migd_log_installed, 1);
+	}
 }

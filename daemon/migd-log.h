@@ -20,17 +20,17 @@ G_BEGIN_DECLS
  */
 
 /* the events, as the layers below spell them in VFIO_MIGD_EVENT */
-#define MIGD_LOG_EVENT_JOB_STARTED "job-started"
-#define MIGD_LOG_EVENT_JOB_COMPLETED "job-completed"
-#define MIGD_LOG_EVENT_JOB_FAILED "job-failed"
-#define MIGD_LOG_EVENT_JOB_ROLLED_BACK "job-rolled-back"
+#define MIGD_LOG_EVENT_JOB_STARTED	      "job-started"
+#define MIGD_LOG_EVENT_JOB_COMPLETED	      "job-completed"
+#define MIGD_LOG_EVENT_JOB_FAILED	      "job-failed"
+#define MIGD_LOG_EVENT_JOB_ROLLED_BACK	      "job-rolled-back"
 #define MIGD_LOG_EVENT_DEVICE_RECOVERY_FAILED "device-recovery-failed"
 
 /* their MESSAGE_IDs (128-bit, as journalctl --new-id128 prints them); never change one */
-#define MIGD_LOG_MESSAGE_ID_JOB_STARTED "0206d801be584577ab55dc355489420c"
-#define MIGD_LOG_MESSAGE_ID_JOB_COMPLETED "2013d520afe0444e97fb849e1e7837a6"
-#define MIGD_LOG_MESSAGE_ID_JOB_FAILED "afa4c129a3ef4d1d910836bbdbcf597f"
-#define MIGD_LOG_MESSAGE_ID_JOB_ROLLED_BACK "1240bfadd75a42c8ba5442053a39947f"
+#define MIGD_LOG_MESSAGE_ID_JOB_STARTED		   "0206d801be584577ab55dc355489420c"
+#define MIGD_LOG_MESSAGE_ID_JOB_COMPLETED	   "2013d520afe0444e97fb849e1e7837a6"
+#define MIGD_LOG_MESSAGE_ID_JOB_FAILED		   "afa4c129a3ef4d1d910836bbdbcf597f"
+#define MIGD_LOG_MESSAGE_ID_JOB_ROLLED_BACK	   "1240bfadd75a42c8ba5442053a39947f"
 #define MIGD_LOG_MESSAGE_ID_DEVICE_RECOVERY_FAILED "7d84aa24d0184c2f8d137791b343bd83"
 
 /* journald's native socket */
@@ -38,7 +38,8 @@ G_BEGIN_DECLS
 
 /*
  * Installs the writer: to the journal at MIGD_LOG_JOURNAL_SOCKET when stderr is the journal,
- * GLib's default writer otherwise. Call once, first thing in main().
+ * GLib's default writer otherwise. First thing in main(); a second call only looks at stderr
+ * again.
  */
 void migd_log_install(void);
 
@@ -47,6 +48,9 @@ void migd_log_install(void);
  * one of their own), or plain text when NULL. migd_log_install() (once) makes it the writer.
  */
 void migd_log_use_journal(const gchar *journal_socket);
+
+/* the socket records go to, or NULL for plain text (newly allocated) */
+gchar *migd_log_dup_journal(void);
 
 GLogWriterOutput migd_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
 				 gpointer user_data);
