@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -120,6 +121,7 @@ migd_log_write_journal(GLogLevelFlags level, const GLogField *fields, gsize n_fi
 	const gchar *domain = NULL;
 	const gchar *event = NULL;
 	gboolean has_identifier = FALSE;
+	gboolean caller = FALSE;
 	gint priority = migd_log_level_priority(level);
 	gchar priority_str[8];
 
@@ -128,9 +130,12 @@ migd_log_write_journal(GLogLevelFlags level, const GLogField *fields, gsize n_fi
 			domain = fields[i].value;
 		else if (g_strcmp0(fields[i].key, "VFIO_MIGD_EVENT") == 0 && fields[i].length < 0)
 			event = fields[i].value;
+		else if (g_strcmp0(fields[i].key, "VFIO_MIGD_CALLER") == 0)
+			caller = TRUE;
 	}
-	/* debug and info only with G_MESSAGES_DEBUG, as GLib's own writer; job events always */
-	if (migd_log_event_message_id(event) == NULL &&
+	/* debug and info only with G_MESSAGES_DEBUG, as GLib's own writer; job events and what a
+	 * D-Bus caller did (the audit trail) always */
+	if (migd_log_event_message_id(event) == NULL && !caller &&
 	    g_log_writer_default_would_drop(level, domain))
 		return G_LOG_WRITER_HANDLED;
 
@@ -161,15 +166,21 @@ migd_log_write_journal(GLogLevelFlags level, const GLogField *fields, gsize n_fi
 	return G_LOG_WRITER_HANDLED;
 }
 
-GLogWriterOutput
-migd_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+static gboolean
+migd_log_journal_active(void)
 {
 	gboolean journal;
 
 	g_mutex_lock(&migd_log_mutex);
 	journal = migd_log_journal_path != NULL;
 	g_mutex_unlock(&migd_log_mutex);
-	if (!journal)
+	return journal;
+}
+
+GLogWriterOutput
+migd_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+	if (!migd_log_journal_active())
 		return g_log_writer_default(level, fields, n_fields, user_data);
 	return migd_log_write_journal(level, fields, n_fields, user_data);
 }
@@ -226,4 +237,159 @@ migd_log_install(void)
 		g_log_set_writer_func(migd_log_writer, NULL, NULL);
 		g_once_init_leave(&migd_log_installed, 1);
 	}
+}
+
+/* ---- D-Bus callers by uid and pid ---- */
+
+/* unique names are never reused on a bus: a cache entry cannot go stale, only pile up */
+#define MIGD_LOG_CALLERS_MAX 256
+
+typedef struct {
+	gchar *uid; /* NULL: the bus could not tell */
+	gchar *pid;
+} MigdLogCredentials;
+
+typedef struct {
+	GLogLevelFlags level;
+	gchar *sender;
+	gchar *job;
+	gchar *device;
+	gchar *text;
+} MigdLogCallerRecord;
+
+static GHashTable *migd_log_callers; /* sender -> MigdLogCredentials; under migd_log_mutex */
+
+static void
+migd_log_credentials_free(gpointer data)
+{
+	MigdLogCredentials *creds = data;
+
+	g_free(creds->uid);
+	g_free(creds->pid);
+	g_free(creds);
+}
+
+static void
+migd_log_caller_record_free(MigdLogCallerRecord *record)
+{
+	g_free(record->sender);
+	g_free(record->job);
+	g_free(record->device);
+	g_free(record->text);
+	g_free(record);
+}
+
+static void
+migd_log_caller_emit(MigdLogCallerRecord *record, const gchar *uid, const gchar *pid)
+{
+	g_autofree gchar *message = NULL;
+	GLogField fields[7];
+	gsize n = 0;
+
+	if (uid != NULL && pid != NULL)
+		message = g_strdup_printf("%s uid %s pid %s", record->text, uid, pid);
+	else if (uid != NULL)
+		message = g_strdup_printf("%s uid %s", record->text, uid);
+	else
+		message = g_strdup_printf("%s %s", record->text,
+					  record->sender != NULL ? record->sender : "a peer");
+	fields[n++] = (GLogField){"GLIB_DOMAIN", G_LOG_DOMAIN, -1};
+	fields[n++] = (GLogField){"MESSAGE", message, -1};
+	fields[n++] =
+	    (GLogField){"VFIO_MIGD_CALLER", record->sender != NULL ? record->sender : "peer", -1};
+	if (record->job != NULL)
+		fields[n++] = (GLogField){"VFIO_MIGD_JOB", record->job, -1};
+	if (record->device != NULL)
+		fields[n++] = (GLogField){"VFIO_MIGD_DEVICE", record->device, -1};
+	if (uid != NULL)
+		fields[n++] = (GLogField){"VFIO_MIGD_CALLER_UID", uid, -1};
+	if (pid != NULL)
+		fields[n++] = (GLogField){"VFIO_MIGD_CALLER_PID", pid, -1};
+	g_log_structured_array(record->level, fields, n);
+}
+
+static void
+migd_log_caller_credentials_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	MigdLogCallerRecord *record = user_data;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) dict = NULL;
+	MigdLogCredentials *creds = g_new0(MigdLogCredentials, 1);
+	guint32 value;
+
+	reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, NULL);
+	if (reply != NULL) {
+		g_variant_get(reply, "(@a{sv})", &dict);
+		if (g_variant_lookup(dict, "UnixUserID", "u", &value))
+			creds->uid = g_strdup_printf("%u", value);
+		if (g_variant_lookup(dict, "ProcessID", "u", &value))
+			creds->pid = g_strdup_printf("%u", value);
+	}
+	migd_log_caller_emit(record, creds->uid, creds->pid);
+	g_mutex_lock(&migd_log_mutex);
+	if (migd_log_callers == NULL)
+		migd_log_callers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+							 migd_log_credentials_free);
+	if (g_hash_table_size(migd_log_callers) >= MIGD_LOG_CALLERS_MAX)
+		g_hash_table_remove_all(migd_log_callers);
+	g_hash_table_replace(migd_log_callers, g_strdup(record->sender), creds);
+	g_mutex_unlock(&migd_log_mutex);
+	migd_log_caller_record_free(record);
+}
+
+void
+migd_log_caller(GDBusMethodInvocation *invocation, GLogLevelFlags level, const gchar *job,
+		const gchar *device, const gchar *format, ...)
+{
+	GDBusConnection *connection = g_dbus_method_invocation_get_connection(invocation);
+	MigdLogCallerRecord *record = g_new0(MigdLogCallerRecord, 1);
+	MigdLogCredentials *cached;
+	va_list args;
+
+	/* in plain text, debug-only records cost no bus round trip unless someone reads them */
+	if (!migd_log_journal_active() && g_log_writer_default_would_drop(level, G_LOG_DOMAIN)) {
+		g_free(record);
+		return;
+	}
+	va_start(args, format);
+	record->text = g_strdup_vprintf(format, args);
+	va_end(args);
+	record->level = level;
+	record->sender = g_strdup(g_dbus_method_invocation_get_sender(invocation));
+	record->job = g_strdup(job);
+	record->device = g_strdup(device);
+
+	if (record->sender == NULL) {
+		/* a peer-to-peer connection: the socket knows its peer */
+		GCredentials *peer = g_dbus_connection_get_peer_credentials(connection);
+		g_autofree gchar *uid = NULL;
+		g_autofree gchar *pid = NULL;
+
+		if (peer != NULL && g_credentials_get_unix_user(peer, NULL) != (uid_t)-1)
+			uid = g_strdup_printf("%u", (guint)g_credentials_get_unix_user(peer, NULL));
+		if (peer != NULL && g_credentials_get_unix_pid(peer, NULL) != -1)
+			pid = g_strdup_printf("%d", (gint)g_credentials_get_unix_pid(peer, NULL));
+		migd_log_caller_emit(record, uid, pid);
+		migd_log_caller_record_free(record);
+		return;
+	}
+
+	g_mutex_lock(&migd_log_mutex);
+	cached =
+	    migd_log_callers != NULL ? g_hash_table_lookup(migd_log_callers, record->sender) : NULL;
+	if (cached != NULL) {
+		g_autofree gchar *uid = g_strdup(cached->uid);
+		g_autofree gchar *pid = g_strdup(cached->pid);
+
+		g_mutex_unlock(&migd_log_mutex);
+		migd_log_caller_emit(record, uid, pid);
+		migd_log_caller_record_free(record);
+		return;
+	}
+	g_mutex_unlock(&migd_log_mutex);
+	g_dbus_connection_call(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+			       "org.freedesktop.DBus", "GetConnectionCredentials",
+			       g_variant_new("(s)", record->sender), G_VARIANT_TYPE("(a{sv})"),
+			       G_DBUS_CALL_FLAGS_NONE, -1, NULL, migd_log_caller_credentials_cb,
+			       record);
 }

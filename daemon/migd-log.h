@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -57,5 +57,18 @@ GLogWriterOutput migd_log_writer(GLogLevelFlags level, const GLogField *fields, 
 
 /* the MESSAGE_ID of an event, or NULL for an unknown one */
 const gchar *migd_log_event_message_id(const gchar *event);
+
+/*
+ * Logs TEXT (printf-style) followed by the caller of @invocation, named by uid and pid
+ * ("job 3: abandoned by uid 0 pid 4242"), with VFIO_MIGD_CALLER_UID and VFIO_MIGD_CALLER_PID
+ * (VFIO_MIGD_CALLER: the bus name),
+ * and VFIO_MIGD_JOB / VFIO_MIGD_DEVICE when @job / @device are given. On a bus the
+ * credentials are asked of the bus daemon (GetConnectionCredentials) asynchronously the first
+ * time a unique name calls, then cached: the record may follow the call's reply. The bus name
+ * stands in when the bus cannot tell. In the journal such a record is kept at any level (the
+ * audit trail of D-Bus actions); in plain text the level filters as usual.
+ */
+void migd_log_caller(GDBusMethodInvocation *invocation, GLogLevelFlags level, const gchar *job,
+		     const gchar *device, const gchar *format, ...) G_GNUC_PRINTF(5, 6);
 
 G_END_DECLS
