@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "migd-dbus-job-service.h"
-#include "migd-log.h"
 #include "migd-error.h"
+#include "migd-log.h"
 
 /* the engine may update per chunk; D-Bus clients see at most 5 updates a second */
 #define MIGD_DBUS_JOB_SYNC_INTERVAL_MS 200
