@@ -334,6 +334,122 @@ test_journal_stream_detected(void **state)
 	assert_string_equal(out, "");
 }
 
+/* ---- D-Bus callers, on a private bus ---- */
+
+static const gchar ping_xml[] = "<node><interface name='org.vfiomigd.Test'>"
+				"<method name='Ping'/></interface></node>";
+
+static void
+ping_method(GDBusConnection *connection, const gchar *sender, const gchar *path, const gchar *iface,
+	    const gchar *method, GVariant *params, GDBusMethodInvocation *invocation,
+	    gpointer user_data)
+{
+	/* info: debug-only in plain text, kept in the journal as an action of a caller */
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, "5", "sim0", "job %s: rolled back by", "5");
+	g_dbus_method_invocation_return_value(invocation, NULL);
+}
+
+static void
+ping_done(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(GVariant) reply =
+	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, NULL);
+
+	assert_non_null(reply);
+	*(gboolean *)user_data = TRUE;
+}
+
+/* calls Ping from @client; the records the fake journal holds once the reply came */
+static GPtrArray *
+ping(GDBusConnection *client, const gchar *server_name, gboolean wait_for_record)
+{
+	gboolean done = FALSE;
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	GPtrArray *records = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
+
+	g_dbus_connection_call(client, server_name, "/test", "org.vfiomigd.Test", "Ping", NULL,
+			       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, ping_done, &done);
+	while (!done || (wait_for_record && records->len == 0)) {
+		g_autoptr(GPtrArray) more = NULL;
+
+		assert_true(g_get_monotonic_time() < deadline);
+		g_main_context_iteration(NULL, TRUE);
+		more = drain();
+		while (more->len > 0)
+			g_ptr_array_add(records, g_ptr_array_steal_index(more, 0));
+	}
+	return records;
+}
+
+static void
+assert_caller_record(GPtrArray *records, const gchar *unique_name)
+{
+	g_autofree gchar *uid = g_strdup_printf("%u", (guint)getuid());
+	g_autofree gchar *pid = g_strdup_printf("%d", (gint)getpid());
+	g_autofree gchar *message =
+	    g_strdup_printf("job 5: rolled back by uid %s pid %s", uid, pid);
+	GHashTable *r;
+
+	assert_int_equal(records->len, 1);
+	r = records->pdata[0];
+	assert_string_equal(g_hash_table_lookup(r, "MESSAGE"), message);
+	assert_string_equal(g_hash_table_lookup(r, "VFIO_MIGD_CALLER_UID"), uid);
+	assert_string_equal(g_hash_table_lookup(r, "VFIO_MIGD_CALLER_PID"), pid);
+	assert_string_equal(g_hash_table_lookup(r, "VFIO_MIGD_CALLER"), unique_name);
+	assert_string_equal(g_hash_table_lookup(r, "VFIO_MIGD_JOB"), "5");
+	assert_string_equal(g_hash_table_lookup(r, "VFIO_MIGD_DEVICE"), "sim0");
+	assert_string_equal(g_hash_table_lookup(r, "PRIORITY"), "6");
+	assert_null(g_hash_table_lookup(r, "MESSAGE_ID"));
+}
+
+static void
+test_dbus_caller(void **state)
+{
+	g_autoptr(GTestDBus) bus = NULL;
+	g_autoptr(GDBusConnection) server = NULL;
+	g_autoptr(GDBusConnection) client = NULL;
+	g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml(ping_xml, NULL);
+	g_autoptr(GPtrArray) first = NULL;
+	g_autoptr(GPtrArray) second = NULL;
+	const GDBusInterfaceVTable vtable = {ping_method, NULL, NULL, {NULL}};
+	g_autofree gchar *dbus_daemon = g_find_program_in_path("dbus-daemon");
+	guint reg;
+
+	if (dbus_daemon == NULL) {
+		skip();
+		return;
+	}
+	bus = g_test_dbus_new(G_TEST_DBUS_NONE);
+	g_test_dbus_up(bus);
+	server = g_dbus_connection_new_for_address_sync(
+	    g_test_dbus_get_bus_address(bus),
+	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+	    NULL, NULL, NULL);
+	client = g_dbus_connection_new_for_address_sync(
+	    g_test_dbus_get_bus_address(bus),
+	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+	    NULL, NULL, NULL);
+	assert_non_null(server);
+	assert_non_null(client);
+	reg = g_dbus_connection_register_object(server, "/test", info->interfaces[0], &vtable, NULL,
+						NULL, NULL);
+	assert_true(reg > 0);
+
+	/* first call: the credentials come from the bus after the reply */
+	first = ping(client, g_dbus_connection_get_unique_name(server), TRUE);
+	assert_caller_record(first, g_dbus_connection_get_unique_name(client));
+	/* second call: cached, logged before the reply */
+	second = ping(client, g_dbus_connection_get_unique_name(server), FALSE);
+	assert_caller_record(second, g_dbus_connection_get_unique_name(client));
+
+	g_dbus_connection_unregister_object(server, reg);
+	g_dbus_connection_close_sync(client, NULL, NULL);
+	g_dbus_connection_close_sync(server, NULL, NULL);
+	g_test_dbus_down(bus);
+}
+
 /* once against a real journald, when this machine has one */
 static void
 test_real_journald(void **state)
@@ -384,6 +500,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_plain_levels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plain_text_unchanged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_journal_stream_detected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dbus_caller, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_journald, setup, teardown),
 	};
 
