@@ -266,10 +266,14 @@ child_with_writer(void)
 	log_a_run();
 }
 
+/* what the engine printed before its records were structured: g_message and g_warning */
 static void
 child_glib_default(void)
 {
-	log_a_run();
+	g_log("Migd", G_LOG_LEVEL_MESSAGE, "job %s: completed: %s", "3", "2 devices");
+	g_log("Migd", G_LOG_LEVEL_WARNING, "job %s: failed: %s", "4", "rolled back");
+	g_warning("a warning");
+	g_message("a message");
 }
 
 /* the times and the pids differ between two runs, nothing else may */
@@ -283,7 +287,7 @@ normalize(const gchar *text)
 	return g_regex_replace(pid, a, -1, 0, "(\\1:PID)", 0, NULL);
 }
 
-/* without JOURNAL_STREAM: plain text, exactly what GLib's default writer prints */
+/* without JOURNAL_STREAM: plain text, exactly what GLib's default writer printed before */
 static void
 test_plain_text_unchanged(void **state)
 {
