@@ -9,6 +9,7 @@
 
 #include "migd-dbus-job-service.h"
 #include "migd-error.h"
+#include "migd-log.h"
 
 /* the engine may update per chunk; D-Bus clients see at most 5 updates a second */
 #define MIGD_DBUS_JOB_SYNC_INTERVAL_MS 200
@@ -117,8 +118,8 @@ migd_dbus_job_service_handle_cancel(MigdDbusJob *iface, GDBusMethodInvocation *i
 						      migd_job_get_id(self->job));
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	g_info("job %s: cancel requested by %s", migd_job_get_id(self->job),
-	       g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, migd_job_get_id(self->job), NULL,
+			"job %s: cancel requested by", migd_job_get_id(self->job));
 	migd_dbus_job_complete_cancel(iface, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -128,11 +129,11 @@ static void
 migd_dbus_job_service_return_error(GDBusMethodInvocation *invocation, GError *error)
 {
 	migd_error_convert(&error);
-	g_info("%s.%s on %s from %s failed: %s",
-	       g_dbus_method_invocation_get_interface_name(invocation),
-	       g_dbus_method_invocation_get_method_name(invocation),
-	       g_dbus_method_invocation_get_object_path(invocation),
-	       g_dbus_method_invocation_get_sender(invocation), error->message);
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, NULL, NULL,
+			"%s.%s on %s failed: %s; called by",
+			g_dbus_method_invocation_get_interface_name(invocation),
+			g_dbus_method_invocation_get_method_name(invocation),
+			g_dbus_method_invocation_get_object_path(invocation), error->message);
 	g_dbus_method_invocation_take_error(invocation, error);
 }
 
@@ -159,8 +160,8 @@ migd_dbus_job_service_handle_switchover(MigdDbusJob *iface, GDBusMethodInvocatio
 {
 	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
 
-	g_info("job %s: switchover requested by %s", migd_job_get_id(self->job),
-	       g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, migd_job_get_id(self->job), NULL,
+			"job %s: switchover requested by", migd_job_get_id(self->job));
 	migd_job_switchover_async(self->job, NULL, migd_dbus_job_service_switchover_cb, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -182,8 +183,8 @@ migd_dbus_job_service_handle_start(MigdDbusJob *iface, GDBusMethodInvocation *in
 {
 	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(iface);
 
-	g_info("job %s: start requested by %s", migd_job_get_id(self->job),
-	       g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, migd_job_get_id(self->job), NULL,
+			"job %s: start requested by", migd_job_get_id(self->job));
 	migd_job_start_async(self->job, NULL, migd_dbus_job_service_start_cb, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -198,8 +199,8 @@ migd_dbus_job_service_handle_abandon(MigdDbusJob *iface, GDBusMethodInvocation *
 		migd_dbus_job_service_return_error(invocation, error);
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	g_message("job %s: abandoned by %s", migd_job_get_id(self->job),
-		  g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, migd_job_get_id(self->job), NULL,
+			"job %s: abandoned by", migd_job_get_id(self->job));
 	migd_dbus_job_complete_abandon(iface, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -214,8 +215,8 @@ migd_dbus_job_service_handle_rollback(MigdDbusJob *iface, GDBusMethodInvocation 
 		migd_dbus_job_service_return_error(invocation, error);
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	g_message("job %s: rolled back by %s", migd_job_get_id(self->job),
-		  g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, migd_job_get_id(self->job), NULL,
+			"job %s: rolled back by", migd_job_get_id(self->job));
 	migd_dbus_job_complete_rollback(iface, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }

@@ -12,6 +12,7 @@
 #include "migd-dbus-manager-service.h"
 #include "migd-dbus-options.h"
 #include "migd-error.h"
+#include "migd-log.h"
 #include "migd-vm.h"
 
 struct _MigdDbusManagerService {
@@ -39,9 +40,9 @@ static gboolean
 migd_dbus_return_error(GDBusMethodInvocation *invocation, GError *error)
 {
 	migd_error_convert(&error);
-	g_info("%s.%s from %s failed: %s", g_dbus_method_invocation_get_interface_name(invocation),
-	       g_dbus_method_invocation_get_method_name(invocation),
-	       g_dbus_method_invocation_get_sender(invocation), error->message);
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, NULL, NULL, "%s.%s failed: %s; called by",
+			g_dbus_method_invocation_get_interface_name(invocation),
+			g_dbus_method_invocation_get_method_name(invocation), error->message);
 	g_dbus_method_invocation_take_error(invocation, error);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -167,6 +168,7 @@ migd_dbus_manager_service_handle_migrate(MigdDbusManager *iface, GDBusMethodInvo
 	g_autoptr(MigdMigrateOptions) migrate = migd_migrate_options_new();
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *path = NULL;
+	MigdJob *job;
 	guint64 id;
 
 	/* the address first, as before the options: a caller sees the first mistake */
@@ -178,6 +180,10 @@ migd_dbus_manager_service_handle_migrate(MigdDbusManager *iface, GDBusMethodInvo
 	if (id == 0)
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
 	path = migd_dbus_job_path(id);
+	/* the manager names the bus name; the audit trail wants the uid and pid */
+	job = migd_manager_get_job(self->manager, id);
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, job != NULL ? migd_job_get_id(job) : NULL,
+			NULL, "job %" G_GUINT64_FORMAT ": migration requested by", id);
 	migd_dbus_manager_complete_migrate(iface, invocation, path);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -203,7 +209,7 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
 	/* only once listening: a refused Listen changes nothing */
 	migd_manager_set_start_mode(self->manager, start);
-	g_message("listening on %s for %s", bound, g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, NULL, "listening on %s for", bound);
 	migd_dbus_manager_complete_listen(iface, invocation, bound);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -228,8 +234,8 @@ migd_dbus_manager_service_handle_expect(MigdDbusManager *iface, GDBusMethodInvoc
 	if (address == NULL)
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
 	/* the manager logged what it reserved; who asked is for the debug log */
-	g_info("expectation %s for %s", migration_id,
-	       g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_INFO, NULL, NULL, "expectation %s for",
+			migration_id);
 	migd_dbus_manager_complete_expect(iface, invocation, address);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -244,8 +250,8 @@ migd_dbus_manager_service_handle_cancel_expectation(MigdDbusManager *iface,
 
 	if (!migd_manager_cancel_expectation(self->manager, migration_id, &error))
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
-	g_message("expectation %s cancelled by %s", migration_id,
-		  g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, NULL, "expectation %s cancelled by",
+			migration_id);
 	migd_dbus_manager_complete_cancel_expectation(iface, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -296,8 +302,9 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 	    !migd_dbus_options_get_iova_ranges(options, device, &ranges, &error) ||
 	    !migd_manager_add_device(self->manager, device, ranges, &error))
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
-	g_message("%s device %s for %s", fd >= 0 ? "attached" : "added",
-		  migd_device_get_name(device), g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, migd_device_get_name(device),
+			"%s device %s for", fd >= 0 ? "attached" : "added",
+			migd_device_get_name(device));
 	g_dbus_method_invocation_return_value(invocation, NULL);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -346,8 +353,8 @@ migd_dbus_manager_service_handle_detach_device(MigdDbusManager *iface,
 
 	if (!migd_manager_detach_device(self->manager, name, &error))
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
-	g_message("detached device %s for %s", name,
-		  g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, name, "detached device %s for",
+			name);
 	migd_dbus_manager_complete_detach_device(iface, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -434,7 +441,7 @@ migd_dbus_manager_service_handle_attach_vm(MigdDbusManager *iface,
 
 	if (config == NULL || !migd_dbus_manager_service_attach_vm(self, config, &error))
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
-	g_message("attached VM %s for %s", name, g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, NULL, "attached VM %s for", name);
 	migd_dbus_manager_complete_attach_vm(iface, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -449,7 +456,7 @@ migd_dbus_manager_service_handle_detach_vm(MigdDbusManager *iface,
 		return migd_dbus_return_error(
 		    invocation,
 		    g_error_new(MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT, "no VM named '%s'", name));
-	g_message("detached VM %s for %s", name, g_dbus_method_invocation_get_sender(invocation));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, NULL, "detached VM %s for", name);
 	migd_dbus_manager_complete_detach_vm(iface, invocation);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }

@@ -22,6 +22,7 @@
 #include "migd-error.h"
 #include "migd-kernel-device.h"
 #include "migd-libvirt-bridge.h"
+#include "migd-log.h"
 #include "migd-manager.h"
 #include "migd-plugin-manager.h"
 #include "migd-sim-device.h"
@@ -706,6 +707,8 @@ main(int argc, char **argv)
 	};
 
 	setlocale(LC_ALL, "");
+	/* journald's fields when stderr is the journal, plain text elsewhere */
+	migd_log_install();
 	migd_tune_allocator();
 	context = g_option_context_new("- VFIO live-migration daemon");
 	g_option_context_add_main_entries(context, entries, NULL);

@@ -123,6 +123,11 @@ migd_job_new(MigdJobRole role, const gchar *id)
 	MigdJob *self = g_object_new(MIGD_TYPE_JOB, NULL);
 	self->role = role;
 	self->id = g_strdup(id);
+	/* structured: a log writer may key on the event and the job
+	 * (docs/ABI/testing/journal-fields) */
+	g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "VFIO_MIGD_EVENT", "job-started",
+			 "VFIO_MIGD_JOB", self->id, "MESSAGE", "job %s: started (%s)", self->id,
+			 role == MIGD_JOB_ROLE_SOURCE ? "source" : "destination");
 	return self;
 }
 
@@ -307,10 +312,16 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 	self->engine = NULL;
 	self->success = success;
 	self->message = g_strdup(message != NULL ? message : "");
+	/* the same text as g_message/g_warning, with fields a log writer may key on */
 	if (success)
-		g_message("job %s: completed: %s", self->id, self->message);
+		g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "VFIO_MIGD_EVENT",
+				 "job-completed", "VFIO_MIGD_JOB", self->id, "MESSAGE",
+				 "job %s: completed: %s", self->id, self->message);
 	else
-		g_warning("job %s: failed: %s", self->id, self->message);
+		g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "VFIO_MIGD_EVENT",
+				 self->rolled_back ? "job-rolled-back" : "job-failed",
+				 "VFIO_MIGD_JOB", self->id, "MESSAGE", "job %s: failed: %s",
+				 self->id, self->message);
 	g_signal_emit(self, migd_job_signals[SIGNAL_COMPLETED], 0, success, self->message);
 }
 

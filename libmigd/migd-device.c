@@ -392,8 +392,10 @@ migd_device_transition(MigdDevice *self, MigdState target, MigdState recover_sta
 	/* the SET echoes the requested state: only a GET tells where we are */
 	if (!migd_device_recover(self, recover_state, report, &error_recover)) {
 		/* both messages already name the device */
-		g_warning("%s; recovery failed too: %s", error_local->message,
-			  error_recover->message);
+		g_log_structured(
+		    G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "VFIO_MIGD_EVENT", "device-recovery-failed",
+		    "VFIO_MIGD_DEVICE", migd_device_get_name(self), "MESSAGE",
+		    "%s; recovery failed too: %s", error_local->message, error_recover->message);
 		g_propagate_prefixed_error(error, g_steal_pointer(&error_local),
 					   "transition to %s failed and recovery failed (%s): ",
 					   migd_state_to_string(target), error_recover->message);
