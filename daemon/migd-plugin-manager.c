@@ -255,6 +255,24 @@ migd_plugin_manager_assign(MigdPluginManager *self, MigdDevice *device)
 	return best;
 }
 
+MigdPlugin *
+migd_plugin_manager_match_identity(MigdPluginManager *self, const MigdDeviceIdentity *identity)
+{
+	MigdPlugin *best = NULL;
+	guint best_score = MIGD_PLUGIN_SCORE_NONE;
+
+	for (guint i = 0; i < self->plugins->len; i++) {
+		MigdPlugin *plugin = g_ptr_array_index(self->plugins, i);
+		guint score = migd_plugin_match(plugin, NULL, identity);
+		if (score > best_score) {
+			best = plugin;
+			best_score = score;
+		}
+	}
+	g_assert(best != NULL);
+	return best;
+}
+
 static void
 migd_plugin_manager_finalize(GObject *object)
 {
