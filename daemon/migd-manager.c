@@ -47,10 +47,11 @@ struct _MigdManager {
 	gpointer info_data;
 	MigdManagerDeviceOpenFunc open_func;
 	gpointer open_data;
-	MigdJournal *journal;	    /* borrowed */
-	MigdLowPower *low_power;    /* borrowed; NULL: idle devices stay powered */
-	MigdStreamBudget *budget;   /* state in flight, over every stream of every job */
-	MigdPluginManager *plugins; /* NULL: host devices name no plugin */
+	MigdJournal *journal;	  /* borrowed */
+	MigdLowPower *low_power;  /* borrowed; NULL: idle devices stay powered */
+	MigdStreamBudget *budget; /* state in flight, over every stream of every job */
+	/* NULL: host devices name no plugin */
+	MigdPluginManager *plugins;
 };
 
 enum {
