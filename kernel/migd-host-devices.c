@@ -177,6 +177,12 @@ migd_host_parse_uint(const gchar *text)
 	return (gint64)v;
 }
 
+static gint
+migd_host_str_ptr_cmp(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
+}
+
 /* the names in @dir (sorted, at most MIGD_HOST_DEVICES_DIR_MAX), an empty array if unreadable */
 static GPtrArray *
 migd_host_list_dir(const gchar *dir)
@@ -191,14 +197,8 @@ migd_host_list_dir(const gchar *dir)
 		if (g_utf8_validate(name, -1, NULL))
 			g_ptr_array_add(names, g_strdup(name));
 	}
-	g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+	g_ptr_array_sort(names, migd_host_str_ptr_cmp);
 	return names;
-}
-
-static gint
-migd_host_str_ptr_cmp(gconstpointer a, gconstpointer b)
-{
-	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
 }
 
 /* ---- common fields ---- */
