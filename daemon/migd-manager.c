@@ -976,8 +976,8 @@ migd_manager_list_host_devices(MigdManager *self)
 			    .vendor_id = device->vendor_id,
 			    .device_id = device->device_id,
 			};
-			MigdPlugin *plugin =
-			    migd_plugin_manager_match_identity(self->plugins, &identity);
+			MigdPlugin *plugin = migd_plugin_manager_match_identity(
+			    self->plugins, device->name, &identity);
 			device->plugin = g_strdup(migd_plugin_get_name(plugin));
 		}
 	}
