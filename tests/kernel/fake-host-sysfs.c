@@ -81,7 +81,6 @@ fake_host_new(void)
 	g_autofree gchar *sys = NULL;
 	g_autofree gchar *dev = NULL;
 	const gchar *mtty = "devices/virtual/mtty/mtty";
-	const gchar *types = "devices/virtual/mtty/mtty/mdev_supported_types";
 	g_autofree gchar *mdev = g_strdup_printf("devices/virtual/mtty/mtty/%s", FAKE_MDEV_UUID);
 
 	g_assert_no_error(error);
@@ -111,7 +110,6 @@ fake_host_new(void)
 		 "vfio-pci\n");
 	fh_write(sys, "devices/virtual/mtty/mtty/mdev_supported_types/mtty-2/available_instances",
 		 "0\n");
-	(void)types;
 	{
 		g_autofree gchar *f = g_strdup_printf("%s/mdev_type", mdev);
 		g_autofree gchar *drv = g_strdup_printf("%s/driver", mdev);
