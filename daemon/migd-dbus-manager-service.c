@@ -12,6 +12,7 @@
 #include "migd-dbus-manager-service.h"
 #include "migd-dbus-options.h"
 #include "migd-error.h"
+#include "migd-host-devices.h"
 #include "migd-log.h"
 #include "migd-vm.h"
 
@@ -154,6 +155,67 @@ migd_dbus_manager_service_handle_list_devices(MigdDbusManager *iface,
 		    &builder, migd_dbus_manager_service_device_to_variant(self, device));
 	}
 	migd_dbus_manager_complete_list_devices(iface, invocation, g_variant_builder_end(&builder));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- ListHostDevices ---- */
+
+static GVariant *
+migd_dbus_host_device_to_variant(MigdHostDevice *device)
+{
+	g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT(NULL);
+
+	g_variant_dict_insert(&dict, "kind", "s", migd_host_device_kind_to_string(device->kind));
+	if (device->driver != NULL)
+		g_variant_dict_insert(&dict, "driver", "s", device->driver);
+	if (device->has_ids) {
+		g_variant_dict_insert(&dict, "vendor-id", "q", device->vendor_id);
+		g_variant_dict_insert(&dict, "device-id", "q", device->device_id);
+	}
+	if (device->iommu_group >= 0)
+		g_variant_dict_insert(&dict, "iommu-group", "u", (guint32)device->iommu_group);
+	if (device->cdev != NULL) {
+		g_variant_dict_insert(&dict, "cdev", "s", device->cdev);
+		g_variant_dict_insert(&dict, "cdev-node", "b", device->cdev_node);
+	}
+	if (device->plugin != NULL)
+		g_variant_dict_insert(&dict, "plugin", "s", device->plugin);
+	if (device->kind != MIGD_HOST_DEVICE_MDEV_TYPE) {
+		g_variant_dict_insert(&dict, "served", "b", device->served);
+		g_variant_dict_insert_value(
+		    &dict, "held-by",
+		    g_variant_new_strv((const gchar *const *)device->held_by->pdata,
+				       device->held_by->len));
+	}
+	if (device->parent != NULL)
+		g_variant_dict_insert(&dict, "parent", "s", device->parent);
+	if (device->type != NULL)
+		g_variant_dict_insert(&dict, "type", "s", device->type);
+	if (device->type_name != NULL)
+		g_variant_dict_insert(&dict, "type-name", "s", device->type_name);
+	if (device->description != NULL)
+		g_variant_dict_insert(&dict, "description", "s", device->description);
+	if (device->device_api != NULL)
+		g_variant_dict_insert(&dict, "device-api", "s", device->device_api);
+	if (device->available_instances >= 0)
+		g_variant_dict_insert(&dict, "available-instances", "u",
+				      (guint32)device->available_instances);
+	return g_variant_new("(s@a{sv})", device->name, g_variant_dict_end(&dict));
+}
+
+static gboolean
+migd_dbus_manager_service_handle_list_host_devices(MigdDbusManager *iface,
+						   GDBusMethodInvocation *invocation)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_autoptr(GPtrArray) devices = migd_manager_list_host_devices(self->manager);
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("a(sa{sv})"));
+
+	for (guint i = 0; i < devices->len; i++)
+		g_variant_builder_add_value(
+		    &builder, migd_dbus_host_device_to_variant(g_ptr_array_index(devices, i)));
+	migd_dbus_manager_complete_list_host_devices(iface, invocation,
+						     g_variant_builder_end(&builder));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -482,6 +544,7 @@ static void
 migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 {
 	iface->handle_list_devices = migd_dbus_manager_service_handle_list_devices;
+	iface->handle_list_host_devices = migd_dbus_manager_service_handle_list_host_devices;
 	iface->handle_migrate = migd_dbus_manager_service_handle_migrate;
 	iface->handle_listen = migd_dbus_manager_service_handle_listen;
 	iface->handle_get_dirty_bitmap = migd_dbus_manager_service_handle_get_dirty_bitmap;

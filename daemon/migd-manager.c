@@ -8,10 +8,12 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "migd-destination.h"
 #include "migd-dirty-ranges.h"
 #include "migd-error.h"
+#include "migd-host-devices.h"
 #include "migd-manager.h"
 #include "migd-source.h"
 #include "migd-wire-frame.h"
@@ -49,6 +51,8 @@ struct _MigdManager {
 	MigdJournal *journal;	  /* borrowed */
 	MigdLowPower *low_power;  /* borrowed; NULL: idle devices stay powered */
 	MigdStreamBudget *budget; /* state in flight, over every stream of every job */
+	/* NULL: host devices name no plugin */
+	MigdPluginManager *plugins;
 };
 
 enum {
@@ -933,6 +937,53 @@ migd_manager_set_max_inflight(MigdManager *self, guint64 bytes)
 		migd_destination_set_budget(self->destination, self->budget);
 }
 
+void
+migd_manager_set_plugin_manager(MigdManager *self, MigdPluginManager *plugins)
+{
+	g_return_if_fail(MIGD_IS_MANAGER(self));
+	g_set_object(&self->plugins, plugins);
+}
+
+/* a device this manager holds under @name (PCI addresses compare without case) */
+static gboolean
+migd_manager_serves(MigdManager *self, const gchar *name)
+{
+	for (guint i = 0; i < self->devices->len; i++) {
+		const gchar *held = migd_device_get_name(g_ptr_array_index(self->devices, i));
+		if (held != NULL && g_ascii_strcasecmp(held, name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+GPtrArray *
+migd_manager_list_host_devices(MigdManager *self)
+{
+	const gchar *dev_root = migd_host_devices_dev_root();
+	GPtrArray *devices;
+
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), NULL);
+	devices = migd_host_devices_scan(migd_host_devices_sysfs_root(), dev_root);
+	/* the daemon's own fds are what "served" says already */
+	migd_host_devices_scan_holders(devices, dev_root, NULL, (gint)getpid());
+	for (guint i = 0; i < devices->len; i++) {
+		MigdHostDevice *device = g_ptr_array_index(devices, i);
+		if (device->kind != MIGD_HOST_DEVICE_MDEV_TYPE)
+			device->served = migd_manager_serves(self, device->name);
+		if (self->plugins != NULL && device->kind != MIGD_HOST_DEVICE_MDEV_TYPE) {
+			MigdDeviceIdentity identity = {
+			    .driver = device->driver != NULL ? device->driver : (gchar *)"unknown",
+			    .vendor_id = device->vendor_id,
+			    .device_id = device->device_id,
+			};
+			MigdPlugin *plugin = migd_plugin_manager_match_identity(
+			    self->plugins, device->name, &identity);
+			device->plugin = g_strdup(migd_plugin_get_name(plugin));
+		}
+	}
+	return devices;
+}
+
 static void
 migd_manager_dispose(GObject *object)
 {
@@ -951,6 +1002,7 @@ migd_manager_finalize(GObject *object)
 	g_hash_table_unref(self->busy);
 	g_ptr_array_unref(self->devices);
 	g_clear_pointer(&self->budget, migd_stream_budget_unref);
+	g_clear_object(&self->plugins);
 	G_OBJECT_CLASS(migd_manager_parent_class)->finalize(object);
 }
 

@@ -9,6 +9,7 @@
 #include "migd-job.h"
 #include "migd-journal.h"
 #include "migd-low-power.h"
+#include "migd-plugin-manager.h"
 #include "migd-stream-budget.h"
 #include "migd-transport.h"
 
@@ -102,6 +103,9 @@ void migd_manager_set_max_inflight(MigdManager *self, guint64 bytes);
 /* finished jobs stay for @seconds, at most @count of them (default: MIGD_MANAGER_JOB_RETAIN_*) */
 void migd_manager_set_job_retention(MigdManager *self, guint seconds, guint count);
 
+/* which plugin each host device would take (ListHostDevices); a new reference is kept */
+void migd_manager_set_plugin_manager(MigdManager *self, MigdPluginManager *plugins);
+
 /* ---- devices ---- */
 
 /* MigdDevice, borrowed, in the order they were added */
@@ -113,6 +117,13 @@ gboolean migd_manager_device_is_busy(MigdManager *self, MigdDevice *device);
 const gchar *migd_manager_device_get_reservation(MigdManager *self, MigdDevice *device);
 /* the device info func's entries, if there is one */
 void migd_manager_device_info(MigdManager *self, MigdDevice *device, GVariantDict *dict);
+/*
+ * The host's VFIO devices (MigdHostDevice), scanned now under
+ * migd_host_devices_sysfs_root(), with the plugin that would take each (if a
+ * plugin manager was set), whether this manager serves it and (best effort)
+ * which other processes hold it.
+ */
+GPtrArray *migd_manager_list_host_devices(MigdManager *self);
 /*
  * Opens a device with the open func (@fd >= 0: adopts a duplicate of it) but
  * does not add it: a front door may still refuse it. Refuses a bad name and

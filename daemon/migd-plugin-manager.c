@@ -255,6 +255,52 @@ migd_plugin_manager_assign(MigdPluginManager *self, MigdDevice *device)
 	return best;
 }
 
+/*
+ * What match() gets for a device nobody opened (host discovery): a MigdDevice
+ * without a backend, so a plugin that asks it anything gets an error, not a crash.
+ */
+#define MIGD_TYPE_PLUGIN_PROBE_DEVICE (migd_plugin_probe_device_get_type())
+G_DECLARE_FINAL_TYPE(MigdPluginProbeDevice, migd_plugin_probe_device, MIGD, PLUGIN_PROBE_DEVICE,
+		     MigdDevice)
+
+struct _MigdPluginProbeDevice {
+	MigdDevice parent_instance;
+};
+
+G_DEFINE_TYPE(MigdPluginProbeDevice, migd_plugin_probe_device, MIGD_TYPE_DEVICE)
+
+static void
+migd_plugin_probe_device_init(MigdPluginProbeDevice *self)
+{
+}
+
+static void
+migd_plugin_probe_device_class_init(MigdPluginProbeDeviceClass *klass)
+{
+}
+
+MigdPlugin *
+migd_plugin_manager_match_identity(MigdPluginManager *self, const gchar *name,
+				   const MigdDeviceIdentity *identity)
+{
+	g_autoptr(MigdDevice) probe =
+	    g_object_new(MIGD_TYPE_PLUGIN_PROBE_DEVICE, "name", name, NULL);
+	MigdPlugin *best = NULL;
+	guint best_score = MIGD_PLUGIN_SCORE_NONE;
+
+	for (guint i = 0; i < self->plugins->len; i++) {
+		MigdPlugin *plugin = g_ptr_array_index(self->plugins, i);
+		guint score = migd_plugin_match(plugin, probe, identity);
+		if (score > best_score) {
+			best = plugin;
+			best_score = score;
+		}
+	}
+	/* the generic plugin matches everything, so there is always one */
+	g_assert(best != NULL);
+	return best;
+}
+
 static void
 migd_plugin_manager_finalize(GObject *object)
 {

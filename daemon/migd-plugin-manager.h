@@ -52,5 +52,13 @@ MigdPlugin *migd_plugin_manager_find(MigdPluginManager *self, const gchar *name)
 GPtrArray *migd_plugin_manager_get_plugins(MigdPluginManager *self);
 /* picks @device's plugin, records it (and its recovery quirks) on the device */
 MigdPlugin *migd_plugin_manager_assign(MigdPluginManager *self, MigdDevice *device);
+/*
+ * Which plugin would take the device @name of @identity (driver name, PCI ids)
+ * without opening it (host discovery): each plugin's match is asked with a
+ * device that has no backend (every operation on it fails), so it judges the
+ * identity alone, as the in-tree plugins do. Never NULL.
+ */
+MigdPlugin *migd_plugin_manager_match_identity(MigdPluginManager *self, const gchar *name,
+					       const MigdDeviceIdentity *identity);
 
 G_END_DECLS

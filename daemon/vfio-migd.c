@@ -807,6 +807,7 @@ main(int argc, char **argv)
 	manager = migd_manager_new(devices);
 	migd_manager_set_max_inflight(manager, max_inflight);
 	migd_manager_set_start_mode(manager, start_mode);
+	migd_manager_set_plugin_manager(manager, plugins);
 	daemon.plugins = plugins;
 	daemon.allow_sim = session || sim_specs != NULL;
 	migd_manager_set_device_open_func(manager, migd_daemon_open_device, &daemon);

@@ -328,6 +328,126 @@ migctl_cmd_devices(const MigctlOptions *options)
 	return MIGCTL_EXIT_OK;
 }
 
+/* ---- host-devices ---- */
+
+/* one row of the host-devices table; "-" for what the daemon could not read */
+static void
+migctl_host_device_row(const gchar *name, GVariant *props)
+{
+	g_autoptr(GVariantDict) dict = g_variant_dict_new(props);
+	const gchar *kind = "-";
+	const gchar *driver = "-";
+	const gchar *cdev = "-";
+	const gchar *plugin = "-";
+	const gchar *type = NULL;
+	g_autofree gchar *ids = g_strdup("-");
+	g_autofree gchar *group = g_strdup("-");
+	g_autoptr(GString) status = g_string_new(NULL);
+	g_autofree const gchar **held_by = NULL;
+	guint16 vendor = 0, device = 0;
+	guint32 v = 0;
+	gboolean served = FALSE;
+	const gchar *api = NULL;
+
+	g_variant_dict_lookup(dict, "kind", "&s", &kind);
+	g_variant_dict_lookup(dict, "driver", "&s", &driver);
+	g_variant_dict_lookup(dict, "cdev", "&s", &cdev);
+	g_variant_dict_lookup(dict, "plugin", "&s", &plugin);
+	g_variant_dict_lookup(dict, "type", "&s", &type);
+	if (g_variant_dict_lookup(dict, "vendor-id", "q", &vendor) &&
+	    g_variant_dict_lookup(dict, "device-id", "q", &device)) {
+		g_free(ids);
+		ids = g_strdup_printf("%04x:%04x", vendor, device);
+	} else if (type != NULL) {
+		g_free(ids);
+		ids = g_strdup(type);
+	}
+	if (g_variant_dict_lookup(dict, "iommu-group", "u", &v)) {
+		g_free(group);
+		group = g_strdup_printf("%u", v);
+	}
+	if (g_strcmp0(kind, "mdev-type") == 0) {
+		if (g_variant_dict_lookup(dict, "available-instances", "u", &v))
+			g_string_append_printf(status, "%u available", v);
+		else
+			g_string_append(status, "available unknown");
+		if (g_variant_dict_lookup(dict, "device-api", "&s", &api))
+			g_string_append_printf(status, " (%s)", api);
+	} else {
+		g_variant_dict_lookup(dict, "served", "b", &served);
+		g_variant_dict_lookup(dict, "held-by", "^a&s", &held_by);
+		if (served)
+			g_string_append(status, "served");
+		for (guint i = 0; held_by != NULL && held_by[i] != NULL; i++)
+			g_string_append_printf(status, "%s%s%s", status->len > 0 ? ", " : "",
+					       i == 0 ? "held by " : "", held_by[i]);
+		if (status->len == 0)
+			g_string_append(status, "free");
+	}
+	g_print("%-36s %-9s %-16s %-10s %-5s %-8s %-8s %s\n", name, kind, driver, ids, group, cdev,
+		plugin, status->str);
+}
+
+/*
+ * host-devices: every VFIO-capable device of the host (Manager.ListHostDevices);
+ * in JSON the D-Bus properties as they are, with the PCI ids as "0x15b3" strings
+ */
+static gint
+migctl_cmd_host_devices(const MigctlOptions *options)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GVariant) devices = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonBuilder) builder = json_builder_new();
+	GVariantIter iter;
+	const gchar *name = NULL;
+	GVariant *props_tmp = NULL;
+
+	manager = migctl_manager(options, &error);
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_list_host_devices_sync(manager, &devices, NULL, &error))
+		return migctl_fail(options, error);
+	if (!options->json)
+		g_print("%-36s %-9s %-16s %-10s %-5s %-8s %-8s %s\n", "NAME", "KIND", "DRIVER",
+			"ID/TYPE", "GROUP", "CDEV", "PLUGIN", "STATUS");
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "host-devices");
+	json_builder_begin_array(builder);
+	g_variant_iter_init(&iter, devices);
+	while (g_variant_iter_next(&iter, "(&s@a{sv})", &name, &props_tmp)) {
+		g_autoptr(GVariant) props = props_tmp;
+		GVariantIter piter;
+		const gchar *key = NULL;
+		GVariant *value_tmp = NULL;
+
+		if (!options->json) {
+			migctl_host_device_row(name, props);
+			continue;
+		}
+		json_builder_begin_object(builder);
+		json_builder_set_member_name(builder, "name");
+		migctl_json_string(builder, name);
+		g_variant_iter_init(&piter, props);
+		while (g_variant_iter_next(&piter, "{&sv}", &key, &value_tmp)) {
+			g_autoptr(GVariant) value = value_tmp;
+			json_builder_set_member_name(builder, key);
+			if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT16)) {
+				g_autofree gchar *hex =
+				    g_strdup_printf("0x%04x", g_variant_get_uint16(value));
+				migctl_json_string(builder, hex);
+			} else {
+				migctl_json_variant(builder, key, value);
+			}
+		}
+		json_builder_end_object(builder);
+	}
+	json_builder_end_array(builder);
+	json_builder_end_object(builder);
+	if (options->json)
+		migctl_json_print(builder);
+	return MIGCTL_EXIT_OK;
+}
+
 /* ---- dirty-bitmap, dirty-sync ---- */
 
 /* the whole content of the memfd at @handle of @fds */
@@ -1460,7 +1580,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_usage("no command given");
 	cmd = argv[1];
 	if (g_strcmp0(cmd, "devices") == 0 || g_strcmp0(cmd, "jobs") == 0 ||
-	    g_strcmp0(cmd, "expectations") == 0 || g_strcmp0(cmd, "status") == 0) {
+	    g_strcmp0(cmd, "expectations") == 0 || g_strcmp0(cmd, "status") == 0 ||
+	    g_strcmp0(cmd, "host-devices") == 0) {
 		want_args = 0;
 	} else if (migctl_is_control(cmd) || g_strcmp0(cmd, "expect") == 0 ||
 		   g_strcmp0(cmd, "cancel-expectation") == 0) {
@@ -1565,6 +1686,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 		return migctl_cmd_devices(options);
 	if (g_strcmp0(cmd, "status") == 0)
 		return migctl_cmd_status(options);
+	if (g_strcmp0(cmd, "host-devices") == 0)
+		return migctl_cmd_host_devices(options);
 	if (g_strcmp0(cmd, "listen") == 0)
 		return migctl_cmd_listen(options, argv[2]);
 	if (g_strcmp0(cmd, "migrate") == 0)
@@ -1721,6 +1844,7 @@ main(int argc, char **argv)
 	    "Commands:\n"
 	    "  status                the daemon's version, devices and jobs\n"
 	    "  devices               list the daemon's devices\n"
+	    "  host-devices          list the host's VFIO devices, mdevs and mdev types\n"
 	    "  listen ADDRESS        receive migrations on ADDRESS\n"
 	    "  migrate ADDRESS       migrate devices to the daemon at ADDRESS\n"
 	    "  watch JOB             follow a job until it ends (JOB: its number or path)\n"

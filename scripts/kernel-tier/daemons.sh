@@ -35,7 +35,7 @@ TEXT0_HEX=4441454d4f4e53
 TEXT1=99
 TEXT1_HEX=3939
 TEXT_B=old
-N_CASES=7
+N_CASES=8 # with daemons-host-devices
 
 usage() {
 	echo "usage: $0 --build DIR --backend kernel --devices A,B | --backend sim" >&2
@@ -453,6 +453,127 @@ case_start() {
 	expect dst "$DEVICE_STATE" RUNNING
 	sig "dst_flags=$DEVICE_FLAGS"
 	case_end daemons-start
+}
+
+# ---- host discovery (issue 15) ----
+
+HOST_DEVICES_LINE=
+# HOST_ENTRY: the object of host-devices' --json line whose name is $1, "" if none
+host_entry() { # name
+	HOST_ENTRY=
+	_rest=$HOST_DEVICES_LINE
+	case "$_rest" in
+	*"\"name\":\"$1\""*) ;;
+	*) return ;;
+	esac
+	# the objects hold no nested objects ("held-by" is an array of strings)
+	_rest=${_rest#*"\"name\":\"$1\""}
+	HOST_ENTRY=${_rest%%\}*}
+}
+
+# how many entries of a kind the line holds
+count_kind() { # kind
+	_count=0
+	_rest=$HOST_DEVICES_LINE
+	while :; do
+		case "$_rest" in
+		*"\"kind\":\"$1\""*)
+			_count=$((_count + 1))
+			_rest=${_rest#*"\"kind\":\"$1\""}
+			;;
+		*) break ;;
+		esac
+	done
+	echo "$_count"
+}
+
+# The source daemon lists the guest's VFIO devices (vfio-migctl host-devices
+# --json): the mtty parent's two types with their available instances, the
+# three instances (A and B mtty-2, C mtty-1) with type, parent, group and vfio-dev
+# entry; A is the source's (served), B the destination daemon's (held by it,
+# seen through /proc). Run while both daemons hold their device.
+case_host_devices() {
+	if [ "$BACKEND" = sim ]; then
+		case_skip daemons-host-devices \
+			"simulated devices are no host devices: there is no sysfs to discover"
+		return
+	fi
+	case_begin
+	migctl "$SRC_NAME" --json host-devices >"$WORK/host-devices.json" \
+		2>"$WORK/host-devices.err"
+	_rc=$?
+	expect exit "$_rc" 0
+	HOST_DEVICES_LINE=
+	[ -f "$WORK/host-devices.json" ] && read -r HOST_DEVICES_LINE <"$WORK/host-devices.json"
+	expect types "$(count_kind mdev-type)" 2
+	expect mdevs "$(count_kind mdev)" 3
+	for _type in mtty-1 mtty-2; do
+		host_entry "mtty/$_type"
+		if [ -z "$HOST_ENTRY" ]; then
+			sig "$_type=none"
+			fail "no mdev type mtty/$_type"
+			continue
+		fi
+		json_value device-api "$HOST_ENTRY"
+		expect "${_type}_api" "$JSON_VALUE" vfio-pci
+		json_value available-instances "$HOST_ENTRY"
+		# how many are left depends on the instances made: recorded, checked as a number
+		sig "${_type}_available=$JSON_VALUE"
+		[ "$JSON_VALUE" -ge 0 ] 2>/dev/null ||
+			fail "mtty/$_type available-instances: got $JSON_VALUE, expected a number"
+	done
+	for _dev in A B; do
+		if [ "$_dev" = A ]; then _uuid=$DEV_A; else _uuid=$DEV_B; fi
+		host_entry "$_uuid"
+		if [ -z "$HOST_ENTRY" ]; then
+			sig "$_dev=none"
+			fail "no mdev $_uuid ($_dev)"
+			continue
+		fi
+		json_value kind "$HOST_ENTRY"
+		expect "${_dev}_kind" "$JSON_VALUE" mdev
+		json_value type "$HOST_ENTRY"
+		expect "${_dev}_type" "$JSON_VALUE" mtty-2
+		json_value parent "$HOST_ENTRY"
+		expect "${_dev}_parent" "$JSON_VALUE" mtty
+		json_value cdev "$HOST_ENTRY"
+		case "$JSON_VALUE" in
+		vfio[0-9]*) sig "${_dev}_cdev=vfioN" ;;
+		*)
+			sig "${_dev}_cdev=$JSON_VALUE"
+			fail "$_dev: no vfio-dev entry (cdev $JSON_VALUE)"
+			;;
+		esac
+		json_value cdev-node "$HOST_ENTRY"
+		sig "${_dev}_cdev_node=$JSON_VALUE"
+		json_value iommu-group "$HOST_ENTRY"
+		[ "$JSON_VALUE" -ge 0 ] 2>/dev/null ||
+			fail "$_dev: iommu-group: got $JSON_VALUE, expected a number"
+		json_value served "$HOST_ENTRY"
+		if [ "$_dev" = A ]; then
+			expect A_served "$JSON_VALUE" true
+			# the source daemon's own fds are what served says
+			case "$HOST_ENTRY" in
+			*'"held-by":[]'*) sig "A_held_by=none" ;;
+			*) fail "A: held by another process: ${HOST_ENTRY#*\"held-by\":}" ;;
+			esac
+		else
+			expect B_served "$JSON_VALUE" false
+			# (DST_PID is its timeout's; the daemon is that one's child)
+			case "$HOST_ENTRY" in
+			*'"held-by":["'[0-9]*':vfio-migd"]'*) sig "B_held_by=vfio-migd" ;;
+			*)
+				sig "B_held_by=other"
+				fail "B: held-by does not name the destination daemon: ${HOST_ENTRY#*\"held-by\":}"
+				;;
+			esac
+		fi
+	done
+	if [ -n "$WHY" ]; then
+		fail_log "$WORK/host-devices.err" "vfio-migctl host-devices"
+		fail "the line: $HOST_DEVICES_LINE"
+	fi
+	case_end daemons-host-devices
 }
 
 case_listen() {
@@ -1154,7 +1275,7 @@ main() {
 	else
 		case_not_run daemons-start
 	fi
-	for _case in listen migrate destination_job source_stopped; do
+	for _case in host_devices listen migrate destination_job source_stopped; do
 		if [ -z "$BROKEN" ]; then
 			"case_$_case"
 		else
