@@ -21,6 +21,11 @@ static const MigctlHelp migctl_helps[] = {
     {"status", "status", "the daemon's version, capabilities, devices and jobs", NULL,
      "vfio-migctl status"},
     {"devices", "devices", "list the daemon's devices", NULL, "vfio-migctl --json devices"},
+    {"host-devices", "host-devices",
+     "list the host's VFIO devices, mdev instances and creatable mdev types: driver, IOMMU "
+     "group, cdev, the plugin that would take each, whether the daemon serves it or another "
+     "process holds it",
+     NULL, "vfio-migctl --json host-devices"},
     {"listen", "listen ADDRESS",
      "receive migrations on ADDRESS (tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path)",
      "  --cert FILE --key FILE --ca FILE  TLS: our certificate, its key, the CA\n"
