@@ -26,44 +26,25 @@
 #include <string.h>
 
 #include "dbus-test-util.h"
+#include "vmm-test-util.h"
 #include "migd-test-qmp-server.h"
 
-#define SRC_NAME      "org.vfiomigd.Test.VmQmpSource"
-#define DST_NAME      "org.vfiomigd.Test.VmQmpDestination"
-#define VMSTATE_NAME  "org.qemu.VMState1"
-#define VMSTATE_PATH  "/org/qemu/VMState1"
-#define VMSTATE_IFACE "org.qemu.VMState1"
+#define SRC_NAME "org.vfiomigd.Test.VmQmpSource"
+#define DST_NAME "org.vfiomigd.Test.VmQmpDestination"
 /* QEMU's own bound on Save and Load */
-#define QEMU_CALL_MS 25000
 /* the source's handover bound: far longer than what QMP must achieve */
 #define HANDOVER_S "30"
 /* what "at once" means here, against the 30 s bound */
 #define AT_ONCE_MS 2000
 
 /* the fake monitor runs on the default main context: the test turns it while it waits */
-static void
-pump(guint ms)
-{
-	gint64 until = g_get_monotonic_time() + (gint64)ms * 1000;
-
-	do {
-		while (g_main_context_iteration(NULL, FALSE))
-			;
-		g_usleep(1000);
-	} while (g_get_monotonic_time() < until);
-}
 
 /* a private dbus-daemon: one VM's dbus-vmstate bus */
-typedef struct {
-	GSubprocess *process;
-	gchar *address;
-	GDBusConnection *connection; /* the test's, as QEMU's */
-} VmBus;
 
 typedef struct {
 	gchar *dir;
-	VmBus *src_bus;
-	VmBus *dst_bus;
+	VtBus *src_bus;
+	VtBus *dst_bus;
 	DtDaemon *src;
 	DtDaemon *dst;
 	gchar *listen;		 /* the destination's listener */
@@ -72,128 +53,6 @@ typedef struct {
 	gchar *qmp_key;		 /* "qmp=PATH\n" */
 	gchar *qmp_handover_key; /* ... and the handover bound */
 } Fixture;
-
-static VmBus *
-vm_bus_start(const gchar *dir, const gchar *name)
-{
-	VmBus *bus = g_new0(VmBus, 1);
-	g_autofree gchar *listen = g_strdup_printf("--address=unix:path=%s/%s", dir, name);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GDataInputStream) out = NULL;
-
-	bus->process = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, "dbus-daemon",
-					"--session", "--nofork", "--print-address=1", listen, NULL);
-	if (bus->process == NULL)
-		fail_msg("dbus-daemon: %s", error->message);
-	out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(bus->process));
-	bus->address = g_data_input_stream_read_line(out, NULL, NULL, &error);
-	if (bus->address == NULL)
-		fail_msg("dbus-daemon printed no address: %s",
-			 error != NULL ? error->message : "EOF");
-	bus->connection = g_dbus_connection_new_for_address_sync(
-	    bus->address,
-	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-	    NULL, NULL, &error);
-	if (bus->connection == NULL)
-		fail_msg("cannot connect to %s: %s", bus->address, error->message);
-	g_dbus_connection_set_exit_on_close(bus->connection, FALSE);
-	return bus;
-}
-
-static void
-vm_bus_stop(VmBus *bus)
-{
-	if (bus == NULL)
-		return;
-	g_dbus_connection_close_sync(bus->connection, NULL, NULL);
-	g_object_unref(bus->connection);
-	g_subprocess_send_signal(bus->process, SIGTERM);
-	g_subprocess_wait(bus->process, NULL, NULL);
-	g_object_unref(bus->process);
-	g_free(bus->address);
-	g_free(bus);
-}
-
-static GVariant *
-bus_call(GDBusConnection *c, const gchar *dest, const gchar *path, const gchar *iface,
-	 const gchar *method, GVariant *params, const gchar *reply_type, gint timeout_ms,
-	 GError **error)
-{
-	return g_dbus_connection_call_sync(c, dest, path, iface, method, params,
-					   reply_type != NULL ? G_VARIANT_TYPE(reply_type) : NULL,
-					   G_DBUS_CALL_FLAGS_NONE, timeout_ms, NULL, error);
-}
-
-/* ListQueuedOwners(org.qemu.VMState1), as QEMU finds its helpers */
-static gchar **
-queued_owners(VmBus *bus)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    bus_call(bus->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-		     "org.freedesktop.DBus", "ListQueuedOwners", g_variant_new("(s)", VMSTATE_NAME),
-		     "(as)", 5000, &error);
-	gchar **owners = NULL;
-
-	if (reply == NULL)
-		return g_new0(gchar *, 1);
-	g_variant_get(reply, "(^as)", &owners);
-	return owners;
-}
-
-/* waits for @n owners of the name; returns the last one (the newest in the queue) */
-static gchar *
-wait_owners(VmBus *bus, guint n)
-{
-	gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
-
-	for (;;) {
-		g_auto(GStrv) owners = queued_owners(bus);
-		if (g_strv_length(owners) >= n)
-			return g_strdup(owners[g_strv_length(owners) - 1]);
-		if (g_get_monotonic_time() > deadline)
-			fail_msg("%u owners of " VMSTATE_NAME " on %s after %d s", n, bus->address,
-				 DT_TIMEOUT_S);
-		pump(20);
-	}
-}
-
-/* QEMU's Save: the record, or NULL and @error */
-static GBytes *
-save(VmBus *bus, GError **error)
-{
-	g_autofree gchar *owner = wait_owners(bus, 1);
-	g_autoptr(GVariant) reply = bus_call(bus->connection, owner, VMSTATE_PATH, VMSTATE_IFACE,
-					     "Save", NULL, "(ay)", QEMU_CALL_MS, error);
-	g_autoptr(GVariant) data = NULL;
-
-	if (reply == NULL)
-		return NULL;
-	g_variant_get(reply, "(@ay)", &data);
-	return g_variant_get_data_as_bytes(data);
-}
-
-static gboolean
-load(VmBus *bus, GBytes *record, GError **error)
-{
-	g_autofree gchar *owner = wait_owners(bus, 1);
-	g_autoptr(GVariant) reply =
-	    bus_call(bus->connection, owner, VMSTATE_PATH, VMSTATE_IFACE, "Load",
-		     g_variant_new("(@ay)", g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING,
-								     record, TRUE)),
-		     NULL, QEMU_CALL_MS, error);
-	return reply != NULL;
-}
-
-static void
-write_file(const gchar *path, const gchar *text)
-{
-	g_autoptr(GError) error = NULL;
-
-	if (!g_file_set_contents(path, text, -1, &error))
-		fail_msg("%s: %s", path, error->message);
-}
 
 static int
 teardown(void **state)
@@ -206,9 +65,9 @@ teardown(void **state)
 	dt_daemon_stop(f->dst);
 	g_clear_pointer(&f->qmp, migd_test_qmp_server_free);
 	/* the server's cancelled operations end on the main context */
-	pump(10);
-	vm_bus_stop(f->src_bus);
-	vm_bus_stop(f->dst_bus);
+	vt_pump(10);
+	vt_bus_stop(f->src_bus);
+	vt_bus_stop(f->dst_bus);
 	if (f->dir != NULL) {
 		g_autoptr(GDir) dir = g_dir_open(f->dir, 0, NULL);
 		const gchar *name;
@@ -236,8 +95,8 @@ fixture_new(void **state)
 	*state = f;
 	f->dir = g_dir_make_tmp("vmstate-XXXXXX", NULL);
 	assert_non_null(f->dir);
-	f->src_bus = vm_bus_start(f->dir, "src-bus");
-	f->dst_bus = vm_bus_start(f->dir, "dst-bus");
+	f->src_bus = vt_bus_start(f->dir, "src-bus");
+	f->dst_bus = vt_bus_start(f->dir, "dst-bus");
 	f->listen = dt_unused_unix_address();
 	f->qmp_path = g_build_filename(f->dir, "qmp.sock", NULL);
 	f->qmp_key = g_strdup_printf("qmp=%s\n", f->qmp_path);
@@ -246,28 +105,19 @@ fixture_new(void **state)
 	return f;
 }
 
-/* the address without its guid, as a configuration names a bus that may restart */
-static gchar *
-bus_path_address(VmBus *bus)
-{
-	const gchar *guid = strstr(bus->address, ",guid=");
-	return g_strndup(bus->address,
-			 guid != NULL ? (gsize)(guid - bus->address) : strlen(bus->address));
-}
-
 /* the destination daemon, [vm vm1] role=destination on its bus */
 static void
 start_destination(Fixture *f, const gchar *const *specs, const gchar *devices, const gchar *extra)
 {
 	g_autofree gchar *path = g_build_filename(f->dir, "dst.conf", NULL);
-	g_autofree gchar *bus = bus_path_address(f->dst_bus);
+	g_autofree gchar *bus = vt_bus_path_address(f->dst_bus);
 	g_autofree gchar *conf =
 	    g_strdup_printf("[vm vm1]\nbus=%s\nrole=destination\n"
 			    "devices=%s\nlisten=%s\nplain=true\n"
 			    "load-timeout-ms=300\n%s",
 			    bus, devices, f->listen, extra != NULL ? extra : "");
 
-	write_file(path, conf);
+	vt_write_file(path, conf);
 	f->dst = dt_daemon_start_full(DST_NAME, specs, path);
 }
 
@@ -276,59 +126,14 @@ static void
 start_source(Fixture *f, const gchar *const *specs, const gchar *devices, const gchar *extra)
 {
 	g_autofree gchar *path = g_build_filename(f->dir, "src.conf", NULL);
-	g_autofree gchar *bus = bus_path_address(f->src_bus);
+	g_autofree gchar *bus = vt_bus_path_address(f->src_bus);
 	g_autofree gchar *conf =
 	    g_strdup_printf("[vm vm1]\nbus=%s\nrole=source\ndevices=%s\n"
 			    "peer=%s\nplain=true\n%s",
 			    bus, devices, f->listen, extra != NULL ? extra : "");
 
-	write_file(path, conf);
+	vt_write_file(path, conf);
 	f->src = dt_daemon_start_full(SRC_NAME, specs, path);
-}
-
-/* waits (the engine settles asynchronously) until device @index is @expected and in no job
- * (an expectation's reservation is no job) */
-static void
-wait_state(DtDaemon *d, guint index, const gchar *expected)
-{
-	gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
-
-	for (;;) {
-		g_autoptr(GVariant) props = dt_device_props(d, index);
-		const gchar *state = NULL;
-		gboolean busy = TRUE;
-
-		g_variant_lookup(props, "state", "&s", &state);
-		g_variant_lookup(props, "busy", "b", &busy);
-		/* only reserved by the VM's next expectation: in no job */
-		if (g_variant_lookup(props, "reserved-for", "&s", NULL))
-			busy = FALSE;
-		if (!busy && g_strcmp0(state, expected) == 0)
-			return;
-		if (g_get_monotonic_time() > deadline)
-			fail_msg("device %u: %s%s after %d s, expected %s", index, state,
-				 busy ? " (busy)" : "", DT_TIMEOUT_S, expected);
-		pump(20);
-	}
-}
-
-/* the newest job's path on @d */
-static gchar *
-last_job(DtDaemon *d)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = dt_manager_call(d, "ListJobs", NULL, &error);
-	g_autofree const gchar **paths = NULL;
-	gsize n = 0;
-
-	if (reply == NULL)
-		fail_msg("ListJobs: %s", error->message);
-	{
-		g_autoptr(GVariant) list = g_variant_get_child_value(reply, 0);
-		paths = g_variant_get_objv(list, &n);
-		assert_true(n > 0);
-		return g_strdup(paths[n - 1]);
-	}
 }
 
 static const gchar *const two_devices[] = {"hisi_acc:seed=7", "mlx5:state_size=256K,seed=9", NULL};
@@ -362,7 +167,7 @@ wait_qmp_connected(Fixture *f, DtDaemon *d)
 	while (!qmp_connected(d) || !migd_test_qmp_server_is_connected(f->qmp)) {
 		if (g_get_monotonic_time() > deadline)
 			fail_msg("the daemon did not connect to the monitor %s", f->qmp_path);
-		pump(20);
+		vt_pump(20);
 	}
 }
 
@@ -386,7 +191,7 @@ emit(Fixture *f, const gchar *name, const gchar *data_json)
 	while (migd_test_qmp_server_get_bytes_sent(f->qmp) == before) {
 		if (g_get_monotonic_time() > deadline)
 			fail_msg("event %s not sent", name);
-		pump(5);
+		vt_pump(5);
 	}
 }
 
@@ -432,7 +237,7 @@ assert_source_rolled_back_at_once(Fixture *f, const gchar *src_job, gint64 since
 			 " ms (handover bound " HANDOVER_S " s)",
 			 took_ms);
 	for (guint i = 0; i < 2; i++) {
-		wait_state(f->src, i, "RUNNING");
+		vt_wait_state(f->src, i, "RUNNING");
 		assert_int_equal(dt_device_digest(f->src, i), digests[i]);
 	}
 }
@@ -445,7 +250,7 @@ assert_destination_reset(Fixture *f, const gchar *dst_job)
 
 	assert_string_equal(phase, "failed");
 	for (guint i = 0; i < 2; i++)
-		wait_state(f->dst, i, "RUNNING");
+		vt_wait_state(f->dst, i, "RUNNING");
 }
 
 /* Save returned (the source's job in handover), then QEMU says the migration failed */
@@ -467,11 +272,11 @@ run_source_told(void **state, const gchar *event, const gchar *data_json)
 	wait_qmp_connected(f, f->src);
 	for (guint i = 0; i < 2; i++)
 		digests[i] = dt_device_digest(f->src, i);
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
-	src_job = last_job(f->src);
-	dst_job = last_job(f->dst);
+	src_job = vt_last_job(f->src);
+	dst_job = vt_last_job(f->dst);
 	phase = job_string(f->src, src_job, "Phase");
 	assert_string_equal(phase, "handover");
 
@@ -480,7 +285,7 @@ run_source_told(void **state, const gchar *event, const gchar *data_json)
 	assert_source_rolled_back_at_once(f, src_job, start, digests);
 	assert_destination_reset(f, dst_job);
 	/* QEMU's next attempt finds the destination expecting vm1 again, Load refused meanwhile */
-	assert_false(load(f->dst_bus, record, &error));
+	assert_false(vt_load(f->dst_bus, record, &error));
 }
 
 static void
@@ -522,9 +327,9 @@ test_source_setup_precopy(void **state)
 	while (n_jobs(f->src) == 0) {
 		if (g_get_monotonic_time() > deadline)
 			fail_msg("MIGRATION setup started no job");
-		pump(20);
+		vt_pump(20);
 	}
-	src_job = last_job(f->src);
+	src_job = vt_last_job(f->src);
 	s = job_string(f->src, src_job, "MigrationId");
 	assert_string_equal(s, "vm1");
 	g_free(s);
@@ -535,7 +340,7 @@ test_source_setup_precopy(void **state)
 	assert_string_equal(s, "source");
 	/* "active" after "setup": still the one job */
 	emit(f, "MIGRATION", "{\"status\": \"active\"}");
-	pump(200);
+	vt_pump(200);
 	assert_int_equal(n_jobs(f->src), 1);
 	{
 		/* pre-copy runs and waits for Save: no switchover by itself */
@@ -548,34 +353,34 @@ test_source_setup_precopy(void **state)
 				break;
 			if (g_get_monotonic_time() > deadline)
 				fail_msg("job in %s, expected precopy", phase);
-			pump(20);
+			vt_pump(20);
 		}
-		pump(300);
+		vt_pump(300);
 		g_free(phase);
 		phase = job_string(f->src, src_job, "Phase");
 		assert_string_equal(phase, "precopy");
 	}
 
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
 	assert_int_equal(n_jobs(f->src), 1);
 	{
-		g_autofree gchar *last = last_job(f->src);
+		g_autofree gchar *last = vt_last_job(f->src);
 		assert_string_equal(last, src_job);
 	}
-	if (!load(f->dst_bus, record, &error))
+	if (!vt_load(f->dst_bus, record, &error))
 		fail_msg("Load: %s", error->message);
 	g_free(s);
 	s = dt_job_wait_final(f->src, src_job);
 	assert_string_equal(s, "completed");
 	for (guint i = 0; i < 2; i++) {
-		wait_state(f->dst, i, "RUNNING");
+		vt_wait_state(f->dst, i, "RUNNING");
 		assert_int_equal(dt_device_digest(f->dst, i), digests[i]);
 	}
 	/* the migration's end (the job finished) starts nothing more */
 	emit(f, "MIGRATION", "{\"status\": \"completed\"}");
-	pump(200);
+	vt_pump(200);
 	assert_int_equal(n_jobs(f->src), 1);
 }
 
@@ -600,14 +405,14 @@ test_source_failed_before_save(void **state)
 	while (n_jobs(f->src) == 0) {
 		if (g_get_monotonic_time() > deadline)
 			fail_msg("MIGRATION setup started no job");
-		pump(20);
+		vt_pump(20);
 	}
-	src_job = last_job(f->src);
+	src_job = vt_last_job(f->src);
 	emit(f, "MIGRATION", "{\"status\": \"failed\"}");
 	phase = dt_job_wait_final(f->src, src_job);
 	assert_string_equal(phase, "failed");
 	for (guint i = 0; i < 2; i++) {
-		wait_state(f->src, i, "RUNNING");
+		vt_wait_state(f->src, i, "RUNNING");
 		assert_int_equal(dt_device_digest(f->src, i), digests[i]);
 	}
 }
@@ -632,13 +437,13 @@ test_source_monitor_closed_in_handover(void **state)
 	wait_qmp_connected(f, f->src);
 	for (guint i = 0; i < 2; i++)
 		digests[i] = dt_device_digest(f->src, i);
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
-	src_job = last_job(f->src);
-	dst_job = last_job(f->dst);
+	src_job = vt_last_job(f->src);
+	dst_job = vt_last_job(f->dst);
 	migd_test_qmp_server_close(f->qmp);
-	pump(500);
+	vt_pump(500);
 	phase = job_string(f->src, src_job, "Phase");
 	assert_string_equal(phase, "handover");
 	g_free(phase);
@@ -670,11 +475,11 @@ test_destination_monitor_closed(void **state)
 	wait_qmp_connected(f, f->dst);
 	for (guint i = 0; i < 2; i++)
 		digests[i] = dt_device_digest(f->src, i);
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
-	src_job = last_job(f->src);
-	dst_job = last_job(f->dst);
+	src_job = vt_last_job(f->src);
+	dst_job = vt_last_job(f->dst);
 	phase = job_string(f->dst, dst_job, "Phase");
 	assert_string_equal(phase, "handover");
 
@@ -704,11 +509,11 @@ test_destination_migration_failed(void **state)
 	wait_qmp_connected(f, f->dst);
 	for (guint i = 0; i < 2; i++)
 		digests[i] = dt_device_digest(f->src, i);
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
-	src_job = last_job(f->src);
-	dst_job = last_job(f->dst);
+	src_job = vt_last_job(f->src);
+	dst_job = vt_last_job(f->dst);
 	start = g_get_monotonic_time();
 	emit(f, "MIGRATION", "{\"status\": \"failed\"}");
 	assert_source_rolled_back_at_once(f, src_job, start, digests);
@@ -727,13 +532,13 @@ test_monitor_absent(void **state)
 
 	start_destination(f, two_devices, "sim0;sim1", NULL);
 	start_source(f, two_devices, "sim0;sim1", f->qmp_key);
-	g_free(wait_owners(f->src_bus, 1));
+	g_free(vt_wait_owners(f->src_bus, 1));
 	assert_false(qmp_connected(f->src));
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
-	src_job = last_job(f->src);
-	if (!load(f->dst_bus, record, &error))
+	src_job = vt_last_job(f->src);
+	if (!vt_load(f->dst_bus, record, &error))
 		fail_msg("Load: %s", error->message);
 	phase = dt_job_wait_final(f->src, src_job);
 	assert_string_equal(phase, "completed");
@@ -749,7 +554,7 @@ test_monitor_absent(void **state)
 		while (qmp_connected(f->src)) {
 			if (g_get_monotonic_time() > deadline)
 				fail_msg("the monitor's end went unnoticed");
-			pump(20);
+			vt_pump(20);
 		}
 	}
 	listen_qmp(f);

@@ -24,166 +24,36 @@
 #include <string.h>
 
 #include "dbus-test-util.h"
+#include "vmm-test-util.h"
 
-#define SRC_NAME      "org.vfiomigd.Test.VmSource"
-#define DST_NAME      "org.vfiomigd.Test.VmDestination"
-#define VMSTATE_NAME  "org.qemu.VMState1"
-#define VMSTATE_PATH  "/org/qemu/VMState1"
-#define VMSTATE_IFACE "org.qemu.VMState1"
+#define SRC_NAME "org.vfiomigd.Test.VmSource"
+#define DST_NAME "org.vfiomigd.Test.VmDestination"
 /* QEMU's own bound on Save and Load */
-#define QEMU_CALL_MS 25000
 
 /* a private dbus-daemon: one VM's dbus-vmstate bus */
-typedef struct {
-	GSubprocess *process;
-	gchar *address;
-	GDBusConnection *connection; /* the test's, as QEMU's */
-} VmBus;
 
 typedef struct {
 	gchar *dir;
-	VmBus *src_bus;
-	VmBus *dst_bus;
+	VtBus *src_bus;
+	VtBus *dst_bus;
 	DtDaemon *src;
 	DtDaemon *dst;
 	gchar *listen; /* the destination's listener */
 } Fixture;
 
-static VmBus *
-vm_bus_start(const gchar *dir, const gchar *name)
-{
-	VmBus *bus = g_new0(VmBus, 1);
-	g_autofree gchar *listen = g_strdup_printf("--address=unix:path=%s/%s", dir, name);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GDataInputStream) out = NULL;
-
-	bus->process = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, "dbus-daemon",
-					"--session", "--nofork", "--print-address=1", listen, NULL);
-	if (bus->process == NULL)
-		fail_msg("dbus-daemon: %s", error->message);
-	out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(bus->process));
-	bus->address = g_data_input_stream_read_line(out, NULL, NULL, &error);
-	if (bus->address == NULL)
-		fail_msg("dbus-daemon printed no address: %s",
-			 error != NULL ? error->message : "EOF");
-	bus->connection = g_dbus_connection_new_for_address_sync(
-	    bus->address,
-	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-	    NULL, NULL, &error);
-	if (bus->connection == NULL)
-		fail_msg("cannot connect to %s: %s", bus->address, error->message);
-	g_dbus_connection_set_exit_on_close(bus->connection, FALSE);
-	return bus;
-}
-
-static void
-vm_bus_stop(VmBus *bus)
-{
-	if (bus == NULL)
-		return;
-	g_dbus_connection_close_sync(bus->connection, NULL, NULL);
-	g_object_unref(bus->connection);
-	g_subprocess_send_signal(bus->process, SIGTERM);
-	g_subprocess_wait(bus->process, NULL, NULL);
-	g_object_unref(bus->process);
-	g_free(bus->address);
-	g_free(bus);
-}
-
-static GVariant *
-bus_call(GDBusConnection *c, const gchar *dest, const gchar *path, const gchar *iface,
-	 const gchar *method, GVariant *params, const gchar *reply_type, gint timeout_ms,
-	 GError **error)
-{
-	return g_dbus_connection_call_sync(c, dest, path, iface, method, params,
-					   reply_type != NULL ? G_VARIANT_TYPE(reply_type) : NULL,
-					   G_DBUS_CALL_FLAGS_NONE, timeout_ms, NULL, error);
-}
-
-/* ListQueuedOwners(org.qemu.VMState1), as QEMU finds its helpers */
-static gchar **
-queued_owners(VmBus *bus)
+static gchar *
+helper_id(VtBus *bus, const gchar *owner)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) reply =
-	    bus_call(bus->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-		     "org.freedesktop.DBus", "ListQueuedOwners", g_variant_new("(s)", VMSTATE_NAME),
-		     "(as)", 5000, &error);
-	gchar **owners = NULL;
-
-	if (reply == NULL)
-		return g_new0(gchar *, 1);
-	g_variant_get(reply, "(^as)", &owners);
-	return owners;
-}
-
-/* waits for @n owners of the name; returns the last one (the newest in the queue) */
-static gchar *
-wait_owners(VmBus *bus, guint n)
-{
-	gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
-
-	for (;;) {
-		g_auto(GStrv) owners = queued_owners(bus);
-		if (g_strv_length(owners) >= n)
-			return g_strdup(owners[g_strv_length(owners) - 1]);
-		if (g_get_monotonic_time() > deadline)
-			fail_msg("%u owners of " VMSTATE_NAME " on %s after %d s", n, bus->address,
-				 DT_TIMEOUT_S);
-		g_usleep(20 * 1000);
-	}
-}
-
-static gchar *
-helper_id(VmBus *bus, const gchar *owner)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    bus_call(bus->connection, owner, VMSTATE_PATH, "org.freedesktop.DBus.Properties", "Get",
-		     g_variant_new("(ss)", VMSTATE_IFACE, "Id"), "(v)", 5000, &error);
+	    vt_bus_call(bus->connection, owner, VMSTATE_PATH, "org.freedesktop.DBus.Properties",
+			"Get", g_variant_new("(ss)", VMSTATE_IFACE, "Id"), "(v)", 5000, &error);
 	g_autoptr(GVariant) v = NULL;
 
 	if (reply == NULL)
 		fail_msg("Get Id: %s", error->message);
 	g_variant_get(reply, "(v)", &v);
 	return g_variant_dup_string(v, NULL);
-}
-
-/* QEMU's Save: the record, or NULL and @error */
-static GBytes *
-save(VmBus *bus, GError **error)
-{
-	g_autofree gchar *owner = wait_owners(bus, 1);
-	g_autoptr(GVariant) reply = bus_call(bus->connection, owner, VMSTATE_PATH, VMSTATE_IFACE,
-					     "Save", NULL, "(ay)", QEMU_CALL_MS, error);
-	g_autoptr(GVariant) data = NULL;
-
-	if (reply == NULL)
-		return NULL;
-	g_variant_get(reply, "(@ay)", &data);
-	return g_variant_get_data_as_bytes(data);
-}
-
-static gboolean
-load(VmBus *bus, GBytes *record, GError **error)
-{
-	g_autofree gchar *owner = wait_owners(bus, 1);
-	g_autoptr(GVariant) reply =
-	    bus_call(bus->connection, owner, VMSTATE_PATH, VMSTATE_IFACE, "Load",
-		     g_variant_new("(@ay)", g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING,
-								     record, TRUE)),
-		     NULL, QEMU_CALL_MS, error);
-	return reply != NULL;
-}
-
-static void
-write_file(const gchar *path, const gchar *text)
-{
-	g_autoptr(GError) error = NULL;
-
-	if (!g_file_set_contents(path, text, -1, &error))
-		fail_msg("%s: %s", path, error->message);
 }
 
 static int
@@ -195,8 +65,8 @@ teardown(void **state)
 		return 0;
 	dt_daemon_stop(f->src);
 	dt_daemon_stop(f->dst);
-	vm_bus_stop(f->src_bus);
-	vm_bus_stop(f->dst_bus);
+	vt_bus_stop(f->src_bus);
+	vt_bus_stop(f->dst_bus);
 	if (f->dir != NULL) {
 		g_autoptr(GDir) dir = g_dir_open(f->dir, 0, NULL);
 		const gchar *name;
@@ -221,19 +91,10 @@ fixture_new(void **state)
 	*state = f;
 	f->dir = g_dir_make_tmp("vmstate-XXXXXX", NULL);
 	assert_non_null(f->dir);
-	f->src_bus = vm_bus_start(f->dir, "src-bus");
-	f->dst_bus = vm_bus_start(f->dir, "dst-bus");
+	f->src_bus = vt_bus_start(f->dir, "src-bus");
+	f->dst_bus = vt_bus_start(f->dir, "dst-bus");
 	f->listen = dt_unused_unix_address();
 	return f;
-}
-
-/* the address without its guid, as a configuration names a bus that may restart */
-static gchar *
-bus_path_address(VmBus *bus)
-{
-	const gchar *guid = strstr(bus->address, ",guid=");
-	return g_strndup(bus->address,
-			 guid != NULL ? (gsize)(guid - bus->address) : strlen(bus->address));
 }
 
 /* the destination daemon, [vm vm1] role=destination on its bus */
@@ -241,13 +102,13 @@ static void
 start_destination(Fixture *f, const gchar *const *specs, const gchar *devices)
 {
 	g_autofree gchar *path = g_build_filename(f->dir, "dst.conf", NULL);
-	g_autofree gchar *bus = bus_path_address(f->dst_bus);
+	g_autofree gchar *bus = vt_bus_path_address(f->dst_bus);
 	g_autofree gchar *conf = g_strdup_printf("[vm vm1]\nbus=%s\nrole=destination\n"
 						 "devices=%s\nlisten=%s\nplain=true\n"
 						 "load-timeout-ms=300\n",
 						 bus, devices, f->listen);
 
-	write_file(path, conf);
+	vt_write_file(path, conf);
 	f->dst = dt_daemon_start_full(DST_NAME, specs, path);
 }
 
@@ -256,13 +117,13 @@ static void
 start_source(Fixture *f, const gchar *const *specs, const gchar *devices, const gchar *extra)
 {
 	g_autofree gchar *path = g_build_filename(f->dir, "src.conf", NULL);
-	g_autofree gchar *bus = bus_path_address(f->src_bus);
+	g_autofree gchar *bus = vt_bus_path_address(f->src_bus);
 	g_autofree gchar *conf =
 	    g_strdup_printf("[vm vm1]\nbus=%s\nrole=source\ndevices=%s\n"
 			    "peer=%s\nplain=true\n%s",
 			    bus, devices, f->listen, extra != NULL ? extra : "");
 
-	write_file(path, conf);
+	vt_write_file(path, conf);
 	f->src = dt_daemon_start_full(SRC_NAME, specs, path);
 }
 
@@ -278,51 +139,6 @@ assert_state(DtDaemon *d, guint index, const gchar *expected)
 	g_autofree gchar *state = state_of(d, index);
 	if (g_strcmp0(state, expected) != 0)
 		fail_msg("device %u: %s, expected %s", index, state, expected);
-}
-
-/* waits (the engine settles asynchronously) until device @index is @expected and in no job
- * (an expectation's reservation is no job) */
-static void
-wait_state(DtDaemon *d, guint index, const gchar *expected)
-{
-	gint64 deadline = g_get_monotonic_time() + DT_TIMEOUT_S * G_USEC_PER_SEC;
-
-	for (;;) {
-		g_autoptr(GVariant) props = dt_device_props(d, index);
-		const gchar *state = NULL;
-		gboolean busy = TRUE;
-
-		g_variant_lookup(props, "state", "&s", &state);
-		g_variant_lookup(props, "busy", "b", &busy);
-		/* only reserved by the VM's next expectation: in no job */
-		if (g_variant_lookup(props, "reserved-for", "&s", NULL))
-			busy = FALSE;
-		if (!busy && g_strcmp0(state, expected) == 0)
-			return;
-		if (g_get_monotonic_time() > deadline)
-			fail_msg("device %u: %s%s after %d s, expected %s", index, state,
-				 busy ? " (busy)" : "", DT_TIMEOUT_S, expected);
-		g_usleep(20 * 1000);
-	}
-}
-
-/* the newest job's path on @d */
-static gchar *
-last_job(DtDaemon *d)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = dt_manager_call(d, "ListJobs", NULL, &error);
-	g_autofree const gchar **paths = NULL;
-	gsize n = 0;
-
-	if (reply == NULL)
-		fail_msg("ListJobs: %s", error->message);
-	{
-		g_autoptr(GVariant) list = g_variant_get_child_value(reply, 0);
-		paths = g_variant_get_objv(list, &n);
-		assert_true(n > 0);
-		return g_strdup(paths[n - 1]);
-	}
 }
 
 /* Migrate(all devices, switchover manual, migration-id vm1) on the source */
@@ -363,17 +179,17 @@ run_success(void **state, gboolean precopy)
 
 	start_destination(f, two_devices, "sim0;sim1");
 	start_source(f, two_devices, "sim0;sim1", NULL);
-	owner = wait_owners(f->src_bus, 1);
+	owner = vt_wait_owners(f->src_bus, 1);
 	id = helper_id(f->src_bus, owner);
 	assert_string_equal(id, "vfio-migd");
 	g_free(owner);
-	owner = wait_owners(f->dst_bus, 1);
+	owner = vt_wait_owners(f->dst_bus, 1);
 	for (guint i = 0; i < 2; i++)
 		digests[i] = dt_device_digest(f->src, i);
 	if (precopy)
 		src_job = migrate_manual(f);
 
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
 	assert_true(g_bytes_get_size(record) > 0 && g_bytes_get_size(record) < 4096);
@@ -382,16 +198,16 @@ run_success(void **state, gboolean precopy)
 	assert_state(f->dst, 1, "STOP");
 	assert_state(f->src, 0, "STOP");
 	if (src_job == NULL)
-		src_job = last_job(f->src);
+		src_job = vt_last_job(f->src);
 
-	if (!load(f->dst_bus, record, &error))
+	if (!vt_load(f->dst_bus, record, &error))
 		fail_msg("Load: %s", error->message);
 	assert_state(f->dst, 0, "RUNNING");
 	assert_state(f->dst, 1, "RUNNING");
 	phase = dt_job_wait_final(f->src, src_job);
 	assert_string_equal(phase, "completed");
-	wait_state(f->dst, 0, "RUNNING");
-	wait_state(f->dst, 1, "RUNNING");
+	vt_wait_state(f->dst, 0, "RUNNING");
+	vt_wait_state(f->dst, 1, "RUNNING");
 	for (guint i = 0; i < 2; i++)
 		assert_int_equal(dt_device_digest(f->dst, i), digests[i]);
 	/* the next incoming migration of vm1 is expected again */
@@ -453,11 +269,11 @@ test_tampered_record(void **state)
 	start_source(f, two_devices, "sim0;sim1", NULL);
 	for (guint i = 0; i < 2; i++)
 		digests[i] = dt_device_digest(f->src, i);
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	if (record == NULL)
 		fail_msg("Save: %s", error->message);
-	src_job = last_job(f->src);
-	dst_job = last_job(f->dst);
+	src_job = vt_last_job(f->src);
+	dst_job = vt_last_job(f->dst);
 
 	/* the same record with device 1's CRC32C changed */
 	v = g_variant_ref_sink(
@@ -479,7 +295,7 @@ test_tampered_record(void **state)
 		    g_variant_ref_sink(g_variant_new("(usa(stu))", version, mid, &devices));
 		bad = g_variant_get_data_as_bytes(t);
 	}
-	assert_false(load(f->dst_bus, bad, &error));
+	assert_false(vt_load(f->dst_bus, bad, &error));
 	assert_non_null(strstr(error->message, "CRC32C"));
 	/* the destination abandoned (devices reset), the source rolled back with its state */
 	phase = dt_job_wait_final(f->dst, dst_job);
@@ -493,9 +309,9 @@ test_tampered_record(void **state)
 		assert_true(g_variant_get_boolean(rb));
 	}
 	for (guint i = 0; i < 2; i++) {
-		wait_state(f->src, i, "RUNNING");
+		vt_wait_state(f->src, i, "RUNNING");
 		assert_int_equal(dt_device_digest(f->src, i), digests[i]);
-		wait_state(f->dst, i, "RUNNING");
+		vt_wait_state(f->dst, i, "RUNNING");
 	}
 }
 
@@ -516,7 +332,7 @@ load_refused(Fixture *f, GBytes *record, const gchar *says)
 {
 	g_autoptr(GError) error = NULL;
 
-	if (load(f->dst_bus, record, &error))
+	if (vt_load(f->dst_bus, record, &error))
 		fail_msg("Load succeeded; expected '%s'", says);
 	if (strstr(error->message, says) == NULL)
 		fail_msg("'%s' does not say '%s'", error->message, says);
@@ -585,10 +401,10 @@ test_save_device_fault(void **state)
 	start_destination(f, dst_specs, "sim0");
 	start_source(f, src_specs, "sim0", NULL);
 	digest = dt_device_digest(f->src, 0);
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	assert_null(record);
 	assert_non_null(error);
-	wait_state(f->src, 0, "RUNNING");
+	vt_wait_state(f->src, 0, "RUNNING");
 	assert_int_equal(dt_device_digest(f->src, 0), digest);
 }
 
@@ -608,16 +424,16 @@ test_save_bound(void **state)
 
 	start_destination(f, dst_specs, "sim0");
 	start_source(f, src_specs, "sim0", "save-timeout-ms=500\n");
-	owner = wait_owners(f->src_bus, 1);
+	owner = vt_wait_owners(f->src_bus, 1);
 	digest = dt_device_digest(f->src, 0);
 	start = g_get_monotonic_time();
-	record = save(f->src_bus, &error);
+	record = vt_save(f->src_bus, &error);
 	took_ms = (g_get_monotonic_time() - start) / 1000;
 	assert_null(record);
 	assert_non_null(strstr(error->message, "500 ms"));
 	if (took_ms < 450 || took_ms > 3000)
 		fail_msg("Save failed after %" G_GINT64_FORMAT " ms, bound 500 ms", took_ms);
-	wait_state(f->src, 0, "RUNNING");
+	vt_wait_state(f->src, 0, "RUNNING");
 	assert_int_equal(dt_device_digest(f->src, 0), digest);
 }
 
@@ -637,15 +453,15 @@ test_queued_behind_other(void **state)
 	gboolean queued = FALSE;
 	guint32 code = 0;
 
-	reply = bus_call(f->src_bus->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-			 "org.freedesktop.DBus", "RequestName",
-			 g_variant_new("(su)", VMSTATE_NAME, 0u), "(u)", 5000, &error);
+	reply = vt_bus_call(f->src_bus->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+			    "org.freedesktop.DBus", "RequestName",
+			    g_variant_new("(su)", VMSTATE_NAME, 0u), "(u)", 5000, &error);
 	assert_non_null(reply);
 	g_variant_get(reply, "(u)", &code);
 	assert_int_equal(code, 1);
 	start_source(f, specs, "sim0", NULL);
-	ours = wait_owners(f->src_bus, 2);
-	owners = queued_owners(f->src_bus);
+	ours = vt_wait_owners(f->src_bus, 2);
+	owners = vt_queued_owners(f->src_bus);
 	assert_int_equal(g_strv_length(owners), 2);
 	assert_string_equal(owners[0], g_dbus_connection_get_unique_name(f->src_bus->connection));
 	assert_string_equal(owners[1], ours);
@@ -676,14 +492,14 @@ test_bus_reconnect(void **state)
 	g_autofree gchar *socket = g_build_filename(f->dir, "src-bus", NULL);
 
 	start_source(f, specs, "sim0", NULL);
-	g_free(wait_owners(f->src_bus, 1));
-	vm_bus_stop(f->src_bus);
+	g_free(vt_wait_owners(f->src_bus, 1));
+	vt_bus_stop(f->src_bus);
 	g_unlink(socket);
-	f->src_bus = vm_bus_start(f->dir, "src-bus");
-	owner = wait_owners(f->src_bus, 1);
+	f->src_bus = vt_bus_start(f->dir, "src-bus");
+	owner = vt_wait_owners(f->src_bus, 1);
 	id = helper_id(f->src_bus, owner);
 	assert_string_equal(id, "vfio-migd");
-	wait_state(f->src, 0, "RUNNING");
+	vt_wait_state(f->src, 0, "RUNNING");
 }
 
 static void
@@ -783,7 +599,7 @@ test_attach_detach(void **state)
 	    g_variant_new("(s@a{sv})", "a", vm_options(bus, "source", NULL, NULL)), &error);
 	if (reply == NULL)
 		fail_msg("AttachVM: %s", error->message);
-	g_free(wait_owners(f->src_bus, 1));
+	g_free(vt_wait_owners(f->src_bus, 1));
 	attach_refused(f->src, "a", vm_options(bus, "source", NULL, NULL),
 		       DT_MIGD_ERROR_PREFIX "InvalidArgument", "already attached");
 	attach_refused(f->src, "b", vm_options(bus, "source", NULL, NULL),
@@ -800,7 +616,7 @@ test_attach_detach(void **state)
 	{
 		gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
 		for (;;) {
-			g_auto(GStrv) owners = queued_owners(f->src_bus);
+			g_auto(GStrv) owners = vt_queued_owners(f->src_bus);
 			if (owners[0] == NULL)
 				break;
 			if (g_get_monotonic_time() > deadline)
@@ -875,7 +691,7 @@ config_refused(const gchar *dir, const gchar *text, const gchar *says)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *err = NULL;
 
-	write_file(path, text);
+	vt_write_file(path, text);
 	p = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
 			     &error, dt_migd_path(), "--session", "--bus-name",
 			     "org.vfiomigd.Test.VmBadConfig", "--sim-device", "hisi_acc",
