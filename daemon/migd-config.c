@@ -204,12 +204,33 @@ static gboolean
 migd_daemon_config_check_device(GKeyFile *config, const gchar *group, MigdConfigSpot *spot,
 				GError **error)
 {
-	const gchar *const known[] = {"iova-ranges", NULL};
+	const gchar *const known[] = {"iova-ranges", "address", "sim-spec", NULL};
+	const gchar *const opens[] = {"address", "sim-spec", NULL};
 	g_autofree gchar *value = NULL;
 	g_autoptr(GArray) ranges = NULL;
 
 	if (!migd_config_check_keys(config, group, known, spot, error))
 		return FALSE;
+	/* address= or sim-spec=: the daemon opens the device itself, by one of them */
+	for (guint i = 0; opens[i] != NULL; i++) {
+		g_autofree gchar *open = NULL;
+		if (!g_key_file_has_key(config, group, opens[i], NULL))
+			continue;
+		open = migd_plugin_config_get_string(config, group, opens[i], error);
+		if (open == NULL)
+			return migd_config_fail_helper(spot, group, opens[i], error);
+		if (open[0] == '\0') {
+			g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "must not be empty");
+			return migd_config_fail(spot, group, opens[i]);
+		}
+	}
+	if (g_key_file_has_key(config, group, "address", NULL) &&
+	    g_key_file_has_key(config, group, "sim-spec", NULL)) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "address= and sim-spec= exclude each other");
+		return migd_config_fail(spot, group, "sim-spec");
+	}
 	if (!g_key_file_has_key(config, group, "iova-ranges", NULL))
 		return TRUE;
 	/* not g_key_file_get_string(): on a bad escape it returns a value and an error both */

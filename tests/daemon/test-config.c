@@ -39,6 +39,8 @@ test_known_groups(void **state)
 		     "[listen]\nplain=true\n"
 		     "[libvirt]\nuri=test:///default\n"
 		     "[device sim0]\niova-ranges=0+1T,2T+4G\n"
+		     "[device gpu0]\naddress=0000:65:00.2\niova-ranges=0+1G\n"
+		     "[device persisted]\nsim-spec=size=4K\n"
 		     "[plugin mlx5]\nread-size=4M\n"
 		     "[plugin not-installed]\nanything=1\n"
 		     "[libvirt-domain vm1]\ndevices=sim0\npeer=tcp:127.0.0.1:1\n");
@@ -83,6 +85,12 @@ test_refused(void **state)
 	    {"[device sim0]\niova-ranges=0+5000\n",
 	     "[device sim0] iova-ranges: IOVA range 0 0x0+0x1388: the length is not aligned to "
 	     "4 KiB"},
+	    {"[device gpu0]\naddress=\n", "[device gpu0] address: must not be empty"},
+	    {"[device gpu0]\nsim-spec=\n", "[device gpu0] sim-spec: must not be empty"},
+	    {"[device gpu0]\naddress=0000:65:00.2\nsim-spec=size=4K\n",
+	     "[device gpu0] sim-spec: address= and sim-spec= exclude each other"},
+	    {"[device gpu0]\nadress=0000:65:00.2\n",
+	     "[device gpu0] adress: unknown key (known: iova-ranges, address, sim-spec)"},
 	    {"[listen]\ncert_file=/x\n", "[listen] cert_file: unknown key (known: cert, key, ca,"},
 	    {"[listen]\nplain=yes please\n", "[listen] plain: "},
 	    {"[listen]\ncert=\n", "[listen] cert: must not be empty"},
