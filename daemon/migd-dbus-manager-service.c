@@ -340,6 +340,7 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 	g_autoptr(GError) error = NULL;
 	const gchar *sim_spec = NULL;
 	const gchar *address = NULL;
+	gboolean persist = FALSE;
 	GVariantIter iter;
 	const gchar *key;
 	GVariant *value_tmp;
@@ -349,7 +350,7 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 	while (g_variant_iter_next(&iter, "{&sv}", &key, &value_tmp)) {
 		g_autoptr(GVariant) value = value_tmp;
 		if (g_strcmp0(key, "iova-ranges") != 0 && g_strcmp0(key, "sim-spec") != 0 &&
-		    g_strcmp0(key, "address") != 0) {
+		    g_strcmp0(key, "address") != 0 && (fd >= 0 || g_strcmp0(key, "persist") != 0)) {
 			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
 				    "unknown option '%s'", key);
 			return migd_dbus_return_error(invocation, g_steal_pointer(&error));
@@ -359,11 +360,21 @@ migd_dbus_manager_service_add(MigdDbusManagerService *self, GDBusMethodInvocatio
 	g_variant_lookup(options, "sim-spec", "&s", &sim_spec);
 	if (!migd_dbus_options_get_address(options, fd >= 0, &address, &error))
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	/* "persist": the daemon writes the drop-in, as it knows its config dir (and is root) */
+	g_variant_lookup(options, "persist", "b", &persist);
+	if (persist && !migd_manager_check_persist(self->manager, name, &error))
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
 	device = migd_manager_open_device(self->manager, name, sim_spec, fd, address, &error);
 	if (device == NULL ||
 	    !migd_dbus_options_get_iova_ranges(options, device, &ranges, &error) ||
 	    !migd_manager_add_device(self->manager, device, ranges, &error))
 		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	if (persist &&
+	    !migd_manager_persist_device(self->manager, device, name, sim_spec, ranges, &error)) {
+		/* all or nothing: a device the caller was told is not persisted is not added */
+		migd_manager_detach_device(self->manager, migd_device_get_name(device), NULL);
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	}
 	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, migd_device_get_name(device),
 			"%s device %s for", fd >= 0 ? "attached" : "added",
 			migd_device_get_name(device));

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,6 +54,7 @@ struct _MigdManager {
 	MigdStreamBudget *budget; /* state in flight, over every stream of every job */
 	/* NULL: host devices name no plugin */
 	MigdPluginManager *plugins;
+	gchar *config_dir; /* NULL: AddDevice's "persist" is refused */
 };
 
 enum {
@@ -525,6 +527,76 @@ migd_manager_add_device(MigdManager *self, MigdDevice *device, GArray *ranges, G
 	g_ptr_array_add(one, device);
 	migd_manager_idle_devices(self, one);
 	g_signal_emit(self, signals[SIGNAL_DEVICES_CHANGED], 0);
+	return TRUE;
+}
+
+void
+migd_manager_set_config_dir(MigdManager *self, const gchar *dir)
+{
+	g_return_if_fail(MIGD_IS_MANAGER(self));
+	g_free(self->config_dir);
+	self->config_dir = g_strdup(dir);
+}
+
+gboolean
+migd_manager_check_persist(MigdManager *self, const gchar *name, GError **error)
+{
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), FALSE);
+
+	if (self->config_dir == NULL) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
+				    "this daemon has no configuration directory to persist into");
+		return FALSE;
+	}
+	/* the name becomes a file name and a group name: nothing that escapes either */
+	if (name[0] == '.' || strpbrk(name, "/[]\n\r\\") != NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "'%s' cannot be persisted (no '/', '[', ']', newline or leading '.')",
+			    name);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+migd_manager_persist_device(MigdManager *self, MigdDevice *device, const gchar *address,
+			    const gchar *sim_spec, GArray *ranges, GError **error)
+{
+	const gchar *name = migd_device_get_name(device);
+	g_autoptr(GString) text = g_string_new(NULL);
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autofree gchar *group = g_strdup_printf("device %s", name);
+	g_autofree gchar *dir = NULL;
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *data = NULL;
+
+	if (!migd_manager_check_persist(self, name, error))
+		return FALSE;
+	if (sim_spec != NULL)
+		g_key_file_set_string(kf, group, "sim-spec", sim_spec);
+	else
+		g_key_file_set_string(kf, group, "address", address);
+	for (guint i = 0; ranges != NULL && i < ranges->len; i++) {
+		const MigdIovaRange *r = &g_array_index(ranges, MigdIovaRange, i);
+		g_string_append_printf(text,
+				       "%s0x%" G_GINT64_MODIFIER "x+0x%" G_GINT64_MODIFIER "x",
+				       i > 0 ? "," : "", r->iova, r->length);
+	}
+	if (text->len > 0)
+		g_key_file_set_string(kf, group, "iova-ranges", text->str);
+	data = g_key_file_to_data(kf, NULL, NULL);
+	dir = g_build_filename(self->config_dir, "devices.d", NULL);
+	path = g_strdup_printf("%s/%s.conf", dir, name);
+	if (g_mkdir_with_parents(dir, 0755) < 0) {
+		migd_set_errno_error(error, errno, "%s", dir);
+		return FALSE;
+	}
+	/* written whole (rename): a daemon starting now reads the old file or the new one */
+	if (!g_file_set_contents(path, data, -1, error)) {
+		migd_error_convert(error);
+		return FALSE;
+	}
+	g_message("%s: persisted in %s", name, path);
 	return TRUE;
 }
 
@@ -1003,6 +1075,7 @@ migd_manager_finalize(GObject *object)
 	g_ptr_array_unref(self->devices);
 	g_clear_pointer(&self->budget, migd_stream_budget_unref);
 	g_clear_object(&self->plugins);
+	g_free(self->config_dir);
 	G_OBJECT_CLASS(migd_manager_parent_class)->finalize(object);
 }
 

@@ -135,6 +135,19 @@ MigdDevice *migd_manager_open_device(MigdManager *self, const gchar *name, const
 /* adds an opened @device, with its IOVA ranges (@ranges: MigdIovaRange, or NULL) */
 gboolean migd_manager_add_device(MigdManager *self, MigdDevice *device, GArray *ranges,
 				 GError **error);
+/*
+ * Where AddDevice's "persist" writes: @dir/devices.d/NAME.conf, the drop-ins the daemon reads
+ * after its configuration file in @dir. NULL (the default): "persist" is refused.
+ */
+void migd_manager_set_config_dir(MigdManager *self, const gchar *dir);
+/* whether @name can be persisted here (a config dir is set, a name that is a safe file name) */
+gboolean migd_manager_check_persist(MigdManager *self, const gchar *name, GError **error);
+/*
+ * Writes the drop-in of an added @device: [device NAME] with address=@address (a kernel
+ * device) or sim-spec=@sim_spec, and iova-ranges= when @ranges has any.
+ */
+gboolean migd_manager_persist_device(MigdManager *self, MigdDevice *device, const gchar *address,
+				     const gchar *sim_spec, GArray *ranges, GError **error);
 /* refused while the device is in a job (either way) or reserved by an expectation */
 gboolean migd_manager_detach_device(MigdManager *self, const gchar *name, GError **error);
 

@@ -44,6 +44,7 @@ typedef struct {
 	gboolean allow_sim;		  /* AddDevice may create simulated devices */
 	GCancellable *digest_cancellable; /* cancelled at shutdown */
 	guint digests_pending;		  /* worker threads hashing a simulated state */
+	GPtrArray *configured;		  /* MigdDaemonConfigured not opened yet */
 } MigdDaemon;
 
 /* simulated states up to this size are hashed inline (milliseconds); larger ones on a worker */
@@ -363,7 +364,7 @@ static gboolean
 migd_daemon_configure_devices(GKeyFile *config, const gchar *file, GPtrArray *devices,
 			      GError **error)
 {
-	const gchar *const device_keys[] = {"iova-ranges", NULL};
+	const gchar *const device_keys[] = {"iova-ranges", "address", "sim-spec", NULL};
 	g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
 
 	for (guint i = 0; groups[i] != NULL; i++) {
@@ -379,9 +380,14 @@ migd_daemon_configure_devices(GKeyFile *config, const gchar *file, GPtrArray *de
 			    0)
 				device = g_ptr_array_index(devices, j);
 		}
+		/* address= / sim-spec=: the daemon opens it later (migd_daemon_open_configured) */
+		if (device == NULL && (g_key_file_has_key(config, groups[i], "address", NULL) ||
+				       g_key_file_has_key(config, groups[i], "sim-spec", NULL)))
+			continue;
 		if (device == NULL) {
 			g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-				    "no such device (give it with --device or --sim-device)");
+				    "no such device (give it with --device or --sim-device, or "
+				    "address=)");
 			migd_daemon_config_prefix_error(error, file, groups[i], NULL);
 			return FALSE;
 		}
@@ -393,6 +399,9 @@ migd_daemon_configure_devices(GKeyFile *config, const gchar *file, GPtrArray *de
 		for (guint k = 0; keys[k] != NULL; k++) {
 			g_autofree gchar *value = NULL;
 			g_autoptr(GArray) ranges = NULL;
+
+			if (!g_str_equal(keys[k], "iova-ranges"))
+				continue;
 
 			value = migd_plugin_config_get_string(config, groups[i], keys[k], error);
 			if (value == NULL)
@@ -413,6 +422,210 @@ migd_daemon_configure_devices(GKeyFile *config, const gchar *file, GPtrArray *de
 		}
 	}
 	return TRUE;
+}
+
+static gint
+migd_daemon_compare_names(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(const gchar *const *)a, *(const gchar *const *)b);
+}
+
+/*
+ * DIR/devices.d/NAME.conf files, in name order, after the configuration file in DIR (what
+ * AddDevice's "persist" writes): each checked as the file is, its groups merged into
+ * @config. A [device NAME] given twice is an error. @group_files: group -> the file it is in.
+ */
+static gboolean
+migd_daemon_load_drop_ins(GKeyFile *config, const gchar *config_file, GHashTable *group_files,
+			  GError **error)
+{
+	g_autofree gchar *config_dir = g_path_get_dirname(config_file);
+	g_autofree gchar *dir_path = g_build_filename(config_dir, "devices.d", NULL);
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GDir) dir = NULL;
+	g_autoptr(GError) error_local = NULL;
+	const gchar *entry;
+
+	dir = g_dir_open(dir_path, 0, &error_local);
+	if (dir == NULL) {
+		if (g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+			return TRUE;
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED, "%s", error_local->message);
+		return FALSE;
+	}
+	while ((entry = g_dir_read_name(dir)) != NULL) {
+		if (g_str_has_suffix(entry, ".conf") && entry[0] != '.')
+			g_ptr_array_add(names, g_strdup(entry));
+	}
+	g_ptr_array_sort(names, (GCompareFunc)migd_daemon_compare_names);
+	for (guint i = 0; i < names->len; i++) {
+		g_autofree gchar *path =
+		    g_build_filename(dir_path, g_ptr_array_index(names, i), NULL);
+		g_autoptr(GKeyFile) drop_in = migd_daemon_config_load(path, error);
+		g_auto(GStrv) groups = NULL;
+
+		if (drop_in == NULL || !migd_daemon_config_check_file(drop_in, path, error))
+			return FALSE;
+		groups = g_key_file_get_groups(drop_in, NULL);
+		for (guint g = 0; groups[g] != NULL; g++) {
+			g_auto(GStrv) keys = g_key_file_get_keys(drop_in, groups[g], NULL, NULL);
+			const gchar *first = g_hash_table_lookup(group_files, groups[g]);
+
+			if (g_str_has_prefix(groups[g], "device ") &&
+			    (first != NULL || g_key_file_has_group(config, groups[g]))) {
+				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+					    "given twice (also in %s)",
+					    first != NULL ? first : config_file);
+				migd_daemon_config_prefix_error(error, path, groups[g], NULL);
+				return FALSE;
+			}
+			g_hash_table_insert(group_files, g_strdup(groups[g]), g_strdup(path));
+			for (guint k = 0; keys[k] != NULL; k++) {
+				g_autofree gchar *raw =
+				    g_key_file_get_value(drop_in, groups[g], keys[k], NULL);
+				g_key_file_set_value(config, groups[g], keys[k], raw);
+			}
+		}
+	}
+	return TRUE;
+}
+
+/* a [device NAME] group with address= or sim-spec=: opened by the daemon, retried until it is */
+typedef struct {
+	MigdDaemon *daemon;
+	gchar *group;
+	gchar *file;	 /* where the group is, for messages */
+	gchar *address;	 /* or */
+	gchar *sim_spec; /* one of them */
+	GArray *ranges;	 /* MigdIovaRange, or NULL */
+	guint delay_s;	 /* the next retry's */
+	guint timer_id;
+	gchar *last_error; /* warned once per distinct error */
+} MigdDaemonConfigured;
+
+#define MIGD_DAEMON_RETRY_MIN_S 1
+#define MIGD_DAEMON_RETRY_MAX_S 60
+
+static void
+migd_daemon_configured_free(gpointer data)
+{
+	MigdDaemonConfigured *c = data;
+
+	g_clear_handle_id(&c->timer_id, g_source_remove);
+	g_free(c->group);
+	g_free(c->file);
+	g_free(c->address);
+	g_free(c->sim_spec);
+	g_clear_pointer(&c->ranges, g_array_unref);
+	g_free(c->last_error);
+	g_free(c);
+}
+
+static gboolean
+migd_daemon_configured_try(MigdDaemonConfigured *c, GError **error)
+{
+	MigdDaemon *self = c->daemon;
+	const gchar *name = c->group + strlen("device ");
+	g_autoptr(MigdDevice) device = NULL;
+
+	if (c->sim_spec != NULL) {
+		device =
+		    migd_manager_open_device(self->manager, name, c->sim_spec, -1, NULL, error);
+	} else {
+		device = migd_daemon_open_device(c->address, NULL, -1, NULL, self, error);
+		/* named by its group, not by its address */
+		if (device != NULL)
+			migd_device_set_name(device, name);
+	}
+	return device != NULL && migd_manager_add_device(self->manager, device, c->ranges, error);
+}
+
+static gboolean migd_daemon_configured_retry_cb(gpointer user_data);
+
+/* opens @c now; on failure warns (once per distinct error) and retries, 1 s doubling to 60 s */
+static void
+migd_daemon_configured_open(MigdDaemonConfigured *c)
+{
+	g_autoptr(GError) error = NULL;
+
+	c->timer_id = 0;
+	if (migd_daemon_configured_try(c, &error)) {
+		g_message("[%s]: %s opened (%s)", c->group, c->group + strlen("device "),
+			  c->address != NULL ? c->address : "simulated");
+		g_ptr_array_remove(c->daemon->configured, c);
+		return;
+	}
+	/* a daemon that does not serve simulated devices never will: no retry */
+	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED)) {
+		migd_daemon_config_prefix_error(&error, c->file, c->group, "sim-spec");
+		g_warning("%s; not opened", error->message);
+		g_ptr_array_remove(c->daemon->configured, c);
+		return;
+	}
+	if (g_strcmp0(c->last_error, error->message) != 0) {
+		g_free(c->last_error);
+		c->last_error = g_strdup(error->message);
+		migd_daemon_config_prefix_error(&error, c->file, c->group,
+						c->address != NULL ? "address" : "sim-spec");
+		g_warning("%s (not bound to vfio yet? retrying until it opens, every %u s at "
+			  "most)",
+			  error->message, MIGD_DAEMON_RETRY_MAX_S);
+	} else {
+		g_debug("[%s]: still cannot open: %s; next try in %u s", c->group, error->message,
+			c->delay_s);
+	}
+	c->timer_id = g_timeout_add_seconds(c->delay_s, migd_daemon_configured_retry_cb, c);
+	c->delay_s = MIN(c->delay_s * 2, MIGD_DAEMON_RETRY_MAX_S);
+}
+
+static gboolean
+migd_daemon_configured_retry_cb(gpointer user_data)
+{
+	MigdDaemonConfigured *c = user_data;
+
+	c->timer_id = 0;
+	migd_daemon_configured_open(c);
+	return G_SOURCE_REMOVE;
+}
+
+/* every [device NAME] with address= or sim-spec= that --device/--sim-device did not give */
+static void
+migd_daemon_open_configured(MigdDaemon *self, GKeyFile *config, const gchar *config_file,
+			    GHashTable *group_files)
+{
+	g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
+	g_autoptr(GPtrArray) todo = g_ptr_array_new();
+
+	for (guint i = 0; groups[i] != NULL; i++) {
+		MigdDaemonConfigured *c;
+		const gchar *file;
+
+		if (!g_str_has_prefix(groups[i], "device ") ||
+		    (!g_key_file_has_key(config, groups[i], "address", NULL) &&
+		     !g_key_file_has_key(config, groups[i], "sim-spec", NULL)) ||
+		    migd_manager_find_device(self->manager, groups[i] + strlen("device ")) != NULL)
+			continue;
+		file = g_hash_table_lookup(group_files, groups[i]);
+		c = g_new0(MigdDaemonConfigured, 1);
+		c->daemon = self;
+		c->group = g_strdup(groups[i]);
+		c->file = g_strdup(file != NULL ? file : config_file);
+		/* both checked with the file: strings, not empty */
+		c->address = migd_plugin_config_get_string(config, groups[i], "address", NULL);
+		if (c->address == NULL)
+			c->sim_spec =
+			    migd_plugin_config_get_string(config, groups[i], "sim-spec", NULL);
+		if (g_key_file_has_key(config, groups[i], "iova-ranges", NULL)) {
+			g_autofree gchar *value =
+			    migd_plugin_config_get_string(config, groups[i], "iova-ranges", NULL);
+			c->ranges = value != NULL ? migd_dirty_ranges_parse(value, NULL) : NULL;
+		}
+		c->delay_s = MIGD_DAEMON_RETRY_MIN_S;
+		g_ptr_array_add(self->configured, c);
+		g_ptr_array_add(todo, c);
+	}
+	for (guint i = 0; i < todo->len; i++)
+		migd_daemon_configured_open(g_ptr_array_index(todo, i));
 }
 
 /* [daemon]: the daemon's own settings (keys and values checked by migd_daemon_config_check) */
@@ -668,6 +881,8 @@ main(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GError) tls_error = NULL;
 	const gchar *config_file = NULL;
+	g_autoptr(GHashTable) group_files =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	gboolean version = FALSE;
 	g_autoptr(GPtrArray) devices = NULL;
 	g_autoptr(GDBusConnection) connection = NULL;
@@ -738,6 +953,8 @@ main(int argc, char **argv)
 	config = migd_daemon_config_load(config_path, &error);
 	/* every message says FILE:LINE: [GROUP] KEY */
 	if (config != NULL && !migd_daemon_config_check_file(config, config_file, &error))
+		g_clear_pointer(&config, g_key_file_unref);
+	if (config != NULL && !migd_daemon_load_drop_ins(config, config_file, group_files, &error))
 		g_clear_pointer(&config, g_key_file_unref);
 	if (config == NULL) {
 		g_printerr("vfio-migd: %s\n", error->message);
@@ -811,6 +1028,11 @@ main(int argc, char **argv)
 	daemon.plugins = plugins;
 	daemon.allow_sim = session || sim_specs != NULL;
 	migd_manager_set_device_open_func(manager, migd_daemon_open_device, &daemon);
+	{
+		/* AddDevice's "persist" writes next to the configuration (devices.d) */
+		g_autofree gchar *config_dir = g_path_get_dirname(config_file);
+		migd_manager_set_config_dir(manager, config_dir);
+	}
 	if (low_power_idle) {
 		low_power = migd_low_power_new();
 		migd_manager_set_low_power(manager, low_power);
@@ -830,6 +1052,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	migd_daemon_socket_activation(manager, listen_transport, config_file, tls_error);
+	/* [device NAME] address= / sim-spec=: absent ones are retried, never fatal */
+	daemon.manager = manager;
+	daemon.configured = g_ptr_array_new_with_free_func(migd_daemon_configured_free);
+	migd_daemon_open_configured(&daemon, config, config_file, group_files);
 	/* [vm NAME]: QEMU's dbus-vmstate adapters; a VM that cannot be set up stops the start */
 	{
 		g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);
@@ -889,6 +1115,8 @@ main(int argc, char **argv)
 		g_main_context_iteration(NULL, TRUE);
 	/* the VMs first: they cancel their expectations and fail a Save or Load in progress */
 	migd_dbus_manager_service_detach_vms(service);
+	/* no retry opens a device into a manager that is closing */
+	g_clear_pointer(&daemon.configured, g_ptr_array_unref);
 	/* stops listening and drops the jobs (their objects go), then the Manager goes */
 	migd_manager_close(manager);
 	migd_dbus_manager_service_unexport(service);
