@@ -1009,7 +1009,8 @@ main(int argc, char **argv)
 			    recovery.jobs, recovery.recovered, recovery.failed, recovery.unknown);
 	}
 	if (devices->len == 0)
-		g_message("no devices: use --device or --sim-device");
+		g_message("no devices on the command line: [device NAME] address= in the "
+			  "configuration, --device or --sim-device give them");
 
 	migd_error_register_dbus();
 	connection = g_bus_get_sync(session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
