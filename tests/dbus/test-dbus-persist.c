@@ -191,6 +191,15 @@ test_absent_device_not_fatal(void **state)
 	if (strstr(err, "vfio-migd.conf:3: [device gone] address: ") == NULL ||
 	    strstr(err, "retrying") == NULL)
 		fail_msg("no clear warning: '%s'", err);
+	/* the retries (1 s, then 2 s) run on the main loop: the same error is not warned again */
+	g_usleep(1500 * G_USEC_PER_SEC / 1000);
+	assert_false(has_device(&daemon, "gone"));
+	g_clear_pointer(&err, g_free);
+	assert_true(g_file_get_contents(log, &err, NULL, NULL));
+	{
+		g_auto(GStrv) parts = g_strsplit(err, "[device gone] address: ", -1);
+		assert_int_equal(g_strv_length(parts), 2);
+	}
 	g_subprocess_send_signal(proc, SIGTERM);
 	assert_true(g_subprocess_wait(proc, NULL, NULL));
 	assert_true(g_subprocess_get_if_exited(proc));
