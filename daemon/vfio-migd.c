@@ -567,8 +567,7 @@ migd_daemon_configured_open(MigdDaemonConfigured *c)
 		c->last_error = g_strdup(error->message);
 		migd_daemon_config_prefix_error(&error, c->file, c->group,
 						c->address != NULL ? "address" : "sim-spec");
-		g_warning("%s (not bound to vfio yet? retrying until it opens, every %u s at "
-			  "most)",
+		g_warning("%s (retrying until it opens, every %u s at most)",
 			  error->message, MIGD_DAEMON_RETRY_MAX_S);
 	} else {
 		g_debug("[%s]: still cannot open: %s; next try in %u s", c->group, error->message,

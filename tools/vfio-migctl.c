@@ -70,6 +70,7 @@ typedef struct {
 	/* add, attach, migrate */
 	gchar **iova_ranges; /* add/attach: RANGES; migrate: DEVICE=RANGES */
 	gchar *sim_spec;
+	gboolean persist; /* add: the daemon writes devices.d/NAME.conf */
 	gint fd;
 	gchar *address; /* attach: which device the fd is */
 	/* runtime */
@@ -1486,6 +1487,8 @@ migctl_cmd_device(const MigctlOptions *options, const gchar *cmd, const gchar *n
 	g_autoptr(GVariant) device_options = NULL;
 	gboolean ok;
 
+	if (options->persist && g_strcmp0(cmd, "add") != 0)
+		return migctl_usage("--persist only applies to 'add'");
 	manager = migctl_manager(options, &error);
 	if (manager == NULL)
 		return migctl_fail(options, error);
@@ -1496,6 +1499,14 @@ migctl_cmd_device(const MigctlOptions *options, const gchar *cmd, const gchar *n
 		if (device_options == NULL)
 			return migctl_fail(options, error);
 		g_variant_ref_sink(device_options);
+		if (options->persist) {
+			g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT(device_options);
+			/* the daemon writes the drop-in: it knows its config dir and runs as root
+			 */
+			g_variant_dict_insert(&dict, "persist", "b", TRUE);
+			g_variant_unref(device_options);
+			device_options = g_variant_ref_sink(g_variant_dict_end(&dict));
+		}
 		if (g_strcmp0(cmd, "add") == 0) {
 			ok = migd_dbus_manager_call_add_device_sync(manager, name, device_options,
 								    NULL, &error);
@@ -1828,6 +1839,10 @@ main(int argc, char **argv)
 	     "IOVA+LEN,..."},
 	    {"sim-spec", 0, 0, G_OPTION_ARG_STRING, &options.sim_spec,
 	     "add: a simulated device (daemons that serve them)", "SPEC"},
+	    {"persist", 0, 0, G_OPTION_ARG_NONE, &options.persist,
+	     "add: also after a restart (the daemon writes devices.d/NAME.conf next to its "
+	     "configuration)",
+	     NULL},
 	    {"fd", 0, 0, G_OPTION_ARG_INT, &options.fd, "attach: the inherited device fd", "N"},
 	    {"address", 0, 0, G_OPTION_ARG_STRING, &options.address,
 	     "attach: which device the fd is (PCI address, mdev UUID, sysfs path)", "ADDRESS"},

@@ -148,6 +148,34 @@ test_add_persist_restart(void **state)
 	remove_tree(dir);
 }
 
+/* vfio-migctl add --persist: the same drop-in, through the CLI */
+static void
+test_migctl_add_persist(void **state)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("migd-persist-XXXXXX", NULL);
+	g_autofree gchar *conf = g_build_filename(dir, "vfio-migd.conf", NULL);
+	g_autofree gchar *drop_in = g_build_filename(dir, "devices.d", "cli0.conf", NULL);
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *text = NULL;
+	DtDaemon *daemon;
+
+	assert_true(g_file_set_contents(conf, "", -1, NULL));
+	daemon = dt_daemon_start_full(BUS_NAME, NULL, conf);
+	assert_int_equal(dt_migctl(BUS_NAME, &out, "add", "cli0", "--sim-spec", "mlx5:seed=5",
+				   "--iova-ranges", "0+2M", "--persist", NULL),
+			 0);
+	assert_true(has_device(daemon, "cli0"));
+	assert_true(g_file_get_contents(drop_in, &text, NULL, NULL));
+	assert_non_null(strstr(text, "[device cli0]\nsim-spec=mlx5:seed=5\n"));
+	assert_non_null(strstr(text, "iova-ranges=0x0+0x200000\n"));
+	/* --persist belongs to add */
+	g_clear_pointer(&out, g_free);
+	assert_int_not_equal(dt_migctl(BUS_NAME, &out, "detach", "cli0", "--persist", NULL), 0);
+	assert_true(has_device(daemon, "cli0"));
+	dt_daemon_stop(daemon);
+	remove_tree(dir);
+}
+
 /* an address that does not exist: the daemon starts, warns (group, line, why), serves the rest */
 static void
 test_absent_device_not_fatal(void **state)
@@ -213,6 +241,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_configured_sim_device),
 	    cmocka_unit_test(test_add_persist_restart),
+	    cmocka_unit_test(test_migctl_add_persist),
 	    cmocka_unit_test(test_absent_device_not_fatal),
 	};
 
