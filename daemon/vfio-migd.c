@@ -471,13 +471,17 @@ migd_daemon_load_drop_ins(GKeyFile *config, const gchar *config_file, GHashTable
 			g_auto(GStrv) keys = g_key_file_get_keys(drop_in, groups[g], NULL, NULL);
 			const gchar *first = g_hash_table_lookup(group_files, groups[g]);
 
+			/* the first one wins: a persisted device also configured by hand must
+			 * not stop the daemon */
 			if (g_str_has_prefix(groups[g], "device ") &&
 			    (first != NULL || g_key_file_has_group(config, groups[g]))) {
-				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-					    "given twice (also in %s)",
-					    first != NULL ? first : config_file);
-				migd_daemon_config_prefix_error(error, path, groups[g], NULL);
-				return FALSE;
+				g_autoptr(GError) twice =
+				    g_error_new(MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+						"already in %s: ignored here",
+						first != NULL ? first : config_file);
+				migd_daemon_config_prefix_error(&twice, path, groups[g], NULL);
+				g_warning("%s", twice->message);
+				continue;
 			}
 			g_hash_table_insert(group_files, g_strdup(groups[g]), g_strdup(path));
 			for (guint k = 0; keys[k] != NULL; k++) {
@@ -549,6 +553,12 @@ migd_daemon_configured_open(MigdDaemonConfigured *c)
 	g_autoptr(GError) error = NULL;
 
 	c->timer_id = 0;
+	/* added meanwhile (AddDevice): nothing left to retry */
+	if (migd_manager_find_device(c->daemon->manager, c->group + strlen("device ")) != NULL) {
+		g_message("[%s]: served already", c->group);
+		g_ptr_array_remove(c->daemon->configured, c);
+		return;
+	}
 	if (migd_daemon_configured_try(c, &error)) {
 		g_message("[%s]: %s opened (%s)", c->group, c->group + strlen("device "),
 			  c->address != NULL ? c->address : "simulated");
@@ -567,8 +577,8 @@ migd_daemon_configured_open(MigdDaemonConfigured *c)
 		c->last_error = g_strdup(error->message);
 		migd_daemon_config_prefix_error(&error, c->file, c->group,
 						c->address != NULL ? "address" : "sim-spec");
-		g_warning("%s (retrying until it opens, every %u s at most)",
-			  error->message, MIGD_DAEMON_RETRY_MAX_S);
+		g_warning("%s (retrying until it opens, every %u s at most)", error->message,
+			  MIGD_DAEMON_RETRY_MAX_S);
 	} else {
 		g_debug("[%s]: still cannot open: %s; next try in %u s", c->group, error->message,
 			c->delay_s);

@@ -130,6 +130,13 @@ test_add_persist_restart(void **state)
 	assert_true(has_device(daemon, "sim0"));
 	dt_daemon_stop(daemon);
 
+	/* the same device configured by hand too: the file wins, the daemon starts */
+	assert_true(g_file_set_contents(conf, "[device extra]\nsim-spec=mlx5:seed=9\n", -1, NULL));
+	daemon = dt_daemon_start_full(BUS_NAME, specs, conf);
+	assert_true(has_device(daemon, "extra"));
+	dt_daemon_stop(daemon);
+	assert_true(g_file_set_contents(conf, "[daemon]\n", -1, NULL));
+
 	/* a drop-in with a bad key is refused as the file is */
 	assert_true(g_file_set_contents(drop_in, "[device extra]\nadress=x\n", -1, NULL));
 	g_clear_error(&error);
