@@ -60,7 +60,9 @@ static const MigctlHelp migctl_helps[] = {
     {"add", "add DEVICE",
      "add a VFIO device (PCI address, lspci's short BB:DD.F too, mdev UUID, sysfs path)",
      "  --iova-ranges IOVA+LEN,...        the guest ranges the device may DMA into\n"
-     "  --sim-spec SPEC                   a simulated device (daemons that serve them)\n",
+     "  --sim-spec SPEC                   a simulated device (daemons that serve them)\n"
+     "  --persist                         also after a restart (the daemon writes\n"
+     "                                    devices.d/NAME.conf next to its configuration)\n",
      "vfio-migctl add 3b:00.1"},
     {"attach", "attach NAME --fd N [--address ADDRESS]",
      "hand the daemon an open VFIO device fd, as NAME",
