@@ -29,6 +29,8 @@ struct _MigdJob {
 	MigdStartMode start_mode;
 	gboolean converged;
 	gboolean rolled_back;
+	gboolean cancel_requested; /* migd_job_cancel() ran: a failure is the operator's cancel */
+	const gchar *outcome;	   /* static; "" until complete */
 	gint64 devices_stopped_at;
 	gint64 devices_started_at;
 	GStrv device_names;
@@ -312,6 +314,15 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 	self->engine = NULL;
 	self->success = success;
 	self->message = g_strdup(message != NULL ? message : "");
+	/* the operator's cancel wins: its rollback is how a cancel ends, not a separate outcome */
+	if (success)
+		self->outcome = "completed";
+	else if (self->cancel_requested)
+		self->outcome = "cancelled";
+	else if (self->rolled_back)
+		self->outcome = "rolled-back";
+	else
+		self->outcome = "failed";
 	/* the same text as g_message/g_warning, with fields a log writer may key on */
 	if (success)
 		g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "VFIO_MIGD_EVENT",
@@ -323,6 +334,12 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 				 "VFIO_MIGD_JOB", self->id, "MESSAGE", "job %s: failed: %s",
 				 self->id, self->message);
 	g_signal_emit(self, migd_job_signals[SIGNAL_COMPLETED], 0, success, self->message);
+}
+
+const gchar *
+migd_job_get_outcome(MigdJob *self)
+{
+	return self->outcome;
 }
 
 const gchar *
@@ -588,6 +605,8 @@ migd_job_cancel(MigdJob *self)
 {
 	if (self->finished)
 		return FALSE;
+	/* before the signal: the engine may fail the job from inside it */
+	self->cancel_requested = TRUE;
 	g_signal_emit(self, migd_job_signals[SIGNAL_CANCEL_REQUESTED], 0);
 	return TRUE;
 }
@@ -648,6 +667,7 @@ migd_job_finalize(GObject *object)
 static void
 migd_job_init(MigdJob *self)
 {
+	self->outcome = "";
 }
 
 static void
