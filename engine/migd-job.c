@@ -342,6 +342,12 @@ migd_job_get_outcome(MigdJob *self)
 	return self->outcome;
 }
 
+void
+migd_job_set_cancelled(MigdJob *self)
+{
+	self->cancel_requested = TRUE;
+}
+
 const gchar *
 migd_job_get_migration_id(MigdJob *self)
 {

@@ -101,6 +101,11 @@ void migd_job_complete(MigdJob *self, gboolean success, const gchar *message);
  * operator did not ask for by a cancel)
  */
 const gchar *migd_job_get_outcome(MigdJob *self);
+/*
+ * the operator cancelled the migration on the peer (destination: the
+ * source's Abort with REASON_CANCELLED): outcome "cancelled" unless it succeeds
+ */
+void migd_job_set_cancelled(MigdJob *self);
 
 /* ---- VM coordination (docs/coordination.md) ---- */
 

@@ -227,6 +227,8 @@ test_outcome_cancelled(void **state)
 	g_autofree gchar *address = dt_listen_plain(pair->dst);
 	g_autofree gchar *job = migrate(pair->src, address, NULL);
 	g_autofree gchar *running = NULL;
+	g_autofree gchar *dst_final = NULL;
+	g_autofree gchar *dst_outcome = NULL;
 	g_autofree gchar *outcome = NULL;
 	g_autofree gchar *watched = NULL;
 	g_autofree gchar *text = NULL;
@@ -239,6 +241,11 @@ test_outcome_cancelled(void **state)
 	assert_false(dt_job_wait_completed(pair->src, job, NULL));
 	outcome = job_outcome(pair->src, job);
 	assert_string_equal(outcome, "cancelled");
+	/* the destination learnt it from the source's Abort */
+	dst_final = dt_job_wait_final(pair->dst, "/org/vfiomigd/Migd1/jobs/1");
+	assert_string_equal(dst_final, "failed");
+	dst_outcome = job_outcome(pair->dst, "/org/vfiomigd/Migd1/jobs/1");
+	assert_string_equal(dst_outcome, "cancelled");
 	watched = migctl_watch_outcome(pair->src, job);
 	assert_string_equal(watched, "cancelled");
 	/* and in words */
