@@ -305,6 +305,18 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 {
 	if (self->finished)
 		return;
+	/*
+	 * set before the phase, so whoever reacts to the final phase sees it; the
+	 * operator's cancel wins: its rollback is how a cancel ends, not another outcome
+	 */
+	if (success)
+		self->outcome = "completed";
+	else if (self->cancel_requested)
+		self->outcome = "cancelled";
+	else if (self->rolled_back)
+		self->outcome = "rolled-back";
+	else
+		self->outcome = "failed";
 	migd_job_set_phase(self, success ? MIGD_JOB_PHASE_COMPLETED : MIGD_JOB_PHASE_FAILED);
 	if (success)
 		migd_job_update(self, 1.0, self->bytes, 0);
@@ -314,15 +326,6 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 	self->engine = NULL;
 	self->success = success;
 	self->message = g_strdup(message != NULL ? message : "");
-	/* the operator's cancel wins: its rollback is how a cancel ends, not a separate outcome */
-	if (success)
-		self->outcome = "completed";
-	else if (self->cancel_requested)
-		self->outcome = "cancelled";
-	else if (self->rolled_back)
-		self->outcome = "rolled-back";
-	else
-		self->outcome = "failed";
 	/* the same text as g_message/g_warning, with fields a log writer may key on */
 	if (success)
 		g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "VFIO_MIGD_EVENT",
