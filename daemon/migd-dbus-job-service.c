@@ -69,6 +69,7 @@ migd_dbus_job_service_sync(MigdDbusJobService *self)
 	migd_dbus_job_set_migration_id(
 	    iface, migd_job_get_migration_id(job) != NULL ? migd_job_get_migration_id(job) : "");
 	migd_dbus_job_set_rolled_back(iface, migd_job_get_rolled_back(job));
+	migd_dbus_job_set_outcome(iface, migd_job_get_outcome(job));
 	migd_dbus_job_set_switchover_mode(
 	    iface, migd_switchover_mode_to_string(migd_job_get_switchover_mode(job)));
 	migd_dbus_job_set_start_mode(iface,

@@ -276,6 +276,34 @@ migd_dbus_manager_service_handle_listen(MigdDbusManager *iface, GDBusMethodInvoc
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+migd_dbus_manager_service_handle_stop_listening(MigdDbusManager *iface,
+						GDBusMethodInvocation *invocation)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_auto(GStrv) bound = migd_manager_list_listeners(self->manager);
+	g_autoptr(GError) error = NULL;
+
+	if (!migd_manager_close_listener(self->manager, &error))
+		return migd_dbus_return_error(invocation, g_steal_pointer(&error));
+	migd_log_caller(invocation, G_LOG_LEVEL_MESSAGE, NULL, NULL, "stopped listening on %s by",
+			bound[0] != NULL ? bound[0] : "?");
+	migd_dbus_manager_complete_stop_listening(iface, invocation);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+migd_dbus_manager_service_handle_list_listeners(MigdDbusManager *iface,
+						GDBusMethodInvocation *invocation)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(iface);
+	g_auto(GStrv) addresses = migd_manager_list_listeners(self->manager);
+
+	migd_dbus_manager_complete_list_listeners(iface, invocation,
+						  (const gchar *const *)addresses);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---- Expect, CancelExpectation, ListExpectations ---- */
 
 static gboolean
@@ -558,6 +586,8 @@ migd_dbus_manager_service_iface_init(MigdDbusManagerIface *iface)
 	iface->handle_list_host_devices = migd_dbus_manager_service_handle_list_host_devices;
 	iface->handle_migrate = migd_dbus_manager_service_handle_migrate;
 	iface->handle_listen = migd_dbus_manager_service_handle_listen;
+	iface->handle_stop_listening = migd_dbus_manager_service_handle_stop_listening;
+	iface->handle_list_listeners = migd_dbus_manager_service_handle_list_listeners;
 	iface->handle_get_dirty_bitmap = migd_dbus_manager_service_handle_get_dirty_bitmap;
 	iface->handle_add_device = migd_dbus_manager_service_handle_add_device;
 	iface->handle_list_jobs = migd_dbus_manager_service_handle_list_jobs;

@@ -876,19 +876,85 @@ migd_manager_is_listening(MigdManager *self)
 	return self->destination != NULL;
 }
 
-void
-migd_manager_stop_listening(MigdManager *self)
+/* the ids of the incoming jobs still running, comma-separated ("" if none) */
+static gchar *
+migd_manager_running_incoming(MigdManager *self)
+{
+	g_autoptr(GString) ids = g_string_new(NULL);
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, self->jobs);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		MigdManagerJob *mjob = value;
+		if (migd_job_get_role(mjob->job) != MIGD_JOB_ROLE_DESTINATION ||
+		    migd_job_is_finished(mjob->job))
+			continue;
+		g_string_append_printf(ids, "%s%s", ids->len > 0 ? ", " : "",
+				       migd_job_get_id(mjob->job));
+	}
+	return g_string_free(g_steal_pointer(&ids), FALSE);
+}
+
+gboolean
+migd_manager_close_listener(MigdManager *self, GError **error)
 {
 	g_auto(GStrv) expected = NULL;
 
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), FALSE);
+
+	if (self->destination == NULL) {
+		g_set_error_literal(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+				    "this daemon is not listening");
+		return FALSE;
+	}
+	/* closing under a running session would reset the devices of a VM on its way in */
+	if (migd_destination_is_busy(self->destination)) {
+		g_autofree gchar *ids = migd_manager_running_incoming(self);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+			    "an incoming migration is running (job %s): wait for it or cancel it "
+			    "first",
+			    ids[0] != '\0' ? ids : "starting");
+		return FALSE;
+	}
+	/* an expectation promises a VMM its migration will be received here */
+	expected = migd_destination_list_expectations(self->destination);
+	if (expected != NULL && expected[0] != NULL) {
+		g_autofree gchar *list = g_strjoinv(", ", expected);
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
+			    "%u expectation(s) wait on this listener (%s): cancel them first",
+			    g_strv_length(expected), list);
+		return FALSE;
+	}
+	migd_destination_close(self->destination);
+	g_clear_object(&self->destination);
+	return TRUE;
+}
+
+void
+migd_manager_stop_listening(MigdManager *self)
+{
 	g_return_if_fail(MIGD_IS_MANAGER(self));
 	if (self->destination == NULL)
 		return;
-	expected = migd_destination_list_expectations(self->destination);
-	if (expected != NULL && expected[0] != NULL)
-		return;
-	migd_destination_close(self->destination);
-	g_clear_object(&self->destination);
+	/* nothing to undo once something uses the listener: keep it then */
+	(void)migd_manager_close_listener(self, NULL);
+}
+
+gchar **
+migd_manager_list_listeners(MigdManager *self)
+{
+	GStrvBuilder *builder = g_strv_builder_new();
+	gchar **addresses;
+
+	g_return_val_if_fail(MIGD_IS_MANAGER(self), NULL);
+	if (self->destination != NULL) {
+		g_autofree gchar *bound = migd_destination_get_address(self->destination);
+		g_strv_builder_add(builder, bound);
+	}
+	addresses = g_strv_builder_end(builder);
+	g_strv_builder_unref(builder);
+	return addresses;
 }
 
 gint

@@ -172,6 +172,14 @@ gboolean migd_manager_listen_fd(MigdManager *self, gint fd, const MigdTransportC
 gboolean migd_manager_is_listening(MigdManager *self);
 /* undoes a listen nothing used yet (no expectation): a caller whose setup failed after it */
 void migd_manager_stop_listening(MigdManager *self);
+/*
+ * StopListening: closes the listener (Listen's or systemd's socket);
+ * MIGD_ERROR_INVALID_ARGUMENT when not listening, MIGD_ERROR_BUSY while an
+ * incoming migration runs or expectations exist (the message names them)
+ */
+gboolean migd_manager_close_listener(MigdManager *self, GError **error);
+/* the bound addresses incoming migrations arrive on (today at most one; g_strfreev) */
+gchar **migd_manager_list_listeners(MigdManager *self);
 /* the start mode of incoming migrations no expectation covers (Listen's "start") */
 void migd_manager_set_start_mode(MigdManager *self, MigdStartMode mode);
 MigdStartMode migd_manager_get_start_mode(MigdManager *self);

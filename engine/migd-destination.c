@@ -1216,6 +1216,10 @@ migd_dest_session_frame_cb(MigdConnection *conn, const MigdWireFrame *frame, gpo
 			migd_dest_session_fail_literal(self, MIGD_ERROR_FAILED, msg, FALSE);
 			return;
 		}
+		/* the source's operator cancelled: the same outcome on both sides */
+		if (frame->abort->reason == MIGD__WIRE__REASON__REASON_CANCELLED &&
+		    self->job != NULL)
+			migd_job_set_cancelled(self->job);
 		msg = g_strdup_printf("source aborted: %s%s%s",
 				      migd_wire_reason_to_string(frame->abort->reason),
 				      frame->abort->message != NULL ? ": " : "",

@@ -29,6 +29,8 @@ struct _MigdJob {
 	MigdStartMode start_mode;
 	gboolean converged;
 	gboolean rolled_back;
+	gboolean cancel_requested; /* migd_job_cancel() ran: a failure is the operator's cancel */
+	const gchar *outcome;	   /* static; "" until complete */
 	gint64 devices_stopped_at;
 	gint64 devices_started_at;
 	GStrv device_names;
@@ -303,6 +305,18 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 {
 	if (self->finished)
 		return;
+	/*
+	 * set before the phase, so whoever reacts to the final phase sees it; the
+	 * operator's cancel wins: its rollback is how a cancel ends, not another outcome
+	 */
+	if (success)
+		self->outcome = "completed";
+	else if (self->cancel_requested)
+		self->outcome = "cancelled";
+	else if (self->rolled_back)
+		self->outcome = "rolled-back";
+	else
+		self->outcome = "failed";
 	migd_job_set_phase(self, success ? MIGD_JOB_PHASE_COMPLETED : MIGD_JOB_PHASE_FAILED);
 	if (success)
 		migd_job_update(self, 1.0, self->bytes, 0);
@@ -323,6 +337,18 @@ migd_job_complete(MigdJob *self, gboolean success, const gchar *message)
 				 "VFIO_MIGD_JOB", self->id, "MESSAGE", "job %s: failed: %s",
 				 self->id, self->message);
 	g_signal_emit(self, migd_job_signals[SIGNAL_COMPLETED], 0, success, self->message);
+}
+
+const gchar *
+migd_job_get_outcome(MigdJob *self)
+{
+	return self->outcome;
+}
+
+void
+migd_job_set_cancelled(MigdJob *self)
+{
+	self->cancel_requested = TRUE;
 }
 
 const gchar *
@@ -588,6 +614,8 @@ migd_job_cancel(MigdJob *self)
 {
 	if (self->finished)
 		return FALSE;
+	/* before the signal: the engine may fail the job from inside it */
+	self->cancel_requested = TRUE;
 	g_signal_emit(self, migd_job_signals[SIGNAL_CANCEL_REQUESTED], 0);
 	return TRUE;
 }
@@ -648,6 +676,7 @@ migd_job_finalize(GObject *object)
 static void
 migd_job_init(MigdJob *self)
 {
+	self->outcome = "";
 }
 
 static void

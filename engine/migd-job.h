@@ -94,6 +94,18 @@ guint64 migd_job_get_dirty_pages(MigdJob *self); /* summed over syncs */
 guint64 migd_job_get_dirty_wire_bytes(MigdJob *self);
 /* emits "completed" (gboolean success, const gchar *message) once */
 void migd_job_complete(MigdJob *self, gboolean success, const gchar *message);
+/*
+ * How the job ended, the D-Bus Outcome property's values: "" while it runs,
+ * then "completed", "failed", "cancelled" (migd_job_cancel() was called and
+ * the job did not succeed) or "rolled-back" (RolledBack set by a rollback the
+ * operator did not ask for by a cancel)
+ */
+const gchar *migd_job_get_outcome(MigdJob *self);
+/*
+ * the operator cancelled the migration on the peer (destination: the
+ * source's Abort with REASON_CANCELLED): outcome "cancelled" unless it succeeds
+ */
+void migd_job_set_cancelled(MigdJob *self);
 
 /* ---- VM coordination (docs/coordination.md) ---- */
 

@@ -62,7 +62,8 @@ typedef struct {
 	gchar *migration_id;	    /* migrate: the VM migration's id */
 	guint32 handover_timeout_s; /* migrate; 0: not given */
 	/* listen, expect */
-	gchar *start; /* "auto" or "manual" */
+	gchar *start;  /* "auto" or "manual" */
+	gboolean stop; /* listen --stop: StopListening instead of Listen */
 	/* expect */
 	guint32 expect_timeout_s; /* 0: none */
 	/* dirty-bitmap */
@@ -639,6 +640,28 @@ migctl_build_options(const MigctlOptions *options, gboolean migrate)
 	return g_variant_builder_end(&builder);
 }
 
+/* listen --stop: the listener goes (the daemon refuses while a migration comes in) */
+static gint
+migctl_cmd_stop_listening(const MigctlOptions *options)
+{
+	g_autoptr(MigdDbusManager) manager = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) bound = NULL;
+
+	manager = migctl_manager(options, &error);
+	/* the address first, to say what stopped */
+	if (manager == NULL ||
+	    !migd_dbus_manager_call_list_listeners_sync(manager, &bound, NULL, &error) ||
+	    !migd_dbus_manager_call_stop_listening_sync(manager, NULL, &error))
+		return migctl_fail(options, error);
+	if (options->json)
+		migctl_json_print_result("address", bound[0] != NULL ? bound[0] : "", "stopped");
+	else
+		g_print("Stopped listening%s%s\n", bound[0] != NULL ? " on " : "",
+			bound[0] != NULL ? bound[0] : "");
+	return MIGCTL_EXIT_OK;
+}
+
 static gint
 migctl_cmd_listen(const MigctlOptions *options, const gchar *address)
 {
@@ -646,6 +669,8 @@ migctl_cmd_listen(const MigctlOptions *options, const gchar *address)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *bound = NULL;
 
+	if (options->stop)
+		return migctl_cmd_stop_listening(options);
 	manager = migctl_manager(options, &error);
 	if (manager == NULL ||
 	    !migd_dbus_manager_call_listen_sync(
@@ -774,12 +799,19 @@ typedef struct {
 	const gchar *outcome; /* set once Completed came: the properties may lag behind */
 } MigctlWatch;
 
-/* "completed", "cancelled" or "failed": how the job ended, or "" while it runs */
+/*
+ * "completed", "failed", "cancelled" or "rolled-back": how the job ended (the
+ * daemon's Outcome), or "" while it runs
+ */
 static const gchar *
 migctl_job_outcome(MigdDbusJob *job)
 {
+	const gchar *outcome = migd_dbus_job_get_outcome(job);
 	const gchar *phase = migd_dbus_job_get_phase(job);
 
+	if (outcome != NULL)
+		return outcome;
+	/* a daemon older than the Outcome property: its cancel's message tells */
 	if (migctl_is_cancelled(phase, migd_dbus_job_get_message(job)))
 		return "cancelled";
 	if (g_strcmp0(phase, "completed") == 0 || g_strcmp0(phase, "failed") == 0)
@@ -938,9 +970,10 @@ migctl_watch_finish(MigctlWatch *watch, gboolean success, const gchar *message)
 	if (watch->done)
 		return;
 	watch->done = TRUE;
-	watch->outcome = success				  ? "completed"
-			 : migctl_is_cancelled("failed", message) ? "cancelled"
-								  : "failed";
+	/* Completed follows the final properties, Outcome included */
+	watch->outcome = migctl_job_outcome(job);
+	if (watch->outcome[0] == '\0')
+		watch->outcome = success ? "completed" : "failed";
 	watch->exit_status = success ? MIGCTL_EXIT_OK : MIGCTL_EXIT_FAIL;
 	if (watch->cancel_timeout_id != 0) {
 		g_source_remove(watch->cancel_timeout_id);
@@ -969,8 +1002,8 @@ migctl_watch_finish(MigctlWatch *watch, gboolean success, const gchar *message)
 		if (success) {
 			g_print("Migration completed: %s, %s, %s, downtime %.1f ms\n", devices,
 				bytes, rounds, migd_dbus_job_get_downtime(job) / 1000.0);
-		} else if (migctl_is_cancelled("failed", message)) {
-			g_print("Migration cancelled: %s\n", message);
+		} else if (g_strcmp0(watch->outcome, "cancelled") == 0) {
+			g_print("Migration cancelled: %s\n", message != NULL ? message : "");
 		} else {
 			g_print("Migration failed%s: %s\n",
 				migd_dbus_job_get_rolled_back(job) ? " (rolled back)" : "",
@@ -1194,7 +1227,11 @@ migctl_cmd_jobs(const MigctlOptions *options)
 			g_autofree gchar *phase = g_strdup_printf(
 			    "%s%s%s", outcome[0] != '\0' ? outcome : migd_dbus_job_get_phase(job),
 			    migd_dbus_job_get_converged(job) ? ",converged" : "",
-			    migd_dbus_job_get_rolled_back(job) ? ",rolled-back" : "");
+			    /* a cancel that rolled back: say both */
+			    migd_dbus_job_get_rolled_back(job) &&
+				    g_strcmp0(outcome, "rolled-back") != 0
+				? ",rolled-back"
+				: "");
 			g_print("%-4s %-28s %-12s %-20s %7.0f%% %12s %-16s %s\n",
 				migctl_job_number(paths[i]), paths[i], migd_dbus_job_get_role(job),
 				phase, migd_dbus_job_get_progress(job) * 100.0, bytes,
@@ -1213,8 +1250,7 @@ migctl_cmd_jobs(const MigctlOptions *options)
 
 /*
  * The daemon at a glance: its Version and Capabilities, its devices (busy ones
- * counted) and its jobs (running ones counted). The listeners are not shown:
- * the D-Bus API has no method that lists them.
+ * counted), its listeners (bound addresses) and its jobs (running ones counted).
  */
 static gint
 migctl_cmd_status(const MigctlOptions *options)
@@ -1222,6 +1258,7 @@ migctl_cmd_status(const MigctlOptions *options)
 	g_autoptr(MigdDbusManager) manager = NULL;
 	g_autoptr(GVariant) devices = NULL;
 	g_auto(GStrv) paths = NULL;
+	g_auto(GStrv) listeners = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *owner = NULL;
 	const gchar *version;
@@ -1242,7 +1279,8 @@ migctl_cmd_status(const MigctlOptions *options)
 		return migctl_fail(options, error);
 	}
 	if (!migd_dbus_manager_call_list_devices_sync(manager, &devices, NULL, &error) ||
-	    !migd_dbus_manager_call_list_jobs_sync(manager, &paths, NULL, &error))
+	    !migd_dbus_manager_call_list_jobs_sync(manager, &paths, NULL, &error) ||
+	    !migd_dbus_manager_call_list_listeners_sync(manager, &listeners, NULL, &error))
 		return migctl_fail(options, error);
 	version = migd_dbus_manager_get_version(manager);
 	caps = migd_dbus_manager_get_capabilities(manager);
@@ -1276,6 +1314,11 @@ migctl_cmd_status(const MigctlOptions *options)
 		json_builder_end_array(builder);
 		migctl_json_member_uint(builder, "devices", n_devices);
 		migctl_json_member_uint(builder, "devices_busy", n_busy);
+		json_builder_set_member_name(builder, "listeners");
+		json_builder_begin_array(builder);
+		for (guint i = 0; listeners[i] != NULL; i++)
+			migctl_json_string(builder, listeners[i]);
+		json_builder_end_array(builder);
 		migctl_json_member_uint(builder, "jobs", n_jobs);
 		migctl_json_member_uint(builder, "jobs_running", n_running);
 		json_builder_end_object(builder);
@@ -1285,10 +1328,13 @@ migctl_cmd_status(const MigctlOptions *options)
 		    caps != NULL ? g_strjoinv(", ", (gchar **)caps) : g_strdup("-");
 		g_autofree gchar *dev_text = migctl_count(n_devices, "device", "devices");
 		g_autofree gchar *job_text = migctl_count(n_jobs, "job", "jobs");
+		g_autofree gchar *listen_text =
+		    listeners[0] != NULL ? g_strjoinv(", ", listeners) : g_strdup("not listening");
 		g_print("vfio-migd %s (%s on the %s bus)\n", version != NULL ? version : "?",
 			options->bus_name, options->session ? "session" : "system");
 		g_print("Capabilities: %s\n", caps_text);
 		g_print("Devices: %s, %u busy\n", dev_text, n_busy);
+		g_print("Listening: %s\n", listen_text);
 		g_print("Jobs: %s, %u running\n", job_text, n_running);
 	}
 	return MIGCTL_EXIT_OK;
@@ -1602,6 +1648,8 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	} else if (g_strcmp0(cmd, "add") == 0 || g_strcmp0(cmd, "attach") == 0 ||
 		   g_strcmp0(cmd, "detach") == 0) {
 		want_args = 1;
+	} else if (g_strcmp0(cmd, "listen") == 0 && options->stop) {
+		want_args = 0; /* listen --stop: no address */
 	} else if (g_strcmp0(cmd, "listen") == 0 || g_strcmp0(cmd, "migrate") == 0) {
 		want_args = 1;
 	} else if (g_strcmp0(cmd, "watch") == 0 || g_strcmp0(cmd, "cancel") == 0 ||
@@ -1612,6 +1660,10 @@ migctl_run(MigctlOptions *options, gint argc, gchar **argv)
 	}
 	if ((guint)(argc - 2) != want_args)
 		return migctl_usage("'%s' takes %u argument(s), got %d", cmd, want_args, argc - 2);
+	if (options->stop && g_strcmp0(cmd, "listen") != 0)
+		return migctl_usage("--stop only applies to 'listen'");
+	if (options->stop && (migctl_has_transport_options(options) || options->start != NULL))
+		return migctl_usage("listen --stop takes no transport options and no --start");
 	if (migctl_has_transport_options(options) && g_strcmp0(cmd, "listen") != 0 &&
 	    g_strcmp0(cmd, "migrate") != 0)
 		return migctl_usage("transport options only apply to 'listen' and 'migrate'");
@@ -1819,6 +1871,8 @@ main(int argc, char **argv)
 	     "migrate: roll back if the destination has not started after S seconds", "S"},
 	    {"start", 0, 0, G_OPTION_ARG_STRING, &options.start,
 	     "listen, expect: auto, or manual: the devices stay stopped until 'start JOB'", "MODE"},
+	    {"stop", 0, 0, G_OPTION_ARG_NONE, &options.stop,
+	     "listen: stop listening (no ADDRESS; refused while a migration comes in)", NULL},
 	    {"timeout", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,
 	     "expect: drop the expectation if no migration came after S seconds", "S"},
 	    {"downtime-ms", 0, 0, G_OPTION_ARG_CALLBACK, migctl_parse_count,

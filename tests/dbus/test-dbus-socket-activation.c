@@ -343,6 +343,46 @@ test_plain_unix_migration(void **state)
 	assert_non_null(strstr(log, "(socket activation)"));
 }
 
+/* StopListening closes the socket systemd passed: nobody accepts on it any more */
+static void
+test_stop_activated_listener(void **state)
+{
+	SaFixture *fx = *state;
+	const gchar *const dst_specs[] = {"mlx5:seed=101", NULL};
+	g_autoptr(GVariant) before = NULL;
+	g_autoptr(GVariant) stopped = NULL;
+	g_autoptr(GVariant) after = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *log = NULL;
+	g_autofree gchar *again = NULL;
+	g_auto(GStrv) listeners = NULL;
+	g_auto(GStrv) none = NULL;
+
+	sa_start(fx, "[listen]\nplain=true\n", dst_specs);
+	assert_true(sa_connect(fx, NULL));
+	before = dt_manager_call(fx->dst, "ListListeners", NULL, &error);
+	assert_non_null(before);
+	g_variant_get(before, "(^as)", &listeners);
+	assert_int_equal(g_strv_length(listeners), 1);
+	if (strstr(listeners[0], fx->socket_name) == NULL)
+		fail_msg("ListListeners: %s", listeners[0]);
+	stopped = dt_manager_call(fx->dst, "StopListening", NULL, &error);
+	if (stopped == NULL)
+		fail_msg("StopListening: %s", error->message);
+	after = dt_manager_call(fx->dst, "ListListeners", NULL, &error);
+	assert_non_null(after);
+	g_variant_get(after, "(^as)", &none);
+	assert_int_equal(g_strv_length(none), 0);
+	/* the daemon held the only copy: the socket is closed */
+	assert_false(sa_connect(fx, &error));
+	g_clear_error(&error);
+	/* and the daemon can listen again, by Listen */
+	again = dt_listen_plain(fx->dst);
+	assert_non_null(again);
+	log = sa_stop(fx);
+	assert_non_null(strstr(log, "(socket activation)"));
+}
+
 static int
 sa_setup(void **state)
 {
@@ -385,6 +425,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_bad_tls_files_no_socket, sa_setup, sa_teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_files_checked, sa_setup, sa_teardown),
 	    cmocka_unit_test_setup_teardown(test_plain_unix_migration, sa_setup, sa_teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_activated_listener, sa_setup, sa_teardown),
 	};
 
 	dt_init(argc, argv);

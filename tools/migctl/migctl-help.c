@@ -26,13 +26,15 @@ static const MigctlHelp migctl_helps[] = {
      "group, cdev, the plugin that would take each, whether the daemon serves it or another "
      "process holds it",
      NULL, "vfio-migctl --json host-devices"},
-    {"listen", "listen ADDRESS",
+    {"listen", "listen ADDRESS | listen --stop",
      "receive migrations on ADDRESS (tcp:HOST:PORT, tcp:[IPV6]:PORT, unix:/path)",
      "  --cert FILE --key FILE --ca FILE  TLS: our certificate, its key, the CA\n"
      "  --plain                           no TLS: unix: addresses, peers checked by uid\n"
      "  --insecure-plain-tcp              with --plain, TCP too\n"
      "  --allowed-uid UID                 with --plain, a further uid (repeatable)\n"
-     "  --start auto|manual               manual: devices stay stopped until 'start JOB'\n",
+     "  --start auto|manual               manual: devices stay stopped until 'start JOB'\n"
+     "  --stop                            stop listening (no ADDRESS); refused while a\n"
+     "                                    migration comes in or expectations wait\n",
      "vfio-migctl listen tcp:0.0.0.0:4821 --cert host.pem --key host.key --ca ca.pem"},
     {"migrate", "migrate ADDRESS",
      "migrate devices to the daemon at ADDRESS; prints the job's number at once and "
