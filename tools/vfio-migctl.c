@@ -1914,7 +1914,7 @@ main(int argc, char **argv)
 	    "  status                the daemon's version, devices and jobs\n"
 	    "  devices               list the daemon's devices\n"
 	    "  host-devices          list the host's VFIO devices, mdevs and mdev types\n"
-	    "  listen ADDRESS        receive migrations on ADDRESS\n"
+	    "  listen ADDRESS        receive migrations on ADDRESS (--stop: stop listening)\n"
 	    "  migrate ADDRESS       migrate devices to the daemon at ADDRESS\n"
 	    "  watch JOB             follow a job until it ends (JOB: its number or path)\n"
 	    "  cancel JOB            cancel a job\n"
