@@ -310,6 +310,7 @@ struct _MigdTransportHandshake {
 	guint timeout_ms;
 	gchar *peer;
 	gboolean timed_out;
+	gboolean plain_peer; /* its first byte does not start a TLS record */
 };
 
 enum { SIGNAL_PEER_REFUSED, SIGNAL_LAST };
@@ -352,6 +353,10 @@ migd_transport_listener_handshake_cb(GObject *source, GAsyncResult *res, gpointe
 			g_clear_error(&error);
 			g_set_error(&error, MIGD_ERROR, MIGD_ERROR_TIMED_OUT,
 				    "TLS handshake timed out after %u ms", hs->timeout_ms);
+		} else if (hs->plain_peer) {
+			g_prefix_error(&error,
+				       "the client speaks plain (no TLS) but this listener expects "
+				       "TLS (use TLS on both sides, or plain on both): ");
 		}
 	} else {
 		identity = migd_transport_creds_peer_identity(hs->tls, &error);
@@ -383,6 +388,24 @@ migd_transport_listener_timeout_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/*
+ * GnuTLS only says "unexpected TLS packet" when a plain client talks to us: a TLS client's
+ * first byte is always 22 (a handshake record), so look at it before the handshake eats it.
+ * Runs once, also on cancellation (timeout, close), which the handshake then reports.
+ */
+static gboolean
+migd_transport_listener_peek_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	MigdTransportHandshake *hs = user_data;
+	guint8 first = 0;
+
+	if (recv(g_socket_get_fd(socket), &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && first != 22)
+		hs->plain_peer = TRUE;
+	g_tls_connection_handshake_async(hs->tls, G_PRIORITY_DEFAULT, hs->cancellable,
+					 migd_transport_listener_handshake_cb, hs);
+	return G_SOURCE_REMOVE;
+}
+
 static gboolean
 migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *connection,
 				    GObject *source_object, gpointer user_data)
@@ -391,6 +414,7 @@ migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *
 	MigdTransportHandshake *hs = NULL;
 	g_autofree gchar *peer = migd_transport_describe_remote(connection);
 	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GSource) peek = NULL;
 	g_autoptr(GError) error = NULL;
 
 	if (self->closed)
@@ -444,8 +468,11 @@ migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *
 	g_source_set_callback(hs->timeout, migd_transport_listener_timeout_cb, hs, NULL);
 	g_source_attach(hs->timeout, g_main_context_get_thread_default());
 	self->handshakes = g_list_prepend(self->handshakes, hs);
-	g_tls_connection_handshake_async(hs->tls, G_PRIORITY_DEFAULT, hs->cancellable,
-					 migd_transport_listener_handshake_cb, hs);
+	/* the handshake starts once the first byte is there, see migd_transport_peek_cb */
+	peek = g_socket_create_source(g_socket_connection_get_socket(connection),
+				      G_IO_IN | G_IO_HUP | G_IO_ERR, hs->cancellable);
+	g_source_set_callback(peek, G_SOURCE_FUNC(migd_transport_listener_peek_cb), hs, NULL);
+	g_source_attach(peek, g_main_context_get_thread_default());
 	return TRUE;
 }
 
@@ -760,6 +787,8 @@ typedef struct {
 	gboolean timed_out;
 	GTlsConnection *tls;
 	gchar *peer_identity;
+	GTlsCertificateFlags peer_errors; /* why the server's certificate was refused */
+	gboolean peer_refused;
 } MigdTransportConnectData;
 
 static void
@@ -827,6 +856,63 @@ migd_transport_caller_cancelled_cb(GCancellable *caller_cancellable, gpointer us
 	g_cancellable_cancel(cancellable);
 }
 
+/* the server's certificate, refused: remember why, GIO only says "Unacceptable TLS certificate" */
+static gboolean
+migd_transport_connect_accept_certificate_cb(GTlsConnection *conn, GTlsCertificate *peer_cert,
+					     GTlsCertificateFlags errors, gpointer user_data)
+{
+	MigdTransportConnectData *data = user_data;
+
+	if (errors == 0)
+		return TRUE;
+	data->peer_errors = errors;
+	data->peer_refused = TRUE;
+	return FALSE;
+}
+
+/*
+ * Rewrites a failed client handshake into what the operator has to fix: a certificate from
+ * another CA, a certificate that does not name the destination, or a destination that does
+ * not speak TLS at all. Domain and code stay GIO's.
+ */
+static void
+migd_transport_explain_handshake_error(MigdTransportConnectData *data, GError **error)
+{
+	const gchar *name =
+	    data->config->peer_name != NULL ? data->config->peer_name : data->address->host;
+	GTlsCertificate *peer = g_tls_connection_get_peer_certificate(data->tls);
+	g_autofree gchar *subject = peer != NULL ? g_tls_certificate_get_subject_name(peer) : NULL;
+	g_autofree gchar *why = NULL;
+
+	if (data->peer_refused && (data->peer_errors & G_TLS_CERTIFICATE_UNKNOWN_CA) != 0) {
+		why = g_strdup_printf(
+		    "the destination's certificate (%s) is not signed by the CA in ca_file '%s' "
+		    "(check --ca / [listen] ca= on both sides: they must name the same CA)",
+		    subject != NULL ? subject : "?", data->config->ca_file);
+	} else if (data->peer_refused &&
+		   (data->peer_errors & G_TLS_CERTIFICATE_BAD_IDENTITY) != 0) {
+		why = g_strdup_printf(
+		    "the destination's certificate (%s) is valid but does not name '%s' (set "
+		    "--peer-name to a name in its subjectAltNames, or reissue it for '%s')",
+		    subject != NULL ? subject : "?", name != NULL ? name : "?",
+		    name != NULL ? name : "?");
+	} else if (data->peer_refused) {
+		why = g_strdup_printf("the destination's certificate (%s) is not acceptable "
+				      "(flags 0x%x: expired, not yet valid, revoked or insecure)",
+				      subject != NULL ? subject : "?", (guint)data->peer_errors);
+	} else if (g_error_matches(*error, G_TLS_ERROR, G_TLS_ERROR_NOT_TLS) ||
+		   g_error_matches(*error, G_TLS_ERROR, G_TLS_ERROR_EOF) ||
+		   g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED) ||
+		   g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE)) {
+		why = g_strdup("the destination speaks plain (no TLS) here but we expect TLS: it "
+			       "hung up on the TLS handshake (use TLS on both sides, or plain on "
+			       "both)");
+	}
+	if (why == NULL)
+		return;
+	g_prefix_error(error, "%s: ", why);
+}
+
 static void
 migd_transport_connect_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -835,6 +921,8 @@ migd_transport_connect_handshake_cb(GObject *source, GAsyncResult *res, gpointer
 	GError *error = NULL;
 
 	if (!g_tls_connection_handshake_finish(data->tls, res, &error)) {
+		if (!data->timed_out && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			migd_transport_explain_handshake_error(data, &error);
 		migd_transport_connect_return(task, NULL, error);
 		return;
 	}
@@ -886,6 +974,16 @@ migd_transport_connect_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	GError *error = NULL;
 
 	connection = g_socket_client_connect_finish(G_SOCKET_CLIENT(source), res, &error);
+	if (connection == NULL &&
+	    (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+	     g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))) {
+		/* the usual cause is a destination not (yet) listening, not a missing file */
+		g_autofree gchar *str = migd_transport_address_to_string(data->address);
+		g_prefix_error(&error,
+			       "nobody listens on %s (is the destination's vfio-migd listening? "
+			       "vfio-migctl listen ...): ",
+			       str);
+	}
 	if (connection == NULL) {
 		migd_transport_connect_return(task, NULL, error);
 		return;
@@ -911,7 +1009,9 @@ migd_transport_connect_connected_cb(GObject *source, GAsyncResult *res, gpointer
 		return;
 	}
 	data->tls = G_TLS_CONNECTION(g_steal_pointer(&tls));
-	/* no accept-certificate handler: any verification failure fails the handshake */
+	/* any verification failure fails the handshake; the handler only records why */
+	g_signal_connect(data->tls, "accept-certificate",
+			 G_CALLBACK(migd_transport_connect_accept_certificate_cb), data);
 	g_tls_connection_set_certificate(data->tls, data->creds->certificate);
 	g_tls_connection_set_database(data->tls, data->creds->database);
 	g_tls_connection_handshake_async(data->tls, G_PRIORITY_DEFAULT, data->cancellable,

@@ -485,6 +485,10 @@ test_tls_server_untrusted(void **state)
 	WAIT_FOR(cr.done && st.refused == 1);
 	assert_null(cr.stream);
 	assert_true(g_error_matches(cr.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	/* the operator learns which setting is wrong: the CA, not the name */
+	assert_non_null(strstr(cr.error->message, "is not signed by the CA in ca_file"));
+	assert_non_null(strstr(cr.error->message, pki->ca_crt));
+	assert_null(strstr(cr.error->message, "does not name"));
 	assert_int_equal(st.streams->len, 0);
 	connect_result_clear(&cr);
 	server_state_clear(&st);
@@ -508,6 +512,10 @@ test_tls_wrong_server_identity(void **state)
 	WAIT_FOR(cr.done && st.refused == 1);
 	assert_null(cr.stream);
 	assert_true(g_error_matches(cr.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	/* a valid certificate for another name: the name is wrong, not the CA */
+	assert_non_null(strstr(cr.error->message, "does not name 'migd-dst.example.org'"));
+	assert_non_null(strstr(cr.error->message, "migd-server"));
+	assert_null(strstr(cr.error->message, "not signed by the CA"));
 	connect_result_clear(&cr);
 
 	/* an IP identity is checked against the IP subjectAltNames */
@@ -517,6 +525,7 @@ test_tls_wrong_server_identity(void **state)
 	WAIT_FOR(cr.done && st.refused == 2);
 	assert_null(cr.stream);
 	assert_true(g_error_matches(cr.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	assert_non_null(strstr(cr.error->message, "does not name '127.0.0.2'"));
 	assert_int_equal(st.streams->len, 0);
 	connect_result_clear(&cr);
 	server_state_clear(&st);
@@ -562,6 +571,8 @@ test_plain(void **state)
 	WAIT_FOR(cr.done);
 	assert_null(cr.stream);
 	assert_non_null(cr.error);
+	g_test_message("TLS client, plain server: %s", cr.error->message);
+	assert_non_null(strstr(cr.error->message, "speaks plain (no TLS) here but we expect TLS"));
 	connect_result_clear(&cr);
 	migd_transport_listener_close(listener);
 	g_clear_object(&listener);
@@ -576,6 +587,9 @@ test_plain(void **state)
 				  NULL, NULL);
 	WAIT_FOR(st.refused == 1);
 	assert_int_equal(st.streams->len, 2);
+	g_test_message("plain client, TLS server: %s", st.refused_error->message);
+	assert_non_null(strstr(st.refused_error->message, "speaks plain (no TLS) but this "
+							  "listener expects TLS"));
 	connect_result_clear(&cr);
 	migd_transport_listener_close(tls_listener);
 
@@ -589,6 +603,48 @@ test_plain(void **state)
 	roundtrip(cr.stream, g_ptr_array_index(st.streams, 2));
 	connect_result_clear(&cr);
 	server_state_clear(&st);
+}
+
+/* a destination that does not listen: the message says so, for UNIX and TCP alike */
+static void
+test_nobody_listens(void **state)
+{
+	MigdTransportConfig plain = {.plain = TRUE, .insecure_plain_tcp = TRUE};
+	ConnectResult cr = {0};
+	g_autofree gchar *path = g_build_filename(pki->dir, "nobody.sock", NULL);
+	g_autofree gchar *unix_address = g_strdup_printf("unix:%s", path);
+	g_autofree gchar *expected = g_strdup_printf("nobody listens on %s ", unix_address);
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GSocketAddress) any = NULL;
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autofree gchar *tcp_address = NULL;
+	g_autofree gchar *tcp_expected = NULL;
+
+	migd_transport_connect_async(unix_address, &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_null(cr.stream);
+	g_test_message("unix: %s", cr.error->message);
+	assert_non_null(strstr(cr.error->message, expected));
+	assert_non_null(strstr(cr.error->message, "vfio-migctl listen"));
+	connect_result_clear(&cr);
+
+	/* a bound TCP port without listen(): connect() is refused */
+	socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT,
+			      NULL);
+	assert_non_null(socket);
+	any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+	assert_true(g_socket_bind(socket, any, FALSE, NULL));
+	bound = g_socket_get_local_address(socket, NULL);
+	assert_non_null(bound);
+	tcp_address = g_strdup_printf("tcp:127.0.0.1:%u",
+				      g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)));
+	tcp_expected = g_strdup_printf("nobody listens on %s ", tcp_address);
+	migd_transport_connect_async(tcp_address, &plain, NULL, connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_null(cr.stream);
+	g_test_message("tcp: %s", cr.error->message);
+	assert_non_null(strstr(cr.error->message, tcp_expected));
+	connect_result_clear(&cr);
 }
 
 /* plain TCP is refused everywhere, loopback included, unless explicitly insecure */
@@ -1373,6 +1429,7 @@ main(void)
 	    cmocka_unit_test(test_tls_server_untrusted),
 	    cmocka_unit_test(test_tls_wrong_server_identity),
 	    cmocka_unit_test(test_plain),
+	    cmocka_unit_test(test_nobody_listens),
 	    cmocka_unit_test(test_plain_tcp_refused),
 	    cmocka_unit_test(test_plain_unix_peer_uid),
 	    cmocka_unit_test(test_plain_unix_server_uid),
