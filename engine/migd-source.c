@@ -1170,7 +1170,9 @@ migd_source_connected(MigdSource *self, GAsyncResult *res)
 	if (self->finished)
 		return;
 	if (stream == NULL) {
-		g_prefix_error(&error, "connecting to %s: ", self->address);
+		/* the transport names the address itself, once is enough */
+		if (!g_str_has_prefix(error->message, "connecting to "))
+			g_prefix_error(&error, "connecting to %s: ", self->address);
 		migd_source_fail(self, error);
 		return;
 	}
