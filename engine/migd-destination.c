@@ -24,6 +24,7 @@
 #include "migd-connection.h"
 #include "migd-crc32c.h"
 #include "migd-dirty-sink.h"
+#include "migd-destination-private.h"
 #include "migd-destination.h"
 #include "migd-error.h"
 #include "migd-journal.h"
@@ -34,15 +35,6 @@
 /* while acks are owed, how often to look whether the writers have caught up */
 #define MIGD_DESTINATION_ACK_CHECK_MS 5
 
-typedef struct _MigdDestSession MigdDestSession;
-typedef struct _MigdDestExpectation MigdDestExpectation;
-
-/* a received chunk and the CRC32C the source sent with it */
-typedef struct {
-	GBytes *bytes;
-	guint32 crc32c;
-} MigdDestChunk;
-
 static void
 migd_dest_chunk_free(MigdDestChunk *chunk)
 {
@@ -50,90 +42,10 @@ migd_dest_chunk_free(MigdDestChunk *chunk)
 	g_free(chunk);
 }
 
-typedef struct {
-	MigdDestSession *session;
-	guint index;
-	MigdDevice *device;
-	gchar *name;
-	MigdPlugin *plugin;
-	MigdPluginPolicy policy;
-	GByteArray *head;     /* the stream's first bytes, until the plugin has seen them */
-	MigdDirtySink *dirty; /* the pages the source device's DMA dirtied; NULL until a chunk */
-	gboolean head_checked;
-	MigdStreamWriter *writer;
-	GQueue pending; /* MigdDestChunk refused by the full writer, in order */
-	gboolean accepted;
-	gboolean touched; /* left its idle state: reset on failure */
-	gboolean initial_done;
-	gboolean acked;
-	gboolean last_received;
-	gboolean finish_requested;
-	gboolean finished;
-	guint64 chunks_received;
-	guint64 bytes_received;
-} MigdDestDevice;
-
-struct _MigdDestSession {
-	gint refcount;
-	MigdDestination *dest;
-	MigdConnection *conn;
-	MigdJob *job;
-	GPtrArray *devices; /* MigdDestDevice */
-	gboolean commit_received;
-	Migd__Wire__Commit *commit; /* copy of the counts, to check at the end */
-	guint ack_timer_id;
-	gulong cancel_handler;
-	gboolean finished;
-	gboolean journaled; /* a journal record exists for this job */
-	gboolean checksum;  /* CAP_CHECKSUM: every chunk and the whole stream are checked */
-	guint64 total_bytes;
-	guint handshake_timer_id; /* until Hello and every offer arrived */
-	guint n_offers;
-	gboolean pending; /* in the destination's pending: no Hello yet */
-	MigdStartMode start_mode;
-	MigdDestExpectation *expectation; /* the one this session fulfils; NULL: untagged */
-	gboolean validated;	  /* CAP_HANDOVER: ok CommitResult sent, devices held in STOP */
-	gboolean start_wanted;	  /* start=auto, or Job.Start came: ask once validated */
-	gboolean start_requested; /* our StartRequest left: waiting for the grant */
-	GTask *start_task;	  /* the VMM's Start, until the job ends */
-};
-
-/* devices reserved for the incoming migration that carries an id */
-struct _MigdDestExpectation {
-	MigdDestination *dest;
-	gchar *id;
-	GPtrArray *devices; /* MigdDevice, in offer order */
-	MigdStartMode start_mode;
-	guint timeout_s;
-	guint timeout_id;	  /* while no session came */
-	MigdDestSession *session; /* the session receiving it, or NULL */
-};
-
-struct _MigdDestination {
-	GObject parent_instance;
-	GPtrArray *devices; /* MigdDevice */
-	MigdTransportListener *listener;
-	/* MigdDestSession (unowned) past Hello; no two share a device */
-	GPtrArray *sessions;
-	GPtrArray *expectations; /* MigdDestExpectation (owned) */
-	/* MigdDirtySink or NULL per device (index in devices), of its last completed migration */
-	GPtrArray *dirty;
-	MigdJournal *journal;	  /* borrowed; NULL: jobs are not recorded */
-	MigdStreamBudget *budget; /* NULL: the writers' windows alone bound the streams */
-	guint job_counter;
-	MigdTransportConfig *transport; /* the listener's: deadlines and caps */
-	GPtrArray *pending;		/* MigdDestSession (unowned) without a Hello yet */
-	MigdStartMode start_mode;	/* of untagged sessions */
-};
-
 G_DEFINE_TYPE(MigdDestination, migd_destination, G_TYPE_OBJECT)
 
 enum { SIGNAL_JOB_STARTED, SIGNAL_EXPECTATION_ENDED, SIGNAL_LAST };
 static guint migd_destination_signals[SIGNAL_LAST];
-
-static void migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell_peer);
-static void migd_destination_end_expectation(MigdDestination *self, MigdDestExpectation *exp,
-					     const gchar *why);
 
 static void
 migd_dest_device_free(MigdDestDevice *dd)
@@ -301,7 +213,7 @@ migd_dest_session_finish(MigdDestSession *self, gboolean success, const gchar *m
 	}
 }
 
-static void
+void
 migd_dest_session_fail(MigdDestSession *self, const GError *error, gboolean tell_peer)
 {
 	g_autofree gchar *problems = NULL;
@@ -1012,17 +924,6 @@ migd_dest_session_cancel_requested_cb(MigdDestSession *self)
 				       TRUE);
 }
 
-static MigdDestExpectation *
-migd_destination_find_expectation(MigdDestination *self, const gchar *migration_id)
-{
-	for (guint i = 0; i < self->expectations->len; i++) {
-		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
-		if (g_strcmp0(exp->id, migration_id) == 0)
-			return exp;
-	}
-	return NULL;
-}
-
 /*
  * The devices (MigdDevice, borrowed) the session @hello opens goes into: its
  * expectation's, in order, or without a migration id all of this host's,
@@ -1519,6 +1420,14 @@ migd_destination_dup_dirty_bitmap_fd(MigdDestination *self, guint index, GError 
 	return migd_dirty_sink_dup_fd(sink, error);
 }
 
+void
+migd_destination_emit_expectation_ended(MigdDestination *self, const gchar *migration_id,
+					const gchar *why)
+{
+	g_signal_emit(self, migd_destination_signals[SIGNAL_EXPECTATION_ENDED], 0, migration_id,
+		      why);
+}
+
 static void
 migd_destination_class_init(MigdDestinationClass *klass)
 {
@@ -1533,205 +1442,9 @@ migd_destination_class_init(MigdDestinationClass *klass)
 			 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 }
 
-/* ---- expectations (being built: issue 13) ---- */
-
 void
 migd_destination_set_start_mode(MigdDestination *self, MigdStartMode mode)
 {
 	g_return_if_fail(MIGD_IS_DESTINATION(self));
 	self->start_mode = mode;
-}
-
-static void
-migd_dest_expectation_free(MigdDestExpectation *exp)
-{
-	g_clear_handle_id(&exp->timeout_id, g_source_remove);
-	g_ptr_array_unref(exp->devices);
-	g_free(exp->id);
-	g_free(exp);
-}
-
-/* takes @exp out (its devices are free then), tells who listens, frees it */
-static void
-migd_destination_end_expectation(MigdDestination *self, MigdDestExpectation *exp, const gchar *why)
-{
-	g_ptr_array_remove(self->expectations, exp);
-	g_clear_handle_id(&exp->timeout_id, g_source_remove);
-	if (exp->session != NULL) {
-		exp->session->expectation = NULL;
-		exp->session = NULL;
-	}
-	g_message("expectation of migration %s ended: %s", exp->id, why);
-	g_signal_emit(self, migd_destination_signals[SIGNAL_EXPECTATION_ENDED], 0, exp->id, why);
-	migd_dest_expectation_free(exp);
-}
-
-static gboolean
-migd_dest_expectation_timeout_cb(gpointer user_data)
-{
-	MigdDestExpectation *exp = user_data;
-
-	exp->timeout_id = 0;
-	g_message("migration %s: no session within %u s", exp->id, exp->timeout_s);
-	migd_destination_end_expectation(exp->dest, exp, "timed-out");
-	return G_SOURCE_REMOVE;
-}
-
-/* @device is one of this destination's and free: in no expectation or session */
-static gboolean
-migd_destination_check_reservable(MigdDestination *self, MigdDevice *device, GError **error)
-{
-	const gchar *name = migd_device_get_name(device);
-
-	if (!g_ptr_array_find(self->devices, device, NULL)) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "%s is not a device of this destination", name);
-		return FALSE;
-	}
-	for (guint i = 0; i < self->expectations->len; i++) {
-		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
-		if (g_ptr_array_find(exp->devices, device, NULL)) {
-			g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
-				    "%s is already reserved for migration %s", name, exp->id);
-			return FALSE;
-		}
-	}
-	if (migd_destination_device_is_busy(self, device)) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY,
-			    "%s is receiving an incoming migration", name);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-gboolean
-migd_destination_expect(MigdDestination *self, const gchar *migration_id, GPtrArray *devices,
-			MigdStartMode start, guint timeout_s, GError **error)
-{
-	MigdDestExpectation *exp;
-
-	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
-	g_return_val_if_fail(devices != NULL, FALSE);
-
-	if (!migd_wire_check_migration_id("the migration id", migration_id,
-					  MIGD_ERROR_INVALID_ARGUMENT, error))
-		return FALSE;
-	if (migd_destination_find_expectation(self, migration_id) != NULL) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_BUSY, "migration %s is already expected",
-			    migration_id);
-		return FALSE;
-	}
-	if (devices->len == 0 || devices->len > MIGD_WIRE_MAX_DEVICES) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "a migration takes 1 to %u devices, not %u", MIGD_WIRE_MAX_DEVICES,
-			    devices->len);
-		return FALSE;
-	}
-	for (guint i = 0; i < devices->len; i++) {
-		MigdDevice *device = g_ptr_array_index(devices, i);
-		if (!migd_destination_check_reservable(self, device, error))
-			return FALSE;
-		/* the offer's device i goes into devices[i]: one device cannot take two */
-		for (guint j = 0; j < i; j++) {
-			if (g_ptr_array_index(devices, j) == device) {
-				g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-					    "%s is named twice", migd_device_get_name(device));
-				return FALSE;
-			}
-		}
-	}
-	exp = g_new0(MigdDestExpectation, 1);
-	exp->dest = self;
-	exp->id = g_strdup(migration_id);
-	exp->devices = g_ptr_array_new_with_free_func(g_object_unref);
-	for (guint i = 0; i < devices->len; i++)
-		g_ptr_array_add(exp->devices, g_object_ref(g_ptr_array_index(devices, i)));
-	exp->start_mode = start;
-	exp->timeout_s = timeout_s;
-	if (timeout_s > 0)
-		exp->timeout_id =
-		    g_timeout_add_seconds(timeout_s, migd_dest_expectation_timeout_cb, exp);
-	g_ptr_array_add(self->expectations, exp);
-	g_message("expecting migration %s into %u devices (start %s, timeout %u s)", migration_id,
-		  devices->len, migd_start_mode_to_string(start), timeout_s);
-	return TRUE;
-}
-
-gboolean
-migd_destination_cancel_expectation(MigdDestination *self, const gchar *migration_id,
-				    GError **error)
-{
-	MigdDestExpectation *exp;
-	MigdDestSession *session;
-
-	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
-	exp = migd_destination_find_expectation(self, migration_id);
-	if (exp == NULL) {
-		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "no migration %s is expected", migration_id);
-		return FALSE;
-	}
-	/* the session goes first: the signal says the devices are free, and they are reset */
-	session = exp->session;
-	if (session != NULL) {
-		g_autoptr(GError) cancelled =
-		    g_error_new(MIGD_ERROR, MIGD_ERROR_CANCELLED,
-				"the expectation of migration %s was cancelled", migration_id);
-		exp->session = NULL;
-		session->expectation = NULL;
-		migd_dest_session_fail(session, cancelled, TRUE);
-	}
-	migd_destination_end_expectation(self, exp, "cancelled");
-	return TRUE;
-}
-
-gchar **
-migd_destination_list_expectations(MigdDestination *self)
-{
-	GStrvBuilder *builder = g_strv_builder_new();
-	gchar **ids;
-
-	g_return_val_if_fail(MIGD_IS_DESTINATION(self), NULL);
-	for (guint i = 0; i < self->expectations->len; i++) {
-		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
-		g_strv_builder_add(builder, exp->id);
-	}
-	ids = g_strv_builder_end(builder);
-	g_strv_builder_unref(builder);
-	return ids;
-}
-
-gboolean
-migd_destination_device_in_session(MigdDestination *self, MigdDevice *device)
-{
-	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
-	for (guint i = 0; i < self->sessions->len; i++) {
-		MigdDestSession *session = g_ptr_array_index(self->sessions, i);
-		for (guint j = 0; j < session->devices->len; j++) {
-			MigdDestDevice *dd = g_ptr_array_index(session->devices, j);
-			if (dd->device == device)
-				return TRUE;
-		}
-	}
-	return FALSE;
-}
-
-const gchar *
-migd_destination_get_reservation(MigdDestination *self, MigdDevice *device)
-{
-	g_return_val_if_fail(MIGD_IS_DESTINATION(self), NULL);
-	for (guint i = 0; i < self->expectations->len; i++) {
-		MigdDestExpectation *exp = g_ptr_array_index(self->expectations, i);
-		if (g_ptr_array_find(exp->devices, device, NULL))
-			return exp->id;
-	}
-	return NULL;
-}
-
-gboolean
-migd_destination_device_is_busy(MigdDestination *self, MigdDevice *device)
-{
-	g_return_val_if_fail(MIGD_IS_DESTINATION(self), FALSE);
-	return migd_destination_get_reservation(self, device) != NULL ||
-	       migd_destination_device_in_session(self, device);
 }
