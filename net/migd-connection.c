@@ -42,7 +42,9 @@ struct _MigdConnection {
 	GError *close_reason;
 	guint tick_id;
 	guint flush_timeout_id;
-	gint64 last_rx_us; /* the last whole frame: bytes alone are no progress */
+	gint64 last_rx_us;   /* the last whole frame: bytes alone are no progress */
+	gboolean heard_peer; /* a whole frame arrived: the peer speaks our protocol */
+	MigdWireRole role;
 	gint64 last_tx_us;
 	guint frame_timeout_ms;
 	guint frame_timer_id; /* armed while a frame is partly received */
@@ -224,6 +226,7 @@ migd_connection_deliver_frames(MigdConnection *self)
 			return;
 		}
 		self->last_rx_us = g_get_monotonic_time();
+		self->heard_peer = TRUE;
 		if (frame->type == MIGD__WIRE__MESSAGE_TYPE__MSG_KEEPALIVE)
 			continue;
 		if (self->cb.frame != NULL) {
@@ -239,6 +242,24 @@ migd_connection_deliver_frames(MigdConnection *self)
 	}
 }
 
+/*
+ * A peer that hangs up before its first frame refused us in a layer that cannot say why
+ * on the wire: a TLS listener drops a plain client, and with TLS 1.3 a refused client
+ * certificate arrives only after our side of the handshake has finished. Name both.
+ */
+static const gchar *
+migd_connection_early_close_hint(MigdConnection *self)
+{
+	/* only the side that connected can have been refused by its peer's listener */
+	if (self->heard_peer || self->role != MIGD_WIRE_ROLE_SOURCE)
+		return "";
+	if (G_IS_TLS_CONNECTION(self->stream))
+		return " before its first message (did it refuse our certificate? with TLS 1.3 "
+		       "that shows only after the handshake; its log says why)";
+	return " before its first message (if it expects TLS, it hangs up on a plain peer: use "
+	       "TLS on both sides, or plain on both; its log says why)";
+}
+
 static void
 migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -251,6 +272,12 @@ migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	if (n < 0) {
 		g_prefix_error(&error, "reading from %s: ", self->peer_identity);
+		if (!self->heard_peer) {
+			g_autofree gchar *message = g_strconcat(
+			    error->message, migd_connection_early_close_hint(self), NULL);
+			g_free(error->message);
+			error->message = g_steal_pointer(&message);
+		}
 		migd_connection_fail(self, error);
 		return;
 	}
@@ -263,8 +290,8 @@ migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 			migd_connection_finish(self, self->close_reason);
 			return;
 		}
-		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s closed the connection",
-			    self->peer_identity);
+		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s closed the connection%s",
+			    self->peer_identity, migd_connection_early_close_hint(self));
 		migd_connection_fail(self, error);
 		return;
 	}
@@ -590,6 +617,7 @@ migd_connection_new(GIOStream *stream, MigdWireRole role, const gchar *peer_iden
 
 	self->stream = g_object_ref(stream);
 	self->session = migd_wire_session_new(role);
+	self->role = role;
 	self->peer_identity = g_strdup(peer_identity != NULL ? peer_identity : "peer");
 	if (callbacks != NULL)
 		self->cb = *callbacks;

@@ -26,6 +26,7 @@
 
 #include <glib/gstdio.h>
 
+#include "migd-connection.h"
 #include "migd-error.h"
 #include "migd-test-pki.h"
 #include "migd-test-util.h"
@@ -461,6 +462,96 @@ test_tls_client_other_ca(void **state)
 	migd_test_spin_ms(100);
 	assert_int_equal(st.streams->len, 0);
 	assert_true(g_error_matches(st.refused_error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE));
+	connect_result_clear(&cr);
+	server_state_clear(&st);
+}
+
+/* ---- a peer that hangs up before its first message: the source is told why it may have ---- */
+
+typedef struct {
+	gboolean closed;
+	GError *error;
+} ClosedResult;
+
+static void
+early_closed_cb(MigdConnection *conn, const GError *error, gpointer user_data)
+{
+	ClosedResult *res = user_data;
+	res->closed = TRUE;
+	res->error = error != NULL ? g_error_copy(error) : NULL;
+}
+
+/* runs a source connection over @stream that says Hello; returns how it ended */
+static gchar *
+early_close_message(GIOStream *stream, const gchar *identity)
+{
+	static const MigdConnectionCallbacks callbacks = {.closed = early_closed_cb};
+	Migd__Wire__Hello hello = MIGD__WIRE__HELLO__INIT;
+	MigdWireFrame frame;
+	ClosedResult res = {0};
+	g_autoptr(MigdConnection) conn =
+	    migd_connection_new(stream, MIGD_WIRE_ROLE_SOURCE, identity, &callbacks, &res);
+	g_autoptr(GError) error = NULL;
+	gchar *message;
+
+	hello.version_min = MIGD_WIRE_PROTOCOL_VERSION_MIN;
+	hello.version_max = MIGD_WIRE_PROTOCOL_VERSION_MAX;
+	hello.host_identity = (gchar *)"early-close-test";
+	hello.session_id = (gchar *)"early-close-1";
+	hello.device_count = 1;
+	migd_wire_frame_init(&frame, MIGD__WIRE__MESSAGE_TYPE__MSG_HELLO, &hello);
+	migd_connection_start(conn);
+	if (!migd_connection_send(conn, &frame, &error))
+		fail_msg("send Hello: %s", error->message);
+	WAIT_FOR(res.closed);
+	assert_non_null(res.error);
+	message = g_strdup(res.error->message);
+	g_error_free(res.error);
+	return message;
+}
+
+static void
+test_early_close_explained(void **state)
+{
+	MigdTransportConfig scfg = server_config();
+	MigdTransportConfig ccfg = client_config();
+	MigdTransportConfig plain = {.plain = TRUE, .insecure_plain_tcp = TRUE};
+	ServerState st;
+	ConnectResult cr = {0};
+	g_autoptr(MigdTransportListener) listener = NULL;
+	g_autofree gchar *message = NULL;
+
+	SKIP_WITHOUT_TLS();
+	server_state_init(&st);
+	listener = listen_ok("tcp:127.0.0.1:0", &scfg, &st);
+
+	/* a plain source at a TLS destination: the listener drops it after its first bytes */
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &plain, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(cr.done);
+	assert_non_null(cr.stream);
+	message = early_close_message(cr.stream, cr.identity);
+	g_test_message("plain source, TLS destination: %s", message);
+	assert_non_null(strstr(message, "before its first message"));
+	assert_non_null(strstr(message, "if it expects TLS, it hangs up on a plain peer"));
+	assert_int_equal(st.refused, 1);
+	connect_result_clear(&cr);
+	g_clear_pointer(&message, g_free);
+
+	/* a certificate the destination refuses: with TLS 1.3 the handshake ends well here */
+	ccfg.cert_file = pki->other_client_crt;
+	ccfg.key_file = pki->other_client_key;
+	migd_transport_connect_async(migd_transport_listener_get_address(listener), &ccfg, NULL,
+				     connect_cb, &cr);
+	WAIT_FOR(cr.done && st.refused == 2);
+	if (cr.stream == NULL) {
+		/* TLS 1.2: the handshake itself failed, which the transport explains */
+		g_test_message("refused certificate at the handshake: %s", cr.error->message);
+	} else {
+		message = early_close_message(cr.stream, cr.identity);
+		g_test_message("refused certificate after the handshake: %s", message);
+		assert_non_null(strstr(message, "did it refuse our certificate?"));
+	}
 	connect_result_clear(&cr);
 	server_state_clear(&st);
 }
@@ -1426,6 +1517,7 @@ main(void)
 	    cmocka_unit_test(test_tls_unix_abstract),
 	    cmocka_unit_test(test_tls_client_without_certificate),
 	    cmocka_unit_test(test_tls_client_other_ca),
+	    cmocka_unit_test(test_early_close_explained),
 	    cmocka_unit_test(test_tls_server_untrusted),
 	    cmocka_unit_test(test_tls_wrong_server_identity),
 	    cmocka_unit_test(test_plain),
