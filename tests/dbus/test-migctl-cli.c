@@ -182,6 +182,27 @@ test_errors_explained(void **state)
 	}
 }
 
+/* a job number nobody has (never existed, or expired): said so, once, with what to do */
+static void
+test_no_such_job(void **state)
+{
+	const gchar *const specs[] = {"hisi_acc:seed=21", NULL};
+	g_autoptr(DtDaemon) src = dt_daemon_start(SRC_NAME, specs);
+
+	for (guint i = 0; i < 3; i++) {
+		const gchar *command = i == 0 ? "watch" : i == 1 ? "cancel" : "switchover";
+		g_autofree gchar *err = NULL;
+
+		assert_int_equal(
+		    run(NULL, &err, "--session", "--bus-name", SRC_NAME, command, "9999", NULL), 1);
+		assert_contains(err, "no job 9999: it never existed or has expired (finished jobs "
+				     "are kept for 10 minutes; 'vfio-migctl jobs' lists them)");
+		assert_lacks(err, "Object does not exist");
+		assert_lacks(err, "older vfio-migd");
+		assert_lacks(err, ") (");
+	}
+}
+
 static void
 test_status_short_ids_bdf(void **state)
 {
@@ -454,6 +475,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_version_help_usage),
 	    cmocka_unit_test(test_errors_explained),
 	    cmocka_unit_test(test_status_short_ids_bdf),
+	    cmocka_unit_test(test_no_such_job),
 	    cmocka_unit_test(test_sigint_cancels_migrate),
 	    cmocka_unit_test(test_sigterm_detach_and_cancel_by_id),
 	    cmocka_unit_test(test_bar_fits_terminal),

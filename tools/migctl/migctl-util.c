@@ -130,12 +130,27 @@ migctl_explain_error(const GError *error, const gchar *remote_name, const gchar 
 	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
 		return g_strdup_printf("vfio-migd did not reply in time (busy, stuck or it died "
 				       "during the call): see journalctl -u vfio-migd");
-	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
-	    g_strcmp0(remote_name, "org.freedesktop.DBus.Error.UnknownObject") == 0 ||
-	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD))
-		return g_strdup_printf("%s (an older vfio-migd, or a job that has expired: "
-				       "'vfio-migctl jobs' lists them)",
+	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.UnknownObject") == 0 ||
+	    g_strcmp0(remote_name, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD)) {
+		/* GDBus answers UnknownMethod for a path nobody exported, such as an expired job */
+		const gchar *job = strstr(error->message, MIGCTL_JOBS_PATH);
+
+		if (job != NULL) {
+			g_autofree gchar *number =
+			    g_strndup(job + strlen(MIGCTL_JOBS_PATH),
+				      strspn(job + strlen(MIGCTL_JOBS_PATH), "0123456789"));
+			return g_strdup_printf(
+			    "no job %s: it never existed or has expired (finished "
+			    "jobs are kept for 10 minutes; 'vfio-migctl jobs' "
+			    "lists them)",
+			    number);
+		}
+		return g_strdup_printf("%s (an older vfio-migd: 'vfio-migctl status' shows its "
+				       "version)",
 				       error->message);
+	}
 	if (remote_name == NULL && error->domain == G_IO_ERROR)
 		/* g_bus_get_sync: no bus socket, or the bus refused us */
 		return g_strdup_printf("cannot connect to the %s D-Bus (%s)%s", bus, error->message,

@@ -345,8 +345,8 @@ migctl_watch_full(const MigctlOptions *options, const gchar *path, MigctlInterru
 		return migctl_fail(options, error);
 	}
 	if (names == NULL || names[0] == NULL) {
-		g_set_error(&error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
-			    "no job at %s (finished jobs are kept for 10 minutes)", path);
+		g_set_error(&error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT, "no object at %s",
+			    path);
 		return migctl_fail(options, error);
 	}
 
