@@ -252,13 +252,14 @@ EOF
 }
 
 # Starts a daemon in the background under a lifetime bound; sets DAEMON_PID.
-# The build's plugins and an empty configuration: nothing installed on the
-# host takes part.
+# The build's plugins and an empty configuration (or DAEMON_CONFIG): nothing
+# installed on the host takes part.
 start_daemon() { # bus-name log device-options...
 	_name=$1
 	_log=$2
 	shift 2
-	: >"$WORK/vfio-migd.conf"
+	_config=${DAEMON_CONFIG:-$WORK/vfio-migd.conf}
+	[ -n "${DAEMON_CONFIG:-}" ] || : >"$_config"
 	# each plugin's build directory, as one search path
 	_plugin_dirs=
 	for _so in "$BUILD"/plugins/*/migd-plugin-*.so; do
@@ -266,7 +267,7 @@ start_daemon() { # bus-name log device-options...
 		_plugin_dirs="${_plugin_dirs:+$_plugin_dirs:}${_so%/*}"
 	done
 	timeout -k 5 "$LIFETIME_S" "$MIGD" --session --bus-name "$_name" \
-		--config "$WORK/vfio-migd.conf" --plugin-dir "$_plugin_dirs" "$@" >"$_log" 2>&1 &
+		--config "$_config" --plugin-dir "$_plugin_dirs" "$@" >"$_log" 2>&1 &
 	DAEMON_PID=$!
 }
 
@@ -1253,6 +1254,66 @@ cases_coordinated() {
 	fi
 }
 
+# ---- a configured device that appears after the daemon started (issue 15, item 2) ----
+# [device late] names an mdev that does not exist yet: the daemon starts anyway,
+# says why it cannot open it, and serves it once the mdev is created.
+
+N_CASES=$((N_CASES + 1))
+UUID_LATE=6f0e1a52-8d1c-4c3e-9a01-0000000000d4
+LATE_NAME=org.vfiomigd.KernelTier.Late
+MTTY_TYPES=/sys/devices/virtual/mtty/mtty/mdev_supported_types
+
+# TRUE once the daemon on $LATE_NAME lists the device "late"
+late_listed() {
+	migctl "$LATE_NAME" --json devices >"$WORK/late.devices" 2>"$WORK/late.devices.err" &&
+		grep -q '"name":"late"' "$WORK/late.devices"
+}
+
+case_configured_late_device() {
+	case_begin
+	printf '[device late]\naddress=%s\n' "$UUID_LATE" >"$WORK/late.conf"
+	DAEMON_CONFIG="$WORK/late.conf" start_daemon "$LATE_NAME" "$WORK/late.log"
+	_late_pid=$DAEMON_PID
+	_bound=$(bound)
+	if ! timeout -k 5 $((_bound + 5)) gdbus wait --session --timeout "$_bound" "$LATE_NAME" \
+		>"$WORK/late.wait" 2>&1; then
+		fail "a daemon whose configured device is absent did not start"
+		fail_log "$WORK/late.log" "daemon log"
+		stop_process "$_late_pid"
+		case_end daemons-configured-late-device
+		return
+	fi
+	late_listed
+	expect listed_before "$(grep -c '"name":"late"' "$WORK/late.devices")" 0
+	# the warning names the file, the group and the key, and that it retries
+	_warned=no
+	grep -q "late.conf:2: \[device late\] address: .*retrying until it opens" \
+		"$WORK/late.log" && _warned=yes
+	expect warned "$_warned" yes
+	[ "$_warned" = yes ] || fail_log "$WORK/late.log" "daemon log"
+	if echo "$UUID_LATE" >"$MTTY_TYPES/mtty-1/create" 2>"$WORK/late.create.err"; then
+		# the retries back off (1, 2, 4, 8 s...): one is due within 16 s
+		_deadline=$(($(now) + 20))
+		until late_listed || [ "$(now)" -ge "$_deadline" ]; do
+			sleep 0.5
+		done
+		expect listed_after "$(grep -c '"name":"late"' "$WORK/late.devices")" 1
+		_state=$(sed -n 's/.*"name":"late"[^}]*"state":"\([A-Z_0-9]*\)".*/\1/p' \
+			"$WORK/late.devices")
+		expect state "$_state" RUNNING
+		[ -n "$_state" ] || fail_log "$WORK/late.log" "daemon log"
+	else
+		fail "creating mdev $UUID_LATE failed: $(cat "$WORK/late.create.err")"
+	fi
+	stop_process "$_late_pid"
+	expect exit "$STOP_RC" 0
+	if [ -e "/sys/bus/mdev/devices/$UUID_LATE" ]; then
+		echo 1 >"/sys/bus/mdev/devices/$UUID_LATE/remove" ||
+			fail "removing mdev $UUID_LATE failed"
+	fi
+	case_end daemons-configured-late-device
+}
+
 main() {
 	UART_WRITE_ERROR=
 	START=$(now)
@@ -1301,6 +1362,14 @@ main() {
 	cases_issue12
 	cases_corruption
 	cases_coordinated
+	if [ "$BACKEND" = sim ]; then
+		case_skip daemons-configured-late-device \
+			"a simulated device is never absent: nothing can appear later"
+	elif [ -z "$BROKEN" ]; then
+		case_configured_late_device
+	else
+		case_not_run daemons-configured-late-device
+	fi
 	echo "# $(($(now) - START)) s"
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
