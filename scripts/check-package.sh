@@ -18,7 +18,7 @@
 #
 # Each check is a TAP line; the last line is "N passed, M failed".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 SRC=$(pwd)
 DEB_OUT=${DEB_OUT:-$SRC/build-deb}
 build_only=0
@@ -55,8 +55,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 	export DEBIAN_FRONTEND=noninteractive
-	$SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-		{ not_ok "install ${missing[*]}"; finish; }
+	if ! { $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; }; then
+		not_ok "install ${missing[*]}"
+		finish
+	fi
 fi
 
 # --- build -------------------------------------------------------------------
@@ -162,9 +164,10 @@ fi
 # numbered here
 inner="$work/inner.sh"
 cat >"$inner" <<'INNER'
+# shellcheck disable=SC2016 # the sh -c scripts expand their own arguments
 set -u
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
-cd /tmp/vfio-migd-check
+cd /tmp/vfio-migd-check || exit 1
 t() { # t DESCRIPTION COMMAND...: one check; a failing command's output as diagnostics
 	local desc=$1 out
 	shift
@@ -267,8 +270,8 @@ MIGD_PLUGIN_DEFINE_MODULE("my", my_plugin_get_type);
 EOF
 t "pkg-config --cflags vfio-migd-plugin-1" sh -c \
 	'pkg-config --cflags vfio-migd-plugin-1 | grep -q -- "-I/usr/include/vfio-migd-plugin-1"'
-t "an out-of-tree plugin compiles against the installed SDK" sh -c \
-	'cd /tmp/myplugin && cc -Wall -Werror -shared -fPIC -o migd-plugin-my.so my.c $(pkg-config --cflags --libs vfio-migd-plugin-1)'
+t "an out-of-tree plugin compiles against the installed SDK (docs/plugins.md's command)" sh -c \
+	'cd /tmp/myplugin && cc -Wall -Werror -shared -fPIC -o migd-plugin-my.so my.c $(pkg-config --cflags vfio-migd-plugin-1)'
 t "the installed daemon loads it and the packaged plugins" sh -c \
 	'log=$(G_MESSAGES_DEBUG=all timeout 30 dbus-run-session -- timeout -s INT 3 \
 		vfio-migd --session --plugin-dir "$1:/tmp/myplugin" 2>&1); echo "$log";
