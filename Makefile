@@ -2,14 +2,15 @@
 #   make demo    a QEMU guest migrates with devices held by vfio-migd (dbus-vmstate)
 #   make demo-daemons  the two-daemon demo: simulated devices, vfio-migctl, no VM
 #   make check   every test: normal build (warnings are errors), then ASan+UBSan,
-#                the fuzz harnesses briefly, the real-kernel tier
+#                the fuzz harnesses briefly, the real-kernel tier, the packages
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
 BUILD_FUZZ ?= build-fuzz
+BUILD_INSTALL ?= build-install
 FUZZ_SECONDS ?= 60
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build demo demo-daemons bench dirty check check-unit check-sanitize check-kernel check-vmm fuzz format format-check clean
+.PHONY: all deps build install package check-package demo demo-daemons bench dirty check check-unit check-sanitize check-kernel check-vmm fuzz format format-check clean
 
 all: build
 
@@ -21,6 +22,25 @@ $(BUILD)/build.ninja:
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+
+# install on this host (README "Install on a host"; the packages are better): its
+# own build directory with prefix /usr, /etc and /var, so the D-Bus policy, the
+# units and the libvirt hook land where the system reads them. DESTDIR=DIR installs
+# under DIR. Configuration files already in /etc are kept.
+$(BUILD_INSTALL)/build.ninja:
+	meson setup $(BUILD_INSTALL) --prefix=/usr --sysconfdir=/etc --localstatedir=/var -Dtests=false
+
+install: deps $(BUILD_INSTALL)/build.ninja
+	meson install -C $(BUILD_INSTALL) $(if $(DESTDIR),--destdir "$(DESTDIR)")
+
+# the Debian packages vfio-migd and vfio-migd-plugin-dev (debian/), built into
+# DEB_OUT (default build-deb/); check-package also runs lintian and installs them
+# with dpkg into a throw-away root and checks the installed tree
+package: deps
+	bash scripts/check-package.sh --build-only
+
+check-package: deps
+	bash scripts/check-package.sh
 
 demo: build
 	bash scripts/demo-vm.sh $(BUILD)
@@ -69,4 +89,4 @@ format-check: deps
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD_INSTALL) build-deb

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of vfio-migd: formatting, the normal build (warnings are
 # errors), then the whole suite again under AddressSanitizer + UBSan, then each
-# libFuzzer harness for a bounded time, then the real-kernel tier.
+# libFuzzer harness for a bounded time, then the real-kernel tier, then the
+# Debian packages (scripts/check-package.sh).
 # Ends with one line "N passed, M failed" counting every test case of every run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -103,6 +104,16 @@ if [ "$sanitize_only" -eq 0 ]; then
 	BUILD="$BUILD" bash scripts/check-kernel.sh 2>&1 | tee "$kernel_log" || status=1
 	count_last_line "$kernel_log"
 	rm -f "$kernel_log"
+fi
+
+# the Debian packages: built, linted, installed with dpkg into a throw-away root;
+# its last line is "N passed, M failed"
+if [ "$sanitize_only" -eq 0 ]; then
+	echo "== packaging"
+	package_log=$(mktemp)
+	bash scripts/check-package.sh 2>&1 | tee "$package_log" || status=1
+	count_last_line "$package_log"
+	rm -f "$package_log"
 fi
 
 echo "${passed} passed, ${failed} failed"
