@@ -25,6 +25,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -210,15 +211,18 @@ mock_polkit_n_calls(MockPolkit *mock)
 	return n;
 }
 
-/* the @i-th question polkit was asked (the mock only appends: the pointer stays valid) */
+/*
+ * the @i-th question polkit was asked, or NULL (the mock only appends: the pointer
+ * stays valid); the caller asserts, outside the lock: a failure jumps out of the test
+ */
 static const PolkitCall *
 mock_polkit_call(MockPolkit *mock, guint i)
 {
-	const PolkitCall *call;
+	const PolkitCall *call = NULL;
 
 	g_mutex_lock(&mock->lock);
-	assert_true(i < mock->calls->len);
-	call = g_ptr_array_index(mock->calls, i);
+	if (i < mock->calls->len)
+		call = g_ptr_array_index(mock->calls, i);
 	g_mutex_unlock(&mock->lock);
 	return call;
 }
@@ -321,6 +325,27 @@ policy_bus_wait_ready(const gchar *address, gint timeout_s)
 
 static int teardown(void **state);
 
+/* the bus and the daemon end with this process, even when a failure aborts it */
+static void
+die_with_parent(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static GSubprocess *
+spawn_child(GSubprocessFlags flags, const gchar *const *argv)
+{
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(flags);
+	g_autoptr(GError) error = NULL;
+	GSubprocess *child;
+
+	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	child = g_subprocess_launcher_spawnv(launcher, argv, &error);
+	if (child == NULL)
+		fail_msg("%s: %s", argv[0], error->message);
+	return child;
+}
+
 static int
 setup_common(void **state, gboolean with_polkit)
 {
@@ -338,9 +363,11 @@ setup_common(void **state, gboolean with_polkit)
 	state_dir = g_build_filename(pb->dir, "state", NULL);
 	g_assert(g_file_set_contents(config_path, config, -1, NULL));
 	pb->address = g_strdup_printf("unix:path=%s/bus", pb->dir);
-	pb->bus = g_subprocess_new(G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, "dbus-daemon",
-				   "--nofork", "--config-file", config_path, NULL);
-	g_assert(pb->bus != NULL);
+	{
+		const gchar *argv[] = {"dbus-daemon", "--nofork", "--config-file", config_path,
+				       NULL};
+		pb->bus = spawn_child(G_SUBPROCESS_FLAGS_STDERR_SILENCE, argv);
+	}
 	/*
 	 * started before the bus listens, vfio-migd cannot connect and exits (seen
 	 * on a loaded machine): the bus must be up first
@@ -355,9 +382,11 @@ setup_common(void **state, gboolean with_polkit)
 		pb->polkit = mock_polkit_start(pb->address);
 	/* vfio-migd (and vfio-migctl) on "the system bus": its own name, as the service would */
 	g_setenv("DBUS_SYSTEM_BUS_ADDRESS", pb->address, TRUE);
-	pb->daemon = g_subprocess_new(G_SUBPROCESS_FLAGS_NONE, &error, migd_path, "--sim-device",
-				      "mlx5:seed=1", "--state-dir", state_dir, NULL);
-	g_assert(pb->daemon != NULL);
+	{
+		const gchar *argv[] = {migd_path,     "--sim-device", "mlx5:seed=1",
+				       "--state-dir", state_dir,      NULL};
+		pb->daemon = spawn_child(G_SUBPROCESS_FLAGS_NONE, argv);
+	}
 	if (!policy_bus_wait_name(pb->address, 20)) {
 		g_printerr("vfio-migd did not own %s on the policy bus\n", BUS_NAME);
 		/* stop what was started, so that the failure is prompt, not a timeout */
@@ -507,6 +536,11 @@ static void
 assert_polkit_asked(MockPolkit *mock, guint i, const gchar *action, guint32 flags)
 {
 	const PolkitCall *call = mock_polkit_call(mock, i);
+
+	if (call == NULL) {
+		fail_msg("polkit was not asked question #%u", i);
+		return;
+	}
 
 	assert_string_equal(call->action, action);
 	assert_string_equal(call->subject_kind, "system-bus-name");
