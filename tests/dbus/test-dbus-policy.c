@@ -686,6 +686,30 @@ test_change_allowed(void **state)
 	assert_contains(err, "org.vfiomigd.Migd1.Error.InvalidArgument");
 }
 
+/* polls @job's Phase as root until it is @phase */
+static gboolean
+job_wait_phase(PolicyBus *pb, const gchar *job, const gchar *phase, gint timeout_s)
+{
+	gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+
+	while (g_get_monotonic_time() < deadline) {
+		g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+		    pb->root, BUS_NAME, job, "org.freedesktop.DBus.Properties", "Get",
+		    g_variant_new("(ss)", "org.vfiomigd.Migd1.Job", "Phase"), G_VARIANT_TYPE("(v)"),
+		    G_DBUS_CALL_FLAGS_NONE, 10000, NULL, NULL);
+		g_autoptr(GVariant) value = NULL;
+
+		if (reply != NULL) {
+			g_variant_get(reply, "(v)", &value);
+			if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING) &&
+			    g_str_equal(g_variant_get_string(value, NULL), phase))
+				return TRUE;
+		}
+		g_usleep(20 * 1000);
+	}
+	return FALSE;
+}
+
 /* a job's methods pass the same check: a job to an address nobody listens on */
 static void
 test_job_methods(void **state)
@@ -700,19 +724,30 @@ test_job_methods(void **state)
 			  g_variant_new_parsed("(%s, ['sim0'], {'plain': <true>})", unix_address),
 			  "(o)");
 	g_variant_get(reply, "(&o)", &job);
+	/* ended before anyone cancels it: the allowed Cancel below then meets the handler's error
+	 */
+	assert_true(job_wait_phase(pb, job, "failed", 10));
 	mock_polkit_answer(pb->polkit, ACTION_CHANGE, "no");
 	assert_int_not_equal(gdbus_as(NOBODY, FALSE, &err, pb->address, BUS_NAME, job,
 				      "org.vfiomigd.Migd1.Job.Cancel", NULL),
 			     0);
 	assert_contains(err, "Cancel needs root or the polkit action org.vfiomigd.migd.change");
 	assert_polkit_asked(pb->polkit, 0, ACTION_CHANGE, 0);
+	/* allowed, the job's own handler answers (the job ended: nobody listens) */
+	mock_polkit_answer(pb->polkit, ACTION_CHANGE, "yes");
+	g_clear_pointer(&err, g_free);
+	assert_int_not_equal(gdbus_as(NOBODY, FALSE, &err, pb->address, BUS_NAME, job,
+				      "org.vfiomigd.Migd1.Job.Cancel", NULL),
+			     0);
+	assert_contains(err, "already finished");
+	assert_polkit_asked(pb->polkit, 1, ACTION_CHANGE, 0);
 	/* properties are readable by whoever reaches the bus, as udisks' are */
 	g_clear_pointer(&err, g_free);
 	assert_int_equal(gdbus_as(NOBODY, FALSE, &err, pb->address, BUS_NAME, job,
 				  "org.freedesktop.DBus.Properties.Get", "org.vfiomigd.Migd1.Job",
 				  "Role", NULL),
 			 0);
-	assert_int_equal(mock_polkit_n_calls(pb->polkit), 1);
+	assert_int_equal(mock_polkit_n_calls(pb->polkit), 2);
 }
 
 /* polkit may ask the user only when the caller said it may wait for that */
