@@ -8,7 +8,8 @@
  * without polkit; another user (nobody) is allowed or refused by polkit, here a
  * mock authority: this process owns org.freedesktop.PolicyKit1 on the private
  * bus (a thread of its own), answers CheckAuthorization per action id as each
- * test sets, and records what it was asked. The real polkitd is not used.
+ * test sets, and records what it was asked. One case runs the real polkitd
+ * (test_real_polkitd; skipped where it is missing).
  * Callers are `gdbus call` and vfio-migctl run as nobody. Needs root (to be
  * root, and to become another user); skipped otherwise.
  */
@@ -234,17 +235,43 @@ typedef struct {
 	gchar *address;
 	GSubprocess *bus;
 	GSubprocess *daemon;
-	MockPolkit *polkit;    /* NULL: polkit is not running */
+	MockPolkit *polkit;    /* NULL: the mock is not running */
+	GSubprocess *polkitd;  /* the real one, in test_real_polkitd */
 	GDBusConnection *root; /* this process (root) on the bus */
 } PolicyBus;
+
+typedef enum {
+	POLKIT_MOCK,
+	POLKIT_NONE,
+	POLKIT_REAL,
+} PolkitMode;
+
+/* Debian's polkitd, and elsewhere's */
+static const gchar *const polkitd_paths[] = {"/usr/lib/polkit-1/polkitd", "/usr/libexec/polkitd",
+					     NULL};
+
+static const gchar *
+polkitd_path(void)
+{
+	for (guint i = 0; polkitd_paths[i] != NULL; i++)
+		if (g_file_test(polkitd_paths[i], G_FILE_TEST_IS_EXECUTABLE))
+			return polkitd_paths[i];
+	return NULL;
+}
 
 /*
  * The system bus's default policy, the file vfio-migd ships, and what polkit's own
  * file (org.freedesktop.PolicyKit1.conf) allows: root owns its name, anyone calls it.
  */
 static gchar *
-policy_bus_config(const gchar *dir)
+policy_bus_config(const gchar *dir, PolkitMode mode)
 {
+	/* the real polkitd runs as its own user, which its bus policy lets own the name */
+	const gchar *polkitd_policy = mode == POLKIT_REAL ? "  <policy user=\"polkitd\">\n"
+							    "    <allow own=\"" POLKIT_NAME "\"/>\n"
+							    "  </policy>\n"
+							  : "";
+
 	return g_strdup_printf(
 	    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" "
 	    "\"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
@@ -269,16 +296,17 @@ policy_bus_config(const gchar *dir)
 	    "  <policy user=\"root\">\n"
 	    "    <allow own=\"" POLKIT_NAME "\"/>\n"
 	    "  </policy>\n"
+	    "%s"
 	    "  <policy context=\"default\">\n"
 	    "    <allow send_destination=\"" POLKIT_NAME "\"/>\n"
 	    "  </policy>\n"
 	    "  <include>%s</include>\n"
 	    "</busconfig>\n",
-	    dir, POLICY_FILE);
+	    dir, polkitd_policy, POLICY_FILE);
 }
 
 static gboolean
-policy_bus_wait_name(const gchar *address, gint timeout_s)
+policy_bus_wait_name(const gchar *address, const gchar *name, gint timeout_s)
 {
 	gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
 
@@ -293,7 +321,7 @@ policy_bus_wait_name(const gchar *address, gint timeout_s)
 		if (conn != NULL)
 			reply = g_dbus_connection_call_sync(
 			    conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-			    "org.freedesktop.DBus", "NameHasOwner", g_variant_new("(s)", BUS_NAME),
+			    "org.freedesktop.DBus", "NameHasOwner", g_variant_new("(s)", name),
 			    G_VARIANT_TYPE("(b)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
 		if (reply != NULL)
 			g_variant_get(reply, "(b)", &has);
@@ -346,8 +374,64 @@ spawn_child(GSubprocessFlags flags, const gchar *const *argv)
 	return child;
 }
 
+/*
+ * The real polkitd on the private bus, reading the shipped actions and a rule that
+ * grants nobody the read action: both directories are bound over the system's in a
+ * mount namespace of its own, so nothing is installed. NULL (and the test skipped)
+ * where polkitd or mount namespaces are missing.
+ */
+static GSubprocess *
+polkitd_start(PolicyBus *pb)
+{
+	g_autofree gchar *actions = g_build_filename(pb->dir, "actions", NULL);
+	g_autofree gchar *rules = g_build_filename(pb->dir, "rules", NULL);
+	g_autofree gchar *policy = NULL;
+	g_autofree gchar *policy_copy = g_build_filename(actions, "org.vfiomigd.migd.policy", NULL);
+	g_autofree gchar *rule = g_build_filename(rules, "50-vfio-migd-test.rules", NULL);
+	const gchar *polkitd = polkitd_path();
+	GSubprocess *child;
+
+	if (polkitd == NULL)
+		return NULL;
+	g_assert(g_mkdir(actions, 0755) == 0 && g_mkdir(rules, 0755) == 0);
+	g_assert(g_file_get_contents(POLKIT_POLICY_FILE, &policy, NULL, NULL));
+	g_assert(g_file_set_contents(policy_copy, policy, -1, NULL));
+	g_assert(g_file_set_contents(rule,
+				     "polkit.addRule(function(action, subject) {\n"
+				     "  if (action.id == \"" ACTION_READ
+				     "\" && subject.user == \"nobody\")\n"
+				     "    return polkit.Result.YES;\n"
+				     "});\n",
+				     -1, NULL));
+	g_chmod(policy_copy, 0644);
+	g_chmod(rule, 0644);
+	{
+		const gchar *argv[] = {"unshare",
+				       "-m",
+				       "sh",
+				       "-c",
+				       "mount --bind \"$1\" /usr/share/polkit-1/actions && "
+				       "mount --bind \"$2\" /etc/polkit-1/rules.d && "
+				       "exec \"$3\" --no-debug",
+				       "sh",
+				       actions,
+				       rules,
+				       polkitd,
+				       NULL};
+		child = spawn_child(
+		    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, argv);
+	}
+	if (!policy_bus_wait_name(pb->address, POLKIT_NAME, 20)) {
+		g_subprocess_force_exit(child);
+		g_subprocess_wait(child, NULL, NULL);
+		g_object_unref(child);
+		return NULL;
+	}
+	return child;
+}
+
 static int
-setup_common(void **state, gboolean with_polkit)
+setup_common(void **state, PolkitMode mode)
 {
 	PolicyBus *pb = g_new0(PolicyBus, 1);
 	g_autofree gchar *config = NULL;
@@ -358,7 +442,7 @@ setup_common(void **state, gboolean with_polkit)
 	pb->dir = g_dir_make_tmp("migd-policy-XXXXXX", NULL);
 	/* the other user must reach the socket, and be refused or allowed by the daemon */
 	g_chmod(pb->dir, 0755);
-	config = policy_bus_config(pb->dir);
+	config = policy_bus_config(pb->dir, mode);
 	config_path = g_build_filename(pb->dir, "bus.conf", NULL);
 	state_dir = g_build_filename(pb->dir, "state", NULL);
 	g_assert(g_file_set_contents(config_path, config, -1, NULL));
@@ -378,16 +462,18 @@ setup_common(void **state, gboolean with_polkit)
 		g_subprocess_wait(pb->bus, NULL, NULL);
 		return -1;
 	}
-	if (with_polkit)
-		pb->polkit = mock_polkit_start(pb->address);
-	/* vfio-migd (and vfio-migctl) on "the system bus": its own name, as the service would */
+	/* vfio-migd (and vfio-migctl, polkitd) on "the system bus", as the services would */
 	g_setenv("DBUS_SYSTEM_BUS_ADDRESS", pb->address, TRUE);
+	if (mode == POLKIT_MOCK)
+		pb->polkit = mock_polkit_start(pb->address);
+	if (mode == POLKIT_REAL)
+		pb->polkitd = polkitd_start(pb);
 	{
 		const gchar *argv[] = {migd_path,     "--sim-device", "mlx5:seed=1",
 				       "--state-dir", state_dir,      NULL};
 		pb->daemon = spawn_child(G_SUBPROCESS_FLAGS_NONE, argv);
 	}
-	if (!policy_bus_wait_name(pb->address, 20)) {
+	if (!policy_bus_wait_name(pb->address, BUS_NAME, 20)) {
 		g_printerr("vfio-migd did not own %s on the policy bus\n", BUS_NAME);
 		/* stop what was started, so that the failure is prompt, not a timeout */
 		teardown((void **)&pb);
@@ -406,13 +492,19 @@ setup_common(void **state, gboolean with_polkit)
 static int
 setup(void **state)
 {
-	return setup_common(state, TRUE);
+	return setup_common(state, POLKIT_MOCK);
 }
 
 static int
 setup_no_polkit(void **state)
 {
-	return setup_common(state, FALSE);
+	return setup_common(state, POLKIT_NONE);
+}
+
+static int
+setup_real_polkit(void **state)
+{
+	return setup_common(state, POLKIT_REAL);
 }
 
 static int
@@ -427,6 +519,11 @@ teardown(void **state)
 	g_subprocess_send_signal(pb->daemon, SIGTERM);
 	g_subprocess_wait(pb->daemon, NULL, NULL);
 	mock_polkit_stop(pb->polkit);
+	if (pb->polkitd != NULL) {
+		g_subprocess_send_signal(pb->polkitd, SIGTERM);
+		g_subprocess_wait(pb->polkitd, NULL, NULL);
+		g_object_unref(pb->polkitd);
+	}
 	g_subprocess_force_exit(pb->bus);
 	g_subprocess_wait(pb->bus, NULL, NULL);
 	g_object_unref(pb->daemon);
@@ -816,6 +913,35 @@ test_no_polkit(void **state)
 }
 
 /*
+ * The real polkitd (with the shipped actions and a rule granting nobody the read
+ * action): the daemon speaks its protocol. Without a session, the change action's
+ * auth_admin is a challenge the non-interactive caller cannot meet.
+ */
+static void
+test_real_polkitd(void **state)
+{
+	PolicyBus *pb = *state;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *listen_address = g_strdup_printf("unix:%s/listen", pb->dir);
+
+	if (pb->polkitd == NULL) {
+		printf("# polkitd or a mount namespace is missing\n");
+		skip();
+		return;
+	}
+	assert_int_equal(gdbus_as(NOBODY, FALSE, &err, pb->address, BUS_NAME, MANAGER_PATH,
+				  MANAGER ".ListDevices", NULL),
+			 0);
+	g_clear_pointer(&err, g_free);
+	assert_int_not_equal(gdbus_as(NOBODY, FALSE, &err, pb->address, BUS_NAME, MANAGER_PATH,
+				      MANAGER ".Listen", listen_address, "{'plain': <true>}", NULL),
+			     0);
+	assert_contains(err, "Listen needs root or the polkit action org.vfiomigd.migd.change "
+			     "(not authorized: uid 65534 must authenticate");
+	assert_int_equal(root_n_listeners(pb), 0);
+}
+
+/*
  * Not a check: what the root fast path costs, printed for the report (the
  * timings of a shared machine are no pass or fail). 1000 ListDevices as root,
  * one after another.
@@ -848,6 +974,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_interactive_passed_on, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migctl_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_polkit, setup_no_polkit, teardown),
+	    cmocka_unit_test_setup_teardown(test_real_polkitd, setup_real_polkit, teardown),
 	    cmocka_unit_test_setup_teardown(test_root_latency, setup, teardown),
 	};
 	if (argc < 3) {
