@@ -328,7 +328,8 @@ migd_authority_check_async(MigdAuthority *self, GDBusMethodInvocation *invocatio
 		if (uid != (uid_t)-1 && migd_authority_uid_is_trusted((guint32)uid))
 			g_task_return_boolean(task, TRUE);
 		else
-			migd_authority_refuse(task, "a peer-to-peer caller must be root");
+			migd_authority_refuse(
+			    task, "a peer-to-peer caller must be root or the daemon's user");
 		return;
 	}
 	/*
