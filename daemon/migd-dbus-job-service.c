@@ -7,6 +7,7 @@
 #include <gio/gunixfdlist.h>
 #include <unistd.h>
 
+#include "migd-authority.h"
 #include "migd-dbus-job-service.h"
 #include "migd-error.h"
 #include "migd-log.h"
@@ -17,6 +18,7 @@
 struct _MigdDbusJobService {
 	MigdDbusJobSkeleton parent_instance;
 	MigdJob *job;
+	MigdAuthority *authority;
 	guint sync_id;
 };
 
@@ -276,6 +278,37 @@ migd_dbus_job_service_get_job(MigdDbusJobService *self)
 	return self->job;
 }
 
+/* the generated dispatcher, called once the caller passed the authority (see the Manager's) */
+static GDBusInterfaceMethodCallFunc migd_dbus_job_service_generated_method_call;
+
+static void
+migd_dbus_job_service_method_call(GDBusConnection *connection, const gchar *sender,
+				  const gchar *object_path, const gchar *interface_name,
+				  const gchar *method_name, GVariant *parameters,
+				  GDBusMethodInvocation *invocation, gpointer user_data)
+{
+	MigdDbusJobService *self = MIGD_DBUS_JOB_SERVICE(user_data);
+
+	migd_authority_dispatch(self->authority, G_DBUS_INTERFACE_SKELETON(self),
+				migd_dbus_job_service_generated_method_call, invocation);
+}
+
+static GDBusInterfaceVTable *
+migd_dbus_job_service_get_vtable(GDBusInterfaceSkeleton *skeleton)
+{
+	static GDBusInterfaceVTable vtable;
+	static gsize once;
+
+	if (g_once_init_enter(&once)) {
+		vtable = *G_DBUS_INTERFACE_SKELETON_CLASS(migd_dbus_job_service_parent_class)
+			      ->get_vtable(skeleton);
+		migd_dbus_job_service_generated_method_call = vtable.method_call;
+		vtable.method_call = migd_dbus_job_service_method_call;
+		g_once_init_leave(&once, 1);
+	}
+	return &vtable;
+}
+
 static void
 migd_dbus_job_service_init(MigdDbusJobService *self)
 {
@@ -288,6 +321,7 @@ migd_dbus_job_service_dispose(GObject *object)
 
 	g_clear_handle_id(&self->sync_id, g_source_remove);
 	g_clear_object(&self->job);
+	g_clear_object(&self->authority);
 	G_OBJECT_CLASS(migd_dbus_job_service_parent_class)->dispose(object);
 }
 
@@ -296,17 +330,20 @@ migd_dbus_job_service_class_init(MigdDbusJobServiceClass *klass)
 {
 	GObjectClass *object_class = G_OBJECT_CLASS(klass);
 	object_class->dispose = migd_dbus_job_service_dispose;
+	G_DBUS_INTERFACE_SKELETON_CLASS(klass)->get_vtable = migd_dbus_job_service_get_vtable;
 }
 
 MigdDbusJobService *
-migd_dbus_job_service_new(MigdJob *job)
+migd_dbus_job_service_new(MigdJob *job, MigdAuthority *authority)
 {
 	MigdDbusJobService *self;
 
 	g_return_val_if_fail(MIGD_IS_JOB(job), NULL);
+	g_return_val_if_fail(MIGD_IS_AUTHORITY(authority), NULL);
 
 	self = g_object_new(MIGD_TYPE_DBUS_JOB_SERVICE, NULL);
 	self->job = g_object_ref(job);
+	self->authority = g_object_ref(authority);
 	migd_dbus_job_set_role(MIGD_DBUS_JOB(self),
 			       migd_dbus_job_role_to_string(migd_job_get_role(job)));
 	migd_dbus_job_set_message(MIGD_DBUS_JOB(self), "");

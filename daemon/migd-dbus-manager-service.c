@@ -8,6 +8,7 @@
 #include <gio/gunixfdlist.h>
 #include <unistd.h>
 
+#include "migd-authority.h"
 #include "migd-dbus-job-service.h"
 #include "migd-dbus-manager-service.h"
 #include "migd-dbus-options.h"
@@ -19,6 +20,7 @@
 struct _MigdDbusManagerService {
 	MigdDbusManagerSkeleton parent_instance;
 	MigdManager *manager;
+	MigdAuthority *authority;    /* who may call: root, or whom polkit allows */
 	GHashTable *jobs;	     /* path -> MigdDbusJobService (owned) */
 	GPtrArray *capabilities;     /* gchar *, NULL-terminated */
 	GDBusConnection *connection; /* set while exported */
@@ -69,7 +71,7 @@ migd_dbus_manager_service_job_added_cb(MigdManager *manager, guint64 id, MigdJob
 				       gpointer user_data)
 {
 	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(user_data);
-	g_autoptr(MigdDbusJobService) service = migd_dbus_job_service_new(job);
+	g_autoptr(MigdDbusJobService) service = migd_dbus_job_service_new(job, self->authority);
 	g_autoptr(GError) error = NULL;
 	gchar *path = migd_dbus_job_path(id);
 
@@ -577,6 +579,53 @@ migd_dbus_manager_service_handle_list_vms(MigdDbusManager *iface, GDBusMethodInv
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- who may call ---- */
+
+/*
+ * Every method call passes the authority before its handler runs, without a
+ * check in each handler: the class's get_vtable wraps the generated dispatcher.
+ * GDBusInterfaceSkeleton calls get_vtable()->method_call at every call, on the
+ * main context, when no g-authorize-method handler is connected. Not that
+ * signal: in GLib 2.74 (gio/gdbusinterfaceskeleton.c,
+ * g_dbus_interface_method_dispatch_helper) any handler moves its emission to a
+ * GTask worker thread, and the call back to the main context after it, so an
+ * asynchronous polkit check would start on a worker thread and every call would
+ * cross threads twice. The generated dispatcher takes the skeleton as its user
+ * data and emits only the handle-* signal, so calling it later is what GDBus
+ * would have done at once. Properties (Get, GetAll) are not method calls of the
+ * skeleton: they stay readable by whoever reaches the bus, as the
+ * PropertiesChanged signals the bus carries to anyone are (docs/architecture.md).
+ */
+static GDBusInterfaceMethodCallFunc migd_dbus_manager_service_generated_method_call;
+
+static void
+migd_dbus_manager_service_method_call(GDBusConnection *connection, const gchar *sender,
+				      const gchar *object_path, const gchar *interface_name,
+				      const gchar *method_name, GVariant *parameters,
+				      GDBusMethodInvocation *invocation, gpointer user_data)
+{
+	MigdDbusManagerService *self = MIGD_DBUS_MANAGER_SERVICE(user_data);
+
+	migd_authority_dispatch(self->authority, G_DBUS_INTERFACE_SKELETON(self),
+				migd_dbus_manager_service_generated_method_call, invocation);
+}
+
+static GDBusInterfaceVTable *
+migd_dbus_manager_service_get_vtable(GDBusInterfaceSkeleton *skeleton)
+{
+	static GDBusInterfaceVTable vtable;
+	static gsize once;
+
+	if (g_once_init_enter(&once)) {
+		vtable = *G_DBUS_INTERFACE_SKELETON_CLASS(migd_dbus_manager_service_parent_class)
+			      ->get_vtable(skeleton);
+		migd_dbus_manager_service_generated_method_call = vtable.method_call;
+		vtable.method_call = migd_dbus_manager_service_method_call;
+		g_once_init_leave(&once, 1);
+	}
+	return &vtable;
+}
+
 /* ---- object ---- */
 
 static void
@@ -650,6 +699,7 @@ migd_dbus_manager_service_init(MigdDbusManagerService *self)
 	self->capabilities = g_ptr_array_new_with_free_func(g_free);
 	g_ptr_array_add(self->capabilities, NULL);
 	self->vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
+	self->authority = migd_authority_new();
 }
 
 static void
@@ -673,6 +723,7 @@ migd_dbus_manager_service_finalize(GObject *object)
 
 	g_hash_table_unref(self->jobs);
 	g_hash_table_unref(self->vms);
+	g_object_unref(self->authority);
 	g_ptr_array_unref(self->capabilities);
 	G_OBJECT_CLASS(migd_dbus_manager_service_parent_class)->finalize(object);
 }
@@ -684,6 +735,7 @@ migd_dbus_manager_service_class_init(MigdDbusManagerServiceClass *klass)
 
 	object_class->dispose = migd_dbus_manager_service_dispose;
 	object_class->finalize = migd_dbus_manager_service_finalize;
+	G_DBUS_INTERFACE_SKELETON_CLASS(klass)->get_vtable = migd_dbus_manager_service_get_vtable;
 	migd_error_register_dbus();
 }
 

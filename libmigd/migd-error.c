@@ -24,6 +24,7 @@ static const gchar *const migd_error_dbus_names[] = {
     [MIGD_ERROR_CANCELLED] = "org.vfiomigd.Migd1.Error.Cancelled",
     [MIGD_ERROR_PROTOCOL] = "org.vfiomigd.Migd1.Error.Protocol",
     [MIGD_ERROR_INCOMPATIBLE] = "org.vfiomigd.Migd1.Error.Incompatible",
+    [MIGD_ERROR_NOT_AUTHORIZED] = "org.vfiomigd.Migd1.Error.NotAuthorized",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migd_error_dbus_names) == MIGD_ERROR_LAST);
 

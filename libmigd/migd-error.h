@@ -26,8 +26,9 @@ typedef enum {
 	MIGD_ERROR_BUSY,	     /* another operation owns the device */
 	MIGD_ERROR_TIMED_OUT,
 	MIGD_ERROR_CANCELLED,
-	MIGD_ERROR_PROTOCOL,	 /* malformed or unexpected data from a peer or device */
-	MIGD_ERROR_INCOMPATIBLE, /* the peer's device or stream does not fit this device */
+	MIGD_ERROR_PROTOCOL,	   /* malformed or unexpected data from a peer or device */
+	MIGD_ERROR_INCOMPATIBLE,   /* the peer's device or stream does not fit this device */
+	MIGD_ERROR_NOT_AUTHORIZED, /* the D-Bus caller is neither root nor allowed by polkit */
 	MIGD_ERROR_LAST,
 } MigdError;
 

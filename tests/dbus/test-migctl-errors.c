@@ -3,7 +3,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * vfio-migctl tells the D-Bus errors operators hit in words they can act on,
- * never GIO's raw text: AccessDenied from the bus policy ("needs root"), and
+ * never GIO's raw text: AccessDenied from the bus policy ("needs root" or the
+ * polkit actions; the daemon's own NotAuthorized is in test-dbus-policy.c), and
  * NoReply (the daemon went away during the call). A private dbus-daemon
  * configured like the system bus, whose policy denies every call to one name;
  * the test process plays the daemon (owns the names, never replies).
@@ -198,6 +199,9 @@ test_access_denied(void **state)
 	assert_int_equal(migctl_jobs(DENIED_NAME, TRUE, &out, &err), 1);
 	assert_false(fake->called);
 	assert_contains(err, "access denied by the system bus policy: vfio-migctl needs root");
+	/* ... or the polkit actions, by name */
+	assert_contains(err, "polkit action org.vfiomigd.migd.read (to list)");
+	assert_contains(err, "org.vfiomigd.migd.change (to act)");
 	assert_null(strstr(err, "GDBus.Error"));
 	node = dt_json_line(out);
 	assert_string_equal(json_object_get_string_member(json_node_get_object(node), "error"),

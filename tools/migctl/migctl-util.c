@@ -107,12 +107,22 @@ migctl_explain_error(const GError *error, const gchar *remote_name, const gchar 
 {
 	const gchar *bus = session ? "session" : "system";
 
+	if (g_strcmp0(remote_name, "org.vfiomigd.Migd1.Error.NotAuthorized") == 0)
+		/* the daemon's refusal names the method, the polkit action and why */
+		return g_strdup_printf(
+		    "%s: run vfio-migctl as root (sudo), or ask an administrator "
+		    "to grant that polkit action",
+		    error->message);
 	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.AccessDenied") == 0 ||
 	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED))
-		/* the shipped bus policy lets only root in; there is no polkit action yet */
-		return g_strdup_printf("access denied by the %s bus policy: vfio-migctl needs root "
-				       "(run it with sudo)",
-				       bus);
+		/* the shipped policy lets anyone reach the daemon: this bus's policy is stricter */
+		return g_strdup_printf(
+		    "access denied by the %s bus policy: vfio-migctl needs root "
+		    "(run it with sudo), or the polkit action "
+		    "org.vfiomigd.migd.read (to list) or org.vfiomigd.migd.change "
+		    "(to act) and a bus policy that lets others reach %s "
+		    "(the shipped org.vfiomigd.Migd1.conf does)",
+		    bus, bus_name);
 	if (g_strcmp0(remote_name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
 	    g_strcmp0(remote_name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0 ||
 	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
