@@ -127,6 +127,7 @@ if make_install; then
 	for f in usr/sbin/vfio-migd usr/bin/vfio-migctl usr/libexec/vfio-migd/vfio-migd-qemu-hook \
 		usr/share/dbus-1/system.d/org.vfiomigd.Migd1.conf \
 		usr/share/dbus-1/system-services/org.vfiomigd.Migd1.service \
+		usr/share/polkit-1/actions/org.vfiomigd.migd.policy \
 		lib/systemd/system/vfio-migd.service lib/systemd/system/vfio-migd.socket \
 		etc/vfio-migd/vfio-migd.conf etc/vfio-migd/libvirt-hook.conf \
 		usr/share/doc/vfio-migd/examples/vfio-migd.conf \
@@ -195,6 +196,7 @@ for f in /lib/systemd/system/vfio-migd.service /lib/systemd/system/vfio-migd.soc
 	/usr/share/dbus-1/system.d/org.vfiomigd.Migd1.conf \
 	/usr/share/dbus-1/system-services/org.vfiomigd.Migd1.service \
 	/usr/share/dbus-1/interfaces/org.vfiomigd.Migd1.xml \
+	/usr/share/polkit-1/actions/org.vfiomigd.migd.policy \
 	/usr/share/man/man8/vfio-migd.8.gz /usr/share/man/man1/vfio-migctl.1.gz \
 	/usr/share/man/man5/vfio-migd.conf.5.gz /usr/share/bash-completion/completions/vfio-migctl \
 	/etc/vfio-migd/vfio-migd.conf /etc/vfio-migd/libvirt-hook.conf \
