@@ -100,6 +100,11 @@ migd_daemon_open_device(const gchar *name, const gchar *spec, gint fd, const gch
 			g_prefix_error(error, "%s: ", name);
 			return NULL;
 		}
+	} else if (g_str_has_prefix(name, "/dev/")) {
+		/* a device cdev, opened through iommufd; named after its device */
+		device = MIGD_DEVICE(migd_kernel_device_open(name, error));
+		if (device == NULL)
+			return NULL;
 	} else {
 		/* "/sys/bus/pci/devices/0000:65:00.2" names the device by its last element */
 		base = g_str_has_prefix(name, "/sys/") ? g_path_get_basename(name) : g_strdup(name);
@@ -272,12 +277,14 @@ migd_daemon_open_devices(gchar **sim_specs, gchar **kernel_names, GError **error
 				return NULL;
 			}
 		}
-		device = migd_kernel_device_open_group(kernel_names[i], error);
+		/* a cdev path opens the cdev and names the device after it */
+		device = migd_kernel_device_open(kernel_names[i], error);
 		if (device == NULL) {
 			g_prefix_error(error, "--device %s: ", kernel_names[i]);
 			return NULL;
 		}
-		migd_device_set_name(MIGD_DEVICE(device), kernel_names[i]);
+		if (!g_str_has_prefix(kernel_names[i], "/dev/"))
+			migd_device_set_name(MIGD_DEVICE(device), kernel_names[i]);
 		g_ptr_array_add(devices, g_steal_pointer(&device));
 	}
 	/* a device that cannot migrate is refused now, not in the middle of a job */

@@ -556,6 +556,63 @@ migd_kernel_device_open_cdev(const gchar *device_name, GError **error)
 	return migd_kernel_device_open_cdev_full(device_name, NULL, NULL, error);
 }
 
+/* DEV_ROOT/vfio/devices/vfioX -> the name of SYSFS_ROOT/class/vfio-dev/vfioX/device */
+static gchar *
+migd_kernel_device_name_of_cdev(const gchar *path, const gchar *sysfs_root, GError **error)
+{
+	g_autofree gchar *node = g_path_get_basename(path);
+	g_autofree gchar *link = NULL;
+	g_autofree gchar *target = NULL;
+	g_autoptr(GError) error_local = NULL;
+
+	if (!g_str_has_prefix(node, "vfio") || strlen(node) == 4 ||
+	    strspn(node + 4, "0123456789") != strlen(node + 4)) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s is not a VFIO device cdev (vfioN)", path);
+		return NULL;
+	}
+	link = g_build_filename(sysfs_root, "class", "vfio-dev", node, "device", NULL);
+	target = g_file_read_link(link, &error_local);
+	if (target == NULL) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
+			    "%s names no VFIO device: %s", path, error_local->message);
+		return NULL;
+	}
+	return g_path_get_basename(target);
+}
+
+MigdKernelDevice *
+migd_kernel_device_open_full(const gchar *what, const gchar *sysfs_root, const gchar *dev_root,
+			     GError **error)
+{
+	g_autofree gchar *cdev_dir = NULL;
+	g_autofree gchar *name = NULL;
+	MigdKernelDevice *device;
+
+	g_return_val_if_fail(what != NULL, NULL);
+
+	if (sysfs_root == NULL)
+		sysfs_root = MIGD_KERNEL_SYSFS_ROOT;
+	if (dev_root == NULL)
+		dev_root = MIGD_KERNEL_DEV_ROOT;
+	cdev_dir = g_build_filename(dev_root, "vfio", "devices", NULL);
+	if (!g_str_has_prefix(what, cdev_dir) || what[strlen(cdev_dir)] != '/')
+		return migd_kernel_device_open_group_full(what, sysfs_root, dev_root, error);
+	name = migd_kernel_device_name_of_cdev(what, sysfs_root, error);
+	if (name == NULL)
+		return NULL;
+	device = migd_kernel_device_open_cdev_full(name, sysfs_root, dev_root, error);
+	if (device != NULL)
+		migd_device_set_name(MIGD_DEVICE(device), name);
+	return device;
+}
+
+MigdKernelDevice *
+migd_kernel_device_open(const gchar *what, GError **error)
+{
+	return migd_kernel_device_open_full(what, NULL, NULL, error);
+}
+
 MigdKernelDevice *
 migd_kernel_device_adopt_fd(gint device_fd, const gchar *name, GError **error)
 {

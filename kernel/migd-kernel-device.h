@@ -26,11 +26,24 @@ MigdKernelDevice *migd_kernel_device_open_group_full(const gchar *device_name,
 						     const gchar *sysfs_root, const gchar *dev_root,
 						     GError **error);
 
-/* a PCI device through /dev/vfio/devices/vfioX bound to a new iommufd and IOAS (6.6+) */
+/*
+ * A PCI device or an mdev through /dev/vfio/devices/vfioX bound to a new
+ * iommufd and IOAS (6.6+)
+ */
 MigdKernelDevice *migd_kernel_device_open_cdev(const gchar *device_name, GError **error);
 MigdKernelDevice *migd_kernel_device_open_cdev_full(const gchar *device_name,
 						    const gchar *sysfs_root, const gchar *dev_root,
 						    GError **error);
+
+/*
+ * What a daemon is given: a device cdev path (DEV_ROOT/vfio/devices/vfioX)
+ * opens that cdev (iommufd), anything else (a PCI address or an mdev UUID)
+ * the device's group. The device is named after the device (its PCI address
+ * or UUID, from /sys/class/vfio-dev/vfioX/device), however it was opened.
+ */
+MigdKernelDevice *migd_kernel_device_open(const gchar *what, GError **error);
+MigdKernelDevice *migd_kernel_device_open_full(const gchar *what, const gchar *sysfs_root,
+					       const gchar *dev_root, GError **error);
 
 /*
  * Takes over a device fd opened by someone else (e.g. a VMM, over SCM_RIGHTS).

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "migd-error.h"
+#include "migd-host-devices.h"
 #include "migd-kernel-open.h"
 #include "uapi/migd-vfio-uapi.h"
 
@@ -103,6 +104,21 @@ migd_kernel_ioctl(gint fd, gulong request, gulong arg, const gchar *what, const 
 	return TRUE;
 }
 
+/* the error of migd_kernel_ioctl() for an errno already in hand (0: success) */
+static gboolean
+migd_kernel_ioctl_check(gint errsv, const gchar *what, const gchar *device_name, GError **error)
+{
+	if (errsv == 0)
+		return TRUE;
+	if (errsv == ENODEV) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_DEVICE_GONE, "%s on %s: %s", what,
+			    device_name, g_strerror(errsv));
+		return FALSE;
+	}
+	migd_set_errno_error(error, errsv, "%s on %s", what, device_name);
+	return FALSE;
+}
+
 /* /sys/bus/{pci,mdev}/devices/<name>/iommu_group -> ../../kernel/iommu_groups/<N> */
 static gchar *
 migd_kernel_find_group(const gchar *sysfs_root, const gchar *device_name, GError **error)
@@ -174,9 +190,13 @@ migd_kernel_setup_group(const gchar *dev_root, const gchar *device_name, const g
 			    device_name);
 		return FALSE;
 	}
-	/* EBUSY here usually means a VMM already owns the group */
-	if (!migd_kernel_open_path(group_path, NULL, &h->group_fd, error))
+	/* EBUSY: another process has the group, or one of its devices by cdev */
+	h->group_fd = open(group_path, O_RDWR | O_CLOEXEC);
+	if (h->group_fd < 0) {
+		h->held_elsewhere = errno == EBUSY;
+		migd_set_errno_error(error, errno, "open(%s)", group_path);
 		return FALSE;
+	}
 	if (!migd_kernel_ioctl(h->group_fd, VFIO_GROUP_GET_STATUS, (gulong)&status,
 			       "VFIO_GROUP_GET_STATUS", device_name, NULL, error))
 		return FALSE;
@@ -199,6 +219,44 @@ migd_kernel_setup_group(const gchar *dev_root, const gchar *device_name, const g
 	h->device_fd = device_fd;
 	h->open_name = g_strdup(device_name);
 	return TRUE;
+}
+
+static gchar *migd_kernel_find_cdev(const gchar *sysfs_root, const gchar *device_name,
+				    GError **error);
+
+/*
+ * A device already open elsewhere (held_elsewhere from a setup): says who has
+ * its cdev or group open, from /proc (best effort), and that this owner is the
+ * one to hand the fd over, since neither way in opens a device twice.
+ */
+static void
+migd_kernel_explain_busy(const gchar *sysfs_root, const gchar *dev_root, const gchar *device_name,
+			 GError **error)
+{
+	g_autoptr(GPtrArray) devices =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)migd_host_device_free);
+	MigdHostDevice *device = g_new0(MigdHostDevice, 1);
+	g_autofree gchar *group = NULL;
+	g_autofree gchar *holders = NULL;
+	g_autofree gchar *old = NULL;
+	guint64 group_nr;
+
+	device->held_by = g_ptr_array_new_with_free_func(g_free);
+	device->iommu_group = -1;
+	g_ptr_array_add(devices, device);
+	device->cdev = migd_kernel_find_cdev(sysfs_root, device_name, NULL);
+	group = migd_kernel_find_group(sysfs_root, device_name, NULL);
+	if (group != NULL && g_ascii_string_to_unsigned(group, 10, 0, G_MAXINT32, &group_nr, NULL))
+		device->iommu_group = (gint64)group_nr;
+	migd_host_devices_scan_holders(devices, dev_root, NULL, (gint)getpid());
+	g_ptr_array_add(device->held_by, NULL);
+	holders = g_strjoinv(", ", (gchar **)device->held_by->pdata);
+	old = (*error)->message;
+	(*error)->message = g_strdup_printf(
+	    "%s is already open, by %s (%s). A VFIO device opens only once: the process "
+	    "holding it should hand its device fd over (AttachDevice; vfio-migctl attach "
+	    "NAME --fd N)",
+	    device_name, holders[0] != '\0' ? holders : "a process not visible here", old);
 }
 
 typedef gchar *(*MigdKernelFindFunc)(const gchar *sysfs_root, const gchar *device_name,
@@ -227,7 +285,14 @@ migd_kernel_open_with(const gchar *sysfs_root, const gchar *dev_root, const gcha
 	migd_kernel_handles_init(&h);
 	if (!setup(dev_root != NULL ? dev_root : MIGD_KERNEL_DEV_ROOT, device_name, node, &h,
 		   error)) {
+		gboolean held_elsewhere = h.held_elsewhere;
+
+		/* our own fds first: they would count as holders */
 		migd_kernel_handles_clear(&h);
+		if (held_elsewhere && error != NULL)
+			migd_kernel_explain_busy(
+			    sysfs_root != NULL ? sysfs_root : MIGD_KERNEL_SYSFS_ROOT,
+			    dev_root != NULL ? dev_root : MIGD_KERNEL_DEV_ROOT, device_name, error);
 		return FALSE;
 	}
 	g_debug("%s: opened through %s (iommufd dev_id %u, IOAS %u, HWPT %u%s)", device_name, node,
@@ -244,17 +309,27 @@ migd_kernel_open_group(const gchar *sysfs_root, const gchar *dev_root, const gch
 				     migd_kernel_setup_group, handles, error);
 }
 
-/* /sys/bus/pci/devices/<name>/vfio-dev/vfioX: present with CONFIG_VFIO_DEVICE_CDEV */
+/*
+ * /sys/bus/{pci,mdev}/devices/<name>/vfio-dev/vfioX: present with
+ * CONFIG_VFIO_DEVICE_CDEV (an mdev's vfio device is the mdev's child, as a PCI
+ * function's is the function's)
+ */
 static gchar *
 migd_kernel_find_cdev(const gchar *sysfs_root, const gchar *device_name, GError **error)
 {
-	g_autofree gchar *dir_path =
-	    g_build_filename(sysfs_root, "bus", "pci", "devices", device_name, "vfio-dev", NULL);
+	const gchar *buses[] = {"pci", "mdev"};
+	g_autofree gchar *dir_path = NULL;
 	g_autoptr(GDir) dir = NULL;
 	g_autoptr(GError) error_local = NULL;
 	const gchar *entry;
 
-	dir = g_dir_open(dir_path, 0, &error_local);
+	for (guint i = 0; i < G_N_ELEMENTS(buses) && dir == NULL; i++) {
+		g_clear_pointer(&dir_path, g_free);
+		g_clear_error(&error_local);
+		dir_path = g_build_filename(sysfs_root, "bus", buses[i], "devices", device_name,
+					    "vfio-dev", NULL);
+		dir = g_dir_open(dir_path, 0, &error_local);
+	}
 	if (dir == NULL) {
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED,
 			    "%s has no VFIO device cdev (%s); needs Linux 6.6+ with "
@@ -379,6 +454,7 @@ migd_kernel_setup_cdev(const gchar *dev_root, const gchar *device_name, const gc
 	struct vfio_device_bind_iommufd bind = {0};
 	struct iommu_ioas_alloc ioas = {.size = sizeof(ioas)};
 	struct vfio_device_attach_iommufd_pt attach = {0};
+	gint errsv;
 
 	if (!migd_kernel_open_path(cdev_path, NULL, &h->device_fd, error))
 		return FALSE;
@@ -390,8 +466,14 @@ migd_kernel_setup_cdev(const gchar *dev_root, const gchar *device_name, const gc
 	/* minsz, not sizeof: 6.18 grew the struct, older kernels want exactly 16 */
 	bind.argsz = MIGD_VFIO_BIND_IOMMUFD_MINSZ;
 	bind.iommufd = h->iommufd;
-	if (!migd_kernel_ioctl(h->device_fd, VFIO_DEVICE_BIND_IOMMUFD, (gulong)&bind,
-			       "VFIO_DEVICE_BIND_IOMMUFD", device_name, NULL, error))
+	/*
+	 * Any process may open a cdev; the bind is what is exclusive. The kernel
+	 * answers EINVAL when the device is open through another cdev fd (only the
+	 * group path may open a device twice) and EBUSY when its group is open.
+	 */
+	errsv = migd_kernel_ioctl_raw(h->device_fd, VFIO_DEVICE_BIND_IOMMUFD, (gulong)&bind);
+	h->held_elsewhere = errsv == EINVAL || errsv == EBUSY;
+	if (!migd_kernel_ioctl_check(errsv, "VFIO_DEVICE_BIND_IOMMUFD", device_name, error))
 		return FALSE;
 	h->dev_id = bind.out_devid;
 

@@ -33,6 +33,8 @@ typedef struct {
 	/* how to open the device again (migd_kernel_reopen); NULL for an adopted fd */
 	gchar *open_name; /* the name VFIO_GROUP_GET_DEVICE_FD takes */
 	gchar *cdev_path; /* cdev: /dev/vfio/devices/vfioX */
+	/* the open failed because another process has the device (or its group) open */
+	gboolean held_elsewhere;
 } MigdKernelHandles;
 
 #define MIGD_KERNEL_SYSFS_ROOT "/sys"

@@ -57,7 +57,15 @@ gchar *conf_error_name(const GError *error);
 /* "ST", "RU", "SC", "RE", "RP", "PC", "PP", "ER" */
 const gchar *conf_state_abbrev(MigdState state);
 
+/*
+ * The device's state (VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE); with a debugfs
+ * root set, also the kernel's own record of it
+ * (ROOT/vfio/<device name>/migration/state), which must agree
+ */
 gboolean conf_get_state(MigdDevice *dev, MigdState *state, GError **error);
+void conf_set_debugfs_root(const gchar *root);
+/* how many state reads debugfs confirmed */
+guint conf_debugfs_reads_agreed(void);
 /* back to RUNNING: a transition, or VFIO_DEVICE_RESET from RESUMING/ERROR or on failure */
 gboolean conf_to_running(MigdDevice *dev, GError **error);
 /* a whole STOP_COPY save of @dev from RUNNING, and back to RUNNING */

@@ -172,10 +172,53 @@ conf_state_abbrev(MigdState state)
 	}
 }
 
+/* set by --debugfs: every state read is checked against the kernel's own record */
+static gchar *conf_debugfs_root;
+static guint conf_debugfs_reads;
+
+void
+conf_set_debugfs_root(const gchar *root)
+{
+	g_free(conf_debugfs_root);
+	conf_debugfs_root = g_strdup(root);
+}
+
+guint
+conf_debugfs_reads_agreed(void)
+{
+	return conf_debugfs_reads;
+}
+
+/* DEBUGFS/vfio/<device>/migration/state (CONFIG_VFIO_DEBUGFS) must say @state too */
+static gboolean
+conf_check_debugfs(MigdDevice *dev, MigdState state, GError **error)
+{
+	g_autofree gchar *path = g_build_filename(
+	    conf_debugfs_root, "vfio", migd_device_get_name(dev), "migration", "state", NULL);
+	g_autofree gchar *text = NULL;
+	MigdState recorded;
+
+	if (!g_file_get_contents(path, &text, NULL, error)) {
+		g_prefix_error(error, "the kernel's record of the state (VFIO debugfs): ");
+		return FALSE;
+	}
+	g_strstrip(text);
+	if (!migd_state_from_string(text, &recorded, NULL) || recorded != state) {
+		g_set_error(error, MIGD_ERROR, MIGD_ERROR_FAILED,
+			    "%s: the device reads back %s, the kernel's debugfs says '%s' (%s)",
+			    migd_device_get_name(dev), migd_state_to_string(state), text, path);
+		return FALSE;
+	}
+	conf_debugfs_reads++;
+	return TRUE;
+}
+
 gboolean
 conf_get_state(MigdDevice *dev, MigdState *state, GError **error)
 {
-	return migd_device_get_state(dev, state, error);
+	if (!migd_device_get_state(dev, state, error))
+		return FALSE;
+	return conf_debugfs_root == NULL || conf_check_debugfs(dev, *state, error);
 }
 
 gboolean

@@ -4,7 +4,11 @@
  *
  * migd-conformance: the same cases against the kernel's mtty sample
  *   migd-conformance --backend kernel --devices UUID_A,UUID_B,UUID_C
- * (A, B: mtty-2, source and destination; C: mtty-1) and against the simulator
+ *                    [--open group|cdev] [--debugfs /sys/kernel/debug]
+ * (A, B: mtty-2, source and destination; C: mtty-1; opened through their IOMMU
+ * group, or their device cdev bound to an iommufd; with --debugfs every state
+ * read is checked against the kernel's VFIO debugfs record) and against the
+ * simulator
  *   migd-conformance --backend sim
  * TAP on stdout ("ok K - name # signature"), then "N passed, M failed"; the
  * exit status is 0 iff every case passed. Equal behaviour prints equal lines.
@@ -19,10 +23,13 @@
 #include "migd-kernel-device.h"
 #include "migd-sim-device.h"
 
+static gboolean conf_open_by_cdev;
+
 static MigdDevice *
 conf_open_kernel(const gchar *name, GError **error)
 {
-	MigdKernelDevice *dev = migd_kernel_device_open_group(name, error);
+	MigdKernelDevice *dev = conf_open_by_cdev ? migd_kernel_device_open_cdev(name, error)
+						  : migd_kernel_device_open_group(name, error);
 	return dev != NULL ? MIGD_DEVICE(dev) : NULL;
 }
 
@@ -123,6 +130,8 @@ main(int argc, char **argv)
 {
 	g_autofree gchar *backend = NULL;
 	g_autofree gchar *devices = NULL;
+	g_autofree gchar *open = NULL;
+	g_autofree gchar *debugfs = NULL;
 	gboolean summary_stderr = FALSE;
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
@@ -130,6 +139,11 @@ main(int argc, char **argv)
 	    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend, "kernel or sim", "BACKEND"},
 	    {"devices", 0, 0, G_OPTION_ARG_STRING, &devices,
 	     "kernel: the mdev UUIDs (or PCI addresses) of A,B,C", "A,B,C"},
+	    {"open", 0, 0, G_OPTION_ARG_STRING, &open,
+	     "kernel: open the devices through their IOMMU group (default) or device cdev",
+	     "group|cdev"},
+	    {"debugfs", 0, 0, G_OPTION_ARG_FILENAME, &debugfs,
+	     "kernel: check every state read against DIR/vfio/<device>/migration/state", "DIR"},
 	    /* meson's TAP parser complains about the summary line, which is not TAP */
 	    {"summary-stderr", 0, 0, G_OPTION_ARG_NONE, &summary_stderr,
 	     "print the final 'N passed, M failed' line on stderr", NULL},
@@ -149,6 +163,17 @@ main(int argc, char **argv)
 		g_printerr("%s\n", error->message);
 		return EXIT_FAILURE;
 	}
+	if (open != NULL && g_strcmp0(open, "group") != 0 && g_strcmp0(open, "cdev") != 0) {
+		g_printerr("--open takes group or cdev, not '%s'\n", open);
+		return EXIT_FAILURE;
+	}
+	if ((open != NULL || debugfs != NULL) && g_strcmp0(backend, "kernel") != 0) {
+		g_printerr("--open and --debugfs go with --backend kernel\n");
+		return EXIT_FAILURE;
+	}
+	conf_open_by_cdev = g_strcmp0(open, "cdev") == 0;
+	if (debugfs != NULL)
+		conf_set_debugfs_root(debugfs);
 	while (cases[n_cases].name != NULL)
 		n_cases++;
 	g_print("1..%u\n", n_cases);
@@ -162,6 +187,8 @@ main(int argc, char **argv)
 		if (conf_run_case(&ctx, &cases[i], i + 1))
 			passed++;
 	}
+	if (debugfs != NULL)
+		g_print("# debugfs agreed with %u state reads\n", conf_debugfs_reads_agreed());
 	conf_print_summary(summary_stderr, passed, n_cases - passed);
 	conf_ctx_clear(&ctx);
 	return passed == n_cases ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -12,15 +12,18 @@
  *   migd-uart-tool read DEVICE PORTS     "state=STATE uart0=HEX ...", draining
  *   migd-uart-tool state DEVICE          the migration state, e.g. "STOP"
  *   migd-uart-tool hand DEVICE PROGRAM ARG...
- *                                        opens DEVICE through its group, as a
- *                                        VMM would, and runs PROGRAM with the
+ *                                        opens DEVICE (through its group, or
+ *                                        its cdev), as a VMM would, and runs
+ *                                        PROGRAM with the
  *                                        device fd inherited, "{fd}" in an ARG
  *                                        replaced by its number (for
  *                                        vfio-migctl attach --fd); PROGRAM's
  *                                        exit status (the fd holds the group)
  * Several commands separated by "--" run in order in one process (under
  * emulation each process start costs about a second), each device opened and
- * closed again by its command. DEVICE is an mdev UUID or a PCI address. Exit
+ * closed again by its command. DEVICE is an mdev UUID or a PCI address
+ * (opened through its IOMMU group) or a device cdev /dev/vfio/devices/vfioN
+ * (bound to an iommufd). Exit
  * status 0; 1 when a command failed (the rest are not run); 2 on usage errors,
  * found before anything runs.
  */
@@ -42,11 +45,13 @@
 static MigdDevice *
 uart_tool_open(const gchar *name, GError **error)
 {
-	g_autoptr(MigdKernelDevice) dev = migd_kernel_device_open_group(name, error);
+	/* a cdev path opens the cdev (iommufd) and names the device after it */
+	g_autoptr(MigdKernelDevice) dev = migd_kernel_device_open(name, error);
 
 	if (dev == NULL)
 		return NULL;
-	migd_device_set_name(MIGD_DEVICE(dev), name);
+	if (!g_str_has_prefix(name, "/dev/"))
+		migd_device_set_name(MIGD_DEVICE(dev), name);
 	if (!migd_device_probe(MIGD_DEVICE(dev), error))
 		return NULL;
 	return MIGD_DEVICE(g_steal_pointer(&dev));

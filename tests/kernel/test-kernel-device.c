@@ -564,6 +564,9 @@ test_open_cdev_failures(void **state)
 	assert_null(migd_kernel_device_open_cdev_full(DEV_NAME, sys, dev, &error2));
 	assert_error(error2, MIGD_KERNEL_ERROR, EBUSY);
 	assert_non_null(strstr(error2->message, "VFIO_DEVICE_BIND_IOMMUFD on " DEV_NAME));
+	/* held elsewhere: the message says the holder is the one to hand the fd over */
+	assert_non_null(strstr(error2->message, DEV_NAME " is already open, by "));
+	assert_non_null(strstr(error2->message, "should hand its device fd over"));
 	assert_int_equal(count_open_fds(), nfds);
 }
 
