@@ -16,7 +16,9 @@
 # (two vfio-migd daemons on a private bus migrate A to B over loopback TCP,
 # driven by vfio-migctl; A's UART bytes are read back from B afterwards). Both
 # run again on the host with --backend sim and every case name and signature
-# is compared with the kernel's.
+# is compared with the kernel's. Then the second kernel, built from the same
+# source with IOMMUFD and the device cdev (scripts/kernel-tier/cdev-tier.sh),
+# runs the cdev/iommufd cases; its counts join these.
 # The last line is always "N passed, M failed": every kernel case plus every
 # kernel/simulator agreement check. Exit status 0 only if nothing failed.
 #
@@ -386,6 +388,21 @@ compare_and_count() { # kernel-tap kernel-rc sim-tap sim-rc
 	failed=$((failed + ${counts#* }))
 }
 
+# The second kernel (built: IOMMUFD, device cdev, VFIO debugfs) proves the
+# cdev/iommufd path; its counts join these (scripts/kernel-tier/cdev-tier.sh).
+run_cdev_tier() {
+	local out="$work/cdev-tier.out" last
+	echo "== the cdev kernel (scripts/kernel-tier/cdev-tier.sh)"
+	BUILD="$BUILD" bash "$TIER_DIR/cdev-tier.sh" 2>&1 | tee "$out" || true
+	last=$(tail -n 1 "$out")
+	if [[ "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2]))
+	else
+		failed=$((failed + 1))
+	fi
+}
+
 main() {
 	local mtty_ko guest_program kernel_rc sim_rc=0 nonce
 	local daemons_rc sim_daemons_rc=0
@@ -447,6 +464,7 @@ main() {
 	echo "-- two daemons (daemons.sh)"
 	compare_and_count "$work/kernel-daemons.tap" "$daemons_rc" \
 		"$work/sim-daemons.tap" "$sim_daemons_rc"
+	run_cdev_tier
 	print_summary
 	[ "$failed" -eq 0 ]
 }

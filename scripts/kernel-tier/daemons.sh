@@ -1375,4 +1375,5 @@ main() {
 	[ "$failed" -eq 0 ]
 }
 
-main
+# cdev-daemons.sh sources this file for its helpers and runs its own cases
+[ -n "${DAEMONS_AS_LIBRARY:-}" ] || main

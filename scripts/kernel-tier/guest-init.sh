@@ -12,7 +12,8 @@ export PATH
 
 # Provides BEGIN_MARKER END_MARKER MODULES UUID_A UUID_B UUID_C GUEST_PROGRAM
 # GUEST_MODE (conformance | smoke), DAEMONS_BEGIN_MARKER DAEMONS_END_MARKER
-# DAEMONS_SCRIPT GUEST_BUILD DAEMONS_BUDGET DAEMONS_BOUND.
+# DAEMONS_SCRIPT GUEST_BUILD DAEMONS_BUDGET DAEMONS_BOUND, and optionally
+# GUEST_PROGRAM_ARGS (more options for the test program, e.g. --open cdev).
 # shellcheck source=/dev/null
 . /kernel-tier.conf
 
@@ -58,6 +59,8 @@ mount_host_root() {
 	mount -t proc proc /host/proc || fail_boot "mount /host/proc"
 	mount -t sysfs sysfs /host/sys || fail_boot "mount /host/sys"
 	mount -t devtmpfs devtmpfs /host/dev || fail_boot "mount /host/dev"
+	# VFIO's debugfs (CONFIG_VFIO_DEBUGFS), where the kernel has it
+	mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
 	# writable space goes under /dev, never over /tmp or /run: the checkout
 	# (and so the program) may live there, as in a CI clone under /tmp
 	mkdir -p /host/dev/shm || fail_boot "mkdir /host/dev/shm"
@@ -95,8 +98,9 @@ run_guest_program() {
 		show_devices
 		rc=$?
 	else
+		# shellcheck disable=SC2086 # options without spaces, split on purpose
 		PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot /host "$GUEST_PROGRAM" \
-			--backend kernel --devices "$UUID_A,$UUID_B,$UUID_C" 2>&1
+			--backend kernel --devices "$UUID_A,$UUID_B,$UUID_C" ${GUEST_PROGRAM_ARGS:-} 2>&1
 		rc=$?
 	fi
 	echo "$END_MARKER rc=$rc"

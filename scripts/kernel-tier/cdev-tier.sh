@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The kernel tier's second kernel: the device cdev + iommufd path, which no
+# Debian kernel can prove (all leave CONFIG_IOMMUFD unset). Builds (once,
+# cached: build-kernel.sh) Linux 6.12 from Debian's linux-source-6.12 with
+# IOMMUFD, VFIO_DEVICE_CDEV, VFIO_DEBUGFS and the mtty sample built in, boots
+# it under QEMU (TCG) with a busybox initramfs and the host's root over 9p
+# (guest-init.sh, as for Debian's kernel), and runs
+#   migd-conformance --backend kernel --open cdev --debugfs /sys/kernel/debug
+# (every case with the devices opened by cdev, every state read checked
+# against the kernel's debugfs record), then cdev-daemons.sh (the daemons by
+# cdev, debugfs after each step). Each is compared with its simulator run,
+# case by case (compare-tap.py), as check-kernel.sh does for Debian's kernel.
+#
+#   bash scripts/kernel-tier/cdev-tier.sh      (check-kernel.sh runs it last)
+#
+# The last line is "N passed, M failed"; exit status 0 only if nothing failed.
+# Environment: BUILD, KERNEL_TIER_TIMEOUT, KERNEL_TIER_BOOT_TRIES and
+# KERNEL_TIER_CACHE as check-kernel.sh (which installs qemu and busybox).
+set -euo pipefail
+shopt -s inherit_errexit
+cd "$(dirname "$0")/../.."
+
+BUILD=${BUILD:-build}
+TIMEOUT=${KERNEL_TIER_TIMEOUT:-480}
+BOOT_TRIES=${KERNEL_TIER_BOOT_TRIES:-3}
+TIER_DIR=scripts/kernel-tier
+UUID_A=6f0e1a52-8d1c-4c3e-9a01-0000000000a1
+UUID_B=6f0e1a52-8d1c-4c3e-9a01-0000000000b2
+UUID_C=6f0e1a52-8d1c-4c3e-9a01-0000000000c3
+DAEMONS_SCRIPT=$TIER_DIR/cdev-daemons.sh
+DAEMONS_BUDGET=300
+DAEMONS_BOUND=$((DAEMONS_BUDGET + 60))
+GUEST_PROGRAM_ARGS="--open cdev --debugfs /sys/kernel/debug"
+
+passed=0
+failed=0
+summary_printed=0
+work=""
+
+log() {
+	echo "cdev-tier: $*"
+}
+
+print_summary() {
+	summary_printed=1
+	echo "${passed} passed, ${failed} failed"
+}
+
+on_exit() {
+	local rc=$?
+	if [ -n "$work" ] && [ -d "$work" ]; then
+		rm -rf "$work"
+	fi
+	if [ "$summary_printed" -eq 0 ]; then
+		[ "$rc" -ne 0 ] || rc=1
+		failed=$((failed + 1))
+		print_summary
+	fi
+	exit "$rc"
+}
+trap on_exit EXIT
+
+die() {
+	echo "cdev-tier: ERROR: $*" >&2
+	exit 1
+}
+
+# Fails unless the guest, which sees the host's root, sees $1 as it is.
+check_guest_path() {
+	case "$1" in
+	/proc/* | /sys/* | /dev/*)
+		die "$1 is under a directory the guest replaces with its own mount; use another BUILD or checkout"
+		;;
+	esac
+}
+
+# busybox, /init (guest-init.sh) and its configuration; no modules: all is built in
+make_initramfs() { # out
+	local out=$1 root="$work/initramfs" guest_build daemons_script
+	guest_build=$(cd "$BUILD" && pwd -P)
+	daemons_script="$(pwd -P)/$DAEMONS_SCRIPT"
+	check_guest_path "$guest_build"
+	check_guest_path "$daemons_script"
+	mkdir -p "$root"/{bin,dev,proc,sys,host}
+	cp /bin/busybox "$root/bin/busybox"
+	mknod -m 600 "$root/dev/console" c 5 1
+	install -m 755 "$TIER_DIR/guest-init.sh" "$root/init"
+	{
+		printf 'BEGIN_MARKER=%q\nEND_MARKER=%q\n' "$BEGIN_MARKER" "$END_MARKER"
+		printf 'MODULES=\n'
+		printf 'UUID_A=%q\nUUID_B=%q\nUUID_C=%q\n' "$UUID_A" "$UUID_B" "$UUID_C"
+		printf 'GUEST_PROGRAM=%q\nGUEST_MODE=conformance\n' "$guest_program"
+		printf 'GUEST_PROGRAM_ARGS=%q\n' "$GUEST_PROGRAM_ARGS"
+		printf 'DAEMONS_BEGIN_MARKER=%q\n' "$DAEMONS_BEGIN_MARKER"
+		printf 'DAEMONS_END_MARKER=%q\n' "$DAEMONS_END_MARKER"
+		printf 'DAEMONS_SCRIPT=%q\nGUEST_BUILD=%q\n' "$daemons_script" "$guest_build"
+		printf 'DAEMONS_BUDGET=%q\nDAEMONS_BOUND=%q\n' "$DAEMONS_BUDGET" "$DAEMONS_BOUND"
+	} >"$root/kernel-tier.conf"
+	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out"
+}
+
+# Boots until the guest reached the test program (a rare early TCG oops says
+# nothing about the code under test); a boot that reached it is never repeated.
+boot() { # bzImage initrd console
+	local try rc start
+	for try in $(seq 1 "$BOOT_TRIES"); do
+		start=$SECONDS
+		rc=0
+		log "booting $1 under QEMU (TCG), bound ${TIMEOUT} s"
+		timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 \
+			-nographic -no-reboot -nic none -kernel "$1" -initrd "$2" \
+			-append 'console=ttyS0 quiet loglevel=1 panic=-1' \
+			-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+			</dev/null >"$3" 2>&1 || rc=$?
+		boot_seconds=$((SECONDS - start))
+		tr -d '\r' <"$3" >"$work/console.txt"
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			tail -n 40 "$work/console.txt" >&2
+			die "boot and run exceeded ${TIMEOUT} s (KERNEL_TIER_TIMEOUT); console above"
+		fi
+		[ "$rc" -eq 0 ] || {
+			tail -n 40 "$work/console.txt" >&2
+			die "qemu-system-x86_64 exited with $rc; console above"
+		}
+		log "boot and run took ${boot_seconds} s"
+		grep -qxF "$BEGIN_MARKER" "$work/console.txt" && return
+		echo "cdev-tier: boot $try of $BOOT_TRIES never reached the test program:" >&2
+		tail -n 8 "$work/console.txt" >&2
+	done
+	die "no boot reached the test program"
+}
+
+# the lines between a begin marker and "END rc=N" into $3; prints N (125 if missing)
+section() { # begin end out
+	local rc
+	sed -n "/^$1\$/,/^$2 rc=/p" "$work/console.txt" | sed "1d;/^$2 rc=/d" >"$3"
+	rc=$(sed -n "s/^$2 rc=\([0-9]*\)\$/\1/p" "$work/console.txt")
+	if [ -z "$rc" ]; then
+		echo "cdev-tier: a section ended without its end marker (guest died or hung?)" >&2
+		rc=125
+	fi
+	echo "$rc"
+}
+
+compare_and_count() { # kernel-tap kernel-rc sim-tap sim-rc
+	local counts
+	python3 "$TIER_DIR/compare-tap.py" "$1" "$2" "$3" "$4" "$work/counts"
+	counts=$(cat "$work/counts")
+	passed=$((passed + ${counts% *}))
+	failed=$((failed + ${counts#* }))
+}
+
+main() {
+	local bzimage kernel_rc daemons_rc sim_rc=0 sim_daemons_rc=0 nonce start
+	local boot_seconds=0
+	[ "$(id -u)" -eq 0 ] || die "must run as root (builds a kernel, boots it)"
+	command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing"
+	[ -x /bin/busybox ] || die "/bin/busybox missing (busybox-static)"
+	start=$SECONDS
+	bzimage=$(bash "$TIER_DIR/build-kernel.sh") || die "the cdev kernel did not build"
+	log "kernel ready in $((SECONDS - start)) s: $bzimage"
+	guest_program="$(cd "$BUILD" && pwd -P)/tests/conformance/migd-conformance"
+	[ -x "$guest_program" ] || die "$guest_program missing: build the project first"
+	check_guest_path "$guest_program"
+	work=$(mktemp -d)
+	nonce=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	BEGIN_MARKER="@@vfio-migd-cdev-tier-begin-${nonce}@@"
+	END_MARKER="@@vfio-migd-cdev-tier-end-${nonce}@@"
+	DAEMONS_BEGIN_MARKER="@@vfio-migd-cdev-tier-daemons-begin-${nonce}@@"
+	DAEMONS_END_MARKER="@@vfio-migd-cdev-tier-daemons-end-${nonce}@@"
+	make_initramfs "$work/initrd.img"
+	boot "$bzimage" "$work/initrd.img" "$work/console.log"
+	kernel_rc=$(section "$BEGIN_MARKER" "$END_MARKER" "$work/kernel.tap")
+	echo "== cdev kernel guest: migd-conformance --backend kernel $GUEST_PROGRAM_ARGS (exit ${kernel_rc})"
+	cat "$work/kernel.tap"
+	daemons_rc=$(section "$DAEMONS_BEGIN_MARKER" "$DAEMONS_END_MARKER" "$work/kernel-daemons.tap")
+	echo "== cdev kernel guest: cdev-daemons.sh --backend kernel (exit ${daemons_rc})"
+	cat "$work/kernel-daemons.tap"
+
+	echo "== host: migd-conformance --backend sim"
+	G_DEBUG=fatal-criticals "$guest_program" --backend sim >"$work/sim.tap" 2>"$work/sim.err" ||
+		sim_rc=$?
+	echo "(exit $sim_rc; its cases as in check-kernel.sh's run)"
+	echo "== host: cdev-daemons.sh --backend sim"
+	G_DEBUG=fatal-criticals sh "$DAEMONS_SCRIPT" --build "$BUILD" --backend sim \
+		>"$work/sim-daemons.tap" 2>"$work/sim-daemons.err" || sim_daemons_rc=$?
+	cat "$work/sim-daemons.tap"
+	echo "== cdev kernel vs sim, case by case (boot and run: ${boot_seconds} s)"
+	compare_and_count "$work/kernel.tap" "$kernel_rc" "$work/sim.tap" "$sim_rc"
+	echo "-- daemons by cdev (cdev-daemons.sh)"
+	compare_and_count "$work/kernel-daemons.tap" "$daemons_rc" \
+		"$work/sim-daemons.tap" "$sim_daemons_rc"
+	print_summary
+	[ "$failed" -eq 0 ]
+}
+
+main
