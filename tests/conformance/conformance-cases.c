@@ -343,6 +343,10 @@ conf_case_dma_logging(ConfCtx *ctx, ConfRun *run, gint arg, GError **error)
 	g_autoptr(GError) e_npot_page = NULL;
 	g_autoptr(GError) e_overflow = NULL;
 
+	if (ctx->sim && ctx->iommufd_driver) {
+		run->skip = CONF_SKIP_IOMMUFD_DRIVER;
+		return TRUE;
+	}
 	for (guint i = 0; i < 257; i++) {
 		many[i].iova = (guint64)i * 8192;
 		many[i].length = 4096;
@@ -356,10 +360,11 @@ conf_case_dma_logging(ConfCtx *ctx, ConfRun *run, gint arg, GError **error)
 	/*
 	 * after the core's checks, vfio_ioctl_device_feature_logging_report() walks
 	 * an iova_bitmap: without CONFIG_IOMMUFD_DRIVER (Debian 12's 6.12 has no
-	 * IOMMUFD) those are stubs and the walk answers EOPNOTSUPP
+	 * IOMMUFD) those are stubs and the walk answers EOPNOTSUPP; with it (the
+	 * tier's cdev kernel) the walk runs and mtty reports nothing dirty
 	 */
 	migd_device_dma_logging_report(dev, 0, 1024 * 1024, 4096, bitmap, &e_report);
-	conf_expect_err(run, "report", e_report, "EOPNOTSUPP");
+	conf_expect_err(run, "report", e_report, ctx->iommufd_driver ? "ok" : "EOPNOTSUPP");
 	conf_expect_u64(run, "dirty_pages", migd_test_bitmap_weight(bitmap, G_N_ELEMENTS(bitmap)),
 			0);
 	migd_device_dma_logging_stop(dev, &e_stop);
