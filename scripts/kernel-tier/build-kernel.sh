@@ -6,9 +6,9 @@
 #
 # The cache entry is keyed by the linux-source-6.12 package version and the
 # config fragment's hash: <cache>/cdev-kernel/<version>-<hash>/bzImage (with its
-# .config and build.log beside it). A second run, or one racing a first, reuses
-# it (flock). Only the bzImage is built: everything the tier needs is built in,
-# so the defconfig modules would cost minutes for nothing.
+# config, build.log and build-seconds beside it). A second run, or one racing a
+# first, reuses it (flock). Only the bzImage is built: everything the tier
+# needs is built in, so the defconfig modules would cost minutes for nothing.
 #
 # Environment: KERNEL_TIER_CACHE (as check-kernel.sh), KERNEL_BUILD_JOBS
 # (make -j, default 2), KERNEL_BUILD_NICE (default 19: the build shares the
@@ -64,33 +64,46 @@ check_config() {
 	[ "$bad" -eq 0 ] || die "the config fragment does not apply to this source"
 }
 
-build() { # dir
-	local dir=$1 tmp start=$SECONDS
-	tmp=$(mktemp -d "$CACHE_ROOT/cdev-kernel/build.XXXXXX")
-	log "extracting $SOURCE_TARBALL into $tmp"
-	tar -xJf "$SOURCE_TARBALL" -C "$tmp"
-	local src="$tmp/linux-source-6.12"
-	[ -f "$src/Makefile" ] || die "no linux-source-6.12/Makefile in $SOURCE_TARBALL"
+# The source tree stays in the cache (<cache>/cdev-kernel/src-<version>/), so
+# a changed fragment rebuilds only what the change touches.
+source_tree() { # version
+	local tree="$CACHE_ROOT/cdev-kernel/src-$1" tmp
+	if [ ! -f "$tree/.extracted" ]; then
+		rm -rf "$tree"
+		tmp=$(mktemp -d "$CACHE_ROOT/cdev-kernel/src.XXXXXX")
+		log "extracting $SOURCE_TARBALL"
+		tar -xJf "$SOURCE_TARBALL" -C "$tmp"
+		[ -f "$tmp/linux-source-6.12/Makefile" ] ||
+			die "no linux-source-6.12/Makefile in $SOURCE_TARBALL"
+		mv -T "$tmp/linux-source-6.12" "$tree"
+		rm -rf "$tmp"
+		touch "$tree/.extracted"
+	fi
+	echo "$tree"
+}
+
+build() { # dir version
+	local dir=$1 src start=$SECONDS
+	src=$(source_tree "$2")
 	log "configuring: x86_64_defconfig + $FRAGMENT"
 	make -s -C "$src" x86_64_defconfig >&2
 	cat "$FRAGMENT" >>"$src/.config"
 	make -s -C "$src" olddefconfig >&2
 	check_config "$src/.config"
-	log "building bzImage (nice $NICE, make -j$JOBS); log: $dir/build.log when done"
-	if ! nice -n "$NICE" make -C "$src" -j"$JOBS" bzImage >"$tmp/build.log" 2>&1; then
-		tail -n 30 "$tmp/build.log" >&2
+	log "building bzImage (nice $NICE, make -j$JOBS); log: $src/build.log"
+	if ! nice -n "$NICE" make -C "$src" -j"$JOBS" bzImage >"$src/build.log" 2>&1; then
+		tail -n 30 "$src/build.log" >&2
 		die "kernel build failed (log above)"
 	fi
-	local secs=$((SECONDS - start))
-	mkdir -p "$tmp/out"
-	cp "$src/arch/x86/boot/bzImage" "$tmp/out/bzImage"
-	cp "$src/.config" "$tmp/out/config"
-	mv "$tmp/build.log" "$tmp/out/build.log"
-	echo "$secs" >"$tmp/out/build-seconds"
+	local secs=$((SECONDS - start)) tmp
+	tmp=$(mktemp -d "$CACHE_ROOT/cdev-kernel/out.XXXXXX")
+	cp "$src/arch/x86/boot/bzImage" "$tmp/bzImage"
+	cp "$src/.config" "$tmp/config"
+	cp "$src/build.log" "$tmp/build.log"
+	echo "$secs" >"$tmp/build-seconds"
 	rm -rf "$dir"
-	mv -T "$tmp/out" "$dir"
-	rm -rf "$tmp"
-	log "kernel built in ${secs} s (extract, configure, bzImage): $dir/bzImage"
+	mv -T "$tmp" "$dir"
+	log "kernel built in ${secs} s (configure, bzImage): $dir/bzImage"
 }
 
 main() {
@@ -106,7 +119,7 @@ main() {
 	if [ -f "$dir/bzImage" ]; then
 		log "cached: $dir/bzImage (built in $(cat "$dir/build-seconds" 2>/dev/null || echo '?') s)"
 	else
-		build "$dir"
+		build "$dir" "$srcver"
 	fi
 	echo "$dir/bzImage"
 }

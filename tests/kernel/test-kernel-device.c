@@ -543,6 +543,50 @@ test_open_cdev(void **state)
 	assert_int_equal(count_open_fds(), nfds);
 }
 
+#define MDEV_UUID "6f0e1a52-8d1c-4c3e-9a01-0000000000a1"
+
+/*
+ * A cdev path names its device through /sys/class/vfio-dev/vfioN/device; an
+ * mdev's vfio-dev child is under bus/mdev, as a PCI function's under bus/pci
+ */
+static void
+test_open_by_cdev_path(void **state)
+{
+	g_autofree gchar *sys = tmp_path("sys");
+	g_autofree gchar *dev = tmp_path("dev");
+	g_autofree gchar *uuid_dir = tmp_path("sys/bus/mdev/devices/" MDEV_UUID);
+	g_autofree gchar *vfio_dev = g_build_filename(uuid_dir, "vfio-dev", "vfio3", NULL);
+	g_autofree gchar *class_dir = tmp_path("sys/class/vfio-dev/vfio3");
+	g_autofree gchar *link = g_build_filename(class_dir, "device", NULL);
+	g_autofree gchar *cdev = g_build_filename(dev, "vfio", "devices", "vfio3", NULL);
+	g_autofree gchar *bad = g_build_filename(dev, "vfio", "devices", "vfioX", NULL);
+	g_autofree gchar *unknown = g_build_filename(dev, "vfio", "devices", "vfio8", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GError) error2 = NULL;
+	g_autoptr(GError) error3 = NULL;
+	MigdKernelDevice *kdev;
+	guint nfds = count_open_fds();
+
+	assert_int_equal(g_mkdir_with_parents(vfio_dev, 0755), 0);
+	assert_int_equal(g_mkdir_with_parents(class_dir, 0755), 0);
+	assert_int_equal(symlink(uuid_dir, link), 0);
+	kdev = migd_kernel_device_open_full(cdev, sys, dev, &error);
+	assert_null(error);
+	assert_non_null(kdev);
+	/* named after its device, opened through iommufd */
+	assert_string_equal(migd_device_get_name(MIGD_DEVICE(kdev)), MDEV_UUID);
+	assert_int_equal(migd_kernel_device_get_iommufd(kdev), fk.iommufd_seen);
+	g_object_unref(kdev);
+	assert_int_equal(count_open_fds(), nfds);
+
+	assert_null(migd_kernel_device_open_full(bad, sys, dev, &error2));
+	assert_error(error2, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+	assert_null(migd_kernel_device_open_full(unknown, sys, dev, &error3));
+	assert_error(error3, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT);
+	assert_non_null(strstr(error3->message, "names no VFIO device"));
+	assert_int_equal(count_open_fds(), nfds);
+}
+
 static void
 test_open_cdev_failures(void **state)
 {
@@ -567,6 +611,14 @@ test_open_cdev_failures(void **state)
 	/* held elsewhere: the message says the holder is the one to hand the fd over */
 	assert_non_null(strstr(error2->message, DEV_NAME " is already open, by "));
 	assert_non_null(strstr(error2->message, "should hand its device fd over"));
+	assert_int_equal(count_open_fds(), nfds);
+
+	/* the device bound through another cdev fd: Linux answers EINVAL (vfio_df_open) */
+	g_clear_error(&error2);
+	fk.bind_errno = EINVAL;
+	assert_null(migd_kernel_device_open_cdev_full(DEV_NAME, sys, dev, &error2));
+	assert_error(error2, MIGD_KERNEL_ERROR, EINVAL);
+	assert_non_null(strstr(error2->message, DEV_NAME " is already open, by "));
 	assert_int_equal(count_open_fds(), nfds);
 }
 
@@ -755,6 +807,7 @@ main(void)
 	    T(test_open_group),
 	    T(test_open_group_not_viable),
 	    T(test_open_cdev),
+	    T(test_open_by_cdev_path),
 	    T(test_open_cdev_failures),
 	    T(test_reopen),
 	    T(test_identify),
