@@ -241,6 +241,8 @@ case_cdev_second_open() {
 	# nothing changed: both still RUNNING, as debugfs says
 	check_both after-refusal RUNNING RUNNING
 	case_end cdev-daemons-second-open
+	# what a user reads (a TAP comment: no part of the signature)
+	echo "# the refusal: $(tr '\n' ' ' <"$WORK/add.err")"
 }
 
 # the pair up from cdev-daemons-start migrates A to B, by cdev both
