@@ -5,7 +5,7 @@
 #   bash scripts/kernel-tier/build-kernel.sh      prints the bzImage's path
 #
 # The cache entry is keyed by the linux-source-6.12 package version and the
-# config fragment's hash: <cache>/cdev-kernel/<version>-<hash>/bzImage (with its
+# hash of the config fragment's settings (its comments aside): <cache>/cdev-kernel/<version>-<hash>/bzImage (with its
 # config, build.log and build-seconds beside it). A second run, or one racing a
 # first, reuses it (flock). Only the bzImage is built: everything the tier
 # needs is built in, so the defconfig modules would cost minutes for nothing.
@@ -111,7 +111,8 @@ main() {
 	[ -f "$SOURCE_TARBALL" ] || die "$SOURCE_TARBALL missing (linux-source-6.12)"
 	local srcver hash dir
 	srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
-	hash=$(sha256sum "$FRAGMENT" | cut -c1-12)
+	# the settings only: a comment edit keeps the cached kernel
+	hash=$(grep -E '^CONFIG_|^# CONFIG_.* is not set$' "$FRAGMENT" | sha256sum | cut -c1-12)
 	dir="$CACHE_ROOT/cdev-kernel/${srcver}-${hash}"
 	mkdir -p "$CACHE_ROOT/cdev-kernel"
 	exec 9>"$CACHE_ROOT/cdev-kernel/lock"
