@@ -193,8 +193,9 @@ migd_kernel_setup_group(const gchar *dev_root, const gchar *device_name, const g
 	/* EBUSY: another process has the group, or one of its devices by cdev */
 	h->group_fd = open(group_path, O_RDWR | O_CLOEXEC);
 	if (h->group_fd < 0) {
-		h->held_elsewhere = errno == EBUSY;
-		migd_set_errno_error(error, errno, "open(%s)", group_path);
+		gint errsv = errno;
+		h->held_elsewhere = errsv == EBUSY;
+		migd_set_errno_error(error, errsv, "open(%s)", group_path);
 		return FALSE;
 	}
 	if (!migd_kernel_ioctl(h->group_fd, VFIO_GROUP_GET_STATUS, (gulong)&status,
