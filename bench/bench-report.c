@@ -326,8 +326,8 @@ bench_report_print(BenchReport *report, FILE *out)
 	g_autoptr(GHashTable) printed = g_hash_table_new(g_str_hash, g_str_equal);
 
 	fprintf(out,
-		"\nvfio-migd bench, %s, %u CPUs, load average %.1f at the end (figures of "
-		"one run; compare ratios, not absolute rates)\n",
+		"\nvfio-migd bench, %s, %u CPUs, load average %.1f at the end (one run: compare "
+		"ratios, not rates)\n",
 		date, g_get_num_processors(), bench_load_average());
 	bench_print_rule(out);
 	fprintf(out, "%-*s  %*s  %-*s  %*s  %-*s  %s\n", COL_METRIC, "metric", COL_OURS, "ours",
