@@ -21,15 +21,43 @@ migd_sim_pages_new(guint64 size, guint64 seed)
 	self->size = size;
 	self->n_pages = (size + MIGD_SIM_PAGE_SIZE - 1) / MIGD_SIM_PAGE_SIZE;
 	words = (self->n_pages + 63) / 64;
-	self->keys = g_new(guint64, self->n_pages);
+	/* zeroed, so untouched by the allocator: resident once a destination loads or a
+	 * digest hashes */
 	self->hashes = g_new0(guint64, self->n_pages);
 	self->hash_valid = g_new0(guint64, words);
 	self->dirty = g_new0(guint64, words);
 	self->seed = seed;
 	self->rng = seed ^ 0x70616765735f7267ull;
-	for (guint64 p = 0; p < self->n_pages; p++)
-		self->keys[p] = migd_sim_mix64(seed ^ migd_sim_mix64(p));
 	return self;
+}
+
+guint64
+migd_sim_pages_seeded_key(guint64 seed, guint64 page)
+{
+	return migd_sim_mix64(seed ^ migd_sim_mix64(page));
+}
+
+guint64
+migd_sim_pages_key(const MigdSimPages *self, guint64 page)
+{
+	return self->keys != NULL ? self->keys[page] : migd_sim_pages_seeded_key(self->seed, page);
+}
+
+gboolean
+migd_sim_pages_seeded(const MigdSimPages *self)
+{
+	return self->keys == NULL;
+}
+
+/* every key held from now on: a page is about to get a key of its own */
+static void
+migd_sim_pages_hold_keys(MigdSimPages *self)
+{
+	if (self->keys != NULL)
+		return;
+	self->keys = g_new(guint64, self->n_pages);
+	for (guint64 p = 0; p < self->n_pages; p++)
+		self->keys[p] = migd_sim_pages_seeded_key(self->seed, p);
 }
 
 void
@@ -57,6 +85,8 @@ migd_sim_pages_page_len(guint64 state_size, guint64 page)
 void
 migd_sim_pages_touch(MigdSimPages *self, guint64 n)
 {
+	if (n > 0)
+		migd_sim_pages_hold_keys(self);
 	for (guint64 i = 0; i < n; i++) {
 		guint64 p = migd_sim_prng_next(&self->rng) % self->n_pages;
 
@@ -80,7 +110,8 @@ migd_sim_pages_resize(MigdSimPages *self, guint64 size)
 	self->size = size;
 	self->n_pages = (size + MIGD_SIM_PAGE_SIZE - 1) / MIGD_SIM_PAGE_SIZE;
 	words = (self->n_pages + 63) / 64;
-	self->keys = g_renew(guint64, self->keys, self->n_pages);
+	if (self->keys != NULL)
+		self->keys = g_renew(guint64, self->keys, self->n_pages);
 	self->hashes = g_renew(guint64, self->hashes, self->n_pages);
 	/* loaded hashes stay, except where the last page's length may have changed */
 	keep = MIN(old_pages, self->n_pages);
@@ -93,8 +124,8 @@ migd_sim_pages_resize(MigdSimPages *self, guint64 size)
 	g_free(self->dirty);
 	self->dirty = g_new0(guint64, words);
 	self->n_dirty = 0;
-	for (guint64 p = old_pages; p < self->n_pages; p++)
-		self->keys[p] = migd_sim_mix64(self->seed ^ migd_sim_mix64(p));
+	for (guint64 p = old_pages; self->keys != NULL && p < self->n_pages; p++)
+		self->keys[p] = migd_sim_pages_seeded_key(self->seed, p);
 }
 
 void
@@ -111,7 +142,8 @@ migd_sim_pages_snapshot(MigdSimPages *self, gboolean dirty_only)
 					    (guint)(dirty_only ? self->n_dirty : self->n_pages));
 
 	for (guint64 p = 0; p < self->n_pages; p++) {
-		MigdSimPageEntry e = {.page = p, .key = self->keys[p]};
+		MigdSimPageEntry e;
+
 		if (dirty_only) {
 			/* skip 64 clean pages at a time */
 			if (p % 64 == 0 && self->dirty[BIT_WORD(p)] == 0) {
@@ -121,6 +153,7 @@ migd_sim_pages_snapshot(MigdSimPages *self, gboolean dirty_only)
 			if ((self->dirty[BIT_WORD(p)] & BIT_MASK(p)) == 0)
 				continue;
 		}
+		e = (MigdSimPageEntry){.page = p, .key = migd_sim_pages_key(self, p)};
 		g_array_append_val(entries, e);
 	}
 	migd_sim_pages_clear_dirty(self);
@@ -132,6 +165,7 @@ migd_sim_pages_load(MigdSimPages *self, guint64 page, guint64 key, guint64 conte
 {
 	if (page >= self->n_pages)
 		return FALSE;
+	migd_sim_pages_hold_keys(self);
 	self->keys[page] = key;
 	self->hashes[page] = content_hash;
 	self->hash_valid[BIT_WORD(page)] |= BIT_MASK(page);
@@ -154,7 +188,7 @@ migd_sim_pages_hash_page(MigdSimPages *self, guint64 p)
 	if ((self->hash_valid[BIT_WORD(p)] & BIT_MASK(p)) != 0)
 		return;
 	len = migd_sim_pages_page_len(self->size, p);
-	migd_sim_fill_bytes(self->keys[p], 0, scratch, len);
+	migd_sim_fill_bytes(migd_sim_pages_key(self, p), 0, scratch, len);
 	self->hashes[p] = migd_sim_pages_content_hash(scratch, len);
 	self->hash_valid[BIT_WORD(p)] |= BIT_MASK(p);
 }
@@ -176,7 +210,7 @@ migd_sim_pages_digest(MigdSimPages *self)
 
 	for (guint64 p = 0; p < self->n_pages; p++) {
 		migd_sim_pages_hash_page(self, p);
-		digest = migd_sim_mix64(digest ^ self->keys[p]);
+		digest = migd_sim_mix64(digest ^ migd_sim_pages_key(self, p));
 		digest = migd_sim_mix64(digest ^ self->hashes[p]);
 	}
 	return digest;

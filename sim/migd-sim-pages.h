@@ -12,13 +12,16 @@ G_BEGIN_DECLS
 
 /*
  * A device state of up to GiBs without holding it: page p's content is the
- * seeded stream of keys[p] (migd_sim_fill_bytes), so memory is O(pages). A
- * destination remembers the key it was sent and the hash of the bytes it got.
+ * seeded stream of its key (migd_sim_fill_bytes). Until a page is touched or
+ * loaded every key is the seeded one (migd_sim_pages_seeded_key) and no key is
+ * held (keys is NULL): an untouched source holds two bitmaps, one bit a page
+ * each. A touch or a load keeps every key (keys[p], 8 bytes a page), and a
+ * destination the hash of the bytes it got, as memory is O(pages) then.
  */
 typedef struct {
 	guint64 size;
 	guint64 n_pages;
-	guint64 *keys;
+	guint64 *keys;	     /* NULL: every page has its seeded key */
 	guint64 *hashes;     /* content hash, valid where hash_valid is set */
 	guint64 *hash_valid; /* bitmap */
 	guint64 *dirty;	     /* bitmap: changed since the last snapshot */
@@ -37,6 +40,12 @@ MigdSimPages *migd_sim_pages_new(guint64 size, guint64 seed);
 void migd_sim_pages_free(MigdSimPages *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigdSimPages, migd_sim_pages_free)
 
+/* the key of page @page of a device seeded @seed that nothing touched or loaded */
+guint64 migd_sim_pages_seeded_key(guint64 seed, guint64 page);
+/* the key of page @page */
+guint64 migd_sim_pages_key(const MigdSimPages *self, guint64 page);
+/* TRUE while every page has its seeded key: a full snapshot is then (seed, n_pages) */
+gboolean migd_sim_pages_seeded(const MigdSimPages *self);
 /* bytes in page @page (the last one may be short) */
 gsize migd_sim_pages_page_len(guint64 state_size, guint64 page);
 /* the guest changed @n random pages: new keys, marked dirty */
