@@ -453,8 +453,20 @@ bench_downtime(BenchReport *report, gdouble target)
 static GLogWriterOutput
 bench_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
 {
+	static gboolean insecure_told;
+
 	if ((level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING)) == 0)
 		return G_LOG_WRITER_HANDLED;
+	/* the plain TCP the throughput rows use on purpose is warned about at every connection:
+	 * once is enough */
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && fields[i].length < 0 &&
+		    g_str_has_prefix(fields[i].value, "INSECURE:")) {
+			if (insecure_told)
+				return G_LOG_WRITER_HANDLED;
+			insecure_told = TRUE;
+		}
+	}
 	return g_log_writer_standard_streams(level, fields, n_fields, user_data);
 }
 
