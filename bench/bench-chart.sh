@@ -53,6 +53,8 @@ for row in doc["rows"]:
     if row.get("target") is None or row.get("ratio") is None:
         continue
     label = (row["group"] + ": " + row["metric"]).replace('"', "'")
+    if len(label) > 46:
+        label = label[:43] + "..."
     print('%d %.6g %.6g %d "%s"' % (i, row["ratio"], row["target"],
                                   1 if row["status"] == "met" else 0, label))
     i += 1

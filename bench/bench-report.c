@@ -348,7 +348,13 @@ bench_report_print(BenchReport *report, FILE *out)
 		}
 	}
 	bench_print_rule(out);
-	fprintf(out, "%s\n", summary);
+	{
+		g_autoptr(GPtrArray) lines = bench_wrap(summary, COL_NOTE + 4);
+
+		for (guint i = 0; i < lines->len; i++)
+			fprintf(out, "%s%s\n", i > 0 ? "  " : "",
+				(const gchar *)g_ptr_array_index(lines, i));
+	}
 	fflush(out);
 }
 
