@@ -65,21 +65,49 @@ bench_gib_one(BenchReport *report, guint gib, GError **error)
 	return TRUE;
 }
 
-gboolean
-bench_gib(BenchReport *report, const gchar *sizes, GError **error)
+/* the sizes of @sizes ("4,8"), GiB, each 1 to 16 (the simulator's largest state) */
+static GArray *
+bench_gib_parse(const gchar *sizes, GError **error)
 {
 	g_auto(GStrv) words = g_strsplit(sizes, ",", -1);
+	g_autoptr(GArray) gibs = g_array_new(FALSE, FALSE, sizeof(guint));
 
 	for (guint i = 0; words[i] != NULL; i++) {
 		gchar *end = NULL;
 		guint64 gib = g_ascii_strtoull(words[i], &end, 10);
+		guint v = (guint)gib;
 
 		if (end == words[i] || *end != '\0' || gib == 0 || gib > 16) {
 			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 				    "--gib-sizes: '%s' is not a size of 1 to 16 (GiB)", words[i]);
-			return FALSE;
+			return NULL;
 		}
-		if (!bench_gib_one(report, (guint)gib, error))
+		g_array_append_val(gibs, v);
+	}
+	if (gibs->len == 0) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--gib-sizes: no size given");
+		return NULL;
+	}
+	return g_steal_pointer(&gibs);
+}
+
+gboolean
+bench_gib_check_sizes(const gchar *sizes, GError **error)
+{
+	g_autoptr(GArray) gibs = bench_gib_parse(sizes, error);
+	return gibs != NULL;
+}
+
+gboolean
+bench_gib(BenchReport *report, const gchar *sizes, GError **error)
+{
+	g_autoptr(GArray) gibs = bench_gib_parse(sizes, error);
+
+	if (gibs == NULL)
+		return FALSE;
+	for (guint i = 0; i < gibs->len; i++) {
+		if (!bench_gib_one(report, g_array_index(gibs, guint, i), error))
 			return FALSE;
 	}
 	return TRUE;

@@ -16,3 +16,5 @@
  * migration could not run.
  */
 gboolean bench_gib(BenchReport *report, const gchar *sizes, GError **error);
+/* FALSE with @error when @sizes is not a list of 1 to 16 */
+gboolean bench_gib_check_sizes(const gchar *sizes, GError **error);
