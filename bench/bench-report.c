@@ -435,7 +435,10 @@ bench_report_write_json(BenchReport *report, const gchar *path, GError **error)
 		bench_json_string(builder, "target_kind", bench_kind_name(row->kind));
 		bench_json_number(builder, "target",
 				  row->kind == BENCH_TARGET_NONE ? NAN : row->target);
-		bench_json_string(builder, "status", bench_row_status(row));
+		bench_json_string(builder, "status",
+				  row->kind == BENCH_TARGET_NONE ? "info"
+				  : bench_row_missed(row)	 ? "missed"
+								 : "met");
 		json_builder_set_member_name(builder, "runs");
 		json_builder_add_int_value(builder, row->runs);
 		bench_json_string(builder, "note", row->note);
