@@ -198,7 +198,8 @@ bench_wrap(const gchar *text, guint width)
 
 		if (len > width) {
 			cut = width;
-			while (cut > 0 && p[cut] != ' ')
+			/* never between a number and its "%" */
+			while (cut > 0 && (p[cut] != ' ' || p[cut + 1] == '%'))
 				cut--;
 			if (cut == 0)
 				cut = width;
