@@ -82,6 +82,8 @@
 #define MIGD_DIRTY_DISPATCH 1
 #include <immintrin.h>
 #define POPCNT_TARGET __attribute__((target("popcnt")))
+/* pass 1 by pieces, and the walks */
+#define AVX2_TARGET __attribute__((target("popcnt,avx2,bmi,bmi2")))
 /* pass 1, count and checksum */
 #define AVX512_TARGET __attribute__((target("popcnt,avx512f,avx512dq,avx512vl,avx512vpopcntdq")))
 /* and the SPARSE walk */
@@ -98,6 +100,7 @@
 #define ALL_ONES   G_MAXUINT64
 #define BLOCK	   8			   /* words per block: one per checksum lane */
 #define SEG_BLOCKS 512			   /* blocks between two checks for a certain RAW */
+#define PIECE_WORDS (SEG_BLOCKS * BLOCK) /* 32 KiB: both passes of a piece find it cached */
 #define BATCH	   512			   /* page numbers extracted before they become varints */
 #define SLACK	   (4 * (BATCH + 64) + 64) /* bytes a flush may write past the limit */
 
@@ -403,7 +406,8 @@ typedef struct {
 	guint32 last_end, run_start;
 	gboolean in_run;
 	/* SPARSE */
-	guint32 next; /* the smallest page the next index may name */
+	guint32 next;	 /* the smallest page the next index may name */
+	gsize next_word; /* the word after the last listed one (walks by pieces) */
 } Walk;
 
 static ALWAYS_INLINE void
@@ -649,6 +653,141 @@ runs_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pag
 	runs_flush(w, batch, &n);
 }
 
+/*
+ * Encoding by pieces: pass 1 then pass 2 on PIECE_WORDS at a time, while the piece is still in
+ * the cache, instead of each pass over the whole chunk (whose second read comes from memory).
+ * Pass 2 writes the formats that may still win (see encode_pieces); the walks keep their state
+ * in the Walk between pieces.
+ */
+typedef struct {
+	guint64 v[CK_LANES];
+	guint64 n_dirty, n_runs;
+	guint64 carry;	   /* the last page of the previous piece */
+	gsize last_listed; /* words listed in the previous piece */
+} Pass1;
+
+/* pass 1 of words [start, end): start is a multiple of BLOCK, end too unless it is n_words */
+static ALWAYS_INLINE gsize
+scan_piece_body(const guint64 *bitmap, gsize start, gsize end, gsize n_words, guint64 last_mask,
+		guint32 *bounds, Pass1 *st)
+{
+	gsize b = start / BLOCK, n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
+	guint64 n = st->n_dirty, r = st->n_runs, carry = st->carry;
+	gsize m = 0;
+	LANES_LOAD(st->v);
+
+	for (; b < n_blocks; b++) {
+		const guint64 *p = bitmap + b * BLOCK;
+		gsize i = b * BLOCK;
+		guint64 w0 = p[0], w1 = p[1], w2 = p[2], w3 = p[3];
+		guint64 w4 = p[4], w5 = p[5], w6 = p[6], w7 = p[7];
+		guint64 any = (w0 | w1) | (w2 | w3) | (w4 | w5) | (w6 | w7);
+		guint64 all = (w0 & w1) & (w2 & w3) & (w4 & w5) & (w6 & w7);
+
+		LANES_STEP(p);
+		if (any == 0) {
+			bounds[m] = (guint32)i;
+			m += carry;
+			carry = 0;
+			continue;
+		}
+		if (all == ALL_ONES) {
+			bounds[m] = (guint32)i;
+			m += carry ^ 1;
+			r += carry ^ 1;
+			n += 64 * BLOCK;
+			carry = 1;
+			continue;
+		}
+		n += POP8(p);
+		r += STARTS(w0, carry) + STARTS(w1, w0 >> 63) + STARTS(w2, w1 >> 63) +
+		     STARTS(w3, w2 >> 63) + STARTS(w4, w3 >> 63) + STARTS(w5, w4 >> 63) +
+		     STARTS(w6, w5 >> 63) + STARTS(w7, w6 >> 63);
+		BOUND(w0, carry, i);
+		BOUND(w1, w0 >> 63, i + 1);
+		BOUND(w2, w1 >> 63, i + 2);
+		BOUND(w3, w2 >> 63, i + 3);
+		BOUND(w4, w3 >> 63, i + 4);
+		BOUND(w5, w4 >> 63, i + 5);
+		BOUND(w6, w5 >> 63, i + 6);
+		BOUND(w7, w6 >> 63, i + 7);
+		carry = w7 >> 63;
+	}
+	LANES_STORE(st->v);
+	for (gsize i = b * BLOCK; i < end; i++) {
+		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
+
+		st->v[i % CK_LANES] = ck_step(st->v[i % CK_LANES], x);
+		n += __builtin_popcountll(x);
+		r += STARTS(x, carry);
+		BOUND(x, carry, i);
+		carry = x >> 63;
+	}
+	st->n_dirty = n;
+	st->n_runs = r;
+	st->carry = carry;
+	return m;
+}
+
+/* SPARSE of one piece's listed words (sparse_body by pieces); @last: the chunk's last piece */
+static ALWAYS_INLINE void
+sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+{
+	guint32 batch[BATCH + 64];
+	gsize n = 0, next_word = w->next_word;
+
+	for (gsize m = 0; m < n_bounds; m++) {
+		gsize i = bounds[m];
+		guint64 x = bitmap[i];
+		guint64 dirty_before = (bitmap[i - (i > 0)] >> 63) & (i > next_word);
+
+		if (G_UNLIKELY(dirty_before)) {
+			sparse_fill(w, batch, &n, (guint32)(i * 64), FALSE);
+			if (w->overflow)
+				return;
+		}
+		if (i == n_words - 1)
+			x &= last_mask;
+		flatten(batch, &n, x, i);
+		if (n >= BATCH) {
+			sparse_flush(w, batch, &n);
+			if (w->overflow)
+				return;
+		}
+		next_word = i + 1;
+	}
+	w->next_word = next_word;
+	if (last && next_word < n_words && next_word > 0 && bitmap[next_word - 1] >> 63) {
+		sparse_fill(w, batch, &n, (guint32)n_pages, FALSE);
+		if (w->overflow)
+			return;
+	}
+	sparse_flush(w, batch, &n);
+}
+
+/* RUNS of one piece's listed words (runs_body by pieces) */
+static ALWAYS_INLINE void
+runs_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+{
+	guint32 batch[BATCH + 64];
+	gsize n = 0;
+
+	for (gsize m = 0; m < n_bounds; m++) {
+		gsize i = bounds[m];
+		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
+		guint64 carry = (bitmap[i - (i > 0)] >> 63) & (i > 0);
+
+		flatten(batch, &n, x ^ ((x << 1) | carry), i);
+		if (n >= BATCH)
+			runs_flush(w, batch, &n);
+	}
+	if (last && (w->in_run ^ (n % 2 == 1)))
+		batch[n++] = (guint32)n_pages;
+	runs_flush(w, batch, &n);
+}
+
 /* set bits of whole words and the masked last one */
 static ALWAYS_INLINE guint64
 count_body(const guint64 *bitmap, gsize n_words, guint64 last_mask)
@@ -672,6 +811,15 @@ typedef struct {
 		       const guint32 *bounds, gsize n_bounds, Walk *w);
 	void (*runs)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 		     const guint32 *bounds, gsize n_bounds, Walk *w);
+	/* by pieces (encode_pieces); NULL: the kernels only encode by whole passes */
+	gsize (*scan_piece)(const guint64 *bitmap, gsize start, gsize end, gsize n_words,
+			    guint64 last_mask, guint32 *bounds, Pass1 *st);
+	void (*sparse_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask,
+			     guint64 n_pages, const guint32 *bounds, gsize n_bounds, gboolean last,
+			     Walk *w);
+	void (*runs_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask,
+			   guint64 n_pages, const guint32 *bounds, gsize n_bounds, gboolean last,
+			   Walk *w);
 } Kernels;
 
 #define DEFINE_KERNELS(suffix, attrs)                                                              \
@@ -702,13 +850,175 @@ typedef struct {
 	{                                                                                          \
 		runs_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, FALSE);        \
 	}                                                                                          \
-	static const Kernels kernels_##suffix = {count_##suffix, light_##suffix, scan_##suffix,    \
-						 sparse_##suffix, runs_##suffix}
+	static attrs gsize scan_piece_##suffix(const guint64 *bitmap, gsize start, gsize end,      \
+					       gsize n_words, guint64 last_mask, guint32 *bounds,  \
+					       Pass1 *st)                                          \
+	{                                                                                          \
+		return scan_piece_body(bitmap, start, end, n_words, last_mask, bounds, st);        \
+	}                                                                                          \
+	static attrs void sparse_piece_##suffix(const guint64 *bitmap, gsize n_words,              \
+						guint64 last_mask, guint64 n_pages,                \
+						const guint32 *bounds, gsize n_bounds,             \
+						gboolean last, Walk *w)                            \
+	{                                                                                          \
+		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w); \
+	}                                                                                          \
+	static attrs void runs_piece_##suffix(const guint64 *bitmap, gsize n_words,                \
+					      guint64 last_mask, guint64 n_pages,                  \
+					      const guint32 *bounds, gsize n_bounds, gboolean last, \
+					      Walk *w)                                             \
+	{                                                                                          \
+		runs_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);   \
+	}                                                                                          \
+	static const Kernels kernels_##suffix = {count_##suffix,       light_##suffix,             \
+						 scan_##suffix,	       sparse_##suffix,            \
+						 runs_##suffix,	       scan_piece_##suffix,        \
+						 sparse_piece_##suffix, runs_piece_##suffix}
 
 DEFINE_KERNELS(generic, );
 
 #ifdef MIGD_DIRTY_DISPATCH
 DEFINE_KERNELS(popcnt, POPCNT_TARGET);
+
+/*
+ * AVX2 (with BMI1/2): pass 1 by pieces, a block as two registers of four words. Each word's
+ * previous word is the load one word earlier; the listed words of a block come from a table
+ * of the 256 masks, stored whole; the counts are byte popcounts (a nibble table) summed per
+ * block. Checksum lanes stay scalar, beside it.
+ */
+static guint32 bound_table[256][BLOCK]; /* mask -> the indices of its set bits */
+
+static void
+bound_table_init(void)
+{
+	for (guint mask = 0; mask < 256; mask++) {
+		guint k = 0;
+
+		for (guint j = 0; j < BLOCK; j++) {
+			if (mask & (1u << j))
+				bound_table[mask][k++] = j;
+		}
+	}
+}
+
+static AVX2_TARGET inline __m256i
+popcount8_avx2(__m256i x)
+{
+	const __m256i nibble = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0,
+						1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+	const __m256i low = _mm256_set1_epi8(0x0f);
+
+	return _mm256_add_epi8(
+	    _mm256_shuffle_epi8(nibble, _mm256_and_si256(x, low)),
+	    _mm256_shuffle_epi8(nibble, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
+}
+
+static AVX2_TARGET inline guint64
+sum4_avx2(__m256i x)
+{
+	__m128i s = _mm_add_epi64(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+
+	return (guint64)_mm_cvtsi128_si64(s) + (guint64)_mm_extract_epi64(s, 1);
+}
+
+/*
+ * Pass 1 of whole blocks [b, n_blocks), b > 0. @skip: blocks without a boundary skip the counts
+ * and the list, worth its branch only where nearly all blocks are such (few listed words).
+ */
+static AVX2_TARGET ALWAYS_INLINE gsize
+scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds, Pass1 *st,
+		 gboolean skip)
+{
+	__m256i count = _mm256_setzero_si256(), starts = _mm256_setzero_si256();
+	gsize m = 0, uniform_dirty = 0;
+	LANES_LOAD(st->v);
+
+	for (; b < n_blocks; b++) {
+		const guint64 *p = bitmap + b * BLOCK;
+		__m256i x0 = _mm256_loadu_si256((const __m256i *)p);
+		__m256i x1 = _mm256_loadu_si256((const __m256i *)(p + 4));
+		__m256i q0 = _mm256_loadu_si256((const __m256i *)(p - 1));
+		__m256i q1 = _mm256_loadu_si256((const __m256i *)(p + 3));
+		/* each page's previous page */
+		__m256i s0 = _mm256_or_si256(_mm256_slli_epi64(x0, 1), _mm256_srli_epi64(q0, 63));
+		__m256i s1 = _mm256_or_si256(_mm256_slli_epi64(x1, 1), _mm256_srli_epi64(q1, 63));
+		__m256i e0 = _mm256_cmpeq_epi64(x0, s0), e1 = _mm256_cmpeq_epi64(x1, s1);
+		guint mask;
+
+		LANES_STEP(p);
+		if (skip && _mm256_movemask_epi8(_mm256_and_si256(e0, e1)) == -1) {
+			/* all clean or all dirty, as the page before */
+			uniform_dirty += p[0] & 1;
+			continue;
+		}
+		mask = ~((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e0)) |
+			 ((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e1)) << 4)) &
+		       0xff;
+		_mm256_storeu_si256(
+		    (__m256i *)(bounds + m),
+		    _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)bound_table[mask]),
+				     _mm256_set1_epi32((int)(b * BLOCK))));
+		m += __builtin_popcount(mask);
+		count = _mm256_add_epi64(
+		    count,
+		    _mm256_sad_epu8(_mm256_add_epi8(popcount8_avx2(x0), popcount8_avx2(x1)),
+				    _mm256_setzero_si256()));
+		starts = _mm256_add_epi64(
+		    starts,
+		    _mm256_sad_epu8(_mm256_add_epi8(popcount8_avx2(_mm256_andnot_si256(s0, x0)),
+						    popcount8_avx2(_mm256_andnot_si256(s1, x1))),
+				    _mm256_setzero_si256()));
+	}
+	LANES_STORE(st->v);
+	st->n_dirty += sum4_avx2(count) + 64 * BLOCK * uniform_dirty;
+	st->n_runs += sum4_avx2(starts);
+	st->carry = bitmap[n_blocks * BLOCK - 1] >> 63;
+	return m;
+}
+
+static AVX2_TARGET gsize
+scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, guint64 last_mask,
+		guint32 *bounds, Pass1 *st)
+{
+	gsize b = start / BLOCK, n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
+	gsize m = 0;
+
+	if (b == 0 && n_blocks > 0) {
+		/* the first block has no previous word to load */
+		m = scan_piece_body(bitmap, 0, BLOCK, n_words, last_mask, bounds, st);
+		b = 1;
+	}
+	if (b < n_blocks) {
+		/* few listed words in the previous piece: most blocks have none */
+		if (st->last_listed * 64 < PIECE_WORDS)
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE);
+		else
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, FALSE);
+		b = n_blocks;
+	}
+	if (b * BLOCK < end)
+		m += scan_piece_body(bitmap, b * BLOCK, end, n_words, last_mask, bounds + m, st);
+	st->last_listed = m;
+	return m;
+}
+
+static AVX2_TARGET void
+sparse_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+{
+	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);
+}
+
+static AVX2_TARGET void
+runs_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+{
+	runs_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);
+}
+
+static const Kernels kernels_avx2 = {count_popcnt,	 light_popcnt,	  scan_popcnt,
+				     sparse_popcnt,	 runs_popcnt,	  scan_piece_avx2,
+				     sparse_piece_avx2, runs_piece_avx2};
 
 /*
  * AVX-512 (F, DQ, VL, VPOPCNTDQ): count, checksum and pass 1 eight words (one block, the eight
@@ -827,10 +1137,13 @@ runs_vbmi2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pa
 	runs_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, TRUE);
 }
 
-static const Kernels kernels_avx512 = {count_popcnt, light_avx512, scan_avx512, sparse_popcnt,
-				       runs_popcnt};
-static const Kernels kernels_vbmi2 = {count_popcnt, light_avx512, scan_avx512, sparse_vbmi2,
-				      runs_vbmi2};
+/* by pieces as with AVX2, whose pass 1 and walks the AVX-512 ones do not beat there */
+static const Kernels kernels_avx512 = {count_popcnt,	  light_avx512,	   scan_avx512,
+				       sparse_popcnt,	  runs_popcnt,	   scan_piece_avx2,
+				       sparse_piece_avx2, runs_piece_avx2};
+static const Kernels kernels_vbmi2 = {count_popcnt,	 light_avx512,	  scan_avx512,
+				      sparse_vbmi2,	 runs_vbmi2,	  scan_piece_avx2,
+				      sparse_piece_avx2, runs_piece_avx2};
 #endif
 
 /* the kernels for this CPU (see the top of the file) */
@@ -838,9 +1151,9 @@ static const Kernels *
 kernels(void)
 {
 #ifdef MIGD_DIRTY_DISPATCH
-	static const Kernels *const all[] = {&kernels_generic, &kernels_popcnt, &kernels_avx512,
-					     &kernels_vbmi2};
-	static const gchar *const names[] = {"generic", "popcnt", "avx512", "vbmi2"};
+	static const Kernels *const all[] = {&kernels_generic, &kernels_popcnt, &kernels_avx2,
+					     &kernels_avx512, &kernels_vbmi2};
+	static const gchar *const names[] = {"generic", "popcnt", "avx2", "avx512", "vbmi2"};
 	static gsize choice; /* 1 + index in all[] */
 
 	if (g_once_init_enter(&choice)) {
@@ -848,15 +1161,19 @@ kernels(void)
 		gsize c = 0;
 
 		__builtin_cpu_init();
+		bound_table_init();
 		if (__builtin_cpu_supports("popcnt"))
 			c = 1;
-		if (c == 1 && __builtin_cpu_supports("avx512f") &&
+		if (c == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
+		    __builtin_cpu_supports("bmi2"))
+			c = 2;
+		if (c == 2 && __builtin_cpu_supports("avx512f") &&
 		    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
 		    __builtin_cpu_supports("avx512vpopcntdq"))
-			c = 2;
-		if (c == 2 && __builtin_cpu_supports("avx512bw") &&
-		    __builtin_cpu_supports("avx512vbmi2"))
 			c = 3;
+		if (c == 3 && __builtin_cpu_supports("avx512bw") &&
+		    __builtin_cpu_supports("avx512vbmi2"))
+			c = 4;
 		for (gsize i = 0; want != NULL && i < c; i++) {
 			if (g_strcmp0(want, names[i]) == 0)
 				c = i;
@@ -920,24 +1237,16 @@ walk_init(Walk *w, gsize upper_bound, gsize limit)
 	w->buf = g_malloc(MIN(upper_bound, limit) + SLACK);
 }
 
-void
-migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
+/* the encoder in two passes over the whole chunk (see the top of the file) */
+static void
+encode_whole(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
 {
-	const Kernels *k = kernels();
 	g_autofree guint32 *bounds = NULL;
-	gsize n_words, raw_bytes;
-	guint64 last_mask;
+	gsize n_words = words_for(n_pages), raw_bytes = n_words * 8;
+	guint64 last_mask = last_word_mask(n_pages);
 	ScanResult s;
 	Walk w;
 
-	g_return_if_fail(encoded != NULL);
-	migd_dirty_encoded_clear(encoded);
-	g_return_if_fail(bitmap != NULL);
-	g_return_if_fail(n_pages >= 1 && n_pages <= MIGD_DIRTY_MAX_CHUNK_PAGES);
-
-	n_words = words_for(n_pages);
-	raw_bytes = n_words * 8;
-	last_mask = last_word_mask(n_pages);
 	bounds = g_new(guint32, n_words + BLOCK); /* AVX-512 stores 8 entries at a time */
 	k->scan(bitmap, n_words, last_mask, raw_bytes, bounds, &s);
 
@@ -995,6 +1304,134 @@ migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *enco
 raw:
 	encoded->encoding = MIGD_DIRTY_ENCODING_RAW;
 	encoded->data = encode_raw(bitmap, n_words, last_mask);
+}
+
+/* a format's walk in encode_pieces */
+typedef enum {
+	WALK_LIVE,   /* written for every piece so far */
+	WALK_OVER,   /* longer than RAW: it cannot win */
+	WALK_MISSED, /* a piece was not written: its bytes (maybe even its length) are unknown */
+} WalkState;
+
+/*
+ * The encoder by pieces: pass 1 and pass 2 of each piece in turn, writing the formats that may
+ * still win, as the counts so far say (SPARSE can only beat RUNS near n_dirty <= 2 * runs, and
+ * RUNS only above it; neither beats RAW past the RAW size). Returns FALSE, and leaves
+ * @encoded alone, when the winner turns out to be a format that was not written for every
+ * piece (a chunk whose density changes along the way): encode_whole then does it again.
+ */
+static gboolean
+encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
+{
+	gsize n_words = words_for(n_pages), raw_bytes = n_words * 8;
+	guint64 last_mask = last_word_mask(n_pages);
+	guint32 bounds[PIECE_WORDS + BLOCK];
+	Pass1 st = {.n_dirty = 0};
+	Walk sw = {.buf = NULL}, rw = {.buf = NULL};
+	WalkState sparse = WALK_LIVE, runs = WALK_LIVE;
+	gsize sparse_len = G_MAXSIZE, runs_len = G_MAXSIZE;
+	guint64 n, r;
+	gboolean known = TRUE;
+
+	ck_init(st.v);
+	for (gsize start = 0; start < n_words; start += PIECE_WORDS) {
+		gsize end = MIN(start + PIECE_WORDS, n_words);
+		gsize m = k->scan_piece(bitmap, start, end, n_words, last_mask, bounds, &st);
+		gboolean last = end == n_words;
+		guint64 seen = end * 8; /* RAW bytes so far */
+
+		/* the margins of a piece keep both while the counts are small */
+		n = st.n_dirty;
+		r = st.n_runs;
+		if (sparse == WALK_LIVE && (n > seen + PIECE_WORDS || 2 * n > 5 * r + 2 * PIECE_WORDS))
+			sparse = WALK_MISSED;
+		if (runs == WALK_LIVE && (2 * r > seen + PIECE_WORDS || 3 * r > 2 * n + 2 * PIECE_WORDS))
+			runs = WALK_MISSED;
+		if (sparse == WALK_MISSED && runs == WALK_MISSED)
+			break;
+		if (sparse == WALK_LIVE) {
+			if (sw.buf == NULL)
+				walk_init(&sw, raw_bytes, raw_bytes);
+			k->sparse_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last, &sw);
+			if (sw.overflow)
+				sparse = WALK_OVER;
+		}
+		if (runs == WALK_LIVE) {
+			if (rw.buf == NULL)
+				walk_init(&rw, raw_bytes, raw_bytes);
+			k->runs_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last, &rw);
+			if (rw.overflow)
+				runs = WALK_OVER;
+		}
+	}
+	n = st.n_dirty;
+	r = st.n_runs;
+
+	/* the exact lengths, where they are known (G_MAXSIZE: longer than RAW) */
+	if (sparse == WALK_LIVE) {
+		g_assert(sw.n_items == n);
+		sparse_len = sw.len;
+	} else if (sparse == WALK_MISSED) {
+		if (runs == WALK_LIVE)
+			sparse_len = rw.len_clean + (n - r);
+		else
+			known = FALSE;
+	}
+	if (runs == WALK_LIVE) {
+		g_assert(rw.n_items == 2 * r);
+		runs_len = rw.len;
+	} else if (runs == WALK_MISSED && n > 2 * r) {
+		known = FALSE; /* when n <= 2 * r RUNS is not shorter than SPARSE: no matter */
+	}
+	if (known && n > 0 && sparse_len <= runs_len && sparse_len <= raw_bytes &&
+	    sparse != WALK_LIVE)
+		known = FALSE; /* SPARSE wins but was not written */
+	if (!known) {
+		g_free(sw.buf);
+		g_free(rw.buf);
+		return FALSE;
+	}
+
+	encoded->n_pages = n_pages;
+	encoded->n_dirty = n;
+	encoded->checksum = ck_final(st.v, n_pages);
+	if (n == 0) {
+		encoded->encoding = MIGD_DIRTY_ENCODING_SPARSE;
+		encoded->data = g_bytes_new(NULL, 0);
+		g_free(sw.buf);
+		g_free(rw.buf);
+	} else if (sparse_len <= runs_len && sparse_len <= raw_bytes) {
+		encoded->encoding = MIGD_DIRTY_ENCODING_SPARSE;
+		encoded->data = walk_take_bytes(&sw);
+		g_free(rw.buf);
+	} else if (runs_len <= raw_bytes) {
+		encoded->encoding = MIGD_DIRTY_ENCODING_RUNS;
+		encoded->data = walk_take_bytes(&rw);
+		g_free(sw.buf);
+	} else {
+		encoded->encoding = MIGD_DIRTY_ENCODING_RAW;
+		encoded->data = encode_raw(bitmap, n_words, last_mask);
+		g_free(sw.buf);
+		g_free(rw.buf);
+	}
+	return TRUE;
+}
+
+void
+migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
+{
+	const Kernels *k = kernels();
+
+	g_return_if_fail(encoded != NULL);
+	migd_dirty_encoded_clear(encoded);
+	g_return_if_fail(bitmap != NULL);
+	g_return_if_fail(n_pages >= 1 && n_pages <= MIGD_DIRTY_MAX_CHUNK_PAGES);
+
+	/* one piece is in the cache for both passes anyway */
+	if (k->scan_piece != NULL && words_for(n_pages) > PIECE_WORDS &&
+	    encode_pieces(k, bitmap, n_pages, encoded))
+		return;
+	encode_whole(k, bitmap, n_pages, encoded);
 }
 
 /*
