@@ -408,6 +408,7 @@ typedef struct {
 	/* SPARSE */
 	guint32 next;	 /* the smallest page the next index may name */
 	gsize next_word; /* the word after the last listed one (walks by pieces) */
+	guint64 top;	 /* its last page: the state of the unlisted words after it */
 } Walk;
 
 static ALWAYS_INLINE void
@@ -598,25 +599,36 @@ static ALWAYS_INLINE void
 runs_flush(Walk *w, guint32 *batch, gsize *n)
 {
 	guint8 *out = w->buf + (w->overflow ? 0 : w->len);
-	gsize len_clean = 0, len_dirty = 0;
+	gsize len_clean = 0, len_dirty = 0, k = 0;
 	guint32 last_end = w->last_end, run_start = w->run_start;
 	gboolean in_run = w->in_run;
 
-	for (gsize k = 0; k < *n; k++) {
-		guint32 p = batch[k];
-		guint l;
+	if (in_run && k < *n) {
+		/* the end of the run the previous batch started */
+		guint l = put_varint28(out, batch[k] - run_start);
 
-		if (!in_run) {
-			l = put_varint28(out, p - last_end);
-			len_clean += l;
-			run_start = p;
-		} else {
-			l = put_varint28(out, p - run_start);
-			len_dirty += l;
-			last_end = p;
-		}
+		len_dirty += l;
 		out += l;
-		in_run = !in_run;
+		last_end = batch[k++];
+		in_run = FALSE;
+	}
+	/* the rest alternate start, end: a pair is a clean run and a dirty run */
+	for (; k + 1 < *n; k += 2) {
+		guint32 start = batch[k], end = batch[k + 1];
+		guint lc = put_varint28(out, start - last_end);
+		guint ld = put_varint28(out + lc, end - start);
+
+		len_clean += lc;
+		len_dirty += ld;
+		out += lc + ld;
+		last_end = end;
+	}
+	if (k < *n) {
+		guint l = put_varint28(out, batch[k] - last_end);
+
+		len_clean += l;
+		run_start = batch[k];
+		in_run = TRUE;
 	}
 	w->len += len_clean + len_dirty;
 	w->len_clean += len_clean;
@@ -729,63 +741,160 @@ scan_piece_body(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 	return m;
 }
 
-/* SPARSE of one piece's listed words (sparse_body by pieces); @last: the chunk's last piece */
+/*
+ * SPARSE of one piece's listed words (sparse_body by pieces); @last: the chunk's last piece.
+ * The words between two listed ones repeat the last page of the first, so no word but the
+ * listed ones is read, and only the chunk's last word needs its mask.
+ */
+#ifdef MIGD_DIRTY_DISPATCH
+static void sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n);
+#endif
+
+/* the batch's count stays a local that no call sees: a register, not memory */
+static ALWAYS_INLINE void
+sparse_piece_flush(Walk *w, guint32 *batch, gsize *n, gboolean avx2)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	if (avx2) {
+		sparse_flush_avx2(w, batch, *n);
+		*n = 0;
+		return;
+	}
+#endif
+	sparse_flush(w, batch, n);
+}
+
 static ALWAYS_INLINE void
 sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
-		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w, gboolean avx2)
 {
 	guint32 batch[BATCH + 64];
-	gsize n = 0, next_word = w->next_word;
+	gsize n = 0, nb = n_bounds, next_word = w->next_word;
+	gboolean last_listed = last && nb > 0 && bounds[nb - 1] == n_words - 1;
+	guint64 top = w->top;
 
-	for (gsize m = 0; m < n_bounds; m++) {
+	for (gsize m = 0; m < nb; m++) {
 		gsize i = bounds[m];
 		guint64 x = bitmap[i];
-		guint64 dirty_before = (bitmap[i - (i > 0)] >> 63) & (i > next_word);
 
-		if (G_UNLIKELY(dirty_before)) {
+		if (last_listed && m == nb - 1)
+			x &= last_mask;
+		if (G_UNLIKELY(top & (i > next_word))) {
+			/* words [next_word, i) are all dirty */
+			if (n > 0)
+				sparse_piece_flush(w, batch, &n, avx2);
 			sparse_fill(w, batch, &n, (guint32)(i * 64), FALSE);
 			if (w->overflow)
 				return;
 		}
-		if (i == n_words - 1)
-			x &= last_mask;
 		flatten(batch, &n, x, i);
+		next_word = i + 1;
+		top = x >> 63;
 		if (n >= BATCH) {
-			sparse_flush(w, batch, &n);
+			sparse_piece_flush(w, batch, &n, avx2);
 			if (w->overflow)
 				return;
 		}
-		next_word = i + 1;
 	}
 	w->next_word = next_word;
-	if (last && next_word < n_words && next_word > 0 && bitmap[next_word - 1] >> 63) {
+	w->top = top;
+	if (last && next_word < n_words && top) {
+		/* dirty to the end */
+		if (n > 0)
+			sparse_piece_flush(w, batch, &n, avx2);
 		sparse_fill(w, batch, &n, (guint32)n_pages, FALSE);
 		if (w->overflow)
 			return;
 	}
-	sparse_flush(w, batch, &n);
+	sparse_piece_flush(w, batch, &n, avx2);
 }
 
-/* RUNS of one piece's listed words (runs_body by pieces) */
+/*
+ * RUNS of one piece's listed words (runs_body by pieces), the varints written as the
+ * boundaries are found: a listed word holds at least one, and where RUNS is worth writing
+ * most hold exactly one, so the loop over them is predicted. Past the limit the bytes are no
+ * longer wanted, only the lengths: the writes start over at the buffer's start (a word
+ * writes at most 64 varints, within SLACK).
+ */
+typedef struct {
+	guint8 *out;
+	gsize len, len_clean; /* all varint bytes, those of the clean runs */
+	guint32 mark;	      /* the page the next varint counts from */
+	guint32 in_run;	      /* 1: the next varint is a dirty run's */
+} RunsCursor;
+
+/* the varints of the run boundaries in @t (at least one) of word @i */
+static ALWAYS_INLINE void
+runs_word(RunsCursor *c, guint64 t, gsize i)
+{
+	guint32 base = (guint32)(i * 64);
+
+	do {
+		guint32 p = base + __builtin_ctzll(t);
+		guint l = put_varint28_short(c->out, p - c->mark);
+
+		c->len += l;
+		c->len_clean += l & (c->in_run - 1); /* 0 - 1: all ones for a clean run */
+		c->in_run ^= 1;
+		c->mark = p;
+		c->out += l;
+		t &= t - 1;
+	} while (t != 0);
+}
+
 static ALWAYS_INLINE void
 runs_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 		const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
 {
-	guint32 batch[BATCH + 64];
-	gsize n = 0;
+	gboolean last_listed = last && n_bounds > 0 && bounds[n_bounds - 1] == n_words - 1;
+	gsize nb = n_bounds - last_listed;
+	guint8 *out_limit = w->buf + w->limit;
+	RunsCursor c = {
+	    .out = w->buf + (w->overflow ? 0 : w->len),
+	    .mark = w->in_run ? w->run_start : w->last_end,
+	    .in_run = w->in_run,
+	};
+	gboolean overflow = w->overflow;
+	guint64 top = w->top, items = 0;
 
-	for (gsize m = 0; m < n_bounds; m++) {
+	for (gsize m = 0; m < nb; m++) {
 		gsize i = bounds[m];
-		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
-		guint64 carry = (bitmap[i - (i > 0)] >> 63) & (i > 0);
+		guint64 x = bitmap[i];
+		guint64 t = x ^ ((x << 1) | top);
 
-		flatten(batch, &n, x ^ ((x << 1) | carry), i);
-		if (n >= BATCH)
-			runs_flush(w, batch, &n);
+		top = x >> 63;
+		items += __builtin_popcountll(t);
+		runs_word(&c, t, i);
+		if (G_UNLIKELY(c.out > out_limit)) {
+			overflow = TRUE;
+			c.out = w->buf;
+		}
 	}
-	if (last && (w->in_run ^ (n % 2 == 1)))
-		batch[n++] = (guint32)n_pages;
-	runs_flush(w, batch, &n);
+	if (last_listed) {
+		guint64 x = bitmap[n_words - 1] & last_mask;
+		guint64 t = x ^ ((x << 1) | top);
+
+		top = x >> 63;
+		items += __builtin_popcountll(t);
+		runs_word(&c, t, n_words - 1);
+	}
+	if (last && c.in_run) {
+		/* the bitmap ends dirty: the last run ends at n_pages */
+		c.len += put_varint28(c.out, (guint32)n_pages - c.mark);
+		c.mark = (guint32)n_pages;
+		c.in_run = 0;
+		items++;
+	}
+	if (c.in_run)
+		w->run_start = c.mark;
+	else
+		w->last_end = c.mark;
+	w->in_run = c.in_run;
+	w->top = top;
+	w->len += c.len;
+	w->len_clean += c.len_clean;
+	w->n_items += items;
+	w->overflow = overflow || w->len > w->limit;
 }
 
 /* set bits of whole words and the masked last one */
@@ -861,7 +970,8 @@ typedef struct {
 						const guint32 *bounds, gsize n_bounds,             \
 						gboolean last, Walk *w)                            \
 	{                                                                                          \
-		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w); \
+		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w,  \
+				  FALSE);                                                  \
 	}                                                                                          \
 	static attrs void runs_piece_##suffix(const guint64 *bitmap, gsize n_words,                \
 					      guint64 last_mask, guint64 n_pages,                  \
@@ -929,8 +1039,9 @@ static AVX2_TARGET ALWAYS_INLINE gsize
 scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds, Pass1 *st,
 		 gboolean skip)
 {
-	__m256i count = _mm256_setzero_si256(), starts = _mm256_setzero_si256();
+	__m256i starts = _mm256_setzero_si256();
 	gsize m = 0, uniform_dirty = 0;
+	guint64 n_mixed = 0;
 	LANES_LOAD(st->v);
 
 	for (; b < n_blocks; b++) {
@@ -959,10 +1070,7 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 		    _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)bound_table[mask]),
 				     _mm256_set1_epi32((int)(b * BLOCK))));
 		m += __builtin_popcount(mask);
-		count = _mm256_add_epi64(
-		    count,
-		    _mm256_sad_epu8(_mm256_add_epi8(popcount8_avx2(x0), popcount8_avx2(x1)),
-				    _mm256_setzero_si256()));
+		n_mixed += POP8(p);
 		starts = _mm256_add_epi64(
 		    starts,
 		    _mm256_sad_epu8(_mm256_add_epi8(popcount8_avx2(_mm256_andnot_si256(s0, x0)),
@@ -970,10 +1078,83 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 				    _mm256_setzero_si256()));
 	}
 	LANES_STORE(st->v);
-	st->n_dirty += sum4_avx2(count) + 64 * BLOCK * uniform_dirty;
+	st->n_dirty += n_mixed + 64 * BLOCK * uniform_dirty;
 	st->n_runs += sum4_avx2(starts);
 	st->carry = bitmap[n_blocks * BLOCK - 1] >> 63;
 	return m;
+}
+
+/*
+ * sparse_flush() with AVX2, 8 pages at a time: the gaps as 2-byte LEB128 (gaps below 2^14),
+ * then the high bytes of the gaps below 128 dropped by a byte shuffle from a table of the 256
+ * masks. A group with a longer gap goes the scalar way.
+ */
+static guint8 varint2_shuffle[256][16]; /* mask of the 2-byte gaps -> the bytes kept */
+
+static void
+varint2_shuffle_init(void)
+{
+	for (guint mask = 0; mask < 256; mask++) {
+		guint k = 0;
+
+		for (guint j = 0; j < 8; j++) {
+			varint2_shuffle[mask][k++] = (guint8)(2 * j);
+			if (mask & (1u << j))
+				varint2_shuffle[mask][k++] = (guint8)(2 * j + 1);
+		}
+		for (; k < 16; k++)
+			varint2_shuffle[mask][k] = 0x80;
+	}
+}
+
+static AVX2_TARGET void
+sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
+{
+	const __m256i shift = _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6);
+	guint8 *out = w->buf + w->len;
+	guint32 next = w->next;
+	gsize k = 0;
+
+	for (; k + 8 <= n; k += 8) {
+		__m256i p = _mm256_loadu_si256((const __m256i *)(batch + k));
+		/* each page's previous page: next - 1, then p[0..6] */
+		__m256i prev = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(p, shift),
+						  _mm256_set1_epi32((int)(next - 1)), 1);
+		__m256i gap = _mm256_sub_epi32(_mm256_sub_epi32(p, prev), _mm256_set1_epi32(1));
+		__m256i two = _mm256_cmpgt_epi32(gap, _mm256_set1_epi32(127));
+		__m256i enc;
+		__m128i enc16;
+		guint mask;
+
+		if (G_UNLIKELY(_mm256_movemask_ps(_mm256_castsi256_ps(
+				   _mm256_cmpgt_epi32(gap, _mm256_set1_epi32((1 << 14) - 1)))) != 0)) {
+			for (gsize j = k; j < k + 8; j++) {
+				out += put_varint28_short(out, batch[j] - next);
+				next = batch[j] + 1;
+			}
+			continue;
+		}
+		enc = _mm256_or_si256(
+		    _mm256_or_si256(_mm256_and_si256(gap, _mm256_set1_epi32(0x7f)),
+				    _mm256_and_si256(two, _mm256_set1_epi32(0x80))),
+		    _mm256_slli_epi32(_mm256_srli_epi32(gap, 7), 8));
+		enc16 = _mm_packus_epi32(_mm256_castsi256_si128(enc),
+					 _mm256_extracti128_si256(enc, 1));
+		mask = (guint)_mm256_movemask_ps(_mm256_castsi256_ps(two));
+		_mm_storeu_si128((__m128i *)out,
+				 _mm_shuffle_epi8(enc16, _mm_loadu_si128((const __m128i *)
+									 varint2_shuffle[mask])));
+		out += 8 + __builtin_popcount(mask);
+		next = batch[k + 7] + 1;
+	}
+	for (; k < n; k++) {
+		out += put_varint28_short(out, batch[k] - next);
+		next = batch[k] + 1;
+	}
+	w->next = next;
+	w->len = out - w->buf;
+	w->overflow = w->len > w->limit;
+	w->n_items += n;
 }
 
 static AVX2_TARGET gsize
@@ -1006,7 +1187,7 @@ static AVX2_TARGET void
 sparse_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
 {
-	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);
+	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w, TRUE);
 }
 
 static AVX2_TARGET void
@@ -1162,6 +1343,7 @@ kernels(void)
 
 		__builtin_cpu_init();
 		bound_table_init();
+		varint2_shuffle_init();
 		if (__builtin_cpu_supports("popcnt"))
 			c = 1;
 		if (c == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
