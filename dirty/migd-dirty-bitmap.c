@@ -401,6 +401,7 @@ typedef struct {
 	gsize len;	   /* bytes written (SPARSE), or the whole length (RUNS) */
 	gboolean overflow; /* len passed limit */
 	guint64 n_items;   /* dirty pages (SPARSE) or run boundaries (RUNS) seen */
+	guint64 n_runs;	   /* SPARSE: the pages not right after the previous one */
 	/* RUNS */
 	gsize len_clean; /* bytes of the clean-run varints */
 	guint32 last_end, run_start;
@@ -417,7 +418,10 @@ sparse_flush(Walk *w, guint32 *batch, gsize *n)
 	guint8 *out = w->buf + w->len;
 	guint32 next = w->next;
 
+	guint64 runs = 0;
+
 	for (gsize k = 0; k < *n; k++) {
+		runs += batch[k] != next;
 		out += put_varint28_short(out, batch[k] - next);
 		next = batch[k] + 1;
 	}
@@ -425,6 +429,7 @@ sparse_flush(Walk *w, guint32 *batch, gsize *n)
 	w->len = out - w->buf;
 	w->overflow = w->len > w->limit;
 	w->n_items += *n;
+	w->n_runs += runs;
 	*n = 0;
 }
 
@@ -1037,7 +1042,7 @@ sum4_avx2(__m256i x)
  */
 static AVX2_TARGET ALWAYS_INLINE gsize
 scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds, Pass1 *st,
-		 gboolean skip)
+		 gboolean skip, gboolean count_starts)
 {
 	__m256i starts = _mm256_setzero_si256();
 	gsize m = 0, uniform_dirty = 0;
@@ -1071,11 +1076,13 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 				     _mm256_set1_epi32((int)(b * BLOCK))));
 		m += __builtin_popcount(mask);
 		n_mixed += POP8(p);
-		starts = _mm256_add_epi64(
-		    starts,
-		    _mm256_sad_epu8(_mm256_add_epi8(popcount8_avx2(_mm256_andnot_si256(s0, x0)),
-						    popcount8_avx2(_mm256_andnot_si256(s1, x1))),
-				    _mm256_setzero_si256()));
+		if (count_starts)
+			starts = _mm256_add_epi64(
+			    starts,
+			    _mm256_sad_epu8(
+				_mm256_add_epi8(popcount8_avx2(_mm256_andnot_si256(s0, x0)),
+						popcount8_avx2(_mm256_andnot_si256(s1, x1))),
+				_mm256_setzero_si256()));
 	}
 	LANES_STORE(st->v);
 	st->n_dirty += n_mixed + 64 * BLOCK * uniform_dirty;
@@ -1113,6 +1120,7 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 	const __m256i shift = _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6);
 	guint8 *out = w->buf + w->len;
 	guint32 next = w->next;
+	guint64 runs = 0;
 	gsize k = 0;
 
 	for (; k + 8 <= n; k += 8) {
@@ -1129,11 +1137,14 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 		if (G_UNLIKELY(_mm256_movemask_ps(_mm256_castsi256_ps(
 				   _mm256_cmpgt_epi32(gap, _mm256_set1_epi32((1 << 14) - 1)))) != 0)) {
 			for (gsize j = k; j < k + 8; j++) {
+				runs += batch[j] != next;
 				out += put_varint28_short(out, batch[j] - next);
 				next = batch[j] + 1;
 			}
 			continue;
 		}
+		runs += 8 - __builtin_popcount((guint)_mm256_movemask_ps(
+				_mm256_castsi256_ps(_mm256_cmpeq_epi32(gap, _mm256_setzero_si256()))));
 		enc = _mm256_or_si256(
 		    _mm256_or_si256(_mm256_and_si256(gap, _mm256_set1_epi32(0x7f)),
 				    _mm256_and_si256(two, _mm256_set1_epi32(0x80))),
@@ -1148,6 +1159,7 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 		next = batch[k + 7] + 1;
 	}
 	for (; k < n; k++) {
+		runs += batch[k] != next;
 		out += put_varint28_short(out, batch[k] - next);
 		next = batch[k] + 1;
 	}
@@ -1155,6 +1167,7 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 	w->len = out - w->buf;
 	w->overflow = w->len > w->limit;
 	w->n_items += n;
+	w->n_runs += runs;
 }
 
 static AVX2_TARGET gsize
@@ -1171,10 +1184,13 @@ scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 	}
 	if (b < n_blocks) {
 		/* few listed words in the previous piece: most blocks have none */
-		if (st->last_listed * 64 < PIECE_WORDS)
-			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE);
+		/* the run starts only for the first piece: the walks count the others' */
+		if (start == 0)
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, TRUE);
+		else if (st->last_listed * 64 < PIECE_WORDS)
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, FALSE);
 		else
-			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, FALSE);
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, FALSE, FALSE);
 		b = n_blocks;
 	}
 	if (b * BLOCK < end)
@@ -1512,8 +1528,8 @@ encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirt
 	Walk sw = {.buf = NULL}, rw = {.buf = NULL};
 	WalkState sparse = WALK_LIVE, runs = WALK_LIVE;
 	gsize sparse_len = G_MAXSIZE, runs_len = G_MAXSIZE;
-	guint64 n, r;
-	gboolean known = TRUE;
+	guint64 n, r = 0;
+	gboolean known = TRUE, lost = FALSE;
 
 	ck_init(st.v);
 	for (gsize start = 0; start < n_words; start += PIECE_WORDS) {
@@ -1522,15 +1538,19 @@ encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirt
 		gboolean last = end == n_words;
 		guint64 seen = end * 8; /* RAW bytes so far */
 
-		/* the margins of a piece keep both while the counts are small */
+		/* the margins of a piece keep both while the counts are small; the runs are pass
+		 * 1's for the first piece, then the walks' up to the previous piece */
 		n = st.n_dirty;
-		r = st.n_runs;
+		if (start == 0)
+			r = st.n_runs;
 		if (sparse == WALK_LIVE && (n > seen + PIECE_WORDS || 2 * n > 5 * r + 2 * PIECE_WORDS))
 			sparse = WALK_MISSED;
 		if (runs == WALK_LIVE && (2 * r > seen + PIECE_WORDS || 3 * r > 2 * n + 2 * PIECE_WORDS))
 			runs = WALK_MISSED;
-		if (sparse == WALK_MISSED && runs == WALK_MISSED)
+		if (sparse == WALK_MISSED && runs == WALK_MISSED) {
+			lost = TRUE;
 			break;
+		}
 		if (sparse == WALK_LIVE) {
 			if (sw.buf == NULL)
 				walk_init(&sw, raw_bytes, raw_bytes);
@@ -1545,9 +1565,23 @@ encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirt
 			if (rw.overflow)
 				runs = WALK_OVER;
 		}
+		/* the runs so far, from a walk that saw every piece (a page 0 that is dirty
+		 * starts a run that SPARSE writes as index 0, with no gap) */
+		if (sparse == WALK_LIVE)
+			r = sw.n_runs + (bitmap[0] & 1);
+		else if (runs == WALK_LIVE)
+			r = (rw.n_items + 1) / 2;
+		else if (sparse != WALK_OVER || runs != WALK_OVER)
+			lost = TRUE;
+		if (sparse == WALK_LIVE && runs == WALK_LIVE)
+			g_assert(sw.n_runs + (bitmap[0] & 1) == (rw.n_items + 1) / 2);
 	}
 	n = st.n_dirty;
-	r = st.n_runs;
+	if (lost) {
+		g_free(sw.buf);
+		g_free(rw.buf);
+		return FALSE;
+	}
 
 	/* the exact lengths, where they are known (G_MAXSIZE: longer than RAW) */
 	if (sparse == WALK_LIVE) {
