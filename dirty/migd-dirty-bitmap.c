@@ -769,38 +769,48 @@ sparse_piece_flush(Walk *w, guint32 *batch, gsize *n, gboolean avx2)
 	sparse_flush(w, batch, n);
 }
 
+/* one listed word of a SPARSE piece walk; FALSE once the output passed its limit */
+static ALWAYS_INLINE gboolean
+sparse_piece_word(Walk *w, guint32 *batch, gsize *n, gsize *next_word, guint64 *top, guint64 x,
+		  gsize i, gboolean avx2)
+{
+	if (G_UNLIKELY(*top & (i > *next_word))) {
+		/* words [next_word, i) are all dirty */
+		if (*n > 0)
+			sparse_piece_flush(w, batch, n, avx2);
+		sparse_fill(w, batch, n, (guint32)(i * 64), FALSE);
+		if (w->overflow)
+			return FALSE;
+	}
+	flatten(batch, n, x, i);
+	*next_word = i + 1;
+	*top = x >> 63;
+	if (*n >= BATCH) {
+		sparse_piece_flush(w, batch, n, avx2);
+		if (w->overflow)
+			return FALSE;
+	}
+	return TRUE;
+}
+
 static ALWAYS_INLINE void
 sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w, gboolean avx2)
 {
 	guint32 batch[BATCH + 64];
-	gsize n = 0, nb = n_bounds, next_word = w->next_word;
-	gboolean last_listed = last && nb > 0 && bounds[nb - 1] == n_words - 1;
+	gboolean last_listed = last && n_bounds > 0 && bounds[n_bounds - 1] == n_words - 1;
+	gsize n = 0, nb = n_bounds - last_listed, next_word = w->next_word;
 	guint64 top = w->top;
 
 	for (gsize m = 0; m < nb; m++) {
 		gsize i = bounds[m];
-		guint64 x = bitmap[i];
 
-		if (last_listed && m == nb - 1)
-			x &= last_mask;
-		if (G_UNLIKELY(top & (i > next_word))) {
-			/* words [next_word, i) are all dirty */
-			if (n > 0)
-				sparse_piece_flush(w, batch, &n, avx2);
-			sparse_fill(w, batch, &n, (guint32)(i * 64), FALSE);
-			if (w->overflow)
-				return;
-		}
-		flatten(batch, &n, x, i);
-		next_word = i + 1;
-		top = x >> 63;
-		if (n >= BATCH) {
-			sparse_piece_flush(w, batch, &n, avx2);
-			if (w->overflow)
-				return;
-		}
+		if (!sparse_piece_word(w, batch, &n, &next_word, &top, bitmap[i], i, avx2))
+			return;
 	}
+	if (last_listed && !sparse_piece_word(w, batch, &n, &next_word, &top,
+					      bitmap[n_words - 1] & last_mask, n_words - 1, avx2))
+		return;
 	w->next_word = next_word;
 	w->top = top;
 	if (last && next_word < n_words && top) {
@@ -814,13 +824,6 @@ sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint
 	sparse_piece_flush(w, batch, &n, avx2);
 }
 
-/*
- * RUNS of one piece's listed words (runs_body by pieces), the varints written as the
- * boundaries are found: a listed word holds at least one, and where RUNS is worth writing
- * most hold exactly one, so the loop over them is predicted. Past the limit the bytes are no
- * longer wanted, only the lengths: the writes start over at the buffer's start (a word
- * writes at most 64 varints, within SLACK).
- */
 typedef struct {
 	guint8 *out;
 	gsize len, len_clean; /* all varint bytes, those of the clean runs */
