@@ -682,14 +682,14 @@ test_roundtrip_pieces(void **state)
 	rng_seed(7);
 	for (guint k = 0; k < G_N_ELEMENTS(kinds); k++) {
 		for (guint e = 0; e < G_N_ELEMENTS(extra); e += 3) {
-			guint64 n_pages = (2 + k % 4) * PIECE_PAGES + extra[e];
+			guint64 n_pages = (2 + k % 2) * PIECE_PAGES + extra[e];
 
 			check_segments(n_pages, 3, kinds[k].d, kinds[k].pat);
 		}
 	}
 	/* and at random: sizes, how many segments, their densities and kinds */
-	for (guint i = 0; i < 60; i++) {
-		guint64 n_pages = PIECE_PAGES + 1 + rng_below(6 * PIECE_PAGES);
+	for (guint i = 0; i < 30; i++) {
+		guint64 n_pages = PIECE_PAGES + 1 + rng_below(3 * PIECE_PAGES);
 		guint n_segments = 1 + rng_below(5);
 		double d[5];
 		Pattern pat[5];
@@ -723,11 +723,11 @@ test_roundtrip_pieces(void **state)
 	}
 	/* a long run first makes SPARSE unlikely, scattered pages then make it shortest */
 	{
-		guint64 n_pages = 8 * PIECE_PAGES;
+		guint64 n_pages = 6 * PIECE_PAGES;
 		g_autofree guint64 *w = bm_new(n_pages);
 
 		fill_random(w, n_pages, 0.01, PAT_SCATTERED, 0);
-		bm_set_range(w, 100, 20000);
+		bm_set_range(w, 100, 9000);
 		check_bitmap(w, n_pages);
 	}
 	/* SPARSE written until it outgrows RAW, just past one piece */
