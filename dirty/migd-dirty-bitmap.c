@@ -46,29 +46,35 @@
  * always changes the checksum. The 8 lanes are independent chains, so the loop is bound by
  * loads and multiplier throughput rather than by the multiply's latency.
  *
- * Encoder (one chunk of up to 1 Mi words = 8 MiB):
- *   pass 1 reads every word once, in blocks of 8 (one word per lane): the checksum lanes, the
- *     popcount, the run starts, and the list of the words that hold a run boundary ("bounds";
- *     between two of them the words are all clean or all dirty). A block of zeros or of ones
- *     costs only the lanes. Every 4096 words, once n_dirty and 2 * runs both exceed the RAW
- *     size, RAW is certain (SPARSE >= n_dirty bytes, RUNS >= 2 * runs bytes) and the rest of
- *     the pass only counts and checksums.
+ * Encoder (one chunk of up to 1 Mi words = 8 MiB), by pieces of 4096 words (32 KiB):
+ *   pass 1 of a piece reads every word once, in blocks of 8 (one word per lane): the checksum
+ *     lanes, the popcount, and the list of the words that hold a run boundary ("bounds";
+ *     between two of them the words are all clean or all dirty); for the first piece also the
+ *     run starts. A block of zeros or of ones costs only the lanes where few words are listed.
+ *   pass 2 of the piece follows at once, while the piece is still in L1/L2 (a second pass over
+ *     the whole chunk would read it from memory again): it reads only the listed words and
+ *     writes the formats that may still win as the counts so far say, SPARSE (set bits, in
+ *     batches of page numbers, then varints) and/or RUNS (varints as the boundaries are found),
+ *     each into a buffer of the RAW size, and counts the runs. A format stops when it passes
+ *     the RAW size, or is no longer written when it looks hopeless: SPARSE when n_dirty passes
+ *     the RAW bytes seen or 2.5 runs (each with a piece's margin), RUNS when 2 * runs passes
+ *     the RAW bytes seen or 1.5 * runs passes n_dirty.
  *   sizes: RUNS = sum vlen(c) + sum vlen(d) and SPARSE = (n_dirty - runs) + sum vlen(c), so
- *     SPARSE <= RUNS whenever n_dirty <= 2 * runs. Then SPARSE is written directly (giving up
- *     for RAW as soon as it passes the RAW size); otherwise RUNS is written and its varint
- *     lengths give SPARSE's exact size too, and SPARSE is written instead in the rare case it
- *     is not longer.
- *   pass 2 reads only the listed words: their set bits (SPARSE) or run boundaries (RUNS) are
- *     extracted branch-free into a batch of page numbers, then turned into varints branch-free.
- *     So a sparse or clustered chunk is read once, plus its boundary words.
+ *     SPARSE <= RUNS whenever n_dirty <= 2 * runs, and a complete RUNS walk gives SPARSE's
+ *     exact size too. The smallest wins (ties: SPARSE, RUNS, RAW). When the winner, or a size
+ *     the choice needs, was not written for every piece (a chunk whose density changes
+ *     along the way), the chunk is encoded again in two whole passes (encode_whole: the same
+ *     pass 1 over the chunk with a check for a certain RAW every 4096 words, then one walk).
  *   RAW on a little-endian host references the bitmap itself.
  *
- * On x86-64 the loops are compiled for the baseline ISA, for POPCNT and for AVX-512, and the
- * best the CPU has is chosen at run time: AVX-512 F/DQ/VL/VPOPCNTDQ for pass 1, the count and
- * the checksum (eight lanes in one register), with BW/VBMI2 also for pass 2 (VPCOMPRESSB
- * extracts the bits and packs the varints). VFIO_MIGD_DIRTY_KERNEL=generic, popcnt or avx512
- * asks for a lesser kernel, for tests (each is tested) and for hosts where AVX-512 slows the
- * other cores down.
+ * On x86-64 the loops are compiled for the baseline ISA, for POPCNT, for AVX2 and for AVX-512,
+ * and the best the CPU has is chosen at run time: AVX2 (with BMI1/2) for pass 1 by pieces (two
+ * registers a block, the listed words from a table of masks) and for the SPARSE varints (8 at
+ * a time, the bytes packed by a shuffle from a table); AVX-512 F/DQ/VL/VPOPCNTDQ for the count,
+ * the checksum and the whole-chunk pass 1, with BW/VBMI2 also for its walks (VPCOMPRESSB). By
+ * pieces, AVX-512 CPUs run the AVX2 loops. VFIO_MIGD_DIRTY_KERNEL=generic, popcnt, avx2 or
+ * avx512 asks for a lesser kernel, for tests (each is tested) and for hosts where AVX-512
+ * slows the other cores down.
  */
 #include "config.h"
 
@@ -92,17 +98,17 @@
 			      "avx512vbmi2")))
 #endif
 
-#define CK_MUL	   G_GUINT64_CONSTANT(0x9E3779B185EBCA87)
-#define CK_SEED	   G_GUINT64_CONSTANT(0xC2B2AE3D27D4EB4F)
-#define CK_FMIX1   G_GUINT64_CONSTANT(0xFF51AFD7ED558CCD)
-#define CK_FMIX2   G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53)
-#define CK_LANES   8
-#define ALL_ONES   G_MAXUINT64
-#define BLOCK	   8			   /* words per block: one per checksum lane */
-#define SEG_BLOCKS 512			   /* blocks between two checks for a certain RAW */
-#define PIECE_WORDS (SEG_BLOCKS * BLOCK) /* 32 KiB: both passes of a piece find it cached */
-#define BATCH	   512			   /* page numbers extracted before they become varints */
-#define SLACK	   (4 * (BATCH + 64) + 64) /* bytes a flush may write past the limit */
+#define CK_MUL	    G_GUINT64_CONSTANT(0x9E3779B185EBCA87)
+#define CK_SEED	    G_GUINT64_CONSTANT(0xC2B2AE3D27D4EB4F)
+#define CK_FMIX1    G_GUINT64_CONSTANT(0xFF51AFD7ED558CCD)
+#define CK_FMIX2    G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53)
+#define CK_LANES    8
+#define ALL_ONES    G_MAXUINT64
+#define BLOCK	    8			    /* words per block: one per checksum lane */
+#define SEG_BLOCKS  512			    /* blocks between two checks for a certain RAW */
+#define PIECE_WORDS (SEG_BLOCKS * BLOCK)    /* 32 KiB: both passes of a piece find it cached */
+#define BATCH	    512			    /* page numbers extracted before they become varints */
+#define SLACK	    (4 * (BATCH + 64) + 64) /* bytes a flush may write past the limit */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -934,9 +940,8 @@ typedef struct {
 	void (*sparse_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask,
 			     guint64 n_pages, const guint32 *bounds, gsize n_bounds, gboolean last,
 			     Walk *w);
-	void (*runs_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask,
-			   guint64 n_pages, const guint32 *bounds, gsize n_bounds, gboolean last,
-			   Walk *w);
+	void (*runs_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+			   const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w);
 } Kernels;
 
 #define DEFINE_KERNELS(suffix, attrs)                                                              \
@@ -973,25 +978,22 @@ typedef struct {
 	{                                                                                          \
 		return scan_piece_body(bitmap, start, end, n_words, last_mask, bounds, st);        \
 	}                                                                                          \
-	static attrs void sparse_piece_##suffix(const guint64 *bitmap, gsize n_words,              \
-						guint64 last_mask, guint64 n_pages,                \
-						const guint32 *bounds, gsize n_bounds,             \
-						gboolean last, Walk *w)                            \
+	static attrs void sparse_piece_##suffix(                                                   \
+	    const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,              \
+	    const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)                         \
 	{                                                                                          \
 		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w,  \
-				  FALSE);                                                  \
+				  FALSE);                                                          \
 	}                                                                                          \
-	static attrs void runs_piece_##suffix(const guint64 *bitmap, gsize n_words,                \
-					      guint64 last_mask, guint64 n_pages,                  \
-					      const guint32 *bounds, gsize n_bounds, gboolean last, \
-					      Walk *w)                                             \
+	static attrs void runs_piece_##suffix(                                                     \
+	    const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,              \
+	    const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)                         \
 	{                                                                                          \
 		runs_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);   \
 	}                                                                                          \
-	static const Kernels kernels_##suffix = {count_##suffix,       light_##suffix,             \
-						 scan_##suffix,	       sparse_##suffix,            \
-						 runs_##suffix,	       scan_piece_##suffix,        \
-						 sparse_piece_##suffix, runs_piece_##suffix}
+	static const Kernels kernels_##suffix = {                                                  \
+	    count_##suffix, light_##suffix,	 scan_##suffix,		sparse_##suffix,           \
+	    runs_##suffix,  scan_piece_##suffix, sparse_piece_##suffix, runs_piece_##suffix}
 
 DEFINE_KERNELS(generic, );
 
@@ -1137,8 +1139,8 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 		__m128i enc16;
 		guint mask;
 
-		if (G_UNLIKELY(_mm256_movemask_ps(_mm256_castsi256_ps(
-				   _mm256_cmpgt_epi32(gap, _mm256_set1_epi32((1 << 14) - 1)))) != 0)) {
+		if (G_UNLIKELY(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(
+				   gap, _mm256_set1_epi32((1 << 14) - 1)))) != 0)) {
 			for (gsize j = k; j < k + 8; j++) {
 				runs += batch[j] != next;
 				out += put_varint28_short(out, batch[j] - next);
@@ -1146,18 +1148,19 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 			}
 			continue;
 		}
-		runs += 8 - __builtin_popcount((guint)_mm256_movemask_ps(
-				_mm256_castsi256_ps(_mm256_cmpeq_epi32(gap, _mm256_setzero_si256()))));
-		enc = _mm256_or_si256(
-		    _mm256_or_si256(_mm256_and_si256(gap, _mm256_set1_epi32(0x7f)),
-				    _mm256_and_si256(two, _mm256_set1_epi32(0x80))),
-		    _mm256_slli_epi32(_mm256_srli_epi32(gap, 7), 8));
-		enc16 = _mm_packus_epi32(_mm256_castsi256_si128(enc),
-					 _mm256_extracti128_si256(enc, 1));
+		runs += 8 - __builtin_popcount((guint)_mm256_movemask_ps(_mm256_castsi256_ps(
+				_mm256_cmpeq_epi32(gap, _mm256_setzero_si256()))));
+		enc =
+		    _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(gap, _mm256_set1_epi32(0x7f)),
+						    _mm256_and_si256(two, _mm256_set1_epi32(0x80))),
+				    _mm256_slli_epi32(_mm256_srli_epi32(gap, 7), 8));
+		enc16 =
+		    _mm_packus_epi32(_mm256_castsi256_si128(enc), _mm256_extracti128_si256(enc, 1));
 		mask = (guint)_mm256_movemask_ps(_mm256_castsi256_ps(two));
-		_mm_storeu_si128((__m128i *)out,
-				 _mm_shuffle_epi8(enc16, _mm_loadu_si128((const __m128i *)
-									 varint2_shuffle[mask])));
+		_mm_storeu_si128(
+		    (__m128i *)out,
+		    _mm_shuffle_epi8(enc16,
+				     _mm_loadu_si128((const __m128i *)varint2_shuffle[mask])));
 		out += 8 + __builtin_popcount(mask);
 		next = batch[k + 7] + 1;
 	}
@@ -1216,8 +1219,8 @@ runs_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64
 	runs_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);
 }
 
-static const Kernels kernels_avx2 = {count_popcnt,	 light_popcnt,	  scan_popcnt,
-				     sparse_popcnt,	 runs_popcnt,	  scan_piece_avx2,
+static const Kernels kernels_avx2 = {count_popcnt,	light_popcnt,	scan_popcnt,
+				     sparse_popcnt,	runs_popcnt,	scan_piece_avx2,
 				     sparse_piece_avx2, runs_piece_avx2};
 
 /*
@@ -1338,11 +1341,11 @@ runs_vbmi2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pa
 }
 
 /* by pieces as with AVX2, whose pass 1 and walks the AVX-512 ones do not beat there */
-static const Kernels kernels_avx512 = {count_popcnt,	  light_avx512,	   scan_avx512,
-				       sparse_popcnt,	  runs_popcnt,	   scan_piece_avx2,
+static const Kernels kernels_avx512 = {count_popcnt,	  light_avx512,	  scan_avx512,
+				       sparse_popcnt,	  runs_popcnt,	  scan_piece_avx2,
 				       sparse_piece_avx2, runs_piece_avx2};
-static const Kernels kernels_vbmi2 = {count_popcnt,	 light_avx512,	  scan_avx512,
-				      sparse_vbmi2,	 runs_vbmi2,	  scan_piece_avx2,
+static const Kernels kernels_vbmi2 = {count_popcnt,	 light_avx512,	 scan_avx512,
+				      sparse_vbmi2,	 runs_vbmi2,	 scan_piece_avx2,
 				      sparse_piece_avx2, runs_piece_avx2};
 #endif
 
@@ -1546,9 +1549,11 @@ encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirt
 		n = st.n_dirty;
 		if (start == 0)
 			r = st.n_runs;
-		if (sparse == WALK_LIVE && (n > seen + PIECE_WORDS || 2 * n > 5 * r + 2 * PIECE_WORDS))
+		if (sparse == WALK_LIVE &&
+		    (n > seen + PIECE_WORDS || 2 * n > 5 * r + 2 * PIECE_WORDS))
 			sparse = WALK_MISSED;
-		if (runs == WALK_LIVE && (2 * r > seen + PIECE_WORDS || 3 * r > 2 * n + 2 * PIECE_WORDS))
+		if (runs == WALK_LIVE &&
+		    (2 * r > seen + PIECE_WORDS || 3 * r > 2 * n + 2 * PIECE_WORDS))
 			runs = WALK_MISSED;
 		if (sparse == WALK_MISSED && runs == WALK_MISSED) {
 			lost = TRUE;

@@ -644,7 +644,8 @@ check_segments(guint64 n_pages, guint n_segments, const double *d, const Pattern
 	guint64 at = 0;
 
 	for (guint s = 0; s < n_segments; s++) {
-		guint64 len = s == n_segments - 1 ? n_pages - at : (n_pages - at) / (n_segments - s);
+		guint64 len =
+		    s == n_segments - 1 ? n_pages - at : (n_pages - at) / (n_segments - s);
 		g_autofree guint64 *seg = NULL;
 
 		len += s == n_segments - 1 ? 0 : rng_below(len / 3 + 1);
@@ -669,12 +670,15 @@ test_roundtrip_pieces(void **state)
 	} kinds[] = {
 	    {{0.01, 0.01, 0.01}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}},
 	    {{0.5, 0.5, 0.5}, {PAT_CLUSTERED, PAT_CLUSTERED, PAT_CLUSTERED}},
-	    {{0.5, 0, 0}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}},	 /* dense, then clean */
-	    {{0, 0, 0.5}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}},	 /* clean, then dense */
-	    {{0.3, 0.001, 0.001}, {PAT_CLUSTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* runs, then pages */
-	    {{0.001, 0.001, 0.4}, {PAT_SCATTERED, PAT_SCATTERED, PAT_CLUSTERED}}, /* pages, then runs */
+	    {{0.5, 0, 0}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* dense, then clean */
+	    {{0, 0, 0.5}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* clean, then dense */
+	    {{0.3, 0.001, 0.001},
+	     {PAT_CLUSTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* runs, then pages */
+	    {{0.001, 0.001, 0.4},
+	     {PAT_SCATTERED, PAT_SCATTERED, PAT_CLUSTERED}}, /* pages, then runs */
 	    {{0.01, 0.6, 0.01}, {PAT_SCATTERED, PAT_CLUSTERED, PAT_SCATTERED}},
-	    {{1, 0.01, 1}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* all dirty at both ends */
+	    {{1, 0.01, 1},
+	     {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* all dirty at both ends */
 	    {{0.1, 0.2, 0.3}, {PAT_SHORT, PAT_SHORT, PAT_SHORT}},
 	    {{0.45, 0.45, 0.45}, {PAT_SHORT, PAT_SHORT, PAT_SHORT}}, /* near RUNS = SPARSE = RAW */
 	};
