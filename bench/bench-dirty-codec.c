@@ -236,6 +236,9 @@ kernel_name(void)
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("popcnt"))
 		best = "popcnt";
+	if (__builtin_cpu_supports("popcnt") && __builtin_cpu_supports("avx2") &&
+	    __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+		best = "avx2";
 	if (__builtin_cpu_supports("popcnt") && __builtin_cpu_supports("avx512f") &&
 	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
 	    __builtin_cpu_supports("avx512vpopcntdq"))
