@@ -2,14 +2,14 @@
 #   make demo    a QEMU guest migrates with devices held by vfio-migd (dbus-vmstate)
 #   make demo-daemons  the two-daemon demo: simulated devices, vfio-migctl, no VM
 #   make check   every test: normal build (warnings are errors), then ASan+UBSan,
-#                the fuzz harnesses briefly, the real-kernel tier
+#                the fuzz harnesses briefly, the real-kernel and systemd tiers
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build demo demo-daemons bench dirty check check-unit check-sanitize check-kernel check-vmm fuzz format format-check clean
+.PHONY: all deps build demo demo-daemons bench dirty check check-unit check-sanitize check-kernel check-systemd check-vmm fuzz format format-check clean
 
 all: build
 
@@ -51,6 +51,11 @@ check-sanitize: deps
 
 check-kernel: deps
 	BUILD=$(BUILD) bash scripts/check-kernel.sh
+
+# the systemd tier: vfio-migd.service installed into a guest booted with systemd
+# as PID 1, real mtty devices, the real system bus (part of `make check` too)
+check-systemd: deps
+	BUILD=$(BUILD) bash scripts/check-systemd.sh
 
 # the VMM tier: the dbus-vmstate adapter with a stand-in QEMU and with the real
 # qemu-system-x86_64 (TCG, loopback), part of every `make check` run too

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of vfio-migd: formatting, the normal build (warnings are
 # errors), then the whole suite again under AddressSanitizer + UBSan, then each
-# libFuzzer harness for a bounded time, then the real-kernel tier.
+# libFuzzer harness for a bounded time, then the real-kernel tier and the systemd tier.
 # Ends with one line "N passed, M failed" counting every test case of every run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -103,6 +103,15 @@ if [ "$sanitize_only" -eq 0 ]; then
 	BUILD="$BUILD" bash scripts/check-kernel.sh 2>&1 | tee "$kernel_log" || status=1
 	count_last_line "$kernel_log"
 	rm -f "$kernel_log"
+fi
+
+# vfio-migd.service under a real systemd in the same guest kernel; "N passed, M failed" too
+if [ "$sanitize_only" -eq 0 ]; then
+	echo "== systemd tier"
+	systemd_log=$(mktemp)
+	BUILD="$BUILD" bash scripts/check-systemd.sh 2>&1 | tee "$systemd_log" || status=1
+	count_last_line "$systemd_log"
+	rm -f "$systemd_log"
 fi
 
 echo "${passed} passed, ${failed} failed"
