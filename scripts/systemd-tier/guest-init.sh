@@ -16,6 +16,8 @@ export PATH
 
 MDEV_TYPES=/sys/devices/virtual/mtty/mtty/mdev_supported_types
 NEW=/newroot
+# the PATH of what runs chrooted into the new root (dpkg wants its sbin tools)
+HOST_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 TIER=$CHECKOUT/scripts/systemd-tier
 
 say() {
@@ -86,13 +88,14 @@ install_product() {
 		say "installing $DEBS/*.deb with dpkg"
 		# (the glob expands in the chroot's shell: its paths are the host's)
 		# shellcheck disable=SC2016
-		chroot "$NEW" /bin/sh -c 'dpkg -i "$1"/*.deb' sh "$DEBS" >/tmp-install.log 2>&1 || {
+		PATH=$HOST_PATH chroot "$NEW" /bin/sh -c 'dpkg -i "$1"/*.deb' sh "$DEBS" \
+			>/tmp-install.log 2>&1 || {
 			tail -n 20 /tmp-install.log
 			fail_boot "dpkg -i $DEBS/*.deb"
 		}
 	else
 		say "installing $BUILD_SYSTEMD with meson install"
-		chroot "$NEW" meson install -C "$BUILD_SYSTEMD" --no-rebuild --quiet \
+		PATH=$HOST_PATH chroot "$NEW" meson install -C "$BUILD_SYSTEMD" --no-rebuild --quiet \
 			>/tmp-install.log 2>&1 || {
 			tail -n 20 /tmp-install.log
 			fail_boot "meson install -C $BUILD_SYSTEMD"
@@ -112,7 +115,10 @@ configure_machine() {
 	# /run/.containerenv) would make systemd think it runs in one: then it reads
 	# its settings from its own argv, not the kernel's command line
 	rm -f "$NEW/.dockerenv" "$NEW/run/.containerenv"
-	mkdir -p "$e/systemd/system"
+	mkdir -p "$e/systemd/system" "$e/tmpfiles.d"
+	# the host's /tmp and /var/tmp show through the overlay (a checkout may be
+	# there): systemd-tmpfiles must not empty them at boot, file by file over 9p
+	: >"$e/tmpfiles.d/tmp.conf"
 	# consoles and logins, timers (apt, man-db, ...) and the network's wait
 	# have no part in this guest; the serial console is the runner's
 	for u in getty@.service serial-getty@.service console-getty.service getty.target \
