@@ -11,9 +11,10 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 SYSTEMD_PAGER='' SYSTEM
 
 UNIT=vfio-migd.service
 STEP_S=${STEP_S:-60}
-N_CASES=10
+N_CASES=11
 WORK=$(mktemp -d /run/vfio-migd-tier.XXXXXX)
-DST_BUS_PID=
+PRIV_BUS_PID=
+PRIV_PID=
 DST_PID=
 DST_NAME=org.vfiomigd.SystemdTier.Destination
 # what goes into A's two ports before the migration that is killed
@@ -21,6 +22,9 @@ TEXT0=SYSD
 TEXT0_HEX=53595344
 TEXT1=42
 TEXT1_HEX=3432
+# what goes into B's port 0 before the TLS migration into A
+TEXT_TLS=TLS
+TEXT_TLS_HEX=544c53
 
 n=0
 failed=0
@@ -105,7 +109,7 @@ main_messages() {
 
 cleanup() {
 	[ -n "$DST_PID" ] && kill "$DST_PID" 2>/dev/null && wait "$DST_PID" 2>/dev/null
-	[ -n "$DST_BUS_PID" ] && kill "$DST_BUS_PID" 2>/dev/null && wait "$DST_BUS_PID" 2>/dev/null
+	[ -n "$PRIV_BUS_PID" ] && kill "$PRIV_BUS_PID" 2>/dev/null && wait "$PRIV_BUS_PID" 2>/dev/null
 	rm -rf "$WORK"
 }
 
@@ -333,13 +337,19 @@ check_socket_tls() {
 		fail_file "$WORK/tls.out" "openssl s_client"
 		fail_file "$WORK/t.txt" "journal"
 	}
-	cp "$WORK/conf.orig" "$conf"
-	systemctl stop vfio-migd.socket
 	check_end socket-activation-tls
 }
 
-# the destination of check 10: a second vfio-migd on a private bus, holding B
-start_destination() {
+# the configuration as it was before check 9, the socket stopped
+restore_listen() {
+	cp "$WORK/conf.orig" /etc/vfio-migd/vfio-migd.conf
+	systemctl stop vfio-migd.socket
+}
+
+# A private bus for the runner's own daemons (as scripts/kernel-tier/daemons.sh
+# has): its address goes to DBUS_SESSION_BUS_ADDRESS. Started once.
+start_private_bus() {
+	[ -z "$PRIV_BUS_PID" ] || return 0
 	cat >"$WORK/bus.conf" <<EOB
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -356,22 +366,78 @@ start_destination() {
 EOB
 	dbus-daemon --config-file="$WORK/bus.conf" --nofork --nopidfile --print-address=3 \
 		3>"$WORK/bus.address" >"$WORK/bus.log" 2>&1 &
-	DST_BUS_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$WORK/bus.address" ] && break
+	PRIV_BUS_PID=$!
+	local deadline=$((SECONDS + 10))
+	while [ ! -s "$WORK/bus.address" ] && [ "$SECONDS" -lt "$deadline" ]; do
 		sleep 0.1
 	done
 	[ -s "$WORK/bus.address" ] || return 1
 	DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.address")
 	export DBUS_SESSION_BUS_ADDRESS
-	: >"$WORK/dst.conf"
-	vfio-migd --session --bus-name "$DST_NAME" --config "$WORK/dst.conf" \
-		--device "$UUID_B" >"$WORK/dst.log" 2>&1 &
-	DST_PID=$!
-	timeout -k 5 "$STEP_S" gdbus wait --session --timeout "$STEP_S" "$DST_NAME" >/dev/null 2>&1
 }
 
-# 10: SIGKILL while a job holds A stopped after the switchover; systemd restarts
+# a second vfio-migd on the private bus, holding one device; sets PRIV_PID
+start_private_daemon() { # bus-name device log
+	start_private_bus || return 1
+	: >"$WORK/empty.conf"
+	vfio-migd --session --bus-name "$1" --config "$WORK/empty.conf" --device "$2" >"$3" 2>&1 &
+	PRIV_PID=$!
+	timeout -k 5 "$STEP_S" gdbus wait --session --timeout "$STEP_S" "$1" >/dev/null 2>&1
+}
+
+stop_private_daemon() { # pid
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+# 10: the socket-activated daemon, with its TLS setup, receives a migration:
+# a source daemon (private bus, device B) migrates to tcp:127.0.0.1:4821 with
+# the client certificate; the system daemon expected it into A. A then holds
+# B's UART bytes.
+check_socket_tls_migration() {
+	check_begin
+	local src_name=org.vfiomigd.SystemdTier.Source src_pid job_out rc
+	expect "service" "$(prop ActiveState)" active
+	systemctl stop "$UNIT" 2>/dev/null
+	uart_tool write "$UUID_B" "$TEXT_TLS" -- write "$UUID_A" old >"$WORK/w-tls.log" 2>&1 ||
+		fail "writing B's UART failed: $(tail -n 1 "$WORK/w-tls.log")"
+	if ! start_private_daemon "$src_name" "$UUID_B" "$WORK/src-tls.log"; then
+		fail "the source daemon did not start"
+		fail_file "$WORK/src-tls.log" "source daemon"
+		check_end socket-activation-tls-migration
+		return
+	fi
+	src_pid=$PRIV_PID
+	# the service is stopped, its socket listens: the expectation's call starts it by D-Bus
+	migctl expect vm-tier-tls --device mtty-a >"$WORK/expect.out" 2>"$WORK/expect.err"
+	expect "expect exit" "$?" 0
+	migctl --session --bus-name "$src_name" --json migrate tcp:127.0.0.1:4821 \
+		--cert /etc/vfio-migd/tls/client-cert.pem --key /etc/vfio-migd/tls/client-key.pem \
+		--ca /etc/vfio-migd/tls/ca.pem --peer-name localhost --migration-id vm-tier-tls \
+		--timeout-s "$STEP_S" >"$WORK/m-tls.json" 2>"$WORK/m-tls.err"
+	rc=$?
+	expect "migrate exit" "$rc" 0
+	job_out=$(grep '"event":"completed"' "$WORK/m-tls.json" | tail -n 1)
+	expect success "$(echo "$job_out" | jq -r .success 2>/dev/null)" true
+	expect "A after the migration" "$(device_state mtty-a)" RUNNING
+	main_messages >"$WORK/tls-m.txt"
+	! grep -q 'not served' "$WORK/tls-m.txt" || fail "the daemon did not serve the socket"
+	stop_private_daemon "$src_pid"
+	systemctl stop "$UNIT" 2>/dev/null
+	uart_tool read "$UUID_A" 2 >"$WORK/r-tls.out" 2>"$WORK/r-tls.err"
+	expect "A read" "$(cut -d' ' -f1,2 "$WORK/r-tls.out")" "state=RUNNING uart0=$TEXT_TLS_HEX"
+	if [ -n "$WHY" ]; then
+		fail_file "$WORK/expect.err" "vfio-migctl expect"
+		fail_file "$WORK/m-tls.err" "vfio-migctl migrate"
+		fail_file "$WORK/tls-m.txt" "the unit's journal"
+		fail_file "$WORK/src-tls.log" "source daemon"
+		fail_file "$WORK/r-tls.err" "migd-uart-tool read"
+	fi
+	check_end socket-activation-tls-migration
+}
+
+# 11: SIGKILL while a job holds A stopped after the switchover; systemd restarts
 # the daemon (Restart=on-failure), which finds its journal of jobs and brings A
 # back to RUNNING; A's UART still holds what was written before
 check_kill_mid_migration() {
@@ -381,12 +447,13 @@ check_kill_mid_migration() {
 	uart_tool write "$UUID_A" "$TEXT0" "$TEXT1" -- write "$UUID_B" old >"$WORK/w.log" 2>&1 ||
 		fail "writing A's UART failed: $(tail -n 1 "$WORK/w.log")"
 	systemctl start "$UNIT" || fail "$UNIT does not start"
-	if ! start_destination; then
+	if ! start_private_daemon "$DST_NAME" "$UUID_B" "$WORK/dst.log"; then
 		fail "the destination daemon did not start"
 		fail_file "$WORK/dst.log" "destination daemon"
 		check_end kill-mid-migration-restart
 		return
 	fi
+	DST_PID=$PRIV_PID
 	address=$(dst_migctl listen unix:@vfio-migd-tier-dst --plain --start manual 2>"$WORK/l.err")
 	[ -n "$address" ] || fail_file "$WORK/l.err" "listen"
 	job=$(migctl migrate "$address" --plain --device mtty-a --switchover manual --no-wait \
@@ -461,6 +528,8 @@ main() {
 	check_dbus_activation
 	check_socket_no_tls
 	check_socket_tls
+	check_socket_tls_migration
+	restore_listen
 	check_kill_mid_migration
 	echo "# boot to vfio-migd ready: ${BOOT_TO_READY:-?} s; checks: $((SECONDS - start)) s"
 	echo "$END_MARKER rc=$failed"
