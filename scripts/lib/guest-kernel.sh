@@ -166,7 +166,8 @@ copy_module() { # source-file dest-ko
 	esac
 }
 
-# The initramfs basics in directory $1: busybox, /dev/console, the modules $3...
+# The initramfs basics in directory $1: busybox, /dev/console, what the /init
+# scripts share (/lib/guest-common.sh), the modules $3...
 # with their dependencies and then mtty.ko ($2), decompressed under
 # /lib/modules. Sets the caller's load_order (declared by it) to the order to
 # insmod them in.
@@ -176,6 +177,7 @@ initramfs_basics() { # root mtty-ko module...
 	local -A module_files=()
 	mkdir -p "$root"/{bin,dev,proc,sys,host,lib/modules}
 	cp /bin/busybox "$root/bin/busybox"
+	cp scripts/lib/guest-init-common.sh "$root/lib/guest-common.sh"
 	mknod -m 600 "$root/dev/console" c 5 1
 	for name in "$@"; do
 		add_module_with_deps "$name"

@@ -14,7 +14,10 @@ export PATH
 # shellcheck source=/dev/null
 . /systemd-tier.conf
 
-MDEV_TYPES=/sys/devices/virtual/mtty/mtty/mdev_supported_types
+# mount_guest_basics load_modules create_mtty_device
+# shellcheck source=scripts/lib/guest-init-common.sh
+. /lib/guest-common.sh
+
 NEW=/newroot
 # the PATH of what runs chrooted into the new root (dpkg wants its sbin tools)
 HOST_PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -34,20 +37,6 @@ fail_boot() {
 	sync
 	poweroff -f
 	exit 1
-}
-
-mount_guest_basics() {
-	mount -t proc proc /proc || fail_boot "mount /proc"
-	mount -t sysfs sysfs /sys || fail_boot "mount /sys"
-	mount -t devtmpfs devtmpfs /dev || fail_boot "mount /dev"
-	exec </dev/console >/dev/console 2>&1
-	echo 1 >/proc/sys/kernel/printk
-}
-
-load_modules() {
-	for m in $MODULES; do
-		insmod "/lib/modules/$m.ko" || fail_boot "insmod $m"
-	done
 }
 
 # The host's root, read-only, under a writable overlay: what systemd boots.
@@ -70,15 +59,11 @@ mount_overlay_root() {
 	mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$NEW/run" || fail_boot "mount /run"
 }
 
+# A and B: mtty-2, C: mtty-1 (before /sys moves into the new root)
 create_mtty_devices() {
-	types=$NEW$MDEV_TYPES
-	[ -d "$types" ] || fail_boot "$MDEV_TYPES missing (mtty not loaded?)"
-	echo "$UUID_A" >"$types/mtty-2/create" || fail_boot "create mtty-2 $UUID_A"
-	echo "$UUID_B" >"$types/mtty-2/create" || fail_boot "create mtty-2 $UUID_B"
-	echo "$UUID_C" >"$types/mtty-1/create" || fail_boot "create mtty-1 $UUID_C"
-	for u in "$UUID_A" "$UUID_B" "$UUID_C"; do
-		[ -e "$NEW/sys/bus/mdev/devices/$u" ] || fail_boot "device $u did not appear"
-	done
+	create_mtty_device "$UUID_A" mtty-2
+	create_mtty_device "$UUID_B" mtty-2
+	create_mtty_device "$UUID_C" mtty-1
 }
 
 # The product, into the overlay: the meson build's install (a Debian host's
@@ -160,8 +145,8 @@ configure_daemon() {
 mount_guest_basics
 say "kernel $(uname -r) up"
 load_modules
-mount_overlay_root
 create_mtty_devices
+mount_overlay_root
 install_product
 configure_machine
 configure_daemon
