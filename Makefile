@@ -3,7 +3,7 @@
 #   make demo-daemons  the two-daemon demo: simulated devices, vfio-migctl, no VM
 #   make bench   the benchmarks, one table (make bench-strict: exit 1 on a missed target)
 #   make check   every test: normal build (warnings are errors), then ASan+UBSan,
-#                the fuzz harnesses briefly, the real-kernel tier, the packages
+#                the fuzz harnesses briefly, the real-kernel tier, the packages, the systemd tier
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
 BUILD_FUZZ ?= build-fuzz
@@ -11,7 +11,7 @@ BUILD_INSTALL ?= build-install
 FUZZ_SECONDS ?= 60
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build install package check-package demo demo-daemons bench bench-strict bench-deps dirty check check-unit check-sanitize check-kernel check-vmm fuzz format format-check clean
+.PHONY: all deps build install package check-package demo demo-daemons bench bench-strict bench-deps dirty check check-unit check-sanitize check-kernel check-systemd check-vmm fuzz format format-check clean
 
 all: build
 
@@ -83,6 +83,11 @@ check-sanitize: deps
 
 check-kernel: deps
 	BUILD=$(BUILD) bash scripts/check-kernel.sh
+
+# the systemd tier: vfio-migd.service installed into a guest booted with systemd
+# as PID 1, real mtty devices, the real system bus (part of `make check` too)
+check-systemd: deps
+	BUILD=$(BUILD) bash scripts/check-systemd.sh
 
 # the VMM tier: the dbus-vmstate adapter with a stand-in QEMU and with the real
 # qemu-system-x86_64 (TCG, loopback), part of every `make check` run too
