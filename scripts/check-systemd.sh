@@ -221,6 +221,8 @@ main() {
 	make_initramfs "$work/initrd.img" "$mtty_ko"
 	boot_until_program_ran "$work/initrd.img" "$work/console.log"
 	guest_rc=$(extract_guest_output "$work/console.log" "$work/guest.tap")
+	# what the guest's /init said before systemd took over (the install, its time)
+	grep '^systemd-tier-guest: ' "$work/console.txt" || true
 	echo "== guest: vfio-migd under systemd (runner exit ${guest_rc}; boot and run ${boot_seconds} s)"
 	cat "$work/guest.tap"
 	while IFS= read -r line; do
