@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench-stream.h"
 #include "migd-crc32c.h"
 #include "migd-data-fd.h"
 #include "migd-destination.h"
@@ -448,13 +449,18 @@ bench_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, 
 int
 main(int argc, char **argv)
 {
+	g_autoptr(BenchReport) report = bench_report_new();
 	gboolean ok = TRUE;
 	/* as the daemon does: 1-8 MiB chunk buffers from the heap, not a fresh mmap each */
 	migd_tune_allocator();
 	/* the engine's per-job messages would drown the results */
 	g_log_set_writer_func(bench_log_writer, NULL, NULL);
-	if (g_getenv("BENCH_SKIP_THROUGHPUT") == NULL)
-		ok &= bench_throughput(0.95);
-	ok &= bench_downtime(0.30);
-	return ok ? 0 : 1;
+	bench_stream(report);
+	if (g_getenv("BENCH_STREAM_ONLY") == NULL) {
+		if (g_getenv("BENCH_SKIP_THROUGHPUT") == NULL)
+			ok &= bench_throughput(0.95);
+		ok &= bench_downtime(0.30);
+	}
+	bench_report_print(report, stdout);
+	return ok && bench_report_missed(report) == 0 ? 0 : 1;
 }
