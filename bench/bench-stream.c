@@ -232,6 +232,9 @@ bench_stream_engine(BenchStreamPeer *peer, const gchar *kind,
 	migd_source_options_init(&options);
 	/* stop-copy moves everything: no pre-copy round at all */
 	options.policy.max_rounds = 0;
+	/* BENCH_STREAM_CHUNK=BYTES: the data-fd read size (default: the engine's) */
+	if (g_getenv("BENCH_STREAM_CHUNK") != NULL)
+		options.chunk_size = g_ascii_strtoull(g_getenv("BENCH_STREAM_CHUNK"), NULL, 10);
 	fprintf(peer->to, "%s\n", kind);
 	fflush(peer->to);
 	line = bench_stream_peer_line(peer);
@@ -324,10 +327,13 @@ bench_stream(BenchReport *report)
 	/* BENCH_STREAM_PROFILE=plain|tls: only that engine, for perf record */
 	if (g_getenv("BENCH_STREAM_PROFILE") != NULL) {
 		gboolean use_tls = g_strcmp0(g_getenv("BENCH_STREAM_PROFILE"), "tls") == 0;
-		for (guint i = 0; i < BENCH_STREAM_RUNS; i++)
-			printf("stream: %s %.0f MiB/s\n", use_tls ? "TLS" : "plain",
-			       use_tls ? bench_stream_engine(&peer, "tls", &tls_src, &pc)
-				       : bench_stream_engine(&peer, "plain", &plain, &pc));
+		for (guint i = 0; i < BENCH_STREAM_RUNS; i++) {
+			gdouble c0 = bench_stream_cpu_s();
+			gdouble rate = use_tls ? bench_stream_engine(&peer, "tls", &tls_src, &pc)
+					       : bench_stream_engine(&peer, "plain", &plain, &pc);
+			printf("stream: %s %.0f MiB/s, CPU s/GiB %.2f + %.2f\n",
+			       use_tls ? "TLS" : "plain", rate, bench_stream_cpu_s() - c0, pc);
+		}
 		bench_stream_peer_stop(&peer);
 		migd_test_pki_free(pki);
 		return;
