@@ -29,6 +29,7 @@
 #include "bench-dirty.h"
 #include "bench-gib.h"
 #include "bench-report.h"
+#include "bench-stream.h"
 #include "migd-crc32c.h"
 #include "migd-data-fd.h"
 #include "migd-destination.h"
@@ -493,14 +494,15 @@ bench_progress(const gchar *what)
 int
 main(int argc, char **argv)
 {
-	static const gchar *const groups[] = {"stop-copy", "downtime", "dirty", "gib", NULL};
+	static const gchar *const groups[] = {"stream", "stop-copy", "downtime",
+					      "dirty",	"gib",	     NULL};
 	gboolean strict = FALSE;
 	g_autofree gchar *json_path = NULL;
 	g_auto(GStrv) only = NULL;
 	g_autofree gchar *gib_sizes = g_strdup("4,8");
 	GOptionEntry entries[] = {
 	    {"only", 0, 0, G_OPTION_ARG_STRING_ARRAY, &only,
-	     "Run only these groups: stop-copy, downtime, dirty, gib (comma-separated, "
+	     "Run only these groups: stream, stop-copy, downtime, dirty, gib (comma-separated, "
 	     "repeatable)",
 	     "GROUP,..."},
 	    {"strict", 0, 0, G_OPTION_ARG_NONE, &strict,
@@ -531,10 +533,9 @@ main(int argc, char **argv)
 		g_auto(GStrv) words = g_strsplit(only[i], ",", -1);
 		for (guint j = 0; words[j] != NULL; j++) {
 			if (!g_strv_contains(groups, words[j])) {
-				g_printerr(
-				    "migd-bench: --only: no group '%s' (stop-copy, downtime, "
-				    "dirty, gib)\n",
-				    words[j]);
+				g_printerr("migd-bench: --only: no group '%s' (stream, stop-copy, "
+					   "downtime, dirty, gib)\n",
+					   words[j]);
 				return 2;
 			}
 		}
@@ -549,6 +550,10 @@ main(int argc, char **argv)
 	migd_tune_allocator();
 	/* the engine's per-job messages would drown the results */
 	g_log_set_writer_func(bench_log_writer, NULL, NULL);
+	if (bench_selected(only, "stream")) {
+		bench_progress("the engine against the link (plain, TLS)");
+		bench_stream(report);
+	}
 	if (bench_selected(only, "stop-copy") && g_getenv("BENCH_SKIP_THROUGHPUT") == NULL) {
 		bench_progress("stop-copy throughput and the checksum's cost");
 		bench_throughput(report, 0.95);
