@@ -104,11 +104,12 @@
 #define CK_FMIX2    G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53)
 #define CK_LANES    8
 #define ALL_ONES    G_MAXUINT64
-#define BLOCK	    8			    /* words per block: one per checksum lane */
-#define SEG_BLOCKS  512			    /* blocks between two checks for a certain RAW */
-#define PIECE_WORDS (SEG_BLOCKS * BLOCK)    /* 32 KiB: both passes of a piece find it cached */
-#define BATCH	    512			    /* page numbers extracted before they become varints */
-#define SLACK	    (4 * (BATCH + 64) + 64) /* bytes a flush may write past the limit */
+#define BLOCK	    8			  /* words per block: one per checksum lane */
+#define SEG_BLOCKS  512			  /* blocks between two checks for a certain RAW */
+#define PIECE_WORDS (SEG_BLOCKS * BLOCK)  /* 32 KiB: both passes of a piece find it cached */
+#define BATCH	    512			  /* page numbers extracted before they become varints */
+#define BATCH_ROOM  (BATCH + 2 * 64)	  /* and the pages of two more words */
+#define SLACK	    (4 * BATCH_ROOM + 64) /* bytes a flush may write past the limit */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -572,7 +573,7 @@ static ALWAYS_INLINE void
 sparse_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 	    const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gsize n = 0, next_word = 0;
 
 	for (gsize m = 0; m < n_bounds; m++) {
@@ -657,7 +658,7 @@ static ALWAYS_INLINE void
 runs_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 	  const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gsize n = 0;
 
 	for (gsize m = 0; m < n_bounds; m++) {
@@ -687,6 +688,8 @@ typedef struct {
 	guint64 n_dirty, n_runs;
 	guint64 carry;	   /* the last page of the previous piece */
 	gsize last_listed; /* words listed in the previous piece */
+	/* FALSE when every word of the piece that is not listed is clean (AVX2 pass 1) */
+	gboolean dirty_unlisted;
 } Pass1;
 
 /* pass 1 of words [start, end): start is a multiple of BLOCK, end too unless it is n_words */
@@ -801,14 +804,46 @@ sparse_piece_word(Walk *w, guint32 *batch, gsize *n, gsize *next_word, guint64 *
 
 static ALWAYS_INLINE void
 sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
-		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w, gboolean avx2)
+		  const guint32 *bounds, gsize n_bounds, gboolean last, gboolean dirty_unlisted,
+		  Walk *w, gboolean avx2)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gboolean last_listed = last && n_bounds > 0 && bounds[n_bounds - 1] == n_words - 1;
-	gsize n = 0, nb = n_bounds - last_listed, next_word = w->next_word;
+	gsize n = 0, nb = n_bounds - last_listed, next_word = w->next_word, m = 0;
 	guint64 top = w->top;
 
-	for (gsize m = 0; m < nb; m++) {
+	if (!dirty_unlisted && nb > 0) {
+		/* only the first listed word may follow dirty words (of the previous piece) */
+		if (!sparse_piece_word(w, batch, &n, &next_word, &top, bitmap[bounds[0]], bounds[0],
+				       avx2))
+			return;
+		/* two words a step: one check of the batch */
+		for (m = 1; m + 1 < nb; m += 2) {
+			gsize i = bounds[m], j = bounds[m + 1];
+
+			flatten(batch, &n, bitmap[i], i);
+			flatten(batch, &n, bitmap[j], j);
+			if (n >= BATCH) {
+				sparse_piece_flush(w, batch, &n, avx2);
+				if (w->overflow)
+					return;
+			}
+		}
+		if (m < nb) {
+			gsize i = bounds[m];
+
+			flatten(batch, &n, bitmap[i], i);
+			if (n >= BATCH) {
+				sparse_piece_flush(w, batch, &n, avx2);
+				if (w->overflow)
+					return;
+			}
+		}
+		next_word = bounds[nb - 1] + 1;
+		top = bitmap[bounds[nb - 1]] >> 63;
+		m = nb;
+	}
+	for (; m < nb; m++) {
 		gsize i = bounds[m];
 
 		if (!sparse_piece_word(w, batch, &n, &next_word, &top, bitmap[i], i, avx2))
@@ -939,7 +974,7 @@ typedef struct {
 			    guint64 last_mask, guint32 *bounds, Pass1 *st);
 	void (*sparse_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask,
 			     guint64 n_pages, const guint32 *bounds, gsize n_bounds, gboolean last,
-			     Walk *w);
+			     gboolean dirty_unlisted, Walk *w);
 	void (*runs_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 			   const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w);
 } Kernels;
@@ -978,12 +1013,13 @@ typedef struct {
 	{                                                                                          \
 		return scan_piece_body(bitmap, start, end, n_words, last_mask, bounds, st);        \
 	}                                                                                          \
-	static attrs void sparse_piece_##suffix(                                                   \
-	    const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,              \
-	    const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)                         \
+	static attrs void sparse_piece_##suffix(const guint64 *bitmap, gsize n_words,              \
+						guint64 last_mask, guint64 n_pages,                \
+						const guint32 *bounds, gsize n_bounds,             \
+						gboolean last, gboolean dirty_unlisted, Walk *w)   \
 	{                                                                                          \
-		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w,  \
-				  FALSE);                                                          \
+		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last,     \
+				  TRUE, w, FALSE);                                                 \
 	}                                                                                          \
 	static attrs void runs_piece_##suffix(                                                     \
 	    const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,              \
@@ -1049,7 +1085,8 @@ static AVX2_TARGET ALWAYS_INLINE gsize
 scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds, Pass1 *st,
 		 gboolean skip, gboolean count_starts)
 {
-	__m256i starts = _mm256_setzero_si256();
+	__m256i starts = _mm256_setzero_si256(), unlisted_dirty = _mm256_setzero_si256();
+	const __m256i ones = _mm256_set1_epi64x(-1);
 	gsize m = 0, uniform_dirty = 0;
 	guint64 n_mixed = 0;
 	LANES_LOAD(st->v);
@@ -1072,6 +1109,11 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 			uniform_dirty += p[0] & 1;
 			continue;
 		}
+		if (!skip)
+			unlisted_dirty = _mm256_or_si256(
+			    unlisted_dirty,
+			    _mm256_or_si256(_mm256_and_si256(e0, _mm256_cmpeq_epi64(x0, ones)),
+					    _mm256_and_si256(e1, _mm256_cmpeq_epi64(x1, ones))));
 		mask = ~((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e0)) |
 			 ((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e1)) << 4)) &
 		       0xff;
@@ -1093,6 +1135,7 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 	st->n_dirty += n_mixed + 64 * BLOCK * uniform_dirty;
 	st->n_runs += sum4_avx2(starts);
 	st->carry = bitmap[n_blocks * BLOCK - 1] >> 63;
+	st->dirty_unlisted = skip || !_mm256_testz_si256(unlisted_dirty, unlisted_dirty);
 	return m;
 }
 
@@ -1182,6 +1225,7 @@ scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 {
 	gsize b = start / BLOCK, n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
 	gsize m = 0;
+	gboolean dirty_unlisted = TRUE;
 
 	if (b == 0 && n_blocks > 0) {
 		/* the first block has no previous word to load */
@@ -1195,21 +1239,28 @@ scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, TRUE);
 		else if (st->last_listed * 64 < PIECE_WORDS)
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, FALSE);
-		else
+		else {
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, FALSE, FALSE);
+			dirty_unlisted = st->dirty_unlisted || start == 0;
+		}
 		b = n_blocks;
 	}
-	if (b * BLOCK < end)
+	if (b * BLOCK < end) {
 		m += scan_piece_body(bitmap, b * BLOCK, end, n_words, last_mask, bounds + m, st);
+		dirty_unlisted = TRUE;
+	}
 	st->last_listed = m;
+	st->dirty_unlisted = dirty_unlisted;
 	return m;
 }
 
 static AVX2_TARGET void
 sparse_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
-		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+		  const guint32 *bounds, gsize n_bounds, gboolean last, gboolean dirty_unlisted,
+		  Walk *w)
 {
-	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w, TRUE);
+	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last,
+			  dirty_unlisted, w, TRUE);
 }
 
 static AVX2_TARGET void
@@ -1562,7 +1613,8 @@ encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirt
 		if (sparse == WALK_LIVE) {
 			if (sw.buf == NULL)
 				walk_init(&sw, raw_bytes, raw_bytes);
-			k->sparse_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last, &sw);
+			k->sparse_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last,
+					st.dirty_unlisted, &sw);
 			if (sw.overflow)
 				sparse = WALK_OVER;
 		}
