@@ -1086,7 +1086,6 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 		 gboolean skip, gboolean count_starts)
 {
 	__m256i starts = _mm256_setzero_si256(), unlisted_dirty = _mm256_setzero_si256();
-	const __m256i ones = _mm256_set1_epi64x(-1);
 	gsize m = 0, uniform_dirty = 0;
 	guint64 n_mixed = 0;
 	LANES_LOAD(st->v);
@@ -1109,11 +1108,11 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 			uniform_dirty += p[0] & 1;
 			continue;
 		}
+		/* an unlisted word is all clean or all dirty: its bit 0 says which */
 		if (!skip)
 			unlisted_dirty = _mm256_or_si256(
 			    unlisted_dirty,
-			    _mm256_or_si256(_mm256_and_si256(e0, _mm256_cmpeq_epi64(x0, ones)),
-					    _mm256_and_si256(e1, _mm256_cmpeq_epi64(x1, ones))));
+			    _mm256_or_si256(_mm256_and_si256(e0, x0), _mm256_and_si256(e1, x1)));
 		mask = ~((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e0)) |
 			 ((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e1)) << 4)) &
 		       0xff;
@@ -1135,7 +1134,7 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 	st->n_dirty += n_mixed + 64 * BLOCK * uniform_dirty;
 	st->n_runs += sum4_avx2(starts);
 	st->carry = bitmap[n_blocks * BLOCK - 1] >> 63;
-	st->dirty_unlisted = skip || !_mm256_testz_si256(unlisted_dirty, unlisted_dirty);
+	st->dirty_unlisted = skip || !_mm256_testz_si256(unlisted_dirty, _mm256_set1_epi64x(1));
 	return m;
 }
 
