@@ -58,7 +58,9 @@
  *     each into a buffer of the RAW size, and counts the runs. A format stops when it passes
  *     the RAW size, or is no longer written when it looks hopeless: SPARSE when n_dirty passes
  *     the RAW bytes seen or 2.5 runs (each with a piece's margin), RUNS when 2 * runs passes
- *     the RAW bytes seen or 1.5 * runs passes n_dirty.
+ *     the RAW bytes seen or 1.5 * runs passes n_dirty. The AVX2 pass 1 also says whether a
+ *     word it did not list is dirty; when none is, only the piece's first listed word may
+ *     follow dirty words that are not listed, and the SPARSE walk tests only that one.
  *   sizes: RUNS = sum vlen(c) + sum vlen(d) and SPARSE = (n_dirty - runs) + sum vlen(c), so
  *     SPARSE <= RUNS whenever n_dirty <= 2 * runs, and a complete RUNS walk gives SPARSE's
  *     exact size too. The smallest wins (ties: SPARSE, RUNS, RAW). When the winner, or a size
