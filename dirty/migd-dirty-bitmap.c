@@ -804,6 +804,41 @@ sparse_piece_word(Walk *w, guint32 *batch, gsize *n, gsize *next_word, guint64 *
 	return TRUE;
 }
 
+#ifdef MIGD_DIRTY_DISPATCH
+/* flatten() with BMI's TZCNT, which gives 64 for 0: no bit to OR in for the entries past cnt */
+static AVX2_TARGET inline void
+flatten_bmi(guint32 *buf, gsize *n, guint64 x, gsize i)
+{
+	guint32 base = (guint32)(i * 64);
+	guint32 *o = buf + *n;
+	guint cnt = __builtin_popcountll(x);
+
+	o[0] = base + (guint32)_tzcnt_u64(x);
+	x = _blsr_u64(x);
+	o[1] = base + (guint32)_tzcnt_u64(x);
+	if (G_UNLIKELY(cnt > 2)) {
+		x = _blsr_u64(x);
+		for (guint k = 2; x != 0; k++) {
+			o[k] = base + (guint32)_tzcnt_u64(x);
+			x = _blsr_u64(x);
+		}
+	}
+	*n += cnt;
+}
+#endif
+
+static ALWAYS_INLINE void
+flatten_fast(guint32 *buf, gsize *n, guint64 x, gsize i, gboolean avx2)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	if (avx2) {
+		flatten_bmi(buf, n, x, i);
+		return;
+	}
+#endif
+	flatten(buf, n, x, i);
+}
+
 static ALWAYS_INLINE void
 sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 		  const guint32 *bounds, gsize n_bounds, gboolean last, gboolean dirty_unlisted,
@@ -823,8 +858,8 @@ sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint
 		for (m = 1; m + 1 < nb; m += 2) {
 			gsize i = bounds[m], j = bounds[m + 1];
 
-			flatten(batch, &n, bitmap[i], i);
-			flatten(batch, &n, bitmap[j], j);
+			flatten_fast(batch, &n, bitmap[i], i, avx2);
+			flatten_fast(batch, &n, bitmap[j], j, avx2);
 			if (n >= BATCH) {
 				sparse_piece_flush(w, batch, &n, avx2);
 				if (w->overflow)
