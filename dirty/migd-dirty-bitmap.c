@@ -690,7 +690,8 @@ typedef struct {
 	guint64 n_dirty, n_runs;
 	guint64 carry;	   /* the last page of the previous piece */
 	gsize last_listed; /* words listed in the previous piece */
-	/* FALSE when every word of the piece that is not listed is clean (AVX2 pass 1) */
+	/* FALSE: every word of the piece that is not listed is clean (set by the AVX2 pass 1,
+	 * read by its SPARSE walk; TRUE when not known) */
 	gboolean dirty_unlisted;
 } Pass1;
 
@@ -869,7 +870,7 @@ sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint
 		if (m < nb) {
 			gsize i = bounds[m];
 
-			flatten(batch, &n, bitmap[i], i);
+			flatten_fast(batch, &n, bitmap[i], i, avx2);
 			if (n >= BATCH) {
 				sparse_piece_flush(w, batch, &n, avx2);
 				if (w->overflow)
@@ -1171,6 +1172,7 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 	st->n_dirty += n_mixed + 64 * BLOCK * uniform_dirty;
 	st->n_runs += sum4_avx2(starts);
 	st->carry = bitmap[n_blocks * BLOCK - 1] >> 63;
+	/* skipped blocks are not looked at: not known */
 	st->dirty_unlisted = skip || !_mm256_testz_si256(unlisted_dirty, _mm256_set1_epi64x(1));
 	return m;
 }
@@ -1277,7 +1279,7 @@ scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, FALSE);
 		else {
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, FALSE, FALSE);
-			dirty_unlisted = st->dirty_unlisted || start == 0;
+			dirty_unlisted = st->dirty_unlisted;
 		}
 		b = n_blocks;
 	}
