@@ -1231,10 +1231,10 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 		}
 		runs += 8 - __builtin_popcount((guint)_mm256_movemask_ps(_mm256_castsi256_ps(
 				_mm256_cmpeq_epi32(gap, _mm256_setzero_si256()))));
-		enc =
-		    _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(gap, _mm256_set1_epi32(0x7f)),
-						    _mm256_and_si256(two, _mm256_set1_epi32(0x80))),
-				    _mm256_slli_epi32(_mm256_srli_epi32(gap, 7), 8));
+		/* gap = 128 h + l: l + 256 h, and the low byte's top bit when h > 0 */
+		enc = _mm256_add_epi32(
+		    _mm256_add_epi32(gap, _mm256_and_si256(gap, _mm256_set1_epi32(0x3f80))),
+		    _mm256_and_si256(two, _mm256_set1_epi32(0x80)));
 		enc16 =
 		    _mm_packus_epi32(_mm256_castsi256_si128(enc), _mm256_extracti128_si256(enc, 1));
 		mask = (guint)_mm256_movemask_ps(_mm256_castsi256_ps(two));
