@@ -58,7 +58,9 @@
  *     each into a buffer of the RAW size, and counts the runs. A format stops when it passes
  *     the RAW size, or is no longer written when it looks hopeless: SPARSE when n_dirty passes
  *     the RAW bytes seen or 2.5 runs (each with a piece's margin), RUNS when 2 * runs passes
- *     the RAW bytes seen or 1.5 * runs passes n_dirty.
+ *     the RAW bytes seen or 1.5 * runs passes n_dirty. The AVX2 pass 1 also says whether a
+ *     word it did not list is dirty; when none is, only the piece's first listed word may
+ *     follow dirty words that are not listed, and the SPARSE walk tests only that one.
  *   sizes: RUNS = sum vlen(c) + sum vlen(d) and SPARSE = (n_dirty - runs) + sum vlen(c), so
  *     SPARSE <= RUNS whenever n_dirty <= 2 * runs, and a complete RUNS walk gives SPARSE's
  *     exact size too. The smallest wins (ties: SPARSE, RUNS, RAW). When the winner, or a size
@@ -104,11 +106,12 @@
 #define CK_FMIX2    G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53)
 #define CK_LANES    8
 #define ALL_ONES    G_MAXUINT64
-#define BLOCK	    8			    /* words per block: one per checksum lane */
-#define SEG_BLOCKS  512			    /* blocks between two checks for a certain RAW */
-#define PIECE_WORDS (SEG_BLOCKS * BLOCK)    /* 32 KiB: both passes of a piece find it cached */
-#define BATCH	    512			    /* page numbers extracted before they become varints */
-#define SLACK	    (4 * (BATCH + 64) + 64) /* bytes a flush may write past the limit */
+#define BLOCK	    8			  /* words per block: one per checksum lane */
+#define SEG_BLOCKS  512			  /* blocks between two checks for a certain RAW */
+#define PIECE_WORDS (SEG_BLOCKS * BLOCK)  /* 32 KiB: both passes of a piece find it cached */
+#define BATCH	    512			  /* page numbers extracted before they become varints */
+#define BATCH_ROOM  (BATCH + 2 * 64)	  /* and the pages of two more words */
+#define SLACK	    (4 * BATCH_ROOM + 64) /* bytes a flush may write past the limit */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -572,7 +575,7 @@ static ALWAYS_INLINE void
 sparse_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 	    const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gsize n = 0, next_word = 0;
 
 	for (gsize m = 0; m < n_bounds; m++) {
@@ -657,7 +660,7 @@ static ALWAYS_INLINE void
 runs_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 	  const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gsize n = 0;
 
 	for (gsize m = 0; m < n_bounds; m++) {
@@ -687,6 +690,9 @@ typedef struct {
 	guint64 n_dirty, n_runs;
 	guint64 carry;	   /* the last page of the previous piece */
 	gsize last_listed; /* words listed in the previous piece */
+	/* FALSE: every word of the piece that is not listed is clean (set by the AVX2 pass 1,
+	 * read by its SPARSE walk; TRUE when not known) */
+	gboolean dirty_unlisted;
 } Pass1;
 
 /* pass 1 of words [start, end): start is a multiple of BLOCK, end too unless it is n_words */
@@ -799,16 +805,83 @@ sparse_piece_word(Walk *w, guint32 *batch, gsize *n, gsize *next_word, guint64 *
 	return TRUE;
 }
 
+#ifdef MIGD_DIRTY_DISPATCH
+/* flatten() with BMI's TZCNT, which gives 64 for 0: no bit to OR in for the entries past cnt */
+static AVX2_TARGET inline void
+flatten_bmi(guint32 *buf, gsize *n, guint64 x, gsize i)
+{
+	guint32 base = (guint32)(i * 64);
+	guint32 *o = buf + *n;
+	guint cnt = __builtin_popcountll(x);
+
+	o[0] = base + (guint32)_tzcnt_u64(x);
+	x = _blsr_u64(x);
+	o[1] = base + (guint32)_tzcnt_u64(x);
+	if (G_UNLIKELY(cnt > 2)) {
+		x = _blsr_u64(x);
+		for (guint k = 2; x != 0; k++) {
+			o[k] = base + (guint32)_tzcnt_u64(x);
+			x = _blsr_u64(x);
+		}
+	}
+	*n += cnt;
+}
+#endif
+
+static ALWAYS_INLINE void
+flatten_fast(guint32 *buf, gsize *n, guint64 x, gsize i, gboolean avx2)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	if (avx2) {
+		flatten_bmi(buf, n, x, i);
+		return;
+	}
+#endif
+	flatten(buf, n, x, i);
+}
+
 static ALWAYS_INLINE void
 sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
-		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w, gboolean avx2)
+		  const guint32 *bounds, gsize n_bounds, gboolean last, gboolean dirty_unlisted,
+		  Walk *w, gboolean avx2)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gboolean last_listed = last && n_bounds > 0 && bounds[n_bounds - 1] == n_words - 1;
-	gsize n = 0, nb = n_bounds - last_listed, next_word = w->next_word;
+	gsize n = 0, nb = n_bounds - last_listed, next_word = w->next_word, m = 0;
 	guint64 top = w->top;
 
-	for (gsize m = 0; m < nb; m++) {
+	if (!dirty_unlisted && nb > 0) {
+		/* only the first listed word may follow dirty words (of the previous piece) */
+		if (!sparse_piece_word(w, batch, &n, &next_word, &top, bitmap[bounds[0]], bounds[0],
+				       avx2))
+			return;
+		/* two words a step: one check of the batch */
+		for (m = 1; m + 1 < nb; m += 2) {
+			gsize i = bounds[m], j = bounds[m + 1];
+
+			flatten_fast(batch, &n, bitmap[i], i, avx2);
+			flatten_fast(batch, &n, bitmap[j], j, avx2);
+			if (n >= BATCH) {
+				sparse_piece_flush(w, batch, &n, avx2);
+				if (w->overflow)
+					return;
+			}
+		}
+		if (m < nb) {
+			gsize i = bounds[m];
+
+			flatten_fast(batch, &n, bitmap[i], i, avx2);
+			if (n >= BATCH) {
+				sparse_piece_flush(w, batch, &n, avx2);
+				if (w->overflow)
+					return;
+			}
+		}
+		next_word = bounds[nb - 1] + 1;
+		top = bitmap[bounds[nb - 1]] >> 63;
+		m = nb;
+	}
+	for (; m < nb; m++) {
 		gsize i = bounds[m];
 
 		if (!sparse_piece_word(w, batch, &n, &next_word, &top, bitmap[i], i, avx2))
@@ -939,7 +1012,7 @@ typedef struct {
 			    guint64 last_mask, guint32 *bounds, Pass1 *st);
 	void (*sparse_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask,
 			     guint64 n_pages, const guint32 *bounds, gsize n_bounds, gboolean last,
-			     Walk *w);
+			     gboolean dirty_unlisted, Walk *w);
 	void (*runs_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 			   const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w);
 } Kernels;
@@ -978,12 +1051,13 @@ typedef struct {
 	{                                                                                          \
 		return scan_piece_body(bitmap, start, end, n_words, last_mask, bounds, st);        \
 	}                                                                                          \
-	static attrs void sparse_piece_##suffix(                                                   \
-	    const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,              \
-	    const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)                         \
+	static attrs void sparse_piece_##suffix(const guint64 *bitmap, gsize n_words,              \
+						guint64 last_mask, guint64 n_pages,                \
+						const guint32 *bounds, gsize n_bounds,             \
+						gboolean last, gboolean dirty_unlisted, Walk *w)   \
 	{                                                                                          \
-		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w,  \
-				  FALSE);                                                          \
+		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last,     \
+				  TRUE, w, FALSE);                                                 \
 	}                                                                                          \
 	static attrs void runs_piece_##suffix(                                                     \
 	    const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,              \
@@ -1049,7 +1123,7 @@ static AVX2_TARGET ALWAYS_INLINE gsize
 scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds, Pass1 *st,
 		 gboolean skip, gboolean count_starts)
 {
-	__m256i starts = _mm256_setzero_si256();
+	__m256i starts = _mm256_setzero_si256(), unlisted_dirty = _mm256_setzero_si256();
 	gsize m = 0, uniform_dirty = 0;
 	guint64 n_mixed = 0;
 	LANES_LOAD(st->v);
@@ -1072,6 +1146,11 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 			uniform_dirty += p[0] & 1;
 			continue;
 		}
+		/* an unlisted word is all clean or all dirty: its bit 0 says which */
+		if (!skip)
+			unlisted_dirty = _mm256_or_si256(
+			    unlisted_dirty,
+			    _mm256_or_si256(_mm256_and_si256(e0, x0), _mm256_and_si256(e1, x1)));
 		mask = ~((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e0)) |
 			 ((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e1)) << 4)) &
 		       0xff;
@@ -1093,6 +1172,8 @@ scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds
 	st->n_dirty += n_mixed + 64 * BLOCK * uniform_dirty;
 	st->n_runs += sum4_avx2(starts);
 	st->carry = bitmap[n_blocks * BLOCK - 1] >> 63;
+	/* skipped blocks are not looked at: not known */
+	st->dirty_unlisted = skip || !_mm256_testz_si256(unlisted_dirty, _mm256_set1_epi64x(1));
 	return m;
 }
 
@@ -1150,10 +1231,10 @@ sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
 		}
 		runs += 8 - __builtin_popcount((guint)_mm256_movemask_ps(_mm256_castsi256_ps(
 				_mm256_cmpeq_epi32(gap, _mm256_setzero_si256()))));
-		enc =
-		    _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(gap, _mm256_set1_epi32(0x7f)),
-						    _mm256_and_si256(two, _mm256_set1_epi32(0x80))),
-				    _mm256_slli_epi32(_mm256_srli_epi32(gap, 7), 8));
+		/* gap = 128 h + l: l + 256 h, and the low byte's top bit when h > 0 */
+		enc = _mm256_add_epi32(
+		    _mm256_add_epi32(gap, _mm256_and_si256(gap, _mm256_set1_epi32(0x3f80))),
+		    _mm256_and_si256(two, _mm256_set1_epi32(0x80)));
 		enc16 =
 		    _mm_packus_epi32(_mm256_castsi256_si128(enc), _mm256_extracti128_si256(enc, 1));
 		mask = (guint)_mm256_movemask_ps(_mm256_castsi256_ps(two));
@@ -1182,6 +1263,7 @@ scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 {
 	gsize b = start / BLOCK, n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
 	gsize m = 0;
+	gboolean dirty_unlisted = TRUE;
 
 	if (b == 0 && n_blocks > 0) {
 		/* the first block has no previous word to load */
@@ -1195,21 +1277,28 @@ scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, TRUE);
 		else if (st->last_listed * 64 < PIECE_WORDS)
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, FALSE);
-		else
+		else {
 			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, FALSE, FALSE);
+			dirty_unlisted = st->dirty_unlisted;
+		}
 		b = n_blocks;
 	}
-	if (b * BLOCK < end)
+	if (b * BLOCK < end) {
 		m += scan_piece_body(bitmap, b * BLOCK, end, n_words, last_mask, bounds + m, st);
+		dirty_unlisted = TRUE;
+	}
 	st->last_listed = m;
+	st->dirty_unlisted = dirty_unlisted;
 	return m;
 }
 
 static AVX2_TARGET void
 sparse_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
-		  const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+		  const guint32 *bounds, gsize n_bounds, gboolean last, gboolean dirty_unlisted,
+		  Walk *w)
 {
-	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w, TRUE);
+	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last,
+			  dirty_unlisted, w, TRUE);
 }
 
 static AVX2_TARGET void
@@ -1562,7 +1651,8 @@ encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirt
 		if (sparse == WALK_LIVE) {
 			if (sw.buf == NULL)
 				walk_init(&sw, raw_bytes, raw_bytes);
-			k->sparse_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last, &sw);
+			k->sparse_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last,
+					st.dirty_unlisted, &sw);
 			if (sw.overflow)
 				sparse = WALK_OVER;
 		}

@@ -725,6 +725,21 @@ test_roundtrip_pieces(void **state)
 		check_bitmap(w, n_pages);
 		check_bitmap(w, n_pages - 935);
 	}
+	/*
+	 * scattered pages with a dirty run that ends at a piece's last page, a word before it or a
+	 * word into the next piece: at the first, the first word the next piece lists follows
+	 * dirty words that no piece lists, while the piece itself has none
+	 */
+	for (guint i = 0; i < 3; i++) {
+		static const gint64 shift[] = {0, -64, 64};
+		guint64 n_pages = 4 * PIECE_PAGES;
+		guint64 end = 2 * PIECE_PAGES + shift[i];
+		g_autofree guint64 *w = bm_new(n_pages);
+
+		fill_random(w, n_pages, 0.01, PAT_SCATTERED, 0);
+		bm_set_range(w, end - 300, 300);
+		check_bitmap(w, n_pages);
+	}
 	/* a long run first makes SPARSE unlikely, scattered pages then make it shortest */
 	{
 		guint64 n_pages = 6 * PIECE_PAGES;
