@@ -26,6 +26,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "bench-dirty.h"
 #include "migd-dirty-ranges.h"
@@ -177,8 +178,8 @@ bench_gib(guint64 bytes)
 	return (gdouble)bytes / (gdouble)GiB;
 }
 
-gboolean
-bench_dirty_ranges(void)
+void
+bench_dirty_ranges(BenchReport *report)
 {
 	const guint limits[] = {4, 8, 16};
 	BenchLayout layout;
@@ -192,7 +193,7 @@ bench_dirty_ranges(void)
 	g_autoptr(GError) error = NULL;
 	guint64 mapped_bytes, qemu_bytes, qemu_mapped_bytes;
 	const MigdIovaRange *last;
-	gboolean ok = TRUE;
+	g_autoptr(GString) layout_note = g_string_new(NULL);
 
 	bench_guest_layout(&layout, &hole64, &ram);
 	mapped = layout.mapped;
@@ -200,8 +201,8 @@ bench_dirty_ranges(void)
 	joined =
 	    migd_dirty_ranges_plan((const MigdIovaRange *)mapped->data, mapped->len, 0, &error);
 	if (joined == NULL) {
-		printf("dirty-ranges: bad layout: %s\n", error->message);
-		return FALSE;
+		g_printerr("bench: dirty-ranges: bad layout: %s\n", error->message);
+		exit(2);
 	}
 	mapped_bytes = migd_dirty_ranges_total((const MigdIovaRange *)joined->data, joined->len);
 	last = &g_array_index(joined, MigdIovaRange, joined->len - 1);
@@ -215,36 +216,42 @@ bench_dirty_ranges(void)
 	qemu_mapped_bytes =
 	    migd_dirty_ranges_total((const MigdIovaRange *)qemu_mapped->data, qemu_mapped->len);
 
-	printf("dirty-ranges: guest of %.1f GiB RAM: %u DMA mappings (%u after joining), %.1f GiB "
-	       "with the BARs, up to %.1f GiB; %u memory sections\n",
-	       bench_gib(ram), mapped->len, joined->len, bench_gib(mapped_bytes),
-	       bench_gib(last->iova + last->length), sections->len);
-	printf("dirty-ranges: QEMU's plan: %u ranges, %.1f GiB:", qemu->len, bench_gib(qemu_bytes));
+	g_string_append_printf(
+	    layout_note,
+	    "guest of %.1f GiB RAM: %u DMA mappings (%u after joining), %.1f GiB "
+	    "with the BARs, up to %.1f GiB; %u memory sections; QEMU's plan:",
+	    bench_gib(ram), mapped->len, joined->len, bench_gib(mapped_bytes),
+	    bench_gib(last->iova + last->length), sections->len);
 	for (guint i = 0; i < qemu->len; i++) {
 		const MigdIovaRange *r = &g_array_index(qemu, MigdIovaRange, i);
-		printf(" [%.3f, %.3f) GiB", bench_gib(r->iova), bench_gib(r->iova + r->length));
+		g_string_append_printf(layout_note, " [%.3f, %.3f) GiB", bench_gib(r->iova),
+				       bench_gib(r->iova + r->length));
 	}
-	printf(" (%.1f GiB over the DMA mappings alone)\n", bench_gib(qemu_mapped_bytes));
+	g_string_append_printf(layout_note, " (%.1f GiB over the DMA mappings alone)",
+			       bench_gib(qemu_mapped_bytes));
 
 	for (guint i = 0; i < G_N_ELEMENTS(limits); i++) {
 		g_autoptr(GArray) ours = migd_dirty_ranges_plan((const MigdIovaRange *)mapped->data,
 								mapped->len, limits[i], &error);
 		guint64 ours_bytes;
-		gdouble ratio;
-		gboolean met;
+		g_autofree gchar *metric = NULL;
+		g_autofree gchar *reference = NULL;
+		g_autofree gchar *note = NULL;
 
 		if (ours == NULL) {
-			printf("dirty-ranges: limit %u: %s\n", limits[i], error->message);
-			return FALSE;
+			g_printerr("bench: dirty-ranges: limit %u: %s\n", limits[i],
+				   error->message);
+			exit(2);
 		}
 		ours_bytes = migd_dirty_ranges_total((const MigdIovaRange *)ours->data, ours->len);
-		ratio = (gdouble)ours_bytes / (gdouble)qemu_bytes;
-		met = ratio <= TARGET;
-		ok &= met;
-		printf("dirty-ranges: limit %2u: ours %.1f GiB in %u ranges vs QEMU %.1f GiB in %u "
-		       "(mapped %.1f GiB): ratio %.3f (target <= %.2f) %s\n",
-		       limits[i], bench_gib(ours_bytes), ours->len, bench_gib(qemu_bytes),
-		       qemu->len, bench_gib(mapped_bytes), ratio, TARGET, met ? "MET" : "MISSED");
+		metric = g_strdup_printf("tracked by our plan, limit %u ranges", limits[i]);
+		reference = g_strdup_printf("QEMU's %u ranges", qemu->len);
+		note = g_strdup_printf("ours in %u ranges; mapped %.1f GiB%s%s", ours->len,
+				       bench_gib(mapped_bytes), i == 0 ? "; " : "",
+				       i == 0 ? layout_note->str : "");
+		bench_report_add(report, "dirty ranges", metric, bench_gib(ours_bytes), "GiB",
+				 reference, bench_gib(qemu_bytes),
+				 (gdouble)ours_bytes / (gdouble)qemu_bytes, BENCH_TARGET_AT_MOST,
+				 TARGET, 1, note);
 	}
-	return ok;
 }

@@ -6,12 +6,14 @@
 
 #include <glib.h>
 
+#include "bench-report.h"
+
 /*
- * make bench dirty: each prints its lines ("dirty-...: ... ratio R (target ...) MET|MISSED")
- * and returns whether every target was met.
+ * make bench dirty (migd-bench --only dirty): each adds its rows to @report, group
+ * "dirty codec" or "dirty ranges".
  */
 
 /* report-to-wire throughput and wire size of a 32 MiB bitmap vs a popcount scan */
-gboolean bench_dirty_codec(void);
+void bench_dirty_codec(BenchReport *report);
 /* tracked bytes of our range plan vs QEMU's three-range reduction on fragmented mappings */
-gboolean bench_dirty_ranges(void);
+void bench_dirty_ranges(BenchReport *report);

@@ -10,10 +10,13 @@
  *      parallel by one job, against the same 4 devices migrated one after another.
  * With (a), the cost of the streams' CRC32C: the engine without it (a source that
  * does not offer CAP_CHECKSUM) in the same run, and CRC32C alone in GB/s.
+ * Then the dirty-tracking benchmarks (bench-dirty-*.c, --only dirty) and the GiB devices
+ * through two daemons (bench-gib.c). Every figure is a row of one report (bench-report.h).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -23,6 +26,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench-dirty.h"
+#include "bench-gib.h"
+#include "bench-report.h"
+#include "bench-stream.h"
 #include "migd-crc32c.h"
 #include "migd-data-fd.h"
 #include "migd-destination.h"
@@ -373,8 +380,8 @@ bench_checksum_cost(const gchar *spec, BenchChecksumCost *cost)
 	}
 }
 
-static gboolean
-bench_throughput(gdouble target)
+static void
+bench_throughput(BenchReport *report, gdouble target)
 {
 	const gchar *spec = "mlx5:state_size=1G";
 	const guint64 size = 1024ull * 1024 * 1024;
@@ -386,37 +393,46 @@ bench_throughput(gdouble target)
 	gdouble bare_rate;
 	gdouble crc_generic = bench_crc32c(migd_crc32c_update_generic);
 	gdouble crc_hw = migd_crc32c_have_hw() ? bench_crc32c(migd_crc32c_update_hw) : 0;
+	gdouble crc_used = migd_crc32c_have_hw() ? crc_hw : crc_generic;
 	gdouble relay_rate = relay_bytes / relay_s / 1048576.0;
 	gdouble plain_rate = size / plain_s / 1048576.0;
-	gdouble ratio;
+	g_autofree gchar *link_note = NULL;
+	g_autofree gchar *cpu_note = NULL;
+	g_autofree gchar *crc_note = NULL;
 
 	bench_checksum_cost(spec, &cost);
 	bare_rate = cost.rate[0];
 	engine_rate = cost.rate[1];
-	ratio = engine_rate / relay_rate;
-	printf("throughput: 1 GiB stop-copy: engine %.0f MiB/s (median of 5), plain TCP relay of "
-	       "the same device state %.0f MiB/s: ratio %.2f (target >= %.2f) %s\n",
-	       engine_rate, relay_rate, ratio, target, ratio >= target ? "MET" : "MISSED");
-	printf("throughput: link limit (plain TCP copy of 1 GiB from memory) %.0f MiB/s: engine "
-	       "%.2f, relay %.2f of it\n",
-	       plain_rate, engine_rate / plain_rate, relay_rate / plain_rate);
-	printf("checksum: engine with CRC32C %.0f MiB/s, without %.0f MiB/s (%.2f of it); CPU "
-	       "(both engines) %.2f s/GiB with, %.2f s/GiB without (+%.1f%%); medians of %u "
-	       "alternating runs each\n",
-	       engine_rate, bare_rate, engine_rate / bare_rate, cost.cpu_per_gib[1],
-	       cost.cpu_per_gib[0], 100.0 * (cost.cpu_per_gib[1] / cost.cpu_per_gib[0] - 1),
-	       BENCH_CHECKSUM_PAIRS);
-	printf("checksum: CRC32C of 1 MiB chunks %.1f GB/s with SSE4.2%s, %.1f GB/s with tables; "
-	       "two passes (source and destination) per byte at the engine's rate: %.2f%% of a "
-	       "core\n",
-	       crc_hw, migd_crc32c_have_hw() ? "" : " (not on this CPU)", crc_generic,
-	       100.0 * 2 * engine_rate * 1048576.0 /
-		   ((migd_crc32c_have_hw() ? crc_hw : crc_generic) * 1e9));
-	return ratio >= target;
+	bench_report_add(report, "stop-copy", "1 GiB mlx5 state, engine over loopback TCP",
+			 engine_rate, "MiB/s", "plain TCP relay of the same device state",
+			 relay_rate, engine_rate / relay_rate, BENCH_TARGET_AT_LEAST, target,
+			 BENCH_CHECKSUM_PAIRS, "the engine's median; the relay: one run");
+	link_note = g_strdup_printf("the relay gets %.2f of it", relay_rate / plain_rate);
+	bench_report_add(report, "stop-copy", "the same engine against the link", engine_rate,
+			 "MiB/s", "TCP copy of 1 GiB from memory", plain_rate,
+			 engine_rate / plain_rate, BENCH_TARGET_NONE, 0, BENCH_CHECKSUM_PAIRS,
+			 link_note);
+	bench_report_add(report, "checksum", "engine with CRC32C (wall clock)", engine_rate,
+			 "MiB/s", "the engine without it", bare_rate, engine_rate / bare_rate,
+			 BENCH_TARGET_NONE, 0, BENCH_CHECKSUM_PAIRS, "alternating runs, medians");
+	cpu_note = g_strdup_printf("+%.1f %% CPU, both engines together",
+				   100.0 * (cost.cpu_per_gib[1] / cost.cpu_per_gib[0] - 1));
+	bench_report_add(report, "checksum", "CPU per GiB moved with CRC32C", cost.cpu_per_gib[1],
+			 "s/GiB", "the engine without it", cost.cpu_per_gib[0],
+			 cost.cpu_per_gib[1] / cost.cpu_per_gib[0], BENCH_TARGET_NONE, 0,
+			 BENCH_CHECKSUM_PAIRS, cpu_note);
+	crc_note = g_strdup_printf("%stwo passes (source and destination) per byte at the "
+				   "engine's rate: %.2f %% of a core",
+				   migd_crc32c_have_hw() ? "" : "no SSE4.2 on this CPU; ",
+				   100.0 * 2 * engine_rate * 1048576.0 / (crc_used * 1e9));
+	bench_report_add(report, "checksum", "CRC32C of 1 MiB chunks, SSE4.2", crc_hw, "GB/s",
+			 "slicing-by-8 tables", crc_generic,
+			 migd_crc32c_have_hw() ? crc_hw / crc_generic : NAN, BENCH_TARGET_NONE, 0,
+			 5, crc_note);
 }
 
-static gboolean
-bench_downtime(gdouble target)
+static void
+bench_downtime(BenchReport *report, gdouble target)
 {
 	const gchar *spec =
 	    g_getenv("BENCH_SPEC") ? g_getenv("BENCH_SPEC") : "mlx5:state_size=32M,save_rate=128M";
@@ -424,37 +440,151 @@ bench_downtime(gdouble target)
 	g_autoptr(MigdJob) parallel = bench_migrate(spec, "mlx5", 4, TRUE, &s);
 	gdouble parallel_ms = migd_job_get_downtime_us(parallel) / 1000.0;
 	gdouble sequential_ms = 0;
-	gdouble ratio;
+	g_autofree gchar *metric = g_strdup_printf("4 x %s streamed in parallel", spec);
 
 	for (guint i = 0; i < 4; i++) {
 		g_autoptr(MigdJob) one = bench_migrate(spec, "mlx5", 1, TRUE, &s);
 		sequential_ms += migd_job_get_downtime_us(one) / 1000.0;
 	}
-	ratio = parallel_ms / sequential_ms;
-	printf("downtime: 4 x %s, parallel %.0f ms, one after another %.0f ms: ratio %.2f "
-	       "(target <= %.2f) %s\n",
-	       spec, parallel_ms, sequential_ms, ratio, target, ratio <= target ? "MET" : "MISSED");
-	return ratio <= target;
+	bench_report_add(report, "downtime", metric, parallel_ms, "ms",
+			 "the same 4 one after another", sequential_ms, parallel_ms / sequential_ms,
+			 BENCH_TARGET_AT_MOST, target, 1, NULL);
 }
 
 static GLogWriterOutput
 bench_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
 {
+	static gboolean insecure_told;
+
 	if ((level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING)) == 0)
 		return G_LOG_WRITER_HANDLED;
+	/* the plain TCP the throughput rows use on purpose is warned about at every connection:
+	 * once is enough */
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && fields[i].length < 0 &&
+		    g_str_has_prefix(fields[i].value, "INSECURE:")) {
+			if (insecure_told)
+				return G_LOG_WRITER_HANDLED;
+			insecure_told = TRUE;
+		}
+	}
 	return g_log_writer_standard_streams(level, fields, n_fields, user_data);
+}
+
+/* is @group selected by --only (every group when it is not given) */
+static gboolean
+bench_selected(gchar **only, const gchar *group)
+{
+	if (only == NULL)
+		return TRUE;
+	for (guint i = 0; only[i] != NULL; i++) {
+		g_auto(GStrv) words = g_strsplit(only[i], ",", -1);
+		if (g_strv_contains((const gchar *const *)words, group))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static void
+bench_progress(const gchar *what)
+{
+	g_printerr("bench: %s ...\n", what);
 }
 
 int
 main(int argc, char **argv)
 {
-	gboolean ok = TRUE;
+	static const gchar *const groups[] = {"stream", "stop-copy", "downtime",
+					      "dirty",	"gib",	     NULL};
+	gboolean strict = FALSE;
+	g_autofree gchar *json_path = NULL;
+	g_auto(GStrv) only = NULL;
+	g_autofree gchar *gib_sizes = g_strdup("4,8");
+	GOptionEntry entries[] = {
+	    {"only", 0, 0, G_OPTION_ARG_STRING_ARRAY, &only,
+	     "Run only these groups: stream, stop-copy, downtime, dirty, gib (comma-separated, "
+	     "repeatable)",
+	     "GROUP,..."},
+	    {"strict", 0, 0, G_OPTION_ARG_NONE, &strict,
+	     "Exit with status 1 when a target is missed (for CI)", NULL},
+	    {"json", 0, 0, G_OPTION_ARG_FILENAME, &json_path,
+	     "Also write the results as JSON (docs/ABI/testing/bench-json)", "FILE"},
+	    {"gib-sizes", 0, 0, G_OPTION_ARG_STRING, &gib_sizes,
+	     "The simulated devices' sizes of the gib group, in GiB (default 4,8)", "N,..."},
+	    {NULL}};
+	g_autoptr(GOptionContext) context =
+	    g_option_context_new("- vfio-migd's benchmarks, side by side with their references");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GError) failed = NULL; /* a benchmark that could not run */
+	g_autoptr(BenchReport) report = bench_report_new();
+
+	g_option_context_add_main_entries(context, entries, NULL);
+	g_option_context_set_description(
+	    context, "Prints one table (metric, ours, reference, ratio, target, met) and a "
+		     "summary line.\nExit status: 0 when the benchmarks ran, whatever the ratios "
+		     "(1 with --strict\nwhen a target was missed); 1 when a run failed, 2 when one "
+		     "could not start.");
+	if (!g_option_context_parse(context, &argc, &argv, &error) || argc > 1) {
+		g_printerr("migd-bench: %s\n",
+			   error != NULL ? error->message : "unexpected arguments");
+		return 2;
+	}
+	for (guint i = 0; only != NULL && only[i] != NULL; i++) {
+		g_auto(GStrv) words = g_strsplit(only[i], ",", -1);
+		for (guint j = 0; words[j] != NULL; j++) {
+			if (!g_strv_contains(groups, words[j])) {
+				g_printerr("migd-bench: --only: no group '%s' (stream, stop-copy, "
+					   "downtime, dirty, gib)\n",
+					   words[j]);
+				return 2;
+			}
+		}
+	}
+
+	if (bench_selected(only, "gib") && !bench_gib_check_sizes(gib_sizes, &error)) {
+		g_printerr("migd-bench: %s\n", error->message);
+		return 2;
+	}
+
 	/* as the daemon does: 1-8 MiB chunk buffers from the heap, not a fresh mmap each */
 	migd_tune_allocator();
 	/* the engine's per-job messages would drown the results */
 	g_log_set_writer_func(bench_log_writer, NULL, NULL);
-	if (g_getenv("BENCH_SKIP_THROUGHPUT") == NULL)
-		ok &= bench_throughput(0.95);
-	ok &= bench_downtime(0.30);
-	return ok ? 0 : 1;
+	if (bench_selected(only, "stream")) {
+		bench_progress("the engine against the link (plain, TLS)");
+		bench_stream(report);
+	}
+	if (bench_selected(only, "stop-copy") && g_getenv("BENCH_SKIP_THROUGHPUT") == NULL) {
+		bench_progress("stop-copy throughput and the checksum's cost");
+		bench_throughput(report, 0.95);
+	}
+	if (bench_selected(only, "downtime")) {
+		bench_progress("downtime of 4 devices");
+		bench_downtime(report, 0.30);
+	}
+	if (bench_selected(only, "dirty")) {
+		bench_progress("dirty codec");
+		bench_dirty_codec(report);
+		bench_progress("dirty ranges");
+		bench_dirty_ranges(report);
+	}
+	if (bench_selected(only, "gib")) {
+		bench_progress("GiB devices through two daemons over TLS");
+		/* the rows measured so far are still printed and written */
+		if (!bench_gib(report, gib_sizes, &failed)) {
+			g_printerr("migd-bench: GiB devices: %s\n", failed->message);
+		}
+	}
+
+	bench_report_print(report, stdout);
+	if (json_path != NULL) {
+		if (!bench_report_write_json(report, json_path, &error)) {
+			g_printerr("migd-bench: %s\n", error->message);
+			return 2;
+		}
+		g_printerr("bench: results in %s\n", json_path);
+	}
+	if (failed != NULL)
+		return 1;
+	return strict && bench_report_missed(report) > 0 ? 1 : 0;
 }

@@ -1082,13 +1082,21 @@ migd_manager_set_plugin_manager(MigdManager *self, MigdPluginManager *plugins)
 	g_set_object(&self->plugins, plugins);
 }
 
-/* a device this manager holds under @name (PCI addresses compare without case) */
+/*
+ * a device this manager holds as @name (PCI addresses compare without case): by its own
+ * name, or, for one named otherwise ([device NAME] address=), by its sysfs directory
+ */
 static gboolean
 migd_manager_serves(MigdManager *self, const gchar *name)
 {
 	for (guint i = 0; i < self->devices->len; i++) {
-		const gchar *held = migd_device_get_name(g_ptr_array_index(self->devices, i));
-		if (held != NULL && g_ascii_strcasecmp(held, name) == 0)
+		MigdDevice *device = g_ptr_array_index(self->devices, i);
+		const gchar *held = migd_device_get_name(device);
+		const gchar *sysfs = migd_device_get_sysfs_path(device);
+		g_autofree gchar *sysfs_name = sysfs != NULL ? g_path_get_basename(sysfs) : NULL;
+
+		if ((held != NULL && g_ascii_strcasecmp(held, name) == 0) ||
+		    (sysfs_name != NULL && g_ascii_strcasecmp(sysfs_name, name) == 0))
 			return TRUE;
 	}
 	return FALSE;

@@ -1011,18 +1011,11 @@ main(int argc, char **argv)
 	if (state_dir == NULL && !session)
 		state_dir = g_strdup(MIGD_STATE_DIR);
 	if (state_dir != NULL) {
-		MigdJournalRecovery recovery;
 		journal = migd_journal_new(state_dir, &error);
 		if (journal == NULL) {
 			g_printerr("vfio-migd: %s\n", error->message);
 			return 1;
 		}
-		migd_journal_recover(journal, devices, &recovery);
-		if (recovery.jobs > 0)
-			g_message(
-			    "recovered %u unfinished job(s): %u device(s) back to RUNNING, %u "
-			    "failed, %u not ours",
-			    recovery.jobs, recovery.recovered, recovery.failed, recovery.unknown);
 	}
 	if (devices->len == 0)
 		g_message("no devices on the command line: [device NAME] address= in the "
@@ -1068,11 +1061,21 @@ main(int argc, char **argv)
 		g_printerr("vfio-migd: cannot export the manager: %s\n", error->message);
 		return 1;
 	}
-	migd_daemon_socket_activation(manager, listen_transport, config_file, tls_error);
 	/* [device NAME] address= / sim-spec=: absent ones are retried, never fatal */
 	daemon.manager = manager;
 	daemon.configured = g_ptr_array_new_with_free_func(migd_daemon_configured_free);
 	migd_daemon_open_configured(&daemon, config, config_file, group_files);
+	/* after the configured devices opened: the journal's jobs and the socket may be theirs */
+	if (journal != NULL) {
+		MigdJournalRecovery recovery;
+		migd_journal_recover(journal, migd_manager_get_devices(manager), &recovery);
+		if (recovery.jobs > 0)
+			g_message(
+			    "recovered %u unfinished job(s): %u device(s) back to RUNNING, %u "
+			    "failed, %u not ours",
+			    recovery.jobs, recovery.recovered, recovery.failed, recovery.unknown);
+	}
+	migd_daemon_socket_activation(manager, listen_transport, config_file, tls_error);
 	/* [vm NAME]: QEMU's dbus-vmstate adapters; a VM that cannot be set up stops the start */
 	{
 		g_auto(GStrv) groups = g_key_file_get_groups(config, NULL);

@@ -46,29 +46,37 @@
  * always changes the checksum. The 8 lanes are independent chains, so the loop is bound by
  * loads and multiplier throughput rather than by the multiply's latency.
  *
- * Encoder (one chunk of up to 1 Mi words = 8 MiB):
- *   pass 1 reads every word once, in blocks of 8 (one word per lane): the checksum lanes, the
- *     popcount, the run starts, and the list of the words that hold a run boundary ("bounds";
- *     between two of them the words are all clean or all dirty). A block of zeros or of ones
- *     costs only the lanes. Every 4096 words, once n_dirty and 2 * runs both exceed the RAW
- *     size, RAW is certain (SPARSE >= n_dirty bytes, RUNS >= 2 * runs bytes) and the rest of
- *     the pass only counts and checksums.
+ * Encoder (one chunk of up to 1 Mi words = 8 MiB), by pieces of 4096 words (32 KiB):
+ *   pass 1 of a piece reads every word once, in blocks of 8 (one word per lane): the checksum
+ *     lanes, the popcount, and the list of the words that hold a run boundary ("bounds";
+ *     between two of them the words are all clean or all dirty); for the first piece also the
+ *     run starts. A block of zeros or of ones costs only the lanes where few words are listed.
+ *   pass 2 of the piece follows at once, while the piece is still in L1/L2 (a second pass over
+ *     the whole chunk would read it from memory again): it reads only the listed words and
+ *     writes the formats that may still win as the counts so far say, SPARSE (set bits, in
+ *     batches of page numbers, then varints) and/or RUNS (varints as the boundaries are found),
+ *     each into a buffer of the RAW size, and counts the runs. A format stops when it passes
+ *     the RAW size, or is no longer written when it looks hopeless: SPARSE when n_dirty passes
+ *     the RAW bytes seen or 2.5 runs (each with a piece's margin), RUNS when 2 * runs passes
+ *     the RAW bytes seen or 1.5 * runs passes n_dirty. The AVX2 pass 1 also says whether a
+ *     word it did not list is dirty; when none is, only the piece's first listed word may
+ *     follow dirty words that are not listed, and the SPARSE walk tests only that one.
  *   sizes: RUNS = sum vlen(c) + sum vlen(d) and SPARSE = (n_dirty - runs) + sum vlen(c), so
- *     SPARSE <= RUNS whenever n_dirty <= 2 * runs. Then SPARSE is written directly (giving up
- *     for RAW as soon as it passes the RAW size); otherwise RUNS is written and its varint
- *     lengths give SPARSE's exact size too, and SPARSE is written instead in the rare case it
- *     is not longer.
- *   pass 2 reads only the listed words: their set bits (SPARSE) or run boundaries (RUNS) are
- *     extracted branch-free into a batch of page numbers, then turned into varints branch-free.
- *     So a sparse or clustered chunk is read once, plus its boundary words.
+ *     SPARSE <= RUNS whenever n_dirty <= 2 * runs, and a complete RUNS walk gives SPARSE's
+ *     exact size too. The smallest wins (ties: SPARSE, RUNS, RAW). When the winner, or a size
+ *     the choice needs, was not written for every piece (a chunk whose density changes
+ *     along the way), the chunk is encoded again in two whole passes (encode_whole: the same
+ *     pass 1 over the chunk with a check for a certain RAW every 4096 words, then one walk).
  *   RAW on a little-endian host references the bitmap itself.
  *
- * On x86-64 the loops are compiled for the baseline ISA, for POPCNT and for AVX-512, and the
- * best the CPU has is chosen at run time: AVX-512 F/DQ/VL/VPOPCNTDQ for pass 1, the count and
- * the checksum (eight lanes in one register), with BW/VBMI2 also for pass 2 (VPCOMPRESSB
- * extracts the bits and packs the varints). VFIO_MIGD_DIRTY_KERNEL=generic, popcnt or avx512
- * asks for a lesser kernel, for tests (each is tested) and for hosts where AVX-512 slows the
- * other cores down.
+ * On x86-64 the loops are compiled for the baseline ISA, for POPCNT, for AVX2 and for AVX-512,
+ * and the best the CPU has is chosen at run time: AVX2 (with BMI1/2) for pass 1 by pieces (two
+ * registers a block, the listed words from a table of masks) and for the SPARSE varints (8 at
+ * a time, the bytes packed by a shuffle from a table); AVX-512 F/DQ/VL/VPOPCNTDQ for the count,
+ * the checksum and the whole-chunk pass 1, with BW/VBMI2 also for its walks (VPCOMPRESSB). By
+ * pieces, AVX-512 CPUs run the AVX2 loops. VFIO_MIGD_DIRTY_KERNEL=generic, popcnt, avx2 or
+ * avx512 asks for a lesser kernel, for tests (each is tested) and for hosts where AVX-512
+ * slows the other cores down.
  */
 #include "config.h"
 
@@ -82,6 +90,8 @@
 #define MIGD_DIRTY_DISPATCH 1
 #include <immintrin.h>
 #define POPCNT_TARGET __attribute__((target("popcnt")))
+/* pass 1 by pieces, and the walks */
+#define AVX2_TARGET __attribute__((target("popcnt,avx2,bmi,bmi2")))
 /* pass 1, count and checksum */
 #define AVX512_TARGET __attribute__((target("popcnt,avx512f,avx512dq,avx512vl,avx512vpopcntdq")))
 /* and the SPARSE walk */
@@ -90,16 +100,18 @@
 			      "avx512vbmi2")))
 #endif
 
-#define CK_MUL	   G_GUINT64_CONSTANT(0x9E3779B185EBCA87)
-#define CK_SEED	   G_GUINT64_CONSTANT(0xC2B2AE3D27D4EB4F)
-#define CK_FMIX1   G_GUINT64_CONSTANT(0xFF51AFD7ED558CCD)
-#define CK_FMIX2   G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53)
-#define CK_LANES   8
-#define ALL_ONES   G_MAXUINT64
-#define BLOCK	   8			   /* words per block: one per checksum lane */
-#define SEG_BLOCKS 512			   /* blocks between two checks for a certain RAW */
-#define BATCH	   512			   /* page numbers extracted before they become varints */
-#define SLACK	   (4 * (BATCH + 64) + 64) /* bytes a flush may write past the limit */
+#define CK_MUL	    G_GUINT64_CONSTANT(0x9E3779B185EBCA87)
+#define CK_SEED	    G_GUINT64_CONSTANT(0xC2B2AE3D27D4EB4F)
+#define CK_FMIX1    G_GUINT64_CONSTANT(0xFF51AFD7ED558CCD)
+#define CK_FMIX2    G_GUINT64_CONSTANT(0xC4CEB9FE1A85EC53)
+#define CK_LANES    8
+#define ALL_ONES    G_MAXUINT64
+#define BLOCK	    8			  /* words per block: one per checksum lane */
+#define SEG_BLOCKS  512			  /* blocks between two checks for a certain RAW */
+#define PIECE_WORDS (SEG_BLOCKS * BLOCK)  /* 32 KiB: both passes of a piece find it cached */
+#define BATCH	    512			  /* page numbers extracted before they become varints */
+#define BATCH_ROOM  (BATCH + 2 * 64)	  /* and the pages of two more words */
+#define SLACK	    (4 * BATCH_ROOM + 64) /* bytes a flush may write past the limit */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -398,12 +410,15 @@ typedef struct {
 	gsize len;	   /* bytes written (SPARSE), or the whole length (RUNS) */
 	gboolean overflow; /* len passed limit */
 	guint64 n_items;   /* dirty pages (SPARSE) or run boundaries (RUNS) seen */
+	guint64 n_runs;	   /* SPARSE: the pages not right after the previous one */
 	/* RUNS */
 	gsize len_clean; /* bytes of the clean-run varints */
 	guint32 last_end, run_start;
 	gboolean in_run;
 	/* SPARSE */
-	guint32 next; /* the smallest page the next index may name */
+	guint32 next;	 /* the smallest page the next index may name */
+	gsize next_word; /* the word after the last listed one (walks by pieces) */
+	guint64 top;	 /* its last page: the state of the unlisted words after it */
 } Walk;
 
 static ALWAYS_INLINE void
@@ -412,7 +427,10 @@ sparse_flush(Walk *w, guint32 *batch, gsize *n)
 	guint8 *out = w->buf + w->len;
 	guint32 next = w->next;
 
+	guint64 runs = 0;
+
 	for (gsize k = 0; k < *n; k++) {
+		runs += batch[k] != next;
 		out += put_varint28_short(out, batch[k] - next);
 		next = batch[k] + 1;
 	}
@@ -420,6 +438,7 @@ sparse_flush(Walk *w, guint32 *batch, gsize *n)
 	w->len = out - w->buf;
 	w->overflow = w->len > w->limit;
 	w->n_items += *n;
+	w->n_runs += runs;
 	*n = 0;
 }
 
@@ -556,7 +575,7 @@ static ALWAYS_INLINE void
 sparse_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 	    const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gsize n = 0, next_word = 0;
 
 	for (gsize m = 0; m < n_bounds; m++) {
@@ -594,25 +613,36 @@ static ALWAYS_INLINE void
 runs_flush(Walk *w, guint32 *batch, gsize *n)
 {
 	guint8 *out = w->buf + (w->overflow ? 0 : w->len);
-	gsize len_clean = 0, len_dirty = 0;
+	gsize len_clean = 0, len_dirty = 0, k = 0;
 	guint32 last_end = w->last_end, run_start = w->run_start;
 	gboolean in_run = w->in_run;
 
-	for (gsize k = 0; k < *n; k++) {
-		guint32 p = batch[k];
-		guint l;
+	if (in_run && k < *n) {
+		/* the end of the run the previous batch started */
+		guint l = put_varint28(out, batch[k] - run_start);
 
-		if (!in_run) {
-			l = put_varint28(out, p - last_end);
-			len_clean += l;
-			run_start = p;
-		} else {
-			l = put_varint28(out, p - run_start);
-			len_dirty += l;
-			last_end = p;
-		}
+		len_dirty += l;
 		out += l;
-		in_run = !in_run;
+		last_end = batch[k++];
+		in_run = FALSE;
+	}
+	/* the rest alternate start, end: a pair is a clean run and a dirty run */
+	for (; k + 1 < *n; k += 2) {
+		guint32 start = batch[k], end = batch[k + 1];
+		guint lc = put_varint28(out, start - last_end);
+		guint ld = put_varint28(out + lc, end - start);
+
+		len_clean += lc;
+		len_dirty += ld;
+		out += lc + ld;
+		last_end = end;
+	}
+	if (k < *n) {
+		guint l = put_varint28(out, batch[k] - last_end);
+
+		len_clean += l;
+		run_start = batch[k];
+		in_run = TRUE;
 	}
 	w->len += len_clean + len_dirty;
 	w->len_clean += len_clean;
@@ -630,7 +660,7 @@ static ALWAYS_INLINE void
 runs_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 	  const guint32 *bounds, gsize n_bounds, Walk *w, gboolean simd)
 {
-	guint32 batch[BATCH + 64];
+	guint32 batch[BATCH_ROOM];
 	gsize n = 0;
 
 	for (gsize m = 0; m < n_bounds; m++) {
@@ -647,6 +677,311 @@ runs_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pag
 		batch[n++] = (guint32)n_pages;
 	}
 	runs_flush(w, batch, &n);
+}
+
+/*
+ * Encoding by pieces: pass 1 then pass 2 on PIECE_WORDS at a time, while the piece is still in
+ * the cache, instead of each pass over the whole chunk (whose second read comes from memory).
+ * Pass 2 writes the formats that may still win (see encode_pieces); the walks keep their state
+ * in the Walk between pieces.
+ */
+typedef struct {
+	guint64 v[CK_LANES];
+	guint64 n_dirty, n_runs;
+	guint64 carry;	   /* the last page of the previous piece */
+	gsize last_listed; /* words listed in the previous piece */
+	/* FALSE: every word of the piece that is not listed is clean (set by the AVX2 pass 1,
+	 * read by its SPARSE walk; TRUE when not known) */
+	gboolean dirty_unlisted;
+} Pass1;
+
+/* pass 1 of words [start, end): start is a multiple of BLOCK, end too unless it is n_words */
+static ALWAYS_INLINE gsize
+scan_piece_body(const guint64 *bitmap, gsize start, gsize end, gsize n_words, guint64 last_mask,
+		guint32 *bounds, Pass1 *st)
+{
+	gsize b = start / BLOCK, n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
+	guint64 n = st->n_dirty, r = st->n_runs, carry = st->carry;
+	gsize m = 0;
+	LANES_LOAD(st->v);
+
+	for (; b < n_blocks; b++) {
+		const guint64 *p = bitmap + b * BLOCK;
+		gsize i = b * BLOCK;
+		guint64 w0 = p[0], w1 = p[1], w2 = p[2], w3 = p[3];
+		guint64 w4 = p[4], w5 = p[5], w6 = p[6], w7 = p[7];
+		guint64 any = (w0 | w1) | (w2 | w3) | (w4 | w5) | (w6 | w7);
+		guint64 all = (w0 & w1) & (w2 & w3) & (w4 & w5) & (w6 & w7);
+
+		LANES_STEP(p);
+		if (any == 0) {
+			bounds[m] = (guint32)i;
+			m += carry;
+			carry = 0;
+			continue;
+		}
+		if (all == ALL_ONES) {
+			bounds[m] = (guint32)i;
+			m += carry ^ 1;
+			r += carry ^ 1;
+			n += 64 * BLOCK;
+			carry = 1;
+			continue;
+		}
+		n += POP8(p);
+		r += STARTS(w0, carry) + STARTS(w1, w0 >> 63) + STARTS(w2, w1 >> 63) +
+		     STARTS(w3, w2 >> 63) + STARTS(w4, w3 >> 63) + STARTS(w5, w4 >> 63) +
+		     STARTS(w6, w5 >> 63) + STARTS(w7, w6 >> 63);
+		BOUND(w0, carry, i);
+		BOUND(w1, w0 >> 63, i + 1);
+		BOUND(w2, w1 >> 63, i + 2);
+		BOUND(w3, w2 >> 63, i + 3);
+		BOUND(w4, w3 >> 63, i + 4);
+		BOUND(w5, w4 >> 63, i + 5);
+		BOUND(w6, w5 >> 63, i + 6);
+		BOUND(w7, w6 >> 63, i + 7);
+		carry = w7 >> 63;
+	}
+	LANES_STORE(st->v);
+	for (gsize i = b * BLOCK; i < end; i++) {
+		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
+
+		st->v[i % CK_LANES] = ck_step(st->v[i % CK_LANES], x);
+		n += __builtin_popcountll(x);
+		r += STARTS(x, carry);
+		BOUND(x, carry, i);
+		carry = x >> 63;
+	}
+	st->n_dirty = n;
+	st->n_runs = r;
+	st->carry = carry;
+	return m;
+}
+
+/*
+ * SPARSE of one piece's listed words (sparse_body by pieces); @last: the chunk's last piece.
+ * The words between two listed ones repeat the last page of the first, so no word but the
+ * listed ones is read, and only the chunk's last word needs its mask.
+ */
+#ifdef MIGD_DIRTY_DISPATCH
+static void sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n);
+#endif
+
+/* the batch's count stays a local that no call sees: a register, not memory */
+static ALWAYS_INLINE void
+sparse_piece_flush(Walk *w, guint32 *batch, gsize *n, gboolean avx2)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	if (avx2) {
+		sparse_flush_avx2(w, batch, *n);
+		*n = 0;
+		return;
+	}
+#endif
+	sparse_flush(w, batch, n);
+}
+
+/* one listed word of a SPARSE piece walk; FALSE once the output passed its limit */
+static ALWAYS_INLINE gboolean
+sparse_piece_word(Walk *w, guint32 *batch, gsize *n, gsize *next_word, guint64 *top, guint64 x,
+		  gsize i, gboolean avx2)
+{
+	if (G_UNLIKELY(*top & (i > *next_word))) {
+		/* words [next_word, i) are all dirty */
+		if (*n > 0)
+			sparse_piece_flush(w, batch, n, avx2);
+		sparse_fill(w, batch, n, (guint32)(i * 64), FALSE);
+		if (w->overflow)
+			return FALSE;
+	}
+	flatten(batch, n, x, i);
+	*next_word = i + 1;
+	*top = x >> 63;
+	if (*n >= BATCH) {
+		sparse_piece_flush(w, batch, n, avx2);
+		if (w->overflow)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+#ifdef MIGD_DIRTY_DISPATCH
+/* flatten() with BMI's TZCNT, which gives 64 for 0: no bit to OR in for the entries past cnt */
+static AVX2_TARGET inline void
+flatten_bmi(guint32 *buf, gsize *n, guint64 x, gsize i)
+{
+	guint32 base = (guint32)(i * 64);
+	guint32 *o = buf + *n;
+	guint cnt = __builtin_popcountll(x);
+
+	o[0] = base + (guint32)_tzcnt_u64(x);
+	x = _blsr_u64(x);
+	o[1] = base + (guint32)_tzcnt_u64(x);
+	if (G_UNLIKELY(cnt > 2)) {
+		x = _blsr_u64(x);
+		for (guint k = 2; x != 0; k++) {
+			o[k] = base + (guint32)_tzcnt_u64(x);
+			x = _blsr_u64(x);
+		}
+	}
+	*n += cnt;
+}
+#endif
+
+static ALWAYS_INLINE void
+flatten_fast(guint32 *buf, gsize *n, guint64 x, gsize i, gboolean avx2)
+{
+#ifdef MIGD_DIRTY_DISPATCH
+	if (avx2) {
+		flatten_bmi(buf, n, x, i);
+		return;
+	}
+#endif
+	flatten(buf, n, x, i);
+}
+
+static ALWAYS_INLINE void
+sparse_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		  const guint32 *bounds, gsize n_bounds, gboolean last, gboolean dirty_unlisted,
+		  Walk *w, gboolean avx2)
+{
+	guint32 batch[BATCH_ROOM];
+	gboolean last_listed = last && n_bounds > 0 && bounds[n_bounds - 1] == n_words - 1;
+	gsize n = 0, nb = n_bounds - last_listed, next_word = w->next_word, m = 0;
+	guint64 top = w->top;
+
+	if (!dirty_unlisted && nb > 0) {
+		/* only the first listed word may follow dirty words (of the previous piece) */
+		if (!sparse_piece_word(w, batch, &n, &next_word, &top, bitmap[bounds[0]], bounds[0],
+				       avx2))
+			return;
+		/* two words a step: one check of the batch */
+		for (m = 1; m + 1 < nb; m += 2) {
+			gsize i = bounds[m], j = bounds[m + 1];
+
+			flatten_fast(batch, &n, bitmap[i], i, avx2);
+			flatten_fast(batch, &n, bitmap[j], j, avx2);
+			if (n >= BATCH) {
+				sparse_piece_flush(w, batch, &n, avx2);
+				if (w->overflow)
+					return;
+			}
+		}
+		if (m < nb) {
+			gsize i = bounds[m];
+
+			flatten_fast(batch, &n, bitmap[i], i, avx2);
+			if (n >= BATCH) {
+				sparse_piece_flush(w, batch, &n, avx2);
+				if (w->overflow)
+					return;
+			}
+		}
+		next_word = bounds[nb - 1] + 1;
+		top = bitmap[bounds[nb - 1]] >> 63;
+		m = nb;
+	}
+	for (; m < nb; m++) {
+		gsize i = bounds[m];
+
+		if (!sparse_piece_word(w, batch, &n, &next_word, &top, bitmap[i], i, avx2))
+			return;
+	}
+	if (last_listed && !sparse_piece_word(w, batch, &n, &next_word, &top,
+					      bitmap[n_words - 1] & last_mask, n_words - 1, avx2))
+		return;
+	w->next_word = next_word;
+	w->top = top;
+	if (last && next_word < n_words && top) {
+		/* dirty to the end */
+		if (n > 0)
+			sparse_piece_flush(w, batch, &n, avx2);
+		sparse_fill(w, batch, &n, (guint32)n_pages, FALSE);
+		if (w->overflow)
+			return;
+	}
+	sparse_piece_flush(w, batch, &n, avx2);
+}
+
+typedef struct {
+	guint8 *out;
+	gsize len, len_clean; /* all varint bytes, those of the clean runs */
+	guint32 mark;	      /* the page the next varint counts from */
+	guint32 in_run;	      /* 1: the next varint is a dirty run's */
+} RunsCursor;
+
+/* the varints of the run boundaries in @t (at least one) of word @i */
+static ALWAYS_INLINE void
+runs_word(RunsCursor *c, guint64 t, gsize i)
+{
+	guint32 base = (guint32)(i * 64);
+
+	do {
+		guint32 p = base + __builtin_ctzll(t);
+		guint l = put_varint28_short(c->out, p - c->mark);
+
+		c->len += l;
+		c->len_clean += l & (c->in_run - 1); /* 0 - 1: all ones for a clean run */
+		c->in_run ^= 1;
+		c->mark = p;
+		c->out += l;
+		t &= t - 1;
+	} while (t != 0);
+}
+
+static ALWAYS_INLINE void
+runs_piece_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+{
+	gboolean last_listed = last && n_bounds > 0 && bounds[n_bounds - 1] == n_words - 1;
+	gsize nb = n_bounds - last_listed;
+	guint8 *out_limit = w->buf + w->limit;
+	RunsCursor c = {
+	    .out = w->buf + (w->overflow ? 0 : w->len),
+	    .mark = w->in_run ? w->run_start : w->last_end,
+	    .in_run = w->in_run,
+	};
+	gboolean overflow = w->overflow;
+	guint64 top = w->top, items = 0;
+
+	for (gsize m = 0; m < nb; m++) {
+		gsize i = bounds[m];
+		guint64 x = bitmap[i];
+		guint64 t = x ^ ((x << 1) | top);
+
+		top = x >> 63;
+		items += __builtin_popcountll(t);
+		runs_word(&c, t, i);
+		if (G_UNLIKELY(c.out > out_limit)) {
+			overflow = TRUE;
+			c.out = w->buf;
+		}
+	}
+	if (last_listed) {
+		guint64 x = bitmap[n_words - 1] & last_mask;
+		guint64 t = x ^ ((x << 1) | top);
+
+		top = x >> 63;
+		items += __builtin_popcountll(t);
+		runs_word(&c, t, n_words - 1);
+	}
+	if (last && c.in_run) {
+		/* the bitmap ends dirty: the last run ends at n_pages */
+		c.len += put_varint28(c.out, (guint32)n_pages - c.mark);
+		c.mark = (guint32)n_pages;
+		c.in_run = 0;
+		items++;
+	}
+	if (c.in_run)
+		w->run_start = c.mark;
+	else
+		w->last_end = c.mark;
+	w->in_run = c.in_run;
+	w->top = top;
+	w->len += c.len;
+	w->len_clean += c.len_clean;
+	w->n_items += items;
+	w->overflow = overflow || w->len > w->limit;
 }
 
 /* set bits of whole words and the masked last one */
@@ -672,6 +1007,14 @@ typedef struct {
 		       const guint32 *bounds, gsize n_bounds, Walk *w);
 	void (*runs)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
 		     const guint32 *bounds, gsize n_bounds, Walk *w);
+	/* by pieces (encode_pieces); NULL: the kernels only encode by whole passes */
+	gsize (*scan_piece)(const guint64 *bitmap, gsize start, gsize end, gsize n_words,
+			    guint64 last_mask, guint32 *bounds, Pass1 *st);
+	void (*sparse_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask,
+			     guint64 n_pages, const guint32 *bounds, gsize n_bounds, gboolean last,
+			     gboolean dirty_unlisted, Walk *w);
+	void (*runs_piece)(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+			   const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w);
 } Kernels;
 
 #define DEFINE_KERNELS(suffix, attrs)                                                              \
@@ -702,13 +1045,272 @@ typedef struct {
 	{                                                                                          \
 		runs_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, FALSE);        \
 	}                                                                                          \
-	static const Kernels kernels_##suffix = {count_##suffix, light_##suffix, scan_##suffix,    \
-						 sparse_##suffix, runs_##suffix}
+	static attrs gsize scan_piece_##suffix(const guint64 *bitmap, gsize start, gsize end,      \
+					       gsize n_words, guint64 last_mask, guint32 *bounds,  \
+					       Pass1 *st)                                          \
+	{                                                                                          \
+		return scan_piece_body(bitmap, start, end, n_words, last_mask, bounds, st);        \
+	}                                                                                          \
+	static attrs void sparse_piece_##suffix(const guint64 *bitmap, gsize n_words,              \
+						guint64 last_mask, guint64 n_pages,                \
+						const guint32 *bounds, gsize n_bounds,             \
+						gboolean last, gboolean dirty_unlisted, Walk *w)   \
+	{                                                                                          \
+		sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last,     \
+				  TRUE, w, FALSE);                                                 \
+	}                                                                                          \
+	static attrs void runs_piece_##suffix(                                                     \
+	    const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,              \
+	    const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)                         \
+	{                                                                                          \
+		runs_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);   \
+	}                                                                                          \
+	static const Kernels kernels_##suffix = {                                                  \
+	    count_##suffix, light_##suffix,	 scan_##suffix,		sparse_##suffix,           \
+	    runs_##suffix,  scan_piece_##suffix, sparse_piece_##suffix, runs_piece_##suffix}
 
 DEFINE_KERNELS(generic, );
 
 #ifdef MIGD_DIRTY_DISPATCH
 DEFINE_KERNELS(popcnt, POPCNT_TARGET);
+
+/*
+ * AVX2 (with BMI1/2): pass 1 by pieces, a block as two registers of four words. Each word's
+ * previous word is the load one word earlier; the listed words of a block come from a table
+ * of the 256 masks, stored whole; the counts are byte popcounts (a nibble table) summed per
+ * block. Checksum lanes stay scalar, beside it.
+ */
+static guint32 bound_table[256][BLOCK]; /* mask -> the indices of its set bits */
+
+static void
+bound_table_init(void)
+{
+	for (guint mask = 0; mask < 256; mask++) {
+		guint k = 0;
+
+		for (guint j = 0; j < BLOCK; j++) {
+			if (mask & (1u << j))
+				bound_table[mask][k++] = j;
+		}
+	}
+}
+
+static AVX2_TARGET inline __m256i
+popcount8_avx2(__m256i x)
+{
+	const __m256i nibble = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0,
+						1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+	const __m256i low = _mm256_set1_epi8(0x0f);
+
+	return _mm256_add_epi8(
+	    _mm256_shuffle_epi8(nibble, _mm256_and_si256(x, low)),
+	    _mm256_shuffle_epi8(nibble, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
+}
+
+static AVX2_TARGET inline guint64
+sum4_avx2(__m256i x)
+{
+	__m128i s = _mm_add_epi64(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+
+	return (guint64)_mm_cvtsi128_si64(s) + (guint64)_mm_extract_epi64(s, 1);
+}
+
+/*
+ * Pass 1 of whole blocks [b, n_blocks), b > 0. @skip: blocks without a boundary skip the counts
+ * and the list, worth its branch only where nearly all blocks are such (few listed words).
+ */
+static AVX2_TARGET ALWAYS_INLINE gsize
+scan_blocks_avx2(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds, Pass1 *st,
+		 gboolean skip, gboolean count_starts)
+{
+	__m256i starts = _mm256_setzero_si256(), unlisted_dirty = _mm256_setzero_si256();
+	gsize m = 0, uniform_dirty = 0;
+	guint64 n_mixed = 0;
+	LANES_LOAD(st->v);
+
+	for (; b < n_blocks; b++) {
+		const guint64 *p = bitmap + b * BLOCK;
+		__m256i x0 = _mm256_loadu_si256((const __m256i *)p);
+		__m256i x1 = _mm256_loadu_si256((const __m256i *)(p + 4));
+		__m256i q0 = _mm256_loadu_si256((const __m256i *)(p - 1));
+		__m256i q1 = _mm256_loadu_si256((const __m256i *)(p + 3));
+		/* each page's previous page */
+		__m256i s0 = _mm256_or_si256(_mm256_slli_epi64(x0, 1), _mm256_srli_epi64(q0, 63));
+		__m256i s1 = _mm256_or_si256(_mm256_slli_epi64(x1, 1), _mm256_srli_epi64(q1, 63));
+		__m256i e0 = _mm256_cmpeq_epi64(x0, s0), e1 = _mm256_cmpeq_epi64(x1, s1);
+		guint mask;
+
+		LANES_STEP(p);
+		if (skip && _mm256_movemask_epi8(_mm256_and_si256(e0, e1)) == -1) {
+			/* all clean or all dirty, as the page before */
+			uniform_dirty += p[0] & 1;
+			continue;
+		}
+		/* an unlisted word is all clean or all dirty: its bit 0 says which */
+		if (!skip)
+			unlisted_dirty = _mm256_or_si256(
+			    unlisted_dirty,
+			    _mm256_or_si256(_mm256_and_si256(e0, x0), _mm256_and_si256(e1, x1)));
+		mask = ~((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e0)) |
+			 ((guint)_mm256_movemask_pd(_mm256_castsi256_pd(e1)) << 4)) &
+		       0xff;
+		_mm256_storeu_si256(
+		    (__m256i *)(bounds + m),
+		    _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)bound_table[mask]),
+				     _mm256_set1_epi32((int)(b * BLOCK))));
+		m += __builtin_popcount(mask);
+		n_mixed += POP8(p);
+		if (count_starts)
+			starts = _mm256_add_epi64(
+			    starts,
+			    _mm256_sad_epu8(
+				_mm256_add_epi8(popcount8_avx2(_mm256_andnot_si256(s0, x0)),
+						popcount8_avx2(_mm256_andnot_si256(s1, x1))),
+				_mm256_setzero_si256()));
+	}
+	LANES_STORE(st->v);
+	st->n_dirty += n_mixed + 64 * BLOCK * uniform_dirty;
+	st->n_runs += sum4_avx2(starts);
+	st->carry = bitmap[n_blocks * BLOCK - 1] >> 63;
+	/* skipped blocks are not looked at: not known */
+	st->dirty_unlisted = skip || !_mm256_testz_si256(unlisted_dirty, _mm256_set1_epi64x(1));
+	return m;
+}
+
+/*
+ * sparse_flush() with AVX2, 8 pages at a time: the gaps as 2-byte LEB128 (gaps below 2^14),
+ * then the high bytes of the gaps below 128 dropped by a byte shuffle from a table of the 256
+ * masks. A group with a longer gap goes the scalar way.
+ */
+static guint8 varint2_shuffle[256][16]; /* mask of the 2-byte gaps -> the bytes kept */
+
+static void
+varint2_shuffle_init(void)
+{
+	for (guint mask = 0; mask < 256; mask++) {
+		guint k = 0;
+
+		for (guint j = 0; j < 8; j++) {
+			varint2_shuffle[mask][k++] = (guint8)(2 * j);
+			if (mask & (1u << j))
+				varint2_shuffle[mask][k++] = (guint8)(2 * j + 1);
+		}
+		for (; k < 16; k++)
+			varint2_shuffle[mask][k] = 0x80;
+	}
+}
+
+static AVX2_TARGET void
+sparse_flush_avx2(Walk *w, const guint32 *batch, gsize n)
+{
+	const __m256i shift = _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6);
+	guint8 *out = w->buf + w->len;
+	guint32 next = w->next;
+	guint64 runs = 0;
+	gsize k = 0;
+
+	for (; k + 8 <= n; k += 8) {
+		__m256i p = _mm256_loadu_si256((const __m256i *)(batch + k));
+		/* each page's previous page: next - 1, then p[0..6] */
+		__m256i prev = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(p, shift),
+						  _mm256_set1_epi32((int)(next - 1)), 1);
+		__m256i gap = _mm256_sub_epi32(_mm256_sub_epi32(p, prev), _mm256_set1_epi32(1));
+		__m256i two = _mm256_cmpgt_epi32(gap, _mm256_set1_epi32(127));
+		__m256i enc;
+		__m128i enc16;
+		guint mask;
+
+		if (G_UNLIKELY(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(
+				   gap, _mm256_set1_epi32((1 << 14) - 1)))) != 0)) {
+			for (gsize j = k; j < k + 8; j++) {
+				runs += batch[j] != next;
+				out += put_varint28_short(out, batch[j] - next);
+				next = batch[j] + 1;
+			}
+			continue;
+		}
+		runs += 8 - __builtin_popcount((guint)_mm256_movemask_ps(_mm256_castsi256_ps(
+				_mm256_cmpeq_epi32(gap, _mm256_setzero_si256()))));
+		/* gap = 128 h + l: l + 256 h, and the low byte's top bit when h > 0 */
+		enc = _mm256_add_epi32(
+		    _mm256_add_epi32(gap, _mm256_and_si256(gap, _mm256_set1_epi32(0x3f80))),
+		    _mm256_and_si256(two, _mm256_set1_epi32(0x80)));
+		enc16 =
+		    _mm_packus_epi32(_mm256_castsi256_si128(enc), _mm256_extracti128_si256(enc, 1));
+		mask = (guint)_mm256_movemask_ps(_mm256_castsi256_ps(two));
+		_mm_storeu_si128(
+		    (__m128i *)out,
+		    _mm_shuffle_epi8(enc16,
+				     _mm_loadu_si128((const __m128i *)varint2_shuffle[mask])));
+		out += 8 + __builtin_popcount(mask);
+		next = batch[k + 7] + 1;
+	}
+	for (; k < n; k++) {
+		runs += batch[k] != next;
+		out += put_varint28_short(out, batch[k] - next);
+		next = batch[k] + 1;
+	}
+	w->next = next;
+	w->len = out - w->buf;
+	w->overflow = w->len > w->limit;
+	w->n_items += n;
+	w->n_runs += runs;
+}
+
+static AVX2_TARGET gsize
+scan_piece_avx2(const guint64 *bitmap, gsize start, gsize end, gsize n_words, guint64 last_mask,
+		guint32 *bounds, Pass1 *st)
+{
+	gsize b = start / BLOCK, n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
+	gsize m = 0;
+	gboolean dirty_unlisted = TRUE;
+
+	if (b == 0 && n_blocks > 0) {
+		/* the first block has no previous word to load */
+		m = scan_piece_body(bitmap, 0, BLOCK, n_words, last_mask, bounds, st);
+		b = 1;
+	}
+	if (b < n_blocks) {
+		/* few listed words in the previous piece: most blocks have none */
+		/* the run starts only for the first piece: the walks count the others' */
+		if (start == 0)
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, TRUE);
+		else if (st->last_listed * 64 < PIECE_WORDS)
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, TRUE, FALSE);
+		else {
+			m += scan_blocks_avx2(bitmap, b, n_blocks, bounds + m, st, FALSE, FALSE);
+			dirty_unlisted = st->dirty_unlisted;
+		}
+		b = n_blocks;
+	}
+	if (b * BLOCK < end) {
+		m += scan_piece_body(bitmap, b * BLOCK, end, n_words, last_mask, bounds + m, st);
+		dirty_unlisted = TRUE;
+	}
+	st->last_listed = m;
+	st->dirty_unlisted = dirty_unlisted;
+	return m;
+}
+
+static AVX2_TARGET void
+sparse_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		  const guint32 *bounds, gsize n_bounds, gboolean last, gboolean dirty_unlisted,
+		  Walk *w)
+{
+	sparse_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last,
+			  dirty_unlisted, w, TRUE);
+}
+
+static AVX2_TARGET void
+runs_piece_avx2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pages,
+		const guint32 *bounds, gsize n_bounds, gboolean last, Walk *w)
+{
+	runs_piece_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, last, w);
+}
+
+static const Kernels kernels_avx2 = {count_popcnt,	light_popcnt,	scan_popcnt,
+				     sparse_popcnt,	runs_popcnt,	scan_piece_avx2,
+				     sparse_piece_avx2, runs_piece_avx2};
 
 /*
  * AVX-512 (F, DQ, VL, VPOPCNTDQ): count, checksum and pass 1 eight words (one block, the eight
@@ -827,10 +1429,13 @@ runs_vbmi2(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 n_pa
 	runs_body(bitmap, n_words, last_mask, n_pages, bounds, n_bounds, w, TRUE);
 }
 
-static const Kernels kernels_avx512 = {count_popcnt, light_avx512, scan_avx512, sparse_popcnt,
-				       runs_popcnt};
-static const Kernels kernels_vbmi2 = {count_popcnt, light_avx512, scan_avx512, sparse_vbmi2,
-				      runs_vbmi2};
+/* by pieces as with AVX2, whose pass 1 and walks the AVX-512 ones do not beat there */
+static const Kernels kernels_avx512 = {count_popcnt,	  light_avx512,	  scan_avx512,
+				       sparse_popcnt,	  runs_popcnt,	  scan_piece_avx2,
+				       sparse_piece_avx2, runs_piece_avx2};
+static const Kernels kernels_vbmi2 = {count_popcnt,	 light_avx512,	 scan_avx512,
+				      sparse_vbmi2,	 runs_vbmi2,	 scan_piece_avx2,
+				      sparse_piece_avx2, runs_piece_avx2};
 #endif
 
 /* the kernels for this CPU (see the top of the file) */
@@ -838,9 +1443,9 @@ static const Kernels *
 kernels(void)
 {
 #ifdef MIGD_DIRTY_DISPATCH
-	static const Kernels *const all[] = {&kernels_generic, &kernels_popcnt, &kernels_avx512,
-					     &kernels_vbmi2};
-	static const gchar *const names[] = {"generic", "popcnt", "avx512", "vbmi2"};
+	static const Kernels *const all[] = {&kernels_generic, &kernels_popcnt, &kernels_avx2,
+					     &kernels_avx512, &kernels_vbmi2};
+	static const gchar *const names[] = {"generic", "popcnt", "avx2", "avx512", "vbmi2"};
 	static gsize choice; /* 1 + index in all[] */
 
 	if (g_once_init_enter(&choice)) {
@@ -848,15 +1453,20 @@ kernels(void)
 		gsize c = 0;
 
 		__builtin_cpu_init();
+		bound_table_init();
+		varint2_shuffle_init();
 		if (__builtin_cpu_supports("popcnt"))
 			c = 1;
-		if (c == 1 && __builtin_cpu_supports("avx512f") &&
+		if (c == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
+		    __builtin_cpu_supports("bmi2"))
+			c = 2;
+		if (c == 2 && __builtin_cpu_supports("avx512f") &&
 		    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
 		    __builtin_cpu_supports("avx512vpopcntdq"))
-			c = 2;
-		if (c == 2 && __builtin_cpu_supports("avx512bw") &&
-		    __builtin_cpu_supports("avx512vbmi2"))
 			c = 3;
+		if (c == 3 && __builtin_cpu_supports("avx512bw") &&
+		    __builtin_cpu_supports("avx512vbmi2"))
+			c = 4;
 		for (gsize i = 0; want != NULL && i < c; i++) {
 			if (g_strcmp0(want, names[i]) == 0)
 				c = i;
@@ -920,24 +1530,16 @@ walk_init(Walk *w, gsize upper_bound, gsize limit)
 	w->buf = g_malloc(MIN(upper_bound, limit) + SLACK);
 }
 
-void
-migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
+/* the encoder in two passes over the whole chunk (see the top of the file) */
+static void
+encode_whole(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
 {
-	const Kernels *k = kernels();
 	g_autofree guint32 *bounds = NULL;
-	gsize n_words, raw_bytes;
-	guint64 last_mask;
+	gsize n_words = words_for(n_pages), raw_bytes = n_words * 8;
+	guint64 last_mask = last_word_mask(n_pages);
 	ScanResult s;
 	Walk w;
 
-	g_return_if_fail(encoded != NULL);
-	migd_dirty_encoded_clear(encoded);
-	g_return_if_fail(bitmap != NULL);
-	g_return_if_fail(n_pages >= 1 && n_pages <= MIGD_DIRTY_MAX_CHUNK_PAGES);
-
-	n_words = words_for(n_pages);
-	raw_bytes = n_words * 8;
-	last_mask = last_word_mask(n_pages);
 	bounds = g_new(guint32, n_words + BLOCK); /* AVX-512 stores 8 entries at a time */
 	k->scan(bitmap, n_words, last_mask, raw_bytes, bounds, &s);
 
@@ -995,6 +1597,155 @@ migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *enco
 raw:
 	encoded->encoding = MIGD_DIRTY_ENCODING_RAW;
 	encoded->data = encode_raw(bitmap, n_words, last_mask);
+}
+
+/* a format's walk in encode_pieces */
+typedef enum {
+	WALK_LIVE,   /* written for every piece so far */
+	WALK_OVER,   /* longer than RAW: it cannot win */
+	WALK_MISSED, /* a piece was not written: its bytes (maybe even its length) are unknown */
+} WalkState;
+
+/*
+ * The encoder by pieces: pass 1 and pass 2 of each piece in turn, writing the formats that may
+ * still win, as the counts so far say (SPARSE can only beat RUNS near n_dirty <= 2 * runs, and
+ * RUNS only above it; neither beats RAW past the RAW size). Returns FALSE, and leaves
+ * @encoded alone, when the winner turns out to be a format that was not written for every
+ * piece (a chunk whose density changes along the way): encode_whole then does it again.
+ */
+static gboolean
+encode_pieces(const Kernels *k, const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
+{
+	gsize n_words = words_for(n_pages), raw_bytes = n_words * 8;
+	guint64 last_mask = last_word_mask(n_pages);
+	guint32 bounds[PIECE_WORDS + BLOCK];
+	Pass1 st = {.n_dirty = 0};
+	Walk sw = {.buf = NULL}, rw = {.buf = NULL};
+	WalkState sparse = WALK_LIVE, runs = WALK_LIVE;
+	gsize sparse_len = G_MAXSIZE, runs_len = G_MAXSIZE;
+	guint64 n, r = 0;
+	gboolean known = TRUE, lost = FALSE;
+
+	ck_init(st.v);
+	for (gsize start = 0; start < n_words; start += PIECE_WORDS) {
+		gsize end = MIN(start + PIECE_WORDS, n_words);
+		gsize m = k->scan_piece(bitmap, start, end, n_words, last_mask, bounds, &st);
+		gboolean last = end == n_words;
+		guint64 seen = end * 8; /* RAW bytes so far */
+
+		/* the margins of a piece keep both while the counts are small; the runs are pass
+		 * 1's for the first piece, then the walks' up to the previous piece */
+		n = st.n_dirty;
+		if (start == 0)
+			r = st.n_runs;
+		if (sparse == WALK_LIVE &&
+		    (n > seen + PIECE_WORDS || 2 * n > 5 * r + 2 * PIECE_WORDS))
+			sparse = WALK_MISSED;
+		if (runs == WALK_LIVE &&
+		    (2 * r > seen + PIECE_WORDS || 3 * r > 2 * n + 2 * PIECE_WORDS))
+			runs = WALK_MISSED;
+		if (sparse == WALK_MISSED && runs == WALK_MISSED) {
+			lost = TRUE;
+			break;
+		}
+		if (sparse == WALK_LIVE) {
+			if (sw.buf == NULL)
+				walk_init(&sw, raw_bytes, raw_bytes);
+			k->sparse_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last,
+					st.dirty_unlisted, &sw);
+			if (sw.overflow)
+				sparse = WALK_OVER;
+		}
+		if (runs == WALK_LIVE) {
+			if (rw.buf == NULL)
+				walk_init(&rw, raw_bytes, raw_bytes);
+			k->runs_piece(bitmap, n_words, last_mask, n_pages, bounds, m, last, &rw);
+			if (rw.overflow)
+				runs = WALK_OVER;
+		}
+		/* the runs so far, from a walk that saw every piece (a page 0 that is dirty
+		 * starts a run that SPARSE writes as index 0, with no gap) */
+		if (sparse == WALK_LIVE)
+			r = sw.n_runs + (bitmap[0] & 1);
+		else if (runs == WALK_LIVE)
+			r = (rw.n_items + 1) / 2;
+		else if (sparse != WALK_OVER || runs != WALK_OVER)
+			lost = TRUE;
+		if (sparse == WALK_LIVE && runs == WALK_LIVE)
+			g_assert(sw.n_runs + (bitmap[0] & 1) == (rw.n_items + 1) / 2);
+	}
+	n = st.n_dirty;
+	if (lost) {
+		g_free(sw.buf);
+		g_free(rw.buf);
+		return FALSE;
+	}
+
+	/* the exact lengths, where they are known (G_MAXSIZE: longer than RAW) */
+	if (sparse == WALK_LIVE) {
+		g_assert(sw.n_items == n);
+		sparse_len = sw.len;
+	} else if (sparse == WALK_MISSED) {
+		if (runs == WALK_LIVE)
+			sparse_len = rw.len_clean + (n - r);
+		else
+			known = FALSE;
+	}
+	if (runs == WALK_LIVE) {
+		g_assert(rw.n_items == 2 * r);
+		runs_len = rw.len;
+	} else if (runs == WALK_MISSED && n > 2 * r) {
+		known = FALSE; /* when n <= 2 * r RUNS is not shorter than SPARSE: no matter */
+	}
+	if (known && n > 0 && sparse_len <= runs_len && sparse_len <= raw_bytes &&
+	    sparse != WALK_LIVE)
+		known = FALSE; /* SPARSE wins but was not written */
+	if (!known) {
+		g_free(sw.buf);
+		g_free(rw.buf);
+		return FALSE;
+	}
+
+	encoded->n_pages = n_pages;
+	encoded->n_dirty = n;
+	encoded->checksum = ck_final(st.v, n_pages);
+	if (n == 0) {
+		encoded->encoding = MIGD_DIRTY_ENCODING_SPARSE;
+		encoded->data = g_bytes_new(NULL, 0);
+		g_free(sw.buf);
+		g_free(rw.buf);
+	} else if (sparse_len <= runs_len && sparse_len <= raw_bytes) {
+		encoded->encoding = MIGD_DIRTY_ENCODING_SPARSE;
+		encoded->data = walk_take_bytes(&sw);
+		g_free(rw.buf);
+	} else if (runs_len <= raw_bytes) {
+		encoded->encoding = MIGD_DIRTY_ENCODING_RUNS;
+		encoded->data = walk_take_bytes(&rw);
+		g_free(sw.buf);
+	} else {
+		encoded->encoding = MIGD_DIRTY_ENCODING_RAW;
+		encoded->data = encode_raw(bitmap, n_words, last_mask);
+		g_free(sw.buf);
+		g_free(rw.buf);
+	}
+	return TRUE;
+}
+
+void
+migd_dirty_encode(const guint64 *bitmap, guint64 n_pages, MigdDirtyEncoded *encoded)
+{
+	const Kernels *k = kernels();
+
+	g_return_if_fail(encoded != NULL);
+	migd_dirty_encoded_clear(encoded);
+	g_return_if_fail(bitmap != NULL);
+	g_return_if_fail(n_pages >= 1 && n_pages <= MIGD_DIRTY_MAX_CHUNK_PAGES);
+
+	/* one piece is in the cache for both passes anyway */
+	if (k->scan_piece != NULL && words_for(n_pages) > PIECE_WORDS &&
+	    encode_pieces(k, bitmap, n_pages, encoded))
+		return;
+	encode_whole(k, bitmap, n_pages, encoded);
 }
 
 /*

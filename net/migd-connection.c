@@ -14,6 +14,8 @@
 #define MIGD_CONNECTION_SMALL_READ (64u * 1024u)
 /* at most this many queued pieces go to one writev */
 #define MIGD_CONNECTION_MAX_VECTORS 16
+/* reads done in a row while the stream has data, before an async read (main loop) */
+#define MIGD_CONNECTION_SYNC_READS 64
 /* a close waits this long for queued frames (e.g. an Abort) to leave */
 #define MIGD_CONNECTION_FLUSH_TIMEOUT_S 10
 
@@ -260,16 +262,17 @@ migd_connection_early_close_hint(MigdConnection *self)
 	       "TLS on both sides, or plain on both; its log says why)";
 }
 
-static void
-migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+/*
+ * What one read of @n bytes (or @error) means; FALSE when the connection ended or failed
+ * (or a callback closed it), so no further read may start.
+ */
+static gboolean
+migd_connection_handle_read(MigdConnection *self, gssize n, GError *error)
 {
-	g_autoptr(MigdConnection) self = MIGD_CONNECTION(user_data);
-	g_autoptr(GError) error = NULL;
-	gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), res, &error);
+	g_autoptr(GError) local = NULL;
 
-	self->read_pending = FALSE;
 	if (self->closed || self->refused)
-		return;
+		return FALSE;
 	if (n < 0) {
 		g_prefix_error(&error, "reading from %s: ", self->peer_identity);
 		if (!self->heard_peer) {
@@ -279,30 +282,84 @@ migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 			error->message = g_steal_pointer(&message);
 		}
 		migd_connection_fail(self, error);
-		return;
+		return FALSE;
 	}
 	if (n == 0) {
-		if (!migd_wire_decoder_finish(self->decoder, &error)) {
-			migd_connection_fail(self, error);
-			return;
+		if (!migd_wire_decoder_finish(self->decoder, &local)) {
+			migd_connection_fail(self, local);
+			return FALSE;
 		}
 		if (self->closing || migd_wire_session_is_over(self->session)) {
 			migd_connection_finish(self, self->close_reason);
-			return;
+			return FALSE;
 		}
-		g_set_error(&error, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s closed the connection%s",
+		g_set_error(&local, MIGD_ERROR, MIGD_ERROR_PROTOCOL, "%s closed the connection%s",
 			    self->peer_identity, migd_connection_early_close_hint(self));
-		migd_connection_fail(self, error);
-		return;
+		migd_connection_fail(self, local);
+		return FALSE;
 	}
 	if (self->read_direct) {
 		migd_wire_decoder_advance(self->decoder, (gsize)n);
-	} else if (!migd_wire_decoder_feed(self->decoder, self->small_buf, (gsize)n, &error)) {
-		migd_connection_refuse(self, error);
-		return;
+	} else if (!migd_wire_decoder_feed(self->decoder, self->small_buf, (gsize)n, &local)) {
+		migd_connection_refuse(self, local);
+		return FALSE;
 	}
 	migd_connection_deliver_frames(self);
 	migd_connection_update_frame_timer(self);
+	return !self->closed;
+}
+
+/* where the next read goes: straight into the decoder's buffer, or the small buffer */
+static guint8 *
+migd_connection_read_space(MigdConnection *self, gsize *len)
+{
+	guint8 *buf = migd_wire_decoder_peek_space(self->decoder, len);
+
+	self->read_direct = buf != NULL && *len > 0;
+	if (!self->read_direct) {
+		buf = self->small_buf;
+		*len = MIGD_CONNECTION_SMALL_READ;
+	}
+	return buf;
+}
+
+static void
+migd_connection_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(MigdConnection) self = MIGD_CONNECTION(user_data);
+	g_autoptr(GError) error = NULL;
+	gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), res, &error);
+	GPollableInputStream *pollable =
+	    G_IS_POLLABLE_INPUT_STREAM(source) &&
+		    g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(source))
+		? G_POLLABLE_INPUT_STREAM(source)
+		: NULL;
+
+	self->read_pending = FALSE;
+	if (!migd_connection_handle_read(self, n, error))
+		return;
+	/*
+	 * While the stream has more, read on here rather than through the main loop once per
+	 * read: a TLS stream gives one record (16 KiB) per read, and an async read per record
+	 * cost more than the record's decryption. Bounded, so that other sources still run.
+	 */
+	for (guint i = 0; pollable != NULL && i < MIGD_CONNECTION_SYNC_READS; i++) {
+		g_autoptr(GError) more_error = NULL;
+		gsize len = 0;
+		guint8 *buf;
+
+		if (self->closed || self->refused || !self->reading_enabled || self->read_pending)
+			return;
+		buf = migd_connection_read_space(self, &len);
+		self->read_pending = TRUE;
+		n = g_pollable_input_stream_read_nonblocking(pollable, buf, len, self->cancellable,
+							     &more_error);
+		self->read_pending = FALSE;
+		if (n < 0 && g_error_matches(more_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+			break;
+		if (!migd_connection_handle_read(self, n, more_error))
+			return;
+	}
 	migd_connection_read_next(self);
 }
 
@@ -315,12 +372,7 @@ migd_connection_read_next(MigdConnection *self)
 
 	if (self->closed || self->refused || !self->reading_enabled || self->read_pending)
 		return;
-	buf = migd_wire_decoder_peek_space(self->decoder, &len);
-	self->read_direct = buf != NULL && len > 0;
-	if (!self->read_direct) {
-		buf = self->small_buf;
-		len = MIGD_CONNECTION_SMALL_READ;
-	}
+	buf = migd_connection_read_space(self, &len);
 	self->read_pending = TRUE;
 	g_input_stream_read_async(input, buf, len, G_PRIORITY_DEFAULT, self->cancellable,
 				  migd_connection_read_cb, g_object_ref(self));

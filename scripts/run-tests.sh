@@ -2,7 +2,8 @@
 # Runs every test of vfio-migd: formatting, the normal build (warnings are
 # errors), then the whole suite again under AddressSanitizer + UBSan, then each
 # libFuzzer harness for a bounded time, then the real-kernel tier, then the
-# Debian packages (scripts/check-package.sh).
+# Debian packages (scripts/check-package.sh), then those packages under a real
+# systemd (scripts/check-systemd.sh).
 # Ends with one line "N passed, M failed" counting every test case of every run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +115,17 @@ if [ "$sanitize_only" -eq 0 ]; then
 	bash scripts/check-package.sh 2>&1 | tee "$package_log" || status=1
 	count_last_line "$package_log"
 	rm -f "$package_log"
+fi
+
+# the packages just built, installed with dpkg in a guest booted with systemd as
+# PID 1 (the same 6.12 kernel, real mtty devices); "N passed, M failed" too
+if [ "$sanitize_only" -eq 0 ]; then
+	echo "== systemd tier"
+	systemd_log=$(mktemp)
+	BUILD="$BUILD" SYSTEMD_TIER_DEBS="${DEB_OUT:-build-deb}" bash scripts/check-systemd.sh 2>&1 |
+		tee "$systemd_log" || status=1
+	count_last_line "$systemd_log"
+	rm -f "$systemd_log"
 fi
 
 echo "${passed} passed, ${failed} failed"

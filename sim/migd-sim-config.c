@@ -40,6 +40,7 @@ static const MigdSimConfigKey migd_sim_config_keys[] = {
     {"fail_count", MIGD_SIM_KNOB_FAIL},
     {"report_eio", MIGD_SIM_KNOB_REPORT_EIO},
     {"short_reads", MIGD_SIM_KNOB_SHORT_READS},
+    {"fast_data", MIGD_SIM_KNOB_FAST_DATA},
     {"dev_id", MIGD_SIM_KNOB_HISI_MATCH},
     {"qp_num", MIGD_SIM_KNOB_HISI_MATCH},
     {"que_iso_cfg", MIGD_SIM_KNOB_HISI_MATCH},
@@ -356,6 +357,8 @@ migd_sim_config_set_value(MigdSimConfig *self, const gchar *key, const gchar *va
 		return migd_sim_config_parse_bool(value, &self->iommu_dirty, error);
 	if (g_strcmp0(key, "short_reads") == 0)
 		return migd_sim_config_parse_bool(value, &self->short_reads, error);
+	if (g_strcmp0(key, "fast_data") == 0)
+		return migd_sim_config_parse_bool(value, &self->fast_data, error);
 	if (g_strcmp0(key, "dev_id") == 0)
 		return migd_sim_config_parse_u32(value, &self->hisi_dev_id, error);
 	if (g_strcmp0(key, "qp_num") == 0)

@@ -39,6 +39,8 @@ typedef struct {
 	guint fail_count; /* fail the first N walks of the arc; 0 = every time */
 	gboolean report_eio;
 	gboolean short_reads;
+	/* the data fds are pipes at memory speed, verified byte for byte (migd-sim-fast.c) */
+	gboolean fast_data;
 	/*
 	 * mtty: the kernel was built with CONFIG_IOMMUFD_DRIVER (iova_bitmap);
 	 * without it, as in Debian 12's 6.12, DMA_LOGGING_REPORT is EOPNOTSUPP

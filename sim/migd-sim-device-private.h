@@ -47,6 +47,11 @@ struct _MigdSimBackend {
 	/* the file_operations, lock held; @session may be disabled after a wait on cond */
 	gint (*read)(MigdSimDevice *self, MigdSimSession *session, void *buf, gsize len,
 		     gboolean nonblock, gsize *n_read, const void **data);
+	/*
+	 * NULL: the daemon's fd is the session's socketpair (migd_sim_session_open_fd);
+	 * else the backend's own fd for @session (called without the lock)
+	 */
+	MigdDataFd *(*open_fd)(MigdSimDevice *self, MigdSimSession *session, GError **error);
 	/* NULL, or prepare the next @len bytes of the save file (read-ahead) */
 	void (*prefetch)(MigdSimDevice *self, MigdSimSession *session, gsize len);
 	gint (*write)(MigdSimDevice *self, MigdSimSession *session, const void *buf, gsize len,
@@ -86,6 +91,8 @@ extern const MigdSimBackend migd_sim_mlx5_backend;
 extern const MigdSimBackend migd_sim_hisi_acc_backend;
 extern const MigdSimBackend migd_sim_mtty_backend;
 extern const MigdSimBackend migd_sim_pds_backend;
+/* fast_data=1, any profile: pipes at memory speed (migd-sim-fast.c) */
+extern const MigdSimBackend migd_sim_fast_backend;
 
 /* helpers for backends (lock held) */
 MigdSimSession *migd_sim_device_new_session(MigdSimDevice *self, MigdDataFdDirection direction,

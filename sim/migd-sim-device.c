@@ -412,7 +412,9 @@ migd_sim_device_set_state(MigdDevice *device, MigdState state, MigdDataFd **data
 		return FALSE;
 	}
 	if (session != NULL) {
-		MigdDataFd *fd = migd_sim_session_open_fd(session, error);
+		MigdDataFd *fd = self->backend->open_fd != NULL
+				     ? self->backend->open_fd(self, session, error)
+				     : migd_sim_session_open_fd(session, error);
 		if (fd == NULL)
 			return FALSE;
 		if (data_fd != NULL)
@@ -1159,7 +1161,8 @@ migd_sim_device_new(const MigdSimConfig *config, GError **error)
 	self = g_object_new(MIGD_TYPE_SIM_DEVICE, NULL);
 	self->config = migd_sim_config_copy(config);
 	self->info = config->profile;
-	self->backend = migd_sim_device_backend_for(self->info->id);
+	self->backend = config->fast_data ? &migd_sim_fast_backend
+					  : migd_sim_device_backend_for(self->info->id);
 	self->rng = config->seed ^ 0x5851f42d4c957f2dull;
 	if (self->info->log_ops && !self->info->log_ops_noop) {
 		self->dirty = migd_sim_dirty_new(&self->info->dirty_limits);

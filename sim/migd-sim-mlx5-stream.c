@@ -50,19 +50,27 @@ static guint32
 migd_sim_mlx5_chunk_n(MigdSimMlx5Image *self, guint64 c)
 {
 	guint64 first = c * MIGD_SIM_MLX5_ENTRIES_PER_CHUNK;
-	return (guint32)MIN((guint64)MIGD_SIM_MLX5_ENTRIES_PER_CHUNK, self->entries->len - first);
+	return (guint32)MIN((guint64)MIGD_SIM_MLX5_ENTRIES_PER_CHUNK, self->n_entries - first);
+}
+
+static MigdSimPageEntry
+migd_sim_mlx5_image_entry(MigdSimMlx5Image *self, guint64 idx)
+{
+	if (self->entries != NULL)
+		return g_array_index(self->entries, MigdSimPageEntry, idx);
+	return (MigdSimPageEntry){.page = idx, .key = migd_sim_pages_seeded_key(self->seed, idx)};
 }
 
 static gsize
 migd_sim_mlx5_entry_len(MigdSimMlx5Image *self, guint64 idx)
 {
-	const MigdSimPageEntry *e = &g_array_index(self->entries, MigdSimPageEntry, idx);
-	return MIGD_SIM_MLX5_ENTRY_HDR_SIZE + migd_sim_pages_page_len(self->state_size, e->page);
+	MigdSimPageEntry e = migd_sim_mlx5_image_entry(self, idx);
+	return MIGD_SIM_MLX5_ENTRY_HDR_SIZE + migd_sim_pages_page_len(self->state_size, e.page);
 }
 
-MigdSimMlx5Image *
-migd_sim_mlx5_image_new(guint64 seq, guint64 state_size, GArray *entries, gboolean size_record,
-			guint64 stop_copy_size)
+static MigdSimMlx5Image *
+migd_sim_mlx5_image_init(guint64 seq, guint64 state_size, GArray *entries, guint64 n_entries,
+			 guint64 seed, gboolean size_record, guint64 stop_copy_size)
 {
 	MigdSimMlx5Image *self = g_new0(MigdSimMlx5Image, 1);
 
@@ -70,9 +78,11 @@ migd_sim_mlx5_image_new(guint64 seq, guint64 state_size, GArray *entries, gboole
 	self->seq = seq;
 	self->state_size = state_size;
 	self->entries = entries;
+	self->n_entries = n_entries;
+	self->seed = seed;
 	self->size_record = size_record;
 	self->stop_copy_size = stop_copy_size;
-	self->n_chunks = MAX(1, (entries->len + MIGD_SIM_MLX5_ENTRIES_PER_CHUNK - 1) /
+	self->n_chunks = MAX(1, (n_entries + MIGD_SIM_MLX5_ENTRIES_PER_CHUNK - 1) /
 				    MIGD_SIM_MLX5_ENTRIES_PER_CHUNK);
 	self->chunk_check = g_new(guint64, self->n_chunks);
 	self->len = size_record ? MIGD_SIM_MLX5_SIZE_RECORD : 0;
@@ -84,8 +94,8 @@ migd_sim_mlx5_image_new(guint64 seq, guint64 state_size, GArray *entries, gboole
 		self->len += MIGD_SIM_MLX5_HDR_SIZE + MIGD_SIM_MLX5_CHUNK_HDR_SIZE;
 		for (guint64 i = c * MIGD_SIM_MLX5_ENTRIES_PER_CHUNK;
 		     i < c * MIGD_SIM_MLX5_ENTRIES_PER_CHUNK + n; i++) {
-			const MigdSimPageEntry *e = &g_array_index(entries, MigdSimPageEntry, i);
-			check = migd_sim_mlx5_check_add(check, e->page, e->key);
+			MigdSimPageEntry e = migd_sim_mlx5_image_entry(self, i);
+			check = migd_sim_mlx5_check_add(check, e.page, e.key);
 			self->len += migd_sim_mlx5_entry_len(self, i);
 		}
 		self->chunk_check[c] = check;
@@ -93,12 +103,31 @@ migd_sim_mlx5_image_new(guint64 seq, guint64 state_size, GArray *entries, gboole
 	return self;
 }
 
+MigdSimMlx5Image *
+migd_sim_mlx5_image_new(guint64 seq, guint64 state_size, GArray *entries, gboolean size_record,
+			guint64 stop_copy_size)
+{
+	return migd_sim_mlx5_image_init(seq, state_size, entries, entries->len, 0, size_record,
+					stop_copy_size);
+}
+
+MigdSimMlx5Image *
+migd_sim_mlx5_image_new_seeded(guint64 seq, guint64 state_size, guint64 seed, gboolean size_record,
+			       guint64 stop_copy_size)
+{
+	guint64 n_pages = (state_size + MIGD_SIM_PAGE_SIZE - 1) / MIGD_SIM_PAGE_SIZE;
+
+	return migd_sim_mlx5_image_init(seq, state_size, NULL, n_pages, seed, size_record,
+					stop_copy_size);
+}
+
 void
 migd_sim_mlx5_image_unref(MigdSimMlx5Image *self)
 {
 	if (self == NULL || --self->ref > 0)
 		return;
-	g_array_unref(self->entries);
+	if (self->entries != NULL)
+		g_array_unref(self->entries);
 	g_free(self->chunk_check);
 	g_free(self);
 }
@@ -119,7 +148,7 @@ migd_sim_mlx5_chunk_read(MigdSimMlx5Image *self, guint64 c, guint64 coff, guint8
 	guint32 n = migd_sim_mlx5_chunk_n(self, c);
 	guint64 hdrs = MIGD_SIM_MLX5_HDR_SIZE + MIGD_SIM_MLX5_CHUNK_HDR_SIZE;
 	guint64 rel, idx, eoff;
-	const MigdSimPageEntry *e;
+	MigdSimPageEntry e;
 	gsize plen;
 
 	if (coff < hdrs) {
@@ -143,18 +172,17 @@ migd_sim_mlx5_chunk_read(MigdSimMlx5Image *self, guint64 c, guint64 coff, guint8
 	rel = coff - hdrs;
 	idx = rel / MIGD_SIM_MLX5_ENTRY_SIZE;
 	eoff = rel % MIGD_SIM_MLX5_ENTRY_SIZE;
-	e = &g_array_index(self->entries, MigdSimPageEntry,
-			   c * MIGD_SIM_MLX5_ENTRIES_PER_CHUNK + idx);
+	e = migd_sim_mlx5_image_entry(self, c * MIGD_SIM_MLX5_ENTRIES_PER_CHUNK + idx);
 	if (eoff < MIGD_SIM_MLX5_ENTRY_HDR_SIZE) {
 		guint8 h[MIGD_SIM_MLX5_ENTRY_HDR_SIZE];
-		migd_sim_put_le64(h, e->page);
-		migd_sim_put_le64(h + 8, e->key);
+		migd_sim_put_le64(h, e.page);
+		migd_sim_put_le64(h + 8, e.key);
 		return migd_sim_mlx5_copy_part(h, sizeof(h), eoff, buf, len);
 	}
-	plen = migd_sim_pages_page_len(self->state_size, e->page);
+	plen = migd_sim_pages_page_len(self->state_size, e.page);
 	eoff -= MIGD_SIM_MLX5_ENTRY_HDR_SIZE;
 	len = MIN(len, plen - eoff);
-	migd_sim_fill_bytes(e->key, eoff, buf, len);
+	migd_sim_fill_bytes(e.key, eoff, buf, len);
 	return len;
 }
 
@@ -198,7 +226,8 @@ typedef enum {
 typedef struct {
 	guint64 page;
 	guint64 key;
-	guint64 hash;
+	gboolean intact; /* the bytes are the key's stream */
+	guint64 hash;	 /* when not intact: what arrived */
 } MigdSimMlx5Staged;
 
 struct _MigdSimMlx5Loader {
@@ -262,7 +291,7 @@ migd_sim_mlx5_loader_commit(MigdSimMlx5Loader *self)
 		migd_sim_pages_resize(self->pages, self->state_size);
 	for (guint i = 0; i < self->staged->len; i++) {
 		MigdSimMlx5Staged *s = &g_array_index(self->staged, MigdSimMlx5Staged, i);
-		migd_sim_pages_load(self->pages, s->page, s->key, s->hash);
+		migd_sim_pages_load(self->pages, s->page, s->key, s->intact, s->hash);
 	}
 	g_array_set_size(self->staged, 0);
 	self->phase = MLX5_LOAD_HEADER;
@@ -345,8 +374,14 @@ static gint
 migd_sim_mlx5_loader_page_done(MigdSimMlx5Loader *self, const void *content)
 {
 	MigdSimMlx5Staged s = {.page = self->cur_page, .key = self->cur_key};
+	guint64 expected[MIGD_SIM_PAGE_SIZE / 8];
 
-	s.hash = migd_sim_pages_content_hash(content, self->page_len);
+	/* checked against the key's stream now, so that only a page that differs is
+	 * remembered: a destination of GiBs holds no hash per page */
+	migd_sim_fill_bytes(s.key, 0, expected, self->page_len);
+	s.intact = memcmp(content, expected, self->page_len) == 0;
+	if (!s.intact)
+		s.hash = migd_sim_pages_content_hash(content, self->page_len);
 	g_array_append_val(self->staged, s);
 	self->check = migd_sim_mlx5_check_add(self->check, s.page, s.key);
 	self->rec_left -= self->page_len;

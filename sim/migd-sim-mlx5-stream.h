@@ -41,7 +41,9 @@ typedef struct {
 	gint ref;
 	guint64 seq;
 	guint64 state_size;
-	GArray *entries; /* MigdSimPageEntry, pages ascending */
+	GArray *entries;   /* MigdSimPageEntry, pages ascending; NULL: seeded */
+	guint64 n_entries; /* entries->len, or every page of a seeded device */
+	guint64 seed;	   /* entries NULL: entry i is (i, migd_sim_pages_seeded_key(seed, i)) */
 	gboolean size_record;
 	guint64 stop_copy_size;
 	guint64 n_chunks;
@@ -55,6 +57,10 @@ typedef struct {
 /* takes @entries */
 MigdSimMlx5Image *migd_sim_mlx5_image_new(guint64 seq, guint64 state_size, GArray *entries,
 					  gboolean size_record, guint64 stop_copy_size);
+/* every page of a device whose keys are all seeded (migd_sim_pages_seeded): no list held, so a
+ * full image of GiBs costs no memory */
+MigdSimMlx5Image *migd_sim_mlx5_image_new_seeded(guint64 seq, guint64 state_size, guint64 seed,
+						 gboolean size_record, guint64 stop_copy_size);
 void migd_sim_mlx5_image_unref(MigdSimMlx5Image *self);
 /* stream bytes of a FW image of @n_entries pages (an estimate when one is short) */
 guint64 migd_sim_mlx5_image_estimate(guint64 n_entries);

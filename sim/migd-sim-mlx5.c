@@ -102,10 +102,20 @@ migd_sim_mlx5_queue_save(MigdSimDevice *self, MigdSimMlx5SaveFile *file, gboolea
 {
 	MigdSimMlx5 *mlx5 = self->priv;
 	gboolean first = file->images->len == 0;
-	GArray *entries = migd_sim_pages_snapshot(mlx5->pages, !full);
-	MigdSimMlx5Image *img = migd_sim_mlx5_image_new(++mlx5->seq, mlx5->pages->size, entries,
-							first, migd_sim_mlx5_full_image_len(self));
+	MigdSimMlx5Image *img;
 	gint64 now = g_get_monotonic_time();
+
+	if (full && migd_sim_pages_seeded(mlx5->pages)) {
+		/* every key is the seeded one: the image generates them, nothing is listed */
+		migd_sim_pages_clear_dirty(mlx5->pages);
+		img = migd_sim_mlx5_image_new_seeded(++mlx5->seq, mlx5->pages->size,
+						     mlx5->pages->seed, first,
+						     migd_sim_mlx5_full_image_len(self));
+	} else {
+		img = migd_sim_mlx5_image_new(++mlx5->seq, mlx5->pages->size,
+					      migd_sim_pages_snapshot(mlx5->pages, !full), first,
+					      migd_sim_mlx5_full_image_len(self));
+	}
 
 	img->file_off = file->max_pos;
 	img->start_us = now;

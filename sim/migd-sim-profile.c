@@ -45,7 +45,7 @@ static const MigdSimProfileInfo migd_sim_profiles[MIGD_SIM_PROFILE_LAST] = {
 	    .reset_to_running = TRUE,
 	    .default_state_size = 4 * 1024 * 1024,
 	    .knobs = KNOBS_COMMON | KNOBS_DMA | MIGD_SIM_KNOB_STATE_SIZE |
-		     MIGD_SIM_KNOB_DIRTY_RATE | MIGD_SIM_KNOB_REPORT_EIO,
+		     MIGD_SIM_KNOB_DIRTY_RATE | MIGD_SIM_KNOB_REPORT_EIO | MIGD_SIM_KNOB_FAST_DATA,
 	},
     [MIGD_SIM_PROFILE_HISI_ACC] =
 	{

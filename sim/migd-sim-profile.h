@@ -35,6 +35,7 @@ typedef enum {
 	MIGD_SIM_KNOB_IOMMUFD_DRIVER = 1 << 12,
 	MIGD_SIM_KNOB_SYSFS = 1 << 13,	     /* a directory standing for the device's sysfs node */
 	MIGD_SIM_KNOB_IOMMU_DIRTY = 1 << 14, /* the platform IOMMU can track dirty pages */
+	MIGD_SIM_KNOB_FAST_DATA = 1 << 15,   /* data fds at memory speed (benchmarks) */
 } MigdSimKnob;
 
 /* What a variant driver looks like from userspace (vfio-uapi.md §6). */

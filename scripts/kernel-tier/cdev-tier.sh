@@ -15,7 +15,8 @@
 #
 # The last line is "N passed, M failed"; exit status 0 only if nothing failed.
 # Environment: BUILD, KERNEL_TIER_TIMEOUT, KERNEL_TIER_BOOT_TRIES and
-# KERNEL_TIER_CACHE as check-kernel.sh (which installs qemu and busybox).
+# KERNEL_TIER_CACHE as check-kernel.sh (which installs qemu and busybox). The
+# boot loop and the console markers are scripts/lib/guest-kernel.sh's.
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
@@ -23,7 +24,10 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 TIMEOUT=${KERNEL_TIER_TIMEOUT:-480}
 BOOT_TRIES=${KERNEL_TIER_BOOT_TRIES:-3}
+CACHE_ROOT=${KERNEL_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfio-migd/kernel-tier}
 TIER_DIR=scripts/kernel-tier
+TIER_NAME=cdev-tier
+TIMEOUT_ENV=KERNEL_TIER_TIMEOUT
 UUID_A=6f0e1a52-8d1c-4c3e-9a01-0000000000a1
 UUID_B=6f0e1a52-8d1c-4c3e-9a01-0000000000b2
 UUID_C=6f0e1a52-8d1c-4c3e-9a01-0000000000c3
@@ -37,6 +41,8 @@ SIM_ARGS="--open cdev"
 passed=0
 failed=0
 summary_printed=0
+KVER=""
+KROOT=""
 work=""
 
 log() {
@@ -62,18 +68,13 @@ on_exit() {
 }
 trap on_exit EXIT
 
+# check_guest_path pack_initramfs boot_until_program_ran extract_guest_output
+# shellcheck source=scripts/lib/guest-kernel.sh
+. scripts/lib/guest-kernel.sh
+
 die() {
 	echo "cdev-tier: ERROR: $*" >&2
 	exit 1
-}
-
-# Fails unless the guest, which sees the host's root, sees $1 as it is.
-check_guest_path() {
-	case "$1" in
-	/proc/* | /sys/* | /dev/*)
-		die "$1 is under a directory the guest replaces with its own mount; use another BUILD or checkout"
-		;;
-	esac
 }
 
 # busybox, /init (guest-init.sh) and its configuration; no modules: all is built in
@@ -83,8 +84,9 @@ make_initramfs() { # out
 	daemons_script="$(pwd -P)/$DAEMONS_SCRIPT"
 	check_guest_path "$guest_build"
 	check_guest_path "$daemons_script"
-	mkdir -p "$root"/{bin,dev,proc,sys,host}
+	mkdir -p "$root"/{bin,dev,proc,sys,host,lib}
 	cp /bin/busybox "$root/bin/busybox"
+	cp scripts/lib/guest-init-common.sh "$root/lib/guest-common.sh"
 	mknod -m 600 "$root/dev/console" c 5 1
 	install -m 755 "$TIER_DIR/guest-init.sh" "$root/init"
 	{
@@ -98,41 +100,11 @@ make_initramfs() { # out
 		printf 'DAEMONS_SCRIPT=%q\nGUEST_BUILD=%q\n' "$daemons_script" "$guest_build"
 		printf 'DAEMONS_BUDGET=%q\nDAEMONS_BOUND=%q\n' "$DAEMONS_BUDGET" "$DAEMONS_BOUND"
 	} >"$root/kernel-tier.conf"
-	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out"
+	pack_initramfs "$root" "$out"
 }
 
-# Boots until the guest reached the test program (a rare early TCG oops says
-# nothing about the code under test); a boot that reached it is never repeated.
-boot() { # bzImage initrd console
-	local try rc start
-	for try in $(seq 1 "$BOOT_TRIES"); do
-		start=$SECONDS
-		rc=0
-		log "booting $1 under QEMU (TCG), bound ${TIMEOUT} s"
-		timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 \
-			-nographic -no-reboot -nic none -kernel "$1" -initrd "$2" \
-			-append 'console=ttyS0 quiet loglevel=1 panic=-1' \
-			-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-			</dev/null >"$3" 2>&1 || rc=$?
-		boot_seconds=$((SECONDS - start))
-		tr -d '\r' <"$3" >"$work/console.txt"
-		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-			tail -n 40 "$work/console.txt" >&2
-			die "boot and run exceeded ${TIMEOUT} s (KERNEL_TIER_TIMEOUT); console above"
-		fi
-		[ "$rc" -eq 0 ] || {
-			tail -n 40 "$work/console.txt" >&2
-			die "qemu-system-x86_64 exited with $rc; console above"
-		}
-		log "boot and run took ${boot_seconds} s"
-		grep -qxF "$BEGIN_MARKER" "$work/console.txt" && return
-		echo "cdev-tier: boot $try of $BOOT_TRIES never reached the test program:" >&2
-		tail -n 8 "$work/console.txt" >&2
-	done
-	die "no boot reached the test program"
-}
-
-# the lines between a begin marker and "END rc=N" into $3; prints N (125 if missing)
+# the daemons' lines (between their markers) into $3; prints their exit
+# status, 125 if the end marker is missing
 section() { # begin end out
 	local rc
 	sed -n "/^$1\$/,/^$2 rc=/p" "$work/console.txt" | sed "1d;/^$2 rc=/d" >"$3"
@@ -177,8 +149,9 @@ main() {
 	DAEMONS_BEGIN_MARKER="@@vfio-migd-cdev-tier-daemons-begin-${nonce}@@"
 	DAEMONS_END_MARKER="@@vfio-migd-cdev-tier-daemons-end-${nonce}@@"
 	make_initramfs "$work/initrd.img"
-	boot "$bzimage" "$work/initrd.img" "$work/console.log"
-	kernel_rc=$(section "$BEGIN_MARKER" "$END_MARKER" "$work/kernel.tap")
+	GUEST_KERNEL=$bzimage
+	boot_until_program_ran "$work/initrd.img" "$work/console.log"
+	kernel_rc=$(extract_guest_output "$work/console.log" "$work/kernel.tap")
 	echo "== cdev kernel guest: migd-conformance --backend kernel $GUEST_PROGRAM_ARGS (exit ${kernel_rc})"
 	cat "$work/kernel.tap"
 	daemons_rc=$(section "$DAEMONS_BEGIN_MARKER" "$DAEMONS_END_MARKER" "$work/kernel-daemons.tap")

@@ -17,7 +17,9 @@ export PATH
 # shellcheck source=/dev/null
 . /kernel-tier.conf
 
-MDEV_TYPES=/sys/devices/virtual/mtty/mtty/mdev_supported_types
+# mount_guest_basics load_modules create_mtty_device MDEV_TYPES
+# shellcheck source=scripts/lib/guest-init-common.sh
+. /lib/guest-common.sh
 
 say() {
 	echo "kernel-tier-guest: $*"
@@ -38,21 +40,6 @@ fail_boot() {
 	power_off
 }
 
-mount_guest_basics() {
-	mount -t proc proc /proc || fail_boot "mount /proc"
-	mount -t sysfs sysfs /sys || fail_boot "mount /sys"
-	mount -t devtmpfs devtmpfs /dev || fail_boot "mount /dev"
-	exec </dev/console >/dev/console 2>&1
-	# keep kernel messages off the console so they cannot split output lines
-	echo 1 >/proc/sys/kernel/printk
-}
-
-load_modules() {
-	for m in $MODULES; do
-		insmod "/lib/modules/$m.ko" || fail_boot "insmod $m"
-	done
-}
-
 mount_host_root() {
 	mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot /host ||
 		fail_boot "mount the host root over 9p"
@@ -67,13 +54,7 @@ mount_host_root() {
 	mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm || fail_boot "mount /host/dev/shm"
 }
 
-create_mtty_device() { # uuid type
-	echo "$1" >"$MDEV_TYPES/$2/create" || fail_boot "create $2 device $1"
-	[ -e "/sys/bus/mdev/devices/$1" ] || fail_boot "device $1 did not appear"
-}
-
 create_mtty_devices() {
-	[ -d "$MDEV_TYPES" ] || fail_boot "$MDEV_TYPES missing (mtty not loaded?)"
 	create_mtty_device "$UUID_A" mtty-2
 	create_mtty_device "$UUID_B" mtty-2
 	create_mtty_device "$UUID_C" mtty-1

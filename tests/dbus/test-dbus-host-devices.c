@@ -5,7 +5,8 @@
  * Manager.ListHostDevices and vfio-migctl host-devices on a daemon whose scan
  * is pointed at a fake sysfs ($VFIO_MIGD_SYSFS_ROOT, $VFIO_MIGD_DEV_ROOT):
  * every property, the plugin each device would take (the build tree's mlx5 and
- * hisi_acc plugins), "served" for a device the daemon holds under that name,
+ * hisi_acc plugins), "served" for a device the daemon holds under that name
+ * or under a name of its own (its sysfs node says which device it is),
  * "held-by" for this test process holding a fake node, and the CLI's table and
  * JSON.
  */
@@ -81,6 +82,7 @@ test_list_host_devices(void **state)
 	g_autoptr(DtDaemon) daemon = dt_daemon_start(BUS_NAME, NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) added = NULL;
+	g_autoptr(GVariant) added_named = NULL;
 	g_autoptr(GVariant) reply = NULL;
 	g_autoptr(GVariant) devices = NULL;
 	g_autoptr(GVariant) mlx5 = NULL;
@@ -92,6 +94,8 @@ test_list_host_devices(void **state)
 	g_autoptr(GVariant) ahci = NULL;
 	g_autofree gchar *node = g_build_filename(root, "dev", "vfio", "devices", "vfio0", NULL);
 	g_autofree gchar *me = g_strdup_printf("%d:", (gint)getpid());
+	g_autofree gchar *mdev_spec =
+	    g_strdup_printf("mtty:ports=2,sysfs=%s/sys/bus/mdev/devices/%s", root, FAKE_MDEV_UUID);
 	g_autofree const gchar **held_by = NULL;
 	GVariantBuilder options;
 	guint16 q = 0;
@@ -105,6 +109,13 @@ test_list_host_devices(void **state)
 	added = dt_manager_call(daemon, "AddDevice",
 				g_variant_new("(sa{sv})", FAKE_MLX5_ADDR, &options), &error);
 	assert_non_null(added);
+	/* and the mdev under a name of its own, as [device NAME] address=UUID does */
+	g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add(&options, "{sv}", "sim-spec", g_variant_new_string(mdev_spec));
+	added_named = dt_manager_call(daemon, "AddDevice",
+				      g_variant_new("(sa{sv})", "serial-a", &options), &error);
+	if (added_named == NULL)
+		fail_msg("AddDevice serial-a: %s", error->message);
 	/* this process holds the mlx5 VF's cdev */
 	fd = open(node, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
@@ -159,6 +170,9 @@ test_list_host_devices(void **state)
 	assert_string_equal(prop_str(mdev, "type"), "mtty-2");
 	assert_string_equal(prop_str(mdev, "cdev"), "vfio2");
 	assert_false(g_variant_lookup(mdev, "vendor-id", "q", &q));
+	/* served under another name: known by its sysfs node */
+	assert_true(g_variant_lookup(mdev, "served", "b", &b));
+	assert_true(b);
 
 	type1 = host_device(devices, "mtty/mtty-1");
 	assert_non_null(type1);

@@ -30,6 +30,7 @@
 typedef struct {
 	DtDaemon *src;
 	DtDaemon *dst;
+	GSubprocess *activator; /* systemd-socket-activate, killed with the pair */
 } Pair;
 
 static void
@@ -39,6 +40,11 @@ pair_free(Pair *pair)
 		dt_daemon_stop(pair->src);
 	if (pair->dst != NULL)
 		dt_daemon_stop(pair->dst);
+	if (pair->activator != NULL) {
+		g_subprocess_force_exit(pair->activator);
+		g_subprocess_wait(pair->activator, NULL, NULL);
+		g_object_unref(pair->activator);
+	}
 	g_free(pair);
 }
 
@@ -360,7 +366,6 @@ test_migrate_socket_activated(void **state)
 	g_autofree gchar *address = NULL;
 	g_autofree gchar *job = NULL;
 	g_autofree gchar *message = NULL;
-	g_autoptr(GSubprocess) activator = NULL;
 	g_autoptr(GVariant) pid = NULL;
 	g_autoptr(GError) error = NULL;
 	Pair *pair = g_new0(Pair, 1);
@@ -373,14 +378,19 @@ test_migrate_socket_activated(void **state)
 	assert_true(g_file_set_contents(conf, "[listen]\nplain=true\n", -1, NULL));
 	listen = g_build_filename(dir, "dst.sock", NULL);
 	address = g_strdup_printf("unix:%s", listen);
-	activator =
-	    g_subprocess_new(G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, "systemd-socket-activate",
-			     "-l", listen, "-E", "DBUS_SESSION_BUS_ADDRESS", "-E",
-			     "VFIO_MIGD_PLUGIN_DIR", dt_migd_path(), "--session", "--bus-name",
-			     dst_name, "--sim-device", "mlx5:seed=101", "--config", conf, NULL);
-	assert_non_null(activator);
+	/* its output silenced too: an activator left behind must not hold the test's stdout */
+	pair->activator = g_subprocess_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error,
+	    "systemd-socket-activate", "-l", listen, "-E", "DBUS_SESSION_BUS_ADDRESS", "-E",
+	    "VFIO_MIGD_PLUGIN_DIR", dt_migd_path(), "--session", "--bus-name", dst_name,
+	    "--sim-device", "mlx5:seed=101", "--config", conf, NULL);
+	assert_non_null(pair->activator);
 	*state = pair;
 	pair->src = dt_daemon_start(SRC_NAME, src_specs);
+	/* the activator listens once it has bound its socket: wait for it (a loaded machine) */
+	for (guint i = 0; i < 200 && !g_file_test(listen, G_FILE_TEST_EXISTS); i++)
+		g_usleep(50 * 1000);
+	assert_true(g_file_test(listen, G_FILE_TEST_EXISTS));
 	/* nothing runs on the destination side until the source connects */
 	job = migrate(pair->src, address, "timeout-s", g_variant_new_uint32(60));
 	if (!dt_job_wait_completed(pair->src, job, &message))
@@ -397,8 +407,9 @@ test_migrate_socket_activated(void **state)
 		g_variant_get(pid, "(u)", &p);
 		kill((pid_t)p, SIGTERM);
 	}
-	g_subprocess_force_exit(activator);
-	g_subprocess_wait(activator, NULL, NULL);
+	g_subprocess_force_exit(pair->activator);
+	g_subprocess_wait(pair->activator, NULL, NULL);
+	g_clear_object(&pair->activator);
 	assert_int_equal(unlink(conf), 0);
 	/* the socket file is the activator's: it stays after it */
 	unlink(listen);

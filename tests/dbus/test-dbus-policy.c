@@ -858,6 +858,7 @@ test_interactive_passed_on(void **state)
 	assert_int_equal(gdbus_as(NOBODY, TRUE, &err, pb->address, BUS_NAME, MANAGER_PATH,
 				  MANAGER ".ListDevices", NULL),
 			 0);
+	g_clear_pointer(&err, g_free);
 	assert_int_equal(gdbus_as(NOBODY, FALSE, &err, pb->address, BUS_NAME, MANAGER_PATH,
 				  MANAGER ".ListDevices", NULL),
 			 0);

@@ -615,6 +615,150 @@ test_roundtrip_max_chunk(void **state)
 	}
 }
 
+/* ORs @src (@n pages) into @w at page @at */
+static void
+bm_or_at(guint64 *w, guint64 at, const guint64 *src, guint64 n)
+{
+	for (gsize i = 0; i < n_words_of(n); i++) {
+		for (guint64 x = src[i]; x != 0; x &= x - 1) {
+			guint64 p = i * 64 + __builtin_ctzll(x);
+
+			if (p < n)
+				bm_set(w, at + p);
+		}
+	}
+}
+
+/*
+ * Chunks of several 32 KiB pieces (the encoder works on 4096 words at a time and picks the
+ * formats worth writing from the counts so far) whose density changes along the way, in
+ * segments that start and end anywhere: the format that wins in the end may be one the early
+ * pieces made unlikely, and the encoder must still write exactly the reference's bytes.
+ */
+#define PIECE_PAGES (4096 * 64)
+
+static void
+check_segments(guint64 n_pages, guint n_segments, const double *d, const Pattern *pat)
+{
+	g_autofree guint64 *w = bm_new(n_pages);
+	guint64 at = 0;
+
+	for (guint s = 0; s < n_segments; s++) {
+		guint64 len =
+		    s == n_segments - 1 ? n_pages - at : (n_pages - at) / (n_segments - s);
+		g_autofree guint64 *seg = NULL;
+
+		len += s == n_segments - 1 ? 0 : rng_below(len / 3 + 1);
+		len = MIN(len, n_pages - at);
+		seg = bm_new(MAX(len, 1));
+		fill_random(seg, len, d[s], pat[s], 1 + rng_below(600));
+		bm_or_at(w, at, seg, len);
+		at += len;
+	}
+	check_bitmap(w, n_pages);
+}
+
+static void
+test_roundtrip_pieces(void **state)
+{
+	static const double densities[] = {0, 1e-4, 0.003, 0.01, 0.05, 0.2, 0.5, 0.9, 1};
+	static const guint64 extra[] = {0, 1, 63, 64, 65, 4095, PIECE_PAGES - 1};
+	/* the bench's kinds, then changes of kind a piece or more in */
+	static const struct {
+		double d[3];
+		Pattern pat[3];
+	} kinds[] = {
+	    {{0.01, 0.01, 0.01}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}},
+	    {{0.5, 0.5, 0.5}, {PAT_CLUSTERED, PAT_CLUSTERED, PAT_CLUSTERED}},
+	    {{0.5, 0, 0}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* dense, then clean */
+	    {{0, 0, 0.5}, {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* clean, then dense */
+	    {{0.3, 0.001, 0.001},
+	     {PAT_CLUSTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* runs, then pages */
+	    {{0.001, 0.001, 0.4},
+	     {PAT_SCATTERED, PAT_SCATTERED, PAT_CLUSTERED}}, /* pages, then runs */
+	    {{0.01, 0.6, 0.01}, {PAT_SCATTERED, PAT_CLUSTERED, PAT_SCATTERED}},
+	    {{1, 0.01, 1},
+	     {PAT_SCATTERED, PAT_SCATTERED, PAT_SCATTERED}}, /* all dirty at both ends */
+	    {{0.1, 0.2, 0.3}, {PAT_SHORT, PAT_SHORT, PAT_SHORT}},
+	    {{0.45, 0.45, 0.45}, {PAT_SHORT, PAT_SHORT, PAT_SHORT}}, /* near RUNS = SPARSE = RAW */
+	};
+
+	rng_seed(7);
+	for (guint k = 0; k < G_N_ELEMENTS(kinds); k++) {
+		for (guint e = 0; e < G_N_ELEMENTS(extra); e += 3) {
+			guint64 n_pages = (2 + k % 2) * PIECE_PAGES + extra[e];
+
+			check_segments(n_pages, 3, kinds[k].d, kinds[k].pat);
+		}
+	}
+	/* and at random: sizes, how many segments, their densities and kinds */
+	for (guint i = 0; i < 30; i++) {
+		guint64 n_pages = PIECE_PAGES + 1 + rng_below(3 * PIECE_PAGES);
+		guint n_segments = 1 + rng_below(5);
+		double d[5];
+		Pattern pat[5];
+
+		if (i < G_N_ELEMENTS(extra))
+			n_pages = (1 + i % 3) * PIECE_PAGES + extra[i];
+		for (guint s = 0; s < n_segments; s++) {
+			d[s] = densities[rng_below(G_N_ELEMENTS(densities))];
+			pat[s] = (Pattern)rng_below(3);
+		}
+		check_segments(n_pages, n_segments, d, pat);
+	}
+	/* a long dirty run across pieces, and a bitmap ending dirty at a piece boundary */
+	{
+		guint64 n_pages = 3 * PIECE_PAGES;
+		g_autofree guint64 *w = bm_new(n_pages);
+
+		fill_random(w, n_pages, 0.01, PAT_SCATTERED, 0);
+		bm_set_range(w, PIECE_PAGES - 100, PIECE_PAGES + 200);
+		check_bitmap(w, n_pages);
+		bm_set_range(w, 2 * PIECE_PAGES, PIECE_PAGES);
+		check_bitmap(w, n_pages);
+		check_bitmap(w, 2 * PIECE_PAGES);
+		check_bitmap(w, 2 * PIECE_PAGES + 1);
+		/* a short dirty tail after scattered pages: SPARSE ends with a run of zeros */
+		memset(w, 0, n_words_of(n_pages) * 8);
+		fill_random(w, n_pages, 0.001, PAT_SCATTERED, 0);
+		bm_set_range(w, n_pages - 1000, 1000);
+		check_bitmap(w, n_pages);
+		check_bitmap(w, n_pages - 935);
+	}
+	/*
+	 * scattered pages with a dirty run that ends at a piece's last page, a word before it or a
+	 * word into the next piece: at the first, the first word the next piece lists follows
+	 * dirty words that no piece lists, while the piece itself has none
+	 */
+	for (guint i = 0; i < 3; i++) {
+		static const gint64 shift[] = {0, -64, 64};
+		guint64 n_pages = 4 * PIECE_PAGES;
+		guint64 end = 2 * PIECE_PAGES + shift[i];
+		g_autofree guint64 *w = bm_new(n_pages);
+
+		fill_random(w, n_pages, 0.01, PAT_SCATTERED, 0);
+		bm_set_range(w, end - 300, 300);
+		check_bitmap(w, n_pages);
+	}
+	/* a long run first makes SPARSE unlikely, scattered pages then make it shortest */
+	{
+		guint64 n_pages = 6 * PIECE_PAGES;
+		g_autofree guint64 *w = bm_new(n_pages);
+
+		fill_random(w, n_pages, 0.01, PAT_SCATTERED, 0);
+		bm_set_range(w, 100, 9000);
+		check_bitmap(w, n_pages);
+	}
+	/* SPARSE written until it outgrows RAW, just past one piece */
+	for (guint i = 0; i < 10; i++) {
+		guint64 n_pages = PIECE_PAGES + 1 + rng_below(200);
+		g_autofree guint64 *w = bm_new(n_pages);
+
+		fill_random(w, n_pages, 0.11 + i * 0.005, i % 2 ? PAT_SHORT : PAT_SCATTERED, 0);
+		check_bitmap(w, n_pages);
+	}
+}
+
 /* decoding: the wire forms the encoder never writes but a peer may */
 static void
 test_decode_accepted_forms(void **state)
@@ -935,6 +1079,7 @@ main(void)
 	    cmocka_unit_test(test_encode_reuses_struct),
 	    cmocka_unit_test(test_choice_ties),
 	    cmocka_unit_test(test_roundtrip_max_chunk),
+	    cmocka_unit_test(test_roundtrip_pieces),
 	    cmocka_unit_test(test_decode_accepted_forms),
 	    cmocka_unit_test(test_decode_rejects),
 	    cmocka_unit_test(test_decode_rejects_max),

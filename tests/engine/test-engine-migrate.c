@@ -66,12 +66,31 @@ test_migrate_stopcopy_only(void **state)
 	assert_int_equal(migd_job_get_precopy_rounds(fx->src_job), 0);
 }
 
+/* the benchmarks' stand-in (sim fast_data=1) through the engine, next to a simulated mlx5 */
+static void
+test_migrate_fast_data(void **state)
+{
+	const gchar *src[] = {"mlx5:fast_data=1,state_size=8M,seed=21",
+			      "mlx5:state_size=4M,seed=22", NULL};
+	const gchar *dst[] = {"mlx5:fast_data=1,state_size=8M,seed=23", "mlx5:seed=24", NULL};
+	g_autoptr(EngineFixture) fx = engine_fixture_new(src, dst);
+
+	assert_true(engine_fixture_digest(fx->src_devices, 0) !=
+		    engine_fixture_digest(fx->dst_devices, 0));
+	assert_non_null(engine_fixture_migrate(fx, NULL, NULL));
+	engine_fixture_wait(fx, 60);
+	/* equal digests: the destination compared every byte of the 8 MiB */
+	assert_migrated(fx);
+	assert_true(migd_job_get_bytes(fx->src_job) >= 8 * 1024 * 1024);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_migrate_all_profiles),
 	    cmocka_unit_test(test_migrate_stopcopy_only),
+	    cmocka_unit_test(test_migrate_fast_data),
 	};
 	g_log_set_always_fatal(G_LOG_FATAL_MASK);
 	return cmocka_run_group_tests_name("engine-migrate", tests, NULL, NULL);
