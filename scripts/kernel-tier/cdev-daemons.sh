@@ -220,7 +220,7 @@ case_cdev_second_open() {
 	case_begin
 	for _how in cdev group; do
 		if [ "$_how" = cdev ]; then _what=$CDEV_A; else _what=$DEV_A; fi
-		migctl "$DST_NAME" add "$_what" >"$WORK/add.out" 2>"$WORK/add.err"
+		migctl "$DST_NAME" add "$_what" >"$WORK/add.out" 2>"$WORK/add-$_how.err"
 		_rc=$?
 		if [ "$_rc" -eq 0 ]; then
 			sig "${_how}_add=ok"
@@ -228,7 +228,7 @@ case_cdev_second_open() {
 			continue
 		fi
 		sig "${_how}_add=refused"
-		_msg=$(cat "$WORK/add.err")
+		_msg=$(cat "$WORK/add-$_how.err")
 		case "$_msg" in
 		*"$DEV_A is already open, by "[0-9]*":vfio-migd"*"should hand its device fd over"*)
 			sig "${_how}_message=names-holder" ;;
@@ -242,7 +242,9 @@ case_cdev_second_open() {
 	check_both after-refusal RUNNING RUNNING
 	case_end cdev-daemons-second-open
 	# what a user reads (a TAP comment: no part of the signature)
-	echo "# the refusal: $(tr '\n' ' ' <"$WORK/add.err")"
+	for _how in cdev group; do
+		echo "# the refusal by $_how: $(tr '\n' ' ' <"$WORK/add-$_how.err")"
+	done
 }
 
 # the pair up from cdev-daemons-start migrates A to B, by cdev both
