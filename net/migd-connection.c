@@ -16,6 +16,8 @@
 #define MIGD_CONNECTION_MAX_VECTORS 16
 /* reads done in a row while the stream has data, before an async read (main loop) */
 #define MIGD_CONNECTION_SYNC_READS 64
+/* the same for writes while the stream takes data: a TLS stream takes a record a write */
+#define MIGD_CONNECTION_SYNC_WRITES 64
 /* a close waits this long for queued frames (e.g. an Abort) to leave */
 #define MIGD_CONNECTION_FLUSH_TIMEOUT_S 10
 
@@ -32,9 +34,12 @@ struct _MigdConnection {
 	gboolean read_direct;
 	gboolean reading_enabled;
 	gboolean read_pending;
-	GQueue send_queue; /* of GBytes, pieces of encoded frames, in order */
+	GQueue send_queue;  /* of GBytes, pieces of encoded frames, in order */
+	gsize head_written; /* bytes of the queue's head that a nonblocking write took */
 	gsize queued_bytes;
-	gboolean write_pending;
+	gboolean write_pending; /* a writev_all (a stream that cannot poll) */
+	GSource *write_source;	/* a pollable stream: attached while frames are queued */
+	GError *write_error;	/* a failed write, reported a main-loop round later */
 	GOutputVector vectors[MIGD_CONNECTION_MAX_VECTORS]; /* of the write pending */
 	guint n_vectors;
 	MigdWireFrame *delivering; /* the frame the frame callback is looking at */
@@ -57,6 +62,7 @@ G_DEFINE_TYPE(MigdConnection, migd_connection, G_TYPE_OBJECT)
 
 static void migd_connection_read_next(MigdConnection *self);
 static void migd_connection_write_next(MigdConnection *self);
+static void migd_connection_stop_writing(MigdConnection *self);
 static void migd_connection_finish(MigdConnection *self, const GError *error);
 
 /* ---- the daemon-wide budget of partially received frames ---- */
@@ -177,6 +183,7 @@ migd_connection_finish(MigdConnection *self, const GError *error)
 	g_clear_handle_id(&self->tick_id, g_source_remove);
 	g_clear_handle_id(&self->flush_timeout_id, g_source_remove);
 	g_clear_handle_id(&self->frame_timer_id, g_source_remove);
+	migd_connection_stop_writing(self);
 	/* a pending writev may still read the queued pieces: finalize drops them then */
 	if (!self->write_pending)
 		g_queue_clear_full(&self->send_queue, (GDestroyNotify)g_bytes_unref);
@@ -385,6 +392,94 @@ migd_connection_really_close(MigdConnection *self)
 	migd_connection_finish(self, reason);
 }
 
+/* fills vectors from the send queue, the head from where a nonblocking write left it */
+static guint
+migd_connection_fill_vectors(MigdConnection *self, GOutputVector *vectors)
+{
+	guint n = 0;
+
+	/* the queued GBytes stay referenced until written: no copy here */
+	for (GList *l = self->send_queue.head; l != NULL && n < MIGD_CONNECTION_MAX_VECTORS;
+	     l = l->next, n++)
+		vectors[n].buffer = g_bytes_get_data(l->data, &vectors[n].size);
+	if (n > 0) {
+		vectors[0].buffer = (const guint8 *)vectors[0].buffer + self->head_written;
+		vectors[0].size -= self->head_written;
+	}
+	return n;
+}
+
+/* @n_bytes left from the head of the send queue */
+static void
+migd_connection_consume(MigdConnection *self, gsize n_bytes)
+{
+	while (n_bytes > 0) {
+		GBytes *head = g_queue_peek_head(&self->send_queue);
+		gsize rest = g_bytes_get_size(head) - self->head_written;
+		if (n_bytes < rest) {
+			self->head_written += n_bytes;
+			return;
+		}
+		n_bytes -= rest;
+		self->queued_bytes -= g_bytes_get_size(head);
+		self->head_written = 0;
+		g_bytes_unref(g_queue_pop_head(&self->send_queue));
+	}
+}
+
+/*
+ * Writes while the stream takes data, rather than through the main loop once per write
+ * (a TLS stream takes one 16 KiB record per write, and a main-loop round per record cost
+ * more than its encryption). Bounded, so that other sources still run. FALSE with @error
+ * if a write failed.
+ */
+static gboolean
+migd_connection_write_ready(MigdConnection *self, GOutputStream *output, GError **error)
+{
+	GPollableOutputStream *pollable;
+
+	if (!G_IS_POLLABLE_OUTPUT_STREAM(output) ||
+	    !g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(output)))
+		return TRUE;
+	pollable = G_POLLABLE_OUTPUT_STREAM(output);
+	for (guint i = 0; i < MIGD_CONNECTION_SYNC_WRITES && !g_queue_is_empty(&self->send_queue);
+	     i++) {
+		GOutputVector vectors[MIGD_CONNECTION_MAX_VECTORS];
+		guint n = migd_connection_fill_vectors(self, vectors);
+		g_autoptr(GError) error_local = NULL;
+		gsize written = 0;
+		GPollableReturn ret = g_pollable_output_stream_writev_nonblocking(
+		    pollable, vectors, n, &written, self->cancellable, &error_local);
+
+		if (ret == G_POLLABLE_RETURN_WOULD_BLOCK)
+			break;
+		if (ret == G_POLLABLE_RETURN_FAILED) {
+			g_propagate_error(error, g_steal_pointer(&error_local));
+			return FALSE;
+		}
+		migd_connection_consume(self, written);
+		self->last_tx_us = g_get_monotonic_time();
+	}
+	return TRUE;
+}
+
+/* frames left (or some did): closes a closing connection, lifts congestion. FALSE: closed */
+static gboolean
+migd_connection_wrote(MigdConnection *self)
+{
+	if (self->closing && g_queue_is_empty(&self->send_queue)) {
+		migd_connection_really_close(self);
+		return FALSE;
+	}
+	if (self->congested && self->queued_bytes <= MIGD_CONNECTION_SEND_LOW_WATER) {
+		self->congested = FALSE;
+		if (self->cb.drained != NULL)
+			self->cb.drained(self, self->user_data);
+	}
+	return !self->closed;
+}
+
+/* a stream that cannot poll: one writev_all of the queue's first pieces at a time */
 static void
 migd_connection_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -408,33 +503,102 @@ migd_connection_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		self->queued_bytes -= g_bytes_get_size(sent);
 		g_bytes_unref(sent);
 	}
+	self->head_written = 0;
 	self->last_tx_us = g_get_monotonic_time();
-	if (self->closing && g_queue_is_empty(&self->send_queue)) {
-		migd_connection_really_close(self);
+	if (migd_connection_wrote(self))
+		migd_connection_write_next(self);
+}
+
+static void
+migd_connection_stop_writing(MigdConnection *self)
+{
+	if (self->write_source == NULL)
 		return;
+	g_source_destroy(self->write_source);
+	g_clear_pointer(&self->write_source, g_source_unref);
+}
+
+static gboolean
+migd_connection_write_failed_cb(gpointer user_data)
+{
+	MigdConnection *self = MIGD_CONNECTION(user_data);
+	g_autoptr(GError) error = g_steal_pointer(&self->write_error);
+
+	if (!self->closed && error != NULL)
+		migd_connection_fail(self, error);
+	return G_SOURCE_REMOVE;
+}
+
+/*
+ * Not at once: a peer that closed (EPIPE) often said why first, and the read that delivers
+ * it is ready in this same round. writev_all_async reported its errors this late too.
+ */
+static void
+migd_connection_defer_write_error(MigdConnection *self, GError *error)
+{
+	g_prefix_error(&error, "writing to %s: ", self->peer_identity);
+	self->write_error = error;
+	migd_connection_stop_writing(self);
+	g_idle_add_full(G_PRIORITY_DEFAULT, migd_connection_write_failed_cb, g_object_ref(self),
+			g_object_unref);
+}
+
+/* a pollable stream can take data: as much as it takes now, then wait again if any is left */
+static gboolean
+migd_connection_writable_cb(GObject *stream, gpointer user_data)
+{
+	g_autoptr(MigdConnection) self = g_object_ref(MIGD_CONNECTION(user_data));
+	g_autoptr(GError) error = NULL;
+
+	if (self->closed)
+		return G_SOURCE_REMOVE;
+	if (!migd_connection_write_ready(self, G_OUTPUT_STREAM(stream), &error)) {
+		migd_connection_defer_write_error(self, g_steal_pointer(&error));
+		return G_SOURCE_REMOVE;
 	}
-	if (self->congested && self->queued_bytes <= MIGD_CONNECTION_SEND_LOW_WATER) {
-		self->congested = FALSE;
-		if (self->cb.drained != NULL)
-			self->cb.drained(self, self->user_data);
-		if (self->closed)
-			return;
+	if (!migd_connection_wrote(self))
+		return G_SOURCE_REMOVE;
+	if (g_queue_is_empty(&self->send_queue)) {
+		migd_connection_stop_writing(self);
+		return G_SOURCE_REMOVE;
 	}
-	migd_connection_write_next(self);
+	return G_SOURCE_CONTINUE;
 }
 
 static void
 migd_connection_write_next(MigdConnection *self)
 {
 	GOutputStream *output = g_io_stream_get_output_stream(self->stream);
-	guint n = 0;
+	guint n;
 
-	if (self->closed || self->write_pending || g_queue_is_empty(&self->send_queue))
+	if (self->closed || self->write_pending || self->write_source != NULL ||
+	    self->write_error != NULL || g_queue_is_empty(&self->send_queue))
 		return;
-	/* the queued GBytes stay referenced until the write completes: no copy here */
-	for (GList *l = self->send_queue.head; l != NULL && n < MIGD_CONNECTION_MAX_VECTORS;
-	     l = l->next, n++)
-		self->vectors[n].buffer = g_bytes_get_data(l->data, &self->vectors[n].size);
+	/*
+	 * Written from a source that fires while the stream takes data, many writes a round:
+	 * writev_all_async would go round the main loop once per write, and a TLS stream takes
+	 * one 16 KiB record per write.
+	 */
+	if (G_IS_POLLABLE_OUTPUT_STREAM(output) &&
+	    g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(output))) {
+		g_autoptr(GError) error = NULL;
+		/* at once, as writev_async did: a frame sent just before a drop still leaves */
+		if (!migd_connection_write_ready(self, output, &error)) {
+			migd_connection_defer_write_error(self, g_steal_pointer(&error));
+			return;
+		}
+		/*
+		 * What is left, the drained callback and a close waiting for the queue come from
+		 * the source, in a later round, as writev_all_async's callback came.
+		 */
+		self->write_source =
+		    g_pollable_output_stream_create_source(G_POLLABLE_OUTPUT_STREAM(output), NULL);
+		g_source_set_callback(self->write_source,
+				      G_SOURCE_FUNC(migd_connection_writable_cb), self, NULL);
+		g_source_attach(self->write_source, g_main_context_get_thread_default());
+		return;
+	}
+	n = migd_connection_fill_vectors(self, self->vectors);
 	self->n_vectors = n;
 	self->write_pending = TRUE;
 	g_output_stream_writev_all_async(output, self->vectors, n, G_PRIORITY_DEFAULT,
@@ -575,7 +739,7 @@ migd_connection_close(MigdConnection *self, const GError *reason)
 	self->closing = TRUE;
 	if (reason != NULL)
 		self->close_reason = g_error_copy(reason);
-	if (g_queue_is_empty(&self->send_queue)) {
+	if (g_queue_is_empty(&self->send_queue) && self->write_source == NULL) {
 		migd_connection_really_close(self);
 		return;
 	}
@@ -692,6 +856,8 @@ static void
 migd_connection_finalize(GObject *object)
 {
 	MigdConnection *self = MIGD_CONNECTION(object);
+	migd_connection_stop_writing(self);
+	g_clear_error(&self->write_error);
 	g_queue_clear_full(&self->send_queue, (GDestroyNotify)g_bytes_unref);
 	g_clear_object(&self->stream);
 	g_clear_object(&self->cancellable);

@@ -24,6 +24,7 @@
 #include <glib/gstdio.h>
 
 #include "migd-error.h"
+#include "migd-read-buffer.h"
 #include "migd-transport-creds.h"
 #include "migd-transport.h"
 #include "migd-wire-limits.h"
@@ -413,6 +414,7 @@ migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *
 	MigdTransportListener *self = MIGD_TRANSPORT_LISTENER(user_data);
 	MigdTransportHandshake *hs = NULL;
 	g_autofree gchar *peer = migd_transport_describe_remote(connection);
+	g_autoptr(GIOStream) buffered = NULL;
 	g_autoptr(GIOStream) tls = NULL;
 	g_autoptr(GSource) peek = NULL;
 	g_autoptr(GError) error = NULL;
@@ -446,8 +448,8 @@ migd_transport_listener_incoming_cb(GSocketService *service, GSocketConnection *
 		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
 		return TRUE;
 	}
-	tls =
-	    g_tls_server_connection_new(G_IO_STREAM(connection), self->creds->certificate, &error);
+	buffered = migd_read_buffer_stream_new(G_IO_STREAM(connection), MIGD_READ_BUFFER_SIZE);
+	tls = g_tls_server_connection_new(buffered, self->creds->certificate, &error);
 	if (tls == NULL) {
 		migd_transport_listener_refuse(self, peer, error);
 		return TRUE;
@@ -970,6 +972,7 @@ migd_transport_connect_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	MigdTransportConnectData *data = g_task_get_task_data(task);
 	g_autoptr(GSocketConnection) connection = NULL;
 	g_autoptr(GSocketConnectable) identity = NULL;
+	g_autoptr(GIOStream) buffered = NULL;
 	g_autoptr(GIOStream) tls = NULL;
 	GError *error = NULL;
 
@@ -1003,7 +1006,8 @@ migd_transport_connect_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	}
 
 	identity = migd_transport_server_identity(data);
-	tls = g_tls_client_connection_new(G_IO_STREAM(connection), identity, &error);
+	buffered = migd_read_buffer_stream_new(G_IO_STREAM(connection), MIGD_READ_BUFFER_SIZE);
+	tls = g_tls_client_connection_new(buffered, identity, &error);
 	if (tls == NULL) {
 		migd_transport_connect_return(task, NULL, error);
 		return;

@@ -4,12 +4,12 @@
  *
  * fast_data=1: a device stand-in that costs (almost) nothing, so a benchmark
  * measures the engine and the link, not the simulator. The state is generated
- * once, when the device is created, into a memfd. The save data fd reads it
- * with pread(2): one copy from the page cache per byte, as copy_to_user from a
- * driver's buffers is, and no thread or request per read. The resume data fd
- * writes with pwrite(2) into the device's own memfd (one copy, as a driver's
- * copy_from_user into its buffers), then compares what was written with the
- * content the stream's header names, while it is in cache; RESUMING -> STOP
+ * once, when the device is created, into a memfd. A read of the save data fd is
+ * one memcpy from the memfd's mapping: the one copy a driver's copy_to_user from
+ * its buffers makes, without the page cache's per-page lookups of pread(2), which
+ * cost more than the engine (2.3 GB/s against memcpy's 9.6 here). A write to the
+ * resume data fd compares what arrived with the content the stream's header names,
+ * one pass over the bytes as a driver's copy_from_user is; RESUMING -> STOP
  * fails with EINVAL unless every byte matched and the length is exact.
  *
  * The stream: a 32-byte header ("MIGDFAST", seed, size, a check word) and then
@@ -193,8 +193,8 @@ migd_sim_fast_content_unref(MigdSimFastContent *content)
 typedef struct {
 	MigdSimFastContent *content; /* what the device holds: its own, or what it loaded */
 	/*
-	 * the resume file's memfd, created by the first RESUMING and kept: a driver's
-	 * buffers, whose pages later loads reuse instead of allocating them anew
+	 * the file behind the resume data fd, created by the first RESUMING and kept: an
+	 * empty memfd, since what is written is compared, not stored
 	 */
 	gint load_fd;
 } MigdSimFast;
@@ -415,9 +415,9 @@ migd_sim_fast_fd_read(gpointer user_data, gint fd, void *buf, gsize len)
 	if (!g_atomic_int_get(&file->stop_copy))
 		return 0;
 	/* one reader per fd (the engine's reader thread): pos needs no lock */
-	n = pread(fd, buf, MIN(len, file->content->size - file->pos), file->pos);
-	if (n > 0)
-		file->pos += n;
+	n = MIN(len, file->content->size - file->pos);
+	memcpy(buf, file->content->data + file->pos, n);
+	file->pos += n;
 	return n;
 }
 
@@ -483,10 +483,7 @@ migd_sim_fast_fd_write(gpointer user_data, gint fd, const void *buf, gsize len)
 		errno = ENOSPC;
 		return -1;
 	}
-	/* the driver's copy_from_user into its buffers */
-	n = pwrite(fd, buf, MIN(len, file->capacity - file->pos), file->pos);
-	if (n <= 0)
-		return n;
+	n = MIN(len, file->capacity - file->pos);
 	/* then what arrived is compared with what the header names, while in cache */
 	migd_sim_fast_compare(file, file->pos, buf, n);
 	file->pos += n;

@@ -30,6 +30,7 @@
 #include "migd-error.h"
 #include "migd-test-pki.h"
 #include "migd-test-util.h"
+#include "migd-read-buffer.h"
 #include "migd-transport.h"
 
 static MigdTestPki *pki = NULL;
@@ -232,8 +233,11 @@ stream_socket(GIOStream *stream)
 		return g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream));
 	assert_true(G_IS_TLS_CONNECTION(stream));
 	g_object_get(stream, "base-io-stream", &base, NULL);
-	/* the TLS connection keeps base alive */
-	return g_socket_connection_get_socket(G_SOCKET_CONNECTION(base));
+	/* TLS sits on the socket's read buffer (migd-read-buffer.h), which keeps the socket */
+	assert_non_null(migd_read_buffer_stream_get_base(base));
+	/* the TLS connection keeps base alive, and base the socket */
+	return g_socket_connection_get_socket(
+	    G_SOCKET_CONNECTION(migd_read_buffer_stream_get_base(base)));
 }
 
 static void
