@@ -346,6 +346,7 @@ migd_transport_listener_handshake_cb(GObject *source, GAsyncResult *res, gpointe
 	MigdTransportListener *self = hs->listener;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *identity = NULL;
+	g_autofree gchar *suite = NULL;
 
 	if (self != NULL)
 		self->handshakes = g_list_remove(self->handshakes, hs);
@@ -371,7 +372,8 @@ migd_transport_listener_handshake_cb(GObject *source, GAsyncResult *res, gpointe
 		migd_transport_handshake_free(hs);
 		return;
 	}
-	g_debug("transport: accepted %s (%s) on %s", identity, hs->peer, self->address);
+	suite = g_tls_connection_get_ciphersuite_name(hs->tls);
+	g_debug("transport: accepted %s (%s) on %s, %s", identity, hs->peer, self->address, suite);
 	/* keep the listener alive if the callback drops the last reference */
 	g_object_ref(self);
 	self->func(self, G_IO_STREAM(hs->tls), identity, self->user_data);
@@ -919,6 +921,7 @@ static void
 migd_transport_connect_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK(user_data);
+	g_autofree gchar *suite = NULL;
 	MigdTransportConnectData *data = g_task_get_task_data(task);
 	GError *error = NULL;
 
@@ -933,6 +936,8 @@ migd_transport_connect_handshake_cb(GObject *source, GAsyncResult *res, gpointer
 		migd_transport_connect_return(task, NULL, error);
 		return;
 	}
+	suite = g_tls_connection_get_ciphersuite_name(data->tls);
+	g_debug("transport: connected to %s, %s", data->peer_identity, suite);
 	migd_transport_connect_return(task, G_IO_STREAM(g_object_ref(data->tls)), NULL);
 }
 
