@@ -62,9 +62,9 @@
  *     word it did not list is dirty; when none is, only the piece's first listed word may
  *     follow dirty words that are not listed, and the SPARSE walk tests only that one.
  *   scattered pieces (AVX2): once SPARSE is the only format written and the previous piece
- *     had 1 dirty page per 4 words to 2 per word, both passes of a piece are one
- *     (sparse_fused): every word is flattened as it is read, clean ones too, which costs less
- *     than listing nearly half of the words and reading them again.
+ *     was 0.9 % to 3 % dirty, both passes of a piece are one (sparse_fused): every word is
+ *     flattened as it is read, clean ones too, which costs less than listing nearly half of
+ *     the words or more and reading them again.
  *   sizes: RUNS = sum vlen(c) + sum vlen(d) and SPARSE = (n_dirty - runs) + sum vlen(c), so
  *     SPARSE <= RUNS whenever n_dirty <= 2 * runs, and a complete RUNS walk gives SPARSE's
  *     exact size too. The smallest wins (ties: SPARSE, RUNS, RAW). When the winner, or a size
@@ -116,9 +116,9 @@
 #define BATCH	    512			  /* page numbers extracted before they become varints */
 #define BATCH_ROOM  (BATCH + 2 * 64)	  /* and the pages of two more words */
 #define SLACK	    (4 * BATCH_ROOM + 64) /* bytes a flush may write past the limit */
-/* dirty pages in the previous piece for which the next one is encoded by sparse_fused: 1 per
- * 4 words to 2 per word (0.4 % to 3 % dirty), where a large share of the words are listed */
-#define FUSED_MIN (PIECE_WORDS / 4)
+/* dirty pages in the previous piece for which the next one is encoded by sparse_fused: 0.9 %
+ * to 3 % dirty (below about 0.85 % the clean words it flattens cost more than the list) */
+#define FUSED_MIN (PIECE_WORDS * 9 / 16)
 #define FUSED_MAX (PIECE_WORDS * 2)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
