@@ -740,6 +740,27 @@ test_roundtrip_pieces(void **state)
 		bm_set_range(w, end - 300, 300);
 		check_bitmap(w, n_pages);
 	}
+	/*
+	 * scattered pages where the pieces after the first (once RUNS is out) are written by both
+	 * passes at once (sparse_fused): the first of them starts after dirty words that the
+	 * piece before it did not list, others end dirty or have whole dirty words inside
+	 */
+	{
+		guint64 n_pages = 8 * PIECE_PAGES;
+		g_autofree guint64 *w = bm_new(n_pages);
+
+		fill_random(w, n_pages, 0.01, PAT_SCATTERED, 0);
+		check_bitmap(w, n_pages);
+		/* short enough for RUNS to be out after the first piece */
+		bm_set_range(w, PIECE_PAGES - 100, 100);
+		check_bitmap(w, n_pages);
+		bm_set_range(w, 3 * PIECE_PAGES - 300, 300);
+		check_bitmap(w, n_pages);
+		bm_set_range(w, 5 * PIECE_PAGES + 5000, 2000);
+		bm_set_range(w, 6 * PIECE_PAGES + 64 * 100, 64 * 9);
+		bm_set_range(w, 7 * PIECE_PAGES - 64, 64);
+		check_bitmap(w, n_pages);
+	}
 	/* a long run first makes SPARSE unlikely, scattered pages then make it shortest */
 	{
 		guint64 n_pages = 6 * PIECE_PAGES;
