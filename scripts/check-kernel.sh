@@ -38,6 +38,9 @@ BOOT_TRIES=${KERNEL_TIER_BOOT_TRIES:-3}
 CACHE_ROOT=${KERNEL_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfio-migd/kernel-tier}
 TIER_DIR=scripts/kernel-tier
 TIER_NAME=check-kernel
+# log, die, the counts and the summary line on every exit
+# shellcheck source=scripts/lib/tier-harness.sh
+. scripts/lib/tier-harness.sh
 TIMEOUT_ENV=KERNEL_TIER_TIMEOUT
 BASE_PACKAGES=(qemu-system-x86 busybox-static xz-utils cpio kmod linux-source-6.12)
 # modules for the 9p root share, then the VFIO stack mtty needs
@@ -64,42 +67,8 @@ case "${1:-}" in
 	;;
 esac
 
-passed=0
-failed=0
-summary_printed=0
-work=""
 KVER=""
 KROOT=""
-
-log() {
-	echo "check-kernel: $*"
-}
-
-print_summary() {
-	summary_printed=1
-	echo "${passed} passed, ${failed} failed"
-}
-
-# Any exit that did not print the counts (an error, set -e) still ends with
-# the summary line, with the error counted as one failure.
-on_exit() {
-	local rc=$?
-	if [ -n "$work" ] && [ -d "$work" ]; then
-		rm -rf "$work"
-	fi
-	if [ "$summary_printed" -eq 0 ]; then
-		[ "$rc" -ne 0 ] || rc=1
-		failed=$((failed + 1))
-		print_summary
-	fi
-	exit "$rc"
-}
-trap on_exit EXIT
-
-die() {
-	echo "check-kernel: ERROR: $*" >&2
-	exit 1
-}
 
 build_project() {
 	command -v meson >/dev/null || die "meson missing: run 'make deps'"

@@ -43,6 +43,9 @@ QEMU_ACCEL=${SYSTEMD_TIER_ACCEL:-}
 CACHE_ROOT=${KERNEL_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfio-migd/kernel-tier}
 TIER_DIR=scripts/systemd-tier
 TIER_NAME=check-systemd
+# log, die, the counts and the summary line on every exit
+# shellcheck source=scripts/lib/tier-harness.sh
+. scripts/lib/tier-harness.sh
 BASE_PACKAGES=(qemu-system-x86 busybox-static xz-utils cpio kmod linux-source-6.12
 	systemd dbus polkitd util-linux jq openssl)
 # the 9p root share, the overlay over it, the VFIO stack mtty needs, and
@@ -74,44 +77,14 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-passed=0
-failed=0
-summary_printed=0
-work=""
 KVER=""
 KROOT=""
 
-log() {
-	echo "check-systemd: $*"
-}
-
-print_summary() {
-	summary_printed=1
-	echo "${passed} passed, ${failed} failed"
-}
-
-# Any exit that did not print the counts (an error, set -e) still ends with
-# the summary line, with the error counted as one failure.
-on_exit() {
-	local rc=$?
-	if [ -n "$work" ] && [ -d "$work" ]; then
-		if [ -n "${SYSTEMD_TIER_CONSOLE:-}" ] && [ -f "$work/console.log" ]; then
-			tr -d '\r' <"$work/console.log" >"$SYSTEMD_TIER_CONSOLE" || true
-		fi
-		rm -rf "$work"
+# the guest's console, kept where SYSTEMD_TIER_CONSOLE says before $work goes
+tier_on_exit_hook() {
+	if [ -n "${SYSTEMD_TIER_CONSOLE:-}" ] && [ -f "$work/console.log" ]; then
+		tr -d '\r' <"$work/console.log" >"$SYSTEMD_TIER_CONSOLE"
 	fi
-	if [ "$summary_printed" -eq 0 ]; then
-		[ "$rc" -ne 0 ] || rc=1
-		failed=$((failed + 1))
-		print_summary
-	fi
-	exit "$rc"
-}
-trap on_exit EXIT
-
-die() {
-	echo "check-systemd: ERROR: $*" >&2
-	exit 1
 }
 
 # The product as a Debian host has it, in its own build directory (the

@@ -27,6 +27,9 @@ BOOT_TRIES=${KERNEL_TIER_BOOT_TRIES:-3}
 CACHE_ROOT=${KERNEL_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfio-migd/kernel-tier}
 TIER_DIR=scripts/kernel-tier
 TIER_NAME=cdev-tier
+# log, die, the counts and the summary line on every exit
+# shellcheck source=scripts/lib/tier-harness.sh
+. scripts/lib/tier-harness.sh
 TIMEOUT_ENV=KERNEL_TIER_TIMEOUT
 UUID_A=6f0e1a52-8d1c-4c3e-9a01-0000000000a1
 UUID_B=6f0e1a52-8d1c-4c3e-9a01-0000000000b2
@@ -38,44 +41,12 @@ DAEMONS_BOUND=$((DAEMONS_BUDGET + 60))
 GUEST_PROGRAM_ARGS="--open cdev --debugfs /sys/kernel/debug"
 SIM_ARGS="--open cdev"
 
-passed=0
-failed=0
-summary_printed=0
 KVER=""
 KROOT=""
-work=""
-
-log() {
-	echo "cdev-tier: $*"
-}
-
-print_summary() {
-	summary_printed=1
-	echo "${passed} passed, ${failed} failed"
-}
-
-on_exit() {
-	local rc=$?
-	if [ -n "$work" ] && [ -d "$work" ]; then
-		rm -rf "$work"
-	fi
-	if [ "$summary_printed" -eq 0 ]; then
-		[ "$rc" -ne 0 ] || rc=1
-		failed=$((failed + 1))
-		print_summary
-	fi
-	exit "$rc"
-}
-trap on_exit EXIT
 
 # check_guest_path pack_initramfs boot_until_program_ran extract_guest_output
 # shellcheck source=scripts/lib/guest-kernel.sh
 . scripts/lib/guest-kernel.sh
-
-die() {
-	echo "cdev-tier: ERROR: $*" >&2
-	exit 1
-}
 
 # busybox, /init (guest-init.sh) and its configuration; no modules: all is built in
 make_initramfs() { # out
