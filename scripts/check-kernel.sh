@@ -116,31 +116,6 @@ make_initramfs() {
 	pack_initramfs "$root" "$out"
 }
 
-# The same for the daemons section (after the conformance program's), which
-# must not cost the conformance results: without its end marker it keeps what
-# the guest printed, says so on stderr and prints 125; the comparison then
-# counts the cases that are missing.
-extract_daemons_output() {
-	local out=$1 rc
-	sed -n "/^${DAEMONS_BEGIN_MARKER}\$/,/^${DAEMONS_END_MARKER} rc=/p" "$work/console.txt" |
-		sed "1d;/^${DAEMONS_END_MARKER} rc=/d" >"$out"
-	rc=$(sed -n "s/^${DAEMONS_END_MARKER} rc=\([0-9]*\)\$/\1/p" "$work/console.txt")
-	if [ -z "$rc" ]; then
-		echo "check-kernel: the daemons section ended without its end marker (guest died or hung?)" >&2
-		rc=125
-	fi
-	echo "$rc"
-}
-
-# Compares one kernel TAP file with its simulator twin and adds the counts.
-compare_and_count() { # kernel-tap kernel-rc sim-tap sim-rc
-	local counts
-	python3 "$TIER_DIR/compare-tap.py" "$1" "$2" "$3" "$4" "$work/counts"
-	counts=$(cat "$work/counts")
-	passed=$((passed + ${counts% *}))
-	failed=$((failed + ${counts#* }))
-}
-
 # The second kernel (built: IOMMUFD, device cdev, VFIO debugfs) proves the
 # cdev/iommufd path; its counts join these (scripts/kernel-tier/cdev-tier.sh).
 run_cdev_tier() {
@@ -191,7 +166,7 @@ main() {
 		print_summary
 		return
 	fi
-	daemons_rc=$(extract_daemons_output "$work/kernel-daemons.tap")
+	daemons_rc=$(extract_section "$DAEMONS_BEGIN_MARKER" "$DAEMONS_END_MARKER" "$work/kernel-daemons.tap")
 	echo "== guest: daemons.sh --backend kernel (exit ${daemons_rc})"
 	cat "$work/kernel-daemons.tap"
 

@@ -302,15 +302,7 @@ case_cdev_attached_fd() {
 }
 
 cdev_main() {
-	UART_WRITE_ERROR=
-	START=$(now)
-	DEADLINE=$((START + BUDGET_S))
-	trap cleanup EXIT
-	trap 'exit 129' HUP
-	trap 'exit 130' INT
-	trap 'exit 141' PIPE
-	trap 'exit 143' TERM
-	echo "1..$N_CASES"
+	run_begin
 	if [ "$BACKEND" = sim ]; then
 		for _c in start host-devices second-open migrate-uart group-to-cdev cdev-to-group \
 			attached-fd; do

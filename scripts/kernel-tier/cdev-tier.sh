@@ -74,27 +74,6 @@ make_initramfs() { # out
 	pack_initramfs "$root" "$out"
 }
 
-# the daemons' lines (between their markers) into $3; prints their exit
-# status, 125 if the end marker is missing
-section() { # begin end out
-	local rc
-	sed -n "/^$1\$/,/^$2 rc=/p" "$work/console.txt" | sed "1d;/^$2 rc=/d" >"$3"
-	rc=$(sed -n "s/^$2 rc=\([0-9]*\)\$/\1/p" "$work/console.txt")
-	if [ -z "$rc" ]; then
-		echo "cdev-tier: a section ended without its end marker (guest died or hung?)" >&2
-		rc=125
-	fi
-	echo "$rc"
-}
-
-compare_and_count() { # kernel-tap kernel-rc sim-tap sim-rc
-	local counts
-	python3 "$TIER_DIR/compare-tap.py" "$1" "$2" "$3" "$4" "$work/counts"
-	counts=$(cat "$work/counts")
-	passed=$((passed + ${counts% *}))
-	failed=$((failed + ${counts#* }))
-}
-
 main() {
 	local bzimage kernel_rc daemons_rc sim_rc=0 sim_daemons_rc=0 nonce start
 	local boot_seconds=0
@@ -125,7 +104,7 @@ main() {
 	kernel_rc=$(extract_guest_output "$work/console.log" "$work/kernel.tap")
 	echo "== cdev kernel guest: migd-conformance --backend kernel $GUEST_PROGRAM_ARGS (exit ${kernel_rc})"
 	cat "$work/kernel.tap"
-	daemons_rc=$(section "$DAEMONS_BEGIN_MARKER" "$DAEMONS_END_MARKER" "$work/kernel-daemons.tap")
+	daemons_rc=$(extract_section "$DAEMONS_BEGIN_MARKER" "$DAEMONS_END_MARKER" "$work/kernel-daemons.tap")
 	echo "== cdev kernel guest: cdev-daemons.sh --backend kernel (exit ${daemons_rc})"
 	cat "$work/kernel-daemons.tap"
 

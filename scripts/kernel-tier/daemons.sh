@@ -1314,7 +1314,9 @@ case_configured_late_device() {
 	case_end daemons-configured-late-device
 }
 
-main() {
+# the start of a run (also cdev-daemons.sh's): the budget's clock, cleanup on
+# every exit, and the TAP plan
+run_begin() {
 	UART_WRITE_ERROR=
 	START=$(now)
 	DEADLINE=$((START + BUDGET_S))
@@ -1325,6 +1327,10 @@ main() {
 	trap 'exit 141' PIPE
 	trap 'exit 143' TERM
 	echo "1..$N_CASES"
+}
+
+main() {
+	run_begin
 	for _prog in "$MIGD" "$MIGCTL" "$UART_TOOL"; do
 		# (the UART tool is for kernel devices only)
 		[ "$_prog" != "$UART_TOOL" ] || [ "$BACKEND" = kernel ] || continue

@@ -6,6 +6,7 @@
 # Sourced, never run. The sourcing script defines:
 #   log MSG..., die MSG...   its own messages (die exits non-zero)
 #   TIER_NAME                its name in messages (check-kernel, check-systemd)
+#   TIER_DIR                 for compare_and_count: where compare-tap.py is
 #   CACHE_ROOT               where kernels and modules are cached
 #   BASE_PACKAGES            Debian packages it needs besides the kernel headers
 #   TIMEOUT, BOOT_TRIES      the bound of one boot (s), boots to try
@@ -262,4 +263,29 @@ extract_guest_output() {
 		die "guest output ended without the end marker (program crashed or hung?)"
 	fi
 	echo "$rc"
+}
+
+# A later section of the console between BEGIN and END markers (the daemons'
+# after the conformance program's), into OUT. Its loss must not cost the results
+# before it: without its end marker it keeps what the guest printed, says so on
+# stderr and prints 125, and the comparison then counts the missing cases.
+extract_section() { # begin-marker end-marker out
+	local rc
+	sed -n "/^$1\$/,/^$2 rc=/p" "$work/console.txt" | sed "1d;/^$2 rc=/d" >"$3"
+	rc=$(sed -n "s/^$2 rc=\([0-9]*\)\$/\1/p" "$work/console.txt")
+	if [ -z "$rc" ]; then
+		echo "$TIER_NAME: a section ended without its end marker (guest died or hung?)" >&2
+		rc=125
+	fi
+	echo "$rc"
+}
+
+# Compares a kernel TAP file with its simulator twin, case by case
+# ($TIER_DIR/compare-tap.py), and adds the counts to passed and failed.
+compare_and_count() { # kernel-tap kernel-rc sim-tap sim-rc
+	local counts
+	python3 "$TIER_DIR/compare-tap.py" "$1" "$2" "$3" "$4" "$work/counts"
+	counts=$(cat "$work/counts")
+	passed=$((passed + ${counts% *}))
+	failed=$((failed + ${counts#* }))
 }
