@@ -64,7 +64,7 @@ peer_run(MigdSimDevice *device, const MigdTransportConfig *transport, guint64 ex
 	g_autofree gchar *address = NULL;
 	gdouble cpu0;
 
-	/* the same device each time, as a daemon's: its load buffer's pages are reused */
+	/* the same device each time, as a daemon serves one */
 	g_ptr_array_add(devices, g_object_ref(device));
 	dest = migd_destination_new(devices);
 	g_signal_connect(dest, "job-started", G_CALLBACK(peer_job_started_cb), &job);

@@ -434,14 +434,8 @@ migd_connection_consume(MigdConnection *self, gsize n_bytes)
  * if a write failed.
  */
 static gboolean
-migd_connection_write_ready(MigdConnection *self, GOutputStream *output, GError **error)
+migd_connection_write_ready(MigdConnection *self, GPollableOutputStream *pollable, GError **error)
 {
-	GPollableOutputStream *pollable;
-
-	if (!G_IS_POLLABLE_OUTPUT_STREAM(output) ||
-	    !g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(output)))
-		return TRUE;
-	pollable = G_POLLABLE_OUTPUT_STREAM(output);
 	for (guint i = 0; i < MIGD_CONNECTION_SYNC_WRITES && !g_queue_is_empty(&self->send_queue);
 	     i++) {
 		GOutputVector vectors[MIGD_CONNECTION_MAX_VECTORS];
@@ -503,7 +497,6 @@ migd_connection_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		self->queued_bytes -= g_bytes_get_size(sent);
 		g_bytes_unref(sent);
 	}
-	self->head_written = 0;
 	self->last_tx_us = g_get_monotonic_time();
 	if (migd_connection_wrote(self))
 		migd_connection_write_next(self);
@@ -552,7 +545,7 @@ migd_connection_writable_cb(GObject *stream, gpointer user_data)
 
 	if (self->closed)
 		return G_SOURCE_REMOVE;
-	if (!migd_connection_write_ready(self, G_OUTPUT_STREAM(stream), &error)) {
+	if (!migd_connection_write_ready(self, G_POLLABLE_OUTPUT_STREAM(stream), &error)) {
 		migd_connection_defer_write_error(self, g_steal_pointer(&error));
 		return G_SOURCE_REMOVE;
 	}
@@ -583,7 +576,7 @@ migd_connection_write_next(MigdConnection *self)
 	    g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(output))) {
 		g_autoptr(GError) error = NULL;
 		/* at once, as writev_async did: a frame sent just before a drop still leaves */
-		if (!migd_connection_write_ready(self, output, &error)) {
+		if (!migd_connection_write_ready(self, G_POLLABLE_OUTPUT_STREAM(output), &error)) {
 			migd_connection_defer_write_error(self, g_steal_pointer(&error));
 			return;
 		}

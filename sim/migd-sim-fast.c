@@ -192,11 +192,6 @@ migd_sim_fast_content_unref(MigdSimFastContent *content)
 
 typedef struct {
 	MigdSimFastContent *content; /* what the device holds: its own, or what it loaded */
-	/*
-	 * the file behind the resume data fd, created by the first RESUMING and kept: an
-	 * empty memfd, since what is written is compared, not stored
-	 */
-	gint load_fd;
 } MigdSimFast;
 
 /* one save or resume file; shared by the session (its file) and the daemon's fd */
@@ -251,7 +246,6 @@ migd_sim_fast_init(MigdSimDevice *self, GError **error)
 {
 	MigdSimFast *fast = g_new0(MigdSimFast, 1);
 
-	fast->load_fd = -1;
 	if (self->config->state_size < MIGD_SIM_FAST_HEADER) {
 		g_free(fast);
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
@@ -277,8 +271,6 @@ migd_sim_fast_finalize(MigdSimDevice *self)
 	if (fast == NULL)
 		return;
 	migd_sim_fast_content_unref(fast->content);
-	if (fast->load_fd >= 0)
-		close(fast->load_fd);
 	g_free(fast);
 	self->priv = NULL;
 }
@@ -536,12 +528,8 @@ migd_sim_fast_open_fd(MigdSimDevice *self, MigdSimSession *session, GError **err
 	if (file->direction == MIGD_DATA_FD_SAVE) {
 		fd = fcntl(file->content->fd, F_DUPFD_CLOEXEC, 0);
 	} else {
-		MigdSimFast *fast = self->priv;
-		g_mutex_lock(&self->lock);
-		if (fast->load_fd < 0)
-			fast->load_fd = memfd_create("migd-sim-fast-load", MFD_CLOEXEC);
-		fd = fast->load_fd < 0 ? -1 : fcntl(fast->load_fd, F_DUPFD_CLOEXEC, 0);
-		g_mutex_unlock(&self->lock);
+		/* what is written is compared, not stored: the fd is an empty file */
+		fd = memfd_create("migd-sim-fast-load", MFD_CLOEXEC);
 	}
 	if (fd < 0) {
 		migd_set_errno_error(error, errno, "fast_data: data fd");
