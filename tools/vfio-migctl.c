@@ -96,6 +96,8 @@ migctl_cmd_devices(const MigctlOptions *options)
 	const gchar *name = NULL;
 	GVariant *props_tmp = NULL;
 	g_autoptr(JsonBuilder) builder = json_builder_new();
+	g_autoptr(MigctlTable) table = migctl_table_new(8, "NAME", "STATE", "FLAGS", "PLUGIN",
+							"TRACKER", "BACKEND", "PROFILE", "DIGEST");
 
 	manager = migctl_manager(options, &error);
 	if (manager == NULL ||
@@ -105,9 +107,6 @@ migctl_cmd_devices(const MigctlOptions *options)
 	json_builder_begin_object(builder);
 	json_builder_set_member_name(builder, "devices");
 	json_builder_begin_array(builder);
-	if (!options->json)
-		g_print("%-14s %-12s %-24s %-9s %-8s %-8s %-9s %s\n", "NAME", "STATE", "FLAGS",
-			"PLUGIN", "TRACKER", "BACKEND", "PROFILE", "DIGEST");
 	g_variant_iter_init(&iter, devices);
 	while (g_variant_iter_next(&iter, "(&s@a{sv})", &name, &props_tmp)) {
 		g_autoptr(GVariant) props = props_tmp;
@@ -138,8 +137,8 @@ migctl_cmd_devices(const MigctlOptions *options)
 				digest_str = g_strdup("pending");
 			else
 				digest_str = g_strdup("-");
-			g_print("%-14s %-12s %-24s %-9s %-8s %-8s %-9s %s\n", name, state, flags,
-				plugin, tracker, backend, profile, digest_str);
+			migctl_table_add_row(table, name, state, flags, plugin, tracker, backend,
+					     profile, digest_str);
 			continue;
 		}
 		json_builder_begin_object(builder);
@@ -157,6 +156,8 @@ migctl_cmd_devices(const MigctlOptions *options)
 	json_builder_end_object(builder);
 	if (options->json)
 		migctl_json_print(builder);
+	else
+		migctl_table_print(table);
 	return MIGCTL_EXIT_OK;
 }
 
@@ -164,7 +165,7 @@ migctl_cmd_devices(const MigctlOptions *options)
 
 /* one row of the host-devices table; "-" for what the daemon could not read */
 static void
-migctl_host_device_row(const gchar *name, GVariant *props)
+migctl_host_device_row(MigctlTable *table, const gchar *name, GVariant *props)
 {
 	g_autoptr(GVariantDict) dict = g_variant_dict_new(props);
 	const gchar *kind = "-";
@@ -216,8 +217,7 @@ migctl_host_device_row(const gchar *name, GVariant *props)
 		if (status->len == 0)
 			g_string_append(status, "free");
 	}
-	g_print("%-36s %-9s %-16s %-10s %-5s %-8s %-8s %s\n", name, kind, driver, ids, group, cdev,
-		plugin, status->str);
+	migctl_table_add_row(table, name, kind, driver, ids, group, cdev, plugin, status->str);
 }
 
 /*
@@ -234,14 +234,13 @@ migctl_cmd_host_devices(const MigctlOptions *options)
 	GVariantIter iter;
 	const gchar *name = NULL;
 	GVariant *props_tmp = NULL;
+	g_autoptr(MigctlTable) table = migctl_table_new(8, "NAME", "KIND", "DRIVER", "ID/TYPE",
+							"GROUP", "CDEV", "PLUGIN", "STATUS");
 
 	manager = migctl_manager(options, &error);
 	if (manager == NULL ||
 	    !migd_dbus_manager_call_list_host_devices_sync(manager, &devices, NULL, &error))
 		return migctl_fail(options, error);
-	if (!options->json)
-		g_print("%-36s %-9s %-16s %-10s %-5s %-8s %-8s %s\n", "NAME", "KIND", "DRIVER",
-			"ID/TYPE", "GROUP", "CDEV", "PLUGIN", "STATUS");
 	json_builder_begin_object(builder);
 	json_builder_set_member_name(builder, "host-devices");
 	json_builder_begin_array(builder);
@@ -253,7 +252,7 @@ migctl_cmd_host_devices(const MigctlOptions *options)
 		GVariant *value_tmp = NULL;
 
 		if (!options->json) {
-			migctl_host_device_row(name, props);
+			migctl_host_device_row(table, name, props);
 			continue;
 		}
 		json_builder_begin_object(builder);
@@ -277,6 +276,8 @@ migctl_cmd_host_devices(const MigctlOptions *options)
 	json_builder_end_object(builder);
 	if (options->json)
 		migctl_json_print(builder);
+	else
+		migctl_table_print(table);
 	return MIGCTL_EXIT_OK;
 }
 

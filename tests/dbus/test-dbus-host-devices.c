@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <setjmp.h>
 #include <cmocka.h>
 #include <unistd.h>
@@ -192,12 +193,56 @@ test_list_host_devices(void **state)
 	assert_null(ahci);
 }
 
+/*
+ * A vfio-migctl table: every column starts where its header does, one space after the
+ * widest cell of the column before (no fixed widths that wrap a terminal), no trailing space.
+ */
+static void
+assert_table_aligned(const gchar *table)
+{
+	g_auto(GStrv) lines = g_strsplit(table, "\n", -1);
+	const gchar *header = lines[0];
+	GArray *starts = g_array_new(FALSE, FALSE, sizeof(gsize));
+	guint n_rows = 0;
+
+	for (gsize i = 0; header[i] != '\0'; i++)
+		if (header[i] != ' ' && (i == 0 || header[i - 1] == ' '))
+			g_array_append_val(starts, i);
+	assert_true(starts->len >= 2);
+	for (guint l = 0; lines[l] != NULL; l++) {
+		gsize len = strlen(lines[l]);
+		if (len == 0)
+			continue;
+		n_rows++;
+		assert_true(lines[l][len - 1] != ' ');
+		for (guint c = 1; c < starts->len; c++) {
+			gsize at = g_array_index(starts, gsize, c);
+			assert_true(len > at);
+			assert_true(lines[l][at - 1] == ' ');
+			assert_true(lines[l][at] != ' ');
+		}
+	}
+	/* the widest cell of each column ends right before the next column */
+	for (guint c = 1; c < starts->len; c++) {
+		gsize at = g_array_index(starts, gsize, c);
+		gboolean tight = FALSE;
+		for (guint l = 0; lines[l] != NULL; l++)
+			tight |= strlen(lines[l]) > at && lines[l][at - 2] != ' ';
+		assert_true(tight);
+	}
+	assert_true(n_rows >= 2);
+	g_array_unref(starts);
+}
+
 static void
 test_migctl_host_devices(void **state)
 {
-	g_autoptr(DtDaemon) daemon = dt_daemon_start(BUS_NAME "2", NULL);
+	/* simulated devices too, for the devices table: they are not host devices */
+	const gchar *const specs[] = {"mlx5:state_size=1M,seed=1", "hisi_acc:seed=3", NULL};
+	g_autoptr(DtDaemon) daemon = dt_daemon_start(BUS_NAME "2", specs);
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *table = NULL;
+	g_autofree gchar *devices = NULL;
 	g_autoptr(JsonNode) node = NULL;
 	JsonArray *array;
 	gboolean seen_mlx5 = FALSE, seen_type = FALSE;
@@ -232,6 +277,11 @@ test_migctl_host_devices(void **state)
 	/* the table: a header, one row per entry */
 	assert_int_equal(dt_migctl(BUS_NAME "2", &table, "host-devices", NULL), 0);
 	assert_true(g_str_has_prefix(table, "NAME "));
+	assert_table_aligned(table);
+	/* the served devices' table too */
+	assert_int_equal(dt_migctl(BUS_NAME "2", &devices, "devices", NULL), 0);
+	assert_true(g_str_has_prefix(devices, "NAME "));
+	assert_table_aligned(devices);
 	assert_true(g_regex_match_simple(
 	    "^0000:65:00\\.2 +pci +mlx5_vfio_pci +15b3:101e +12 +vfio0 +mlx5 +free$", table,
 	    G_REGEX_MULTILINE, 0));

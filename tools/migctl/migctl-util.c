@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -176,4 +177,77 @@ migctl_is_cancelled(const gchar *phase, const gchar *message)
 	 * (engine/migd-source.c, engine/migd-destination.c) */
 	return g_strcmp0(phase, "failed") == 0 && message != NULL &&
 	       strstr(message, "cancelled by the operator") != NULL;
+}
+
+/* ---- tables ---- */
+
+struct _MigctlTable {
+	guint n_columns;
+	GPtrArray *cells; /* of gchar *, row after row, the header first */
+};
+
+static void
+migctl_table_add_valist(MigctlTable *table, va_list ap)
+{
+	for (guint i = 0; i < table->n_columns; i++) {
+		const gchar *cell = va_arg(ap, const gchar *);
+		g_ptr_array_add(table->cells, g_strdup(cell != NULL ? cell : "-"));
+	}
+}
+
+MigctlTable *
+migctl_table_new(guint n_columns, ...)
+{
+	MigctlTable *table = g_new0(MigctlTable, 1);
+	va_list ap;
+
+	g_return_val_if_fail(n_columns > 0, NULL);
+	table->n_columns = n_columns;
+	table->cells = g_ptr_array_new_with_free_func(g_free);
+	va_start(ap, n_columns);
+	migctl_table_add_valist(table, ap);
+	va_end(ap);
+	return table;
+}
+
+void
+migctl_table_add_row(MigctlTable *table, ...)
+{
+	va_list ap;
+
+	va_start(ap, table);
+	migctl_table_add_valist(table, ap);
+	va_end(ap);
+}
+
+void
+migctl_table_print(MigctlTable *table)
+{
+	g_autofree glong *width = g_new0(glong, table->n_columns);
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	for (guint i = 0; i < table->cells->len; i++) {
+		guint col = i % table->n_columns;
+		width[col] = MAX(width[col], g_utf8_strlen(g_ptr_array_index(table->cells, i), -1));
+	}
+	for (guint i = 0; i < table->cells->len; i++) {
+		guint col = i % table->n_columns;
+		const gchar *cell = g_ptr_array_index(table->cells, i);
+
+		g_string_append(out, cell);
+		if (col + 1 == table->n_columns) {
+			g_string_append_c(out, '\n');
+			continue;
+		}
+		for (glong pad = g_utf8_strlen(cell, -1); pad <= width[col]; pad++)
+			g_string_append_c(out, ' ');
+	}
+	g_print("%s", out->str);
+}
+
+void
+migctl_table_free(MigctlTable *table)
+{
+	g_ptr_array_unref(table->cells);
+	g_free(table);
 }

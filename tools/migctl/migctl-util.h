@@ -28,3 +28,15 @@ gchar *migctl_explain_error(const GError *error, const gchar *remote_name, const
 			    gboolean session);
 /* a job that ended through Job.Cancel: the engine's message says so */
 gboolean migctl_is_cancelled(const gchar *phase, const gchar *message);
+
+/* A table whose columns are as wide as their widest cell (the header's included), printed at once
+ */
+typedef struct _MigctlTable MigctlTable;
+/* @n_columns headers follow */
+MigctlTable *migctl_table_new(guint n_columns, ...);
+/* @n_columns cells (copied); NULL prints as "-" */
+void migctl_table_add_row(MigctlTable *table, ...);
+/* to stdout: cells one space apart, the last column not padded */
+void migctl_table_print(MigctlTable *table);
+void migctl_table_free(MigctlTable *table);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigctlTable, migctl_table_free)
