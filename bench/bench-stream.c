@@ -13,8 +13,8 @@
  *  - engine TLS: the same two processes over mutual TLS (same devices and sizes).
  * Ratios are taken per run (neighbours in time share the machine's load), medians
  * reported, and so is the CPU time per GiB of both ends, which that load disturbs least.
- * BENCH_VERBOSE=1 prints each run; BENCH_STREAM_PROFILE=plain|tls runs only that engine,
- * five times (for perf record -p on both processes).
+ * BENCH_VERBOSE=1 prints each run; BENCH_STREAM_PROFILE=plain|tls|link runs only that engine
+ * (or the link), five times (for perf record -a).
  */
 #include "config.h"
 
@@ -367,6 +367,8 @@ bench_stream(BenchReport *report)
 	BenchStreamPeer peer = {0};
 	gdouble link[BENCH_STREAM_RUNS], eng[BENCH_STREAM_RUNS], tls[BENCH_STREAM_RUNS];
 	gdouble r_link[BENCH_STREAM_RUNS], r_tls[BENCH_STREAM_RUNS];
+	gdouble ceiling[BENCH_STREAM_RUNS], required;
+	guint n_cpus = g_get_num_processors();
 	g_autofree gchar *note_link = NULL;
 	g_autofree gchar *note_tls = NULL;
 	gdouble m_link, m_eng, m_tls, cipher;
@@ -384,7 +386,15 @@ bench_stream(BenchReport *report)
 	tls_src.ca_file = pki->ca_crt;
 	bench_stream_peer_start(&peer, pki);
 	/* BENCH_STREAM_PROFILE=plain|tls: only that engine, for perf record */
-	if (g_getenv("BENCH_STREAM_PROFILE") != NULL) {
+	if (g_strcmp0(g_getenv("BENCH_STREAM_PROFILE"), "link") == 0) {
+		state = bench_stream_state();
+		for (guint i = 0; i < BENCH_STREAM_RUNS; i++) {
+			gdouble c0 = bench_stream_cpu_s();
+			gdouble rate = bench_stream_link(state);
+			printf("stream: link %.0f MiB/s, CPU s/GiB %.2f\n", rate,
+			       bench_stream_cpu_s() - c0);
+		}
+	} else if (g_getenv("BENCH_STREAM_PROFILE") != NULL) {
 		gboolean use_tls = g_strcmp0(g_getenv("BENCH_STREAM_PROFILE"), "tls") == 0;
 		for (guint i = 0; i < BENCH_STREAM_RUNS; i++) {
 			gdouble c0 = bench_stream_cpu_s();
@@ -393,6 +403,8 @@ bench_stream(BenchReport *report)
 			printf("stream: %s %.0f MiB/s, CPU s/GiB %.2f + %.2f\n",
 			       use_tls ? "TLS" : "plain", rate, bench_stream_cpu_s() - c0, pc);
 		}
+	}
+	if (g_getenv("BENCH_STREAM_PROFILE") != NULL) {
 		bench_stream_peer_stop(&peer);
 		migd_test_pki_free(pki);
 		return;
@@ -400,6 +412,7 @@ bench_stream(BenchReport *report)
 	state = bench_stream_state();
 	/* untimed: a first migration warms both processes (heap, connections, caches) */
 	bench_stream_engine(&peer, "plain", &plain, &pc);
+	required = bench_stream_required_s(state);
 	for (guint i = 0; i < BENCH_STREAM_RUNS; i++) {
 		gdouble c0 = bench_stream_cpu_s(), c1, c2, c3;
 		link[i] = bench_stream_link(state);
@@ -417,6 +430,12 @@ bench_stream(BenchReport *report)
 			       "%.2f + %.2f, TLS %.2f + %.2f\n",
 			       i + 1, c1 - c0, c2 - c1, pc, c3 - c2, pc2);
 		r_link[i] = eng[i] / link[i];
+		/*
+		 * The most engine/link can be in this run: both ends on these cores, the engine
+		 * doing the link's work (its CPU per GiB, this run) and the work it must add, with
+		 * every core busy all the time (the link itself keeps them busy only in part).
+		 */
+		ceiling[i] = (1024.0 / link[i]) / ((cpu_link[i] + required) / n_cpus);
 		r_tls[i] = tls[i] / eng[i];
 		if (g_getenv("BENCH_VERBOSE") != NULL)
 			printf("stream: run %u: link %.0f, engine plain %.0f, engine TLS %.0f "
@@ -428,6 +447,7 @@ bench_stream(BenchReport *report)
 	m_tls = bench_stream_median(tls);
 	bench_stream_median(r_link);
 	bench_stream_median(r_tls);
+	bench_stream_median(ceiling);
 	note_link = g_strdup_printf(
 	    "ratio per run: min %.2f, median %.2f, max %.2f; link "
 	    "%.0f-%.0f, engine %.0f-%.0f MiB/s",
@@ -457,14 +477,26 @@ bench_stream(BenchReport *report)
 			 m_tls, "s", "the engine over plain TCP", m_eng, m_tls / m_eng,
 			 BENCH_TARGET_NONE, 0, BENCH_STREAM_RUNS, NULL);
 	/* of the engine's CPU beyond the link's, how much is work it cannot leave out */
+	bench_report_add(
+	    report, "stream", "CPU per GiB the engine adds to the link's", m_eng - m_link, "s",
+	    "the work it must add: two device passes, a CRC32C at each end (timed alone)", required,
+	    (m_eng - m_link) / required, BENCH_TARGET_NONE, 0, BENCH_STREAM_RUNS,
+	    "above 1: the engine's own code, GLib and the kernel's per-call costs");
 	{
-		gdouble required = bench_stream_required_s(state);
+		g_autofree gchar *ref = g_strdup_printf(
+		    "ceiling: the link's time per GiB over (its CPU per GiB + the work the engine "
+		    "must add) / %u CPUs",
+		    n_cpus);
+		g_autofree gchar *note = g_strdup_printf(
+		    "ceiling per run: min %.2f, max %.2f; both ends share these %u CPUs: above "
+		    "%.2f no engine can go here",
+		    ceiling[0], ceiling[BENCH_STREAM_RUNS - 1], n_cpus,
+		    ceiling[BENCH_STREAM_RUNS / 2]);
 		bench_report_add(
-		    report, "stream", "CPU per GiB the engine adds to the link's", m_eng - m_link,
-		    "s",
-		    "the work it must add: two device passes, a CRC32C at each end (timed alone)",
-		    required, (m_eng - m_link) / required, BENCH_TARGET_NONE, 0, BENCH_STREAM_RUNS,
-		    "above 1: the engine's own code, GLib and the kernel's per-call costs");
+		    report, "stream", "engine plain vs link, against the most these CPUs allow",
+		    r_link[BENCH_STREAM_RUNS / 2], "", ref, ceiling[BENCH_STREAM_RUNS / 2],
+		    r_link[BENCH_STREAM_RUNS / 2] / ceiling[BENCH_STREAM_RUNS / 2],
+		    BENCH_TARGET_NONE, 0, BENCH_STREAM_RUNS, note);
 	}
 	/*
 	 * What TLS/plain can reach here: each end, CPU-bound on its own core, adds the cipher's
