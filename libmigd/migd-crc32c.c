@@ -2,11 +2,14 @@
  * Copyright 2026 The vfio-migd authors
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Two implementations: the SSE4.2 crc32 instruction over three interleaved
+ * Three implementations: the SSE4.2 crc32 instruction over three interleaved
  * streams (the instruction's latency is three cycles and its throughput one, so
- * one stream leaves two thirds of it idle), joined with shift tables; and
- * slicing-by-8 tables elsewhere. The joins follow zlib's crc32_combine: shifting
- * a CRC past n zero bytes is a multiplication by x^(8n) modulo the polynomial.
+ * one stream leaves two thirds of it idle), joined with shift tables; where the
+ * CPU also has VPCLMULQDQ, four such streams and, in the same loop, carry-less
+ * multiply folding of as many bytes again, which runs on other execution units
+ * (about 1.5 times the crc32 streams alone); and slicing-by-8 tables elsewhere.
+ * The joins follow zlib's crc32_combine: shifting a CRC past n zero bytes is a
+ * multiplication by x^(8n) modulo the polynomial.
  */
 #include "config.h"
 
@@ -18,6 +21,10 @@
 #include <nmmintrin.h>
 #define MIGD_CRC32C_HAVE_X86 1
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define MIGD_CRC32C_HAVE_CLMUL 1
+#endif
 
 /* the Castagnoli polynomial, bit-reflected */
 #define MIGD_CRC32C_POLY 0x82f63b78u
@@ -25,12 +32,19 @@
 /* the interleaved blocks: three streams of LONG bytes, then of SHORT bytes */
 #define MIGD_CRC32C_LONG  8192u
 #define MIGD_CRC32C_SHORT 256u
+/* the folding path's blocks: four crc32 streams of STREAM bytes, then 4 * STREAM folded */
+#define MIGD_CRC32C_STREAM 2048u
+#define MIGD_CRC32C_FOLD   (4u * MIGD_CRC32C_STREAM)
 
 typedef struct {
 	guint32 slice[8][256];	    /* slicing-by-8 */
 	guint32 x2n[32];	    /* x^(2^n) mod P */
 	guint32 shift_long[4][256]; /* multiply by x^(8 * LONG) mod P, a byte at a time */
 	guint32 shift_short[4][256];
+	guint32 shift_stream[4][256]; /* by x^(8 * STREAM) */
+	/* folding a 128-bit lane forward by 1024 and by 128 bits: x^(d+32), x^(d-32), each << 1 */
+	guint64 fold1024[2];
+	guint64 fold128[2];
 } MigdCrc32cTables;
 
 static MigdCrc32cTables migd_crc32c_tables;
@@ -105,6 +119,18 @@ migd_crc32c_get_tables(void)
 		t->x2n[n] = migd_crc32c_multmodp(t->x2n[n - 1], t->x2n[n - 1]);
 	migd_crc32c_shift_table_init(t, t->shift_long, MIGD_CRC32C_LONG);
 	migd_crc32c_shift_table_init(t, t->shift_short, MIGD_CRC32C_SHORT);
+	migd_crc32c_shift_table_init(t, t->shift_stream, MIGD_CRC32C_STREAM);
+	/*
+	 * Reflected folding (Intel's "Fast CRC Computation Using PCLMULQDQ"): a lane's low
+	 * quadword (the earlier bytes, the higher powers) times x^(d+32) mod P, its high one
+	 * times x^(d-32) mod P, both reflected and shifted left by one for the carry-less
+	 * product's bit order. For the IEEE polynomial and d = 512 this gives zlib-ng's
+	 * 0x154442bd4 and 0x1c6e41596.
+	 */
+	t->fold1024[0] = (guint64)migd_crc32c_x8nmodp(t, (1024 + 32) / 8) << 1;
+	t->fold1024[1] = (guint64)migd_crc32c_x8nmodp(t, (1024 - 32) / 8) << 1;
+	t->fold128[0] = (guint64)migd_crc32c_x8nmodp(t, (128 + 32) / 8) << 1;
+	t->fold128[1] = (guint64)migd_crc32c_x8nmodp(t, (128 - 32) / 8) << 1;
 	g_once_init_leave(&once, 1);
 	return t;
 }
@@ -250,6 +276,130 @@ migd_crc32c_have_hw(void)
 
 #endif
 
+#ifdef MIGD_CRC32C_HAVE_CLMUL
+
+#define MIGD_CRC32C_CLMUL_TARGET __attribute__((target("sse4.2,pclmul,avx2,vpclmulqdq")))
+
+/* both 128-bit lanes of @x carried 1024 bits forward */
+MIGD_CRC32C_CLMUL_TARGET static inline __m256i
+migd_crc32c_fold256(__m256i x, __m256i k)
+{
+	return _mm256_xor_si256(_mm256_clmulepi64_epi128(x, k, 0x00),
+				_mm256_clmulepi64_epi128(x, k, 0x11));
+}
+
+MIGD_CRC32C_CLMUL_TARGET static inline __m128i
+migd_crc32c_fold128(__m128i x, __m128i k)
+{
+	return _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11));
+}
+
+MIGD_CRC32C_CLMUL_TARGET static inline __m256i
+migd_crc32c_load256(const guint8 *p)
+{
+	return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/*
+ * One block of MIGD_CRC32C_FOLD * 2 bytes from register @c: four crc32 streams over the
+ * first half, carry-less folding of the second half in the same loop, then joined.
+ */
+MIGD_CRC32C_CLMUL_TARGET static guint32
+migd_crc32c_clmul_block(const MigdCrc32cTables *t, guint32 c, const guint8 *p)
+{
+	const __m256i k1024 = _mm256_set_epi64x((gint64)t->fold1024[1], (gint64)t->fold1024[0],
+						(gint64)t->fold1024[1], (gint64)t->fold1024[0]);
+	const __m128i k128 = _mm_set_epi64x((gint64)t->fold128[1], (gint64)t->fold128[0]);
+	const guint8 *f = p + MIGD_CRC32C_FOLD;
+	guint64 c0 = c, c1 = 0, c2 = 0, c3 = 0, cf;
+	__m256i x0 = migd_crc32c_load256(f), x1 = migd_crc32c_load256(f + 32);
+	__m256i x2 = migd_crc32c_load256(f + 64), x3 = migd_crc32c_load256(f + 96);
+	__m128i v;
+
+	f += 128;
+	for (gsize i = 0; i < MIGD_CRC32C_STREAM; i += 32) {
+		for (gsize k = i; k < i + 32; k += 8) {
+			guint64 w0, w1, w2, w3;
+			memcpy(&w0, p + k, 8);
+			memcpy(&w1, p + MIGD_CRC32C_STREAM + k, 8);
+			memcpy(&w2, p + 2 * MIGD_CRC32C_STREAM + k, 8);
+			memcpy(&w3, p + 3 * MIGD_CRC32C_STREAM + k, 8);
+			c0 = _mm_crc32_u64(c0, w0);
+			c1 = _mm_crc32_u64(c1, w1);
+			c2 = _mm_crc32_u64(c2, w2);
+			c3 = _mm_crc32_u64(c3, w3);
+		}
+		/* 128 folded bytes a step, the first 128 loaded before the loop */
+		if (i + 32 < MIGD_CRC32C_STREAM) {
+			x0 = _mm256_xor_si256(migd_crc32c_fold256(x0, k1024),
+					      migd_crc32c_load256(f));
+			x1 = _mm256_xor_si256(migd_crc32c_fold256(x1, k1024),
+					      migd_crc32c_load256(f + 32));
+			x2 = _mm256_xor_si256(migd_crc32c_fold256(x2, k1024),
+					      migd_crc32c_load256(f + 64));
+			x3 = _mm256_xor_si256(migd_crc32c_fold256(x3, k1024),
+					      migd_crc32c_load256(f + 96));
+			f += 128;
+		}
+	}
+	/* the eight lanes, in memory order, into one; its CRC from zero is the half's */
+	v = migd_crc32c_fold128(_mm256_castsi256_si128(x0), k128);
+	v = _mm_xor_si128(v, _mm256_extracti128_si256(x0, 1));
+	v = _mm_xor_si128(migd_crc32c_fold128(v, k128), _mm256_castsi256_si128(x1));
+	v = _mm_xor_si128(migd_crc32c_fold128(v, k128), _mm256_extracti128_si256(x1, 1));
+	v = _mm_xor_si128(migd_crc32c_fold128(v, k128), _mm256_castsi256_si128(x2));
+	v = _mm_xor_si128(migd_crc32c_fold128(v, k128), _mm256_extracti128_si256(x2, 1));
+	v = _mm_xor_si128(migd_crc32c_fold128(v, k128), _mm256_castsi256_si128(x3));
+	v = _mm_xor_si128(migd_crc32c_fold128(v, k128), _mm256_extracti128_si256(x3, 1));
+	cf = _mm_crc32_u64(0, (guint64)_mm_cvtsi128_si64(v));
+	cf = _mm_crc32_u64(cf, (guint64)_mm_extract_epi64(v, 1));
+	c = migd_crc32c_shift(t->shift_stream, (guint32)c0) ^ (guint32)c1;
+	c = migd_crc32c_shift(t->shift_stream, c) ^ (guint32)c2;
+	c = migd_crc32c_shift(t->shift_stream, c) ^ (guint32)c3;
+	/* the first half's CRC past the folded half's bytes (LONG = FOLD) */
+	return migd_crc32c_shift(t->shift_long, c) ^ (guint32)cf;
+}
+
+MIGD_CRC32C_CLMUL_TARGET guint32
+migd_crc32c_update_clmul(guint32 crc, gconstpointer buf, gsize len)
+{
+	const MigdCrc32cTables *t = migd_crc32c_get_tables();
+	const guint8 *p = buf;
+	guint32 c = ~crc;
+
+	G_STATIC_ASSERT(MIGD_CRC32C_FOLD == MIGD_CRC32C_LONG);
+	while (len >= 2 * MIGD_CRC32C_FOLD) {
+		c = migd_crc32c_clmul_block(t, c, p);
+		p += 2 * MIGD_CRC32C_FOLD;
+		len -= 2 * MIGD_CRC32C_FOLD;
+	}
+	/* the rest (under 16 KiB) as the crc32 streams do it */
+	return migd_crc32c_update_hw(~c, p, len);
+}
+
+gboolean
+migd_crc32c_have_clmul(void)
+{
+	return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("avx2") &&
+	       __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("vpclmulqdq");
+}
+
+#else
+
+guint32
+migd_crc32c_update_clmul(guint32 crc, gconstpointer buf, gsize len)
+{
+	g_return_val_if_reached(migd_crc32c_update_generic(crc, buf, len));
+}
+
+gboolean
+migd_crc32c_have_clmul(void)
+{
+	return FALSE;
+}
+
+#endif
+
 guint32
 migd_crc32c_update(guint32 crc, gconstpointer buf, gsize len)
 {
@@ -258,8 +408,18 @@ migd_crc32c_update(guint32 crc, gconstpointer buf, gsize len)
 
 	/* the CPU check once; a plain load afterwards */
 	if (g_once_init_enter(&once)) {
-		impl = migd_crc32c_have_hw() ? migd_crc32c_update_hw : migd_crc32c_update_generic;
+		impl = migd_crc32c_have_clmul() ? migd_crc32c_update_clmul
+		       : migd_crc32c_have_hw()	? migd_crc32c_update_hw
+						: migd_crc32c_update_generic;
 		g_once_init_leave(&once, 1);
 	}
 	return impl(crc, buf, len);
+}
+
+const gchar *
+migd_crc32c_implementation(void)
+{
+	return migd_crc32c_have_clmul() ? "vpclmulqdq"
+	       : migd_crc32c_have_hw()	? "sse4.2"
+					: "tables";
 }

@@ -23,5 +23,10 @@ guint32 migd_crc32c_update_generic(guint32 crc, gconstpointer buf, gsize len);
 /* the SSE4.2 crc32 instruction; only when migd_crc32c_have_hw() */
 guint32 migd_crc32c_update_hw(guint32 crc, gconstpointer buf, gsize len);
 gboolean migd_crc32c_have_hw(void);
+/* the same with VPCLMULQDQ folding beside it; only when migd_crc32c_have_clmul() */
+guint32 migd_crc32c_update_clmul(guint32 crc, gconstpointer buf, gsize len);
+gboolean migd_crc32c_have_clmul(void);
+/* the name of what migd_crc32c_update() uses here: "vpclmulqdq", "sse4.2" or "tables" */
+const gchar *migd_crc32c_implementation(void);
 
 G_END_DECLS

@@ -3,7 +3,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * CRC32C: RFC 3720's vectors, a bit-at-a-time reference, and every
- * implementation against it on every length 0..4096 at every misalignment.
+ * implementation against it on every length 0..4096 at every misalignment; the
+ * folding path, whose blocks are 16 KiB, around every block boundary too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,6 +71,11 @@ test_vectors(void **state)
 		check_rfc3720(migd_crc32c_update_hw);
 	else
 		print_message("# no SSE4.2 on this CPU: the instruction path is not tested\n");
+	if (migd_crc32c_have_clmul())
+		check_rfc3720(migd_crc32c_update_clmul);
+	else
+		print_message("# no VPCLMULQDQ on this CPU: the folding path is not tested\n");
+	assert_non_null(migd_crc32c_implementation());
 }
 
 /* every length 0..4096 at every start misalignment 0..15, against the reference */
@@ -112,6 +118,45 @@ test_lengths_hw(void **state)
 	check_lengths(migd_crc32c_update_hw);
 }
 
+static void
+test_lengths_clmul(void **state)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed(1024);
+	const gsize block = 16384, max = 4 * block + 64;
+	g_autofree guint8 *buf = g_malloc(max);
+
+	if (!migd_crc32c_have_clmul()) {
+		skip();
+		return;
+	}
+	check_lengths(migd_crc32c_update_clmul);
+	for (gsize i = 0; i < max; i++)
+		buf[i] = (guint8)g_rand_int(rand);
+	/* around one, two and three blocks, at every misalignment, with and without a seed */
+	for (gsize blocks = 1; blocks <= 3; blocks++) {
+		for (gsize len = blocks * block - 24; len <= blocks * block + 24; len++) {
+			for (guint off = 0; off < 16; off++) {
+				guint32 seed = (len + off) % 2 == 0 ? 0 : g_rand_int(rand);
+				guint32 want = migd_crc32c_update_generic(seed, buf + off, len);
+				if (migd_crc32c_update_clmul(seed, buf + off, len) != want)
+					fail_msg("length %zu at +%u: %08x, want %08x", len, off,
+						 migd_crc32c_update_clmul(seed, buf + off, len),
+						 want);
+			}
+		}
+	}
+	/* and the definition itself on two blocks and a bit */
+	assert_int_equal(migd_crc32c_update_clmul(0x1234, buf + 3, 2 * block + 9),
+			 crc32c_reference(0x1234, buf + 3, 2 * block + 9));
+	/* one flipped bit anywhere changes it */
+	for (gsize bit = 0; bit < 2 * block * 8; bit += 4099) {
+		guint32 before = migd_crc32c_update_clmul(0, buf, 2 * block);
+		buf[bit / 8] ^= (guint8)(1u << (bit % 8));
+		assert_int_not_equal(migd_crc32c_update_clmul(0, buf, 2 * block), before);
+		buf[bit / 8] ^= (guint8)(1u << (bit % 8));
+	}
+}
+
 /* large buffers cross the interleaved blocks (3 x 8 KiB, 3 x 256 bytes) */
 static void
 test_large(void **state)
@@ -132,6 +177,8 @@ test_large(void **state)
 		assert_int_equal(migd_crc32c_update(0, buf + off, sizes[i]), want);
 		if (migd_crc32c_have_hw())
 			assert_int_equal(migd_crc32c_update_hw(0, buf + off, sizes[i]), want);
+		if (migd_crc32c_have_clmul())
+			assert_int_equal(migd_crc32c_update_clmul(0, buf + off, sizes[i]), want);
 	}
 }
 
@@ -161,8 +208,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_vectors),    cmocka_unit_test(test_lengths_generic),
-	    cmocka_unit_test(test_lengths_hw), cmocka_unit_test(test_large),
-	    cmocka_unit_test(test_combine),
+	    cmocka_unit_test(test_lengths_hw), cmocka_unit_test(test_lengths_clmul),
+	    cmocka_unit_test(test_large),      cmocka_unit_test(test_combine),
 	};
 	return cmocka_run_group_tests_name("crc32c", tests, NULL, NULL);
 }
