@@ -488,10 +488,9 @@ bench_stream(BenchReport *report)
 		    "must add) / %u CPUs",
 		    n_cpus);
 		g_autofree gchar *note = g_strdup_printf(
-		    "ceiling per run: min %.2f, max %.2f; both ends share these %u CPUs: above "
-		    "%.2f no engine can go here",
-		    ceiling[0], ceiling[BENCH_STREAM_RUNS - 1], n_cpus,
-		    ceiling[BENCH_STREAM_RUNS / 2]);
+		    "ceiling per run: min %.2f, max %.2f; both ends share these %u CPUs; it is an "
+		    "estimate from CPU times, and single runs scatter around it",
+		    ceiling[0], ceiling[BENCH_STREAM_RUNS - 1], n_cpus);
 		bench_report_add(
 		    report, "stream", "engine plain vs link, against the most these CPUs allow",
 		    r_link[BENCH_STREAM_RUNS / 2], "", ref, ceiling[BENCH_STREAM_RUNS / 2],
