@@ -111,8 +111,9 @@ test_lengths_generic(void **state)
 static void
 test_lengths_hw(void **state)
 {
+	/* cmocka's skip() reads as "not ok # SKIP" under meson's TAP: a failure */
 	if (!migd_crc32c_have_hw()) {
-		skip();
+		print_message("# skipped: no SSE4.2 on this CPU\n");
 		return;
 	}
 	check_lengths(migd_crc32c_update_hw);
@@ -156,9 +157,9 @@ check_clmul_blocks(void)
 static void
 test_lengths_clmul(void **state)
 {
-	/* before anything is allocated: skip() does not return, so nothing would free it */
+	/* not skip(): see test_lengths_hw */
 	if (!migd_crc32c_have_clmul()) {
-		skip();
+		print_message("# skipped: no VPCLMULQDQ on this CPU (or valgrind hides it)\n");
 		return;
 	}
 	check_lengths(migd_crc32c_update_clmul);
