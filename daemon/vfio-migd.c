@@ -572,8 +572,13 @@ migd_daemon_configured_open(MigdDaemonConfigured *c)
 		g_ptr_array_remove(c->daemon->configured, c);
 		return;
 	}
-	/* a daemon that does not serve simulated devices never will: no retry */
-	if (g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED)) {
+	/*
+	 * A daemon that does not serve simulated devices never will: no retry. Only for
+	 * sim-spec=: an address= device says NOT_SUPPORTED while it has no IOMMU group, which
+	 * is how an mdev looks between its creation and its driver's probe, or a PCI function
+	 * before vfio-pci binds it: retried like an absent one.
+	 */
+	if (c->sim_spec != NULL && g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED)) {
 		migd_daemon_config_prefix_error(&error, c->file, c->group, "sim-spec");
 		g_warning("%s; not opened", error->message);
 		g_ptr_array_remove(c->daemon->configured, c);

@@ -1311,7 +1311,53 @@ case_configured_late_device() {
 		echo 1 >"/sys/bus/mdev/devices/$UUID_LATE/remove" ||
 			fail "removing mdev $UUID_LATE failed"
 	fi
+	configured_unbound_device
 	case_end daemons-configured-late-device
+}
+
+# The same device present but without its driver, so without an IOMMU group: how an
+# mdev looks between its creation and its driver's probe (a retry once caught one
+# there and gave up), or a PCI function before vfio-pci binds it. The daemon warns and
+# goes on retrying: once a bound mdev of that name appears, it serves it.
+configured_unbound_device() {
+	if ! echo "$UUID_LATE" >"$MTTY_TYPES/mtty-1/create" 2>"$WORK/unbound.err" ||
+		! echo "$UUID_LATE" >/sys/bus/mdev/drivers/mtty/unbind 2>>"$WORK/unbound.err"; then
+		fail "creating and unbinding mdev $UUID_LATE failed: $(cat "$WORK/unbound.err")"
+		return
+	fi
+	DAEMON_CONFIG="$WORK/late.conf" start_daemon "$LATE_NAME" "$WORK/unbound.log"
+	_late_pid=$DAEMON_PID
+	_bound=$(bound)
+	if timeout -k 5 $((_bound + 5)) gdbus wait --session --timeout "$_bound" "$LATE_NAME" \
+		>"$WORK/unbound.wait" 2>&1; then
+		late_listed
+		expect unbound_listed_before "$(grep -c '"name":"late"' "$WORK/late.devices")" 0
+		_warned=no
+		grep -q "late.conf:2: \[device late\] address: .*has no IOMMU group.*retrying until it opens" \
+			"$WORK/unbound.log" && _warned=yes
+		expect unbound_warned "$_warned" yes
+		# (binding mtty again fails with EIO on 6.12: a new mdev with a driver instead)
+		if echo 1 >"/sys/bus/mdev/devices/$UUID_LATE/remove" 2>"$WORK/unbound.err" &&
+			echo "$UUID_LATE" >"$MTTY_TYPES/mtty-1/create" 2>>"$WORK/unbound.err"; then
+			_deadline=$(($(now) + 20))
+			until late_listed || [ "$(now)" -ge "$_deadline" ]; do
+				sleep 0.5
+			done
+			expect unbound_listed_after "$(grep -c '"name":"late"' "$WORK/late.devices")" 1
+		else
+			fail "creating mdev $UUID_LATE again failed: $(cat "$WORK/unbound.err")"
+		fi
+		[ "$_warned" = yes ] || fail_log "$WORK/unbound.log" "daemon log"
+	else
+		fail "a daemon whose configured device has no driver did not start"
+		fail_log "$WORK/unbound.log" "daemon log"
+	fi
+	stop_process "$_late_pid"
+	expect unbound_exit "$STOP_RC" 0
+	if [ -e "/sys/bus/mdev/devices/$UUID_LATE" ]; then
+		echo 1 >"/sys/bus/mdev/devices/$UUID_LATE/remove" ||
+			fail "removing mdev $UUID_LATE failed"
+	fi
 }
 
 # the start of a run (also cdev-daemons.sh's): the budget's clock, cleanup on
