@@ -336,6 +336,7 @@ typedef struct {
 	MigdDevice *like; /* a device like the destination's, for the offer */
 	gboolean got_abort;
 	guint32 abort_reason;
+	gint done; /* atomic: the thread read its answer and closed */
 } RawSource;
 
 static gpointer
@@ -363,6 +364,7 @@ raw_source_thread(gpointer user_data)
 	if (frame != NULL)
 		migd_wire_frame_free(frame);
 	close(fd);
+	g_atomic_int_set(&rs->done, 1);
 	return NULL;
 }
 
@@ -376,9 +378,17 @@ test_bad_bitmap_from_source(void **state)
 	GThread *thread = g_thread_new("raw-source", raw_source_thread, &rs);
 	gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
 
-	while ((fx->dst_job == NULL || !migd_job_is_finished(fx->dst_job)) &&
-	       g_get_monotonic_time() < deadline)
-		g_main_context_iteration(NULL, TRUE);
+	/*
+	 * Until the thread is done too: the Abort it reads is written by this main loop, which
+	 * may still hold it when the job has finished (joining then waited forever under ASan).
+	 */
+	while ((fx->dst_job == NULL || !migd_job_is_finished(fx->dst_job) ||
+		!g_atomic_int_get(&rs.done)) &&
+	       g_get_monotonic_time() < deadline) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
+	assert_true(g_atomic_int_get(&rs.done));
 	g_thread_join(thread);
 	assert_non_null(fx->dst_job);
 	assert_true(migd_job_is_finished(fx->dst_job));
