@@ -1269,6 +1269,15 @@ late_listed() {
 		grep -q '"name":"late"' "$WORK/late.devices"
 }
 
+# "late" is not listed yet, and LOG warns about it with PATTERN; keys start with PREFIX
+late_not_yet() { # prefix log pattern
+	late_listed
+	expect "${1}listed_before" "$(grep -c '"name":"late"' "$WORK/late.devices")" 0
+	_warned=no
+	grep -q "late.conf:2: \[device late\] address: .*$3" "$2" && _warned=yes
+	expect "${1}warned" "$_warned" yes
+}
+
 case_configured_late_device() {
 	case_begin
 	printf '[device late]\naddress=%s\n' "$UUID_LATE" >"$WORK/late.conf"
@@ -1283,13 +1292,8 @@ case_configured_late_device() {
 		case_end daemons-configured-late-device
 		return
 	fi
-	late_listed
-	expect listed_before "$(grep -c '"name":"late"' "$WORK/late.devices")" 0
 	# the warning names the file, the group and the key, and that it retries
-	_warned=no
-	grep -q "late.conf:2: \[device late\] address: .*retrying until it opens" \
-		"$WORK/late.log" && _warned=yes
-	expect warned "$_warned" yes
+	late_not_yet "" "$WORK/late.log" "retrying until it opens"
 	[ "$_warned" = yes ] || fail_log "$WORK/late.log" "daemon log"
 	if echo "$UUID_LATE" >"$MTTY_TYPES/mtty-1/create" 2>"$WORK/late.create.err"; then
 		# the retries back off (1, 2, 4, 8 s...): one is due within 16 s
@@ -1330,12 +1334,7 @@ configured_unbound_device() {
 	_bound=$(bound)
 	if timeout -k 5 $((_bound + 5)) gdbus wait --session --timeout "$_bound" "$LATE_NAME" \
 		>"$WORK/unbound.wait" 2>&1; then
-		late_listed
-		expect unbound_listed_before "$(grep -c '"name":"late"' "$WORK/late.devices")" 0
-		_warned=no
-		grep -q "late.conf:2: \[device late\] address: .*has no IOMMU group.*retrying until it opens" \
-			"$WORK/unbound.log" && _warned=yes
-		expect unbound_warned "$_warned" yes
+		late_not_yet unbound_ "$WORK/unbound.log" "has no IOMMU group.*retrying until it opens"
 		# (binding mtty again fails with EIO on 6.12: a new mdev with a driver instead)
 		if echo 1 >"/sys/bus/mdev/devices/$UUID_LATE/remove" 2>"$WORK/unbound.err" &&
 			echo "$UUID_LATE" >"$MTTY_TYPES/mtty-1/create" 2>>"$WORK/unbound.err"; then

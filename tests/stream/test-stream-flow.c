@@ -724,7 +724,12 @@ test_reader_rate(void **state)
 	print_message("# 32 MiB/s device: rate seen %.1f..%.1f MiB/s, average %.1f MiB/s\n",
 		      c.rate_seen_min / MiB, c.rate_seen_max / MiB, stats.average_rate / MiB);
 	assert_int_equal(stats.bytes, c.drain_bytes);
-	assert_true(c.rate_seen_min > 16.0 * MiB);
+	/*
+	 * The lowest live rate may take a stall of the reader thread on shared CPUs (it fell
+	 * under 16 MiB/s once in a CI run beside other tests): half that still tells a meter
+	 * that follows the device from one that reads zero or a fraction of it.
+	 */
+	assert_true(c.rate_seen_min > 8.0 * MiB);
 	assert_true(c.rate_seen_max < 48.0 * MiB);
 	assert_true(stats.average_rate > 16.0 * MiB && stats.average_rate < 40.0 * MiB);
 	g_clear_object(&reader);
