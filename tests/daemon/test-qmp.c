@@ -836,9 +836,10 @@ test_real_qemu(void **state)
 	gint64 before_us;
 
 	if (qemu == NULL) {
+		/* reported, not skip(): see tests/transport/transport-test-util.h */
 		print_message(
 		    "# qemu-system-x86_64 is not installed: the real QEMU is not tried\n");
-		skip();
+		return;
 	}
 	dir = g_dir_make_tmp("test-qmp-XXXXXX", NULL);
 	path = g_build_filename(dir, "qmp.sock", NULL);
