@@ -75,7 +75,6 @@ peer_run(MigdSimDevice *device, const MigdTransportConfig *transport, guint64 ex
 	address = migd_destination_get_address(dest);
 	cpu0 = peer_cpu_s();
 	printf("listening %s\n", address);
-	fflush(stdout);
 	while (job == NULL || !migd_job_is_finished(job))
 		g_main_context_iteration(NULL, TRUE);
 	if (!migd_job_get_success(job))
@@ -84,7 +83,6 @@ peer_run(MigdSimDevice *device, const MigdTransportConfig *transport, guint64 ex
 		printf("fail the state differs after migration\n");
 	else
 		printf("ok %.3f\n", peer_cpu_s() - cpu0);
-	fflush(stdout);
 	migd_destination_close(dest);
 	while (g_main_context_iteration(NULL, FALSE))
 		;
@@ -117,6 +115,8 @@ main(int argc, char **argv)
 		g_printerr("usage: %s CA CERT KEY\n", argv[0]);
 		return 2;
 	}
+	/* each answer goes out at once: a buffered "fail" left the bench waiting for ever */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	migd_tune_allocator();
 	g_log_set_writer_func(peer_log_writer, NULL, NULL);
 	tls.ca_file = argv[1];
@@ -126,16 +126,13 @@ main(int argc, char **argv)
 	source_state = peer_device(1);
 	own_state = peer_device(100);
 	printf("ready\n");
-	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		g_strstrip(line);
 		if (g_strcmp0(line, "plain") == 0 || g_strcmp0(line, "tls") == 0)
 			peer_run(own_state, line[0] == 'p' ? &plain : &tls,
 				 migd_sim_device_get_state_digest(source_state));
-		else {
+		else
 			printf("fail unknown command '%s'\n", line);
-			fflush(stdout);
-		}
 	}
 	return 0;
 }

@@ -184,12 +184,22 @@ migd_transport_check_key_matches(GTlsCertificate *certificate, const MigdTranspo
 	if (st.error_client != NULL || st.error_server != NULL) {
 		/* the side that failed first has the reason; the other one was cancelled */
 		const GError *reason = st.error_client;
+		/* glib-networking reads its GnuTLS priorities from there: one that allows no
+		 * cipher fails this handshake too, with a key that matches */
+		const gchar *priority = g_getenv("G_TLS_GNUTLS_PRIORITY");
+		g_autofree gchar *hint =
+		    priority != NULL
+			? g_strdup_printf(" (or G_TLS_GNUTLS_PRIORITY='%s' in the environment "
+					  "allows no cipher)",
+					  priority)
+			: NULL;
+
 		if (reason == NULL || (g_error_matches(reason, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
 				       st.error_server != NULL))
 			reason = st.error_server;
 		g_set_error(error, MIGD_ERROR, MIGD_ERROR_INVALID_ARGUMENT,
-			    "key_file '%s' does not match cert_file '%s': %s", config->key_file,
-			    config->cert_file, reason->message);
+			    "key_file '%s' does not match cert_file '%s'%s: %s", config->key_file,
+			    config->cert_file, hint != NULL ? hint : "", reason->message);
 		g_clear_error(&st.error_client);
 		g_clear_error(&st.error_server);
 		return FALSE;
