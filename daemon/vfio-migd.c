@@ -573,12 +573,12 @@ migd_daemon_configured_open(MigdDaemonConfigured *c)
 		return;
 	}
 	/*
-	 * A daemon that does not serve simulated devices never will: no retry. Only for
-	 * sim-spec=: an address= device says NOT_SUPPORTED while it has no IOMMU group, which
-	 * is how an mdev looks between its creation and its driver's probe, or a PCI function
-	 * before vfio-pci binds it: retried like an absent one.
+	 * A simulated device that does not open now never will (a bad spec, a daemon that does
+	 * not serve them): no retry. Only an address= device can appear later: absent, busy,
+	 * or without an IOMMU group yet (an mdev between its creation and its driver's probe,
+	 * a PCI function before vfio-pci binds it).
 	 */
-	if (c->sim_spec != NULL && g_error_matches(error, MIGD_ERROR, MIGD_ERROR_NOT_SUPPORTED)) {
+	if (c->sim_spec != NULL) {
 		migd_daemon_config_prefix_error(&error, c->file, c->group, "sim-spec");
 		g_warning("%s; not opened", error->message);
 		g_ptr_array_remove(c->daemon->configured, c);
@@ -587,8 +587,7 @@ migd_daemon_configured_open(MigdDaemonConfigured *c)
 	if (g_strcmp0(c->last_error, error->message) != 0) {
 		g_free(c->last_error);
 		c->last_error = g_strdup(error->message);
-		migd_daemon_config_prefix_error(&error, c->file, c->group,
-						c->address != NULL ? "address" : "sim-spec");
+		migd_daemon_config_prefix_error(&error, c->file, c->group, "address");
 		g_warning("%s (retrying until it opens, every %u s at most)", error->message,
 			  MIGD_DAEMON_RETRY_MAX_S);
 	} else {

@@ -183,7 +183,10 @@ test_migctl_add_persist(void **state)
 	remove_tree(dir);
 }
 
-/* an address that does not exist: the daemon starts, warns (group, line, why), serves the rest */
+/*
+ * an address that does not exist: the daemon starts, warns (group, line, why), retries it and
+ * serves the rest; a bad sim-spec= is warned about once and not retried
+ */
 static void
 test_absent_device_not_fatal(void **state)
 {
@@ -203,7 +206,9 @@ test_absent_device_not_fatal(void **state)
 	assert_true(g_file_set_contents(conf,
 					"[daemon]\n"
 					"[device gone]\n"
-					"address=/nonexistent\n",
+					"address=/nonexistent\n"
+					"[device bogus]\n"
+					"sim-spec=nosuchdriver:seed=1\n",
 					-1, NULL));
 	g_subprocess_launcher_set_stderr_file_path(launcher, log);
 	proc =
@@ -234,6 +239,23 @@ test_absent_device_not_fatal(void **state)
 	{
 		g_auto(GStrv) parts = g_strsplit(err, "[device gone] address: ", -1);
 		assert_int_equal(g_strv_length(parts), 2);
+	}
+	/* a simulated device that does not open never will: one warning, no retry */
+	assert_false(has_device(&daemon, "bogus"));
+	{
+		g_auto(GStrv) lines = g_strsplit(err, "\n", -1);
+		guint n = 0;
+
+		for (guint i = 0; lines[i] != NULL; i++) {
+			if (strstr(lines[i], "vfio-migd.conf:5: [device bogus] sim-spec: ") == NULL)
+				continue;
+			n++;
+			if (strstr(lines[i], "nosuchdriver") == NULL ||
+			    strstr(lines[i], "not opened") == NULL ||
+			    strstr(lines[i], "retrying") != NULL)
+				fail_msg("unclear or retried: '%s'", lines[i]);
+		}
+		assert_int_equal(n, 1);
 	}
 	g_subprocess_send_signal(proc, SIGTERM);
 	assert_true(g_subprocess_wait(proc, NULL, NULL));
