@@ -225,7 +225,7 @@ bench_case(BenchReport *report, guint64 *w, double density, gboolean clustered)
 	g_string_free(kinds, TRUE);
 }
 
-/* which kernels the codec picks here (the same tests as dirty/migd-dirty-bitmap.c) */
+/* which kernels the codec picks here (the same tests as dirty/migd-dirty-kernels.c) */
 static const gchar *
 kernel_name(void)
 {
