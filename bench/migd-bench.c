@@ -394,9 +394,7 @@ bench_throughput(BenchReport *report, gdouble target)
 	gdouble crc_generic = bench_crc32c(migd_crc32c_update_generic);
 	gdouble crc_hw = migd_crc32c_have_hw() ? bench_crc32c(migd_crc32c_update_hw) : 0;
 	gdouble crc_clmul = migd_crc32c_have_clmul() ? bench_crc32c(migd_crc32c_update_clmul) : 0;
-	gdouble crc_used = migd_crc32c_have_clmul() ? crc_clmul
-			   : migd_crc32c_have_hw()  ? crc_hw
-						    : crc_generic;
+	gdouble crc_used = bench_crc32c(migd_crc32c_update);
 	gdouble relay_rate = relay_bytes / relay_s / 1048576.0;
 	gdouble plain_rate = size / plain_s / 1048576.0;
 	g_autofree gchar *link_note = NULL;

@@ -400,26 +400,37 @@ migd_crc32c_have_clmul(void)
 
 #endif
 
+typedef struct {
+	const gchar *name;
+	guint32 (*update)(guint32 crc, gconstpointer buf, gsize len);
+} MigdCrc32cImpl;
+
+/* the fastest implementation this CPU runs, asked once */
+static const MigdCrc32cImpl *
+migd_crc32c_choose(void)
+{
+	static const MigdCrc32cImpl impls[] = {
+	    {"vpclmulqdq", migd_crc32c_update_clmul},
+	    {"sse4.2", migd_crc32c_update_hw},
+	    {"tables", migd_crc32c_update_generic},
+	};
+	static gsize choice = 0; /* 1 + index in impls[] */
+
+	if (g_once_init_enter(&choice)) {
+		gsize i = migd_crc32c_have_clmul() ? 0 : migd_crc32c_have_hw() ? 1 : 2;
+		g_once_init_leave(&choice, i + 1);
+	}
+	return &impls[choice - 1];
+}
+
 guint32
 migd_crc32c_update(guint32 crc, gconstpointer buf, gsize len)
 {
-	static guint32 (*impl)(guint32, gconstpointer, gsize) = NULL;
-	static gsize once = 0;
-
-	/* the CPU check once; a plain load afterwards */
-	if (g_once_init_enter(&once)) {
-		impl = migd_crc32c_have_clmul() ? migd_crc32c_update_clmul
-		       : migd_crc32c_have_hw()	? migd_crc32c_update_hw
-						: migd_crc32c_update_generic;
-		g_once_init_leave(&once, 1);
-	}
-	return impl(crc, buf, len);
+	return migd_crc32c_choose()->update(crc, buf, len);
 }
 
 const gchar *
 migd_crc32c_implementation(void)
 {
-	return migd_crc32c_have_clmul() ? "vpclmulqdq"
-	       : migd_crc32c_have_hw()	? "sse4.2"
-					: "tables";
+	return migd_crc32c_choose()->name;
 }
