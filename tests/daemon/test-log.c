@@ -26,6 +26,7 @@
 
 #include "migd-job.h"
 #include "migd-log.h"
+#include "migd-test-util.h"
 
 static gchar *fake_dir;
 static gchar *fake_path;
@@ -419,10 +420,7 @@ test_dbus_caller(void **state)
 	g_autofree gchar *dbus_daemon = g_find_program_in_path("dbus-daemon");
 	guint reg;
 
-	if (dbus_daemon == NULL) {
-		print_message("# skipped: no dbus-daemon\n");
-		return;
-	}
+	MIGD_TEST_SKIP_IF(dbus_daemon == NULL, "no dbus-daemon");
 	bus = g_test_dbus_new(G_TEST_DBUS_NONE);
 	g_test_dbus_up(bus);
 	server = g_dbus_connection_new_for_address_sync(
@@ -464,12 +462,10 @@ test_real_journald(void **state)
 	g_autofree gchar *out = NULL;
 	g_autoptr(MigdJob) job = NULL;
 
-	if (!g_file_test(MIGD_LOG_JOURNAL_SOCKET, G_FILE_TEST_EXISTS) ||
-	    g_find_program_in_path("journalctl") == NULL) {
-		/* no journald here (a container); cmocka's TAP skip reads as a failure to meson */
-		print_message("# skipped: no journald on this machine\n");
-		return;
-	}
+	/* no journald here (a container) */
+	MIGD_TEST_SKIP_IF(!g_file_test(MIGD_LOG_JOURNAL_SOCKET, G_FILE_TEST_EXISTS) ||
+			      g_find_program_in_path("journalctl") == NULL,
+			  "no journald on this machine");
 	migd_log_use_journal(MIGD_LOG_JOURNAL_SOCKET);
 	job = migd_job_new(MIGD_JOB_ROLE_SOURCE, id);
 	migd_job_complete(job, FALSE, "checked by test-log");
@@ -487,10 +483,9 @@ test_real_journald(void **state)
 		g_usleep(100 * 1000);
 	}
 	/* journalctl may not be allowed to read the system journal: nothing to check then */
-	if (out == NULL || strstr(out, "MESSAGE_ID=" MIGD_LOG_MESSAGE_ID_JOB_FAILED) == NULL) {
-		print_message("# skipped: journalctl does not show the record\n");
-		return;
-	}
+	MIGD_TEST_SKIP_IF(out == NULL ||
+			      strstr(out, "MESSAGE_ID=" MIGD_LOG_MESSAGE_ID_JOB_FAILED) == NULL,
+			  "journalctl does not show the record");
 	assert_non_null(strstr(out, "PRIORITY=3\n"));
 }
 

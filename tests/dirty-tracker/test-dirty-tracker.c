@@ -23,6 +23,7 @@
 #include "migd-plugin-generic.h"
 #include "migd-plugin-manager.h"
 #include "migd-sim-device-private.h"
+#include "migd-test-util.h"
 #include "migd-sim-device.h"
 #include "migd-sim-dirty.h"
 #include "engine-test-util.h"
@@ -883,10 +884,8 @@ test_hisi_iommu(void **state)
 
 	migd_device_set_name(hisi, "sim-hisi-c");
 	migd_plugin_manager_assign(manager, hisi);
-	if (!iommu_supported(hisi, mapped, 2)) {
-		print_message("# skipped: the simulated IOMMU cannot track these mappings\n");
-		return;
-	}
+	MIGD_TEST_SKIP_IF(!iommu_supported(hisi, mapped, 2),
+			  "the simulated IOMMU cannot track these mappings");
 	t = tracker_ok(hisi, NULL, mapped, 2, MIGD_DIRTY_FALLBACK_REFUSE);
 	assert_string_equal(migd_dirty_tracker_get_kind(t), "iommu");
 	sync_ok(t);

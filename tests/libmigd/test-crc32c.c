@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "migd-crc32c.h"
+#include "migd-test-util.h"
 
 /* the definition: one bit at a time, nothing shared with the code under test */
 static guint32
@@ -111,11 +112,7 @@ test_lengths_generic(void **state)
 static void
 test_lengths_hw(void **state)
 {
-	/* cmocka's skip() reads as "not ok # SKIP" under meson's TAP: a failure */
-	if (!migd_crc32c_have_hw()) {
-		print_message("# skipped: no SSE4.2 on this CPU\n");
-		return;
-	}
+	MIGD_TEST_SKIP_IF(!migd_crc32c_have_hw(), "no SSE4.2 on this CPU");
 	check_lengths(migd_crc32c_update_hw);
 }
 
@@ -157,11 +154,8 @@ check_clmul_blocks(void)
 static void
 test_lengths_clmul(void **state)
 {
-	/* not skip(): see test_lengths_hw */
-	if (!migd_crc32c_have_clmul()) {
-		print_message("# skipped: no VPCLMULQDQ on this CPU (or valgrind hides it)\n");
-		return;
-	}
+	MIGD_TEST_SKIP_IF(!migd_crc32c_have_clmul(),
+			  "no VPCLMULQDQ on this CPU (or valgrind hides it)");
 	check_lengths(migd_crc32c_update_clmul);
 	check_clmul_blocks();
 }

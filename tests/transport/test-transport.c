@@ -678,10 +678,7 @@ test_plain_unix_peer_uid(void **state)
 	ServerState st;
 	pid_t pid;
 
-	if (geteuid() != 0) {
-		print_message("# skipped: needs root, for a peer of another uid\n");
-		return;
-	}
+	MIGD_TEST_SKIP_IF(geteuid() != 0, "needs root, for a peer of another uid");
 	dir = shared_dir();
 	path = g_build_filename(dir, "plain.sock", NULL);
 	address = g_strdup_printf("unix:%s", path);
@@ -729,10 +726,7 @@ test_plain_unix_server_uid(void **state)
 	g_autofree gchar *address = NULL;
 	pid_t pid;
 
-	if (geteuid() != 0) {
-		print_message("# skipped: needs root, for a peer of another uid\n");
-		return;
-	}
+	MIGD_TEST_SKIP_IF(geteuid() != 0, "needs root, for a peer of another uid");
 	dir = shared_dir();
 	path = g_build_filename(dir, "decoy.sock", NULL);
 	address = g_strdup_printf("unix:%s", path);
