@@ -422,15 +422,25 @@ typedef struct {
 	gboolean dirty_unlisted;
 } Pass1;
 
-/* pass 1 of words [start, end): start is a multiple of BLOCK, end too unless it is n_words */
-static ALWAYS_INLINE gsize
-scan_piece_body(const guint64 *bitmap, gsize start, gsize end, gsize n_words, guint64 last_mask,
-		guint32 *bounds, Pass1 *st)
+/* pass 1 so far: what scan_blocks() and scan_words() carry from one call to the next */
+typedef struct {
+	guint64 v[CK_LANES];
+	guint64 n_dirty, n_runs;
+	guint64 carry; /* the last page before the next word */
+	gsize m;       /* words listed in bounds */
+} ScanCursor;
+
+/*
+ * Pass 1 of blocks [b, n_blocks) of whole words: the checksum lanes, the count, the run starts
+ * and the list of the words that hold a run boundary (between two of them the words are all
+ * clean or all dirty), appended to @bounds.
+ */
+static ALWAYS_INLINE void
+scan_blocks(const guint64 *bitmap, gsize b, gsize n_blocks, guint32 *bounds, ScanCursor *c)
 {
-	gsize b = start / BLOCK, n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
-	guint64 n = st->n_dirty, r = st->n_runs, carry = st->carry;
-	gsize m = 0;
-	LANES_LOAD(st->v);
+	guint64 n = c->n_dirty, r = c->n_runs, carry = c->carry;
+	gsize m = c->m;
+	LANES_LOAD(c->v);
 
 	for (; b < n_blocks; b++) {
 		const guint64 *p = bitmap + b * BLOCK;
@@ -442,12 +452,14 @@ scan_piece_body(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 
 		LANES_STEP(p);
 		if (any == 0) {
+			/* a dirty run may end at the block's first page */
 			bounds[m] = (guint32)i;
 			m += carry;
 			carry = 0;
 			continue;
 		}
 		if (all == ALL_ONES) {
+			/* a dirty run may start at the block's first page */
 			bounds[m] = (guint32)i;
 			m += carry ^ 1;
 			r += carry ^ 1;
@@ -469,20 +481,50 @@ scan_piece_body(const guint64 *bitmap, gsize start, gsize end, gsize n_words, gu
 		BOUND(w7, w6 >> 63, i + 7);
 		carry = w7 >> 63;
 	}
-	LANES_STORE(st->v);
-	for (gsize i = b * BLOCK; i < end; i++) {
+	LANES_STORE(c->v);
+	c->n_dirty = n;
+	c->n_runs = r;
+	c->carry = carry;
+	c->m = m;
+}
+
+/* the same for words [start, end) one at a time, the chunk's last word (@n_words - 1) masked */
+static ALWAYS_INLINE void
+scan_words(const guint64 *bitmap, gsize start, gsize end, gsize n_words, guint64 last_mask,
+	   guint32 *bounds, ScanCursor *c)
+{
+	guint64 carry = c->carry;
+	gsize m = c->m;
+
+	for (gsize i = start; i < end; i++) {
 		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
 
-		st->v[i % CK_LANES] = ck_step(st->v[i % CK_LANES], x);
-		n += __builtin_popcountll(x);
-		r += STARTS(x, carry);
+		c->v[i % CK_LANES] = ck_step(c->v[i % CK_LANES], x);
+		c->n_dirty += __builtin_popcountll(x);
+		c->n_runs += STARTS(x, carry);
 		BOUND(x, carry, i);
 		carry = x >> 63;
 	}
-	st->n_dirty = n;
-	st->n_runs = r;
-	st->carry = carry;
-	return m;
+	c->carry = carry;
+	c->m = m;
+}
+
+/* pass 1 of words [start, end): start is a multiple of BLOCK, end too unless it is n_words */
+static ALWAYS_INLINE gsize
+scan_piece_body(const guint64 *bitmap, gsize start, gsize end, gsize n_words, guint64 last_mask,
+		guint32 *bounds, Pass1 *st)
+{
+	gsize n_blocks = MIN(end / BLOCK, (n_words - 1) / BLOCK);
+	ScanCursor c = {.n_dirty = st->n_dirty, .n_runs = st->n_runs, .carry = st->carry};
+
+	memcpy(c.v, st->v, sizeof(c.v));
+	scan_blocks(bitmap, start / BLOCK, n_blocks, bounds, &c);
+	scan_words(bitmap, MAX(start, n_blocks * BLOCK), end, n_words, last_mask, bounds, &c);
+	memcpy(st->v, c.v, sizeof(c.v));
+	st->n_dirty = c.n_dirty;
+	st->n_runs = c.n_runs;
+	st->carry = c.carry;
+	return c.m;
 }
 
 /*

@@ -49,85 +49,35 @@ light_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 *cou
 }
 
 /*
- * Pass 1 of the encoder: count, runs, checksum and the list of the words that hold a run
- * boundary (@bounds has room for @n_words entries).
+ * Pass 1 of the encoder over the whole chunk: count, runs, checksum and the list of the words
+ * that hold a run boundary (@bounds has room for @n_words entries). Checked every SEG_BLOCKS
+ * blocks for a certain RAW, after which only the count and the checksum are needed.
  */
 static ALWAYS_INLINE void
 scan_body(const guint64 *bitmap, gsize n_words, guint64 last_mask, guint64 raw_bytes,
 	  guint32 *bounds, ScanResult *res)
 {
 	gsize n_blocks = (n_words - 1) / BLOCK;
-	guint64 n = 0, r = 0, carry = 0;
-	gsize m = 0, b = 0;
+	gsize b = 0;
 	gboolean certain = FALSE;
-	guint64 v[CK_LANES];
+	ScanCursor c = {0};
 
-	ck_init(v);
-	{
-		LANES_LOAD(v);
-		while (b < n_blocks && !certain) {
-			gsize seg_end = MIN(n_blocks, b + SEG_BLOCKS);
+	ck_init(c.v);
+	while (b < n_blocks && !certain) {
+		gsize seg_end = MIN(n_blocks, b + SEG_BLOCKS);
 
-			for (; b < seg_end; b++) {
-				const guint64 *p = bitmap + b * BLOCK;
-				gsize i = b * BLOCK;
-				guint64 w0 = p[0], w1 = p[1], w2 = p[2], w3 = p[3];
-				guint64 w4 = p[4], w5 = p[5], w6 = p[6], w7 = p[7];
-				guint64 any = (w0 | w1) | (w2 | w3) | (w4 | w5) | (w6 | w7);
-				guint64 all = (w0 & w1) & (w2 & w3) & (w4 & w5) & (w6 & w7);
-
-				LANES_STEP(p);
-				if (any == 0) {
-					/* a dirty run may end at the block's first page */
-					bounds[m] = (guint32)i;
-					m += carry;
-					carry = 0;
-					continue;
-				}
-				if (all == ALL_ONES) {
-					/* a dirty run may start at the block's first page */
-					bounds[m] = (guint32)i;
-					m += carry ^ 1;
-					r += carry ^ 1;
-					n += 64 * BLOCK;
-					carry = 1;
-					continue;
-				}
-				n += POP8(p);
-				r += STARTS(w0, carry) + STARTS(w1, w0 >> 63) +
-				     STARTS(w2, w1 >> 63) + STARTS(w3, w2 >> 63) +
-				     STARTS(w4, w3 >> 63) + STARTS(w5, w4 >> 63) +
-				     STARTS(w6, w5 >> 63) + STARTS(w7, w6 >> 63);
-				BOUND(w0, carry, i);
-				BOUND(w1, w0 >> 63, i + 1);
-				BOUND(w2, w1 >> 63, i + 2);
-				BOUND(w3, w2 >> 63, i + 3);
-				BOUND(w4, w3 >> 63, i + 4);
-				BOUND(w5, w4 >> 63, i + 5);
-				BOUND(w6, w5 >> 63, i + 6);
-				BOUND(w7, w6 >> 63, i + 7);
-				carry = w7 >> 63;
-			}
-			/* SPARSE >= n_dirty bytes and RUNS >= 2 * runs bytes: RAW is shorter */
-			certain = n > raw_bytes && 2 * r > raw_bytes;
-		}
-		LANES_STORE(v);
+		scan_blocks(bitmap, b, seg_end, bounds, &c);
+		b = seg_end;
+		/* SPARSE >= n_dirty bytes and RUNS >= 2 * runs bytes: RAW is shorter */
+		certain = c.n_dirty > raw_bytes && 2 * c.n_runs > raw_bytes;
 	}
-	light_blocks(bitmap, b, n_blocks, &n, v);
-	for (gsize i = n_blocks * BLOCK; i < n_words; i++) {
-		guint64 x = i == n_words - 1 ? bitmap[i] & last_mask : bitmap[i];
-
-		v[i % CK_LANES] = ck_step(v[i % CK_LANES], x);
-		n += __builtin_popcountll(x);
-		r += STARTS(x, carry);
-		BOUND(x, carry, i);
-		carry = x >> 63;
-	}
-	res->n_dirty = n;
-	res->n_runs = r;
-	memcpy(res->v, v, sizeof(v));
-	res->n_bounds = m;
-	res->raw_certain = certain || (n > raw_bytes && 2 * r > raw_bytes);
+	light_blocks(bitmap, b, n_blocks, &c.n_dirty, c.v);
+	scan_words(bitmap, n_blocks * BLOCK, n_words, n_words, last_mask, bounds, &c);
+	res->n_dirty = c.n_dirty;
+	res->n_runs = c.n_runs;
+	memcpy(res->v, c.v, sizeof(c.v));
+	res->n_bounds = c.m;
+	res->raw_certain = certain || (c.n_dirty > raw_bytes && 2 * c.n_runs > raw_bytes);
 }
 
 /* set bits of whole words and the masked last one */
